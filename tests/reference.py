@@ -1,0 +1,53 @@
+"""Slow, obviously-correct loop versions of conv2d and max_pool2d: the executable specification.
+
+They follow the definitions pixel by pixel; the fast ops in tinygrad_cnn.ops must agree
+with them on every drawn case, ties included.
+"""
+
+import numpy as np
+
+
+def conv2d_loops(x: np.ndarray, weight: np.ndarray, stride=(1, 1), padding=(0, 0)) -> np.ndarray:
+    """y[n,o,i,j] = Σ_{c,p,q} xpad[n, c, i*sh + p, j*sw + q] * weight[o, c, p, q]."""
+    batch, channels, height, width = x.shape
+    out_channels, _, kernel_h, kernel_w = weight.shape
+    padded = np.zeros((batch, channels, height + 2 * padding[0], width + 2 * padding[1]), dtype=x.dtype)
+    padded[:, :, padding[0] : padding[0] + height, padding[1] : padding[1] + width] = x
+    out_h = (padded.shape[2] - kernel_h) // stride[0] + 1
+    out_w = (padded.shape[3] - kernel_w) // stride[1] + 1
+    output = np.zeros((batch, out_channels, out_h, out_w), dtype=x.dtype)
+    for n in range(batch):
+        for o in range(out_channels):
+            for i in range(out_h):
+                for j in range(out_w):
+                    total = 0.0
+                    for c in range(channels):
+                        for p in range(kernel_h):
+                            for q in range(kernel_w):
+                                total += padded[n, c, i * stride[0] + p, j * stride[1] + q] * weight[o, c, p, q]
+                    output[n, o, i, j] = total
+    return output
+
+
+def max_pool2d_loops(x: np.ndarray, kernel=(2, 2), stride=(2, 2), grad_out=None):
+    """Window maxima, and (if grad_out is given) the gradient routed to each window's
+    first maximum in row-major order, adding up where windows overlap."""
+    batch, channels, height, width = x.shape
+    out_h = (height - kernel[0]) // stride[0] + 1
+    out_w = (width - kernel[1]) // stride[1] + 1
+    output = np.zeros((batch, channels, out_h, out_w), dtype=x.dtype)
+    grad_x = np.zeros_like(x)
+    for n in range(batch):
+        for c in range(channels):
+            for i in range(out_h):
+                for j in range(out_w):
+                    best, best_position = None, None
+                    for p in range(kernel[0]):
+                        for q in range(kernel[1]):
+                            value = x[n, c, i * stride[0] + p, j * stride[1] + q]
+                            if best is None or value > best:
+                                best, best_position = value, (i * stride[0] + p, j * stride[1] + q)
+                    output[n, c, i, j] = best
+                    if grad_out is not None:
+                        grad_x[n, c, best_position[0], best_position[1]] += grad_out[n, c, i, j]
+    return output if grad_out is None else (output, grad_x)

@@ -1,0 +1,66 @@
+"""gradcheck itself: it passes correct VJPs and catches wrong ones with a useful message."""
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from tinygrad_cnn import GradcheckError, Tensor, gradcheck
+from tinygrad_cnn import ops
+
+
+class WrongDouble(ops.Function):
+    """y = 2x with a deliberately wrong VJP (3G instead of 2G) on one element."""
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, grad_out):
+        grad = 2 * grad_out
+        grad.reshape(-1)[-1] *= 1.5
+        return (grad,)
+
+
+def wrong_double(t: Tensor) -> Tensor:
+    return Tensor._from_op(WrongDouble(), (t,))
+
+
+def test_full_jacobian_check_names_input_and_element():
+    x = np.arange(6.0).reshape(2, 3)
+    with pytest.raises(GradcheckError, match=r"input 0 \(shape \(2, 3\)\).*d input\(1, 2\).*3 analytically but 2"):
+        gradcheck(wrong_double, [x])
+
+
+class WrongTranspose(ops.Function):
+    """y = x @ A with the classic bug in its VJP: G @ A instead of G @ Aᵀ."""
+
+    def __init__(self, matrix):
+        self.matrix = matrix
+
+    def forward(self, x):
+        return x @ self.matrix
+
+    def backward(self, grad_out):
+        return (grad_out @ self.matrix,)
+
+
+@given(size=st.integers(70, 150), seed=st.integers(0, 2**32 - 1))
+def test_projection_check_catches_errors_in_large_inputs(size, seed):
+    rng = np.random.default_rng(seed)
+    x, matrix = rng.standard_normal((size, size)), rng.standard_normal((size, size))
+    # size² × size² is far too big for the full Jacobian: only the projections run
+    with pytest.raises(GradcheckError, match="random direction"):
+        gradcheck(lambda t: Tensor._from_op(WrongTranspose(matrix), (t,)), [x])
+    assert gradcheck(lambda t: t @ matrix, [x])
+
+
+def test_only_inputs_requiring_grad_are_checked():
+    a = Tensor(np.ones(3), requires_grad=True)
+    b = Tensor(np.arange(3.0))  # constant: its (wrong) gradient is never looked at
+    assert gradcheck(lambda x, y: x * wrong_double(y), [a, b])
+    with pytest.raises(ValueError, match="nothing to check"):
+        gradcheck(lambda x: x * 2, [Tensor(np.ones(2))])
+
+
+def test_float32_inputs_are_checked_in_float64():
+    x = Tensor(np.linspace(-1, 1, 5, dtype=np.float32), requires_grad=True)
+    assert gradcheck(lambda t: (t * t * t).sum(), [x], atol=1e-8, rtol=1e-7)

@@ -1,0 +1,286 @@
+"""Every primitive op: its VJP against float64 finite differences on hypothesis-drawn cases,
+and the fast conv2d / max_pool2d against the loop specification in reference.py."""
+
+import numpy as np
+import hypothesis.extra.numpy as hnp
+import pytest
+from hypothesis import given, strategies as st
+
+from reference import conv2d_loops, max_pool2d_loops
+from tinygrad_cnn import Tensor, gradcheck
+from tinygrad_cnn.ops import unbroadcast
+
+seeds = st.integers(0, 2**32 - 1)
+small_shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4)
+
+
+def random_array(seed: int, shape, low: float = -2.0, high: float = 2.0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(low, high, size=shape)
+
+
+def away_from_zero(array: np.ndarray, margin: float = 0.1) -> np.ndarray:
+    """Move values out of (-margin, margin), so kinks and poles are never straddled."""
+    return np.where(array >= 0, array + margin, array - margin)
+
+
+def distinct_values(seed: int, shape, spacing: float = 0.01) -> np.ndarray:
+    """Values that differ pairwise by at least ``spacing``: no ties inside any pool window."""
+    size = int(np.prod(shape))
+    return (np.random.default_rng(seed).permutation(size) * spacing - size * spacing / 2).reshape(shape)
+
+
+# -- element-wise arithmetic with broadcasting ---------------------------------------------
+
+binary_ops = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+}
+
+
+@pytest.mark.parametrize("name", sorted(binary_ops))
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=4, max_side=4), seed=seeds)
+def test_binary_op_vjp_with_broadcasting(name, shapes, seed):
+    a_shape, b_shape = shapes.input_shapes
+    a = random_array(seed, a_shape)
+    b = away_from_zero(random_array(seed + 1, b_shape), 0.5)
+    assert gradcheck(binary_ops[name], [a, b])
+    output = binary_ops[name](Tensor(a), Tensor(b))
+    assert output.shape == shapes.result_shape
+    np.testing.assert_allclose(output.data, binary_ops[name](a, b))
+
+
+@given(shape=small_shapes, seed=seeds, scalar=st.floats(0.5, 3.0))
+def test_python_numbers_mix_in(shape, seed, scalar):
+    x = random_array(seed, shape)
+    assert gradcheck(lambda t: 2.0 - t * scalar + 1 / (t * t + 1) - (-t) / scalar, [x])
+
+
+@given(shape=small_shapes, seed=seeds)
+def test_neg_vjp(shape, seed):
+    assert gradcheck(lambda t: -t, [random_array(seed, shape)])
+
+
+@given(shape=small_shapes, seed=seeds)
+def test_relu_vjp_away_from_the_kink(shape, seed):
+    x = away_from_zero(random_array(seed, shape), 0.01)
+    assert gradcheck(lambda t: t.relu(), [x])
+    np.testing.assert_array_equal(Tensor(x).relu().data, np.maximum(x, 0))
+
+
+def test_relu_gradient_is_zero_at_zero():
+    x = Tensor(np.array([-1.0, 0.0, 2.0]), requires_grad=True)
+    x.relu().sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 1.0])
+
+
+@given(shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=5), seed=seeds)
+def test_unbroadcast_sums_to_the_original_shape(shape, seed):
+    target = tuple(1 if flag else size for flag, size in zip(np.random.default_rng(seed).integers(0, 2, len(shape)), shape))
+    grad = random_array(seed, (2,) + shape)
+    result = unbroadcast(grad, target)
+    assert result.shape == target
+    np.testing.assert_allclose(result.sum(), grad.sum())
+
+
+# -- linear algebra and reductions -----------------------------------------------------------
+
+
+@given(
+    batch=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=2, max_side=3),
+    sizes=st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)),
+    seed=seeds,
+)
+def test_matmul_vjp(batch, sizes, seed):
+    rows, inner, columns = sizes
+    a = random_array(seed, batch.input_shapes[0] + (rows, inner))
+    b = random_array(seed + 1, batch.input_shapes[1] + (inner, columns))
+    assert gradcheck(lambda x, y: x @ y, [a, b])
+    np.testing.assert_allclose((Tensor(a) @ Tensor(b)).data, a @ b)
+
+
+@given(inner=st.integers(1, 5), columns=st.integers(1, 4), seed=seeds)
+def test_matmul_with_vectors(inner, columns, seed):
+    vector, matrix = random_array(seed, (inner,)), random_array(seed + 1, (inner, columns))
+    assert gradcheck(lambda v, m: v @ m, [vector, matrix])
+    assert gradcheck(lambda m, v: m.reshape(columns, inner) @ v, [matrix, vector])
+
+
+@st.composite
+def shape_and_axes(draw):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4))
+    axis = draw(
+        st.none()
+        | st.integers(-len(shape), len(shape) - 1)
+        | st.lists(st.integers(0, len(shape) - 1), min_size=1, unique=True).map(tuple)
+    )
+    return shape, axis
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@given(case=shape_and_axes(), keepdims=st.booleans(), seed=seeds)
+def test_reduction_vjp(reduction, case, keepdims, seed):
+    shape, axis = case
+    x = random_array(seed, shape)
+    assert gradcheck(lambda t: getattr(t, reduction)(axis=axis, keepdims=keepdims), [x])
+    expected = getattr(x, reduction)(axis=axis, keepdims=keepdims)
+    np.testing.assert_allclose(getattr(Tensor(x), reduction)(axis=axis, keepdims=keepdims).data, expected)
+
+
+@given(shape=small_shapes, seed=seeds, data=st.data())
+def test_reshape_and_flatten_vjp(shape, seed, data):
+    x = random_array(seed, shape)
+    order = data.draw(st.permutations(list(shape)))
+    assert gradcheck(lambda t: t.reshape(*order[:-1], -1) * t.reshape(order), [x])
+    start = data.draw(st.integers(0, len(shape) - 1))
+    flat = Tensor(x).flatten(start_dim=start)
+    assert flat.shape == shape[:start] + (int(np.prod(shape[start:])),)
+    assert gradcheck(lambda t: t.flatten(start) * 3.0, [x])
+
+
+@given(shape=small_shapes, seed=seeds, data=st.data())
+def test_pad_vjp(shape, seed, data):
+    widths = tuple(data.draw(st.tuples(st.integers(0, 2), st.integers(0, 2))) for _ in shape)
+    x = random_array(seed, shape)
+    padded = Tensor(x).pad(widths)
+    np.testing.assert_array_equal(padded.data, np.pad(x, widths))
+    assert gradcheck(lambda t: t.pad(widths), [x])
+
+
+# -- convolution and pooling ----------------------------------------------------------------
+
+
+@st.composite
+def conv_cases(draw):
+    batch, channels, out_channels = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    height = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), kernel[0] + 6))
+    width = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), kernel[1] + 6))
+    return (batch, channels, height, width), (out_channels, channels) + kernel, stride, padding
+
+
+@given(case=conv_cases(), seed=seeds)
+def test_conv2d_vjp(case, seed):
+    x_shape, weight_shape, stride, padding = case
+    x, weight = random_array(seed, x_shape), random_array(seed + 1, weight_shape)
+    assert gradcheck(lambda t, w: t.conv2d(w, stride=stride, padding=padding), [x, weight])
+
+
+@given(case=conv_cases(), seed=seeds)
+def test_conv2d_matches_the_loop_specification(case, seed):
+    x_shape, weight_shape, stride, padding = case
+    x, weight = random_array(seed, x_shape), random_array(seed + 1, weight_shape)
+    fast = Tensor(x).conv2d(Tensor(weight), stride=stride, padding=padding).data
+    np.testing.assert_allclose(fast, conv2d_loops(x, weight, stride, padding), rtol=1e-10, atol=1e-10)
+
+
+@st.composite
+def pool_cases(draw):
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    height = draw(st.integers(kernel[0], kernel[0] + 6))
+    width = draw(st.integers(kernel[1], kernel[1] + 6))
+    return (draw(st.integers(1, 2)), draw(st.integers(1, 3)), height, width), kernel, stride
+
+
+@given(case=pool_cases(), seed=seeds)
+def test_max_pool2d_vjp_without_ties(case, seed):
+    shape, kernel, stride = case
+    assert gradcheck(lambda t: t.max_pool2d(kernel, stride), [distinct_values(seed, shape)])
+
+
+@given(case=pool_cases(), seed=seeds, levels=st.integers(1, 4))
+def test_max_pool2d_matches_the_loop_specification_ties_included(case, seed, levels):
+    """Few distinct levels make many exact ties, as the zeros of a ReLU'd MNIST image do."""
+    shape, kernel, stride = case
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, levels, size=shape).astype(np.float64)
+    x = Tensor(x, requires_grad=True)
+    output = x.max_pool2d(kernel, stride)
+    grad_out = rng.standard_normal(output.shape)
+    output.backward(grad_out)
+    expected_output, expected_grad = max_pool2d_loops(x.data, kernel, stride, grad_out)
+    np.testing.assert_array_equal(output.data, expected_output)
+    np.testing.assert_allclose(x.grad, expected_grad, rtol=1e-12, atol=1e-12)
+
+
+def test_max_pool2d_3x3_stride_2_overlapping_windows_add_up():
+    x = Tensor(np.arange(25.0).reshape(1, 1, 5, 5), requires_grad=True)
+    x.max_pool2d(3, 2).sum().backward()
+    expected = np.zeros((5, 5))
+    expected[2, 2] = expected[2, 4] = expected[4, 2] = expected[4, 4] = 1
+    np.testing.assert_array_equal(x.grad[0, 0], expected)
+
+
+# -- softmax family --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=5), seed=seeds, data=st.data())
+def test_softmax_family_vjp(name, shape, seed, data):
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = random_array(seed, shape, -5, 5)
+    assert gradcheck(lambda t: getattr(t, name)(axis=axis), [x])
+    exponentials = np.exp(x - x.max(axis=axis, keepdims=True))
+    softmax = exponentials / exponentials.sum(axis=axis, keepdims=True)
+    expected = softmax if name == "softmax" else np.log(softmax)
+    np.testing.assert_allclose(getattr(Tensor(x), name)(axis=axis).data, expected, rtol=1e-10, atol=1e-12)
+
+
+@given(batch=st.integers(1, 6), classes=st.integers(1, 6), seed=seeds)
+def test_cross_entropy_vjp_and_value(batch, classes, seed):
+    logits = random_array(seed, (batch, classes), -5, 5)
+    labels = np.random.default_rng(seed).integers(0, classes, size=batch)
+    assert gradcheck(lambda t: t.cross_entropy(labels), [logits])
+    log_probabilities = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    expected = -log_probabilities[np.arange(batch), labels].mean()
+    np.testing.assert_allclose(Tensor(logits).cross_entropy(labels).item(), expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "cross_entropy"])
+def test_softmax_family_is_finite_for_huge_float32_logits(name):
+    logits = Tensor(np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, 1e4], [5e3, 5e3, -1e4]], dtype=np.float32),
+                    requires_grad=True)
+    output = logits.cross_entropy(np.array([1, 2, 0])) if name == "cross_entropy" else getattr(logits, name)()
+    (output.sum() if output.ndim else output).backward()
+    assert output.dtype == np.float32 and logits.grad.dtype == np.float32
+    assert np.all(np.isfinite(output.data)) and np.all(np.isfinite(logits.grad))
+
+
+def test_cross_entropy_gradient_is_softmax_minus_onehot_over_n():
+    logits = np.array([[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]])
+    tensor = Tensor(logits, requires_grad=True)
+    tensor.cross_entropy([2, 0]).backward()
+    softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(tensor.grad, (softmax - np.eye(3)[[2, 0]]) / 2)
+
+
+# -- dtypes ----------------------------------------------------------------------------------
+
+
+float32_cases = {
+    "add": lambda x: x + 1.5,
+    "div": lambda x: 2 / (x * x + 1),
+    "matmul": lambda x: x.reshape(2, -1) @ Tensor(np.ones((8, 3), dtype=np.float32)),
+    "sum": lambda x: x.sum(axis=1),
+    "mean": lambda x: x.mean(),
+    "pad": lambda x: x.pad(((0, 0), (0, 0), (1, 1), (0, 1))),
+    "conv2d": lambda x: x.conv2d(Tensor(np.ones((3, 2, 2, 2), dtype=np.float32)), padding=1),
+    "max_pool2d": lambda x: x.max_pool2d(2, 1),
+    "relu": lambda x: x.relu(),
+    "softmax": lambda x: x.softmax(axis=1),
+    "log_softmax": lambda x: x.log_softmax(axis=1),
+    "cross_entropy": lambda x: x.reshape(2, 8).cross_entropy([1, 7]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(float32_cases))
+def test_float32_stays_float32_forward_and_backward(name):
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 2, 2, 2)).astype(np.float32), requires_grad=True)
+    output = float32_cases[name](x)
+    assert output.dtype == np.float32
+    output.sum().backward()
+    assert x.grad.dtype == np.float32 and x.grad.shape == x.shape

@@ -1,0 +1,197 @@
+"""The tensor core: graph recording, the iterative backward walk, accumulation, freeing."""
+
+import gc
+
+import numpy as np
+import pytest
+
+from tinygrad_cnn import Tensor, no_grad
+from tinygrad_cnn.ops import Function
+
+
+def test_fan_out_gradients_add_up():
+    x = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    (x * x + x * 3.0).sum().backward()  # d/dx (x² + 3x) = 2x + 3
+    np.testing.assert_allclose(x.grad, [5.0, 7.0, 9.0])
+
+
+def test_diamond_graph():
+    x = Tensor(np.array(2.0), requires_grad=True)
+    a = x * 3.0
+    b = a * a  # both paths from b to x go through a
+    c = a + b
+    d = (c * b).sum()  # d = (a + a²)·a², a = 3x  →  dd/dx = 3·(2a + 3a²·... ) computed below
+    d.backward()
+    a_value = 6.0
+    expected = 3.0 * (3 * a_value**2 + 4 * a_value**3)  # d/da (a³ + a⁴) = 3a² + 4a³
+    np.testing.assert_allclose(x.grad, expected)
+
+
+def test_input_used_directly_and_through_a_later_node():
+    """y depends on x both directly and via z = f(x): x must get z's gradient before its own VJP."""
+    x = Tensor(np.array([1.5]), requires_grad=True)
+    y = x * 2.0
+    z = y * y
+    (y + z).sum().backward()  # d/dx (2x + 4x²) = 2 + 8x
+    np.testing.assert_allclose(x.grad, [2 + 8 * 1.5])
+
+
+def test_a_chain_of_ten_thousand_ops_has_no_recursion_limit():
+    x = Tensor(np.array(1.0), requires_grad=True)
+    y = x
+    for _ in range(10_000):
+        y = y * 1.0001
+    y.backward()
+    np.testing.assert_allclose(x.grad, 1.0001**10_000, rtol=1e-9)
+
+
+def test_gradients_accumulate_until_zeroed():
+    w = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    for _ in range(3):
+        (w * 2.0).sum().backward()
+    np.testing.assert_allclose(w.grad, [6.0, 6.0])
+    w.zero_grad()
+    assert w.grad is None
+    (w * w).sum().backward()
+    np.testing.assert_allclose(w.grad, [2.0, -4.0])
+
+
+def test_second_backward_through_the_same_graph_raises():
+    x = Tensor(np.ones(3), requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        loss.backward()
+
+
+def test_backward_frees_the_saved_arrays_and_every_node():
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 1, 6, 6)), requires_grad=True)
+    weight = Tensor(np.ones((2, 1, 3, 3)), requires_grad=True)
+    gc.collect()
+    before = sum(isinstance(item, Function) for item in gc.get_objects())
+    loss = x.conv2d(weight, padding=1).relu().max_pool2d(2).sum()
+    during = sum(isinstance(item, Function) for item in gc.get_objects())
+    loss.backward()
+    gc.collect()
+    after = sum(isinstance(item, Function) for item in gc.get_objects())
+    assert during - before == 4
+    assert after == before  # the loss tensor is still alive, but its graph is gone
+    assert x.grad is not None and weight.grad is not None
+
+
+def test_no_grad_records_nothing():
+    x = Tensor(np.ones(3), requires_grad=True)
+    with no_grad():
+        y = x * 2.0 + 1.0
+    assert not y.requires_grad and y.node is None
+    z = x * 2.0  # recording is back on after the block
+    assert z.requires_grad and z.node is not None
+
+
+def test_no_grad_as_a_decorator_restores_recording_after_an_exception():
+    @no_grad()
+    def failing(t):
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        failing(Tensor(1.0))
+    assert (Tensor(1.0, requires_grad=True) * 2.0).requires_grad
+
+
+def test_requires_grad_propagates_and_constants_get_no_gradient():
+    x = Tensor(np.ones(2), requires_grad=True)
+    constant = Tensor(np.full(2, 3.0))
+    y = x * constant
+    assert y.requires_grad and not constant.requires_grad
+    assert not (constant * 2.0).requires_grad
+    y.sum().backward()
+    assert constant.grad is None
+    np.testing.assert_allclose(x.grad, [3.0, 3.0])
+
+
+def test_detach_cuts_the_graph():
+    x = Tensor(np.array([2.0]), requires_grad=True)
+    y = x * x
+    (y.detach() * x).sum().backward()  # only the direct path: d/dx (c·x) = c = 4
+    np.testing.assert_allclose(x.grad, [4.0])
+
+
+def test_backward_on_non_scalar_needs_a_gradient():
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(ValueError, match=r"scalar.*\(2, 3\)"):
+        (x * 2.0).backward()
+    (x * 2.0).backward(np.full((2, 3), 0.5))
+    np.testing.assert_allclose(x.grad, np.ones((2, 3)))
+
+
+def test_backward_without_any_gradient_to_compute_says_so():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        (Tensor(np.ones(2)) * 2.0).sum().backward()
+
+
+def test_dtypes_float32_by_default_float64_kept():
+    assert Tensor([1.0, 2.0]).dtype == np.float32
+    assert Tensor(np.arange(3)).dtype == np.float32
+    assert Tensor(np.ones(2, dtype=np.uint8)).dtype == np.float32
+    assert Tensor(np.ones(2, dtype=np.float64)).dtype == np.float64
+    assert Tensor(np.ones(2, dtype=np.float32), dtype=np.float64).dtype == np.float64
+    with pytest.raises(TypeError, match="float32 or float64"):
+        Tensor(np.ones(2), dtype=np.int32)
+
+
+def test_python_numbers_do_not_change_the_dtype():
+    x = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    y = (2.5 * x + 1) / 3.0 - 0.5
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_numpy_arrays_mix_in_on_either_side():
+    x = Tensor(np.ones(3), requires_grad=True)
+    y = np.arange(3.0) + x * np.full(3, 2.0)
+    assert isinstance(y, Tensor)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [2.0, 2.0, 2.0])
+    np.testing.assert_allclose(np.asarray(y), [2.0, 3.0, 4.0])
+
+
+def test_numpy_float64_array_mixing_into_float64_tensor_keeps_float64():
+    x = Tensor(np.ones((2, 2)), requires_grad=True)
+    assert (x @ np.eye(2)).dtype == np.float64
+
+
+def test_non_numeric_data_is_refused():
+    with pytest.raises(TypeError, match="numeric"):
+        Tensor(np.array(["a", "b"]))
+    with pytest.raises(TypeError, match="numeric"):
+        Tensor([object()])
+
+
+def test_item_numpy_and_shape():
+    x = Tensor(np.array([[3.0]]))
+    assert x.item() == 3.0 and x.shape == (1, 1) and x.numpy() is x.data
+    with pytest.raises(ValueError, match="one element"):
+        Tensor(np.ones(2)).item()
+
+
+def test_seed_network_as_an_ordinary_expression():
+    """The seed CNN is just an expression on Tensors; its gradients flow to every parameter."""
+    rng = np.random.default_rng(0)
+    images = Tensor(rng.integers(0, 256, size=(2, 1, 28, 28)).astype(np.float32))
+    shapes = {
+        "w1": (16, 1, 3, 3), "b1": (16, 28, 28), "w2": (32, 16, 3, 3), "b2": (32, 14, 14),
+        "w3": (64, 32, 3, 3), "b3": (64, 7, 7), "w4": (3136, 100), "b4": (100,), "w5": (100, 10), "b5": (10,),
+    }
+    p = {name: Tensor(rng.standard_normal(shape).astype(np.float32) * 0.05, requires_grad=True)
+         for name, shape in shapes.items()}
+    x = images / 255
+    x = (x.conv2d(p["w1"], padding=1) + p["b1"]).relu().pad(((0, 0), (0, 0), (0, 1), (0, 1))).max_pool2d(3, 2)
+    x = (x.conv2d(p["w2"], padding=1) + p["b2"]).relu().pad(((0, 0), (0, 0), (0, 1), (0, 1))).max_pool2d(3, 2)
+    x = (x.conv2d(p["w3"], padding=1) + p["b3"]).relu().flatten()
+    logits = ((x @ p["w4"] + p["b4"]).relu()) @ p["w5"] + p["b5"]
+    assert logits.shape == (2, 10)
+    loss = logits.cross_entropy(np.array([3, 7]))
+    loss.backward()
+    for name, tensor in p.items():
+        assert tensor.grad is not None and tensor.grad.shape == tensor.shape, name

@@ -1,0 +1,418 @@
+"""The primitive ops: one class each, forward and vector-Jacobian product side by side.
+
+Every op works on plain numpy arrays and knows nothing about Tensors or graphs:
+
+* ``forward(*inputs)`` computes the output and keeps what the VJP needs in ``self``;
+* ``backward(grad_out)`` receives dLoss/dOutput and returns dLoss/dInput for every
+  input, in order (``None`` where an input needs no gradient).
+
+The tensor core (``tensor.py``) creates one op object per use, sets
+``needs_input_grad`` before calling ``forward``, records it in the graph and calls
+``backward`` exactly once. Shapes below use N = batch, C = channels, H/W = height and
+width, O = output channels, K = classes, G = grad_out.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+Gradients = tuple[Optional[np.ndarray], ...]
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes numpy broadcasting stretched, so it has ``shape``.
+
+    If y = broadcast(x), every element of x fed many elements of y, so dL/dx is the sum
+    of dL/dy over the broadcast axes (the leading new ones and the ones where x had 1).
+    """
+    if grad.shape == shape:
+        return grad
+    leading = grad.ndim - len(shape)
+    stretched = tuple(
+        leading + axis
+        for axis, size in enumerate(shape)
+        if size == 1 and grad.shape[leading + axis] != 1
+    )
+    summed = grad.sum(axis=tuple(range(leading)) + stretched, keepdims=True)
+    return summed.reshape(shape)
+
+
+class Function:
+    """Base class of a primitive op; see the module docstring for the protocol."""
+
+    #: which inputs want a gradient; set by the tensor core before ``forward``.
+    needs_input_grad: tuple[bool, ...] = ()
+
+    def forward(self, *inputs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Drop every array saved for backward (called once the VJP has run)."""
+        self.__dict__.clear()
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+
+# ---------------------------------------------------------------------------
+# Element-wise arithmetic with numpy broadcasting
+# ---------------------------------------------------------------------------
+
+
+class Add(Function):
+    """y = a + b.   VJP: da = G, db = G (each summed back over broadcast axes)."""
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return a + b
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return unbroadcast(grad_out, self.a_shape), unbroadcast(grad_out, self.b_shape)
+
+
+class Sub(Function):
+    """y = a - b.   VJP: da = G, db = -G (summed back over broadcast axes)."""
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return a - b
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        grad_b = unbroadcast(-grad_out, self.b_shape) if self.needs_input_grad[1] else None
+        return unbroadcast(grad_out, self.a_shape), grad_b
+
+
+class Mul(Function):
+    """y = a * b.   VJP: da = G * b, db = G * a (summed back over broadcast axes)."""
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        grad_a = unbroadcast(grad_out * self.b, self.a.shape) if self.needs_input_grad[0] else None
+        grad_b = unbroadcast(grad_out * self.a, self.b.shape) if self.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class Div(Function):
+    """y = a / b.   VJP: da = G / b, db = -G a / b² (summed back over broadcast axes)."""
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        grad_a = unbroadcast(grad_out / self.b, self.a.shape) if self.needs_input_grad[0] else None
+        grad_b = None
+        if self.needs_input_grad[1]:
+            grad_b = unbroadcast(-grad_out * self.a / (self.b * self.b), self.b.shape)
+        return grad_a, grad_b
+
+
+class Neg(Function):
+    """y = -x.   VJP: dx = -G."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return -x
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (-grad_out,)
+
+
+class ReLU(Function):
+    """y = max(x, 0).   VJP: dx = G · [x > 0]  (0 at the kink x = 0, as in PyTorch)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        output = np.maximum(x, 0)
+        self.output = output
+        return output
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (grad_out * (self.output > 0),)
+
+
+# ---------------------------------------------------------------------------
+# Linear algebra and reductions
+# ---------------------------------------------------------------------------
+
+
+class MatMul(Function):
+    """Y = A @ B for A (..., n, k) and B (..., k, m).
+
+    VJP: dA = G Bᵀ, dB = Aᵀ G (leading batch axes summed back where they were broadcast).
+    """
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        grad_a = grad_b = None
+        if self.needs_input_grad[0]:
+            grad_a = unbroadcast(grad_out @ np.swapaxes(self.b, -1, -2), self.a.shape)
+        if self.needs_input_grad[1]:
+            grad_b = unbroadcast(np.swapaxes(self.a, -1, -2) @ grad_out, self.b.shape)
+        return grad_a, grad_b
+
+
+def _normalize_axes(axis: Optional[int | Sequence[int]], ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    return tuple(sorted(int(a) % ndim for a in axes)) if ndim else ()
+
+
+class Sum(Function):
+    """y = Σ x over ``axis``.   VJP: dx = G broadcast back over the summed axes."""
+
+    def __init__(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.input_shape = x.shape
+        self.axes = _normalize_axes(self.axis, x.ndim)
+        return np.asarray(x.sum(axis=self.axes, keepdims=self.keepdims))
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        if not self.keepdims:
+            grad_out = np.expand_dims(grad_out, self.axes)
+        return (np.broadcast_to(grad_out, self.input_shape),)
+
+
+class Mean(Function):
+    """y = (1/n) Σ x over ``axis`` (n elements per output).   VJP: dx = G / n, broadcast back."""
+
+    def __init__(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.input_shape = x.shape
+        self.axes = _normalize_axes(self.axis, x.ndim)
+        self.count = int(np.prod([x.shape[a] for a in self.axes], dtype=np.int64))
+        return np.asarray(x.mean(axis=self.axes, keepdims=self.keepdims))
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        if not self.keepdims:
+            grad_out = np.expand_dims(grad_out, self.axes)
+        return (np.broadcast_to(grad_out / self.count, self.input_shape),)
+
+
+class Reshape(Function):
+    """y = x viewed with a new shape (same elements, row-major).   VJP: dx = G reshaped back."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = shape
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.input_shape = x.shape
+        return x.reshape(self.shape)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (grad_out.reshape(self.input_shape),)
+
+
+class Pad(Function):
+    """y = x surrounded by zeros, ``widths`` = ((before, after), ...) per axis as in np.pad.
+
+    VJP: dx = G with the padding sliced off (the zeros do not depend on x).
+    """
+
+    def __init__(self, widths: tuple[tuple[int, int], ...]):
+        self.widths = widths
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.inside = tuple(
+            slice(before, before + size) for (before, _), size in zip(self.widths, x.shape)
+        )
+        output = np.zeros(
+            tuple(size + before + after for (before, after), size in zip(self.widths, x.shape)),
+            dtype=x.dtype,
+        )
+        output[self.inside] = x
+        return output
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (grad_out[self.inside],)
+
+
+# ---------------------------------------------------------------------------
+# Convolution and pooling
+# ---------------------------------------------------------------------------
+
+
+def _output_size(size: int, kernel: int, stride: int) -> int:
+    return (size - kernel) // stride + 1
+
+
+class Conv2d(Function):
+    """Cross-correlation, as PyTorch's conv2d: x (N,C,H,W), weight (O,C,kh,kw) → y (N,O,Ho,Wo).
+
+    y[n,o,i,j] = Σ_{c,p,q} xp[n, c, i·sh + p, j·sw + q] · weight[o,c,p,q], xp = x zero-padded.
+    VJP: dweight[o,c,p,q] = Σ_{n,i,j} G[n,o,i,j] · xp[n,c,i·sh+p,j·sw+q]   (one tensordot);
+         dxp[n,c,i·sh+p,j·sw+q] += Σ_o G[n,o,i,j] · weight[o,c,p,q]   (one GEMM, then kh·kw
+         strided slice-adds), and dx = dxp with the padding cut off.
+    """
+
+    def __init__(self, stride: tuple[int, int] = (1, 1), padding: tuple[int, int] = (0, 0)):
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        (stride_h, stride_w), (pad_h, pad_w) = self.stride, self.padding
+        if pad_h or pad_w:
+            x = np.pad(x, ((0, 0), (0, 0), (pad_h, pad_h), (pad_w, pad_w)))
+        kernel_h, kernel_w = weight.shape[2:]
+        # windows[n, c, i, j, p, q] = xp[n, c, i*sh + p, j*sw + q]: a view, no copy.
+        windows = sliding_window_view(x, (kernel_h, kernel_w), axis=(2, 3))[
+            :, :, ::stride_h, ::stride_w
+        ]
+        output = np.tensordot(windows, weight, axes=((1, 4, 5), (1, 2, 3)))  # N,Ho,Wo,O
+        self.padded_shape, self.weight = x.shape, weight
+        if self.needs_input_grad[1]:
+            self.windows = windows
+        return np.ascontiguousarray(output.transpose(0, 3, 1, 2))
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        (stride_h, stride_w), (pad_h, pad_w) = self.stride, self.padding
+        grad_x = grad_weight = None
+        if self.needs_input_grad[1]:
+            grad_weight = np.tensordot(grad_out, self.windows, axes=((0, 2, 3), (0, 2, 3)))
+        if self.needs_input_grad[0]:
+            out_channels, channels, kernel_h, kernel_w = self.weight.shape
+            batch, _, out_h, out_w = grad_out.shape
+            # taps[n, i, j, c, p, q] = Σ_o G[n, o, i, j] · weight[o, c, p, q]
+            taps = np.tensordot(grad_out, self.weight, axes=((1,), (0,))).transpose(0, 3, 4, 5, 1, 2)
+            grad_padded = np.zeros(self.padded_shape, dtype=grad_out.dtype)
+            for p in range(kernel_h):
+                for q in range(kernel_w):
+                    grad_padded[
+                        :, :,
+                        p : p + stride_h * (out_h - 1) + 1 : stride_h,
+                        q : q + stride_w * (out_w - 1) + 1 : stride_w,
+                    ] += taps[:, :, p, q]
+            height, width = self.padded_shape[2:]
+            grad_x = grad_padded[:, :, pad_h : height - pad_h, pad_w : width - pad_w]
+        return grad_x, grad_weight
+
+
+class MaxPool2d(Function):
+    """y[n,c,i,j] = max over the window x[n, c, i·sh : i·sh+kh, j·sw : j·sw+kw] (may overlap).
+
+    VJP: each G[n,c,i,j] goes to the first maximum of its window in row-major order (as in
+    PyTorch); overlapping windows add up. Both directions loop over the kh·kw window
+    offsets with strided slices, never over pixels.
+    """
+
+    def __init__(self, kernel_size: tuple[int, int], stride: tuple[int, int]):
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def _tap(self, p: int, q: int) -> tuple[slice, ...]:
+        (stride_h, stride_w), (out_h, out_w) = self.stride, self.output_hw
+        return (
+            slice(None),
+            slice(None),
+            slice(p, p + stride_h * (out_h - 1) + 1, stride_h),
+            slice(q, q + stride_w * (out_w - 1) + 1, stride_w),
+        )
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        (kernel_h, kernel_w), (stride_h, stride_w) = self.kernel_size, self.stride
+        self.input_shape = x.shape
+        self.output_hw = (
+            _output_size(x.shape[2], kernel_h, stride_h),
+            _output_size(x.shape[3], kernel_w, stride_w),
+        )
+        output = x[self._tap(0, 0)].copy()
+        # winner = index p*kw + q of the window's first maximum
+        index_type = np.uint8 if kernel_h * kernel_w <= 256 else np.int64
+        winner = np.zeros(output.shape, dtype=index_type)
+        for p in range(kernel_h):
+            for q in range(kernel_w):
+                if p == q == 0:
+                    continue
+                candidate = x[self._tap(p, q)]
+                greater = candidate > output  # strict: an equal later value does not win
+                np.maximum(output, candidate, out=output)
+                winner = np.where(greater, index_type(p * kernel_w + q), winner)
+        self.winner = winner
+        return output
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        kernel_h, kernel_w = self.kernel_size
+        grad_x = np.zeros(self.input_shape, dtype=grad_out.dtype)
+        for p in range(kernel_h):
+            for q in range(kernel_w):
+                grad_x[self._tap(p, q)] += grad_out * (self.winner == p * kernel_w + q)
+        return (grad_x,)
+
+
+# ---------------------------------------------------------------------------
+# Softmax family
+# ---------------------------------------------------------------------------
+
+
+class Softmax(Function):
+    """s = exp(x − max x) / Σ exp(x − max x) along ``axis``.   VJP: dx = s ⊙ (G − Σ G ⊙ s)."""
+
+    def __init__(self, axis: int = -1):
+        self.axis = axis
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        exponentials = np.exp(x - x.max(axis=self.axis, keepdims=True))
+        self.output = exponentials / exponentials.sum(axis=self.axis, keepdims=True)
+        return self.output
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        s = self.output
+        return (s * (grad_out - (grad_out * s).sum(axis=self.axis, keepdims=True)),)
+
+
+class LogSoftmax(Function):
+    """y = x − max x − log Σ exp(x − max x) along ``axis``.   VJP: dx = G − softmax(x) · Σ G."""
+
+    def __init__(self, axis: int = -1):
+        self.axis = axis
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        shifted = x - x.max(axis=self.axis, keepdims=True)
+        output = shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
+        self.output = output
+        return output
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        softmax = np.exp(self.output)
+        return (grad_out - softmax * grad_out.sum(axis=self.axis, keepdims=True),)
+
+
+class CrossEntropy(Function):
+    """Mean cross-entropy of logits z (N,K) against integer labels t (N), fused with softmax.
+
+    L = (1/N) Σ_n [log Σ_k exp z[n,k] − z[n, t_n]], computed max-shifted so it is finite for
+    huge logits.   VJP: dz = G · (softmax(z) − onehot(t)) / N.
+    """
+
+    def __init__(self, labels: np.ndarray):
+        self.labels = labels
+
+    def forward(self, logits: np.ndarray) -> np.ndarray:
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exponentials = np.exp(shifted)
+        sums = exponentials.sum(axis=1, keepdims=True)
+        rows = np.arange(logits.shape[0])
+        log_probabilities = shifted[rows, self.labels] - np.log(sums[:, 0])
+        if self.needs_input_grad[0]:
+            self.softmax = exponentials / sums
+        return np.asarray(-log_probabilities.mean(), dtype=logits.dtype)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        grad = self.softmax  # reused in place: the saved softmax is not needed afterwards
+        grad[np.arange(grad.shape[0]), self.labels] -= 1
+        grad *= grad_out / grad.shape[0]
+        return (grad,)

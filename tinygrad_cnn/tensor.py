@@ -1,0 +1,496 @@
+"""Tensor: a numpy array that remembers the primitive op that produced it.
+
+Each op applied to Tensors that need gradients records a ``Node`` (the op object and its
+input Tensors). ``loss.backward()`` sorts the recorded graph topologically, without
+recursion, and walks it once from the loss to the leaves, calling each op's hand-written
+VJP (see ``ops.py``) and adding the results into ``grad`` of the leaf tensors.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Iterator, Optional, Sequence, Union
+
+import numpy as np
+
+from tinygrad_cnn import ops
+
+ArrayLike = Union["Tensor", np.ndarray, numbers.Number, Sequence]
+
+# ---------------------------------------------------------------------------
+# Gradient recording switch
+# ---------------------------------------------------------------------------
+
+_recording = True
+
+
+class no_grad:
+    """Context manager (and decorator) under which no graph is recorded.
+
+    >>> with no_grad():
+    ...     logits = model(images)      # logits.requires_grad is False, nothing is saved
+    """
+
+    def __enter__(self) -> None:
+        global _recording
+        self.previous, _recording = _recording, False
+
+    def __exit__(self, *exception_info: object) -> None:
+        global _recording
+        _recording = self.previous
+
+    def __call__(self, function):  # use as a decorator
+        def without_grad(*args, **kwargs):
+            with no_grad():
+                return function(*args, **kwargs)
+
+        return without_grad
+
+
+def is_grad_enabled() -> bool:
+    return _recording
+
+
+# ---------------------------------------------------------------------------
+# Graph nodes
+# ---------------------------------------------------------------------------
+
+
+class Node:
+    """One recorded op application: the op object (holding its saved arrays) and its inputs."""
+
+    __slots__ = ("op", "inputs", "released")
+
+    def __init__(self, op: ops.Function, inputs: tuple["Tensor", ...]):
+        self.op, self.inputs, self.released = op, inputs, False
+
+    def release(self) -> None:
+        """Free the saved arrays and the links to the inputs once the VJP has run."""
+        self.op.release()
+        self.op, self.inputs, self.released = None, (), True
+
+
+_FLOAT_TYPES = (np.float32, np.float64)
+
+
+def _as_float_array(data: object, dtype: Optional[np.dtype] = None) -> np.ndarray:
+    """Convert user data to a float32 (default) or float64 array, or say why not.
+
+    numpy float32/float64 arrays are kept as they are (no copy); everything else becomes
+    float32, as in PyTorch, unless ``dtype`` is given.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    from_python = not isinstance(data, (np.ndarray, np.generic))
+    array = np.asarray(data)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"Tensor needs numeric data (bool, int or float); got an array of dtype {array.dtype}"
+        )
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.type not in _FLOAT_TYPES:
+            raise TypeError(f"Tensor dtype must be float32 or float64, not {dtype}")
+        return array.astype(dtype, copy=False)
+    if array.dtype.type in _FLOAT_TYPES and not from_python:
+        return array
+    return array.astype(np.float32)  # Python numbers and lists, ints, bools, float16
+
+
+class Tensor:
+    """An n-dimensional float array with reverse-mode automatic differentiation.
+
+    ``Tensor(data, requires_grad=False, dtype=None)``: data is converted to float32 unless it
+    already is float32 or float64 (kept), or ``dtype`` says otherwise.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "node", "__weakref__")
+    __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray + Tensor → Tensor
+
+    def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype=None):
+        self.data: np.ndarray = _as_float_array(data, dtype)
+        self.grad: Optional[np.ndarray] = None
+        self.requires_grad: bool = bool(requires_grad)
+        self.node: Optional[Node] = None
+
+    @classmethod
+    def _from_op(cls, op: ops.Function, inputs: tuple["Tensor", ...]) -> "Tensor":
+        """Run ``op`` forward on the inputs' data and record it if a gradient is needed."""
+        needs = tuple(tensor.requires_grad for tensor in inputs) if _recording else ()
+        op.needs_input_grad = needs if needs else (False,) * len(inputs)
+        output = cls.__new__(cls)
+        output.data = op.forward(*(tensor.data for tensor in inputs))
+        output.grad = None
+        output.requires_grad = any(needs)
+        output.node = Node(op, inputs) if output.requires_grad else None
+        return output
+
+    # -- plain properties -------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.node is None
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element; this one has shape {self.shape}")
+        return self.data.item()
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        made_by = f", op={self.node.op.name}" if self.node is not None and not self.node.released else ""
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}, dtype={self.dtype}{grad}{made_by})"
+
+    def detach(self) -> "Tensor":
+        """A new leaf sharing this tensor's data, outside any graph."""
+        return Tensor(self.data)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # -- backward -----------------------------------------------------------------
+
+    def backward(self, gradient: Optional[ArrayLike] = None) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        ``self`` must be a scalar unless ``gradient`` (dLoss/dself, same shape) is given.
+        The graph is freed as it is walked; calling backward through it again raises.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() called on a tensor that does not require grad: no input had "
+                "requires_grad=True, or it was computed under no_grad()"
+            )
+        if gradient is None:
+            if self.data.size != 1:
+                raise ValueError(
+                    f"backward() needs a scalar (one-element) tensor, got shape {self.shape}; "
+                    "reduce it first (e.g. .sum() or .mean()) or pass gradient="
+                )
+            gradient = np.ones_like(self.data)
+        else:
+            gradient = _as_float_array(gradient, self.dtype)
+            if gradient.shape != self.shape:
+                raise ValueError(
+                    f"backward() gradient has shape {gradient.shape}, but the tensor has shape {self.shape}"
+                )
+
+        grads: dict[int, np.ndarray] = {id(self): gradient}
+        for tensor in reversed(self._topological_order()):
+            grad = grads.pop(id(tensor), None)
+            if grad is None:
+                continue
+            node = tensor.node
+            if node is None:
+                tensor._accumulate(grad)
+                continue
+            input_grads = node.op.backward(grad)
+            for parent, parent_grad in zip(node.inputs, input_grads):
+                if parent_grad is None or not parent.requires_grad:
+                    continue
+                key = id(parent)
+                grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
+            node.release()
+
+    def _accumulate(self, grad: np.ndarray) -> None:
+        if self.grad is None:
+            self.grad = np.array(grad, dtype=self.dtype)  # a private copy of the right shape
+        else:
+            self.grad += grad
+
+    def _topological_order(self) -> list["Tensor"]:
+        """Tensors of the graph that need grad, every input before the tensors made from it.
+
+        Iterative depth-first post-order, so chains of any length work.
+        """
+        order: list[Tensor] = []
+        expanded: set[int] = set()
+        stack: list[tuple[Tensor, bool]] = [(self, False)]
+        while stack:
+            tensor, inputs_done = stack.pop()
+            if inputs_done:
+                order.append(tensor)
+                continue
+            if id(tensor) in expanded:  # reached again through another path
+                continue
+            expanded.add(id(tensor))
+            stack.append((tensor, True))
+            node = tensor.node
+            if node is None:
+                continue
+            if node.released:
+                raise RuntimeError(
+                    "Trying to backward through a graph a second time: its saved arrays were "
+                    "freed by the first backward(). Recompute the forward pass first."
+                )
+            for parent in node.inputs:
+                if parent.requires_grad and id(parent) not in expanded:
+                    stack.append((parent, False))
+        return order
+
+    # -- arithmetic -------------------------------------------------------------------
+
+    def _operand(self, other: ArrayLike) -> "Tensor":
+        """Wrap a number or array as a constant Tensor of this tensor's dtype."""
+        if isinstance(other, Tensor):
+            return other
+        return Tensor(_as_float_array(other, self.dtype))
+
+    def __add__(self, other: ArrayLike) -> "Tensor":
+        other = self._operand(other)
+        _check_broadcast("+", self, other)
+        return Tensor._from_op(ops.Add(), (self, other))
+
+    def __radd__(self, other: ArrayLike) -> "Tensor":
+        return self._operand(other).__add__(self)
+
+    def __sub__(self, other: ArrayLike) -> "Tensor":
+        other = self._operand(other)
+        _check_broadcast("-", self, other)
+        return Tensor._from_op(ops.Sub(), (self, other))
+
+    def __rsub__(self, other: ArrayLike) -> "Tensor":
+        return self._operand(other).__sub__(self)
+
+    def __mul__(self, other: ArrayLike) -> "Tensor":
+        other = self._operand(other)
+        _check_broadcast("*", self, other)
+        return Tensor._from_op(ops.Mul(), (self, other))
+
+    def __rmul__(self, other: ArrayLike) -> "Tensor":
+        return self._operand(other).__mul__(self)
+
+    def __truediv__(self, other: ArrayLike) -> "Tensor":
+        other = self._operand(other)
+        _check_broadcast("/", self, other)
+        return Tensor._from_op(ops.Div(), (self, other))
+
+    def __rtruediv__(self, other: ArrayLike) -> "Tensor":
+        return self._operand(other).__truediv__(self)
+
+    def __neg__(self) -> "Tensor":
+        return Tensor._from_op(ops.Neg(), (self,))
+
+    def __matmul__(self, other: ArrayLike) -> "Tensor":
+        return self.matmul(other)
+
+    def __rmatmul__(self, other: ArrayLike) -> "Tensor":
+        return self._operand(other).matmul(self)
+
+    def matmul(self, other: ArrayLike) -> "Tensor":
+        """Matrix product as ``np.matmul``; 1-D operands are treated as a row / a column."""
+        other = self._operand(other)
+        if self.ndim == 0 or other.ndim == 0:
+            raise ValueError(f"matmul needs at least 1-D operands, got shapes {self.shape} and {other.shape}")
+        if self.ndim == 1:
+            return self.reshape(1, -1).matmul(other).reshape(*other.shape[:-2], other.shape[-1])
+        if other.ndim == 1:
+            return self.matmul(other.reshape(-1, 1)).reshape(*self.shape[:-1])
+        if self.shape[-1] != other.shape[-2]:
+            raise ValueError(
+                f"matmul shape mismatch: {self.shape} @ {other.shape} "
+                f"(inner sizes {self.shape[-1]} and {other.shape[-2]} differ)"
+            )
+        _check_broadcast("@", Tensor(np.empty(self.shape[:-2])), Tensor(np.empty(other.shape[:-2])))
+        return Tensor._from_op(ops.MatMul(), (self, other))
+
+    # -- reductions and shape -------------------------------------------------------
+
+    def sum(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
+        _check_axes("sum", axis, self.ndim)
+        return Tensor._from_op(ops.Sum(axis, keepdims), (self,))
+
+    def mean(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
+        _check_axes("mean", axis, self.ndim)
+        return Tensor._from_op(ops.Mean(axis, keepdims), (self,))
+
+    def reshape(self, *shape: int | Sequence[int]) -> "Tensor":
+        """Same elements in a new shape; one axis may be -1 (inferred)."""
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = tuple(shape[0])
+        resolved = _resolve_shape(tuple(int(size) for size in shape), self.shape)
+        if resolved == self.shape:
+            return self
+        return Tensor._from_op(ops.Reshape(resolved), (self,))
+
+    def flatten(self, start_dim: int = 1) -> "Tensor":
+        """Merge the axes from ``start_dim`` on into one (default keeps the batch axis)."""
+        start = start_dim % self.ndim if self.ndim else 0
+        return self.reshape(*self.shape[:start], -1)
+
+    def pad(self, pad_width: int | Sequence) -> "Tensor":
+        """Zero padding, numpy-style: ((before, after), ...) per axis, or one int for all sides."""
+        return Tensor._from_op(ops.Pad(_normalize_pad_width(pad_width, self.shape)), (self,))
+
+    # -- neural-network ops -----------------------------------------------------------
+
+    def relu(self) -> "Tensor":
+        return Tensor._from_op(ops.ReLU(), (self,))
+
+    def softmax(self, axis: int = -1) -> "Tensor":
+        _check_axes("softmax", axis, self.ndim)
+        return Tensor._from_op(ops.Softmax(axis), (self,))
+
+    def log_softmax(self, axis: int = -1) -> "Tensor":
+        _check_axes("log_softmax", axis, self.ndim)
+        return Tensor._from_op(ops.LogSoftmax(axis), (self,))
+
+    def conv2d(self, weight: "Tensor", stride: int | tuple[int, int] = 1,
+               padding: int | tuple[int, int] = 0) -> "Tensor":
+        """2-D cross-correlation: self (N,C,H,W), weight (O,C,kh,kw) → (N,O,Ho,Wo)."""
+        weight = self._operand(weight)
+        stride, padding = _pair("stride", stride, 1), _pair("padding", padding, 0)
+        _check_conv2d(self.shape, weight.shape, stride, padding)
+        return Tensor._from_op(ops.Conv2d(stride, padding), (self, weight))
+
+    def max_pool2d(self, kernel_size: int | tuple[int, int],
+                   stride: Optional[int | tuple[int, int]] = None) -> "Tensor":
+        """Max over kh×kw windows of (N,C,H,W), moved by ``stride`` (default: the kernel size)."""
+        kernel = _pair("kernel_size", kernel_size, 1)
+        stride = kernel if stride is None else _pair("stride", stride, 1)
+        _check_pool2d(self.shape, kernel, stride)
+        return Tensor._from_op(ops.MaxPool2d(kernel, stride), (self,))
+
+    def cross_entropy(self, labels: ArrayLike) -> "Tensor":
+        """Mean softmax cross-entropy of logits (N,K) against integer class labels (N,)."""
+        labels = _check_labels(self.shape, labels)
+        return Tensor._from_op(ops.CrossEntropy(labels), (self,))
+
+
+# ---------------------------------------------------------------------------
+# Argument checks: clear errors at the public API instead of deep numpy tracebacks
+# ---------------------------------------------------------------------------
+
+
+def _resolve_shape(shape: tuple[int, ...], original: tuple[int, ...]) -> tuple[int, ...]:
+    """Replace a single -1 in ``shape`` by the size that keeps the element count."""
+    size = int(np.prod(original, dtype=np.int64))
+    unknown = [axis for axis, length in enumerate(shape) if length == -1]
+    known = int(np.prod([length for length in shape if length != -1], dtype=np.int64))
+    problem = len(unknown) > 1 or any(length < -1 for length in shape)
+    if not problem and unknown:
+        problem = known == 0 or size % known != 0
+        if not problem:
+            shape = shape[: unknown[0]] + (size // known,) + shape[unknown[0] + 1 :]
+    if problem or int(np.prod(shape, dtype=np.int64)) != size:
+        raise ValueError(f"cannot reshape a tensor of shape {original} ({size} elements) into {shape}")
+    return shape
+
+
+def _check_broadcast(symbol: str, a: Tensor, b: Tensor) -> None:
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(
+            f"shapes {a.shape} and {b.shape} cannot be broadcast together for '{symbol}'"
+        ) from None
+
+
+def _check_axes(name: str, axis: Optional[int | Sequence[int]], ndim: int) -> None:
+    if axis is None:
+        return
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for single in axes:
+        if not isinstance(single, (int, np.integer)) or not -ndim <= single < max(ndim, 1):
+            raise ValueError(f"{name}: axis {single} is out of range for a tensor with {ndim} dimensions")
+
+
+def _pair(name: str, value: int | Sequence[int], minimum: int) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if any(v < minimum for v in pair):
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _normalize_pad_width(pad_width: int | Sequence, shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    if isinstance(pad_width, (int, np.integer)):
+        widths = [(int(pad_width), int(pad_width))] * len(shape)
+    else:
+        widths = [tuple(pair) if not isinstance(pair, (int, np.integer)) else (pair, pair) for pair in pad_width]
+        if len(widths) != len(shape) or any(len(pair) != 2 for pair in widths):
+            raise ValueError(
+                f"pad widths {pad_width!r} must give one (before, after) pair per axis "
+                f"of the tensor's {len(shape)} axes (shape {shape})"
+            )
+    if any(not isinstance(v, (int, np.integer)) or v < 0 for pair in widths for v in pair):
+        raise ValueError(f"pad widths must be non-negative integers, got {pad_width!r}")
+    return tuple((int(before), int(after)) for before, after in widths)
+
+
+def _check_conv2d(x_shape: tuple[int, ...], weight_shape: tuple[int, ...],
+                  stride: tuple[int, int], padding: tuple[int, int]) -> None:
+    if len(x_shape) != 4:
+        raise ValueError(f"conv2d input must be 4-D (N,C,H,W), got shape {x_shape}")
+    if len(weight_shape) != 4:
+        raise ValueError(f"conv2d weight must be 4-D (O,C,kh,kw), got shape {weight_shape}")
+    if x_shape[1] != weight_shape[1]:
+        raise ValueError(
+            f"conv2d channel mismatch: input {x_shape} has {x_shape[1]} channels, "
+            f"weight {weight_shape} expects {weight_shape[1]}"
+        )
+    padded = (x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1])
+    if weight_shape[2] > padded[0] or weight_shape[3] > padded[1] or min(weight_shape[2:]) < 1:
+        raise ValueError(
+            f"conv2d kernel {weight_shape[2]}x{weight_shape[3]} does not fit the padded input "
+            f"{padded[0]}x{padded[1]} (input {x_shape}, padding {padding})"
+        )
+
+
+def _check_pool2d(x_shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int]) -> None:
+    if len(x_shape) != 4:
+        raise ValueError(f"max_pool2d input must be 4-D (N,C,H,W), got shape {x_shape}")
+    if kernel[0] > x_shape[2] or kernel[1] > x_shape[3]:
+        raise ValueError(
+            f"max_pool2d kernel {kernel[0]}x{kernel[1]} is larger than the input {x_shape[2]}x{x_shape[3]}"
+        )
+
+
+def _check_labels(logits_shape: tuple[int, ...], labels: ArrayLike) -> np.ndarray:
+    if len(logits_shape) != 2:
+        raise ValueError(f"cross_entropy needs 2-D logits (N,K), got shape {logits_shape}")
+    if isinstance(labels, Tensor):
+        labels = labels.data
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0):
+        labels = labels.astype(np.int64)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy labels must be integers, got dtype {labels.dtype}")
+    if labels.shape != (logits_shape[0],):
+        raise ValueError(
+            f"cross_entropy needs one label per row of logits {logits_shape}: "
+            f"expected labels of shape ({logits_shape[0]},), got {labels.shape}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= logits_shape[1]):
+        bad = labels[(labels < 0) | (labels >= logits_shape[1])][0]
+        raise ValueError(
+            f"cross_entropy label {bad} is out of range for {logits_shape[1]} classes (0..{logits_shape[1] - 1})"
+        )
+    return labels.astype(np.intp, copy=False)
