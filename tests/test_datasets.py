@@ -1,0 +1,604 @@
+"""Tests for tinygrad_cnn.datasets: IDX reading and validation, MNIST loading, download
+(against a local HTTP server on 127.0.0.1, never the internet), and batching."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.server
+import os
+import re
+import socket
+import tempfile
+import threading
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tinygrad_cnn import datasets
+from tinygrad_cnn.datasets import (
+    MNIST_FILES,
+    SHA256,
+    DownloadError,
+    IDXFormatError,
+    MNISTFormatError,
+    batches,
+    default_root,
+    download_files,
+    mnist,
+    read_idx,
+)
+
+# ----------------------------------------------------------------------------- IDX writing helpers
+
+IDX_TYPE_CODES = {
+    np.dtype("u1"): 0x08,
+    np.dtype("i1"): 0x09,
+    np.dtype("i2"): 0x0B,
+    np.dtype("i4"): 0x0C,
+    np.dtype("f4"): 0x0D,
+    np.dtype("f8"): 0x0E,
+}
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding of ``array``: magic, big-endian sizes, big-endian row-major values."""
+    array = np.asarray(array)
+    type_code = IDX_TYPE_CODES[array.dtype.newbyteorder("=")]
+    header = bytes([0, 0, type_code, array.ndim]) + b"".join(size.to_bytes(4, "big") for size in array.shape)
+    return header + np.ascontiguousarray(array, dtype=array.dtype.newbyteorder(">")).tobytes()
+
+
+def write_file(path: Path, content: bytes) -> Path:
+    """Write ``content`` to ``path``, gzip-compressed when the name ends in ``.gz``."""
+    path.write_bytes(gzip.compress(content) if path.suffix == ".gz" else content)
+    return path
+
+
+def write_idx(path: Path, array: np.ndarray) -> Path:
+    return write_file(path, idx_bytes(array))
+
+
+def make_split(count: int, seed: int, image_size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(count, image_size, image_size), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=count, dtype=np.uint8)
+    return images, labels
+
+
+def write_mnist(directory: Path, compress: bool = True, train: int = 12, test: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
+    """Write a tiny MNIST-layout dataset; returns {file base name: array}."""
+    directory.mkdir(parents=True, exist_ok=True)
+    train_images, train_labels = make_split(train, seed)
+    test_images, test_labels = make_split(test, seed + 1)
+    arrays = dict(zip(MNIST_FILES, (train_images, train_labels, test_images, test_labels)))
+    suffix = ".gz" if compress else ""
+    for name, array in arrays.items():
+        write_idx(directory / f"{name}{suffix}", array)
+    return arrays
+
+
+def assert_loaded(result: tuple[np.ndarray, ...], arrays: dict[str, np.ndarray]) -> None:
+    x_train, y_train, x_test, y_test = result
+    for images, labels, images_name, labels_name in (
+        (x_train, y_train, MNIST_FILES[0], MNIST_FILES[1]),
+        (x_test, y_test, MNIST_FILES[2], MNIST_FILES[3]),
+    ):
+        assert images.dtype == np.uint8 and images.shape == (len(arrays[images_name]), 1, 28, 28)
+        assert labels.dtype == np.int64 and labels.shape == (len(arrays[labels_name]),)
+        np.testing.assert_array_equal(images[:, 0], arrays[images_name])
+        np.testing.assert_array_equal(labels, arrays[labels_name])
+
+
+# ----------------------------------------------------------------------------- read_idx: round trips
+
+idx_dtypes = st.sampled_from([np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
+idx_arrays = idx_dtypes.flatmap(
+    lambda dtype: hnp.arrays(
+        dtype,
+        hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5),
+        elements={"allow_nan": False} if np.dtype(dtype).kind == "f" else None,
+    )
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(array=idx_arrays, compress=st.booleans())
+def test_read_idx_round_trips_shapes_dtypes_and_values(array: np.ndarray, compress: bool) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = write_idx(Path(directory) / ("data.idx.gz" if compress else "data.idx"), array)
+        result = read_idx(path)
+    assert result.shape == array.shape
+    assert result.dtype == array.dtype and result.dtype.isnative
+    np.testing.assert_array_equal(result, array)
+    assert result.flags.writeable
+
+
+def test_read_idx_raw_and_gz_give_the_same_array(tmp_path: Path) -> None:
+    images, _ = make_split(3, seed=1)
+    raw = read_idx(write_idx(tmp_path / "images", images))
+    compressed = read_idx(write_idx(tmp_path / "images.gz", images))
+    np.testing.assert_array_equal(raw, images)
+    np.testing.assert_array_equal(compressed, images)
+
+
+def test_read_idx_accepts_str_paths(tmp_path: Path) -> None:
+    labels = np.arange(10, dtype=np.uint8)
+    np.testing.assert_array_equal(read_idx(str(write_idx(tmp_path / "labels", labels))), labels)
+
+
+# ----------------------------------------------------------------------------- read_idx: validation
+
+
+def valid_images_bytes() -> bytes:
+    return idx_bytes(np.zeros((2, 28, 28), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("name", ["images", "images.gz"])
+def test_bad_magic_is_rejected_naming_the_file(tmp_path: Path, name: str) -> None:
+    path = write_file(tmp_path / name, b"\x12\x34" + valid_images_bytes()[2:])
+    with pytest.raises(IDXFormatError, match=rf"{re.escape(name)}: bad magic number 0x12340803"):
+        read_idx(path)
+
+
+def test_unknown_type_byte_is_rejected(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "images", b"\x00\x00\x07\x03" + valid_images_bytes()[4:])
+    with pytest.raises(IDXFormatError, match=r"images: bad magic number 0x00000703: unknown data type byte 0x07"):
+        read_idx(path)
+
+
+def test_zero_dimensions_are_rejected(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "scalar", b"\x00\x00\x08\x00\x05")
+    with pytest.raises(IDXFormatError, match=r"scalar: .*declares 0 dimensions"):
+        read_idx(path)
+
+
+def test_unexpected_magic_is_rejected(tmp_path: Path) -> None:
+    path = write_idx(tmp_path / "labels-not-images", np.zeros(4, dtype=np.uint8))
+    with pytest.raises(IDXFormatError, match=r"labels-not-images: bad magic number 0x00000801 \(ubyte, 1 dimension\), expected 0x00000803 \(ubyte, 3 dimensions\)"):
+        read_idx(path, expected_magic=0x00000803)
+
+
+@pytest.mark.parametrize("length", [0, 3, 4, 11])
+def test_incomplete_header_is_rejected(tmp_path: Path, length: int) -> None:
+    path = write_file(tmp_path / "short.gz", valid_images_bytes()[:length])
+    with pytest.raises(IDXFormatError, match=r"short\.gz: incomplete header"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("name", ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"])
+def test_truncated_payload_is_rejected(tmp_path: Path, name: str) -> None:
+    header = bytes([0, 0, 8, 3]) + (60000).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    path = write_file(tmp_path / name, header + bytes(1000))
+    expected = f"{name}: payload has 1000 bytes but header declares 60000x28x28 = 47040000 (truncated)"
+    with pytest.raises(IDXFormatError, match=re.escape(expected)):
+        read_idx(path)
+
+
+def test_trailing_bytes_are_rejected(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "labels.gz", idx_bytes(np.arange(5, dtype=np.uint8)) + b"\x00\x01")
+    with pytest.raises(IDXFormatError, match=r"labels\.gz: payload has 7 bytes but header declares 5 = 5 \(trailing bytes"):
+        read_idx(path)
+
+
+def test_payload_size_accounts_for_wide_types(tmp_path: Path) -> None:
+    content = idx_bytes(np.arange(6, dtype=np.int32).reshape(2, 3))
+    path = write_file(tmp_path / "ints", content[:-1])
+    with pytest.raises(IDXFormatError, match=r"ints: payload has 23 bytes but header declares 2x3 values x 4 bytes = 24"):
+        read_idx(path)
+
+
+def test_gz_name_on_a_file_that_is_not_gzip_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(idx_bytes(np.arange(5, dtype=np.uint8)))  # raw IDX under a .gz name
+    with pytest.raises(IDXFormatError, match=r"train-labels-idx1-ubyte\.gz: named \.gz but is not gzip-compressed"):
+        read_idx(path)
+
+
+def test_corrupt_gzip_stream_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "labels.gz"
+    path.write_bytes(gzip.compress(idx_bytes(np.arange(200, dtype=np.uint8)))[:-12])  # cut off mid-stream
+    with pytest.raises(IDXFormatError, match=r"labels\.gz: corrupt or truncated gzip data"):
+        read_idx(path)
+
+
+def test_raw_name_on_a_gzip_file_hints_at_the_suffix(tmp_path: Path) -> None:
+    path = tmp_path / "labels"
+    path.write_bytes(gzip.compress(idx_bytes(np.arange(5, dtype=np.uint8))))
+    with pytest.raises(IDXFormatError, match=r"labels: bad magic number 0x1f8b.*looks gzip-compressed"):
+        read_idx(path)
+
+
+def test_missing_file_raises_file_not_found_naming_the_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nowhere-idx1-ubyte\.gz"):
+        read_idx(tmp_path / "nowhere-idx1-ubyte.gz")
+
+
+def test_idx_format_error_is_a_value_error_with_the_path(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "bad", b"\x01\x02\x03\x04")
+    with pytest.raises(ValueError) as caught:
+        read_idx(path)
+    assert isinstance(caught.value, IDXFormatError) and caught.value.path == path
+
+
+# ----------------------------------------------------------------------------- mnist(): loading
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_mnist_loads_gz_or_raw_files(tmp_path: Path, compress: bool) -> None:
+    arrays = write_mnist(tmp_path, compress=compress)
+    assert_loaded(mnist(tmp_path, download=False), arrays)
+
+
+def test_mnist_prefers_gz_when_both_exist(tmp_path: Path) -> None:
+    write_mnist(tmp_path, compress=False, seed=100)
+    arrays = write_mnist(tmp_path, compress=True, seed=0)
+    assert_loaded(mnist(tmp_path, download=False), arrays)
+
+
+def test_mnist_accepts_a_mix_of_gz_and_raw(tmp_path: Path) -> None:
+    arrays = write_mnist(tmp_path, compress=True)
+    for name in MNIST_FILES[::2]:
+        compressed = tmp_path / f"{name}.gz"
+        (tmp_path / name).write_bytes(gzip.decompress(compressed.read_bytes()))
+        compressed.unlink()
+    assert_loaded(mnist(str(tmp_path), download=False), arrays)
+
+
+def test_mnist_root_defaults_to_the_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    arrays = write_mnist(tmp_path)
+    monkeypatch.setenv("TINYGRAD_CNN_DATA", str(tmp_path))
+    assert_loaded(mnist(download=False), arrays)
+
+
+def test_default_root_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TINYGRAD_CNN_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert default_root() == tmp_path / "data"
+    monkeypatch.setenv("TINYGRAD_CNN_DATA", "")
+    assert default_root() == tmp_path / "cache" / "tinygrad_cnn" / "mnist"
+    monkeypatch.delenv("TINYGRAD_CNN_DATA")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # the XDG spec says to ignore relative paths
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_root() == tmp_path / "home" / ".cache" / "tinygrad_cnn" / "mnist"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_root() == tmp_path / "home" / ".cache" / "tinygrad_cnn" / "mnist"
+
+
+def test_mnist_without_download_names_missing_files_and_where_to_put_them(tmp_path: Path) -> None:
+    write_mnist(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError) as caught:
+        mnist(tmp_path, download=False)
+    message = str(caught.value)
+    assert "t10k-labels-idx1-ubyte.gz" in message and "train-images" not in message
+    assert str(tmp_path) in message and "$TINYGRAD_CNN_DATA" in message
+
+
+# ----------------------------------------------------------------------------- mnist(): validation
+
+
+def test_mnist_rejects_wrong_image_size(tmp_path: Path) -> None:
+    write_mnist(tmp_path)
+    images, _ = make_split(12, seed=0, image_size=20)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
+    with pytest.raises(MNISTFormatError, match=r"train-images-idx3-ubyte\.gz: wrong image size: found 20x20 \(array shape 12x20x20\), expected 28x28"):
+        mnist(tmp_path, download=False)
+
+
+def test_mnist_rejects_image_and_label_count_mismatch(tmp_path: Path) -> None:
+    write_mnist(tmp_path)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(4, dtype=np.uint8))
+    with pytest.raises(MNISTFormatError, match=r"t10k-images-idx3-ubyte\.gz has 5 images but .*t10k-labels-idx1-ubyte\.gz has 4 labels"):
+        mnist(tmp_path, download=False)
+
+
+def test_mnist_rejects_labels_out_of_range(tmp_path: Path) -> None:
+    arrays = write_mnist(tmp_path)
+    labels = arrays["train-labels-idx1-ubyte"].copy()
+    labels[7] = 10
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(MNISTFormatError, match=r"train-labels-idx1-ubyte\.gz: label 10 at index 7 is outside 0\.\.9"):
+        mnist(tmp_path, download=False)
+
+
+def test_mnist_rejects_swapped_files(tmp_path: Path) -> None:
+    arrays = write_mnist(tmp_path)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", arrays["train-labels-idx1-ubyte"])
+    with pytest.raises(IDXFormatError, match=r"train-images-idx3-ubyte\.gz: bad magic number 0x00000801"):
+        mnist(tmp_path, download=False)
+
+
+def test_mnist_reports_the_broken_file(tmp_path: Path) -> None:
+    write_mnist(tmp_path)
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-100]))
+    with pytest.raises(IDXFormatError, match=r"t10k-images-idx3-ubyte\.gz: payload has .* \(truncated\)"):
+        mnist(tmp_path, download=False)
+
+
+# ----------------------------------------------------------------------------- download, against a local server
+
+
+class LocalServer:
+    """An HTTP server on 127.0.0.1 serving ``directory``; ``/truncated/<name>`` promises more bytes than it sends."""
+
+    def __init__(self, directory: Path) -> None:
+        self.requests: list[str] = []
+        requests = self.requests
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:
+                requests.append(self.path)
+                if self.path.startswith("/truncated/"):
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100000")
+                    self.end_headers()
+                    self.wfile.write(b"\x1f\x8b" + bytes(98))
+                    return
+                super().do_GET()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, folder: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{folder}/"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory):
+    """A local server with ``good/`` (tiny MNIST .gz files) and ``bad/`` (same names, other bytes),
+    the original arrays, and checksums of the good files."""
+    root = tmp_path_factory.mktemp("served")
+    arrays = write_mnist(root / "good", compress=True)
+    write_mnist(root / "bad", compress=True, seed=50)
+    checksums = {f"{name}.gz": hashlib.sha256((root / "good" / f"{name}.gz").read_bytes()).hexdigest() for name in MNIST_FILES}
+    server = LocalServer(root)
+    yield server, arrays, checksums
+    server.close()
+
+
+@pytest.fixture
+def server(served):
+    local_server, _, _ = served
+    local_server.requests.clear()
+    return local_server
+
+
+@pytest.fixture
+def arrays(served) -> dict[str, np.ndarray]:
+    return served[1]
+
+
+@pytest.fixture
+def checksums(served) -> dict[str, str]:
+    return served[2]
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_for_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a configured HTTP proxy from intercepting requests to the local server."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+def dead_port_url() -> str:
+    """A URL on a port nothing listens on (connection refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/mnist/"
+
+
+def files_in(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir()) if directory.exists() else []
+
+
+GZ_FILES = [f"{name}.gz" for name in MNIST_FILES]
+
+
+def test_download_lands_verified_files_that_load(tmp_path: Path, server: LocalServer, arrays, checksums) -> None:
+    root = tmp_path / "new" / "cache"  # created on demand
+    paths = download_files(GZ_FILES, root, [server.url("good")], checksums, timeout=5, progress=False)
+    assert paths == [root / name for name in GZ_FILES]
+    assert files_in(root) == sorted(GZ_FILES)  # no temporary files left behind
+    assert_loaded(mnist(root, download=False), arrays)
+
+
+def test_download_falls_back_to_the_next_mirror(tmp_path: Path, server: LocalServer, arrays, checksums) -> None:
+    mirrors = [dead_port_url(), server.url("missing"), server.url("good")]  # refused, then 404, then fine
+    download_files(GZ_FILES, tmp_path, mirrors, checksums, timeout=5, progress=False)
+    assert files_in(tmp_path) == sorted(GZ_FILES)
+    assert [request for request in server.requests if request.startswith("/missing/")] == [f"/missing/{name}" for name in GZ_FILES]
+    assert_loaded(mnist(tmp_path, download=False), arrays)
+
+
+def test_checksum_mismatch_tries_the_next_mirror(tmp_path: Path, server: LocalServer, checksums) -> None:
+    download_files(GZ_FILES[:1], tmp_path, [server.url("bad"), server.url("good")], checksums, timeout=5, progress=False)
+    assert server.requests == [f"/bad/{GZ_FILES[0]}", f"/good/{GZ_FILES[0]}"]
+    assert hashlib.sha256((tmp_path / GZ_FILES[0]).read_bytes()).hexdigest() == checksums[GZ_FILES[0]]
+
+
+def test_checksum_mismatch_leaves_no_file(tmp_path: Path, server: LocalServer, checksums) -> None:
+    with pytest.raises(DownloadError, match=r"SHA256 mismatch") as caught:
+        download_files(GZ_FILES, tmp_path, [server.url("bad")], checksums, timeout=5, progress=False)
+    assert files_in(tmp_path) == []  # neither the final name nor a temporary file
+    assert caught.value.missing == GZ_FILES and caught.value.directory == tmp_path
+
+
+def test_interrupted_download_leaves_no_file(tmp_path: Path, server: LocalServer, checksums) -> None:
+    with pytest.raises(DownloadError, match=r"(connection closed after 100 of 100000 bytes|IncompleteRead)"):
+        download_files(GZ_FILES[:1], tmp_path, [server.url("truncated")], checksums, timeout=5, progress=False)
+    assert files_in(tmp_path) == []
+
+
+def test_all_mirrors_failing_raises_runtime_error_with_guidance(tmp_path: Path, server: LocalServer, checksums) -> None:
+    mirrors = [dead_port_url(), server.url("missing")]
+    with pytest.raises(RuntimeError) as caught:
+        download_files(GZ_FILES, tmp_path, mirrors, checksums, timeout=5, progress=False)
+    message = str(caught.value)
+    assert isinstance(caught.value, DownloadError)
+    assert str(tmp_path) in message and "$TINYGRAD_CNN_DATA" in message
+    assert all(name in message for name in GZ_FILES)  # every still-missing file is named
+    assert "404" in message and mirrors[0] in message  # and why each mirror failed
+    assert files_in(tmp_path) == []
+
+
+def test_download_refuses_files_without_a_checksum(tmp_path: Path, server: LocalServer) -> None:
+    with pytest.raises(ValueError, match=r"no SHA256 checksum known for extra\.gz"):
+        download_files(["extra.gz"], tmp_path, [server.url("good")], {}, progress=False)
+    assert server.requests == []
+
+
+def test_mnist_downloads_only_missing_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, arrays, checksums) -> None:
+    monkeypatch.setattr(datasets, "MIRRORS", (dead_port_url(), server.url("good")))
+    monkeypatch.setattr(datasets, "SHA256", checksums)
+    write_idx(tmp_path / "train-images-idx3-ubyte", arrays["train-images-idx3-ubyte"])  # present, raw
+    assert_loaded(mnist(tmp_path), arrays)
+    assert sorted(server.requests) == sorted(f"/good/{name}" for name in GZ_FILES[1:])
+    assert files_in(tmp_path) == sorted(GZ_FILES[1:] + ["train-images-idx3-ubyte"])
+
+
+def test_mnist_offline_raises_runtime_error_naming_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(datasets, "MIRRORS", (dead_port_url(),))
+    with pytest.raises(RuntimeError, match=re.escape(f"Missing from {tmp_path}: {', '.join(GZ_FILES)}")):
+        mnist(tmp_path)
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def collect(iterator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    pairs = list(iterator)
+    return [images for images, _ in pairs], [labels for _, labels in pairs]
+
+
+def numbered_samples(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images whose every pixel is their sample number, and labels equal to it: pairing is checkable."""
+    labels = np.arange(count)
+    images = np.broadcast_to(labels[:, None, None, None], (count, 1, 2, 2)).copy()
+    return images, labels
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    count=st.integers(0, 50),
+    batch_size=st.integers(1, 20),
+    shuffle=st.booleans(),
+    drop_last=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_batches_cover_every_sample_once(count: int, batch_size: int, shuffle: bool, drop_last: bool, seed: int) -> None:
+    images, labels = numbered_samples(count)
+    image_batches, label_batches = collect(batches(images, labels, batch_size, shuffle=shuffle, rng=seed, drop_last=drop_last))
+
+    sizes = [len(batch) for batch in label_batches]
+    full_batches, remainder = divmod(count, batch_size)
+    expected_sizes = [batch_size] * full_batches + ([remainder] if remainder and not drop_last else [])
+    assert sizes == expected_sizes
+    for image_batch, label_batch in zip(image_batches, label_batches):
+        assert image_batch.shape == (len(label_batch), 1, 2, 2)
+        np.testing.assert_array_equal(image_batch[:, 0, 0, 0], label_batch)  # pairs stay together
+
+    seen = np.concatenate(label_batches) if label_batches else np.array([], dtype=int)
+    assert len(np.unique(seen)) == len(seen)  # no sample twice
+    if drop_last:
+        assert len(seen) == full_batches * batch_size
+    else:
+        np.testing.assert_array_equal(np.sort(seen), labels)  # every sample
+    if not shuffle:
+        np.testing.assert_array_equal(seen, labels[: len(seen)])
+
+
+def test_same_seed_same_order_different_seed_different_order() -> None:
+    images, labels = numbered_samples(100)
+    first = np.concatenate(collect(batches(images, labels, 16, rng=7))[1])
+    again = np.concatenate(collect(batches(images, labels, 16, rng=7))[1])
+    other = np.concatenate(collect(batches(images, labels, 16, rng=8))[1])
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert not np.array_equal(first, labels)
+
+
+def test_generator_state_can_be_saved_and_restored() -> None:
+    images, labels = numbered_samples(40)
+    rng = np.random.default_rng(3)
+    collect(batches(images, labels, 8, rng=rng))  # epoch 0
+    saved = rng.bit_generator.state
+    epoch_1 = np.concatenate(collect(batches(images, labels, 8, rng=rng))[1])
+    epoch_2 = np.concatenate(collect(batches(images, labels, 8, rng=rng))[1])
+    assert not np.array_equal(epoch_1, epoch_2)  # the generator advances between epochs
+
+    resumed = np.random.default_rng(999)
+    resumed.bit_generator.state = saved
+    np.testing.assert_array_equal(np.concatenate(collect(batches(images, labels, 8, rng=resumed))[1]), epoch_1)
+    np.testing.assert_array_equal(np.concatenate(collect(batches(images, labels, 8, rng=resumed))[1]), epoch_2)
+
+
+def test_unseeded_batches_still_cover_everything() -> None:
+    images, labels = numbered_samples(10)
+    np.testing.assert_array_equal(np.sort(np.concatenate(collect(batches(images, labels, 3))[1])), labels)
+
+
+@pytest.mark.parametrize("batch_size", [0, -4])
+def test_batches_rejects_non_positive_batch_size(batch_size: int) -> None:
+    images, labels = numbered_samples(4)
+    with pytest.raises(ValueError, match=rf"batch_size must be positive, got {batch_size}"):
+        batches(images, labels, batch_size)  # raised at the call, before iterating
+
+
+@pytest.mark.parametrize("batch_size", [2.0, "2", True, None])
+def test_batches_rejects_non_integer_batch_size(batch_size: object) -> None:
+    images, labels = numbered_samples(4)
+    with pytest.raises(TypeError, match=r"batch_size must be an integer"):
+        batches(images, labels, batch_size)
+
+
+def test_batches_rejects_mismatched_lengths() -> None:
+    images, labels = numbered_samples(5)
+    with pytest.raises(ValueError, match=r"same number of samples: 5 images, 4 labels"):
+        batches(images, labels[:4], 2)
+
+
+def test_batches_rejects_scalars_and_bad_rng() -> None:
+    with pytest.raises(ValueError, match=r"leading sample dimension"):
+        batches(np.float32(1), np.int64(1), 1)
+    images, labels = numbered_samples(4)
+    with pytest.raises(TypeError, match=r"rng must be None, an int seed or a numpy\.random\.Generator"):
+        batches(images, labels, 2, rng=1.5)
+
+
+# ----------------------------------------------------------------------------- the real data
+
+
+def test_real_mnist() -> None:
+    root: Optional[str] = os.environ.get("TINYGRAD_CNN_DATA")
+    if not root:
+        pytest.skip("TINYGRAD_CNN_DATA not set")
+    x_train, y_train, x_test, y_test = mnist(root, download=False)
+    assert x_train.shape == (60000, 1, 28, 28) and x_test.shape == (10000, 1, 28, 28)
+    assert x_train.dtype == np.uint8 and x_test.dtype == np.uint8
+    assert y_train.shape == (60000,) and y_test.shape == (10000,)
+    assert y_train.dtype == np.int64 and y_test.dtype == np.int64
+    for labels in (y_train, y_test):
+        assert labels.min() == 0 and labels.max() == 9
+        assert set(np.unique(labels)) == set(range(10))
+    assert x_train.max() == 255 and x_train.min() == 0
+    for filename, expected in SHA256.items():
+        assert hashlib.sha256((Path(root) / filename).read_bytes()).hexdigest() == expected, filename
