@@ -9,7 +9,8 @@ VJP (see ``ops.py``) and adding the results into ``grad`` of the leaf tensors.
 from __future__ import annotations
 
 import numbers
-from typing import Iterator, Optional, Sequence, Union
+import time
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -49,6 +50,16 @@ class no_grad:
 
 def is_grad_enabled() -> bool:
     return _recording
+
+
+# ---------------------------------------------------------------------------
+# Observers (used by summary.py and profile.py; empty lists cost nothing)
+# ---------------------------------------------------------------------------
+
+#: called as hook(op, inputs, output, seconds) after every op's forward
+forward_hooks: list[Callable[[ops.Function, tuple["Tensor", ...], "Tensor", float], None]] = []
+#: called as hook(op, seconds) after every op's VJP
+backward_hooks: list[Callable[[ops.Function, float], None]] = []
 
 
 # ---------------------------------------------------------------------------
@@ -119,10 +130,15 @@ class Tensor:
         needs = tuple(tensor.requires_grad for tensor in inputs) if _recording else ()
         op.needs_input_grad = needs if needs else (False,) * len(inputs)
         output = cls.__new__(cls)
+        start = time.perf_counter() if forward_hooks else 0.0
         output.data = op.forward(*(tensor.data for tensor in inputs))
         output.grad = None
         output.requires_grad = any(needs)
         output.node = Node(op, inputs) if output.requires_grad else None
+        if forward_hooks:
+            seconds = time.perf_counter() - start
+            for hook in forward_hooks:
+                hook(op, inputs, output, seconds)
         return output
 
     # -- plain properties -------------------------------------------------------------
@@ -209,7 +225,12 @@ class Tensor:
             if node is None:
                 tensor._accumulate(grad)
                 continue
+            start = time.perf_counter() if backward_hooks else 0.0
             input_grads = node.op.backward(grad)
+            if backward_hooks:
+                seconds = time.perf_counter() - start
+                for hook in backward_hooks:
+                    hook(node.op, seconds)
             for parent, parent_grad in zip(node.inputs, input_grads):
                 if parent_grad is None or not parent.requires_grad:
                     continue

@@ -1,0 +1,112 @@
+"""The two networks of the seed documents, written as ordinary expressions on Tensors.
+
+SeedCNN (the seed's final network, state_dict keys and shapes as in DESIGN.md):
+
+    x/255 → conv 3x3 pad 1 (1→16) + bias 16x28x28 → relu → pad bottom/right 1 → max pool 3x3/2
+          → conv (16→32) + bias 32x14x14 → relu → pad → pool
+          → conv (32→64) + bias 64x7x7 → relu → flatten (C,H,W order)
+          → @ fc1 (3136x100) + b → relu → @ fc2 (100x10) + b → logits
+
+The biases of the convolutions are per position, as the seed's "Addition" layers. The
+seed's initialisation: conv filters standard-normal / 9, dense weights standard-normal /
+fan_in, biases zero.
+
+SeedMLP (the seed's earlier fully connected network): 784 → 1000 → 100 → 10 with relus.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_cnn.tensor import Tensor
+
+IMAGE_SHAPE = (1, 28, 28)
+
+
+class Conv:
+    """The parameters of one convolution layer: ``weight`` (O,C,kh,kw) and a per-position ``bias``."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray):
+        self.weight = Tensor(weight, requires_grad=True)
+        self.bias = Tensor(bias, requires_grad=True)
+
+
+class Dense:
+    """The parameters of one fully connected layer: ``weight`` (in, out) and ``bias`` (out,)."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray):
+        self.weight = Tensor(weight, requires_grad=True)
+        self.bias = Tensor(bias, requires_grad=True)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return x @ self.weight + self.bias
+
+
+def _dense(rng: np.random.Generator, fan_in: int, fan_out: int, dtype) -> Dense:
+    weight = (rng.standard_normal((fan_in, fan_out)) / fan_in).astype(dtype)
+    return Dense(weight, np.zeros(fan_out, dtype=dtype))
+
+
+def _conv(rng: np.random.Generator, in_channels: int, out_channels: int, size: int, dtype) -> Conv:
+    weight = (rng.standard_normal((out_channels, in_channels, 3, 3)) / 9).astype(dtype)
+    return Conv(weight, np.zeros((out_channels, size, size), dtype=dtype))
+
+
+def images_to_tensor(images: Tensor | np.ndarray, dtype) -> Tensor:
+    """Check that ``images`` is a batch N,1,28,28 of raw 0..255 pixels and scale it to 0..1."""
+    array = images.data if isinstance(images, Tensor) else np.asarray(images)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"images must be numeric, got dtype {array.dtype}")
+    if array.ndim != 4 or array.shape[1:] != IMAGE_SHAPE:
+        hint = ""
+        if array.ndim == 4 and array.shape[1:] == (28, 28, 1):
+            hint = " (that is N,H,W,C: transpose it with images.transpose(0, 3, 1, 2))"
+        elif array.ndim == 3 and array.shape[1:] == (28, 28):
+            hint = " (add the channel axis with images[:, None])"
+        elif array.shape == IMAGE_SHAPE or array.shape == (28, 28):
+            hint = " (a single image: add the batch axis with images[None])"
+        raise ValueError(f"expected images of shape (N, 1, 28, 28), got {array.shape}{hint}")
+    return Tensor(array.astype(dtype) * dtype(1 / 255))
+
+
+class SeedCNN:
+    """The seed's convolutional network; ``model(images)`` returns logits N,10."""
+
+    def __init__(self, seed: int = 0, dtype=np.float32):
+        self.dtype = np.dtype(dtype).type
+        rng = np.random.default_rng(seed)
+        self.conv1 = _conv(rng, 1, 16, 28, self.dtype)
+        self.conv2 = _conv(rng, 16, 32, 14, self.dtype)
+        self.conv3 = _conv(rng, 32, 64, 7, self.dtype)
+        self.fc1 = _dense(rng, 3136, 100, self.dtype)
+        self.fc2 = _dense(rng, 100, 10, self.dtype)
+
+    @staticmethod
+    def block(x: Tensor, conv: Conv, pool: bool) -> Tensor:
+        """conv 3x3 (pad 1) + per-position bias → relu [→ pad bottom/right 1 → max pool 3x3/2]."""
+        x = (x.conv2d(conv.weight, padding=1) + conv.bias).relu()
+        if pool:
+            x = x.pad(((0, 0), (0, 0), (0, 1), (0, 1))).max_pool2d(3, stride=2)
+        return x
+
+    def __call__(self, images: Tensor | np.ndarray) -> Tensor:
+        x = images_to_tensor(images, self.dtype)
+        x = self.block(x, self.conv1, pool=True)  # 16 x 14 x 14
+        x = self.block(x, self.conv2, pool=True)  # 32 x 7 x 7
+        x = self.block(x, self.conv3, pool=False).flatten()  # 3136
+        return self.fc2(self.fc1(x).relu())
+
+
+class SeedMLP:
+    """The seed's fully connected network 784 → 1000 → 100 → 10; ``model(images)`` gives logits."""
+
+    def __init__(self, seed: int = 0, dtype=np.float32):
+        self.dtype = np.dtype(dtype).type
+        rng = np.random.default_rng(seed)
+        self.fc1 = _dense(rng, 784, 1000, self.dtype)
+        self.fc2 = _dense(rng, 1000, 100, self.dtype)
+        self.fc3 = _dense(rng, 100, 10, self.dtype)
+
+    def __call__(self, images: Tensor | np.ndarray) -> Tensor:
+        x = images_to_tensor(images, self.dtype).flatten()
+        return self.fc3(self.fc2(self.fc1(x).relu()).relu())
