@@ -52,6 +52,10 @@ class Function:
     def backward(self, grad_out: np.ndarray) -> Gradients:
         raise NotImplementedError
 
+    def macs(self, input_shapes: Sequence[tuple[int, ...]], output_shape: tuple[int, ...]) -> int:
+        """Multiply-accumulates done by this op's forward (0 for ops that do none)."""
+        return 0
+
     def release(self) -> None:
         """Drop every array saved for backward (called once the VJP has run)."""
         self.__dict__.clear()
@@ -153,6 +157,10 @@ class MatMul(Function):
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.a, self.b = a, b
         return a @ b
+
+    def macs(self, input_shapes, output_shape) -> int:
+        """One multiply-accumulate per output element and inner index: (…·n·m)·k."""
+        return int(np.prod(output_shape, dtype=np.int64)) * input_shapes[0][-1]
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
         grad_a = grad_b = None
@@ -278,6 +286,11 @@ class Conv2d(Function):
         if self.needs_input_grad[1]:
             self.windows = windows
         return np.ascontiguousarray(output.transpose(0, 3, 1, 2))
+
+    def macs(self, input_shapes, output_shape) -> int:
+        """One multiply-accumulate per output element and weight tap: (N·O·Ho·Wo)·(C·kh·kw)."""
+        _, channels, kernel_h, kernel_w = input_shapes[1]
+        return int(np.prod(output_shape, dtype=np.int64)) * channels * kernel_h * kernel_w
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
         (stride_h, stride_w), (pad_h, pad_w) = self.stride, self.padding
