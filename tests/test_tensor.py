@@ -195,3 +195,11 @@ def test_seed_network_as_an_ordinary_expression():
     loss.backward()
     for name, tensor in p.items():
         assert tensor.grad is not None and tensor.grad.shape == tensor.shape, name
+
+
+def test_np_array_copies_and_np_asarray_shares():
+    x = Tensor(np.ones(3))
+    copied, shared = np.array(x), np.asarray(x)
+    x.data += 1
+    np.testing.assert_array_equal(copied, [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(shared, [2.0, 2.0, 2.0])

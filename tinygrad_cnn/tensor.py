@@ -172,7 +172,9 @@ class Tensor:
         return self.data.item()
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        return self.data if dtype is None else self.data.astype(dtype)
+        """np.asarray(tensor) shares the data; np.array(tensor) (copy=True) gets its own copy."""
+        array = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return array.copy() if copy and array is self.data else array
 
     def __len__(self) -> int:
         return len(self.data)

@@ -1,0 +1,94 @@
+"""SeedCNN and SeedMLP: shapes, the seed's initialisation, input checks, end-to-end gradients."""
+
+import numpy as np
+import pytest
+
+from tinygrad_cnn import Tensor
+from tinygrad_cnn.models import SeedCNN, SeedMLP
+from tinygrad_cnn.nn import get_parameters, named_parameters, state_dict
+
+
+def images(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(count, 1, 28, 28), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("model_class", [SeedCNN, SeedMLP])
+def test_logits_shape_and_dtype(model_class):
+    logits = model_class(seed=0)(images(3))
+    assert logits.shape == (3, 10) and logits.dtype == np.float32
+    assert model_class(seed=0, dtype=np.float64)(images(2)).dtype == np.float64
+
+
+@pytest.mark.parametrize("model_class", [SeedCNN, SeedMLP])
+def test_initialisation_is_seeded_and_follows_the_seed_documents(model_class):
+    first, again, other = state_dict(model_class(seed=5)), state_dict(model_class(seed=5)), state_dict(model_class(seed=6))
+    for name in first:
+        np.testing.assert_array_equal(first[name], again[name])
+    assert any(not np.array_equal(first[name], other[name]) for name in first if name.endswith("weight"))
+    for name, value in state_dict(model_class(seed=0)).items():
+        if name.endswith("bias"):
+            assert np.all(value == 0), name
+        elif value.ndim == 4:  # conv filters: standard normal / 9
+            assert abs(value.std() * 9 - 1) < 0.2, name
+        else:  # dense: standard normal / fan_in
+            assert abs(value.std() * value.shape[0] - 1) < 0.1, name
+
+
+def test_seed_mlp_layers():
+    assert {name: value.shape for name, value in named_parameters(SeedMLP()).items()} == {
+        "fc1.weight": (784, 1000), "fc1.bias": (1000,), "fc2.weight": (1000, 100), "fc2.bias": (100,),
+        "fc3.weight": (100, 10), "fc3.bias": (10,),
+    }
+
+
+@pytest.mark.parametrize("shape, hint", [
+    ((2, 28, 28), "channel axis"),
+    ((2, 28, 28, 1), "N,H,W,C"),
+    ((1, 28, 28), "channel axis"),
+    ((28, 28), "single image"),
+    ((2, 1, 32, 32), r"\(2, 1, 32, 32\)"),
+    ((2, 3, 28, 28), r"\(2, 3, 28, 28\)"),
+])
+@pytest.mark.parametrize("model_class", [SeedCNN, SeedMLP])
+def test_bad_image_shapes_get_a_clear_error(model_class, shape, hint):
+    with pytest.raises(ValueError, match=r"expected images of shape \(N, 1, 28, 28\).*" + hint):
+        model_class()(np.zeros(shape, dtype=np.uint8))
+
+
+def test_non_numeric_images_are_refused():
+    with pytest.raises(TypeError, match="numeric"):
+        SeedCNN()(np.full((1, 1, 28, 28), "x"))
+
+
+def test_images_are_scaled_from_raw_pixels():
+    """x/255: a uint8 batch and the same batch as float 0..255 give the same logits."""
+    model, batch = SeedCNN(seed=0), images(2)
+    np.testing.assert_allclose(model(batch).data, model(batch.astype(np.float32)).data, rtol=1e-6)
+    np.testing.assert_allclose(model(Tensor(batch)).data, model(batch).data, rtol=1e-6)
+
+
+@pytest.mark.parametrize("model_class", [SeedCNN, SeedMLP])
+def test_whole_model_gradient_matches_a_directional_finite_difference(model_class):
+    """All parameters at once, float64: ⟨∇L, v⟩ against (L(p + εv) − L(p − εv)) / 2ε."""
+    model = model_class(seed=0, dtype=np.float64)
+    for tensor in get_parameters(model):  # non-zero biases, so their gradients matter too
+        tensor.data += np.random.default_rng(1).standard_normal(tensor.shape) * 0.01
+    batch, labels = images(3, seed=2), np.array([1, 7, 3])
+    loss = model(batch).cross_entropy(labels)
+    loss.backward()
+    parameters = get_parameters(model)
+    rng = np.random.default_rng(3)
+    directions = [rng.standard_normal(p.shape) for p in parameters]
+    analytic = sum(float(np.sum(p.grad * v)) for p, v in zip(parameters, directions))
+    epsilon = 1e-6
+
+    def loss_at(sign: float) -> float:
+        for p, v in zip(parameters, directions):
+            p.data += sign * epsilon * v
+        value = model(batch).cross_entropy(labels).item()
+        for p, v in zip(parameters, directions):
+            p.data -= sign * epsilon * v
+        return value
+
+    numeric = (loss_at(1.0) - loss_at(-1.0)) / (2 * epsilon)
+    assert abs(analytic - numeric) <= 1e-6 + 1e-5 * abs(numeric), (analytic, numeric)

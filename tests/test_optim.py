@@ -1,0 +1,121 @@
+"""Optimizers and schedules: the update rules, written out by hand for comparison."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from tinygrad_cnn import Tensor
+from tinygrad_cnn.optim import SGD, Adam, ConstantLR, WarmupCosine
+
+
+def quadratic_step(optimizer, param, target):
+    optimizer.zero_grad()
+    ((param - target) * (param - target)).sum().backward()
+    optimizer.step()
+
+
+@given(momentum=st.floats(0, 0.99), weight_decay=st.floats(0, 0.1), nesterov=st.booleans(),
+       lr=st.floats(1e-3, 0.5), seed=st.integers(0, 1000))
+def test_sgd_matches_the_update_rule_written_out(momentum, weight_decay, nesterov, lr, seed):
+    if nesterov and momentum == 0:
+        momentum = 0.5
+    rng = np.random.default_rng(seed)
+    start, target = rng.standard_normal(4), rng.standard_normal(4)
+    param = Tensor(start.copy(), requires_grad=True)
+    optimizer = SGD([param], lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    expected, velocity = start.copy(), None
+    for _ in range(4):
+        quadratic_step(optimizer, param, target)
+        grad = 2 * (expected - target) + weight_decay * expected
+        velocity = grad if velocity is None else momentum * velocity + grad
+        step = grad + momentum * velocity if nesterov else velocity
+        expected = expected - lr * (step if momentum else grad)
+    np.testing.assert_allclose(param.data, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_sgd_zero_grad_sets_none_and_skips_parameters_without_gradient():
+    used, unused = Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(2), requires_grad=True)
+    optimizer = SGD([used, unused], lr=0.1)
+    (used * 3.0).sum().backward()
+    optimizer.step()
+    np.testing.assert_allclose(used.data, [0.7, 0.7])
+    np.testing.assert_array_equal(unused.data, [1.0, 1.0])
+    optimizer.zero_grad()
+    assert used.grad is None
+
+
+def test_lr_can_change_between_steps():
+    param = Tensor(np.zeros(1), requires_grad=True)
+    optimizer = SGD([param], lr=1.0)
+    for lr in (1.0, 0.5):
+        optimizer.lr = lr
+        optimizer.zero_grad()
+        (param * 1.0).sum().backward()
+        optimizer.step()
+    np.testing.assert_allclose(param.data, [-1.5])
+
+
+def test_sgd_minimises_a_quadratic():
+    param, target = Tensor(np.zeros(3), requires_grad=True), np.array([1.0, -2.0, 3.0])
+    optimizer = SGD([param], lr=0.1, momentum=0.9, nesterov=True)
+    for _ in range(200):
+        quadratic_step(optimizer, param, target)
+    np.testing.assert_allclose(param.data, target, atol=1e-6)
+
+
+def test_adam_minimises_a_quadratic_and_its_first_step_is_lr_sized():
+    param, target = Tensor(np.zeros(2), requires_grad=True), np.array([3.0, -1.0])
+    optimizer = Adam([param], lr=0.01)
+    quadratic_step(optimizer, param, target)
+    np.testing.assert_allclose(np.abs(param.data), [0.01, 0.01], rtol=1e-5)  # m̂/√v̂ = ±1
+    optimizer.lr = 0.1
+    for _ in range(500):
+        quadratic_step(optimizer, param, target)
+    np.testing.assert_allclose(param.data, target, atol=1e-3)
+
+
+@pytest.mark.parametrize("optimizer_class", [SGD, Adam])
+def test_optimizer_state_round_trip_continues_identically(optimizer_class):
+    def make():
+        param = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+        kwargs = {"momentum": 0.9} if optimizer_class is SGD else {}
+        return param, optimizer_class([param], lr=0.05, **kwargs)
+
+    param, optimizer = make()
+    for _ in range(3):
+        quadratic_step(optimizer, param, np.zeros(2))
+    copy, copy_optimizer = make()
+    copy.data[:] = param.data
+    copy_optimizer.load_state_dict(optimizer.state_dict())
+    for _ in range(3):
+        quadratic_step(optimizer, param, np.zeros(2))
+        quadratic_step(copy_optimizer, copy, np.zeros(2))
+    np.testing.assert_array_equal(param.data, copy.data)
+
+
+def test_optimizer_arguments_are_checked():
+    param = Tensor(np.ones(1))
+    with pytest.raises(ValueError, match="empty parameter list"):
+        SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="learning rate"):
+        SGD([param], lr=-0.1)
+    with pytest.raises(ValueError, match="nesterov"):
+        SGD([param], lr=0.1, nesterov=True)
+    with pytest.raises(TypeError, match="not a Tensor"):
+        SGD([np.ones(2)], lr=0.1)
+
+
+def test_warmup_cosine_schedule():
+    schedule = WarmupCosine(max_lr=0.1, total_steps=110, warmup_steps=10)
+    assert schedule(0) == 0.0
+    assert math.isclose(schedule(5), 0.05)
+    assert math.isclose(schedule(10), 0.1)
+    assert math.isclose(schedule(60), 0.05)  # half-way through the cosine
+    assert math.isclose(schedule(110), 0.0, abs_tol=1e-12)
+    values = [schedule(step) for step in range(10, 111)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert ConstantLR(0.3)(1234) == 0.3
+    with pytest.raises(ValueError):
+        WarmupCosine(0.1, total_steps=5, warmup_steps=6)
