@@ -54,11 +54,19 @@ SEED_WORDS = {
 }
 
 
-def trace(model: Any, input_shape: Sequence[int]) -> list[dict]:
-    """Run ``model`` once on zeros of ``input_shape`` (uint8, no_grad) and describe every op.
+def trace(model: Any, input_shape: Optional[Sequence[int]] = None, images: Optional[np.ndarray] = None,
+          keep_outputs: bool = False) -> list[dict]:
+    """Run ``model`` once under no_grad and describe every op it applies, in execution order.
 
-    Returns one dict per op application, in execution order (see ``summary`` for the keys).
+    The input is ``images`` if given, else zeros (uint8) of ``input_shape``. Returns one dict
+    per op application (see ``summary`` for the keys); with ``keep_outputs`` each row also
+    holds the op's output array under ``"output"`` (e.g. to draw feature maps).
     """
+    if images is None:
+        if input_shape is None:
+            raise ValueError("trace needs input_shape or images")
+        images = np.zeros(tuple(input_shape), dtype=np.uint8)
+    images = np.asarray(images)
     parameter_names = {id(tensor): name for name, tensor in named_parameters(model).items()}
     rows: list[dict] = []
 
@@ -82,9 +90,10 @@ def trace(model: Any, input_shape: Sequence[int]) -> list[dict]:
             "seconds": seconds,
         }
         row["label"] = describe_op(op, row)
+        if keep_outputs:
+            row["output"] = output.data
         rows.append(row)
 
-    images = np.zeros(tuple(input_shape), dtype=np.uint8)
     tensor_module.forward_hooks.append(record)
     try:
         with no_grad():
@@ -92,7 +101,7 @@ def trace(model: Any, input_shape: Sequence[int]) -> list[dict]:
     finally:
         tensor_module.forward_hooks.remove(record)
     for row in rows:
-        row["batch"] = int(input_shape[0]) if len(input_shape) else None
+        row["batch"] = int(images.shape[0]) if images.ndim else None
     return rows
 
 
