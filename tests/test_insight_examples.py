@@ -5,6 +5,8 @@ gets a tiny MNIST-layout dataset written here (random pixels), so the test needs
 the real data nor the network and trains for only a few steps.
 """
 
+from __future__ import annotations
+
 import os
 import subprocess
 import sys

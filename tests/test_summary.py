@@ -2,11 +2,12 @@
 
 import re
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from tinygrad_cnn import Tensor, tensor as tensor_module
+from tinygrad_cnn import Tensor, ops, tensor as tensor_module
 from tinygrad_cnn.graph import GraphFreedError, to_dot, write_graph
 from tinygrad_cnn.models import SeedCNN, SeedMLP
 from tinygrad_cnn.nn import named_parameters
@@ -85,6 +86,64 @@ def test_seed_mlp_summary():
     assert "Matrix multiply: input 784, output 1000, parameter 784 x 1000, MACs = 1568000" in text
 
 
+class FusedConvBiasReLU(ops.Function):
+    """A stand-in for a fused op another branch may add: relu(conv2d(x, w) + bias)."""
+
+    def __init__(self, stride=(1, 1), padding=(1, 1)):
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x, weight, bias):
+        self.conv = ops.Conv2d(self.stride, self.padding)
+        self.conv.needs_input_grad = (False, False)
+        return np.maximum(self.conv.forward(x, weight) + bias, 0)
+
+    def macs(self, input_shapes, output_shape):
+        return ops.Conv2d().macs(input_shapes[:2], output_shape)
+
+
+class PadMaxPool(ops.Function):
+    """Another stand-in: zero-pad bottom/right by one, then max-pool."""
+
+    def __init__(self):
+        self.widths = ((0, 0), (0, 0), (0, 1), (0, 1))
+        self.kernel_size, self.stride = (3, 3), (2, 2)
+
+    def forward(self, x):
+        padded = ops.Pad(self.widths).forward(x)
+        return ops.MaxPool2d(self.kernel_size, self.stride).forward(padded)
+
+
+class FusedModel:
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.conv = SimpleNamespace(weight=Tensor(rng.standard_normal((4, 1, 3, 3)), requires_grad=True),
+                                    bias=Tensor(np.zeros((4, 28, 28)), requires_grad=True))
+        self.head = Tensor(rng.standard_normal((4 * 14 * 14, 10)), requires_grad=True)
+
+    def __call__(self, images):
+        x = Tensor(np.asarray(images, dtype=np.float64) / 255)
+        x = Tensor._from_op(FusedConvBiasReLU(), (x, self.conv.weight, self.conv.bias))
+        x = Tensor._from_op(PadMaxPool(), (x,))
+        return x.flatten() @ self.head
+
+
+def test_summary_and_to_dot_are_generic_over_fused_ops():
+    model = FusedModel()
+    rows = summary(model, (1, 1, 28, 28), print_table=False)
+    assert [row["op"] for row in rows] == ["FusedConvBiasReLU", "PadMaxPool", "Reshape", "MatMul"]
+    fused = rows[0]
+    assert fused["macs"] == 28 * 28 * 4 * 9
+    assert fused["param_names"] == ["conv.weight", "conv.bias"]
+    assert fused["param_shape"] == ((4, 1, 3, 3), (4, 28, 28)) and fused["params"] == 36 + 4 * 28 * 28
+    text = format_summary(rows)
+    assert ("3x3/1 1 pad FusedConvBiasReLU: input 28 x 28 x 1, output 28 x 28 x 4, "
+            "parameter 3 x 3 x 1 x 4 and 28 x 28 x 4, MACs = 28224") in text
+    assert "3x3/2 PadMaxPool (bottom 1, right 1): input 28 x 28 x 4, output 14 x 14 x 4" in text
+    assert f"Total: parameters = {36 + 4 * 28 * 28 + 784 * 10:,}, MACs = {28224 + 7840:,}" in text
+    dot = to_dot(model(np.zeros((1, 1, 28, 28))), model)
+    assert "FusedConvBiasReLU" in dot and "PadMaxPool" in dot and 'label="conv.bias (4,28,28)"' in dot
+
+
 # ---------------------------------------------------------------------------
 # Graph export
 # ---------------------------------------------------------------------------
@@ -160,8 +219,6 @@ def test_docs_derive_the_vjp_of_every_primitive_op():
     """docs/autograd.md has a section per op class in ops.py; a new (e.g. fused) op needs one too."""
     import inspect
     from pathlib import Path
-
-    from tinygrad_cnn import ops
 
     docs = (Path(__file__).resolve().parents[1] / "docs" / "autograd.md").read_text(encoding="utf-8")
     primitives = [name for name, value in vars(ops).items()

@@ -161,6 +161,7 @@ def _parameter(shape: Sequence[int]) -> str:
 
 
 def _pair_text(pair: Any) -> str:
+    """(1, 1) → '1', (1, 2) → '1,2', 3 → '3'."""
     values = tuple(pair) if isinstance(pair, (tuple, list)) else (pair,)
     return str(values[0]) if len(set(values)) == 1 else ",".join(str(v) for v in values)
 
@@ -176,29 +177,43 @@ def describe_op(op: Function, row: dict) -> str:
     name = SEED_WORDS.get(op.name, op.name)
     if op.name == "Reshape" and len(row["output_shape"]) == 2:
         name = "Vectorization"  # the seed's name for flattening C,H,W into one vector
-    attributes = vars(op)
+    try:
+        return f"{_geometry(op, row)} {name}{_details(op)}".strip()
+    except (TypeError, ValueError):  # an op whose attributes mean something else: name only
+        return name
+
+
+def _geometry(op: Function, row: dict) -> str:
+    """'3x3/2' from kernel_size and stride, plus ' 1 pad' from a padding attribute."""
+    missing = object()
+    kernel, stride = getattr(op, "kernel_size", None), getattr(op, "stride", missing)
     prefix = ""
-    kernel = attributes.get("kernel_size")
-    if kernel is None and "stride" in attributes:
+    if kernel is None and stride is not missing:
         filters = [shape for shape in row["param_shapes"] if len(shape) == 4]
         if not filters and len(row["input_shapes"]) > 1 and len(row["input_shapes"][1]) == 4:
             filters = [row["input_shapes"][1]]
         kernel = filters[0][2:] if filters else None
     if kernel is not None:
-        kernel_h, kernel_w = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+        kernel_h, kernel_w = (kernel, kernel) if isinstance(kernel, (int, np.integer)) else tuple(kernel)
         prefix = f"{kernel_h}x{kernel_w}"
-        if "stride" in attributes:
-            prefix += f"/{_pair_text(attributes['stride'])}"
-    padding = attributes.get("padding")
-    if padding is not None and any(np.atleast_1d(padding)):
+        if stride is not missing and stride is not None:
+            prefix += f"/{_pair_text(stride)}"
+    padding = getattr(op, "padding", None)
+    if padding is not None and np.any(np.asarray(padding)):
         prefix += f" {_pair_text(padding)} pad"
+    return prefix
+
+
+def _details(op: Function) -> str:
+    """' (bottom 1, right 1)' from explicit pad widths, ' over axis 1' from an axis."""
     suffix = ""
-    widths = attributes.get("widths")
+    widths = getattr(op, "widths", None)
     if widths is not None:
         suffix = " " + _describe_widths(widths)
-    if attributes.get("axis") is not None and not isinstance(attributes.get("axis"), bool):
-        suffix += f" over axis {attributes['axis']}"
-    return f"{prefix} {name}{suffix}".strip()
+    axis = getattr(op, "axis", None)
+    if axis is not None and not isinstance(axis, bool):
+        suffix += f" over axis {axis}"
+    return suffix
 
 
 def _describe_widths(widths: Sequence[Sequence[int]]) -> str:
