@@ -1,0 +1,169 @@
+"""Pictures of a trained CNN: one digit followed through the network, and the first-layer filters.
+
+    from plotting import plot_feature_maps, plot_conv1_filters   # from a script in examples/
+    plot_feature_maps(model, x_test[0], "plots/feature_maps.png")
+    plot_conv1_filters(model, "plots/conv1_filters.png")
+
+matplotlib is an optional dependency (``pip install tinygrad_cnn[plots]``); it is imported
+inside the plotting functions, with the headless Agg backend, so importing this module costs
+nothing and needs no display.
+
+The feature maps are read off the real forward pass with ``tensor.forward_hooks`` (through
+``summary.trace``), so the figure shows whatever ops the model runs, fused ones included.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from tinygrad_cnn import no_grad
+from tinygrad_cnn.nn import named_parameters
+from tinygrad_cnn.summary import trace
+
+PathLike = Union[str, Path]
+
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no window), imported on first use."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            "plotting needs matplotlib, an optional dependency: pip install matplotlib "
+            "(or pip install -e '.[plots]')"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+
+    return pyplot
+
+
+def _save(figure, path: PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=72)
+    _pyplot().close(figure)
+    return path
+
+
+def feature_map_stages(model: Any, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """``[(title, maps C,H,W), ...]`` for one image (1,28,28 raw pixels): the input, then the
+    output of every op whose result is a stack of feature maps (N,C,H,W).
+
+    Ops that only enlarge a map without computing anything (zero padding) are left out:
+    they show the previous stage again with a black border.
+    """
+    image = np.asarray(image)
+    stages = [("input", image.reshape(-1, *image.shape[-2:]).astype(np.float32))]
+    for row in trace(model, images=image[None], keep_outputs=True):
+        output = row["output"]
+        if output.ndim != 4:
+            continue
+        input_shape = row["input_shape"]
+        grows_only = (row["macs"] == 0 and input_shape is not None and len(input_shape) == 4
+                      and output.shape[2] * output.shape[3] > input_shape[2] * input_shape[3])
+        if grows_only:
+            continue
+        channels, height, width = output.shape[1:]
+        stages.append((f"{row['index'] + 1}. {row['label']}\n{height}×{width}×{channels}", output[0]))
+    return stages
+
+
+def plot_feature_maps(model: Any, image: np.ndarray, path: PathLike, channels: int = 8,
+                      label: int | None = None) -> Path:
+    """Save a figure that follows one digit through ``model``: the input image, then the first
+    ``channels`` feature maps after every conv / bias / relu / pool stage (one row each, on a
+    common colour scale per row, so a dead channel shows as dark), then the predicted class
+    probabilities. ``image``: one raw 0..255 image, 1x28x28 or 28x28."""
+    pyplot = _pyplot()
+    image = np.asarray(image).reshape(1, 28, 28)
+    stages = feature_map_stages(model, image)
+    with no_grad():
+        logits = np.asarray(model(image[None]).data[0], dtype=np.float64)
+    probabilities = np.exp(logits - logits.max())
+    probabilities /= probabilities.sum()
+
+    # One axes per stage, holding its first `channels` maps side by side (a mosaic with
+    # one-pixel gaps): a hundred small axes would make matplotlib ten times slower.
+    figure, axes = pyplot.subplots(len(stages) + 1, 1, figsize=(0.8 * channels + 2.2, 0.95 * len(stages) + 1.9),
+                                   gridspec_kw={"height_ratios": [1] * len(stages) + [1.2]})
+    for axis, (title, maps) in zip(axes, stages):
+        shown = maps[:channels].astype(np.float64)
+        count, height, width = shown.shape
+        mosaic = np.full((height, count * (width + 1) - 1), np.nan)
+        for channel in range(count):
+            mosaic[:, channel * (width + 1): channel * (width + 1) + width] = shown[channel]
+        low, high = float(shown.min()), float(shown.max())
+        colours = pyplot.get_cmap("gray" if title == "input" else "viridis").with_extremes(bad="white")
+        # A fixed extent makes every row equally wide, whatever the maps' resolution.
+        axis.imshow(mosaic, cmap=colours, vmin=low, vmax=high if high > low else low + 1,
+                    interpolation="nearest", extent=(0, count, 1, 0), aspect="equal")
+        axis.set_xlim(0, channels)
+        axis.set_yticks([])
+        axis.set_xticks([channel + 0.5 for channel in range(count)] if count > 1 else [])
+        axis.set_xticklabels([f"ch {channel}" for channel in range(count)] if count > 1 else [], fontsize=6)
+        axis.tick_params(length=0, pad=1)
+        for side in axis.spines.values():
+            side.set_visible(False)
+        axis.set_ylabel(title, rotation=0, ha="right", va="center", fontsize=7)
+    bars = axes[-1]
+    predicted = int(np.argmax(probabilities))
+    colours = ["darkorange" if digit == predicted else "steelblue" for digit in range(len(probabilities))]
+    bars.bar(range(len(probabilities)), probabilities, color=colours)
+    bars.set_xticks(range(len(probabilities)))
+    bars.set_ylim(0, 1)
+    bars.tick_params(labelsize=7)
+    bars.set_ylabel("softmax", fontsize=7)
+    truth = f", true label {label}" if label is not None else ""
+    figure.suptitle(f"One digit through the network: predicted {predicted} "
+                    f"(p = {probabilities[predicted]:.2f}){truth}", fontsize=9)
+    figure.subplots_adjust(left=1.9 / figure.get_figwidth(), right=0.98, top=1 - 0.5 / figure.get_figheight(), bottom=0.03, hspace=0.45)
+    return _save(figure, path)
+
+
+def first_conv_weight(model: Any) -> tuple[str, np.ndarray]:
+    """The model's first-layer filter bank (O,C,kh,kw): ``conv1.weight`` if it has one, else its
+    first 4-D parameter."""
+    parameters = named_parameters(model)
+    if "conv1.weight" in parameters:
+        return "conv1.weight", parameters["conv1.weight"].data
+    for name, tensor in parameters.items():
+        if tensor.ndim == 4:
+            return name, tensor.data
+    raise ValueError("the model has no 4-D (convolution filter) parameter to draw")
+
+
+def plot_conv1_filters(model: Any, path: PathLike) -> Path:
+    """Save the first convolution's learned filters (16 of 3x3 for SeedCNN) in a square grid,
+    red positive and blue negative on one symmetric scale, each weight written in its cell.
+    For filters over several input channels, channel 0 is drawn."""
+    pyplot = _pyplot()
+    name, weight = first_conv_weight(model)
+    filters = np.asarray(weight[:, 0], dtype=np.float64)  # O, kh, kw
+    count, kernel_h, kernel_w = filters.shape
+    side = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / side)
+    limit = float(np.abs(filters).max()) or 1.0
+    figure, axes = pyplot.subplots(rows, side, figsize=(1.6 * side, 1.6 * rows + 0.5), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.set_xticks([])
+        axis.set_yticks([])
+        if index >= count:
+            axis.axis("off")
+            continue
+        axis.imshow(filters[index], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        axis.set_title(f"filter {index}", fontsize=7, pad=2)
+        if kernel_h * kernel_w <= 25:
+            for (i, j), value in np.ndenumerate(filters[index]):
+                axis.text(j, i, f"{value:.2f}".replace("-0.00", "0.00"), ha="center", va="center", fontsize=6,
+                          color="white" if abs(value) > 0.6 * limit else "black")
+    figure.suptitle(f"{name}: {count} learned {kernel_h}x{kernel_w} filters (red +, blue −)", fontsize=9)
+    figure.tight_layout(rect=(0, 0, 1, 0.95))
+    return _save(figure, path)
+
+
+__all__ = ["plot_feature_maps", "plot_conv1_filters", "feature_map_stages", "first_conv_weight"]

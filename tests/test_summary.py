@@ -1,0 +1,227 @@
+"""summary.py and graph.py: the per-op table and the DOT export, read off the real graph."""
+
+import re
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from tinygrad_cnn import Tensor, ops, tensor as tensor_module
+from tinygrad_cnn.graph import GraphFreedError, to_dot, write_graph
+from tinygrad_cnn.models import SeedCNN, SeedMLP
+from tinygrad_cnn.nn import named_parameters
+from tinygrad_cnn.summary import format_summary, summary
+
+SEED_CNN_MACS = [112896, 903168, 903168, 313600, 1000]
+
+
+@pytest.fixture(scope="module")
+def cnn_rows():
+    return summary(SeedCNN(), (1, 1, 28, 28), print_table=False)
+
+
+def test_seed_cnn_macs_of_the_five_multiply_layers(cnn_rows):
+    assert [row["macs"] for row in cnn_rows if row["macs"] > 0] == SEED_CNN_MACS
+
+
+def test_seed_cnn_shapes_and_parameters(cnn_rows):
+    first_conv = next(row for row in cnn_rows if row["macs"] > 0)
+    assert first_conv["input_shape"] == (1, 1, 28, 28)
+    assert first_conv["output_shape"] == (1, 16, 28, 28)
+    assert first_conv["param_names"] == ["conv1.weight"]
+    assert first_conv["param_shape"] == (16, 1, 3, 3)
+    assert first_conv["params"] == 144
+    assert cnn_rows[-1]["output_shape"] == (1, 10)
+    multiply_rows = [row for row in cnn_rows if row["macs"] > 0]
+    assert [row["output_shape"] for row in multiply_rows] == [
+        (1, 16, 28, 28), (1, 32, 14, 14), (1, 64, 7, 7), (1, 100), (1, 10)]
+    # every op has the keys, and ops without parameters say so
+    for row in cnn_rows:
+        assert {"op", "input_shape", "output_shape", "param_shape", "param_names", "params", "macs"} <= set(row)
+        if not row["param_names"]:
+            assert row["param_shape"] is None and row["params"] == 0
+    # each parameter of the model appears exactly once, under its name
+    names = [name for row in cnn_rows for name in row["param_names"]]
+    assert sorted(names) == sorted(named_parameters(SeedCNN()))
+
+
+def test_total_parameters_equal_the_model_parameters(cnn_rows):
+    expected = sum(tensor.size for tensor in named_parameters(SeedCNN()).values())
+    assert sum(row["params"] for row in cnn_rows) == expected == 359_846
+
+
+def test_printed_table_is_in_the_seed_style(cnn_rows, capsys):
+    summary(SeedCNN(), (1, 1, 28, 28))
+    printed = capsys.readouterr().out
+    assert printed.strip() == format_summary(cnn_rows)
+    assert ("3x3/1 1 pad Convolution: input 28 x 28 x 1, output 28 x 28 x 16, "
+            "parameter 3 x 3 x 1 x 16, MACs = 112896") in printed
+    assert "3x3/2 Max pooling: input 29 x 29 x 16, output 14 x 14 x 16" in printed
+    assert "Addition: input 28 x 28 x 16, output 28 x 28 x 16, parameter 28 x 28 x 16" in printed
+    assert "Vectorization: input 7 x 7 x 64, output 3136" in printed
+    assert "Matrix multiply: input 3136, output 100, parameter 3136 x 100, MACs = 313600" in printed
+    assert "ReLU" in printed
+    assert "Total: parameters = 359,846, MACs = 2,233,832" in printed
+
+
+def test_hook_is_removed_even_when_the_model_fails():
+    before = list(tensor_module.forward_hooks)
+
+    def broken_model(images):
+        Tensor(np.ones(3), requires_grad=True).relu()
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        summary(broken_model, (1, 1, 28, 28), print_table=False)
+    assert tensor_module.forward_hooks == before
+
+
+def test_seed_mlp_summary():
+    rows = summary(SeedMLP(), (2, 1, 28, 28), print_table=False)
+    assert [row["macs"] for row in rows if row["macs"] > 0] == [2 * 784 * 1000, 2 * 1000 * 100, 2 * 100 * 10]
+    assert rows[-1]["output_shape"] == (2, 10)
+    assert sum(row["params"] for row in rows) == sum(t.size for t in named_parameters(SeedMLP()).values())
+    text = format_summary(rows)
+    assert "Matrix multiply: input 784, output 1000, parameter 784 x 1000, MACs = 1568000" in text
+
+
+class FusedConvBiasReLU(ops.Function):
+    """A stand-in for a fused op another branch may add: relu(conv2d(x, w) + bias)."""
+
+    def __init__(self, stride=(1, 1), padding=(1, 1)):
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x, weight, bias):
+        self.conv = ops.Conv2d(self.stride, self.padding)
+        self.conv.needs_input_grad = (False, False)
+        return np.maximum(self.conv.forward(x, weight) + bias, 0)
+
+    def macs(self, input_shapes, output_shape):
+        return ops.Conv2d().macs(input_shapes[:2], output_shape)
+
+
+class PadMaxPool(ops.Function):
+    """Another stand-in: zero-pad bottom/right by one, then max-pool."""
+
+    def __init__(self):
+        self.widths = ((0, 0), (0, 0), (0, 1), (0, 1))
+        self.kernel_size, self.stride = (3, 3), (2, 2)
+
+    def forward(self, x):
+        padded = ops.Pad(self.widths).forward(x)
+        return ops.MaxPool2d(self.kernel_size, self.stride).forward(padded)
+
+
+class FusedModel:
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.conv = SimpleNamespace(weight=Tensor(rng.standard_normal((4, 1, 3, 3)), requires_grad=True),
+                                    bias=Tensor(np.zeros((4, 28, 28)), requires_grad=True))
+        self.head = Tensor(rng.standard_normal((4 * 14 * 14, 10)), requires_grad=True)
+
+    def __call__(self, images):
+        x = Tensor(np.asarray(images, dtype=np.float64) / 255)
+        x = Tensor._from_op(FusedConvBiasReLU(), (x, self.conv.weight, self.conv.bias))
+        x = Tensor._from_op(PadMaxPool(), (x,))
+        return x.flatten() @ self.head
+
+
+def test_summary_and_to_dot_are_generic_over_fused_ops():
+    model = FusedModel()
+    rows = summary(model, (1, 1, 28, 28), print_table=False)
+    assert [row["op"] for row in rows] == ["FusedConvBiasReLU", "PadMaxPool", "Reshape", "MatMul"]
+    fused = rows[0]
+    assert fused["macs"] == 28 * 28 * 4 * 9
+    assert fused["param_names"] == ["conv.weight", "conv.bias"]
+    assert fused["param_shape"] == ((4, 1, 3, 3), (4, 28, 28)) and fused["params"] == 36 + 4 * 28 * 28
+    text = format_summary(rows)
+    assert ("3x3/1 1 pad FusedConvBiasReLU: input 28 x 28 x 1, output 28 x 28 x 4, "
+            "parameter 3 x 3 x 1 x 4 and 28 x 28 x 4, MACs = 28224") in text
+    assert "3x3/2 PadMaxPool (bottom 1, right 1): input 28 x 28 x 4, output 14 x 14 x 4" in text
+    assert f"Total: parameters = {36 + 4 * 28 * 28 + 784 * 10:,}, MACs = {28224 + 7840:,}" in text
+    dot = to_dot(model(np.zeros((1, 1, 28, 28))), model)
+    assert "FusedConvBiasReLU" in dot and "PadMaxPool" in dot and 'label="conv.bias (4,28,28)"' in dot
+
+
+# ---------------------------------------------------------------------------
+# Graph export
+# ---------------------------------------------------------------------------
+
+
+def _seed_cnn_loss():
+    model = SeedCNN()
+    seen_ops = set()
+
+    def hook(op, inputs, output, seconds):
+        seen_ops.add(op.name)
+
+    tensor_module.forward_hooks.append(hook)
+    try:
+        images = np.random.default_rng(0).integers(0, 256, (2, 1, 28, 28), dtype=np.uint8)
+        loss = model(images).cross_entropy(np.array([3, 7]))
+    finally:
+        tensor_module.forward_hooks.remove(hook)
+    return model, loss, seen_ops
+
+
+def test_to_dot_names_every_op_and_parameter():
+    model, loss, seen_ops = _seed_cnn_loss()
+    dot = to_dot(loss, model)
+    assert dot.lstrip().startswith("digraph")
+    assert dot.count("{") == dot.count("}") and dot.rstrip().endswith("}")
+    op_labels = set(re.findall(r'shape=ellipse, label="(\w+)\\n', dot))
+    assert op_labels == seen_ops  # generic: whatever ops the forward pass ran, fused or not
+    for name, parameter in named_parameters(model).items():
+        shape = "(" + ",".join(map(str, parameter.shape)) + ("," if parameter.ndim == 1 else "") + ")"
+        assert re.search(rf'fillcolor="\w+", label="{re.escape(name)} {re.escape(shape)}"', dot), name
+    assert 'label="conv1.weight (16,1,3,3)"' in dot
+    assert "constant (2,1,28,28)" in dot  # the images are a constant leaf
+    # every edge joins two declared nodes
+    declared = set(re.findall(r"^\s*(t\d+) \[", dot, flags=re.M))
+    for source, target in re.findall(r"(t\d+) -> (t\d+)", dot):
+        assert source in declared and target in declared
+
+
+def test_to_dot_without_a_model_still_marks_parameters():
+    a = Tensor(np.ones((2, 3)), requires_grad=True)
+    y = (a * 2.0).sum()
+    dot = to_dot(y)
+    assert "parameter (2,3)" in dot and "constant () = 2" in dot and "Mul" in dot and "Sum" in dot
+
+
+def test_to_dot_after_backward_raises():
+    model, loss, _ = _seed_cnn_loss()
+    loss.backward()
+    with pytest.raises(GraphFreedError, match="freed by backward"):
+        to_dot(loss, model)
+    assert issubclass(GraphFreedError, RuntimeError)
+
+
+def test_write_graph(tmp_path, monkeypatch):
+    a = Tensor(np.ones(3), requires_grad=True)
+    y = (a * a).sum()
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # no Graphviz: only the .dot
+    written = write_graph(y, tmp_path / "sub" / "graph.dot")
+    assert written == [tmp_path / "sub" / "graph.dot"]
+    assert written[0].read_text() == to_dot(y)
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' is not installed")
+def test_write_graph_renders_a_png_with_graphviz(tmp_path):
+    a = Tensor(np.ones(3), requires_grad=True)
+    written = write_graph((a * a).sum(), tmp_path / "graph")
+    assert [path.name for path in written] == ["graph.dot", "graph.png"]
+    assert written[1].read_bytes().startswith(b"\x89PNG")
+
+
+def test_docs_derive_the_vjp_of_every_primitive_op():
+    """docs/autograd.md has a section per op class in ops.py; a new (e.g. fused) op needs one too."""
+    import inspect
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "autograd.md").read_text(encoding="utf-8")
+    primitives = [name for name, value in vars(ops).items()
+                  if inspect.isclass(value) and issubclass(value, ops.Function) and value is not ops.Function]
+    missing = [name for name in primitives if f"### {name} — [`ops.py`, class `{name}`](../tinygrad_cnn/ops.py)" not in docs]
+    assert not missing, f"add a section (forward, VJP derivation, code link) to docs/autograd.md for {missing}"

@@ -1,0 +1,157 @@
+"""Export the recorded graph behind a tensor as Graphviz DOT text (and a PNG, if ``dot`` exists).
+
+    loss = model(images).cross_entropy(labels)
+    print(to_dot(loss, model))                  # before loss.backward(): backward frees the graph
+    write_graph(loss, "runs/graph.dot", model)  # → [graph.dot, graph.png]
+
+Every recorded op becomes one ellipse with its class name and output shape; every leaf
+tensor becomes a box: parameters filled (named after ``nn.named_parameters(model)`` when a
+model is given, e.g. ``conv1.weight (16,1,3,3)``), other leaves that want a gradient filled
+in another colour, and constants (data, literals, and anything computed without a graph)
+dashed and grey. Edges run from inputs to the op that used them, labelled with the argument
+position when the op takes several inputs (``A @ B`` is not ``B @ A``).
+
+Only ops that had an input requiring a gradient are recorded, so work done on constants
+alone (or under ``no_grad``) shows up as one constant box.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from tinygrad_cnn.tensor import Tensor
+
+__all__ = ["to_dot", "write_graph", "GraphFreedError"]
+
+PARAMETER_COLOUR = "lightskyblue"
+GRAD_LEAF_COLOUR = "khaki"
+CONSTANT_COLOUR = "gray90"
+
+
+class GraphFreedError(RuntimeError):
+    """The graph was freed by ``backward()``: nothing is left to draw."""
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    """(16,1,3,3) as '(16,1,3,3)'; a 1-D shape keeps Python's comma: '(100,)'."""
+    return "(" + ",".join(str(size) for size in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _quote(text: str) -> str:
+    """A DOT double-quoted string; a newline becomes DOT's centred line break."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _freed_error() -> GraphFreedError:
+    return GraphFreedError(
+        "to_dot: this tensor's graph was freed by backward() (each op drops its saved arrays and "
+        "its links to its inputs once its VJP has run). Call to_dot before loss.backward(), "
+        "or recompute the forward pass."
+    )
+
+
+def _walk(root: Tensor) -> list[Tensor]:
+    """Every tensor of the graph behind ``root``, inputs before the tensors made from them.
+
+    Iterative depth-first post-order over *all* inputs, constants included, so graphs of any
+    depth work (no recursion limit).
+    """
+    order: list[Tensor] = []
+    expanded: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        tensor, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(tensor)
+            continue
+        if id(tensor) in expanded:
+            continue
+        expanded.add(id(tensor))
+        stack.append((tensor, True))
+        node = tensor.node
+        if node is None:
+            continue
+        if node.released:
+            raise _freed_error()
+        for parent in reversed(node.inputs):  # reversed: the first input is visited first
+            if id(parent) not in expanded:
+                stack.append((parent, False))
+    return order
+
+
+def to_dot(tensor: Tensor, model: Any = None, name: str = "graph") -> str:
+    """Graphviz DOT text of the graph that produced ``tensor``.
+
+    One node per op (its class name and output shape) and one box per leaf tensor
+    (parameters filled and, given ``model``, named as in ``named_parameters(model)``;
+    constants dashed). Raises ``GraphFreedError`` (a RuntimeError) when ``backward()`` has
+    already freed the graph.
+    """
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"to_dot needs a Tensor, got {type(tensor).__name__}")
+    names: dict[int, str] = {}
+    if model is not None:
+        from tinygrad_cnn.nn import named_parameters  # nn imports tensor, not graph: no cycle
+
+        names = {id(parameter): key for key, parameter in named_parameters(model).items()}
+
+    order = _walk(tensor)
+    ids = {id(item): f"t{index}" for index, item in enumerate(order)}
+    lines = [
+        f"digraph {_quote(name)} {{",
+        "  rankdir=TB;",
+        '  node [fontname="Helvetica", fontsize=10];',
+        '  edge [fontname="Helvetica", fontsize=8, color="gray40"];',
+    ]
+    for item in order:
+        node_id, shape = ids[id(item)], _shape_text(item.shape)
+        if item.node is not None:
+            label = f"{item.node.op.name}\n{shape}"
+            extra = ', penwidth=2' if item is tensor else ""
+            lines.append(f"  {node_id} [shape=ellipse, label={_quote(label)}{extra}];")
+        elif id(item) in names:
+            label = f"{names[id(item)]} {shape}"
+            lines.append(f'  {node_id} [shape=box, style="filled,bold", fillcolor="{PARAMETER_COLOUR}", '
+                         f"label={_quote(label)}];")
+        elif item.requires_grad:
+            label = f"{'parameter' if model is None else 'leaf (requires grad)'} {shape}"
+            lines.append(f'  {node_id} [shape=box, style=filled, fillcolor="{GRAD_LEAF_COLOUR}", '
+                         f"label={_quote(label)}];")
+        else:
+            value = f" = {item.data.reshape(-1)[0]:.6g}" if item.size == 1 else ""
+            label = f"constant {shape}{value}"
+            lines.append(f'  {node_id} [shape=box, style="dashed,filled", fillcolor="{CONSTANT_COLOUR}", '
+                         f'color="gray50", label={_quote(label)}];')
+    for item in order:
+        if item.node is None:
+            continue
+        inputs = item.node.inputs
+        for position, parent in enumerate(inputs):
+            label = f" [label={_quote(str(position))}]" if len(inputs) > 1 else ""
+            lines.append(f"  {ids[id(parent)]} -> {ids[id(item)]}{label};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write_graph(tensor: Tensor, path: Union[str, Path], model: Any = None) -> list[Path]:
+    """Write ``to_dot(tensor, model)`` to ``path`` (suffix ``.dot``) and, when Graphviz's
+    ``dot`` program is on PATH, render ``<path>.png`` next to it. Returns the written paths."""
+    text = to_dot(tensor, model)  # raises before anything is written if the graph is freed
+    dot_path = Path(path)
+    if dot_path.suffix != ".dot":
+        dot_path = dot_path.with_suffix(".dot")
+    dot_path.parent.mkdir(parents=True, exist_ok=True)
+    dot_path.write_text(text)
+    written = [dot_path]
+    program: Optional[str] = shutil.which("dot")
+    if program is not None:
+        png_path = dot_path.with_suffix(".png")
+        result = subprocess.run([program, "-Tpng", str(dot_path), "-o", str(png_path)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"Graphviz 'dot' failed to render {dot_path}: {result.stderr.strip()}")
+        written.append(png_path)
+    return written

@@ -1,0 +1,257 @@
+"""A per-op table of a model, read off one traced forward pass.
+
+    from tinygrad_cnn.summary import summary
+    rows = summary(SeedCNN(), (1, 1, 28, 28))   # prints the table, returns one dict per op
+
+Nothing here knows the model's layers or the op classes: the table is whatever ops the
+forward pass actually runs, seen through ``tensor.forward_hooks``. Each op reports its own
+multiply-accumulates (``op.macs``); a tensor among an op's inputs is a parameter when it is
+one of ``nn.named_parameters(model)``. So the table stays right when ops are fused or a
+model's forward is written differently.
+
+The printed lines follow the seed documents' style, with activations and parameters in
+H x W x C order (the batch axis N is left out and named once in the header):
+
+    3x3/1 1 pad Convolution: input 28 x 28 x 1, output 28 x 28 x 16, parameter 3 x 3 x 1 x 16, MACs = 112896
+
+The graph export (``to_dot``, ``write_graph``) lives in ``graph.py`` and is re-exported here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from tinygrad_cnn import tensor as tensor_module
+from tinygrad_cnn.graph import to_dot, write_graph
+from tinygrad_cnn.nn import named_parameters
+from tinygrad_cnn.ops import Function
+from tinygrad_cnn.tensor import Tensor, no_grad
+
+__all__ = ["summary", "format_summary", "trace", "describe_op", "to_dot", "write_graph"]
+
+#: Display names in the words of the seed documents. Only used for printing: an op that is
+#: not listed (a new or fused op) is shown under its class name, and MACs always come from
+#: ``op.macs``, never from this table.
+SEED_WORDS = {
+    "Conv2d": "Convolution",
+    "MaxPool2d": "Max pooling",
+    "Add": "Addition",
+    "Sub": "Subtraction",
+    "Mul": "Multiplication",
+    "Div": "Division",
+    "Neg": "Negation",
+    "MatMul": "Matrix multiply",
+    "ReLU": "ReLU",
+    "Pad": "Zero padding",
+    "Reshape": "Reshape",
+    "Sum": "Sum",
+    "Mean": "Mean",
+    "Softmax": "Softmax",
+    "LogSoftmax": "Log-softmax",
+    "CrossEntropy": "Softmax + cross-entropy",
+}
+
+
+def trace(model: Any, input_shape: Optional[Sequence[int]] = None, images: Optional[np.ndarray] = None,
+          keep_outputs: bool = False) -> list[dict]:
+    """Run ``model`` once under no_grad and describe every op it applies, in execution order.
+
+    The input is ``images`` if given, else zeros (uint8) of ``input_shape``. Returns one dict
+    per op application (see ``summary`` for the keys); with ``keep_outputs`` each row also
+    holds the op's output array under ``"output"`` (e.g. to draw feature maps).
+    """
+    if images is None:
+        if input_shape is None:
+            raise ValueError("trace needs input_shape or images")
+        images = np.zeros(tuple(input_shape), dtype=np.uint8)
+    images = np.asarray(images)
+    parameter_names = {id(tensor): name for name, tensor in named_parameters(model).items()}
+    rows: list[dict] = []
+
+    def record(op: Function, inputs: tuple[Tensor, ...], output: Tensor, seconds: float) -> None:
+        input_shapes = [tuple(tensor.shape) for tensor in inputs]
+        params = [(parameter_names[id(tensor)], tensor) for tensor in inputs if id(tensor) in parameter_names]
+        param_shapes = [tuple(tensor.shape) for _, tensor in params]
+        row = {
+            "index": len(rows),
+            "op": op.name,
+            "input_shape": input_shapes[0] if input_shapes else None,
+            "input_shapes": input_shapes,
+            "output_shape": tuple(output.shape),
+            "param_names": [name for name, _ in params],
+            "param_shapes": param_shapes,
+            # one parameter: its shape; several (a fused op): a tuple of shapes; none: None
+            "param_shape": (param_shapes[0] if len(param_shapes) == 1
+                            else tuple(param_shapes) if param_shapes else None),
+            "params": int(sum(tensor.size for _, tensor in params)),
+            "macs": int(op.macs(input_shapes, tuple(output.shape))),
+            "seconds": seconds,
+        }
+        row["label"] = describe_op(op, row)
+        if keep_outputs:
+            row["output"] = output.data
+        rows.append(row)
+
+    tensor_module.forward_hooks.append(record)
+    try:
+        with no_grad():
+            model(images)
+    finally:
+        tensor_module.forward_hooks.remove(record)
+    for row in rows:
+        row["batch"] = int(images.shape[0]) if images.ndim else None
+    return rows
+
+
+def summary(model: Any, input_shape: Sequence[int], print_table: bool = True) -> list[dict]:
+    """Trace one forward pass of ``model`` on zeros of ``input_shape`` and tabulate its ops.
+
+    Each row is a dict with:
+
+    * ``op``: the op's class name; ``label``: the seed-style description of the op;
+    * ``input_shape`` (the first input's), ``input_shapes`` (all), ``output_shape``;
+    * ``param_names`` / ``param_shapes``: the model parameters among the op's inputs (names
+      from ``nn.named_parameters``); ``param_shape``: the shape of that parameter, a tuple of
+      shapes when there are several, None when there are none;
+    * ``params``: their element count; ``macs``: the op's multiply-accumulates (``op.macs``);
+    * ``index``, ``batch`` and ``seconds`` (the forward time of this op on zeros).
+
+    The table is printed unless ``print_table`` is False; ``format_summary(rows)`` gives it.
+    """
+    rows = trace(model, input_shape)
+    if print_table:
+        print(format_summary(rows))
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# Formatting
+# ---------------------------------------------------------------------------
+
+
+def _hwc(shape: Sequence[int]) -> tuple[int, ...]:
+    """Per-sample C,H,W → H,W,C; an O,C,kh,kw filter bank → kh,kw,C,O; other ranks as they are."""
+    shape = tuple(shape)
+    if len(shape) == 3:
+        channels, height, width = shape
+        return height, width, channels
+    if len(shape) == 4:
+        out_channels, channels, height, width = shape
+        return height, width, channels, out_channels
+    return shape
+
+
+def _activation(shape: Optional[Sequence[int]], batch: Optional[int]) -> str:
+    """An activation's shape per sample, H x W x C: (1,16,28,28) → '28 x 28 x 16'."""
+    if shape is None:
+        return "-"
+    shape = tuple(shape)
+    if batch is not None and len(shape) >= 2 and shape[0] == batch:
+        shape = shape[1:]
+    shape = _hwc(shape) if len(shape) == 3 else shape
+    return " x ".join(str(size) for size in shape) if shape else "scalar"
+
+
+def _parameter(shape: Sequence[int]) -> str:
+    """A parameter's shape in the seed's order: (16,1,3,3) → '3 x 3 x 1 x 16'."""
+    shape = _hwc(shape)
+    return " x ".join(str(size) for size in shape) if shape else "scalar"
+
+
+def _pair_text(pair: Any) -> str:
+    """(1, 1) → '1', (1, 2) → '1,2', 3 → '3'."""
+    values = tuple(pair) if isinstance(pair, (tuple, list)) else (pair,)
+    return str(values[0]) if len(set(values)) == 1 else ",".join(str(v) for v in values)
+
+
+def describe_op(op: Function, row: dict) -> str:
+    """The seed-style name of one op with its geometry, e.g. '3x3/1 1 pad Convolution'.
+
+    Read generically from the op's attributes: ``kernel_size`` (or, for an op with a
+    ``stride`` but no ``kernel_size``, the last two axes of its 4-D parameter, as a
+    convolution's filter), ``stride``, ``padding``, ``widths`` (explicit zero padding)
+    and ``axis``.
+    """
+    name = SEED_WORDS.get(op.name, op.name)
+    if op.name == "Reshape" and len(row["output_shape"]) == 2:
+        name = "Vectorization"  # the seed's name for flattening C,H,W into one vector
+    try:
+        return f"{_geometry(op, row)} {name}{_details(op)}".strip()
+    except (TypeError, ValueError):  # an op whose attributes mean something else: name only
+        return name
+
+
+def _geometry(op: Function, row: dict) -> str:
+    """'3x3/2' from kernel_size and stride, plus ' 1 pad' from a padding attribute."""
+    missing = object()
+    kernel, stride = getattr(op, "kernel_size", None), getattr(op, "stride", missing)
+    prefix = ""
+    if kernel is None and stride is not missing:
+        filters = [shape for shape in row["param_shapes"] if len(shape) == 4]
+        if not filters and len(row["input_shapes"]) > 1 and len(row["input_shapes"][1]) == 4:
+            filters = [row["input_shapes"][1]]
+        kernel = filters[0][2:] if filters else None
+    if kernel is not None:
+        kernel_h, kernel_w = (kernel, kernel) if isinstance(kernel, (int, np.integer)) else tuple(kernel)
+        prefix = f"{kernel_h}x{kernel_w}"
+        if stride is not missing and stride is not None:
+            prefix += f"/{_pair_text(stride)}"
+    padding = getattr(op, "padding", None)
+    if padding is not None and np.any(np.asarray(padding)):
+        prefix += f" {_pair_text(padding)} pad"
+    return prefix
+
+
+def _details(op: Function) -> str:
+    """' (bottom 1, right 1)' from explicit pad widths, ' over axis 1' from an axis."""
+    suffix = ""
+    widths = getattr(op, "widths", None)
+    if widths is not None:
+        suffix = " " + _describe_widths(widths)
+    axis = getattr(op, "axis", None)
+    if axis is not None and not isinstance(axis, bool):
+        suffix += f" over axis {axis}"
+    return suffix
+
+
+def _describe_widths(widths: Sequence[Sequence[int]]) -> str:
+    """((0,0),(0,0),(0,1),(0,1)) → '(bottom 1, right 1)'; other ranks: the widths per axis."""
+    widths = tuple(tuple(pair) for pair in widths)
+    if len(widths) == 4 and widths[0] == widths[1] == (0, 0):
+        sides = zip(("top", "bottom", "left", "right"), widths[2] + widths[3])
+        return "(" + ", ".join(f"{side} {size}" for side, size in sides if size) + ")"
+    return f"{widths}"
+
+
+def format_line(row: dict) -> str:
+    """One row in the seed's words: '<label>: input …, output …[, parameter …][, MACs = …]'."""
+    batch = row.get("batch")
+    parts = [f"input {_activation(row['input_shape'], batch)}", f"output {_activation(row['output_shape'], batch)}"]
+    if row["param_shapes"]:
+        parts.append("parameter " + " and ".join(_parameter(shape) for shape in row["param_shapes"]))
+    if row["macs"]:
+        parts.append(f"MACs = {row['macs']}")
+    return f"{row['label']}: " + ", ".join(parts)
+
+
+def totals(rows: Sequence[dict]) -> dict:
+    """Parameter elements (each parameter counted once, even if used by several ops) and MACs."""
+    sizes: dict[str, int] = {}
+    for row in rows:
+        for name, shape in zip(row["param_names"], row["param_shapes"]):
+            sizes[name] = int(np.prod(shape, dtype=np.int64))
+    return {"ops": len(rows), "params": sum(sizes.values()), "macs": sum(row["macs"] for row in rows)}
+
+
+def format_summary(rows: Sequence[dict]) -> str:
+    """The table as text: a header, one seed-style line per op, and the totals."""
+    rows = list(rows)
+    batch = rows[0].get("batch") if rows else None
+    total = totals(rows)
+    lines = [f"Forward pass, {total['ops']} ops (per sample; batch N = {batch}, shapes H x W x C):"]
+    lines += [f"{row['index'] + 1:>3}. {format_line(row)}" for row in rows]
+    lines.append(f"Total: parameters = {total['params']:,}, MACs = {total['macs']:,}"
+                 + (f" ({total['macs'] // batch:,} per sample)" if batch and batch > 1 else ""))
+    return "\n".join(lines)
