@@ -353,7 +353,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     if args.plots:
-        from training_plots import save_training_plots
+        from plotting import save_training_plots
 
         written = save_training_plots(plot_model, result["history"], x_test, y_test, args.plots)
         log("plots written: " + ", ".join(str(path) for path in written))

@@ -1,4 +1,6 @@
-"""Pictures of a trained CNN: one digit followed through the network, and the first-layer filters.
+"""Pictures of a trained CNN: one digit followed through the network, the first-layer filters,
+and the trainer's pictures (``examples/mnist.py --plots DIR``: learning curves, the seed's grid
+of 32 test digits titled "True: t  Pred: p", the most confident mistakes).
 
     from plotting import plot_feature_maps, plot_conv1_filters   # from a script in examples/
     plot_feature_maps(model, x_test[0], "plots/feature_maps.png")
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 
@@ -167,3 +169,79 @@ def plot_conv1_filters(model: Any, path: PathLike) -> Path:
 
 
 __all__ = ["plot_feature_maps", "plot_conv1_filters", "feature_map_stages", "first_conv_weight"]
+
+
+# ---------------------------------------------------------------------------
+# The trainer's pictures
+# ---------------------------------------------------------------------------
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exponentials / exponentials.sum(axis=1, keepdims=True)
+
+
+def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> None:
+    pyplot = _pyplot()
+    epochs = [record["epoch"] for record in history]
+    figure, (accuracy_axes, loss_axes) = pyplot.subplots(1, 2, figsize=(10, 4))
+    accuracy_axes.plot(epochs, [record["test_accuracy"] for record in history], "o-", label="test")
+    if all("train_accuracy" in record for record in history):
+        accuracy_axes.plot(epochs, [record["train_accuracy"] for record in history], "s--", label="train")
+    accuracy_axes.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    accuracy_axes.legend()
+    loss_axes.plot(epochs, [record["avg_loss"] for record in history], "o-", color="tab:red")
+    loss_axes.set(xlabel="epoch", ylabel="average cross-entropy", title="Training loss")
+    for axes in (accuracy_axes, loss_axes):
+        axes.grid(alpha=0.3)
+        axes.set_xticks(epochs)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def plot_digit_grid(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray, path: Path,
+                    titles: Sequence[str] | None = None, heading: str = "") -> None:
+    """Up to 32 digits in a 4x8 grid, each titled "True: t  Pred: p" (red when wrong)."""
+    pyplot = _pyplot()
+    figure, grid = pyplot.subplots(4, 8, figsize=(14, 8))
+    for index, axes in enumerate(grid.flat):
+        axes.axis("off")
+        if index >= len(images):
+            continue
+        axes.imshow(images[index, 0], cmap="gray_r")
+        title = titles[index] if titles is not None else f"True: {labels[index]}  Pred: {predictions[index]}"
+        axes.set_title(title, fontsize=9, color="black" if labels[index] == predictions[index] else "red")
+    if heading:
+        figure.suptitle(heading)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def save_training_plots(model, history: Sequence[dict[str, Any]], x_test: np.ndarray, y_test: np.ndarray,
+                        directory: str | Path) -> list[Path]:
+    """Draw every picture of the module docstring into ``directory``; returns the paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with no_grad():
+        logits = np.concatenate([model(x_test[start:start + 1000]).data for start in range(0, len(x_test), 1000)])
+    predictions = logits.argmax(axis=1)
+    written = []
+    if history:
+        plot_curves(history, directory / "curves.png")
+        written.append(directory / "curves.png")
+
+    plot_digit_grid(x_test[:32], y_test[:32], predictions[:32], directory / "predictions.png")
+    written.append(directory / "predictions.png")
+
+    confidence = _softmax(logits).max(axis=1)
+    wrong = np.flatnonzero(predictions != y_test)
+    worst = wrong[np.argsort(-confidence[wrong])][:32]
+    titles = [f"True: {y_test[i]}  Pred: {predictions[i]} ({100 * confidence[i]:.0f}%)" for i in worst]
+    plot_digit_grid(x_test[worst], y_test[worst], predictions[worst], directory / "mistakes.png", titles,
+                    heading=f"The most confident mistakes ({len(wrong)} of {len(y_test)} test images wrong)")
+    written.append(directory / "mistakes.png")
+
+    if hasattr(model, "conv1"):
+        written.append(plot_conv1_filters(model, directory / "conv1_filters.png"))
+        written.append(plot_feature_maps(model, x_test[0], directory / "feature_maps.png", label=int(y_test[0])))
+    return written

@@ -177,5 +177,16 @@ def test_plots_are_written(data_dir, tmp_path):
     pytest.importorskip("matplotlib")
     run(data_dir, "--limit-train", "320", "--limit-test", "300", "--epochs", "1", "--batch-size", "32",
         "--plots", str(tmp_path / "plots"))
-    for name in ("curves.png", "predictions.png", "mistakes.png", "conv1_filters.png"):
+    for name in ("curves.png", "predictions.png", "mistakes.png", "conv1_filters.png", "feature_maps.png"):
         assert (tmp_path / "plots" / name).stat().st_size > 1000, name
+
+
+def test_resume_from_a_corrupt_or_foreign_checkpoint_is_refused(data_dir, tmp_path):
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 not a zip archive at all")
+    result = run(data_dir, "--resume", str(corrupt), "--limit-test", "10", expect=1)
+    assert "corrupt.npz" in result.stdout and "Traceback" not in result.stdout + result.stderr
+    weights_only = tmp_path / "weights.npz"
+    np.savez(weights_only, **{"conv1.weight": np.zeros((16, 1, 3, 3))})
+    result = run(data_dir, "--resume", str(weights_only), "--eval-only", expect=1)
+    assert "not a training checkpoint" in result.stdout

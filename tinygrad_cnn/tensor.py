@@ -444,7 +444,10 @@ def _check_axes(name: str, axis: Optional[int | Sequence[int]], ndim: int) -> No
 
 
 def _pair(name: str, value: int | Sequence[int], minimum: int) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if isinstance(value, (int, np.integer)):
+        pair: tuple = (value, value)
+    else:
+        pair = tuple(value) if isinstance(value, (tuple, list)) else ()
     if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if any(v < minimum for v in pair):

@@ -1,0 +1,69 @@
+"""Bad input gets a clear error that names the problem, raised at the public API."""
+
+import gc
+
+import numpy as np
+import pytest
+
+from tinygrad_cnn import Tensor
+from tinygrad_cnn.models import SeedCNN
+from tinygrad_cnn.nn import get_parameters
+from tinygrad_cnn.ops import Function
+from tinygrad_cnn.optim import SGD
+
+
+def tensor(*shape):
+    return Tensor(np.ones(shape, dtype=np.float32), requires_grad=True)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: tensor(1, 28, 28).conv2d(tensor(4, 1, 3, 3)), ValueError, r"conv2d input must be 4-D.*\(1, 28, 28\)"),
+    (lambda: tensor(1, 1, 8, 8).conv2d(tensor(4, 3, 3)), ValueError, r"conv2d weight must be 4-D.*\(4, 3, 3\)"),
+    (lambda: tensor(2, 3, 8, 8).conv2d(tensor(4, 2, 3, 3)), ValueError, r"channel mismatch.*3 channels.*expects 2"),
+    (lambda: tensor(1, 1, 4, 4).conv2d(tensor(2, 1, 7, 7), padding=1), ValueError, r"kernel 7x7 does not fit the padded input 6x6"),
+    (lambda: tensor(1, 1, 8, 8).conv2d(tensor(2, 1, 3, 3), stride=0), ValueError, r"stride must be positive, got 0"),
+    (lambda: tensor(1, 1, 8, 8).conv2d(tensor(2, 1, 3, 3), stride=(1, -2)), ValueError, r"stride must be positive"),
+    (lambda: tensor(1, 1, 8, 8).conv2d(tensor(2, 1, 3, 3), padding=-1), ValueError, r"padding must be non-negative, got -1"),
+    (lambda: tensor(1, 1, 8, 8).conv2d(tensor(2, 1, 3, 3), padding=1.5), TypeError, r"padding must be an int or a pair"),
+    (lambda: tensor(8, 8).max_pool2d(2), ValueError, r"max_pool2d input must be 4-D.*\(8, 8\)"),
+    (lambda: tensor(1, 1, 2, 2).max_pool2d(3), ValueError, r"kernel 3x3 is larger than the input 2x2"),
+    (lambda: tensor(1, 1, 4, 4).max_pool2d(2, stride=0), ValueError, r"stride must be positive"),
+    (lambda: tensor(1, 1, 4, 4).max_pool2d(0), ValueError, r"kernel_size must be positive"),
+    (lambda: tensor(2, 3) @ tensor(4, 5), ValueError, r"matmul shape mismatch: \(2, 3\) @ \(4, 5\)"),
+    (lambda: tensor(2, 3, 4) @ tensor(5, 4, 2), ValueError, r"cannot be broadcast"),
+    (lambda: tensor(2, 3) + tensor(4, 3), ValueError, r"shapes \(2, 3\) and \(4, 3\) cannot be broadcast together for '\+'"),
+    (lambda: tensor(2, 3) * np.ones(2), ValueError, r"\(2, 3\) and \(2,\).*'\*'"),
+    (lambda: tensor(2, 3).pad(((1, 1),)), ValueError, r"one \(before, after\) pair per axis.*2 axes"),
+    (lambda: tensor(2, 3).pad(((1, -1), (0, 0))), ValueError, r"non-negative"),
+    (lambda: tensor(2, 3).reshape(4, 2), ValueError, r"cannot reshape a tensor of shape \(2, 3\) \(6 elements\) into \(4, 2\)"),
+    (lambda: tensor(2, 3).reshape(-1, -1), ValueError, r"cannot reshape"),
+    (lambda: tensor(2, 3).sum(axis=2), ValueError, r"axis 2 is out of range for a tensor with 2 dimensions"),
+    (lambda: tensor(2, 3).softmax(axis=-3), ValueError, r"axis -3 is out of range"),
+    (lambda: Tensor(np.array(["a"])), TypeError, r"numeric"),
+    (lambda: tensor(4, 3).cross_entropy([0, 1, 2, 3]), ValueError, r"label 3 is out of range for 3 classes \(0..2\)"),
+    (lambda: tensor(4, 3).cross_entropy([0, -1, 2, 1]), ValueError, r"label -1 is out of range"),
+    (lambda: tensor(2, 3).cross_entropy([0.5, 1.0]), TypeError, r"labels must be integers, got dtype float64"),
+    (lambda: tensor(2, 3).cross_entropy(["a", "b"]), TypeError, r"labels must be integers"),
+    (lambda: tensor(4, 3).cross_entropy([0, 1]), ValueError, r"expected labels of shape \(4,\), got \(2,\)"),
+    (lambda: tensor(2, 2, 3).cross_entropy([0, 1]), ValueError, r"2-D logits \(N,K\), got shape \(2, 2, 3\)"),
+    (lambda: (tensor(2, 3) * 2.0).backward(), ValueError, r"scalar.*\(2, 3\)"),
+    (lambda: SeedCNN()(np.zeros((4, 28, 28, 1))), ValueError, r"\(N, 1, 28, 28\).*N,H,W,C"),
+    (lambda: SGD(get_parameters(SeedCNN()), lr=-1.0), ValueError, r"learning rate must be a finite number >= 0, got -1.0"),
+    (lambda: SGD([], lr=0.1), ValueError, r"empty parameter list"),
+])
+def test_bad_input_is_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_live_graph_nodes_return_to_zero_after_a_training_step():
+    model = SeedCNN(seed=0)
+    optimizer = SGD(get_parameters(model), lr=0.01, momentum=0.9)
+    images = np.random.default_rng(0).integers(0, 256, size=(4, 1, 28, 28), dtype=np.uint8)
+    for _ in range(3):
+        loss = model(images).cross_entropy(np.array([0, 1, 2, 3]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        gc.collect()
+        assert sum(isinstance(item, Function) for item in gc.get_objects()) == 0
