@@ -40,7 +40,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     # The seed program's recipe: one image per step, plain SGD, warm-up then cosine to zero.
     "seed": {"optimizer": "sgd", "epochs": 9, "batch_size": 1, "lr": 0.001, "momentum": 0.0, "warmup_epochs": 1.0},
 }
-TRAINING_FLAGS = ("model", "recipe", "optimizer", "epochs", "batch_size", "lr", "momentum", "warmup_epochs",
+TRAINING_FLAGS = ("model", "recipe", "optimizer", "betas", "epochs", "batch_size", "lr", "momentum", "warmup_epochs",
                   "seed", "limit_train")
 
 
@@ -56,6 +56,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                                "momentum 0.9; 'seed' = the original: 9 epochs, batch 1, max lr 0.001, no momentum")
     training.add_argument("--optimizer", choices=("sgd", "adam"),
                           help="sgd (with --momentum; the recipes' choice) or adam (betas 0.9, 0.999)")
+    training.add_argument("--betas", type=float, nargs=2, metavar=("BETA1", "BETA2"),
+                          help="Adam's moment decay rates (default 0.9 0.999)")
     training.add_argument("--epochs", type=int, help="passes over the training set")
     training.add_argument("--batch-size", type=int, help="images per SGD step")
     training.add_argument("--lr", type=float, help="peak learning rate (reached after the warm-up)")
@@ -90,6 +92,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and (not math.isfinite(value) or value < 0):
             parser.error(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+    if args.betas is not None and not all(0 <= beta < 1 for beta in args.betas):
+        parser.error(f"--betas must lie in [0, 1), got {args.betas}")
     if args.eval_only and not args.resume:
         parser.error("--eval-only needs --resume PATH (the checkpoint to evaluate)")
     if args.save_every and not args.save:
@@ -200,7 +204,7 @@ def train(args: argparse.Namespace, data, log) -> dict[str, Any]:
     if config.get("limit_train"):
         x_train, y_train = x_train[:config["limit_train"]], y_train[:config["limit_train"]]
     if config["optimizer"] == "adam":
-        optimizer = Adam(get_parameters(model), lr=config["lr"])
+        optimizer = Adam(get_parameters(model), lr=config["lr"], betas=tuple(config.get("betas") or (0.9, 0.999)))
     else:
         optimizer = SGD(get_parameters(model), lr=config["lr"], momentum=config["momentum"])
     if args.resume:
