@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinygrad_cnn import ops
 from tinygrad_cnn.tensor import Tensor
 
 IMAGE_SHAPE = (1, 28, 28)
@@ -83,10 +84,14 @@ class SeedCNN:
 
     @staticmethod
     def block(x: Tensor, conv: Conv, pool: bool) -> Tensor:
-        """conv 3x3 (pad 1) + per-position bias → relu [→ pad bottom/right 1 → max pool 3x3/2]."""
-        x = (x.conv2d(conv.weight, padding=1) + conv.bias).relu()
+        """conv 3x3 (pad 1) + per-position bias → relu [→ pad bottom/right 1 → max pool 3x3/2].
+
+        The same as ``(x.conv2d(conv.weight, padding=1) + conv.bias).relu()`` and
+        ``.pad(((0, 0), (0, 0), (0, 1), (0, 1))).max_pool2d(3, stride=2)``, in two fused ops.
+        """
+        x = Tensor._from_op(ops.Conv2dBiasReLU(stride=(1, 1), padding=(1, 1)), (x, conv.weight, conv.bias))
         if pool:
-            x = x.pad(((0, 0), (0, 0), (0, 1), (0, 1))).max_pool2d(3, stride=2)
+            x = Tensor._from_op(ops.PaddedMaxPool2d((3, 3), (2, 2), padding=((0, 1), (0, 1))), (x,))
         return x
 
     def __call__(self, images: Tensor | np.ndarray) -> Tensor:
