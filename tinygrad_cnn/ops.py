@@ -367,12 +367,15 @@ class MaxPool2d(Function):
 
 
 # ---------------------------------------------------------------------------
-# Fused ops used by SeedCNN (channels-last inside, N,C,H,W at the interface)
+# Fused ops used by SeedCNN (batch-innermost inside, N,C,H,W at the interface)
 # ---------------------------------------------------------------------------
 #
-# Both ops accept any N,C,H,W array and return an N,C,H,W-shaped array whose memory is
-# channels-last (a transposed view of an N,H,W,C array): the next fused op reads it back
-# as N,H,W,C for free, and every other op sees an ordinary array of the public shape.
+# Inside, activations are laid out C,H,W,N: the batch is the innermost axis, so shifting a
+# window tap by (p, q) pixels moves whole contiguous runs of W·N numbers, and the conv is
+# one GEMM  weight (O, kh·kw·C) @ columns (kh·kw·C, Ho·Wo·N)  whose result is C,H,W,N again.
+# Both ops accept any N,C,H,W array and return an N,C,H,W-shaped view of C,H,W,N memory;
+# the next fused op reads it back as C,H,W,N for free, every other op sees an ordinary
+# array of the public shape (and flatten to N,C·H·W stays a view).
 
 _scratch_buffers: dict[tuple, np.ndarray] = {}
 
@@ -390,24 +393,35 @@ def _scratch(purpose: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarra
     return buffer
 
 
-def _channels_last(x: np.ndarray) -> np.ndarray:
-    """The N,H,W,C view of an N,C,H,W array (no copy)."""
-    return x.transpose(0, 2, 3, 1)
+def _batch_last(x: np.ndarray) -> np.ndarray:
+    """The C,H,W,N view of an N,C,H,W array (no copy)."""
+    return x.transpose(1, 2, 3, 0)
 
 
-def _channels_first(x: np.ndarray) -> np.ndarray:
-    """The N,C,H,W view of an N,H,W,C array (no copy)."""
-    return x.transpose(0, 3, 1, 2)
+def _batch_first(x: np.ndarray) -> np.ndarray:
+    """The N,C,H,W view of a C,H,W,N array (no copy)."""
+    return x.transpose(3, 0, 1, 2)
+
+
+def _taps(kernel: tuple[int, int], stride: tuple[int, int], out_hw: tuple[int, int]):
+    """(p, q, index) for every window tap; ``index`` picks tap (p, q) of every window from
+    a C,H,W,N array, i.e. the elements [:, i·sh + p, j·sw + q, :] for all outputs i, j."""
+    (kernel_h, kernel_w), (stride_h, stride_w), (out_h, out_w) = kernel, stride, out_hw
+    for p in range(kernel_h):
+        for q in range(kernel_w):
+            rows = slice(p, p + stride_h * (out_h - 1) + 1, stride_h)
+            columns = slice(q, q + stride_w * (out_w - 1) + 1, stride_w)
+            yield p, q, (slice(None), rows, columns)
 
 
 class Conv2dBiasReLU(Function):
     """y = relu(conv2d(x, weight, stride, padding) + bias): x (N,C,H,W), weight (O,C,kh,kw),
     bias broadcastable to (O,Ho,Wo) (e.g. the seed's per-position O,Ho,Wo) → y (N,O,Ho,Wo).
 
-    With X the im2col matrix (rows n,i,j; columns p,q,c) of the zero-padded input and
-    Wm = weight as (kh·kw·C, O):  Z = X Wm + bias,  Y = max(Z, 0).
-    VJP: G' = G · [Y > 0];  dbias = Σ_{n} G' (summed back to bias's shape);  dWm = Xᵀ G';
-         dX = G' Wmᵀ, scattered back to the padded input with kh·kw strided slice-adds
+    With X the transposed im2col matrix (rows p,q,c; columns i,j,n) of the zero-padded input
+    and Wm = weight as (O, kh·kw·C):  Z = Wm X + bias,  Y = max(Z, 0).
+    VJP: G' = G · [Y > 0];  dbias = Σ_n G' (summed back to bias's shape);  dWm = G' Xᵀ;
+         dX = Wmᵀ G', scattered back to the padded input with kh·kw strided slice-adds
          (col2im), and dx = that with the padding cut off.
     """
 
@@ -418,63 +432,55 @@ class Conv2dBiasReLU(Function):
         (stride_h, stride_w), (pad_h, pad_w) = self.stride, self.padding
         out_channels, channels, kernel_h, kernel_w = weight.shape
         batch, _, height, width = x.shape
-        padded_shape = (batch, height + 2 * pad_h, width + 2 * pad_w, channels)
+        padded_shape = (channels, height + 2 * pad_h, width + 2 * pad_w, batch)
         padded = _scratch("conv input", padded_shape, x.dtype)  # borders stay zero
-        padded[:, pad_h : pad_h + height, pad_w : pad_w + width] = _channels_last(x)
-        windows = sliding_window_view(padded, (kernel_h, kernel_w), axis=(1, 2))[:, ::stride_h, ::stride_w]
-        out_h, out_w = windows.shape[1:3]
-        columns = np.empty((batch, out_h, out_w, kernel_h, kernel_w, channels), dtype=x.dtype)
-        columns[...] = windows.transpose(0, 1, 2, 4, 5, 3)  # im2col, a fresh copy
-        columns = columns.reshape(batch * out_h * out_w, kernel_h * kernel_w * channels)
-        weight_matrix = weight.transpose(2, 3, 1, 0).reshape(-1, out_channels)
-        output = columns @ weight_matrix  # rows n,i,j; columns o: N,Ho,Wo,O
-        output = output.reshape(batch, out_h, out_w, out_channels)
-        output += _channels_last(np.broadcast_to(bias, (1, out_channels, out_h, out_w)))
+        padded[:, pad_h : pad_h + height, pad_w : pad_w + width] = _batch_last(x)
+        out_hw = (_output_size(padded_shape[1], kernel_h, stride_h), _output_size(padded_shape[2], kernel_w, stride_w))
+        columns = np.empty((kernel_h, kernel_w, channels) + out_hw + (batch,), dtype=x.dtype)
+        for p, q, tap in _taps((kernel_h, kernel_w), self.stride, out_hw):
+            columns[p, q] = padded[tap]  # im2col, transposed: a fresh array
+        columns = columns.reshape(kernel_h * kernel_w * channels, -1)
+        weight_matrix = weight.transpose(0, 2, 3, 1).reshape(out_channels, -1)
+        output = (weight_matrix @ columns).reshape((out_channels,) + out_hw + (batch,))
+        output += np.broadcast_to(bias, (out_channels,) + out_hw)[..., np.newaxis]
         np.maximum(output, 0, out=output)
         self.x_shape, self.padded_shape, self.bias_shape = x.shape, padded_shape, bias.shape
         self.weight, self.output = weight, output
         if self.needs_input_grad[1]:
             self.columns = columns
-        return _channels_first(output)
+        return _batch_first(output)
 
     def macs(self, input_shapes, output_shape) -> int:
         _, channels, kernel_h, kernel_w = input_shapes[1]
         return int(np.prod(output_shape, dtype=np.int64)) * channels * kernel_h * kernel_w
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        (stride_h, stride_w), (pad_h, pad_w) = self.stride, self.padding
+        (pad_h, pad_w), output = self.padding, self.output
         out_channels, channels, kernel_h, kernel_w = self.weight.shape
-        batch, out_h, out_w, _ = self.output.shape
-        grad_z = _channels_last(grad_out) * (self.output > 0)  # N,Ho,Wo,O, fresh
-        grad_rows = grad_z.reshape(-1, out_channels)
+        grad_z = np.multiply(_batch_last(grad_out), output > 0, out=np.empty_like(output))  # O,Ho,Wo,N
+        grad_rows = grad_z.reshape(out_channels, -1)
         grad_x = grad_weight = grad_bias = None
         if self.needs_input_grad[2]:
-            grad_bias = unbroadcast(_channels_first(grad_z.sum(axis=0, keepdims=True)), self.bias_shape)
+            grad_bias = unbroadcast(grad_z.sum(axis=3), self.bias_shape)
         if self.needs_input_grad[1]:
-            grad_matrix = self.columns.T @ grad_rows  # (kh·kw·C, O)
-            grad_weight = grad_matrix.reshape(kernel_h, kernel_w, channels, out_channels).transpose(3, 2, 0, 1)
+            grad_matrix = grad_rows @ self.columns.T  # (O, kh·kw·C)
+            grad_weight = grad_matrix.reshape(out_channels, kernel_h, kernel_w, channels).transpose(0, 3, 1, 2)
         if self.needs_input_grad[0]:
-            weight_matrix = self.weight.transpose(2, 3, 1, 0).reshape(-1, out_channels)
-            grad_columns = np.matmul(
-                grad_rows, weight_matrix.T,
-                out=_scratch("conv grad columns", (grad_rows.shape[0], weight_matrix.shape[0]), grad_out.dtype),
-            ).reshape(batch, out_h, out_w, kernel_h, kernel_w, channels)
-            grad_padded = np.zeros(self.padded_shape, dtype=grad_out.dtype)
-            for p in range(kernel_h):
-                for q in range(kernel_w):
-                    grad_padded[
-                        :,
-                        p : p + stride_h * (out_h - 1) + 1 : stride_h,
-                        q : q + stride_w * (out_w - 1) + 1 : stride_w,
-                    ] += grad_columns[:, :, :, p, q]
+            weight_matrix = self.weight.transpose(0, 2, 3, 1).reshape(out_channels, -1)
+            grad_columns = _scratch("conv grad columns", (weight_matrix.shape[1], grad_rows.shape[1]), output.dtype)
+            np.matmul(weight_matrix.T, grad_rows, out=grad_columns)
+            grad_columns = grad_columns.reshape((kernel_h, kernel_w, channels) + output.shape[1:])
+            grad_padded = np.zeros(self.padded_shape, dtype=output.dtype)
+            for p, q, tap in _taps((kernel_h, kernel_w), self.stride, output.shape[1:3]):
+                grad_padded[tap] += grad_columns[p, q]
             height, width = self.x_shape[2:]
-            grad_x = _channels_first(grad_padded[:, pad_h : pad_h + height, pad_w : pad_w + width])
+            grad_x = _batch_first(grad_padded[:, pad_h : pad_h + height, pad_w : pad_w + width])
         return grad_x, grad_weight, grad_bias
 
 
 class PaddedMaxPool2d(Function):
-    """y = max_pool2d(x zero-padded by ((top, bottom), (left, right)), kernel, stride), as
-    x.pad(...).max_pool2d(...) but in one op and channels-last.
+    """y = max_pool2d(x zero-padded by ((top, bottom), (left, right)), kernel, stride), the
+    same as x.pad(...).max_pool2d(...) in one op, batch-innermost inside.
 
     y[n,c,i,j] = max_{p,q} xp[n, c, i·sh + p, j·sw + q].
     VJP: G[n,c,i,j] goes to the first (p,q) in row-major order with xp[…] = y[n,c,i,j];
@@ -486,47 +492,34 @@ class PaddedMaxPool2d(Function):
                  padding: tuple[tuple[int, int], tuple[int, int]]):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
-    def _tap(self, p: int, q: int) -> tuple[slice, ...]:
-        """The padded input elements that are tap (p, q) of every window (N,Ho,Wo,C)."""
-        (stride_h, stride_w), (out_h, out_w) = self.stride, self.output_hw
-        return (
-            slice(None),
-            slice(p, p + stride_h * (out_h - 1) + 1, stride_h),
-            slice(q, q + stride_w * (out_w - 1) + 1, stride_w),
-        )
-
     def forward(self, x: np.ndarray) -> np.ndarray:
         (kernel_h, kernel_w), (stride_h, stride_w) = self.kernel_size, self.stride
         (top, bottom), (left, right) = self.padding
         batch, channels, height, width = x.shape
-        padded = np.zeros((batch, height + top + bottom, width + left + right, channels), dtype=x.dtype)
-        padded[:, top : top + height, left : left + width] = _channels_last(x)
-        self.output_hw = (
-            _output_size(padded.shape[1], kernel_h, stride_h),
-            _output_size(padded.shape[2], kernel_w, stride_w),
-        )
-        output = padded[self._tap(0, 0)].copy()
-        for p in range(kernel_h):
-            for q in range(kernel_w):
-                if p or q:
-                    np.maximum(output, padded[self._tap(p, q)], out=output)
+        padded = np.zeros((channels, height + top + bottom, width + left + right, batch), dtype=x.dtype)
+        padded[:, top : top + height, left : left + width] = _batch_last(x)
+        self.out_hw = (_output_size(padded.shape[1], kernel_h, stride_h), _output_size(padded.shape[2], kernel_w, stride_w))
+        output = None
+        for p, q, tap in _taps(self.kernel_size, self.stride, self.out_hw):
+            if output is None:
+                output = padded[tap].copy()
+            else:
+                np.maximum(output, padded[tap], out=output)
         if self.needs_input_grad[0]:
             self.padded, self.output, self.x_shape = padded, output, x.shape
-        return _channels_first(output)
+        return _batch_first(output)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        (kernel_h, kernel_w), ((top, _), (left, _)) = self.kernel_size, self.padding
-        remaining = np.array(_channels_last(grad_out))  # the gradient not yet routed to a winner
-        grad_padded = np.zeros(self.padded.shape, dtype=grad_out.dtype)
+        (top, _), (left, _) = self.padding
+        remaining = np.array(_batch_last(grad_out))  # the gradient not yet routed to a winner
         routed = np.empty_like(remaining)
-        for p in range(kernel_h):
-            for q in range(kernel_w):
-                tap = self._tap(p, q)
-                np.multiply(remaining, self.padded[tap] == self.output, out=routed)
-                grad_padded[tap] += routed
-                remaining -= routed  # exactly 0 where this tap won: later ties get nothing
+        grad_padded = np.zeros(self.padded.shape, dtype=remaining.dtype)
+        for p, q, tap in _taps(self.kernel_size, self.stride, self.out_hw):
+            np.multiply(remaining, self.padded[tap] == self.output, out=routed)
+            grad_padded[tap] += routed
+            remaining -= routed  # exactly 0 where this tap won: later ties get nothing
         height, width = self.x_shape[2:]
-        return (_channels_first(grad_padded[:, top : top + height, left : left + width]),)
+        return (_batch_first(grad_padded[:, top : top + height, left : left + width]),)
 
 
 # ---------------------------------------------------------------------------
