@@ -478,48 +478,76 @@ class Conv2dBiasReLU(Function):
         return grad_x, grad_weight, grad_bias
 
 
+def _tap_range(size: int, before: int, offset: int, stride: int, out_size: int) -> tuple[slice, slice]:
+    """Along one axis: the outputs i whose window tap ``offset`` lands inside the unpadded
+    input (row i·stride + offset − before in [0, size)), and the input rows it reads there."""
+    first = max(0, -((offset - before) // stride))  # ceil((before - offset) / stride)
+    last = min(out_size, (size - 1 + before - offset) // stride + 1)
+    if last <= first:
+        return slice(0, 0), slice(0, 0)
+    start = first * stride + offset - before
+    return slice(first, last), slice(start, start + stride * (last - first - 1) + 1, stride)
+
+
 class PaddedMaxPool2d(Function):
     """y = max_pool2d(x zero-padded by ((top, bottom), (left, right)), kernel, stride), the
-    same as x.pad(...).max_pool2d(...) in one op, batch-innermost inside.
+    same as x.pad(...).max_pool2d(...) in one op, batch-innermost inside, and without
+    materialising the padding: a tap that falls on it compares against 0 instead.
 
     y[n,c,i,j] = max_{p,q} xp[n, c, i·sh + p, j·sw + q].
     VJP: G[n,c,i,j] goes to the first (p,q) in row-major order with xp[…] = y[n,c,i,j];
-    overlapping windows add up; the gradient of the padding is dropped. The winners are
-    found again in backward from the saved input and output (no index array is kept).
+    overlapping windows add up; what a padding zero wins is dropped. The winners are found
+    again in backward from the saved input and output (no index array is kept).
     """
 
     def __init__(self, kernel_size: tuple[int, int], stride: tuple[int, int],
                  padding: tuple[tuple[int, int], tuple[int, int]]):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
+    def _taps(self):
+        """For every tap (p, q) in row-major order: the output block that reads the input,
+        the input block it reads (both C,H,W,N indices), and the output blocks that read
+        padding (up to four: above, below, left and right of the first block)."""
+        (kernel_h, kernel_w), (stride_h, stride_w), (out_h, out_w) = self.kernel_size, self.stride, self.out_hw
+        (top, _), (left, _), (height, width) = self.padding[0], self.padding[1], self.hw
+        everything = slice(None)
+        for p in range(kernel_h):
+            out_rows, in_rows = _tap_range(height, top, p, stride_h, out_h)
+            for q in range(kernel_w):
+                out_columns, in_columns = _tap_range(width, left, q, stride_w, out_w)
+                pads = [(everything, slice(0, out_rows.start)), (everything, slice(out_rows.stop, out_h)),
+                        (everything, out_rows, slice(0, out_columns.start)),
+                        (everything, out_rows, slice(out_columns.stop, out_w))]
+                pads = [index for index in pads if all(part.start != part.stop for part in index[1:])]
+                yield (everything, out_rows, out_columns), (everything, in_rows, in_columns), pads
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        (kernel_h, kernel_w), (stride_h, stride_w) = self.kernel_size, self.stride
-        (top, bottom), (left, right) = self.padding
+        (kernel_h, kernel_w), (stride_h, stride_w), (vertical, horizontal) = self.kernel_size, self.stride, self.padding
         batch, channels, height, width = x.shape
-        padded = np.zeros((channels, height + top + bottom, width + left + right, batch), dtype=x.dtype)
-        padded[:, top : top + height, left : left + width] = _batch_last(x)
-        self.out_hw = (_output_size(padded.shape[1], kernel_h, stride_h), _output_size(padded.shape[2], kernel_w, stride_w))
-        output = None
-        for p, q, tap in _taps(self.kernel_size, self.stride, self.out_hw):
-            if output is None:
-                output = padded[tap].copy()
-            else:
-                np.maximum(output, padded[tap], out=output)
+        self.hw = (height, width)
+        self.out_hw = (_output_size(height + sum(vertical), kernel_h, stride_h),
+                       _output_size(width + sum(horizontal), kernel_w, stride_w))
+        x = _batch_last(x)
+        output = np.full((channels,) + self.out_hw + (batch,), -np.inf, dtype=x.dtype)
+        for out_block, in_block, pads in self._taps():
+            np.maximum(output[out_block], x[in_block], out=output[out_block])
+            for pad in pads:
+                np.maximum(output[pad], 0, out=output[pad])
         if self.needs_input_grad[0]:
-            self.padded, self.output, self.x_shape = padded, output, x.shape
+            self.x, self.output = x, output
         return _batch_first(output)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        (top, _), (left, _) = self.padding
         remaining = np.array(_batch_last(grad_out))  # the gradient not yet routed to a winner
         routed = np.empty_like(remaining)
-        grad_padded = np.zeros(self.padded.shape, dtype=remaining.dtype)
-        for p, q, tap in _taps(self.kernel_size, self.stride, self.out_hw):
-            np.multiply(remaining, self.padded[tap] == self.output, out=routed)
-            grad_padded[tap] += routed
-            remaining -= routed  # exactly 0 where this tap won: later ties get nothing
-        height, width = self.x_shape[2:]
-        return (_batch_first(grad_padded[:, top : top + height, left : left + width]),)
+        grad_x = np.zeros(self.x.shape, dtype=remaining.dtype)
+        for out_block, in_block, pads in self._taps():
+            np.multiply(remaining[out_block], self.x[in_block] == self.output[out_block], out=routed[out_block])
+            grad_x[in_block] += routed[out_block]
+            remaining[out_block] -= routed[out_block]  # exactly 0 where this tap won
+            for pad in pads:
+                remaining[pad] *= self.output[pad] != 0  # a winning padding zero takes it away
+        return (_batch_first(grad_x),)
 
 
 # ---------------------------------------------------------------------------
