@@ -174,3 +174,24 @@ def test_seed_cnn_fused_forward_and_gradients_equal_the_unfused_network(dtype):
         np.testing.assert_allclose(fused, plain, rtol=tolerance, atol=tolerance)
     with no_grad():
         assert SeedCNN(seed=3, dtype=dtype)(images).shape == (3, 10)
+
+
+def test_work_buffers_of_the_same_shape_but_other_padding_are_not_mixed_up():
+    """A 5x5 input unpadded and a 1x5 input padded by 2 rows share the padded shape 5x5."""
+    rng = np.random.default_rng(4)
+    weight, bias = rng.standard_normal((1, 1, 1, 1)), np.zeros(1)
+    for x_shape, padding in (((1, 1, 5, 5), (0, 0)), ((1, 1, 1, 5), (2, 0))):
+        x = rng.standard_normal(x_shape)
+        fused = conv_bias_relu(Tensor(x), Tensor(weight), Tensor(bias), (1, 1), padding).data
+        plain = (Tensor(x).conv2d(Tensor(weight), padding=padding) + Tensor(bias)).relu().data
+        np.testing.assert_array_equal(fused, plain)
+
+
+def test_seed_cnn_inference_in_chunks_equals_one_batch():
+    model = SeedCNN(seed=5)
+    images = np.random.default_rng(5).integers(0, 256, size=(7, 1, 28, 28)).astype(np.uint8)
+    with no_grad():
+        whole = model(images).data
+        model.inference_chunk = 3
+        chunked = model(images).data
+    np.testing.assert_allclose(chunked, whole, rtol=1e-6, atol=1e-6)

@@ -433,12 +433,17 @@ class Conv2dBiasReLU(Function):
         out_channels, channels, kernel_h, kernel_w = weight.shape
         batch, _, height, width = x.shape
         padded_shape = (channels, height + 2 * pad_h, width + 2 * pad_w, batch)
-        padded = _scratch("conv input", padded_shape, x.dtype)  # borders stay zero
+        # only the inside is ever written, so the borders stay zero (the key holds the padding)
+        padded = _scratch(f"conv input padded by {self.padding}", padded_shape, x.dtype)
         padded[:, pad_h : pad_h + height, pad_w : pad_w + width] = _batch_last(x)
         out_hw = (_output_size(padded_shape[1], kernel_h, stride_h), _output_size(padded_shape[2], kernel_w, stride_w))
-        columns = np.empty((kernel_h, kernel_w, channels) + out_hw + (batch,), dtype=x.dtype)
+        columns_shape = (kernel_h, kernel_w, channels) + out_hw + (batch,)
+        if self.needs_input_grad[1]:  # saved for dweight: a fresh array
+            columns = np.empty(columns_shape, dtype=x.dtype)
+        else:
+            columns = _scratch("conv columns", columns_shape, x.dtype)
         for p, q, tap in _taps((kernel_h, kernel_w), self.stride, out_hw):
-            columns[p, q] = padded[tap]  # im2col, transposed: a fresh array
+            columns[p, q] = padded[tap]  # im2col, transposed
         columns = columns.reshape(kernel_h * kernel_w * channels, -1)
         weight_matrix = weight.transpose(0, 2, 3, 1).reshape(out_channels, -1)
         output = (weight_matrix @ columns).reshape((out_channels,) + out_hw + (batch,))
