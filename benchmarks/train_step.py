@@ -70,7 +70,20 @@ def current_rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # Linux reports KiB
+    """Peak resident set size of this process, in MB.
+
+    Linux's VmHWM (of this process image only). ``ru_maxrss`` is the fallback elsewhere; on
+    Linux it is inherited across fork, so a child started by a big parent (torch loaded)
+    would report the parent's peak instead of its own.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # Linux reports KiB
 
 
 # ---------------------------------------------------------------------------

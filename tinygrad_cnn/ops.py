@@ -465,11 +465,12 @@ class Conv2dBiasReLU(Function):
         grad_z = np.multiply(_batch_last(grad_out), output > 0, out=np.empty_like(output))  # O,Ho,Wo,N
         grad_rows = grad_z.reshape(out_channels, -1)
         grad_x = grad_weight = grad_bias = None
-        if self.needs_input_grad[2]:
-            grad_bias = unbroadcast(grad_z.sum(axis=3), self.bias_shape)
+        if self.needs_input_grad[2]:  # Σ_n as a matrix-vector product: faster than .sum(axis=3)
+            batch_ones = np.ones(output.shape[3], dtype=output.dtype)
+            grad_bias = unbroadcast((grad_z.reshape(-1, output.shape[3]) @ batch_ones).reshape(output.shape[:3]), self.bias_shape)
         if self.needs_input_grad[1]:
-            grad_matrix = grad_rows @ self.columns.T  # (O, kh·kw·C)
-            grad_weight = grad_matrix.reshape(out_channels, kernel_h, kernel_w, channels).transpose(0, 3, 1, 2)
+            grad_matrix = self.columns @ grad_rows.T  # dWmᵀ (kh·kw·C, O): the faster GEMM orientation
+            grad_weight = grad_matrix.reshape(kernel_h, kernel_w, channels, out_channels).transpose(3, 2, 0, 1)
         if self.needs_input_grad[0]:
             weight_matrix = self.weight.transpose(0, 2, 3, 1).reshape(out_channels, -1)
             grad_columns = _scratch("conv grad columns", (weight_matrix.shape[1], grad_rows.shape[1]), output.dtype)
