@@ -165,7 +165,12 @@ class MatMul(Function):
     def backward(self, grad_out: np.ndarray) -> Gradients:
         grad_a = grad_b = None
         if self.needs_input_grad[0]:
-            grad_a = unbroadcast(grad_out @ np.swapaxes(self.b, -1, -2), self.a.shape)
+            if self.a.ndim == 2 and self.a.flags.f_contiguous and not self.a.flags.c_contiguous:
+                # a is a transposed view (SeedCNN's batch-innermost activations flattened):
+                # dA = (B Gᵀ)ᵀ has a's layout, so the reshapes and ops upstream stay views
+                grad_a = (self.b @ grad_out.T).T
+            else:
+                grad_a = unbroadcast(grad_out @ np.swapaxes(self.b, -1, -2), self.a.shape)
         if self.needs_input_grad[1]:
             grad_b = unbroadcast(np.swapaxes(self.a, -1, -2) @ grad_out, self.b.shape)
         return grad_a, grad_b
