@@ -426,8 +426,8 @@ class Conv2dBiasReLU(Function):
     With X the transposed im2col matrix (rows p,q,c; columns i,j,n) of the zero-padded input
     and Wm = weight as (O, kh·kw·C):  Z = Wm X + bias,  Y = max(Z, 0).
     VJP: G' = G · [Y > 0];  dbias = Σ_n G' (summed back to bias's shape);  dWm = G' Xᵀ;
-         dX = Wmᵀ G', scattered back to the padded input with kh·kw strided slice-adds
-         (col2im), and dx = that with the padding cut off.
+         dX = Wmᵀ G', computed tap by tap (weight[:, :, p, q]ᵀ G') and added back to the
+         padded input with kh·kw shifted slice-adds (col2im); dx = that without the padding.
     """
 
     def __init__(self, stride: tuple[int, int] = (1, 1), padding: tuple[int, int] = (0, 0)):
@@ -476,14 +476,13 @@ class Conv2dBiasReLU(Function):
         if self.needs_input_grad[1]:
             grad_matrix = self.columns @ grad_rows.T  # dWmᵀ (kh·kw·C, O): the faster GEMM orientation
             grad_weight = grad_matrix.reshape(kernel_h, kernel_w, channels, out_channels).transpose(3, 2, 0, 1)
-        if self.needs_input_grad[0]:
-            weight_matrix = self.weight.transpose(0, 2, 3, 1).reshape(out_channels, -1)
-            grad_columns = _scratch("conv grad columns", (weight_matrix.shape[1], grad_rows.shape[1]), output.dtype)
-            np.matmul(weight_matrix.T, grad_rows, out=grad_columns)
-            grad_columns = grad_columns.reshape((kernel_h, kernel_w, channels) + output.shape[1:])
+        if self.needs_input_grad[0]:  # one GEMM per tap, added while it is still in cache
+            weight_taps = self.weight.transpose(2, 3, 1, 0)  # kh,kw,C,O
+            grad_tap = _scratch("conv grad of one tap", (channels, grad_rows.shape[1]), output.dtype)
             grad_padded = np.zeros(self.padded_shape, dtype=output.dtype)
             for p, q, tap in _taps((kernel_h, kernel_w), self.stride, output.shape[1:3]):
-                grad_padded[tap] += grad_columns[p, q]
+                np.matmul(weight_taps[p, q], grad_rows, out=grad_tap)  # rows of Wmᵀ G' for tap (p, q)
+                grad_padded[tap] += grad_tap.reshape((channels,) + output.shape[1:])
             height, width = self.x_shape[2:]
             grad_x = _batch_first(grad_padded[:, pad_h : pad_h + height, pad_w : pad_w + width])
         return grad_x, grad_weight, grad_bias
