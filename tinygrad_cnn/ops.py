@@ -488,26 +488,31 @@ class Conv2dBiasReLU(Function):
         return grad_x, grad_weight, grad_bias
 
 
-def _tap_range(size: int, before: int, offset: int, stride: int, out_size: int) -> tuple[slice, slice]:
-    """Along one axis: the outputs i whose window tap ``offset`` lands inside the unpadded
-    input (row i·stride + offset − before in [0, size)), and the input rows it reads there."""
-    first = max(0, -((offset - before) // stride))  # ceil((before - offset) / stride)
-    last = min(out_size, (size - 1 + before - offset) // stride + 1)
-    if last <= first:
-        return slice(0, 0), slice(0, 0)
-    start = first * stride + offset - before
-    return slice(first, last), slice(start, start + stride * (last - first - 1) + 1, stride)
+def _phases(size: int, before: int, stride: int) -> list[tuple[int, slice, slice]]:
+    """Along one axis, split the padded positions h + before by their phase r = (h + before)
+    mod stride: for each phase, (r, the input rows h of that phase, their places a = (h +
+    before) // stride in the phase plane)."""
+    phases = []
+    for phase in range(stride):
+        first = (phase - before) % stride  # the first input row of this phase
+        count = len(range(first, size, stride))
+        start = (first + before) // stride
+        phases.append((phase, slice(first, size, stride), slice(start, start + count)))
+    return phases
 
 
 class PaddedMaxPool2d(Function):
     """y = max_pool2d(x zero-padded by ((top, bottom), (left, right)), kernel, stride), the
-    same as x.pad(...).max_pool2d(...) in one op, batch-innermost inside, and without
-    materialising the padding: a tap that falls on it compares against 0 instead.
+    same as x.pad(...).max_pool2d(...) in one op, batch-innermost inside.
 
     y[n,c,i,j] = max_{p,q} xp[n, c, i·sh + p, j·sw + q].
     VJP: G[n,c,i,j] goes to the first (p,q) in row-major order with xp[…] = y[n,c,i,j];
     overlapping windows add up; what a padding zero wins is dropped. The winners are found
     again in backward from the saved input and output (no index array is kept).
+
+    Inside, the padded input is split into stride phases, planes[c, r, s, a, b, n] =
+    xp[n, c, a·sh + r, b·sw + s]: then tap (p, q) of every window is the contiguous block
+    planes[:, p mod sh, q mod sw, p//sh : p//sh + Ho, q//sw : q//sw + Wo].
     """
 
     def __init__(self, kernel_size: tuple[int, int], stride: tuple[int, int],
@@ -515,48 +520,50 @@ class PaddedMaxPool2d(Function):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def _taps(self):
-        """For every tap (p, q) in row-major order: the output block that reads the input,
-        the input block it reads (both C,H,W,N indices), and the output blocks that read
-        padding (up to four: above, below, left and right of the first block)."""
         (kernel_h, kernel_w), (stride_h, stride_w), (out_h, out_w) = self.kernel_size, self.stride, self.out_hw
-        (top, _), (left, _), (height, width) = self.padding[0], self.padding[1], self.hw
-        everything = slice(None)
         for p in range(kernel_h):
-            out_rows, in_rows = _tap_range(height, top, p, stride_h, out_h)
             for q in range(kernel_w):
-                out_columns, in_columns = _tap_range(width, left, q, stride_w, out_w)
-                pads = [(everything, slice(0, out_rows.start)), (everything, slice(out_rows.stop, out_h)),
-                        (everything, out_rows, slice(0, out_columns.start)),
-                        (everything, out_rows, slice(out_columns.stop, out_w))]
-                pads = [index for index in pads if all(part.start != part.stop for part in index[1:])]
-                yield (everything, out_rows, out_columns), (everything, in_rows, in_columns), pads
+                rows, columns = slice(p // stride_h, p // stride_h + out_h), slice(q // stride_w, q // stride_w + out_w)
+                yield (slice(None), p % stride_h, q % stride_w, rows, columns)
+
+    def _phase_pairs(self):
+        """(plane index, input index) for every pair of row and column phases."""
+        (top, _), (left, _), (height, width) = self.padding[0], self.padding[1], self.hw
+        for row_phase, in_rows, plane_rows in _phases(height, top, self.stride[0]):
+            for column_phase, in_columns, plane_columns in _phases(width, left, self.stride[1]):
+                yield (slice(None), row_phase, column_phase, plane_rows, plane_columns), (slice(None), in_rows, in_columns)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         (kernel_h, kernel_w), (stride_h, stride_w), (vertical, horizontal) = self.kernel_size, self.stride, self.padding
         batch, channels, height, width = x.shape
         self.hw = (height, width)
-        self.out_hw = (_output_size(height + sum(vertical), kernel_h, stride_h),
-                       _output_size(width + sum(horizontal), kernel_w, stride_w))
+        padded_h, padded_w = height + sum(vertical), width + sum(horizontal)
+        self.out_hw = (_output_size(padded_h, kernel_h, stride_h), _output_size(padded_w, kernel_w, stride_w))
+        planes_shape = (channels, stride_h, stride_w, -(-padded_h // stride_h), -(-padded_w // stride_w), batch)
+        planes = np.zeros(planes_shape, dtype=x.dtype)  # the padding stays 0
         x = _batch_last(x)
-        output = np.full((channels,) + self.out_hw + (batch,), -np.inf, dtype=x.dtype)
-        for out_block, in_block, pads in self._taps():
-            np.maximum(output[out_block], x[in_block], out=output[out_block])
-            for pad in pads:
-                np.maximum(output[pad], 0, out=output[pad])
+        for plane_index, in_index in self._phase_pairs():
+            planes[plane_index] = x[in_index]
+        taps = self._taps()
+        output = planes[next(taps)].copy()
+        for tap in taps:
+            np.maximum(output, planes[tap], out=output)
         if self.needs_input_grad[0]:
-            self.x, self.output = x, output
+            self.planes, self.output = planes, output
         return _batch_first(output)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
         remaining = np.array(_batch_last(grad_out))  # the gradient not yet routed to a winner
         routed = np.empty_like(remaining)
-        grad_x = np.zeros(self.x.shape, dtype=remaining.dtype)
-        for out_block, in_block, pads in self._taps():
-            np.multiply(remaining[out_block], self.x[in_block] == self.output[out_block], out=routed[out_block])
-            grad_x[in_block] += routed[out_block]
-            remaining[out_block] -= routed[out_block]  # exactly 0 where this tap won
-            for pad in pads:
-                remaining[pad] *= self.output[pad] != 0  # a winning padding zero takes it away
+        grad_planes = np.zeros(self.planes.shape, dtype=remaining.dtype)
+        for tap in self._taps():
+            np.multiply(remaining, self.planes[tap] == self.output, out=routed)
+            grad_planes[tap] += routed
+            remaining -= routed  # exactly 0 where this tap won: later ties get nothing
+        channels, batch = self.planes.shape[0], self.planes.shape[-1]
+        grad_x = np.empty((channels,) + self.hw + (batch,), dtype=remaining.dtype)
+        for plane_index, in_index in self._phase_pairs():  # every input element once; padding dropped
+            grad_x[in_index] = grad_planes[plane_index]
         return (_batch_first(grad_x),)
 
 
