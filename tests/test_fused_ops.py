@@ -195,3 +195,10 @@ def test_seed_cnn_inference_in_chunks_equals_one_batch():
         model.inference_chunk = 3
         chunked = model(images).data
     np.testing.assert_allclose(chunked, whole, rtol=1e-6, atol=1e-6)
+
+
+def test_work_buffer_cache_stays_bounded():
+    for size in range(1, 40):
+        conv_bias_relu(Tensor(np.ones((size, 2, 30, 30))), Tensor(np.ones((3, 2, 3, 3))), Tensor(np.zeros(1)),
+                       (1, 1), (1, 1))
+    assert sum(buffer.nbytes for buffer in ops._scratch_buffers.values()) <= ops._SCRATCH_BYTES

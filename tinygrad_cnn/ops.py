@@ -382,7 +382,8 @@ class MaxPool2d(Function):
 # the next fused op reads it back as C,H,W,N for free, every other op sees an ordinary
 # array of the public shape (and flatten to N,C·H·W stays a view).
 
-_scratch_buffers: dict[tuple, np.ndarray] = {}
+_scratch_buffers: dict[tuple, np.ndarray] = {}  # least recently used first
+_SCRATCH_BYTES = 64 * 2**20  # beyond this, the least recently used buffers are dropped
 
 
 def _scratch(purpose: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -392,9 +393,12 @@ def _scratch(purpose: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarra
     and never hand one out as an output or a gradient.
     """
     key = (purpose, shape, np.dtype(dtype))
-    buffer = _scratch_buffers.get(key)
+    buffer = _scratch_buffers.pop(key, None)
     if buffer is None:
-        buffer = _scratch_buffers[key] = np.zeros(shape, dtype=dtype)
+        buffer = np.zeros(shape, dtype=dtype)
+    _scratch_buffers[key] = buffer  # now the most recently used
+    while len(_scratch_buffers) > 1 and sum(b.nbytes for b in _scratch_buffers.values()) > _SCRATCH_BYTES:
+        del _scratch_buffers[next(iter(_scratch_buffers))]
     return buffer
 
 
