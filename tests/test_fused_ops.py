@@ -202,3 +202,14 @@ def test_work_buffer_cache_stays_bounded():
         conv_bias_relu(Tensor(np.ones((size, 2, 30, 30))), Tensor(np.ones((3, 2, 3, 3))), Tensor(np.zeros(1)),
                        (1, 1), (1, 1))
     assert sum(buffer.nbytes for buffer in ops._scratch_buffers.values()) <= ops._SCRATCH_BYTES
+
+
+def test_padded_max_pool_without_grad_reuses_buffers_correctly():
+    """Under no_grad the phase planes are a reused work buffer; results must not change."""
+    rng = np.random.default_rng(6)
+    for _ in range(3):
+        x = rng.standard_normal((2, 3, 7, 7)) - 1.0  # mostly negative: the padding zeros win often
+        with no_grad():
+            fast = padded_max_pool(Tensor(x), (3, 3), (2, 2), ((0, 1), (1, 0))).data
+        expected = Tensor(x).pad(((0, 0), (0, 0), (0, 1), (1, 0))).max_pool2d(3, 2).data
+        np.testing.assert_array_equal(fast, expected)

@@ -544,7 +544,10 @@ class PaddedMaxPool2d(Function):
         padded_h, padded_w = height + sum(vertical), width + sum(horizontal)
         self.out_hw = (_output_size(padded_h, kernel_h, stride_h), _output_size(padded_w, kernel_w, stride_w))
         planes_shape = (channels, stride_h, stride_w, -(-padded_h // stride_h), -(-padded_w // stride_w), batch)
-        planes = np.zeros(planes_shape, dtype=x.dtype)  # the padding stays 0
+        if self.needs_input_grad[0]:  # saved for backward: a fresh array
+            planes = np.zeros(planes_shape, dtype=x.dtype)
+        else:  # the same places are written every call, so the padding stays 0
+            planes = _scratch(f"pool planes padded by {self.padding}", planes_shape, x.dtype)
         x = _batch_last(x)
         for plane_index, in_index in self._phase_pairs():
             planes[plane_index] = x[in_index]
