@@ -172,7 +172,11 @@ class MatMul(Function):
             else:
                 grad_a = unbroadcast(grad_out @ np.swapaxes(self.b, -1, -2), self.a.shape)
         if self.needs_input_grad[1]:
-            grad_b = unbroadcast(np.swapaxes(self.a, -1, -2) @ grad_out, self.b.shape)
+            a_transposed = np.swapaxes(self.a, -1, -2)
+            if self.a.shape[-2] == 1:  # one row (a batch of 1): Aᵀ G is an outer product, and
+                grad_b = unbroadcast(a_transposed * grad_out, self.b.shape)  # broadcasting beats a K=1 GEMM
+            else:
+                grad_b = unbroadcast(a_transposed @ grad_out, self.b.shape)
         return grad_a, grad_b
 
 
