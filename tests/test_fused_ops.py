@@ -13,12 +13,12 @@ from tinygrad_cnn.models import SeedCNN
 seeds = st.integers(0, 2**32 - 1)
 
 
-def conv_bias_relu(x: Tensor, weight: Tensor, bias: Tensor, stride, padding) -> Tensor:
-    return Tensor._from_op(ops.Conv2dBiasReLU(stride, padding), (x, weight, bias))
+def conv_bias_relu(x: Tensor, weight: Tensor, bias: Tensor, stride, padding, relu: bool = True) -> Tensor:
+    return Tensor._from_op(ops.Conv2dBias(stride, padding, relu), (x, weight, bias))
 
 
-def padded_max_pool(x: Tensor, kernel, stride, padding) -> Tensor:
-    return Tensor._from_op(ops.PaddedMaxPool2d(kernel, stride, padding), (x,))
+def padded_max_pool(x: Tensor, kernel, stride, padding, relu: bool = False) -> Tensor:
+    return Tensor._from_op(ops.PaddedMaxPool2d(kernel, stride, padding, relu), (x,))
 
 
 @st.composite
@@ -40,24 +40,27 @@ def random_case(seed, x_shape, weight_shape, bias_shape):
     return rng.standard_normal(x_shape), rng.standard_normal(weight_shape), rng.standard_normal(bias_shape)
 
 
+@pytest.mark.parametrize("relu", [True, False])
 @given(case=conv_cases(), seed=seeds)
-def test_conv2d_bias_relu_vjp(case, seed):
+def test_conv2d_bias_relu_vjp(relu, case, seed):
     x_shape, weight_shape, bias_shape, stride, padding = case
     arrays = random_case(seed, x_shape, weight_shape, bias_shape)
-    assert gradcheck(lambda x, w, b: conv_bias_relu(x, w, b, stride, padding), list(arrays))
+    assert gradcheck(lambda x, w, b: conv_bias_relu(x, w, b, stride, padding, relu), list(arrays))
 
 
+@pytest.mark.parametrize("relu", [True, False])
 @given(case=conv_cases(), seed=seeds)
-def test_conv2d_bias_relu_equals_the_unfused_ops(case, seed):
+def test_conv2d_bias_relu_equals_the_unfused_ops(relu, case, seed):
     x_shape, weight_shape, bias_shape, stride, padding = case
     arrays = random_case(seed, x_shape, weight_shape, bias_shape)
     results = []
     for fused in (True, False):
         x, weight, bias = (Tensor(array, requires_grad=True) for array in arrays)
         if fused:
-            output = conv_bias_relu(x, weight, bias, stride, padding)
+            output = conv_bias_relu(x, weight, bias, stride, padding, relu)
         else:
-            output = (x.conv2d(weight, stride=stride, padding=padding) + bias).relu()
+            output = x.conv2d(weight, stride=stride, padding=padding) + bias
+            output = output.relu() if relu else output
         grad_out = np.random.default_rng(seed + 1).standard_normal(output.shape)
         output.backward(grad_out)
         results.append((output.data, x.grad, weight.grad, bias.grad))
@@ -76,29 +79,35 @@ def pool_cases(draw):
     return (draw(st.integers(1, 2)), draw(st.integers(1, 3)), height, width), kernel, stride, padding
 
 
+@pytest.mark.parametrize("relu", [False, True])
 @given(case=pool_cases(), seed=seeds)
-def test_padded_max_pool_vjp_without_ties(case, seed):
+def test_padded_max_pool_vjp_without_ties(relu, case, seed):
     shape, kernel, stride, padding = case
     size = int(np.prod(shape))
     # distinct values, all away from the padding's 0, some negative so the padding can win
     x = (np.random.default_rng(seed).permutation(size) + 1.0) * 0.01 * np.where(np.arange(size) % 3, 1, -1)
-    assert gradcheck(lambda t: padded_max_pool(t, kernel, stride, padding), [x.reshape(shape)])
+    assert gradcheck(lambda t: padded_max_pool(t, kernel, stride, padding, relu), [x.reshape(shape)])
 
 
+@pytest.mark.parametrize("relu", [False, True])
 @given(case=pool_cases(), seed=seeds, levels=st.integers(1, 4))
-def test_padded_max_pool_equals_pad_then_pool_ties_included(case, seed, levels):
-    """Few levels (from -1 up, so 0 = the padding value is one of them) make many ties."""
+def test_padded_max_pool_equals_pad_then_pool_ties_included(relu, case, seed, levels):
+    """Few levels (from -1 up, so 0 = the padding value is one of them) make many ties;
+    the loop specification runs on the relu'd input when the op applies relu."""
     shape, kernel, stride, padding = case
     rng = np.random.default_rng(seed)
     x = Tensor(rng.integers(-1, levels - 1, size=shape).astype(np.float64), requires_grad=True)
-    output = padded_max_pool(x, kernel, stride, padding)
+    output = padded_max_pool(x, kernel, stride, padding, relu)
     grad_out = rng.standard_normal(output.shape)
     output.backward(grad_out)
     widths = ((0, 0), (0, 0)) + padding
-    expected_output, expected_grad = max_pool2d_loops(np.pad(x.data, widths), kernel, stride, grad_out)
+    pool_input = np.maximum(x.data, 0) if relu else x.data
+    expected_output, expected_grad = max_pool2d_loops(np.pad(pool_input, widths), kernel, stride, grad_out)
     np.testing.assert_array_equal(output.data, expected_output)
     height, width = shape[2:]
     expected_grad = expected_grad[:, :, padding[0][0] : padding[0][0] + height, padding[1][0] : padding[1][0] + width]
+    if relu:
+        expected_grad = expected_grad * (x.data > 0)
     np.testing.assert_allclose(x.grad, expected_grad, rtol=1e-12, atol=1e-12)
 
 

@@ -87,11 +87,13 @@ class SeedCNN:
         """conv 3x3 (pad 1) + per-position bias → relu [→ pad bottom/right 1 → max pool 3x3/2].
 
         The same as ``(x.conv2d(conv.weight, padding=1) + conv.bias).relu()`` and
-        ``.pad(((0, 0), (0, 0), (0, 1), (0, 1))).max_pool2d(3, stride=2)``, in two fused ops.
+        ``.pad(((0, 0), (0, 0), (0, 1), (0, 1))).max_pool2d(3, stride=2)``, in two fused ops;
+        before a pool the relu moves behind it (relu then max = max then relu), onto the
+        4x smaller pooled output.
         """
-        x = Tensor._from_op(ops.Conv2dBiasReLU(stride=(1, 1), padding=(1, 1)), (x, conv.weight, conv.bias))
+        x = Tensor._from_op(ops.Conv2dBias(stride=(1, 1), padding=(1, 1), relu=not pool), (x, conv.weight, conv.bias))
         if pool:
-            x = Tensor._from_op(ops.PaddedMaxPool2d((3, 3), (2, 2), padding=((0, 1), (0, 1))), (x,))
+            x = Tensor._from_op(ops.PaddedMaxPool2d((3, 3), (2, 2), padding=((0, 1), (0, 1)), relu=True), (x,))
         return x
 
     #: without a graph, big batches are run in chunks of this many images (same numbers):

@@ -427,19 +427,20 @@ def _taps(kernel: tuple[int, int], stride: tuple[int, int], out_hw: tuple[int, i
             yield p, q, (slice(None), rows, columns)
 
 
-class Conv2dBiasReLU(Function):
-    """y = relu(conv2d(x, weight, stride, padding) + bias): x (N,C,H,W), weight (O,C,kh,kw),
-    bias broadcastable to (O,Ho,Wo) (e.g. the seed's per-position O,Ho,Wo) → y (N,O,Ho,Wo).
+class Conv2dBias(Function):
+    """y = conv2d(x, weight, stride, padding) + bias, then relu if ``relu``: x (N,C,H,W),
+    weight (O,C,kh,kw), bias broadcastable to (O,Ho,Wo) (e.g. the seed's per-position
+    O,Ho,Wo) → y (N,O,Ho,Wo).
 
     With X the transposed im2col matrix (rows p,q,c; columns i,j,n) of the zero-padded input
-    and Wm = weight as (O, kh·kw·C):  Z = Wm X + bias,  Y = max(Z, 0).
-    VJP: G' = G · [Y > 0];  dbias = Σ_n G' (summed back to bias's shape);  dWm = G' Xᵀ;
+    and Wm = weight as (O, kh·kw·C):  Z = Wm X + bias,  Y = max(Z, 0) (relu) or Y = Z.
+    VJP: G' = G · [Y > 0] (relu) or G' = G;  dbias = Σ_n G' (summed back to bias's shape);  dWm = G' Xᵀ;
          dX = Wmᵀ G', computed tap by tap (weight[:, :, p, q]ᵀ G') and added back to the
          padded input with kh·kw shifted slice-adds (col2im); dx = that without the padding.
     """
 
-    def __init__(self, stride: tuple[int, int] = (1, 1), padding: tuple[int, int] = (0, 0)):
-        self.stride, self.padding = stride, padding
+    def __init__(self, stride: tuple[int, int] = (1, 1), padding: tuple[int, int] = (0, 0), relu: bool = True):
+        self.stride, self.padding, self.relu = stride, padding, relu
 
     def forward(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
         (stride_h, stride_w), (pad_h, pad_w) = self.stride, self.padding
@@ -461,7 +462,8 @@ class Conv2dBiasReLU(Function):
         weight_matrix = weight.transpose(0, 2, 3, 1).reshape(out_channels, -1)
         output = (weight_matrix @ columns).reshape((out_channels,) + out_hw + (batch,))
         output += np.broadcast_to(bias, (out_channels,) + out_hw)[..., np.newaxis]
-        np.maximum(output, 0, out=output)
+        if self.relu:
+            np.maximum(output, 0, out=output)
         self.x_shape, self.padded_shape, self.bias_shape = x.shape, padded_shape, bias.shape
         self.weight, self.output = weight, output
         if self.needs_input_grad[1]:
@@ -475,7 +477,10 @@ class Conv2dBiasReLU(Function):
     def backward(self, grad_out: np.ndarray) -> Gradients:
         (pad_h, pad_w), output = self.padding, self.output
         out_channels, channels, kernel_h, kernel_w = self.weight.shape
-        grad_z = np.multiply(_batch_last(grad_out), output > 0, out=np.empty_like(output))  # O,Ho,Wo,N
+        if self.relu:
+            grad_z = np.multiply(_batch_last(grad_out), output > 0, out=np.empty_like(output))  # O,Ho,Wo,N
+        else:
+            grad_z = np.ascontiguousarray(_batch_last(grad_out))
         grad_rows = grad_z.reshape(out_channels, -1)
         grad_x = grad_weight = grad_bias = None
         if self.needs_input_grad[2]:  # Σ_n as a matrix-vector product: faster than .sum(axis=3)
@@ -511,12 +516,16 @@ def _phases(size: int, before: int, stride: int) -> list[tuple[int, slice, slice
 
 class PaddedMaxPool2d(Function):
     """y = max_pool2d(x zero-padded by ((top, bottom), (left, right)), kernel, stride), the
-    same as x.pad(...).max_pool2d(...) in one op, batch-innermost inside.
+    same as x.pad(...).max_pool2d(...) in one op, batch-innermost inside; with ``relu``,
+    y = relu(that), which equals x.relu().pad(...).max_pool2d(...) (relu is monotonic and
+    relu(0) = 0) but takes the relu of the 4x smaller output instead of the input.
 
-    y[n,c,i,j] = max_{p,q} xp[n, c, i·sh + p, j·sw + q].
-    VJP: G[n,c,i,j] goes to the first (p,q) in row-major order with xp[…] = y[n,c,i,j];
-    overlapping windows add up; what a padding zero wins is dropped. The winners are found
-    again in backward from the saved input and output (no index array is kept).
+    y[n,c,i,j] = max_{p,q} xp[n, c, i·sh + p, j·sw + q]   (then max(·, 0) with relu).
+    VJP: G' = G · [y > 0] with relu, else G' = G. G'[n,c,i,j] goes to the first (p,q) in
+    row-major order with xp[…] = y[n,c,i,j]; overlapping windows add up; what a padding
+    zero wins is dropped. (With relu, where y > 0 that is the first maximum of the relu'd
+    window too; where y = 0 the relu'd input is 0 at the winner, so its gradient is 0 as
+    G' is.) The winners are found again in backward from the saved planes and output.
 
     Inside, the padded input is split into stride phases, planes[c, r, s, a, b, n] =
     xp[n, c, a·sh + r, b·sw + s]: then tap (p, q) of every window is the contiguous block
@@ -524,8 +533,8 @@ class PaddedMaxPool2d(Function):
     """
 
     def __init__(self, kernel_size: tuple[int, int], stride: tuple[int, int],
-                 padding: tuple[tuple[int, int], tuple[int, int]]):
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+                 padding: tuple[tuple[int, int], tuple[int, int]], relu: bool = False):
+        self.kernel_size, self.stride, self.padding, self.relu = kernel_size, stride, padding, relu
 
     def _taps(self):
         (kernel_h, kernel_w), (stride_h, stride_w), (out_h, out_w) = self.kernel_size, self.stride, self.out_hw
@@ -559,12 +568,16 @@ class PaddedMaxPool2d(Function):
         output = planes[next(taps)].copy()
         for tap in taps:
             np.maximum(output, planes[tap], out=output)
+        if self.relu:
+            np.maximum(output, 0, out=output)
         if self.needs_input_grad[0]:
             self.planes, self.output = planes, output
         return _batch_first(output)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
         remaining = np.array(_batch_last(grad_out))  # the gradient not yet routed to a winner
+        if self.relu:
+            remaining *= self.output > 0
         routed = np.empty_like(remaining)
         grad_planes = np.zeros(self.planes.shape, dtype=remaining.dtype)
         for tap in self._taps():
