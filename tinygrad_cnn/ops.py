@@ -486,8 +486,11 @@ class Conv2dBias(Function):
         if self.needs_input_grad[2]:  # Σ_n as a matrix-vector product: faster than .sum(axis=3)
             batch_ones = np.ones(output.shape[3], dtype=output.dtype)
             grad_bias = unbroadcast((grad_z.reshape(-1, output.shape[3]) @ batch_ones).reshape(output.shape[:3]), self.bias_shape)
-        if self.needs_input_grad[1]:
-            grad_matrix = self.columns @ grad_rows.T  # dWmᵀ (kh·kw·C, O): the faster GEMM orientation
+        if self.needs_input_grad[1]:  # dWmᵀ (kh·kw·C, O); OpenBLAS is faster with the taller operand first
+            if self.columns.shape[0] >= out_channels:
+                grad_matrix = self.columns @ grad_rows.T
+            else:
+                grad_matrix = (grad_rows @ self.columns.T).T
             grad_weight = grad_matrix.reshape(kernel_h, kernel_w, channels, out_channels).transpose(3, 2, 0, 1)
         if self.needs_input_grad[0]:  # one GEMM per tap, added while it is still in cache
             weight_taps = self.weight.transpose(2, 3, 1, 0)  # kh,kw,C,O
@@ -575,9 +578,8 @@ class PaddedMaxPool2d(Function):
         return _batch_first(output)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        remaining = np.array(_batch_last(grad_out))  # the gradient not yet routed to a winner
-        if self.relu:
-            remaining *= self.output > 0
+        # the gradient not yet routed to a winner (a fresh array)
+        remaining = _batch_last(grad_out) * (self.output > 0) if self.relu else np.array(_batch_last(grad_out))
         routed = np.empty_like(remaining)
         grad_planes = np.zeros(self.planes.shape, dtype=remaining.dtype)
         for tap in self._taps():
