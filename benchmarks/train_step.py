@@ -42,9 +42,10 @@ CONFIGS = [
     ("train batch 128", 128, True, 15),
     ("infer batch 1000", 1000, False, 5),
 ]
-#: untimed steps at the start of every round: the other framework just ran, and its BLAS /
-#: OpenMP threads may still spin and its data fill the caches
-SETTLE_STEPS = 2
+#: untimed work at the start of every round (at least this many steps and seconds): the
+#: other framework just ran, and its BLAS / OpenMP threads may still spin for a while
+#: (stealing the second core) and its data fill the caches
+SETTLE_STEPS, SETTLE_SECONDS = 2, 0.3
 
 
 # ---------------------------------------------------------------------------
@@ -201,8 +202,10 @@ def check_agreement(weights: dict[str, np.ndarray], images: np.ndarray, labels: 
 
 
 def time_round(run: Callable[[], object], steps: int) -> float:
-    for _ in range(SETTLE_STEPS):
+    settle_until, settled = time.perf_counter() + SETTLE_SECONDS, 0
+    while settled < SETTLE_STEPS or time.perf_counter() < settle_until:
         run()
+        settled += 1
     start = time.perf_counter()
     for _ in range(steps):
         run()

@@ -222,3 +222,13 @@ def test_padded_max_pool_without_grad_reuses_buffers_correctly():
             fast = padded_max_pool(Tensor(x), (3, 3), (2, 2), ((0, 1), (1, 0))).data
         expected = Tensor(x).pad(((0, 0), (0, 0), (0, 1), (1, 0))).max_pool2d(3, 2).data
         np.testing.assert_array_equal(fast, expected)
+
+
+def test_pool_work_buffers_of_the_same_shape_but_other_input_size_are_not_mixed_up():
+    """Widths 2 and 1, padded by 1 on both sides, both make phase planes 2 wide."""
+    for width, value in ((2, 1.0), (1, -1.0)):  # a stale 1 left in the planes would win over the padding
+        x = np.full((1, 1, 1, width), value)
+        with no_grad():
+            fast = padded_max_pool(Tensor(x), (1, 3), (1, 2), ((0, 0), (1, 1))).data
+        expected = Tensor(x).pad(((0, 0), (0, 0), (0, 0), (1, 1))).max_pool2d((1, 3), (1, 2)).data
+        np.testing.assert_array_equal(fast, expected)

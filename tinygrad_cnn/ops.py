@@ -562,8 +562,8 @@ class PaddedMaxPool2d(Function):
         planes_shape = (channels, stride_h, stride_w, -(-padded_h // stride_h), -(-padded_w // stride_w), batch)
         if self.needs_input_grad[0]:  # saved for backward: a fresh array
             planes = np.zeros(planes_shape, dtype=x.dtype)
-        else:  # the same places are written every call, so the padding stays 0
-            planes = _scratch(f"pool planes padded by {self.padding}", planes_shape, x.dtype)
+        else:  # the key fixes which places are written, so the padding stays 0
+            planes = _scratch(f"pool planes of an input {x.shape} padded by {self.padding}", planes_shape, x.dtype)
         x = _batch_last(x)
         for plane_index, in_index in self._phase_pairs():
             planes[plane_index] = x[in_index]
