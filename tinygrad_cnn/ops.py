@@ -435,8 +435,9 @@ class Conv2dBias(Function):
     With X the transposed im2col matrix (rows p,q,c; columns i,j,n) of the zero-padded input
     and Wm = weight as (O, kh·kw·C):  Z = Wm X + bias,  Y = max(Z, 0) (relu) or Y = Z.
     VJP: G' = G · [Y > 0] (relu) or G' = G;  dbias = Σ_n G' (summed back to bias's shape);  dWm = G' Xᵀ;
-         dX = Wmᵀ G', computed tap by tap (weight[:, :, p, q]ᵀ G') and added back to the
-         padded input with kh·kw shifted slice-adds (col2im); dx = that without the padding.
+         dX = Wmᵀ G', computed one kernel row p at a time (weight[:, :, p, :]ᵀ G') and added
+         back to the padded input with kh·kw shifted slice-adds (col2im); dx = that without
+         the padding.
     """
 
     def __init__(self, stride: tuple[int, int] = (1, 1), padding: tuple[int, int] = (0, 0), relu: bool = True):
@@ -492,13 +493,15 @@ class Conv2dBias(Function):
             else:
                 grad_matrix = (grad_rows @ self.columns.T).T
             grad_weight = grad_matrix.reshape(kernel_h, kernel_w, channels, out_channels).transpose(3, 2, 0, 1)
-        if self.needs_input_grad[0]:  # one GEMM per tap, added while it is still in cache
-            weight_taps = self.weight.transpose(2, 3, 1, 0)  # kh,kw,C,O
-            grad_tap = _scratch("conv grad of one tap", (channels, grad_rows.shape[1]), output.dtype)
+        if self.needs_input_grad[0]:  # one GEMM per kernel row p, added while it is still in cache
+            weight_rows = self.weight.transpose(2, 3, 1, 0).reshape(kernel_h, kernel_w * channels, out_channels)
+            grad_row = _scratch("conv grad of one kernel row", (kernel_w * channels, grad_rows.shape[1]), output.dtype)
+            grad_taps = grad_row.reshape((kernel_w, channels) + output.shape[1:])
             grad_padded = np.zeros(self.padded_shape, dtype=output.dtype)
             for p, q, tap in _taps((kernel_h, kernel_w), self.stride, output.shape[1:3]):
-                np.matmul(weight_taps[p, q], grad_rows, out=grad_tap)  # rows of Wmᵀ G' for tap (p, q)
-                grad_padded[tap] += grad_tap.reshape((channels,) + output.shape[1:])
+                if q == 0:
+                    np.matmul(weight_rows[p], grad_rows, out=grad_row)  # the rows p,·,· of Wmᵀ G'
+                grad_padded[tap] += grad_taps[q]
             height, width = self.x_shape[2:]
             grad_x = _batch_first(grad_padded[:, pad_h : pad_h + height, pad_w : pad_w + width])
         return grad_x, grad_weight, grad_bias
