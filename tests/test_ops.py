@@ -284,3 +284,16 @@ def test_float32_stays_float32_forward_and_backward(name):
     assert output.dtype == np.float32
     output.sum().backward()
     assert x.grad.dtype == np.float32 and x.grad.shape == x.shape
+
+
+@given(sizes=st.tuples(st.integers(2, 5), st.integers(2, 5), st.integers(1, 4)), seed=seeds)
+def test_matmul_gradient_of_a_transposed_view_equals_the_contiguous_one(sizes, seed):
+    rows, inner, columns = sizes
+    a, b = random_array(seed, (rows, inner)), random_array(seed + 1, (inner, columns))
+    grads = []
+    for layout in (np.ascontiguousarray, np.asfortranarray):
+        x = Tensor(layout(a), requires_grad=True)
+        (x @ Tensor(b)).sum().backward()
+        grads.append(x.grad)
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-12)
+    assert gradcheck(lambda x, y: x @ y, [np.asfortranarray(a), b])

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_cnn.tensor import Tensor
+from tinygrad_cnn import ops
+from tinygrad_cnn.tensor import Tensor, is_grad_enabled
 
 IMAGE_SHAPE = (1, 28, 28)
 
@@ -83,14 +84,32 @@ class SeedCNN:
 
     @staticmethod
     def block(x: Tensor, conv: Conv, pool: bool) -> Tensor:
-        """conv 3x3 (pad 1) + per-position bias → relu [→ pad bottom/right 1 → max pool 3x3/2]."""
-        x = (x.conv2d(conv.weight, padding=1) + conv.bias).relu()
+        """conv 3x3 (pad 1) + per-position bias → relu [→ pad bottom/right 1 → max pool 3x3/2].
+
+        The same as ``(x.conv2d(conv.weight, padding=1) + conv.bias).relu()`` and
+        ``.pad(((0, 0), (0, 0), (0, 1), (0, 1))).max_pool2d(3, stride=2)``, in two fused ops;
+        before a pool the relu moves behind it (relu then max = max then relu), onto the
+        4x smaller pooled output.
+        """
+        x = Tensor._from_op(ops.Conv2dBias(stride=(1, 1), padding=(1, 1), relu=not pool), (x, conv.weight, conv.bias))
         if pool:
-            x = x.pad(((0, 0), (0, 0), (0, 1), (0, 1))).max_pool2d(3, stride=2)
+            x = Tensor._from_op(ops.PaddedMaxPool2d((3, 3), (2, 2), padding=((0, 1), (0, 1)), relu=True), (x,))
         return x
+
+    #: without a graph, big batches are run in chunks of this many images (same numbers):
+    #: the chunk's activations stay in the CPU caches instead of streaming through memory
+    inference_chunk = 128
 
     def __call__(self, images: Tensor | np.ndarray) -> Tensor:
         x = images_to_tensor(images, self.dtype)
+        if not is_grad_enabled() and len(x) > self.inference_chunk:
+            chunks = [self.logits(Tensor(x.data[start : start + self.inference_chunk]))
+                      for start in range(0, len(x), self.inference_chunk)]
+            return Tensor(np.concatenate([chunk.data for chunk in chunks]))
+        return self.logits(x)
+
+    def logits(self, x: Tensor) -> Tensor:
+        """The network on images already scaled to 0..1 (N,1,28,28)."""
         x = self.block(x, self.conv1, pool=True)  # 16 x 14 x 14
         x = self.block(x, self.conv2, pool=True)  # 32 x 7 x 7
         x = self.block(x, self.conv3, pool=False).flatten()  # 3136

@@ -165,9 +165,18 @@ class MatMul(Function):
     def backward(self, grad_out: np.ndarray) -> Gradients:
         grad_a = grad_b = None
         if self.needs_input_grad[0]:
-            grad_a = unbroadcast(grad_out @ np.swapaxes(self.b, -1, -2), self.a.shape)
+            if self.a.ndim == 2 and self.a.flags.f_contiguous and not self.a.flags.c_contiguous:
+                # a is a transposed view (SeedCNN's batch-innermost activations flattened):
+                # dA = (B Gᵀ)ᵀ has a's layout, so the reshapes and ops upstream stay views
+                grad_a = (self.b @ grad_out.T).T
+            else:
+                grad_a = unbroadcast(grad_out @ np.swapaxes(self.b, -1, -2), self.a.shape)
         if self.needs_input_grad[1]:
-            grad_b = unbroadcast(np.swapaxes(self.a, -1, -2) @ grad_out, self.b.shape)
+            a_transposed = np.swapaxes(self.a, -1, -2)
+            if self.a.shape[-2] == 1:  # one row (a batch of 1): Aᵀ G is an outer product, and
+                grad_b = unbroadcast(a_transposed * grad_out, self.b.shape)  # broadcasting beats a K=1 GEMM
+            else:
+                grad_b = unbroadcast(a_transposed @ grad_out, self.b.shape)
         return grad_a, grad_b
 
 
@@ -364,6 +373,227 @@ class MaxPool2d(Function):
             for q in range(kernel_w):
                 grad_x[self._tap(p, q)] += grad_out * (self.winner == p * kernel_w + q)
         return (grad_x,)
+
+
+# ---------------------------------------------------------------------------
+# Fused ops used by SeedCNN (batch-innermost inside, N,C,H,W at the interface)
+# ---------------------------------------------------------------------------
+#
+# Inside, activations are laid out C,H,W,N: the batch is the innermost axis, so shifting a
+# window tap by (p, q) pixels moves whole contiguous runs of W·N numbers, and the conv is
+# one GEMM  weight (O, kh·kw·C) @ columns (kh·kw·C, Ho·Wo·N)  whose result is C,H,W,N again.
+# Both ops accept any N,C,H,W array and return an N,C,H,W-shaped view of C,H,W,N memory;
+# the next fused op reads it back as C,H,W,N for free, every other op sees an ordinary
+# array of the public shape (and flatten to N,C·H·W stays a view).
+
+_scratch_buffers: dict[tuple, np.ndarray] = {}  # least recently used first
+_SCRATCH_BYTES = 64 * 2**20  # beyond this, the least recently used buffers are dropped
+
+
+def _scratch(purpose: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A zero-initialised work buffer reused across calls with the same purpose and shape.
+
+    Only for temporaries that are dead before the op returns: never save one for backward
+    and never hand one out as an output or a gradient.
+    """
+    key = (purpose, shape, np.dtype(dtype))
+    buffer = _scratch_buffers.pop(key, None)
+    if buffer is None:
+        buffer = np.zeros(shape, dtype=dtype)
+    _scratch_buffers[key] = buffer  # now the most recently used
+    while len(_scratch_buffers) > 1 and sum(b.nbytes for b in _scratch_buffers.values()) > _SCRATCH_BYTES:
+        del _scratch_buffers[next(iter(_scratch_buffers))]
+    return buffer
+
+
+def _batch_last(x: np.ndarray) -> np.ndarray:
+    """The C,H,W,N view of an N,C,H,W array (no copy)."""
+    return x.transpose(1, 2, 3, 0)
+
+
+def _batch_first(x: np.ndarray) -> np.ndarray:
+    """The N,C,H,W view of a C,H,W,N array (no copy)."""
+    return x.transpose(3, 0, 1, 2)
+
+
+def _taps(kernel: tuple[int, int], stride: tuple[int, int], out_hw: tuple[int, int]):
+    """(p, q, index) for every window tap; ``index`` picks tap (p, q) of every window from
+    a C,H,W,N array, i.e. the elements [:, i·sh + p, j·sw + q, :] for all outputs i, j."""
+    (kernel_h, kernel_w), (stride_h, stride_w), (out_h, out_w) = kernel, stride, out_hw
+    for p in range(kernel_h):
+        for q in range(kernel_w):
+            rows = slice(p, p + stride_h * (out_h - 1) + 1, stride_h)
+            columns = slice(q, q + stride_w * (out_w - 1) + 1, stride_w)
+            yield p, q, (slice(None), rows, columns)
+
+
+class Conv2dBias(Function):
+    """y = conv2d(x, weight, stride, padding) + bias, then relu if ``relu``: x (N,C,H,W),
+    weight (O,C,kh,kw), bias broadcastable to (O,Ho,Wo) (e.g. the seed's per-position
+    O,Ho,Wo) → y (N,O,Ho,Wo).
+
+    With X the transposed im2col matrix (rows p,q,c; columns i,j,n) of the zero-padded input
+    and Wm = weight as (O, kh·kw·C):  Z = Wm X + bias,  Y = max(Z, 0) (relu) or Y = Z.
+    VJP: G' = G · [Y > 0] (relu) or G' = G;  dbias = Σ_n G' (summed back to bias's shape);  dWm = G' Xᵀ;
+         dX = Wmᵀ G', computed one kernel row p at a time (weight[:, :, p, :]ᵀ G') and added
+         back to the padded input with kh·kw shifted slice-adds (col2im); dx = that without
+         the padding.
+    """
+
+    def __init__(self, stride: tuple[int, int] = (1, 1), padding: tuple[int, int] = (0, 0), relu: bool = True):
+        self.stride, self.padding, self.relu = stride, padding, relu
+
+    def forward(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        (stride_h, stride_w), (pad_h, pad_w) = self.stride, self.padding
+        out_channels, channels, kernel_h, kernel_w = weight.shape
+        batch, _, height, width = x.shape
+        padded_shape = (channels, height + 2 * pad_h, width + 2 * pad_w, batch)
+        # only the inside is ever written, so the borders stay zero (the key holds the padding)
+        padded = _scratch(f"conv input padded by {self.padding}", padded_shape, x.dtype)
+        padded[:, pad_h : pad_h + height, pad_w : pad_w + width] = _batch_last(x)
+        out_hw = (_output_size(padded_shape[1], kernel_h, stride_h), _output_size(padded_shape[2], kernel_w, stride_w))
+        columns_shape = (kernel_h, kernel_w, channels) + out_hw + (batch,)
+        if self.needs_input_grad[1]:  # saved for dweight: a fresh array
+            columns = np.empty(columns_shape, dtype=x.dtype)
+        else:
+            columns = _scratch("conv columns", columns_shape, x.dtype)
+        for p, q, tap in _taps((kernel_h, kernel_w), self.stride, out_hw):
+            columns[p, q] = padded[tap]  # im2col, transposed
+        columns = columns.reshape(kernel_h * kernel_w * channels, -1)
+        weight_matrix = weight.transpose(0, 2, 3, 1).reshape(out_channels, -1)
+        output = (weight_matrix @ columns).reshape((out_channels,) + out_hw + (batch,))
+        output += np.broadcast_to(bias, (out_channels,) + out_hw)[..., np.newaxis]
+        if self.relu:
+            np.maximum(output, 0, out=output)
+        self.x_shape, self.padded_shape, self.bias_shape = x.shape, padded_shape, bias.shape
+        self.weight, self.output = weight, output
+        if self.needs_input_grad[1]:
+            self.columns = columns
+        return _batch_first(output)
+
+    def macs(self, input_shapes, output_shape) -> int:
+        _, channels, kernel_h, kernel_w = input_shapes[1]
+        return int(np.prod(output_shape, dtype=np.int64)) * channels * kernel_h * kernel_w
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        (pad_h, pad_w), output = self.padding, self.output
+        out_channels, channels, kernel_h, kernel_w = self.weight.shape
+        if self.relu:
+            grad_z = np.multiply(_batch_last(grad_out), output > 0, out=np.empty_like(output))  # O,Ho,Wo,N
+        else:
+            grad_z = np.ascontiguousarray(_batch_last(grad_out))
+        grad_rows = grad_z.reshape(out_channels, -1)
+        grad_x = grad_weight = grad_bias = None
+        if self.needs_input_grad[2]:  # Σ_n as a matrix-vector product: faster than .sum(axis=3)
+            batch_ones = np.ones(output.shape[3], dtype=output.dtype)
+            grad_bias = unbroadcast((grad_z.reshape(-1, output.shape[3]) @ batch_ones).reshape(output.shape[:3]), self.bias_shape)
+        if self.needs_input_grad[1]:  # dWmᵀ (kh·kw·C, O); OpenBLAS is faster with the taller operand first
+            if self.columns.shape[0] >= out_channels:
+                grad_matrix = self.columns @ grad_rows.T
+            else:
+                grad_matrix = (grad_rows @ self.columns.T).T
+            grad_weight = grad_matrix.reshape(kernel_h, kernel_w, channels, out_channels).transpose(3, 2, 0, 1)
+        if self.needs_input_grad[0]:  # one GEMM per kernel row p, added while it is still in cache
+            weight_rows = self.weight.transpose(2, 3, 1, 0).reshape(kernel_h, kernel_w * channels, out_channels)
+            grad_row = _scratch("conv grad of one kernel row", (kernel_w * channels, grad_rows.shape[1]), output.dtype)
+            grad_taps = grad_row.reshape((kernel_w, channels) + output.shape[1:])
+            grad_padded = np.zeros(self.padded_shape, dtype=output.dtype)
+            for p, q, tap in _taps((kernel_h, kernel_w), self.stride, output.shape[1:3]):
+                if q == 0:
+                    np.matmul(weight_rows[p], grad_rows, out=grad_row)  # the rows p,·,· of Wmᵀ G'
+                grad_padded[tap] += grad_taps[q]
+            height, width = self.x_shape[2:]
+            grad_x = _batch_first(grad_padded[:, pad_h : pad_h + height, pad_w : pad_w + width])
+        return grad_x, grad_weight, grad_bias
+
+
+def _phases(size: int, before: int, stride: int) -> list[tuple[int, slice, slice]]:
+    """Along one axis, split the padded positions h + before by their phase r = (h + before)
+    mod stride: for each phase, (r, the input rows h of that phase, their places a = (h +
+    before) // stride in the phase plane)."""
+    phases = []
+    for phase in range(stride):
+        first = (phase - before) % stride  # the first input row of this phase
+        count = len(range(first, size, stride))
+        start = (first + before) // stride
+        phases.append((phase, slice(first, size, stride), slice(start, start + count)))
+    return phases
+
+
+class PaddedMaxPool2d(Function):
+    """y = max_pool2d(x zero-padded by ((top, bottom), (left, right)), kernel, stride), the
+    same as x.pad(...).max_pool2d(...) in one op, batch-innermost inside; with ``relu``,
+    y = relu(that), which equals x.relu().pad(...).max_pool2d(...) (relu is monotonic and
+    relu(0) = 0) but takes the relu of the 4x smaller output instead of the input.
+
+    y[n,c,i,j] = max_{p,q} xp[n, c, i·sh + p, j·sw + q]   (then max(·, 0) with relu).
+    VJP: G' = G · [y > 0] with relu, else G' = G. G'[n,c,i,j] goes to the first (p,q) in
+    row-major order with xp[…] = y[n,c,i,j]; overlapping windows add up; what a padding
+    zero wins is dropped. (With relu, where y > 0 that is the first maximum of the relu'd
+    window too; where y = 0 the relu'd input is 0 at the winner, so its gradient is 0 as
+    G' is.) The winners are found again in backward from the saved planes and output.
+
+    Inside, the padded input is split into stride phases, planes[c, r, s, a, b, n] =
+    xp[n, c, a·sh + r, b·sw + s]: then tap (p, q) of every window is the contiguous block
+    planes[:, p mod sh, q mod sw, p//sh : p//sh + Ho, q//sw : q//sw + Wo].
+    """
+
+    def __init__(self, kernel_size: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[tuple[int, int], tuple[int, int]], relu: bool = False):
+        self.kernel_size, self.stride, self.padding, self.relu = kernel_size, stride, padding, relu
+
+    def _taps(self):
+        (kernel_h, kernel_w), (stride_h, stride_w), (out_h, out_w) = self.kernel_size, self.stride, self.out_hw
+        for p in range(kernel_h):
+            for q in range(kernel_w):
+                rows, columns = slice(p // stride_h, p // stride_h + out_h), slice(q // stride_w, q // stride_w + out_w)
+                yield (slice(None), p % stride_h, q % stride_w, rows, columns)
+
+    def _phase_pairs(self):
+        """(plane index, input index) for every pair of row and column phases."""
+        (top, _), (left, _), (height, width) = self.padding[0], self.padding[1], self.hw
+        for row_phase, in_rows, plane_rows in _phases(height, top, self.stride[0]):
+            for column_phase, in_columns, plane_columns in _phases(width, left, self.stride[1]):
+                yield (slice(None), row_phase, column_phase, plane_rows, plane_columns), (slice(None), in_rows, in_columns)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        (kernel_h, kernel_w), (stride_h, stride_w), (vertical, horizontal) = self.kernel_size, self.stride, self.padding
+        batch, channels, height, width = x.shape
+        self.hw = (height, width)
+        padded_h, padded_w = height + sum(vertical), width + sum(horizontal)
+        self.out_hw = (_output_size(padded_h, kernel_h, stride_h), _output_size(padded_w, kernel_w, stride_w))
+        planes_shape = (channels, stride_h, stride_w, -(-padded_h // stride_h), -(-padded_w // stride_w), batch)
+        if self.needs_input_grad[0]:  # saved for backward: a fresh array
+            planes = np.zeros(planes_shape, dtype=x.dtype)
+        else:  # the key fixes which places are written, so the padding stays 0
+            planes = _scratch(f"pool planes of an input {x.shape} padded by {self.padding}", planes_shape, x.dtype)
+        x = _batch_last(x)
+        for plane_index, in_index in self._phase_pairs():
+            planes[plane_index] = x[in_index]
+        taps = self._taps()
+        output = planes[next(taps)].copy()
+        for tap in taps:
+            np.maximum(output, planes[tap], out=output)
+        if self.relu:
+            np.maximum(output, 0, out=output)
+        if self.needs_input_grad[0]:
+            self.planes, self.output = planes, output
+        return _batch_first(output)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        # the gradient not yet routed to a winner (a fresh array)
+        remaining = _batch_last(grad_out) * (self.output > 0) if self.relu else np.array(_batch_last(grad_out))
+        routed = np.empty_like(remaining)
+        grad_planes = np.zeros(self.planes.shape, dtype=remaining.dtype)
+        for tap in self._taps():
+            np.multiply(remaining, self.planes[tap] == self.output, out=routed)
+            grad_planes[tap] += routed
+            remaining -= routed  # exactly 0 where this tap won: later ties get nothing
+        channels, batch = self.planes.shape[0], self.planes.shape[-1]
+        grad_x = np.empty((channels,) + self.hw + (batch,), dtype=remaining.dtype)
+        for plane_index, in_index in self._phase_pairs():  # every input element once; padding dropped
+            grad_x[in_index] = grad_planes[plane_index]
+        return (_batch_first(grad_x),)
 
 
 # ---------------------------------------------------------------------------

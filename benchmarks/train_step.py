@@ -1,0 +1,391 @@
+"""Speed and memory of the SeedCNN train step, ours against PyTorch side by side.
+
+    PYTHONPATH=. python benchmarks/train_step.py                 # table: ours vs torch
+    PYTHONPATH=. python benchmarks/train_step.py --json out.json # also write the results
+    PYTHONPATH=. python benchmarks/train_step.py --profile       # per-op table of a batch-128 step
+    PYTHONPATH=. python benchmarks/train_step.py --steps 2000    # RSS at start vs end of a long run
+    PYTHONPATH=. python benchmarks/train_step.py --epoch         # one MNIST epoch + evaluation
+    PYTHONPATH=. python benchmarks/train_step.py --rss-only 128  # (internal) peak RSS of one config
+
+A train step is forward, cross_entropy, backward and an SGD momentum step, in float32.
+Inference is a no_grad forward pass. With TINYGRAD_CNN_DATA set, real MNIST images are
+used; otherwise random 0..255 pixels. See benchmarks/README.md for the columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable, Optional
+
+import numpy as np
+
+from tinygrad_cnn import no_grad
+from tinygrad_cnn.models import SeedCNN
+from tinygrad_cnn.nn import state_dict
+from tinygrad_cnn.optim import SGD
+from tinygrad_cnn.profile import Profiler
+
+TRAIN_FLOP_PER_IMAGE = 13.4e6
+INFER_FLOP_PER_IMAGE = 4.47e6
+LEARNING_RATE, MOMENTUM = 0.01, 0.9
+#: (name, batch size, train?, timed steps per round: about half a second each)
+CONFIGS = [
+    ("train batch 1", 1, True, 250),
+    ("train batch 32", 32, True, 40),
+    ("train batch 128", 128, True, 15),
+    ("infer batch 1000", 1000, False, 5),
+]
+#: untimed work at the start of every round (at least this many steps and seconds): the
+#: other framework just ran, and its BLAS / OpenMP threads may still spin for a while
+#: (stealing the second core) and its data fill the caches
+SETTLE_STEPS, SETTLE_SECONDS = 2, 0.3
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+
+
+def load_images(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """``count`` uint8 images N,1,28,28 and labels: real MNIST if TINYGRAD_CNN_DATA is set."""
+    root = os.environ.get("TINYGRAD_CNN_DATA")
+    if root:
+        from tinygrad_cnn.datasets import mnist
+
+        x_train, y_train, _, _ = mnist(root=root, download=False)
+        return x_train[:count], np.asarray(y_train[:count]), "MNIST"
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(count, 1, 28, 28), dtype=np.uint8)
+    return images, rng.integers(0, 10, size=count), "random pixels"
+
+
+def current_rss_mb() -> float:
+    """Resident set size now (Linux /proc), in MB."""
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process, in MB.
+
+    Linux's VmHWM (of this process image only). ``ru_maxrss`` is the fallback elsewhere; on
+    Linux it is inherited across fork, so a child started by a big parent (torch loaded)
+    would report the parent's peak instead of its own.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # Linux reports KiB
+
+
+# ---------------------------------------------------------------------------
+# Ours
+# ---------------------------------------------------------------------------
+
+
+class Ours:
+    name = "ours"
+
+    def __init__(self, model: SeedCNN):
+        self.model = model
+        self.optimizer = SGD(list(_parameters(model)), lr=LEARNING_RATE, momentum=MOMENTUM)
+
+    def train_step(self, images: np.ndarray, labels: np.ndarray) -> float:
+        self.optimizer.zero_grad()
+        loss = self.model(images).cross_entropy(labels)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        with no_grad():
+            return self.model(images).data
+
+
+def _parameters(model: SeedCNN):
+    from tinygrad_cnn.nn import get_parameters
+
+    return get_parameters(model)
+
+
+# ---------------------------------------------------------------------------
+# PyTorch, the same network with the same weights
+# ---------------------------------------------------------------------------
+
+
+class Torch:
+    name = "torch"
+
+    def __init__(self, weights: dict[str, np.ndarray]):
+        import torch
+        import torch.nn.functional as F
+
+        torch.set_num_threads(2)
+        self.torch, self.F = torch, F
+        self.params = {key: torch.tensor(value, requires_grad=True) for key, value in weights.items()}
+        self.optimizer = torch.optim.SGD(list(self.params.values()), lr=LEARNING_RATE, momentum=MOMENTUM)
+
+    def logits(self, images: np.ndarray):
+        """x/255 → [conv 3x3 pad 1 + per-position bias → relu → pad b/r 1 → pool 3x3/2] ×2
+        → conv + bias → relu → flatten → fc1 (weight in,out) → relu → fc2."""
+        torch, F, p = self.torch, self.F, self.params
+        x = torch.from_numpy(images.astype(np.float32)) * np.float32(1 / 255)
+        for layer, pool in (("conv1", True), ("conv2", True), ("conv3", False)):
+            x = F.relu(F.conv2d(x, p[f"{layer}.weight"], padding=1) + p[f"{layer}.bias"])
+            if pool:
+                x = F.max_pool2d(F.pad(x, (0, 1, 0, 1)), 3, stride=2)
+        x = F.relu(x.flatten(1) @ p["fc1.weight"] + p["fc1.bias"])
+        return x @ p["fc2.weight"] + p["fc2.bias"]
+
+    def loss(self, images: np.ndarray, labels: np.ndarray):
+        return self.F.cross_entropy(self.logits(images), self.torch.from_numpy(np.asarray(labels, dtype=np.int64)))
+
+    def train_step(self, images: np.ndarray, labels: np.ndarray) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(images, labels)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        with self.torch.no_grad():
+            return self.logits(images).numpy()
+
+
+def try_torch(weights: dict[str, np.ndarray]) -> tuple[Optional[Torch], str]:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None, "PyTorch is not importable: timing ours only (pip install torch==2.13.0 to compare)"
+    return Torch(weights), f"PyTorch {__import__('torch').__version__}, {__import__('torch').get_num_threads()} threads"
+
+
+def check_agreement(weights: dict[str, np.ndarray], images: np.ndarray, labels: np.ndarray) -> str:
+    """Losses, logits and every parameter gradient of ours and torch must agree (float32)."""
+    model = SeedCNN(seed=0)
+    ours = Ours(model)
+    reference = Torch(weights)
+    loss = model(images).cross_entropy(labels)
+    loss.backward()
+    torch_loss = reference.loss(images, labels)
+    torch_loss.backward()
+    problems = []
+    if not np.isclose(loss.item(), torch_loss.item(), rtol=1e-4, atol=1e-5):
+        problems.append(f"loss {loss.item():.6f} vs torch {torch_loss.item():.6f}")
+    worst = 0.0
+    for name, param in zip(weights, ours.optimizer.params):
+        expected = reference.params[name].grad.numpy()
+        error = np.abs(param.grad - expected).max() / max(np.abs(expected).max(), 1e-12)
+        worst = max(worst, error)
+        if error > 1e-3:
+            problems.append(f"{name} gradient differs: relative error {error:.2e}")
+    if problems:
+        raise SystemExit("ours and torch disagree: " + "; ".join(problems))
+    return f"loss {loss.item():.5f} = torch {torch_loss.item():.5f}; worst relative gradient error {worst:.1e}"
+
+
+# ---------------------------------------------------------------------------
+# Timing
+# ---------------------------------------------------------------------------
+
+
+def time_round(run: Callable[[], object], steps: int) -> float:
+    settle_until, settled = time.perf_counter() + SETTLE_SECONDS, 0
+    while settled < SETTLE_STEPS or time.perf_counter() < settle_until:
+        run()
+        settled += 1
+    start = time.perf_counter()
+    for _ in range(steps):
+        run()
+    return (time.perf_counter() - start) / steps
+
+
+def measure(frameworks: list, images: np.ndarray, labels: np.ndarray, rounds: int) -> list[dict]:
+    """Median ms per step of every config, the frameworks alternating round by round."""
+    results = []
+    for name, batch, train, steps in CONFIGS:
+        batch_images, batch_labels = images[:batch], labels[:batch]
+        runs = []
+        for framework in frameworks:
+            if train:
+                runs.append(lambda f=framework: f.train_step(batch_images, batch_labels))
+            else:
+                runs.append(lambda f=framework: f.infer(batch_images))
+        for run in runs:  # warm-up: buffers, BLAS threads, caches
+            time_round(run, max(2, steps // 2))
+        seconds: list[list[float]] = [[] for _ in runs]
+        for _ in range(rounds):
+            for index, run in enumerate(runs):
+                seconds[index].append(time_round(run, steps))
+        row = {"config": name, "batch": batch, "train": train}
+        flop = (TRAIN_FLOP_PER_IMAGE if train else INFER_FLOP_PER_IMAGE) * batch
+        for framework, samples in zip(frameworks, seconds):
+            median = statistics.median(samples)
+            row[framework.name] = {
+                "ms": median * 1e3,
+                "images_per_s": batch / median,
+                "gflop_per_s": flop / median / 1e9,
+            }
+        if "torch" in row:
+            row["ratio"] = row["ours"]["ms"] / row["torch"]["ms"]
+        results.append(row)
+    return results
+
+
+def rss_of(batch: int, framework: str = "ours", steps: int = 20) -> Optional[float]:
+    """Peak RSS (MB) of a fresh process that trains ``steps`` steps at ``batch``."""
+    command = [sys.executable, __file__, "--rss-only", str(batch), "--framework", framework, "--rss-steps", str(steps)]
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    if done.returncode != 0:
+        print(done.stderr, file=sys.stderr)
+        return None
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def rss_only(batch: int, framework: str, steps: int) -> None:
+    images, labels, _ = load_images(max(batch, 1000))
+    model = SeedCNN(seed=0)
+    runner = Ours(model) if framework == "ours" else Torch(state_dict(model))
+    for step in range(steps):
+        start = (step * batch) % (len(images) - batch + 1)
+        runner.train_step(images[start : start + batch], labels[start : start + batch])
+    print(f"{peak_rss_mb():.1f}")
+
+
+def print_table(results: list[dict], has_torch: bool) -> None:
+    header = f"{'config':<18}{'ours ms':>10}{'img/s':>10}{'GFLOP/s':>9}"
+    if has_torch:
+        header += f"{'torch ms':>10}{'img/s':>10}{'GFLOP/s':>9}{'ours/torch':>12}"
+    print(header)
+    print("-" * len(header))
+    for row in results:
+        ours = row["ours"]
+        line = f"{row['config']:<18}{ours['ms']:>10.2f}{ours['images_per_s']:>10.0f}{ours['gflop_per_s']:>9.1f}"
+        if has_torch:
+            torch_row = row["torch"]
+            line += (f"{torch_row['ms']:>10.2f}{torch_row['images_per_s']:>10.0f}"
+                     f"{torch_row['gflop_per_s']:>9.1f}{row['ratio']:>11.2f}x")
+        print(line)
+
+
+# ---------------------------------------------------------------------------
+# Profile, long run, epoch
+# ---------------------------------------------------------------------------
+
+
+def profile(images: np.ndarray, labels: np.ndarray, steps: int = 20) -> str:
+    ours = Ours(SeedCNN(seed=0))
+    batch_images, batch_labels = images[:128], labels[:128]
+    for _ in range(3):
+        ours.train_step(batch_images, batch_labels)
+    with Profiler() as profiler:
+        for _ in range(steps):
+            ours.train_step(batch_images, batch_labels)
+    return f"per-op profile of a batch-128 train step (ms per step, mean of {steps}):\n" + profiler.table(steps)
+
+
+def long_run(images: np.ndarray, labels: np.ndarray, steps: int) -> dict:
+    """RSS after a short warm-up vs after ``steps`` batch-128 steps: must not grow."""
+    ours = Ours(SeedCNN(seed=0))
+    batches = max(len(images) // 128, 1)
+    for step in range(steps):
+        start = (step % batches) * 128
+        ours.train_step(images[start : start + 128], labels[start : start + 128])
+        if step == 9:
+            start_rss = current_rss_mb()
+    end_rss = current_rss_mb()
+    return {"steps": steps, "rss_start_mb": start_rss, "rss_end_mb": end_rss,
+            "growth_mb": end_rss - start_rss, "peak_mb": peak_rss_mb()}
+
+
+def epoch(batch: int = 128) -> dict:
+    """One epoch of MNIST training (60,000 images) plus evaluation of the 10,000 test images."""
+    from tinygrad_cnn.datasets import mnist
+
+    root = os.environ.get("TINYGRAD_CNN_DATA")
+    x_train, y_train, x_test, y_test = mnist(root=root, download=False)
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    ours = Ours(SeedCNN(seed=0))
+    order = np.random.default_rng(0).permutation(len(x_train))
+    start = time.perf_counter()
+    for first in range(0, len(order), batch):
+        chosen = order[first : first + batch]
+        ours.train_step(x_train[chosen], y_train[chosen])
+    train_seconds = time.perf_counter() - start
+    correct = 0
+    for first in range(0, len(x_test), 1000):
+        logits = ours.infer(x_test[first : first + 1000])
+        correct += int((logits.argmax(axis=1) == y_test[first : first + 1000]).sum())
+    total_seconds = time.perf_counter() - start
+    return {"train_s": train_seconds, "total_s": total_seconds, "test_accuracy": correct / len(x_test)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per config (median is reported)")
+    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    parser.add_argument("--profile", action="store_true", help="print the per-op profile of a batch-128 step")
+    parser.add_argument("--steps", type=int, default=0, help="long batch-128 run: RSS at start vs end")
+    parser.add_argument("--epoch", action="store_true", help="time one MNIST epoch plus evaluation")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocesses")
+    parser.add_argument("--rss-only", type=int, metavar="BATCH", help=argparse.SUPPRESS)
+    parser.add_argument("--framework", default="ours", help=argparse.SUPPRESS)
+    parser.add_argument("--rss-steps", type=int, default=20, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.rss_only:
+        rss_only(args.rss_only, args.framework, args.rss_steps)
+        return
+
+    images, labels, source = load_images(1000)
+    report: dict = {"data": source, "numpy": np.__version__}
+    if args.epoch:
+        report["epoch"] = epoch()
+        print(f"epoch (60,000 train at batch 128 + 10,000 eval): train {report['epoch']['train_s']:.1f} s, "
+              f"total {report['epoch']['total_s']:.1f} s, test accuracy {report['epoch']['test_accuracy']:.4f}")
+    elif args.steps:
+        report["long_run"] = result = long_run(images, labels, args.steps)
+        print(f"{result['steps']} batch-128 steps: RSS {result['rss_start_mb']:.1f} MB after 10 steps, "
+              f"{result['rss_end_mb']:.1f} MB at the end (growth {result['growth_mb']:+.1f} MB), "
+              f"peak {result['peak_mb']:.1f} MB")
+    else:
+        model = SeedCNN(seed=0)
+        weights = state_dict(model)
+        reference, note = try_torch(weights)
+        print(f"data: {source}; numpy {np.__version__}; {note}")
+        frameworks = [Ours(model)]
+        if reference is not None:
+            print("agreement check:", check_agreement(weights, images[:64], labels[:64]))
+            frameworks.append(reference)
+            report["torch"] = __import__("torch").__version__
+        report["results"] = measure(frameworks, images, labels, args.rounds)
+        print_table(report["results"], reference is not None)
+        if not args.no_rss:
+            report["peak_rss_mb"] = {"ours train batch 128": rss_of(128)}
+            if reference is not None:
+                report["peak_rss_mb"]["torch train batch 128"] = rss_of(128, "torch")
+            print("peak RSS (fresh process, 20 train steps at batch 128): "
+                  + ", ".join(f"{key} {value:.0f} MB" for key, value in report["peak_rss_mb"].items() if value))
+
+    if args.profile or os.environ.get("TINYGRAD_CNN_PROFILE") == "1":
+        report["profile"] = text = profile(images, labels)
+        print(text)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""The fused ops SeedCNN uses: hand-written VJPs against float64 finite differences, and
+values and gradients equal to the unfused primitives they replace (ties included)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from reference import max_pool2d_loops
+from tinygrad_cnn import Tensor, gradcheck, no_grad
+from tinygrad_cnn import ops
+from tinygrad_cnn.models import SeedCNN
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def conv_bias_relu(x: Tensor, weight: Tensor, bias: Tensor, stride, padding, relu: bool = True) -> Tensor:
+    return Tensor._from_op(ops.Conv2dBias(stride, padding, relu), (x, weight, bias))
+
+
+def padded_max_pool(x: Tensor, kernel, stride, padding, relu: bool = False) -> Tensor:
+    return Tensor._from_op(ops.PaddedMaxPool2d(kernel, stride, padding, relu), (x,))
+
+
+@st.composite
+def conv_cases(draw):
+    batch, channels, out_channels = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    height = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), kernel[0] + 5))
+    width = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), kernel[1] + 5))
+    out_h = (height + 2 * padding[0] - kernel[0]) // stride[0] + 1
+    out_w = (width + 2 * padding[1] - kernel[1]) // stride[1] + 1
+    bias_shape = draw(st.sampled_from([(out_channels, out_h, out_w), (out_channels, 1, 1), (1,)]))
+    return (batch, channels, height, width), (out_channels, channels) + kernel, bias_shape, stride, padding
+
+
+def random_case(seed, x_shape, weight_shape, bias_shape):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(x_shape), rng.standard_normal(weight_shape), rng.standard_normal(bias_shape)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@given(case=conv_cases(), seed=seeds)
+def test_conv2d_bias_relu_vjp(relu, case, seed):
+    x_shape, weight_shape, bias_shape, stride, padding = case
+    arrays = random_case(seed, x_shape, weight_shape, bias_shape)
+    assert gradcheck(lambda x, w, b: conv_bias_relu(x, w, b, stride, padding, relu), list(arrays))
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@given(case=conv_cases(), seed=seeds)
+def test_conv2d_bias_relu_equals_the_unfused_ops(relu, case, seed):
+    x_shape, weight_shape, bias_shape, stride, padding = case
+    arrays = random_case(seed, x_shape, weight_shape, bias_shape)
+    results = []
+    for fused in (True, False):
+        x, weight, bias = (Tensor(array, requires_grad=True) for array in arrays)
+        if fused:
+            output = conv_bias_relu(x, weight, bias, stride, padding, relu)
+        else:
+            output = x.conv2d(weight, stride=stride, padding=padding) + bias
+            output = output.relu() if relu else output
+        grad_out = np.random.default_rng(seed + 1).standard_normal(output.shape)
+        output.backward(grad_out)
+        results.append((output.data, x.grad, weight.grad, bias.grad))
+    for fused_array, plain_array in zip(*results):
+        assert fused_array.shape == plain_array.shape
+        np.testing.assert_allclose(fused_array, plain_array, rtol=1e-10, atol=1e-10)
+
+
+@st.composite
+def pool_cases(draw):
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = tuple((draw(st.integers(0, 1)), draw(st.integers(0, 1))) for _ in range(2))
+    height = draw(st.integers(max(1, kernel[0] - sum(padding[0])), kernel[0] + 5))
+    width = draw(st.integers(max(1, kernel[1] - sum(padding[1])), kernel[1] + 5))
+    return (draw(st.integers(1, 2)), draw(st.integers(1, 3)), height, width), kernel, stride, padding
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@given(case=pool_cases(), seed=seeds)
+def test_padded_max_pool_vjp_without_ties(relu, case, seed):
+    shape, kernel, stride, padding = case
+    size = int(np.prod(shape))
+    # distinct values, all away from the padding's 0, some negative so the padding can win
+    x = (np.random.default_rng(seed).permutation(size) + 1.0) * 0.01 * np.where(np.arange(size) % 3, 1, -1)
+    assert gradcheck(lambda t: padded_max_pool(t, kernel, stride, padding, relu), [x.reshape(shape)])
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@given(case=pool_cases(), seed=seeds, levels=st.integers(1, 4))
+def test_padded_max_pool_equals_pad_then_pool_ties_included(relu, case, seed, levels):
+    """Few levels (from -1 up, so 0 = the padding value is one of them) make many ties;
+    the loop specification runs on the relu'd input when the op applies relu."""
+    shape, kernel, stride, padding = case
+    rng = np.random.default_rng(seed)
+    x = Tensor(rng.integers(-1, levels - 1, size=shape).astype(np.float64), requires_grad=True)
+    output = padded_max_pool(x, kernel, stride, padding, relu)
+    grad_out = rng.standard_normal(output.shape)
+    output.backward(grad_out)
+    widths = ((0, 0), (0, 0)) + padding
+    pool_input = np.maximum(x.data, 0) if relu else x.data
+    expected_output, expected_grad = max_pool2d_loops(np.pad(pool_input, widths), kernel, stride, grad_out)
+    np.testing.assert_array_equal(output.data, expected_output)
+    height, width = shape[2:]
+    expected_grad = expected_grad[:, :, padding[0][0] : padding[0][0] + height, padding[1][0] : padding[1][0] + width]
+    if relu:
+        expected_grad = expected_grad * (x.data > 0)
+    np.testing.assert_allclose(x.grad, expected_grad, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_ops_keep_float32_and_return_the_public_layout():
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, 3, 6, 6)).astype(np.float32), requires_grad=True)
+    weight = Tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=True)
+    bias = Tensor(np.zeros((4, 6, 6), dtype=np.float32), requires_grad=True)
+    pooled = padded_max_pool(conv_bias_relu(x, weight, bias, (1, 1), (1, 1)), (3, 3), (2, 2), ((0, 1), (0, 1)))
+    assert pooled.shape == (2, 4, 3, 3) and pooled.dtype == np.float32
+    pooled.sum().backward()
+    for tensor in (x, weight, bias):
+        assert tensor.grad.dtype == np.float32 and tensor.grad.shape == tensor.shape
+
+
+def test_two_forward_passes_before_backward_do_not_share_buffers():
+    """Work buffers are reused between calls; nothing saved for backward may be one of them."""
+    rng = np.random.default_rng(1)
+    weight_array = rng.standard_normal((4, 2, 3, 3))
+    inputs = [rng.standard_normal((2, 2, 5, 5)) for _ in range(2)]
+
+    def run(x_array, weight):
+        x = Tensor(x_array, requires_grad=True)
+        bias = Tensor(np.zeros((4, 5, 5)), requires_grad=True)
+        output = padded_max_pool(conv_bias_relu(x, weight, bias, (1, 1), (1, 1)), (3, 3), (2, 2), ((0, 1), (0, 1)))
+        return x, output
+
+    separate = []
+    for x_array in inputs:
+        weight = Tensor(weight_array, requires_grad=True)
+        x, output = run(x_array, weight)
+        output.sum().backward()
+        separate.append((x.grad.copy(), weight.grad.copy()))
+    weight = Tensor(weight_array, requires_grad=True)
+    first, second = run(inputs[0], weight), run(inputs[1], weight)
+    second[1].sum().backward()
+    second_weight_grad = weight.grad.copy()
+    first[1].sum().backward()
+    np.testing.assert_allclose(second[0].grad, separate[1][0])
+    np.testing.assert_allclose(second_weight_grad, separate[1][1])
+    np.testing.assert_allclose(first[0].grad, separate[0][0])
+    np.testing.assert_allclose(weight.grad, separate[0][1] + separate[1][1])
+
+
+def unfused_seed_cnn(model: SeedCNN, images: np.ndarray) -> Tensor:
+    x = Tensor(images.astype(model.dtype) * model.dtype(1 / 255))
+    for conv, pool in ((model.conv1, True), (model.conv2, True), (model.conv3, False)):
+        x = (x.conv2d(conv.weight, padding=1) + conv.bias).relu()
+        if pool:
+            x = x.pad(((0, 0), (0, 0), (0, 1), (0, 1))).max_pool2d(3, stride=2)
+    return model.fc2(model.fc1(x.flatten()).relu())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_seed_cnn_fused_forward_and_gradients_equal_the_unfused_network(dtype):
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, size=(3, 1, 28, 28)).astype(np.uint8)
+    images[:, :, :10] = 0  # zero rows make ties in the pools, as in MNIST
+    labels = np.array([1, 7, 3])
+    biases = [rng.standard_normal(shape) * 0.1 for shape in ((16, 28, 28), (32, 14, 14), (64, 7, 7))]
+    gradients = []
+    for forward in (SeedCNN.__call__, unfused_seed_cnn):
+        model = SeedCNN(seed=3, dtype=dtype)
+        for layer, bias in zip((model.conv1, model.conv2, model.conv3), biases):
+            layer.bias.data[...] = bias
+        loss = forward(model, images).cross_entropy(labels)
+        loss.backward()
+        gradients.append([loss.data] + [param.grad for param in (model.conv1.weight, model.conv1.bias,
+                                                                 model.conv2.weight, model.conv3.bias,
+                                                                 model.fc1.weight)])
+    tolerance = 1e-10 if dtype == np.float64 else 1e-4
+    for fused, plain in zip(*gradients):
+        np.testing.assert_allclose(fused, plain, rtol=tolerance, atol=tolerance)
+    with no_grad():
+        assert SeedCNN(seed=3, dtype=dtype)(images).shape == (3, 10)
+
+
+def test_work_buffers_of_the_same_shape_but_other_padding_are_not_mixed_up():
+    """A 5x5 input unpadded and a 1x5 input padded by 2 rows share the padded shape 5x5."""
+    rng = np.random.default_rng(4)
+    weight, bias = rng.standard_normal((1, 1, 1, 1)), np.zeros(1)
+    for x_shape, padding in (((1, 1, 5, 5), (0, 0)), ((1, 1, 1, 5), (2, 0))):
+        x = rng.standard_normal(x_shape)
+        fused = conv_bias_relu(Tensor(x), Tensor(weight), Tensor(bias), (1, 1), padding).data
+        plain = (Tensor(x).conv2d(Tensor(weight), padding=padding) + Tensor(bias)).relu().data
+        np.testing.assert_array_equal(fused, plain)
+
+
+def test_seed_cnn_inference_in_chunks_equals_one_batch():
+    model = SeedCNN(seed=5)
+    images = np.random.default_rng(5).integers(0, 256, size=(7, 1, 28, 28)).astype(np.uint8)
+    with no_grad():
+        whole = model(images).data
+        model.inference_chunk = 3
+        chunked = model(images).data
+    np.testing.assert_allclose(chunked, whole, rtol=1e-6, atol=1e-6)
+
+
+def test_work_buffer_cache_stays_bounded():
+    for size in range(1, 40):
+        conv_bias_relu(Tensor(np.ones((size, 2, 30, 30))), Tensor(np.ones((3, 2, 3, 3))), Tensor(np.zeros(1)),
+                       (1, 1), (1, 1))
+    assert sum(buffer.nbytes for buffer in ops._scratch_buffers.values()) <= ops._SCRATCH_BYTES
+
+
+def test_padded_max_pool_without_grad_reuses_buffers_correctly():
+    """Under no_grad the phase planes are a reused work buffer; results must not change."""
+    rng = np.random.default_rng(6)
+    for _ in range(3):
+        x = rng.standard_normal((2, 3, 7, 7)) - 1.0  # mostly negative: the padding zeros win often
+        with no_grad():
+            fast = padded_max_pool(Tensor(x), (3, 3), (2, 2), ((0, 1), (1, 0))).data
+        expected = Tensor(x).pad(((0, 0), (0, 0), (0, 1), (1, 0))).max_pool2d(3, 2).data
+        np.testing.assert_array_equal(fast, expected)
+
+
+def test_pool_work_buffers_of_the_same_shape_but_other_input_size_are_not_mixed_up():
+    """Widths 2 and 1, padded by 1 on both sides, both make phase planes 2 wide."""
+    for width, value in ((2, 1.0), (1, -1.0)):  # a stale 1 left in the planes would win over the padding
+        x = np.full((1, 1, 1, width), value)
+        with no_grad():
+            fast = padded_max_pool(Tensor(x), (1, 3), (1, 2), ((0, 0), (1, 1))).data
+        expected = Tensor(x).pad(((0, 0), (0, 0), (0, 0), (1, 1))).max_pool2d((1, 3), (1, 2)).data
+        np.testing.assert_array_equal(fast, expected)

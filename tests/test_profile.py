@@ -1,0 +1,58 @@
+"""The per-op profiler: counts and structure only (timings are never asserted)."""
+
+import numpy as np
+
+from tinygrad_cnn import Tensor, no_grad, tensor
+from tinygrad_cnn.profile import Profiler
+
+
+def small_graph():
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 3)), requires_grad=True)
+    w = Tensor(np.ones((3, 4)), requires_grad=True)
+    loss = ((x @ w).relu() + 1.0).sum()
+    return loss, x
+
+
+def test_counts_forward_and_backward_per_op_type():
+    with Profiler() as profiler:
+        loss, _ = small_graph()
+        loss.backward()
+    names = set(profiler.stats)
+    assert names == {"MatMul", "ReLU", "Add", "Sum"}
+    for name in names:
+        entry = profiler.stats[name]
+        assert entry.forward_calls == 1 and entry.backward_calls == 1
+        assert entry.forward_seconds >= 0 and entry.backward_seconds >= 0
+    assert [name for name, _ in profiler.rows()] and len(profiler.rows()) == 4
+
+
+def test_calls_add_up_over_repeats_and_no_grad_has_no_backward():
+    with Profiler() as profiler:
+        for _ in range(3):
+            loss, _ = small_graph()
+            loss.backward()
+        with no_grad():
+            small_graph()
+    assert profiler.stats["MatMul"].forward_calls == 4
+    assert profiler.stats["MatMul"].backward_calls == 3
+
+
+def test_hooks_are_removed_on_exit_even_after_an_error():
+    before = (list(tensor.forward_hooks), list(tensor.backward_hooks))
+    try:
+        with Profiler():
+            raise KeyError("boom")
+    except KeyError:
+        pass
+    assert (tensor.forward_hooks, tensor.backward_hooks) == before
+
+
+def test_table_lists_every_op_and_reset_forgets():
+    with Profiler() as profiler:
+        loss, _ = small_graph()
+        loss.backward()
+    table = profiler.table(steps=1)
+    for name in ("MatMul", "ReLU", "Add", "Sum", "all ops"):
+        assert name in table
+    profiler.reset()
+    assert profiler.stats == {} and profiler.wall_seconds == 0.0
