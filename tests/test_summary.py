@@ -29,9 +29,9 @@ def test_seed_cnn_shapes_and_parameters(cnn_rows):
     first_conv = next(row for row in cnn_rows if row["macs"] > 0)
     assert first_conv["input_shape"] == (1, 1, 28, 28)
     assert first_conv["output_shape"] == (1, 16, 28, 28)
-    assert first_conv["param_names"] == ["conv1.weight"]
-    assert first_conv["param_shape"] == (16, 1, 3, 3)
-    assert first_conv["params"] == 144
+    assert first_conv["param_names"] == ["conv1.weight", "conv1.bias"]  # the fused conv + bias
+    assert first_conv["param_shape"] == ((16, 1, 3, 3), (16, 28, 28))
+    assert first_conv["params"] == 144 + 16 * 28 * 28
     assert cnn_rows[-1]["output_shape"] == (1, 10)
     multiply_rows = [row for row in cnn_rows if row["macs"] > 0]
     assert [row["output_shape"] for row in multiply_rows] == [
@@ -55,13 +55,25 @@ def test_printed_table_is_in_the_seed_style(cnn_rows, capsys):
     summary(SeedCNN(), (1, 1, 28, 28))
     printed = capsys.readouterr().out
     assert printed.strip() == format_summary(cnn_rows)
-    assert ("3x3/1 1 pad Convolution: input 28 x 28 x 1, output 28 x 28 x 16, "
-            "parameter 3 x 3 x 1 x 16, MACs = 112896") in printed
-    assert "3x3/2 Max pooling: input 29 x 29 x 16, output 14 x 14 x 16" in printed
-    assert "Addition: input 28 x 28 x 16, output 28 x 28 x 16, parameter 28 x 28 x 16" in printed
+    assert ("3x3/1 1 pad Convolution + Addition: input 28 x 28 x 1, output 28 x 28 x 16, "
+            "parameter 3 x 3 x 1 x 16 and 28 x 28 x 16, MACs = 112896") in printed
+    assert "3x3/2 Zero padding + Max pooling + ReLU (bottom 1, right 1): input 28 x 28 x 16, output 14 x 14 x 16" in printed
+    assert "Convolution + Addition + ReLU: input 7 x 7 x 32, output 7 x 7 x 64" in printed
     assert "Vectorization: input 7 x 7 x 64, output 3136" in printed
     assert "Matrix multiply: input 3136, output 100, parameter 3136 x 100, MACs = 313600" in printed
-    assert "ReLU" in printed
+    assert "Total: parameters = 359,846, MACs = 2,233,832" in printed
+
+
+def test_unfused_seed_cnn_lists_the_seed_documents_layers_one_by_one(capsys):
+    rows = summary(SeedCNN(fused=False), (1, 1, 28, 28))
+    printed = capsys.readouterr().out
+    assert len(rows) == 19
+    assert [row["macs"] for row in rows if row["macs"]] == SEED_CNN_MACS
+    assert ("3x3/1 1 pad Convolution: input 28 x 28 x 1, output 28 x 28 x 16, "
+            "parameter 3 x 3 x 1 x 16, MACs = 112896") in printed
+    assert "Addition: input 28 x 28 x 16, output 28 x 28 x 16, parameter 28 x 28 x 16" in printed
+    assert "Zero padding (bottom 1, right 1): input 28 x 28 x 16, output 29 x 29 x 16" in printed
+    assert "3x3/2 Max pooling: input 29 x 29 x 16, output 14 x 14 x 16" in printed
     assert "Total: parameters = 359,846, MACs = 2,233,832" in printed
 
 

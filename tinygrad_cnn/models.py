@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_cnn import ops
 from tinygrad_cnn.tensor import Tensor, is_grad_enabled
 
 IMAGE_SHAPE = (1, 28, 28)
@@ -71,10 +70,16 @@ def images_to_tensor(images: Tensor | np.ndarray, dtype) -> Tensor:
 
 
 class SeedCNN:
-    """The seed's convolutional network; ``model(images)`` returns logits N,10."""
+    """The seed's convolutional network; ``model(images)`` returns logits N,10.
 
-    def __init__(self, seed: int = 0, dtype=np.float32):
+    ``fused=True`` (default) runs each block as two fused ops (conv + bias (+ relu), and
+    pad + pool + relu) for speed; ``fused=False`` runs the same network op by op, exactly as
+    the seed documents list the layers. Both give the same numbers and gradients.
+    """
+
+    def __init__(self, seed: int = 0, dtype=np.float32, fused: bool = True):
         self.dtype = np.dtype(dtype).type
+        self.fused = fused
         rng = np.random.default_rng(seed)
         self.conv1 = _conv(rng, 1, 16, 28, self.dtype)
         self.conv2 = _conv(rng, 16, 32, 14, self.dtype)
@@ -82,8 +87,7 @@ class SeedCNN:
         self.fc1 = _dense(rng, 3136, 100, self.dtype)
         self.fc2 = _dense(rng, 100, 10, self.dtype)
 
-    @staticmethod
-    def block(x: Tensor, conv: Conv, pool: bool) -> Tensor:
+    def block(self, x: Tensor, conv: Conv, pool: bool) -> Tensor:
         """conv 3x3 (pad 1) + per-position bias → relu [→ pad bottom/right 1 → max pool 3x3/2].
 
         The same as ``(x.conv2d(conv.weight, padding=1) + conv.bias).relu()`` and
@@ -91,9 +95,12 @@ class SeedCNN:
         before a pool the relu moves behind it (relu then max = max then relu), onto the
         4x smaller pooled output.
         """
-        x = Tensor._from_op(ops.Conv2dBias(stride=(1, 1), padding=(1, 1), relu=not pool), (x, conv.weight, conv.bias))
+        if not self.fused:
+            x = (x.conv2d(conv.weight, padding=1) + conv.bias).relu()
+            return x.pad(((0, 0), (0, 0), (0, 1), (0, 1))).max_pool2d(3, stride=2) if pool else x
+        x = x.conv2d_bias(conv.weight, conv.bias, padding=1, relu=not pool)
         if pool:
-            x = Tensor._from_op(ops.PaddedMaxPool2d((3, 3), (2, 2), padding=((0, 1), (0, 1)), relu=True), (x,))
+            x = x.pad_max_pool2d(((0, 1), (0, 1)), 3, stride=2, relu=True)
         return x
 
     #: without a graph, big batches are run in chunks of this many images (same numbers):

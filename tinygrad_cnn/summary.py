@@ -51,6 +51,8 @@ SEED_WORDS = {
     "Softmax": "Softmax",
     "LogSoftmax": "Log-softmax",
     "CrossEntropy": "Softmax + cross-entropy",
+    "Conv2dBias": "Convolution + Addition",
+    "PaddedMaxPool2d": "Zero padding + Max pooling",
 }
 
 
@@ -175,6 +177,8 @@ def describe_op(op: Function, row: dict) -> str:
     and ``axis``.
     """
     name = SEED_WORDS.get(op.name, op.name)
+    if getattr(op, "relu", False) is True:  # a fused op that ends in a relu
+        name += " + ReLU"
     if op.name == "Reshape" and len(row["output_shape"]) == 2:
         name = "Vectorization"  # the seed's name for flattening C,H,W into one vector
     try:
@@ -199,7 +203,7 @@ def _geometry(op: Function, row: dict) -> str:
         if stride is not missing and stride is not None:
             prefix += f"/{_pair_text(stride)}"
     padding = getattr(op, "padding", None)
-    if padding is not None and np.any(np.asarray(padding)):
+    if padding is not None and np.ndim(padding) <= 1 and np.any(np.asarray(padding)):  # (before, after) pairs: see _details
         prefix += f" {_pair_text(padding)} pad"
     return prefix
 
@@ -208,6 +212,9 @@ def _details(op: Function) -> str:
     """' (bottom 1, right 1)' from explicit pad widths, ' over axis 1' from an axis."""
     suffix = ""
     widths = getattr(op, "widths", None)
+    padding = getattr(op, "padding", None)
+    if widths is None and padding is not None and np.ndim(padding) == 2:  # ((top, bottom), (left, right))
+        widths = ((0, 0), (0, 0)) + tuple(tuple(pair) for pair in padding)
     if widths is not None:
         suffix = " " + _describe_widths(widths)
     axis = getattr(op, "axis", None)

@@ -391,6 +391,39 @@ class Tensor:
         _check_conv2d(self.shape, weight.shape, stride, padding)
         return Tensor._from_op(ops.Conv2d(stride, padding), (self, weight))
 
+    def conv2d_bias(self, weight: "Tensor", bias: "Tensor", stride: int | tuple[int, int] = 1,
+                    padding: int | tuple[int, int] = 0, relu: bool = False) -> "Tensor":
+        """``self.conv2d(weight, stride, padding) + bias`` (then ``.relu()`` if ``relu``) as one
+        fused op; ``bias`` broadcasts against (O,Ho,Wo), e.g. the seed's per-position bias."""
+        weight, bias = self._operand(weight), self._operand(bias)
+        stride, padding = _pair("stride", stride, 1), _pair("padding", padding, 0)
+        _check_conv2d(self.shape, weight.shape, stride, padding)
+        out_shape = (weight.shape[0],) + tuple(
+            (size + 2 * pad - kernel) // step + 1
+            for size, pad, kernel, step in zip(self.shape[2:], padding, weight.shape[2:], stride)
+        )
+        try:
+            fits = np.broadcast_shapes(bias.shape, out_shape) == out_shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"conv2d_bias: bias of shape {bias.shape} does not broadcast to the output's (O,Ho,Wo) = {out_shape}")
+        return Tensor._from_op(ops.Conv2dBias(stride, padding, relu), (self, weight, bias))
+
+    def pad_max_pool2d(self, padding: Sequence[Sequence[int]], kernel_size: int | tuple[int, int],
+                       stride: Optional[int | tuple[int, int]] = None, relu: bool = False) -> "Tensor":
+        """``self.pad(((0, 0), (0, 0), top_bottom, left_right)).max_pool2d(kernel_size, stride)``
+        (then ``.relu()`` if ``relu``) as one fused op; ``padding`` = ((top, bottom), (left, right))."""
+        widths = _normalize_pad_width(((0, 0), (0, 0)) + tuple(tuple(pair) for pair in padding), self.shape) \
+            if len(self.shape) == 4 else None
+        if widths is None:
+            raise ValueError(f"pad_max_pool2d input must be 4-D (N,C,H,W), got shape {self.shape}")
+        kernel = _pair("kernel_size", kernel_size, 1)
+        stride = kernel if stride is None else _pair("stride", stride, 1)
+        padded_shape = tuple(size + before + after for size, (before, after) in zip(self.shape, widths))
+        _check_pool2d(padded_shape, kernel, stride)
+        return Tensor._from_op(ops.PaddedMaxPool2d(kernel, stride, widths[2:], relu), (self,))
+
     def max_pool2d(self, kernel_size: int | tuple[int, int],
                    stride: Optional[int | tuple[int, int]] = None) -> "Tensor":
         """Max over kh×kw windows of (N,C,H,W), moved by ``stride`` (default: the kernel size)."""
