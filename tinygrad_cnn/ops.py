@@ -531,10 +531,7 @@ class PaddedMaxPool2d(Function):
     row-major order with xp[…] = y[n,c,i,j]; overlapping windows add up; what a padding
     zero wins is dropped. (With relu, where y > 0 that is the first maximum of the relu'd
     window too; where y = 0 the relu'd input is 0 at the winner, so its gradient is 0 as
-    G' is.) Forward saves only the winning tap k = p·kw + q of every window (uint8; a tap
-    replaces the current winner only when strictly greater, so ties keep the first), and
-    with relu the code NO_WINNER where y = 0, so backward is kh·kw masked adds
-    dplanes[tap k] += G where winner = k.
+    G' is.) The winners are found again in backward from the saved planes and output.
 
     Inside, the padded input is split into stride phases, planes[c, r, s, a, b, n] =
     xp[n, c, a·sh + r, b·sw + s]: then tap (p, q) of every window is the contiguous block
@@ -559,8 +556,6 @@ class PaddedMaxPool2d(Function):
             for column_phase, in_columns, plane_columns in _phases(width, left, self.stride[1]):
                 yield (slice(None), row_phase, column_phase, plane_rows, plane_columns), (slice(None), in_rows, in_columns)
 
-    NO_WINNER = 255  # the winner code of a window whose gradient is 0 (relu'd to 0)
-
     def forward(self, x: np.ndarray) -> np.ndarray:
         (kernel_h, kernel_w), (stride_h, stride_w), (vertical, horizontal) = self.kernel_size, self.stride, self.padding
         batch, channels, height, width = x.shape
@@ -568,47 +563,34 @@ class PaddedMaxPool2d(Function):
         padded_h, padded_w = height + sum(vertical), width + sum(horizontal)
         self.out_hw = (_output_size(padded_h, kernel_h, stride_h), _output_size(padded_w, kernel_w, stride_w))
         planes_shape = (channels, stride_h, stride_w, -(-padded_h // stride_h), -(-padded_w // stride_w), batch)
-        # the key fixes which places are written, so the padding stays 0
-        planes = _scratch(f"pool planes of an input {x.shape} padded by {self.padding}", planes_shape, x.dtype)
+        if self.needs_input_grad[0]:  # saved for backward: a fresh array
+            planes = np.zeros(planes_shape, dtype=x.dtype)
+        else:  # the key fixes which places are written, so the padding stays 0
+            planes = _scratch(f"pool planes of an input {x.shape} padded by {self.padding}", planes_shape, x.dtype)
         x = _batch_last(x)
         for plane_index, in_index in self._phase_pairs():
             planes[plane_index] = x[in_index]
         taps = self._taps()
         output = planes[next(taps)].copy()
-        if self.needs_input_grad[0]:  # track the first winning tap of every window
-            assert kernel_h * kernel_w < self.NO_WINNER
-            winner = np.zeros(output.shape, dtype=np.uint8)
-            greater = _scratch("pool tap is greater", output.shape, np.bool_)
-            candidate = _scratch("pool candidate winner", output.shape, np.uint8)
-            for tap_index, tap in enumerate(taps, start=1):
-                # tap_index exceeds every earlier winner, so a max sets it where this tap is greater
-                np.multiply(np.greater(planes[tap], output, out=greater), np.uint8(tap_index), out=candidate)
-                np.maximum(winner, candidate, out=winner)
-                np.maximum(output, planes[tap], out=output)
-        else:
-            for tap in taps:
-                np.maximum(output, planes[tap], out=output)
+        for tap in taps:
+            np.maximum(output, planes[tap], out=output)
         if self.relu:
             np.maximum(output, 0, out=output)
         if self.needs_input_grad[0]:
-            if self.relu:
-                np.multiply(np.equal(output, 0, out=greater), np.uint8(self.NO_WINNER), out=candidate)
-                np.maximum(winner, candidate, out=winner)
-            self.winner = winner
-            self.planes_shape = planes_shape
+            self.planes, self.output = planes, output
         return _batch_first(output)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        grad_out, winner = _batch_last(grad_out), self.winner
-        grad_planes = _scratch("pool grad planes", self.planes_shape, grad_out.dtype)
-        grad_planes.fill(0)
-        is_winner = _scratch("pool tap is winner", winner.shape, np.bool_)
-        routed = _scratch("pool routed gradient", winner.shape, grad_out.dtype)
-        for tap_index, tap in enumerate(self._taps()):
-            np.multiply(grad_out, np.equal(winner, tap_index, out=is_winner), out=routed)
+        # the gradient not yet routed to a winner (a fresh array)
+        remaining = _batch_last(grad_out) * (self.output > 0) if self.relu else np.array(_batch_last(grad_out))
+        routed = np.empty_like(remaining)
+        grad_planes = np.zeros(self.planes.shape, dtype=remaining.dtype)
+        for tap in self._taps():
+            np.multiply(remaining, self.planes[tap] == self.output, out=routed)
             grad_planes[tap] += routed
-        channels, batch = self.planes_shape[0], self.planes_shape[-1]
-        grad_x = np.empty((channels,) + self.hw + (batch,), dtype=grad_out.dtype)
+            remaining -= routed  # exactly 0 where this tap won: later ties get nothing
+        channels, batch = self.planes.shape[0], self.planes.shape[-1]
+        grad_x = np.empty((channels,) + self.hw + (batch,), dtype=remaining.dtype)
         for plane_index, in_index in self._phase_pairs():  # every input element once; padding dropped
             grad_x[in_index] = grad_planes[plane_index]
         return (_batch_first(grad_x),)
