@@ -227,7 +227,7 @@ def test_pool_work_buffers_of_the_same_shape_but_other_input_size_are_not_mixed_
 
 @pytest.mark.parametrize("relu", [False, True])
 def test_padded_max_pool_routes_ties_to_the_first_tap_and_relu_zeros_nowhere(relu):
-    """The saved winner code: in a constant window the first tap (row-major) gets all of G;
+    """Ties and relu in the pool VJP: in a constant window the first tap (row-major) gets all of G;
     with relu, windows whose maximum is relu'd to 0 pass no gradient at all."""
     value = 2.0 if relu else -3.0  # without relu a negative constant loses to nothing: no padding here
     x = Tensor(np.full((1, 1, 4, 4), value), requires_grad=True)
