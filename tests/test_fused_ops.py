@@ -223,3 +223,19 @@ def test_pool_work_buffers_of_the_same_shape_but_other_input_size_are_not_mixed_
             fast = padded_max_pool(Tensor(x), (1, 3), (1, 2), ((0, 0), (1, 1))).data
         expected = Tensor(x).pad(((0, 0), (0, 0), (0, 0), (1, 1))).max_pool2d((1, 3), (1, 2)).data
         np.testing.assert_array_equal(fast, expected)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_padded_max_pool_routes_ties_to_the_first_tap_and_relu_zeros_nowhere(relu):
+    """Ties and relu in the pool VJP: in a constant window the first tap (row-major) gets all of G;
+    with relu, windows whose maximum is relu'd to 0 pass no gradient at all."""
+    value = 2.0 if relu else -3.0  # without relu a negative constant loses to nothing: no padding here
+    x = Tensor(np.full((1, 1, 4, 4), value), requires_grad=True)
+    padded_max_pool(x, (2, 2), (1, 1), ((0, 0), (0, 0)), relu).sum().backward()
+    expected = np.zeros((4, 4))
+    expected[:3, :3] = 1.0  # the top-left tap of each of the 3x3 windows
+    np.testing.assert_array_equal(x.grad[0, 0], expected)
+    if relu:
+        zeros = Tensor(np.full((1, 1, 4, 4), -1.0), requires_grad=True)
+        padded_max_pool(zeros, (2, 2), (1, 1), ((0, 0), (1, 1)), relu).sum().backward()
+        np.testing.assert_array_equal(zeros.grad, np.zeros((1, 1, 4, 4)))
