@@ -22,17 +22,13 @@ import subprocess
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from tinygrad_cnn.tensor import Tensor
+from tinygrad_cnn.tensor import GraphFreedError, Tensor
 
 __all__ = ["to_dot", "write_graph", "GraphFreedError"]
 
 PARAMETER_COLOUR = "lightskyblue"
 GRAD_LEAF_COLOUR = "khaki"
 CONSTANT_COLOUR = "gray90"
-
-
-class GraphFreedError(RuntimeError):
-    """The graph was freed by ``backward()``: nothing is left to draw."""
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
@@ -43,43 +39,6 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 def _quote(text: str) -> str:
     """A DOT double-quoted string; a newline becomes DOT's centred line break."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def _freed_error() -> GraphFreedError:
-    return GraphFreedError(
-        "to_dot: this tensor's graph was freed by backward() (each op drops its saved arrays and "
-        "its links to its inputs once its VJP has run). Call to_dot before loss.backward(), "
-        "or recompute the forward pass."
-    )
-
-
-def _walk(root: Tensor) -> list[Tensor]:
-    """Every tensor of the graph behind ``root``, inputs before the tensors made from them.
-
-    Iterative depth-first post-order over *all* inputs, constants included, so graphs of any
-    depth work (no recursion limit).
-    """
-    order: list[Tensor] = []
-    expanded: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        tensor, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(tensor)
-            continue
-        if id(tensor) in expanded:
-            continue
-        expanded.add(id(tensor))
-        stack.append((tensor, True))
-        node = tensor.node
-        if node is None:
-            continue
-        if node.released:
-            raise _freed_error()
-        for parent in reversed(node.inputs):  # reversed: the first input is visited first
-            if id(parent) not in expanded:
-                stack.append((parent, False))
-    return order
 
 
 def to_dot(tensor: Tensor, model: Any = None, name: str = "graph") -> str:
@@ -98,7 +57,10 @@ def to_dot(tensor: Tensor, model: Any = None, name: str = "graph") -> str:
 
         names = {id(parameter): key for key, parameter in named_parameters(model).items()}
 
-    order = _walk(tensor)
+    try:
+        order = tensor._topological_order(all_inputs=True)
+    except GraphFreedError as error:
+        raise GraphFreedError(f"to_dot: {error} Call to_dot before loss.backward().") from None
     ids = {id(item): f"t{index}" for index, item in enumerate(order)}
     lines = [
         f"digraph {_quote(name)} {{",

@@ -67,6 +67,10 @@ backward_hooks: list[Callable[[ops.Function, float], None]] = []
 # ---------------------------------------------------------------------------
 
 
+class GraphFreedError(RuntimeError):
+    """A graph already freed by ``backward()`` was asked to be walked again."""
+
+
 class Node:
     """One recorded op application: the op object (holding its saved arrays) and its inputs."""
 
@@ -246,8 +250,9 @@ class Tensor:
         else:
             self.grad += grad
 
-    def _topological_order(self) -> list["Tensor"]:
-        """Tensors of the graph that need grad, every input before the tensors made from it.
+    def _topological_order(self, all_inputs: bool = False) -> list["Tensor"]:
+        """Tensors of the graph behind this one, every input before the tensors made from it:
+        only those that need grad (for backward), or ``all_inputs`` (constants too, for drawing).
 
         Iterative depth-first post-order, so chains of any length work.
         """
@@ -267,12 +272,13 @@ class Tensor:
             if node is None:
                 continue
             if node.released:
-                raise RuntimeError(
-                    "Trying to backward through a graph a second time: its saved arrays were "
-                    "freed by the first backward(). Recompute the forward pass first."
+                raise GraphFreedError(
+                    "this graph was freed by backward(), which releases each op's saved arrays and "
+                    "input links once its VJP has run: it cannot be walked a second time. "
+                    "Recompute the forward pass first."
                 )
-            for parent in node.inputs:
-                if parent.requires_grad and id(parent) not in expanded:
+            for parent in reversed(node.inputs):  # reversed: the first input is visited first
+                if (all_inputs or parent.requires_grad) and id(parent) not in expanded:
                     stack.append((parent, False))
         return order
 
