@@ -17,6 +17,7 @@ The feature maps are read off the real forward pass with ``tensor.forward_hooks`
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence, Union
 
@@ -71,7 +72,8 @@ def feature_map_stages(model: Any, image: np.ndarray) -> list[tuple[str, np.ndar
         if grows_only:
             continue
         channels, height, width = output.shape[1:]
-        stages.append((f"{row['index'] + 1}. {row['label']}\n{height}×{width}×{channels}", output[0]))
+        label = textwrap.fill(f"{row['index'] + 1}. {row['label']}", width=28)  # fused ops have long names
+        stages.append((f"{label}\n{height}×{width}×{channels}", output[0]))
     return stages
 
 
