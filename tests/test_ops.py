@@ -105,6 +105,9 @@ def test_matmul_with_vectors(inner, columns, seed):
     vector, matrix = random_array(seed, (inner,)), random_array(seed + 1, (inner, columns))
     assert gradcheck(lambda v, m: v @ m, [vector, matrix])
     assert gradcheck(lambda m, v: m.reshape(columns, inner) @ v, [matrix, vector])
+    other = random_array(seed + 2, (inner,))
+    assert gradcheck(lambda v, w: v @ w, [vector, other])
+    np.testing.assert_allclose((Tensor(vector) @ Tensor(other)).data, vector @ other)
 
 
 @st.composite
@@ -146,6 +149,8 @@ def test_pad_vjp(shape, seed, data):
     padded = Tensor(x).pad(widths)
     np.testing.assert_array_equal(padded.data, np.pad(x, widths))
     assert gradcheck(lambda t: t.pad(widths), [x])
+    for numpy_style in (1, (1, 2), ((2, 0),)):  # broadcast to every axis, as np.pad does
+        np.testing.assert_array_equal(Tensor(x).pad(numpy_style).data, np.pad(x, numpy_style))
 
 
 # -- convolution and pooling ----------------------------------------------------------------

@@ -336,6 +336,8 @@ class Tensor:
         other = self._operand(other)
         if self.ndim == 0 or other.ndim == 0:
             raise ValueError(f"matmul needs at least 1-D operands, got shapes {self.shape} and {other.shape}")
+        if self.ndim == 1 and other.ndim == 1:  # the dot product: a scalar, as np.matmul gives
+            return self.reshape(1, -1).matmul(other.reshape(-1, 1)).reshape(())
         if self.ndim == 1:
             return self.reshape(1, -1).matmul(other).reshape(*other.shape[:-2], other.shape[-1])
         if other.ndim == 1:
@@ -477,6 +479,8 @@ def _check_axes(name: str, axis: Optional[int | Sequence[int]], ndim: int) -> No
     if axis is None:
         return
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if len({int(a) % max(ndim, 1) for a in axes if isinstance(a, (int, np.integer))}) != len(axes):
+        raise ValueError(f"{name}: axis {axis} names the same axis twice")
     for single in axes:
         if not isinstance(single, (int, np.integer)) or not -ndim <= single < max(ndim, 1):
             raise ValueError(f"{name}: axis {single} is out of range for a tensor with {ndim} dimensions")
@@ -496,16 +500,17 @@ def _pair(name: str, value: int | Sequence[int], minimum: int) -> tuple[int, int
 
 
 def _normalize_pad_width(pad_width: int | Sequence, shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
-    if isinstance(pad_width, (int, np.integer)):
-        widths = [(int(pad_width), int(pad_width))] * len(shape)
-    else:
-        widths = [tuple(pair) if not isinstance(pair, (int, np.integer)) else (pair, pair) for pair in pad_width]
-        if len(widths) != len(shape) or any(len(pair) != 2 for pair in widths):
-            raise ValueError(
-                f"pad widths {pad_width!r} must give one (before, after) pair per axis "
-                f"of the tensor's {len(shape)} axes (shape {shape})"
-            )
-    if any(not isinstance(v, (int, np.integer)) or v < 0 for pair in widths for v in pair):
+    """np.pad's rules: one int for every side, one (before, after) pair for every axis, or a
+    pair per axis; returned as a pair per axis."""
+    try:
+        array = np.asarray(pad_width)
+        widths = np.broadcast_to(array, (len(shape), 2)) if array.dtype.kind in "iu" else None
+    except ValueError:
+        raise ValueError(
+            f"pad widths {pad_width!r} must be an int, a (before, after) pair, or one pair per axis "
+            f"of the tensor's {len(shape)} axes (shape {shape})"
+        ) from None
+    if widths is None or np.any(widths < 0):
         raise ValueError(f"pad widths must be non-negative integers, got {pad_width!r}")
     return tuple((int(before), int(after)) for before, after in widths)
 
