@@ -422,10 +422,9 @@ class Tensor:
                        stride: Optional[int | tuple[int, int]] = None, relu: bool = False) -> "Tensor":
         """``self.pad(((0, 0), (0, 0), top_bottom, left_right)).max_pool2d(kernel_size, stride)``
         (then ``.relu()`` if ``relu``) as one fused op; ``padding`` = ((top, bottom), (left, right))."""
-        widths = _normalize_pad_width(((0, 0), (0, 0)) + tuple(tuple(pair) for pair in padding), self.shape) \
-            if len(self.shape) == 4 else None
-        if widths is None:
+        if self.ndim != 4:
             raise ValueError(f"pad_max_pool2d input must be 4-D (N,C,H,W), got shape {self.shape}")
+        widths = _normalize_pad_width(((0, 0), (0, 0)) + tuple(tuple(pair) for pair in padding), self.shape)
         kernel = _pair("kernel_size", kernel_size, 1)
         stride = kernel if stride is None else _pair("stride", stride, 1)
         padded_shape = tuple(size + before + after for size, (before, after) in zip(self.shape, widths))
