@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from reference import max_pool2d_loops
+from test_ops import conv_cases as plain_conv_cases
 from tinygrad_cnn import Tensor, gradcheck, no_grad
 from tinygrad_cnn import ops
 from tinygrad_cnn.models import SeedCNN
@@ -23,16 +24,13 @@ def padded_max_pool(x: Tensor, kernel, stride, padding, relu: bool = False) -> T
 
 @st.composite
 def conv_cases(draw):
-    batch, channels, out_channels = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
-    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    height = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), kernel[0] + 5))
-    width = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), kernel[1] + 5))
-    out_h = (height + 2 * padding[0] - kernel[0]) // stride[0] + 1
-    out_w = (width + 2 * padding[1] - kernel[1]) // stride[1] + 1
+    """test_ops' conv cases, plus a bias: per position (O,Ho,Wo), per channel, or one number."""
+    x_shape, weight_shape, stride, padding = draw(plain_conv_cases())
+    out_h = (x_shape[2] + 2 * padding[0] - weight_shape[2]) // stride[0] + 1
+    out_w = (x_shape[3] + 2 * padding[1] - weight_shape[3]) // stride[1] + 1
+    out_channels = weight_shape[0]
     bias_shape = draw(st.sampled_from([(out_channels, out_h, out_w), (out_channels, 1, 1), (1,)]))
-    return (batch, channels, height, width), (out_channels, channels) + kernel, bias_shape, stride, padding
+    return x_shape, weight_shape, bias_shape, stride, padding
 
 
 def random_case(seed, x_shape, weight_shape, bias_shape):
