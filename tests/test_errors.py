@@ -8,7 +8,7 @@ import pytest
 from tinygrad_cnn import Tensor
 from tinygrad_cnn.models import SeedCNN
 from tinygrad_cnn.nn import get_parameters
-from tinygrad_cnn.ops import Function
+from tinygrad_cnn.function import Function
 from tinygrad_cnn.optim import SGD
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 from reference import max_pool2d_loops
 from test_ops import conv_cases as plain_conv_cases
 from tinygrad_cnn import Tensor, gradcheck, no_grad
-from tinygrad_cnn import ops
+from tinygrad_cnn import kernels, ops
 from tinygrad_cnn.models import SeedCNN
 
 seeds = st.integers(0, 2**32 - 1)
@@ -199,7 +199,7 @@ def test_work_buffer_cache_stays_bounded():
     for size in range(1, 40):
         conv_bias_relu(Tensor(np.ones((size, 2, 30, 30))), Tensor(np.ones((3, 2, 3, 3))), Tensor(np.zeros(1)),
                        (1, 1), (1, 1))
-    assert sum(buffer.nbytes for buffer in ops._scratch_buffers.values()) <= ops._SCRATCH_BYTES
+    assert sum(buffer.nbytes for buffer in kernels.scratch_buffers.values()) <= kernels.SCRATCH_BYTES
 
 
 def test_padded_max_pool_without_grad_reuses_buffers_correctly():

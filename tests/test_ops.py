@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 
 from reference import conv2d_loops, max_pool2d_loops
 from tinygrad_cnn import Tensor, gradcheck
-from tinygrad_cnn.ops import unbroadcast
+from tinygrad_cnn.function import unbroadcast
 
 seeds = st.integers(0, 2**32 - 1)
 small_shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4)

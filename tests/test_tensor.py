@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tinygrad_cnn import Tensor, no_grad
-from tinygrad_cnn.ops import Function
+from tinygrad_cnn.function import Function
 
 
 def test_fan_out_gradients_add_up():

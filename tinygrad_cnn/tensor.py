@@ -3,7 +3,7 @@
 Each op applied to Tensors that need gradients records a ``Node`` (the op object and its
 input Tensors). ``loss.backward()`` sorts the recorded graph topologically, without
 recursion, and walks it once from the loss to the leaves, calling each op's hand-written
-VJP (see ``ops.py``) and adding the results into ``grad`` of the leaf tensors.
+VJP (see ``ops/``) and adding the results into ``grad`` of the leaf tensors.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from tinygrad_cnn import ops
+from tinygrad_cnn.function import Function, checked_gradients
 
 ArrayLike = Union["Tensor", np.ndarray, numbers.Number, Sequence]
 
@@ -57,9 +58,9 @@ def is_grad_enabled() -> bool:
 # ---------------------------------------------------------------------------
 
 #: called as hook(op, inputs, output, seconds) after every op's forward
-forward_hooks: list[Callable[[ops.Function, tuple["Tensor", ...], "Tensor", float], None]] = []
+forward_hooks: list[Callable[[Function, tuple["Tensor", ...], "Tensor", float], None]] = []
 #: called as hook(op, seconds) after every op's VJP
-backward_hooks: list[Callable[[ops.Function, float], None]] = []
+backward_hooks: list[Callable[[Function, float], None]] = []
 
 
 # ---------------------------------------------------------------------------
@@ -76,7 +77,7 @@ class Node:
 
     __slots__ = ("op", "inputs", "released")
 
-    def __init__(self, op: ops.Function, inputs: tuple["Tensor", ...]):
+    def __init__(self, op: Function, inputs: tuple["Tensor", ...]):
         self.op, self.inputs, self.released = op, inputs, False
 
     def release(self) -> None:
@@ -112,6 +113,16 @@ def _as_float_array(data: object, dtype: Optional[np.dtype] = None) -> np.ndarra
     return array.astype(np.float32)  # Python numbers and lists, ints, bools, float16
 
 
+def constant_like(value: object, reference: Optional["Tensor"]) -> "Tensor":
+    """``value`` (a number or an array) as a constant Tensor; a Python number takes the
+    dtype of ``reference`` (a tensor it is combined with), as in PyTorch."""
+    if isinstance(value, Tensor):
+        return value
+    if reference is not None and isinstance(value, numbers.Number):
+        return Tensor(value, dtype=reference.dtype)
+    return Tensor(value)
+
+
 class Tensor:
     """An n-dimensional float array with reverse-mode automatic differentiation.
 
@@ -129,7 +140,7 @@ class Tensor:
         self.node: Optional[Node] = None
 
     @classmethod
-    def _from_op(cls, op: ops.Function, inputs: tuple["Tensor", ...]) -> "Tensor":
+    def _from_op(cls, op: Function, inputs: tuple["Tensor", ...]) -> "Tensor":
         """Run ``op`` forward on the inputs' data and record it if a gradient is needed."""
         needs = tuple(tensor.requires_grad for tensor in inputs) if _recording else ()
         op.needs_input_grad = needs if needs else (False,) * len(inputs)
@@ -232,7 +243,7 @@ class Tensor:
                 tensor._accumulate(grad)
                 continue
             start = time.perf_counter() if backward_hooks else 0.0
-            input_grads = node.op.backward(grad)
+            input_grads = checked_gradients(node.op, node.op.backward(grad), [parent.shape for parent in node.inputs])
             if backward_hooks:
                 seconds = time.perf_counter() - start
                 for hook in backward_hooks:
@@ -293,7 +304,7 @@ class Tensor:
     def __add__(self, other: ArrayLike) -> "Tensor":
         other = self._operand(other)
         _check_broadcast("+", self, other)
-        return Tensor._from_op(ops.Add(), (self, other))
+        return ops.Add.apply(self, other)
 
     def __radd__(self, other: ArrayLike) -> "Tensor":
         return self._operand(other).__add__(self)
@@ -301,7 +312,7 @@ class Tensor:
     def __sub__(self, other: ArrayLike) -> "Tensor":
         other = self._operand(other)
         _check_broadcast("-", self, other)
-        return Tensor._from_op(ops.Sub(), (self, other))
+        return ops.Sub.apply(self, other)
 
     def __rsub__(self, other: ArrayLike) -> "Tensor":
         return self._operand(other).__sub__(self)
@@ -309,7 +320,7 @@ class Tensor:
     def __mul__(self, other: ArrayLike) -> "Tensor":
         other = self._operand(other)
         _check_broadcast("*", self, other)
-        return Tensor._from_op(ops.Mul(), (self, other))
+        return ops.Mul.apply(self, other)
 
     def __rmul__(self, other: ArrayLike) -> "Tensor":
         return self._operand(other).__mul__(self)
@@ -317,13 +328,13 @@ class Tensor:
     def __truediv__(self, other: ArrayLike) -> "Tensor":
         other = self._operand(other)
         _check_broadcast("/", self, other)
-        return Tensor._from_op(ops.Div(), (self, other))
+        return ops.Div.apply(self, other)
 
     def __rtruediv__(self, other: ArrayLike) -> "Tensor":
         return self._operand(other).__truediv__(self)
 
     def __neg__(self) -> "Tensor":
-        return Tensor._from_op(ops.Neg(), (self,))
+        return ops.Neg.apply(self)
 
     def __matmul__(self, other: ArrayLike) -> "Tensor":
         return self.matmul(other)
@@ -348,17 +359,17 @@ class Tensor:
                 f"(inner sizes {self.shape[-1]} and {other.shape[-2]} differ)"
             )
         _check_broadcast("@", Tensor(np.empty(self.shape[:-2])), Tensor(np.empty(other.shape[:-2])))
-        return Tensor._from_op(ops.MatMul(), (self, other))
+        return ops.MatMul.apply(self, other)
 
     # -- reductions and shape -------------------------------------------------------
 
     def sum(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
         _check_axes("sum", axis, self.ndim)
-        return Tensor._from_op(ops.Sum(axis, keepdims), (self,))
+        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
         _check_axes("mean", axis, self.ndim)
-        return Tensor._from_op(ops.Mean(axis, keepdims), (self,))
+        return ops.Mean.apply(self, axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape: int | Sequence[int]) -> "Tensor":
         """Same elements in a new shape; one axis may be -1 (inferred)."""
@@ -367,7 +378,7 @@ class Tensor:
         resolved = _resolve_shape(tuple(int(size) for size in shape), self.shape)
         if resolved == self.shape:
             return self
-        return Tensor._from_op(ops.Reshape(resolved), (self,))
+        return ops.Reshape.apply(self, shape=resolved)
 
     def flatten(self, start_dim: int = 1) -> "Tensor":
         """Merge the axes from ``start_dim`` on into one (default keeps the batch axis)."""
@@ -376,20 +387,20 @@ class Tensor:
 
     def pad(self, pad_width: int | Sequence) -> "Tensor":
         """Zero padding, numpy-style: ((before, after), ...) per axis, or one int for all sides."""
-        return Tensor._from_op(ops.Pad(_normalize_pad_width(pad_width, self.shape)), (self,))
+        return ops.Pad.apply(self, widths=_normalize_pad_width(pad_width, self.shape))
 
     # -- neural-network ops -----------------------------------------------------------
 
     def relu(self) -> "Tensor":
-        return Tensor._from_op(ops.ReLU(), (self,))
+        return ops.ReLU.apply(self)
 
     def softmax(self, axis: int = -1) -> "Tensor":
         _check_axes("softmax", axis, self.ndim)
-        return Tensor._from_op(ops.Softmax(axis), (self,))
+        return ops.Softmax.apply(self, axis=axis)
 
     def log_softmax(self, axis: int = -1) -> "Tensor":
         _check_axes("log_softmax", axis, self.ndim)
-        return Tensor._from_op(ops.LogSoftmax(axis), (self,))
+        return ops.LogSoftmax.apply(self, axis=axis)
 
     def conv2d(self, weight: "Tensor", stride: int | tuple[int, int] = 1,
                padding: int | tuple[int, int] = 0) -> "Tensor":
@@ -397,7 +408,7 @@ class Tensor:
         weight = self._operand(weight)
         stride, padding = _pair("stride", stride, 1), _pair("padding", padding, 0)
         _check_conv2d(self.shape, weight.shape, stride, padding)
-        return Tensor._from_op(ops.Conv2d(stride, padding), (self, weight))
+        return ops.Conv2d.apply(self, weight, stride=stride, padding=padding)
 
     def conv2d_bias(self, weight: "Tensor", bias: "Tensor", stride: int | tuple[int, int] = 1,
                     padding: int | tuple[int, int] = 0, relu: bool = False) -> "Tensor":
@@ -416,7 +427,7 @@ class Tensor:
             fits = False
         if not fits:
             raise ValueError(f"conv2d_bias: bias of shape {bias.shape} does not broadcast to the output's (O,Ho,Wo) = {out_shape}")
-        return Tensor._from_op(ops.Conv2dBias(stride, padding, relu), (self, weight, bias))
+        return ops.Conv2dBias.apply(self, weight, bias, stride=stride, padding=padding, relu=relu)
 
     def pad_max_pool2d(self, padding: Sequence[Sequence[int]], kernel_size: int | tuple[int, int],
                        stride: Optional[int | tuple[int, int]] = None, relu: bool = False) -> "Tensor":
@@ -429,7 +440,7 @@ class Tensor:
         stride = kernel if stride is None else _pair("stride", stride, 1)
         padded_shape = tuple(size + before + after for size, (before, after) in zip(self.shape, widths))
         _check_pool2d(padded_shape, kernel, stride)
-        return Tensor._from_op(ops.PaddedMaxPool2d(kernel, stride, widths[2:], relu), (self,))
+        return ops.PaddedMaxPool2d.apply(self, kernel_size=kernel, stride=stride, padding=widths[2:], relu=relu)
 
     def max_pool2d(self, kernel_size: int | tuple[int, int],
                    stride: Optional[int | tuple[int, int]] = None) -> "Tensor":
@@ -437,12 +448,12 @@ class Tensor:
         kernel = _pair("kernel_size", kernel_size, 1)
         stride = kernel if stride is None else _pair("stride", stride, 1)
         _check_pool2d(self.shape, kernel, stride)
-        return Tensor._from_op(ops.MaxPool2d(kernel, stride), (self,))
+        return ops.MaxPool2d.apply(self, kernel_size=kernel, stride=stride)
 
     def cross_entropy(self, labels: ArrayLike) -> "Tensor":
         """Mean softmax cross-entropy of logits (N,K) against integer class labels (N,)."""
         labels = _check_labels(self.shape, labels)
-        return Tensor._from_op(ops.CrossEntropy(labels), (self,))
+        return ops.CrossEntropy.apply(self, labels=labels)
 
 
 # ---------------------------------------------------------------------------

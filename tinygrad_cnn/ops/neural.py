@@ -1,16 +1,4 @@
-"""The primitive ops: one class each, forward and vector-Jacobian product side by side.
-
-Every op works on plain numpy arrays and knows nothing about Tensors or graphs:
-
-* ``forward(*inputs)`` computes the output and keeps what the VJP needs in ``self``;
-* ``backward(grad_out)`` receives dLoss/dOutput and returns dLoss/dInput for every
-  input, in order (``None`` where an input needs no gradient).
-
-The tensor core (``tensor.py``) creates one op object per use, sets
-``needs_input_grad`` before calling ``forward``, records it in the graph and calls
-``backward`` exactly once. Shapes below use N = batch, C = channels, H/W = height and
-width, O = output channels, K = classes, G = grad_out.
-"""
+"""Neural-network ops: matrix product, convolution, pooling, the softmax family and the loss."""
 
 from __future__ import annotations
 
@@ -19,133 +7,10 @@ from typing import Optional, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-Gradients = tuple[Optional[np.ndarray], ...]
+from tinygrad_cnn.function import Function, Gradients, unbroadcast
 
-
-def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum ``grad`` over the axes numpy broadcasting stretched, so it has ``shape``.
-
-    If y = broadcast(x), every element of x fed many elements of y, so dL/dx is the sum
-    of dL/dy over the broadcast axes (the leading new ones and the ones where x had 1).
-    """
-    if grad.shape == shape:
-        return grad
-    leading = grad.ndim - len(shape)
-    stretched = tuple(
-        leading + axis
-        for axis, size in enumerate(shape)
-        if size == 1 and grad.shape[leading + axis] != 1
-    )
-    summed = grad.sum(axis=tuple(range(leading)) + stretched, keepdims=True)
-    return summed.reshape(shape)
-
-
-class Function:
-    """Base class of a primitive op; see the module docstring for the protocol."""
-
-    #: which inputs want a gradient; set by the tensor core before ``forward``.
-    needs_input_grad: tuple[bool, ...] = ()
-
-    def forward(self, *inputs: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def backward(self, grad_out: np.ndarray) -> Gradients:
-        raise NotImplementedError
-
-    def macs(self, input_shapes: Sequence[tuple[int, ...]], output_shape: tuple[int, ...]) -> int:
-        """Multiply-accumulates done by this op's forward (0 for ops that do none)."""
-        return 0
-
-    def release(self) -> None:
-        """Drop every array saved for backward (called once the VJP has run)."""
-        self.__dict__.clear()
-
-    @property
-    def name(self) -> str:
-        return type(self).__name__
-
-
-# ---------------------------------------------------------------------------
-# Element-wise arithmetic with numpy broadcasting
-# ---------------------------------------------------------------------------
-
-
-class Add(Function):
-    """y = a + b.   VJP: da = G, db = G (each summed back over broadcast axes)."""
-
-    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        self.a_shape, self.b_shape = a.shape, b.shape
-        return a + b
-
-    def backward(self, grad_out: np.ndarray) -> Gradients:
-        return unbroadcast(grad_out, self.a_shape), unbroadcast(grad_out, self.b_shape)
-
-
-class Sub(Function):
-    """y = a - b.   VJP: da = G, db = -G (summed back over broadcast axes)."""
-
-    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        self.a_shape, self.b_shape = a.shape, b.shape
-        return a - b
-
-    def backward(self, grad_out: np.ndarray) -> Gradients:
-        grad_b = unbroadcast(-grad_out, self.b_shape) if self.needs_input_grad[1] else None
-        return unbroadcast(grad_out, self.a_shape), grad_b
-
-
-class Mul(Function):
-    """y = a * b.   VJP: da = G * b, db = G * a (summed back over broadcast axes)."""
-
-    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        self.a, self.b = a, b
-        return a * b
-
-    def backward(self, grad_out: np.ndarray) -> Gradients:
-        grad_a = unbroadcast(grad_out * self.b, self.a.shape) if self.needs_input_grad[0] else None
-        grad_b = unbroadcast(grad_out * self.a, self.b.shape) if self.needs_input_grad[1] else None
-        return grad_a, grad_b
-
-
-class Div(Function):
-    """y = a / b.   VJP: da = G / b, db = -G a / b² (summed back over broadcast axes)."""
-
-    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        self.a, self.b = a, b
-        return a / b
-
-    def backward(self, grad_out: np.ndarray) -> Gradients:
-        grad_a = unbroadcast(grad_out / self.b, self.a.shape) if self.needs_input_grad[0] else None
-        grad_b = None
-        if self.needs_input_grad[1]:
-            grad_b = unbroadcast(-grad_out * self.a / (self.b * self.b), self.b.shape)
-        return grad_a, grad_b
-
-
-class Neg(Function):
-    """y = -x.   VJP: dx = -G."""
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return -x
-
-    def backward(self, grad_out: np.ndarray) -> Gradients:
-        return (-grad_out,)
-
-
-class ReLU(Function):
-    """y = max(x, 0).   VJP: dx = G · [x > 0]  (0 at the kink x = 0, as in PyTorch)."""
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        output = np.maximum(x, 0)
-        self.output = output
-        return output
-
-    def backward(self, grad_out: np.ndarray) -> Gradients:
-        return (grad_out * (self.output > 0),)
-
-
-# ---------------------------------------------------------------------------
-# Linear algebra and reductions
-# ---------------------------------------------------------------------------
+__all__ = ["MatMul", "Conv2d", "MaxPool2d", "Conv2dBias", "PaddedMaxPool2d", "Softmax", "LogSoftmax", "CrossEntropy"]
+from tinygrad_cnn.kernels import batch_first, batch_last, phases, scratch, window_taps
 
 
 class MatMul(Function):
@@ -179,90 +44,6 @@ class MatMul(Function):
                 grad_b = unbroadcast(a_transposed @ grad_out, self.b.shape)
         return grad_a, grad_b
 
-
-def _normalize_axes(axis: Optional[int | Sequence[int]], ndim: int) -> tuple[int, ...]:
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    return tuple(sorted(int(a) % ndim for a in axes)) if ndim else ()
-
-
-class Sum(Function):
-    """y = Σ x over ``axis``.   VJP: dx = G broadcast back over the summed axes."""
-
-    def __init__(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False):
-        self.axis, self.keepdims = axis, keepdims
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        self.input_shape = x.shape
-        self.axes = _normalize_axes(self.axis, x.ndim)
-        return np.asarray(x.sum(axis=self.axes, keepdims=self.keepdims))
-
-    def backward(self, grad_out: np.ndarray) -> Gradients:
-        if not self.keepdims:
-            grad_out = np.expand_dims(grad_out, self.axes)
-        return (np.broadcast_to(grad_out, self.input_shape),)
-
-
-class Mean(Function):
-    """y = (1/n) Σ x over ``axis`` (n elements per output).   VJP: dx = G / n, broadcast back."""
-
-    def __init__(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False):
-        self.axis, self.keepdims = axis, keepdims
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        self.input_shape = x.shape
-        self.axes = _normalize_axes(self.axis, x.ndim)
-        self.count = int(np.prod([x.shape[a] for a in self.axes], dtype=np.int64))
-        return np.asarray(x.mean(axis=self.axes, keepdims=self.keepdims))
-
-    def backward(self, grad_out: np.ndarray) -> Gradients:
-        if not self.keepdims:
-            grad_out = np.expand_dims(grad_out, self.axes)
-        return (np.broadcast_to(grad_out / self.count, self.input_shape),)
-
-
-class Reshape(Function):
-    """y = x viewed with a new shape (same elements, row-major).   VJP: dx = G reshaped back."""
-
-    def __init__(self, shape: tuple[int, ...]):
-        self.shape = shape
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        self.input_shape = x.shape
-        return x.reshape(self.shape)
-
-    def backward(self, grad_out: np.ndarray) -> Gradients:
-        return (grad_out.reshape(self.input_shape),)
-
-
-class Pad(Function):
-    """y = x surrounded by zeros, ``widths`` = ((before, after), ...) per axis as in np.pad.
-
-    VJP: dx = G with the padding sliced off (the zeros do not depend on x).
-    """
-
-    def __init__(self, widths: tuple[tuple[int, int], ...]):
-        self.widths = widths
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        self.inside = tuple(
-            slice(before, before + size) for (before, _), size in zip(self.widths, x.shape)
-        )
-        output = np.zeros(
-            tuple(size + before + after for (before, after), size in zip(self.widths, x.shape)),
-            dtype=x.dtype,
-        )
-        output[self.inside] = x
-        return output
-
-    def backward(self, grad_out: np.ndarray) -> Gradients:
-        return (grad_out[self.inside],)
-
-
-# ---------------------------------------------------------------------------
-# Convolution and pooling
-# ---------------------------------------------------------------------------
 
 
 def _output_size(size: int, kernel: int, stride: int) -> int:
@@ -375,57 +156,6 @@ class MaxPool2d(Function):
         return (grad_x,)
 
 
-# ---------------------------------------------------------------------------
-# Fused ops used by SeedCNN (batch-innermost inside, N,C,H,W at the interface)
-# ---------------------------------------------------------------------------
-#
-# Inside, activations are laid out C,H,W,N: the batch is the innermost axis, so shifting a
-# window tap by (p, q) pixels moves whole contiguous runs of W·N numbers, and the conv is
-# one GEMM  weight (O, kh·kw·C) @ columns (kh·kw·C, Ho·Wo·N)  whose result is C,H,W,N again.
-# Both ops accept any N,C,H,W array and return an N,C,H,W-shaped view of C,H,W,N memory;
-# the next fused op reads it back as C,H,W,N for free, every other op sees an ordinary
-# array of the public shape (and flatten to N,C·H·W stays a view).
-
-_scratch_buffers: dict[tuple, np.ndarray] = {}  # least recently used first
-_SCRATCH_BYTES = 64 * 2**20  # beyond this, the least recently used buffers are dropped
-
-
-def _scratch(purpose: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A zero-initialised work buffer reused across calls with the same purpose and shape.
-
-    Only for temporaries that are dead before the op returns: never save one for backward
-    and never hand one out as an output or a gradient.
-    """
-    key = (purpose, shape, np.dtype(dtype))
-    buffer = _scratch_buffers.pop(key, None)
-    if buffer is None:
-        buffer = np.zeros(shape, dtype=dtype)
-    _scratch_buffers[key] = buffer  # now the most recently used
-    while len(_scratch_buffers) > 1 and sum(b.nbytes for b in _scratch_buffers.values()) > _SCRATCH_BYTES:
-        del _scratch_buffers[next(iter(_scratch_buffers))]
-    return buffer
-
-
-def _batch_last(x: np.ndarray) -> np.ndarray:
-    """The C,H,W,N view of an N,C,H,W array (no copy)."""
-    return x.transpose(1, 2, 3, 0)
-
-
-def _batch_first(x: np.ndarray) -> np.ndarray:
-    """The N,C,H,W view of a C,H,W,N array (no copy)."""
-    return x.transpose(3, 0, 1, 2)
-
-
-def _taps(kernel: tuple[int, int], stride: tuple[int, int], out_hw: tuple[int, int]):
-    """(p, q, index) for every window tap; ``index`` picks tap (p, q) of every window from
-    a C,H,W,N array, i.e. the elements [:, i·sh + p, j·sw + q, :] for all outputs i, j."""
-    (kernel_h, kernel_w), (stride_h, stride_w), (out_h, out_w) = kernel, stride, out_hw
-    for p in range(kernel_h):
-        for q in range(kernel_w):
-            rows = slice(p, p + stride_h * (out_h - 1) + 1, stride_h)
-            columns = slice(q, q + stride_w * (out_w - 1) + 1, stride_w)
-            yield p, q, (slice(None), rows, columns)
-
 
 class Conv2dBias(Function):
     """y = conv2d(x, weight, stride, padding) + bias, then relu if ``relu``: x (N,C,H,W),
@@ -449,15 +179,15 @@ class Conv2dBias(Function):
         batch, _, height, width = x.shape
         padded_shape = (channels, height + 2 * pad_h, width + 2 * pad_w, batch)
         # only the inside is ever written, so the borders stay zero (the key holds the padding)
-        padded = _scratch(f"conv input padded by {self.padding}", padded_shape, x.dtype)
-        padded[:, pad_h : pad_h + height, pad_w : pad_w + width] = _batch_last(x)
+        padded = scratch(f"conv input padded by {self.padding}", padded_shape, x.dtype)
+        padded[:, pad_h : pad_h + height, pad_w : pad_w + width] = batch_last(x)
         out_hw = (_output_size(padded_shape[1], kernel_h, stride_h), _output_size(padded_shape[2], kernel_w, stride_w))
         columns_shape = (kernel_h, kernel_w, channels) + out_hw + (batch,)
         if self.needs_input_grad[1]:  # saved for dweight: a fresh array
             columns = np.empty(columns_shape, dtype=x.dtype)
         else:
-            columns = _scratch("conv columns", columns_shape, x.dtype)
-        for p, q, tap in _taps((kernel_h, kernel_w), self.stride, out_hw):
+            columns = scratch("conv columns", columns_shape, x.dtype)
+        for p, q, tap in window_taps((kernel_h, kernel_w), self.stride, out_hw):
             columns[p, q] = padded[tap]  # im2col, transposed
         columns = columns.reshape(kernel_h * kernel_w * channels, -1)
         weight_matrix = weight.transpose(0, 2, 3, 1).reshape(out_channels, -1)
@@ -469,7 +199,7 @@ class Conv2dBias(Function):
         self.weight, self.output = weight, output
         if self.needs_input_grad[1]:
             self.columns = columns
-        return _batch_first(output)
+        return batch_first(output)
 
     def macs(self, input_shapes, output_shape) -> int:
         _, channels, kernel_h, kernel_w = input_shapes[1]
@@ -479,9 +209,9 @@ class Conv2dBias(Function):
         (pad_h, pad_w), output = self.padding, self.output
         out_channels, channels, kernel_h, kernel_w = self.weight.shape
         if self.relu:
-            grad_z = np.multiply(_batch_last(grad_out), output > 0, out=np.empty_like(output))  # O,Ho,Wo,N
+            grad_z = np.multiply(batch_last(grad_out), output > 0, out=np.empty_like(output))  # O,Ho,Wo,N
         else:
-            grad_z = np.ascontiguousarray(_batch_last(grad_out))
+            grad_z = np.ascontiguousarray(batch_last(grad_out))
         grad_rows = grad_z.reshape(out_channels, -1)
         grad_x = grad_weight = grad_bias = None
         if self.needs_input_grad[2]:  # Σ_n as a matrix-vector product: faster than .sum(axis=3)
@@ -495,29 +225,17 @@ class Conv2dBias(Function):
             grad_weight = grad_matrix.reshape(kernel_h, kernel_w, channels, out_channels).transpose(3, 2, 0, 1)
         if self.needs_input_grad[0]:  # one GEMM per kernel row p, added while it is still in cache
             weight_rows = self.weight.transpose(2, 3, 1, 0).reshape(kernel_h, kernel_w * channels, out_channels)
-            grad_row = _scratch("conv grad of one kernel row", (kernel_w * channels, grad_rows.shape[1]), output.dtype)
+            grad_row = scratch("conv grad of one kernel row", (kernel_w * channels, grad_rows.shape[1]), output.dtype)
             grad_taps = grad_row.reshape((kernel_w, channels) + output.shape[1:])
             grad_padded = np.zeros(self.padded_shape, dtype=output.dtype)
-            for p, q, tap in _taps((kernel_h, kernel_w), self.stride, output.shape[1:3]):
+            for p, q, tap in window_taps((kernel_h, kernel_w), self.stride, output.shape[1:3]):
                 if q == 0:
                     np.matmul(weight_rows[p], grad_rows, out=grad_row)  # the rows p,·,· of Wmᵀ G'
                 grad_padded[tap] += grad_taps[q]
             height, width = self.x_shape[2:]
-            grad_x = _batch_first(grad_padded[:, pad_h : pad_h + height, pad_w : pad_w + width])
+            grad_x = batch_first(grad_padded[:, pad_h : pad_h + height, pad_w : pad_w + width])
         return grad_x, grad_weight, grad_bias
 
-
-def _phases(size: int, before: int, stride: int) -> list[tuple[int, slice, slice]]:
-    """Along one axis, split the padded positions h + before by their phase r = (h + before)
-    mod stride: for each phase, (r, the input rows h of that phase, their places a = (h +
-    before) // stride in the phase plane)."""
-    phases = []
-    for phase in range(stride):
-        first = (phase - before) % stride  # the first input row of this phase
-        count = len(range(first, size, stride))
-        start = (first + before) // stride
-        phases.append((phase, slice(first, size, stride), slice(start, start + count)))
-    return phases
 
 
 class PaddedMaxPool2d(Function):
@@ -552,8 +270,8 @@ class PaddedMaxPool2d(Function):
     def _phase_pairs(self):
         """(plane index, input index) for every pair of row and column phases."""
         (top, _), (left, _), (height, width) = self.padding[0], self.padding[1], self.hw
-        for row_phase, in_rows, plane_rows in _phases(height, top, self.stride[0]):
-            for column_phase, in_columns, plane_columns in _phases(width, left, self.stride[1]):
+        for row_phase, in_rows, plane_rows in phases(height, top, self.stride[0]):
+            for column_phase, in_columns, plane_columns in phases(width, left, self.stride[1]):
                 yield (slice(None), row_phase, column_phase, plane_rows, plane_columns), (slice(None), in_rows, in_columns)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -566,8 +284,8 @@ class PaddedMaxPool2d(Function):
         if self.needs_input_grad[0]:  # saved for backward: a fresh array
             planes = np.zeros(planes_shape, dtype=x.dtype)
         else:  # the key fixes which places are written, so the padding stays 0
-            planes = _scratch(f"pool planes of an input {x.shape} padded by {self.padding}", planes_shape, x.dtype)
-        x = _batch_last(x)
+            planes = scratch(f"pool planes of an input {x.shape} padded by {self.padding}", planes_shape, x.dtype)
+        x = batch_last(x)
         for plane_index, in_index in self._phase_pairs():
             planes[plane_index] = x[in_index]
         taps = self._taps()
@@ -578,11 +296,11 @@ class PaddedMaxPool2d(Function):
             np.maximum(output, 0, out=output)
         if self.needs_input_grad[0]:
             self.planes, self.output = planes, output
-        return _batch_first(output)
+        return batch_first(output)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
         # the gradient not yet routed to a winner (a fresh array)
-        remaining = _batch_last(grad_out) * (self.output > 0) if self.relu else np.array(_batch_last(grad_out))
+        remaining = batch_last(grad_out) * (self.output > 0) if self.relu else np.array(batch_last(grad_out))
         routed = np.empty_like(remaining)
         grad_planes = np.zeros(self.planes.shape, dtype=remaining.dtype)
         for tap in self._taps():
@@ -593,12 +311,8 @@ class PaddedMaxPool2d(Function):
         grad_x = np.empty((channels,) + self.hw + (batch,), dtype=remaining.dtype)
         for plane_index, in_index in self._phase_pairs():  # every input element once; padding dropped
             grad_x[in_index] = grad_planes[plane_index]
-        return (_batch_first(grad_x),)
+        return (batch_first(grad_x),)
 
-
-# ---------------------------------------------------------------------------
-# Softmax family
-# ---------------------------------------------------------------------------
 
 
 class Softmax(Function):

@@ -1,0 +1,118 @@
+"""Function: the op protocol, and ``apply``, the one way an op enters the graph.
+
+Every primitive op (``tinygrad_cnn.ops``) and every op a user writes is a subclass:
+
+* ``__init__(**options)`` takes the op's options (an axis, a stride, ...);
+* ``forward(*arrays)`` computes the output with numpy and keeps in ``self`` what the VJP needs;
+* ``backward(grad_out)`` receives G = dLoss/dOutput and returns dLoss/dInput for every
+  input, in order: a tuple with one array (of that input's shape) or ``None`` per input;
+  an op with one input may return the bare array.
+
+``MyOp.apply(*inputs, **options)`` builds ``MyOp(**options)``, wraps numbers and arrays
+among the inputs as constant Tensors, runs ``forward`` and records the op in the graph when
+an input requires a gradient. ``Tensor.backward`` calls ``backward`` exactly once and checks
+what it returns (count and shapes), naming the op and the input when something is off.
+
+    class Swish(Function):
+        '''y = x · sigmoid(x).   VJP: dx = G · (s + x · s · (1 − s)), s = sigmoid(x).'''
+        def forward(self, x):
+            self.x, self.s = x, 1 / (1 + np.exp(-x))
+            return x * self.s
+        def backward(self, grad_out):
+            return grad_out * (self.s + self.x * self.s * (1 - self.s))
+
+    y = Swish.apply(x)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+
+import numpy as np
+
+if TYPE_CHECKING:  # tensor.py imports the ops, which import this module: no runtime cycle
+    from tinygrad_cnn.tensor import Tensor
+
+Gradients = Union[np.ndarray, Sequence[Optional[np.ndarray]]]
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes numpy broadcasting stretched, so it has ``shape``.
+
+    If y = broadcast(x), every element of x fed many elements of y, so dL/dx is the sum
+    of dL/dy over the broadcast axes (the leading new ones and the ones where x had 1).
+    """
+    if grad.shape == shape:
+        return grad
+    leading = grad.ndim - len(shape)
+    stretched = tuple(
+        leading + axis
+        for axis, size in enumerate(shape)
+        if size == 1 and grad.shape[leading + axis] != 1
+    )
+    summed = grad.sum(axis=tuple(range(leading)) + stretched, keepdims=True)
+    return summed.reshape(shape)
+
+
+class Function:
+    """Base class of every op; see the module docstring for the protocol."""
+
+    #: which inputs want a gradient; set by the tensor core before ``forward``.
+    needs_input_grad: tuple[bool, ...] = ()
+    #: the op's name in the words of the seed documents (summary table, graph picture)
+    label: str = ""
+
+    @classmethod
+    def apply(cls, *inputs: Any, **options: Any) -> "Tensor":
+        """Run ``cls(**options)`` forward on ``inputs`` and record it in the graph.
+
+        Tensors are used as they are; numbers and arrays become constants (a Python number
+        takes the dtype of the first floating-point Tensor input, as in arithmetic).
+        """
+        from tinygrad_cnn.tensor import Tensor, constant_like
+
+        reference = next((x for x in inputs if isinstance(x, Tensor) and x.dtype.kind == "f"), None)
+        tensors = tuple(x if isinstance(x, Tensor) else constant_like(x, reference) for x in inputs)
+        return Tensor._from_op(cls(**options), tensors)
+
+    def forward(self, *inputs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{self.name} has no forward()")
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        raise NotImplementedError(f"{self.name} has no backward()")
+
+    def macs(self, input_shapes: Sequence[tuple[int, ...]], output_shape: tuple[int, ...]) -> int:
+        """Multiply-accumulates done by this op's forward (0 for ops that do none)."""
+        return 0
+
+    def describe(self) -> str:
+        """What the layer table and the graph picture call this op, with its geometry."""
+        return self.label or self.name
+
+    def release(self) -> None:
+        """Drop every array saved for backward (called once the VJP has run)."""
+        self.__dict__.clear()
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+
+def checked_gradients(op: Function, gradients: Gradients,
+                      input_shapes: Sequence[tuple[int, ...]]) -> Sequence[Optional[np.ndarray]]:
+    """``op.backward``'s result as one entry per input, or a ValueError naming what is off."""
+    if isinstance(gradients, np.ndarray) and len(input_shapes) == 1:
+        gradients = (gradients,)
+    if not isinstance(gradients, (tuple, list)) or len(gradients) != len(input_shapes):
+        count = len(gradients) if isinstance(gradients, (tuple, list)) else type(gradients).__name__
+        raise ValueError(
+            f"{op.name}.backward must return one gradient (or None) per input: "
+            f"{len(input_shapes)} input(s), got {count}"
+        )
+    for position, (gradient, shape) in enumerate(zip(gradients, input_shapes)):
+        if gradient is not None and np.shape(gradient) != shape:
+            raise ValueError(
+                f"{op.name}.backward returned a gradient of shape {np.shape(gradient)} for input "
+                f"{position}, which has shape {shape}"
+            )
+    return gradients

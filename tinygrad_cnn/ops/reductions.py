@@ -1,0 +1,53 @@
+"""Reductions over axes (int, tuple or None; negative axes allowed; keepdims)."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from tinygrad_cnn.function import Function, Gradients, unbroadcast
+
+__all__ = ["Sum", "Mean"]
+
+
+def _normalize_axes(axis: Optional[int | Sequence[int]], ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    return tuple(sorted(int(a) % ndim for a in axes)) if ndim else ()
+
+
+class Sum(Function):
+    """y = Σ x over ``axis``.   VJP: dx = G broadcast back over the summed axes."""
+
+    def __init__(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.input_shape = x.shape
+        self.axes = _normalize_axes(self.axis, x.ndim)
+        return np.asarray(x.sum(axis=self.axes, keepdims=self.keepdims))
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        if not self.keepdims:
+            grad_out = np.expand_dims(grad_out, self.axes)
+        return (np.broadcast_to(grad_out, self.input_shape),)
+
+
+class Mean(Function):
+    """y = (1/n) Σ x over ``axis`` (n elements per output).   VJP: dx = G / n, broadcast back."""
+
+    def __init__(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.input_shape = x.shape
+        self.axes = _normalize_axes(self.axis, x.ndim)
+        self.count = int(np.prod([x.shape[a] for a in self.axes], dtype=np.int64))
+        return np.asarray(x.mean(axis=self.axes, keepdims=self.keepdims))
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        if not self.keepdims:
+            grad_out = np.expand_dims(grad_out, self.axes)
+        return (np.broadcast_to(grad_out / self.count, self.input_shape),)
