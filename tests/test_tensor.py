@@ -129,14 +129,42 @@ def test_backward_without_any_gradient_to_compute_says_so():
         (Tensor(np.ones(2)) * 2.0).sum().backward()
 
 
-def test_dtypes_float32_by_default_float64_kept():
+def test_dtypes_as_pytorch_float32_by_default_float64_and_integers_kept():
     assert Tensor([1.0, 2.0]).dtype == np.float32
-    assert Tensor(np.arange(3)).dtype == np.float32
-    assert Tensor(np.ones(2, dtype=np.uint8)).dtype == np.float32
+    assert Tensor(2.5).dtype == np.float32
+    assert Tensor([1, 2]).dtype == np.int64
+    assert Tensor([True, False]).dtype == np.bool_
+    assert Tensor(np.arange(3)).dtype == np.int64
+    assert Tensor(np.ones(2, dtype=np.uint8)).dtype == np.uint8
+    assert Tensor(np.ones(2, dtype=np.float16)).dtype == np.float32
     assert Tensor(np.ones(2, dtype=np.float64)).dtype == np.float64
     assert Tensor(np.ones(2, dtype=np.float32), dtype=np.float64).dtype == np.float64
-    with pytest.raises(TypeError, match="float32 or float64"):
-        Tensor(np.ones(2), dtype=np.int32)
+    assert Tensor(np.ones(2), dtype=np.int32).dtype == np.int32
+
+
+def test_only_float_tensors_can_require_grad():
+    with pytest.raises(TypeError, match="only float32 and float64 tensors can require grad.*int64"):
+        Tensor([1, 2], requires_grad=True)
+    with pytest.raises(TypeError, match="bool"):
+        Tensor([True], requires_grad=True)
+
+
+def test_promotion_as_pytorch():
+    ints, floats = Tensor([1, 2]), Tensor(np.array([0.5, 1.5], dtype=np.float32))
+    assert (ints + floats).dtype == np.float32  # numpy alone would give float64
+    assert (ints * 2).dtype == np.int64
+    assert (ints * 2.5).dtype == np.float32
+    assert (ints / ints).dtype == np.float32  # true division
+    np.testing.assert_array_equal((ints / Tensor([2, 4])).data, [0.5, 0.5])
+    assert (floats + Tensor(np.ones(2))).dtype == np.float64
+    assert (Tensor(np.ones(2)) * 3).dtype == np.float64  # a Python number takes the tensor's dtype
+
+
+def test_a_list_of_tensors_that_require_grad_is_refused():
+    a = Tensor(1.0, requires_grad=True)
+    with pytest.raises(TypeError, match="stack"):
+        Tensor([a, a])
+    assert Tensor([Tensor(1.0), Tensor(2.0)]).dtype == np.float32
 
 
 def test_python_numbers_do_not_change_the_dtype():

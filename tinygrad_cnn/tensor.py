@@ -89,28 +89,42 @@ class Node:
 _FLOAT_TYPES = (np.float32, np.float64)
 
 
-def _as_float_array(data: object, dtype: Optional[np.dtype] = None) -> np.ndarray:
-    """Convert user data to a float32 (default) or float64 array, or say why not.
+def _as_array(data: object, dtype: Optional[np.dtype] = None) -> np.ndarray:
+    """Convert user data to the array a Tensor holds, or say why not.
 
-    numpy float32/float64 arrays are kept as they are (no copy); everything else becomes
-    float32, as in PyTorch, unless ``dtype`` is given.
+    As in PyTorch: Python floats (and lists of them) become float32, Python ints int64 and
+    bools bool; numpy arrays keep their dtype (no copy), except float16, which becomes
+    float32. ``dtype`` converts explicitly. A Tensor that requires grad cannot hide inside
+    a list: that would silently cut it out of the graph.
     """
     if isinstance(data, Tensor):
         data = data.data
+    elif isinstance(data, (list, tuple)) and _holds_grad_tensor(data):
+        raise TypeError(
+            "Tensor(...) of a list holding tensors that require grad would detach them from the "
+            "graph; use Tensor.stack(tensors) to keep the gradient"
+        )
     from_python = not isinstance(data, (np.ndarray, np.generic))
     array = np.asarray(data)
     if array.dtype.kind not in "biuf":
-        raise TypeError(
-            f"Tensor needs numeric data (bool, int or float); got an array of dtype {array.dtype}"
-        )
+        raise TypeError(f"Tensor needs numeric data (bool, int or float); got an array of dtype {array.dtype}")
     if dtype is not None:
-        dtype = np.dtype(dtype)
-        if dtype.type not in _FLOAT_TYPES:
-            raise TypeError(f"Tensor dtype must be float32 or float64, not {dtype}")
-        return array.astype(dtype, copy=False)
-    if array.dtype.type in _FLOAT_TYPES and not from_python:
-        return array
-    return array.astype(np.float32)  # Python numbers and lists, ints, bools, float16
+        return array.astype(np.dtype(dtype), copy=False)
+    if from_python and array.dtype.kind == "f":
+        return array.astype(np.float32)
+    if from_python and array.dtype.kind in "iu":
+        return array.astype(np.int64)
+    if array.dtype == np.float16:
+        return array.astype(np.float32)
+    return array
+
+
+def _holds_grad_tensor(items: Sequence) -> bool:
+    return any(
+        (isinstance(item, Tensor) and item.requires_grad)
+        or (isinstance(item, (list, tuple)) and _holds_grad_tensor(item))
+        for item in items
+    )
 
 
 def constant_like(value: object, reference: Optional["Tensor"]) -> "Tensor":
@@ -118,24 +132,31 @@ def constant_like(value: object, reference: Optional["Tensor"]) -> "Tensor":
     dtype of ``reference`` (a tensor it is combined with), as in PyTorch."""
     if isinstance(value, Tensor):
         return value
-    if reference is not None and isinstance(value, numbers.Number):
-        return Tensor(value, dtype=reference.dtype)
+    if reference is not None and isinstance(value, numbers.Number) and not isinstance(value, bool):
+        if reference.dtype.kind == "f" or isinstance(value, numbers.Integral):
+            return Tensor(value, dtype=reference.dtype)
     return Tensor(value)
 
 
 class Tensor:
-    """An n-dimensional float array with reverse-mode automatic differentiation.
+    """An n-dimensional array with reverse-mode automatic differentiation.
 
-    ``Tensor(data, requires_grad=False, dtype=None)``: data is converted to float32 unless it
-    already is float32 or float64 (kept), or ``dtype`` says otherwise.
+    ``Tensor(data, requires_grad=False, dtype=None)``: Python floats become float32, Python
+    ints int64, bools bool; numpy arrays keep their dtype (float16 becomes float32); ``dtype``
+    converts. Only float32 and float64 tensors can require grad.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "node", "__weakref__")
     __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray + Tensor → Tensor
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype=None):
-        self.data: np.ndarray = _as_float_array(data, dtype)
+        self.data: np.ndarray = _as_array(data, dtype)
         self.grad: Optional[np.ndarray] = None
+        if requires_grad and self.data.dtype.type not in _FLOAT_TYPES:
+            raise TypeError(
+                f"only float32 and float64 tensors can require grad; this one is {self.data.dtype} "
+                "(integer and bool tensors hold labels, indices and masks)"
+            )
         self.requires_grad: bool = bool(requires_grad)
         self.node: Optional[Node] = None
 
@@ -192,7 +213,29 @@ class Tensor:
         return array.copy() if copy and array is self.data else array
 
     def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def _one_element(self, conversion: str) -> np.ndarray:
+        if self.data.size != 1:
+            raise ValueError(f"{conversion} needs a tensor with one element; this one has shape {self.shape}")
+        return self.data.reshape(())
+
+    def __float__(self) -> float:
+        return float(self._one_element("float(tensor)"))
+
+    def __int__(self) -> int:
+        return int(self._one_element("int(tensor)"))
+
+    def __bool__(self) -> bool:
+        return bool(self._one_element("bool(tensor) (e.g. `if tensor:`)"))
+
+    def __format__(self, spec: str) -> str:
+        """f"{loss:.3f}" formats a one-element tensor's value; other tensors need an empty spec."""
+        if not spec:
+            return repr(self)
+        return format(self._one_element(f"format(tensor, {spec!r})").item(), spec)
 
     def __repr__(self) -> str:
         made_by = f", op={self.node.op.name}" if self.node is not None and not self.node.released else ""
@@ -227,7 +270,7 @@ class Tensor:
                 )
             gradient = np.ones_like(self.data)
         else:
-            gradient = _as_float_array(gradient, self.dtype)
+            gradient = _as_array(gradient, self.dtype)
             if gradient.shape != self.shape:
                 raise ValueError(
                     f"backward() gradient has shape {gradient.shape}, but the tensor has shape {self.shape}"
@@ -297,38 +340,36 @@ class Tensor:
 
     def _operand(self, other: ArrayLike) -> "Tensor":
         """Wrap a number or array as a constant Tensor of this tensor's dtype."""
-        if isinstance(other, Tensor):
-            return other
-        return Tensor(_as_float_array(other, self.dtype))
+        return constant_like(other, self)
 
     def __add__(self, other: ArrayLike) -> "Tensor":
-        other = self._operand(other)
-        _check_broadcast("+", self, other)
-        return ops.Add.apply(self, other)
+        left, right = _promoted(self, self._operand(other))
+        _check_broadcast("+", left, right)
+        return ops.Add.apply(left, right)
 
     def __radd__(self, other: ArrayLike) -> "Tensor":
         return self._operand(other).__add__(self)
 
     def __sub__(self, other: ArrayLike) -> "Tensor":
-        other = self._operand(other)
-        _check_broadcast("-", self, other)
-        return ops.Sub.apply(self, other)
+        left, right = _promoted(self, self._operand(other))
+        _check_broadcast("-", left, right)
+        return ops.Sub.apply(left, right)
 
     def __rsub__(self, other: ArrayLike) -> "Tensor":
         return self._operand(other).__sub__(self)
 
     def __mul__(self, other: ArrayLike) -> "Tensor":
-        other = self._operand(other)
-        _check_broadcast("*", self, other)
-        return ops.Mul.apply(self, other)
+        left, right = _promoted(self, self._operand(other))
+        _check_broadcast("*", left, right)
+        return ops.Mul.apply(left, right)
 
     def __rmul__(self, other: ArrayLike) -> "Tensor":
         return self._operand(other).__mul__(self)
 
     def __truediv__(self, other: ArrayLike) -> "Tensor":
-        other = self._operand(other)
-        _check_broadcast("/", self, other)
-        return ops.Div.apply(self, other)
+        left, right = _promoted(self, self._operand(other), true_division=True)
+        _check_broadcast("/", left, right)
+        return ops.Div.apply(left, right)
 
     def __rtruediv__(self, other: ArrayLike) -> "Tensor":
         return self._operand(other).__truediv__(self)
@@ -474,6 +515,21 @@ def _resolve_shape(shape: tuple[int, ...], original: tuple[int, ...]) -> tuple[i
     if problem or int(np.prod(shape, dtype=np.int64)) != size:
         raise ValueError(f"cannot reshape a tensor of shape {original} ({size} elements) into {shape}")
     return shape
+
+
+def _promoted(a: Tensor, b: Tensor, true_division: bool = False) -> tuple[Tensor, Tensor]:
+    """PyTorch's promotion for a binary op: an integer or bool operand mixed with a float
+    one takes the float's dtype (numpy would make int64 + float32 float64); two integer
+    operands stay integer, except under true division, which gives float32. Float32 mixed
+    with float64 is left to numpy (float64; the VJP casts back when it accumulates)."""
+    a_float, b_float = a.dtype.kind == "f", b.dtype.kind == "f"
+    if a_float and not b_float:
+        return a, Tensor(b.data.astype(a.dtype))
+    if b_float and not a_float:
+        return Tensor(a.data.astype(b.dtype)), b
+    if true_division and not a_float:
+        return Tensor(a.data.astype(np.float32)), Tensor(b.data.astype(np.float32))
+    return a, b
 
 
 def _check_broadcast(symbol: str, a: Tensor, b: Tensor) -> None:
