@@ -66,7 +66,7 @@ def feature_map_stages(model: Any, image: np.ndarray) -> list[tuple[str, np.ndar
         output = row["output"]
         if output.ndim != 4:
             continue
-        input_shape = row["input_shape"]
+        input_shape = row["input_shapes"][0]
         grows_only = (row["macs"] == 0 and input_shape is not None and len(input_shape) == 4
                       and output.shape[2] * output.shape[3] > input_shape[2] * input_shape[3])
         if grows_only:

@@ -1,4 +1,4 @@
-"""Slow, obviously-correct loop versions of conv2d and max_pool2d: the executable specification.
+"""Slow, obviously-correct loop versions of conv2d, max_pool2d and avg_pool2d: the executable specification.
 
 They follow the definitions pixel by pixel; the fast ops in tinygrad_cnn.ops must agree
 with them on every drawn case, ties included.
@@ -7,25 +7,44 @@ with them on every drawn case, ties included.
 import numpy as np
 
 
-def conv2d_loops(x: np.ndarray, weight: np.ndarray, stride=(1, 1), padding=(0, 0)) -> np.ndarray:
-    """y[n,o,i,j] = Σ_{c,p,q} xpad[n, c, i*sh + p, j*sw + q] * weight[o, c, p, q]."""
+def conv2d_loops(x: np.ndarray, weight: np.ndarray, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                 groups: int = 1) -> np.ndarray:
+    """y[n,o,i,j] = Σ_{c,p,q} xpad[n, g·Cg + c, i*sh + p*dh, j*sw + q*dw] * weight[o, c, p, q],
+    where g = o // (O/groups) is the output channel's group and Cg = C/groups."""
     batch, channels, height, width = x.shape
-    out_channels, _, kernel_h, kernel_w = weight.shape
+    out_channels, group_channels, kernel_h, kernel_w = weight.shape
     padded = np.zeros((batch, channels, height + 2 * padding[0], width + 2 * padding[1]), dtype=x.dtype)
     padded[:, :, padding[0] : padding[0] + height, padding[1] : padding[1] + width] = x
-    out_h = (padded.shape[2] - kernel_h) // stride[0] + 1
-    out_w = (padded.shape[3] - kernel_w) // stride[1] + 1
+    out_h = (padded.shape[2] - dilation[0] * (kernel_h - 1) - 1) // stride[0] + 1
+    out_w = (padded.shape[3] - dilation[1] * (kernel_w - 1) - 1) // stride[1] + 1
     output = np.zeros((batch, out_channels, out_h, out_w), dtype=x.dtype)
     for n in range(batch):
         for o in range(out_channels):
+            first_channel = (o // (out_channels // groups)) * group_channels
             for i in range(out_h):
                 for j in range(out_w):
                     total = 0.0
-                    for c in range(channels):
+                    for c in range(group_channels):
                         for p in range(kernel_h):
                             for q in range(kernel_w):
-                                total += padded[n, c, i * stride[0] + p, j * stride[1] + q] * weight[o, c, p, q]
+                                row, column = i * stride[0] + p * dilation[0], j * stride[1] + q * dilation[1]
+                                total += padded[n, first_channel + c, row, column] * weight[o, c, p, q]
                     output[n, o, i, j] = total
+    return output
+
+
+def avg_pool2d_loops(x: np.ndarray, kernel=(2, 2), stride=(2, 2)) -> np.ndarray:
+    """Window means, element by element."""
+    batch, channels, height, width = x.shape
+    out_h = (height - kernel[0]) // stride[0] + 1
+    out_w = (width - kernel[1]) // stride[1] + 1
+    output = np.zeros((batch, channels, out_h, out_w), dtype=x.dtype)
+    for n in range(batch):
+        for c in range(channels):
+            for i in range(out_h):
+                for j in range(out_w):
+                    window = x[n, c, i * stride[0] : i * stride[0] + kernel[0], j * stride[1] : j * stride[1] + kernel[1]]
+                    output[n, c, i, j] = window.sum() / (kernel[0] * kernel[1])
     return output
 
 

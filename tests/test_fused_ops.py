@@ -1,5 +1,6 @@
-"""The fused ops SeedCNN uses: hand-written VJPs against float64 finite differences, and
-values and gradients equal to the unfused primitives they replace (ties included)."""
+"""The fused options SeedCNN uses (conv2d with bias and relu, zero-padded max pool with relu):
+hand-written VJPs against float64 finite differences, and values and gradients equal to the
+separate primitives they replace (ties included)."""
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ from tinygrad_cnn.models import SeedCNN
 seeds = st.integers(0, 2**32 - 1)
 
 
-def conv_bias_relu(x: Tensor, weight: Tensor, bias: Tensor, stride, padding, relu: bool = True) -> Tensor:
-    return x.conv2d_bias(weight, bias, stride=stride, padding=padding, relu=relu)
+def conv_bias_relu(x: Tensor, weight: Tensor, bias: Tensor, options: dict, relu: bool = True) -> Tensor:
+    return x.conv2d(weight, bias, relu=relu, **options)
 
 
 def padded_max_pool(x: Tensor, kernel, stride, padding, relu: bool = False) -> Tensor:
@@ -24,13 +25,11 @@ def padded_max_pool(x: Tensor, kernel, stride, padding, relu: bool = False) -> T
 
 @st.composite
 def conv_cases(draw):
-    """test_ops' conv cases, plus a bias: per position (O,Ho,Wo), per channel, or one number."""
-    x_shape, weight_shape, stride, padding = draw(plain_conv_cases())
-    out_h = (x_shape[2] + 2 * padding[0] - weight_shape[2]) // stride[0] + 1
-    out_w = (x_shape[3] + 2 * padding[1] - weight_shape[3]) // stride[1] + 1
-    out_channels = weight_shape[0]
-    bias_shape = draw(st.sampled_from([(out_channels, out_h, out_w), (out_channels, 1, 1), (1,)]))
-    return x_shape, weight_shape, bias_shape, stride, padding
+    """test_ops' conv cases, plus a bias: per position (O,Ho,Wo) or per channel (O,)."""
+    x_shape, weight_shape, options = draw(plain_conv_cases())
+    output_shape = Tensor(np.zeros(x_shape)).conv2d(Tensor(np.zeros(weight_shape)), **options).shape
+    bias_shape = draw(st.sampled_from([output_shape[1:], output_shape[1:2]]))
+    return x_shape, weight_shape, bias_shape, options
 
 
 def random_case(seed, x_shape, weight_shape, bias_shape):
@@ -41,23 +40,23 @@ def random_case(seed, x_shape, weight_shape, bias_shape):
 @pytest.mark.parametrize("relu", [True, False])
 @given(case=conv_cases(), seed=seeds)
 def test_conv2d_bias_relu_vjp(relu, case, seed):
-    x_shape, weight_shape, bias_shape, stride, padding = case
+    x_shape, weight_shape, bias_shape, options = case
     arrays = random_case(seed, x_shape, weight_shape, bias_shape)
-    assert gradcheck(lambda x, w, b: conv_bias_relu(x, w, b, stride, padding, relu), list(arrays))
+    assert gradcheck(lambda x, w, b: conv_bias_relu(x, w, b, options, relu), list(arrays))
 
 
 @pytest.mark.parametrize("relu", [True, False])
 @given(case=conv_cases(), seed=seeds)
 def test_conv2d_bias_relu_equals_the_unfused_ops(relu, case, seed):
-    x_shape, weight_shape, bias_shape, stride, padding = case
+    x_shape, weight_shape, bias_shape, options = case
     arrays = random_case(seed, x_shape, weight_shape, bias_shape)
     results = []
     for fused in (True, False):
         x, weight, bias = (Tensor(array, requires_grad=True) for array in arrays)
         if fused:
-            output = conv_bias_relu(x, weight, bias, stride, padding, relu)
+            output = conv_bias_relu(x, weight, bias, options, relu)
         else:
-            output = x.conv2d(weight, stride=stride, padding=padding) + bias
+            output = x.conv2d(weight, **options) + (bias if bias.ndim == 3 else bias.reshape(-1, 1, 1))
             output = output.relu() if relu else output
         grad_out = np.random.default_rng(seed + 1).standard_normal(output.shape)
         output.backward(grad_out)
@@ -114,7 +113,7 @@ def test_fused_ops_keep_float32_and_return_the_public_layout():
     x = Tensor(rng.standard_normal((2, 3, 6, 6)).astype(np.float32), requires_grad=True)
     weight = Tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=True)
     bias = Tensor(np.zeros((4, 6, 6), dtype=np.float32), requires_grad=True)
-    pooled = padded_max_pool(conv_bias_relu(x, weight, bias, (1, 1), (1, 1)), (3, 3), (2, 2), ((0, 1), (0, 1)))
+    pooled = padded_max_pool(conv_bias_relu(x, weight, bias, dict(padding=(1, 1))), (3, 3), (2, 2), ((0, 1), (0, 1)))
     assert pooled.shape == (2, 4, 3, 3) and pooled.dtype == np.float32
     pooled.sum().backward()
     for tensor in (x, weight, bias):
@@ -130,7 +129,7 @@ def test_two_forward_passes_before_backward_do_not_share_buffers():
     def run(x_array, weight):
         x = Tensor(x_array, requires_grad=True)
         bias = Tensor(np.zeros((4, 5, 5)), requires_grad=True)
-        output = padded_max_pool(conv_bias_relu(x, weight, bias, (1, 1), (1, 1)), (3, 3), (2, 2), ((0, 1), (0, 1)))
+        output = padded_max_pool(conv_bias_relu(x, weight, bias, dict(padding=(1, 1))), (3, 3), (2, 2), ((0, 1), (0, 1)))
         return x, output
 
     separate = []
@@ -180,7 +179,7 @@ def test_work_buffers_of_the_same_shape_but_other_padding_are_not_mixed_up():
     weight, bias = rng.standard_normal((1, 1, 1, 1)), np.zeros(1)
     for x_shape, padding in (((1, 1, 5, 5), (0, 0)), ((1, 1, 1, 5), (2, 0))):
         x = rng.standard_normal(x_shape)
-        fused = conv_bias_relu(Tensor(x), Tensor(weight), Tensor(bias), (1, 1), padding).data
+        fused = conv_bias_relu(Tensor(x), Tensor(weight), Tensor(bias), dict(padding=padding)).data
         plain = (Tensor(x).conv2d(Tensor(weight), padding=padding) + Tensor(bias)).relu().data
         np.testing.assert_array_equal(fused, plain)
 
@@ -197,8 +196,8 @@ def test_seed_cnn_inference_in_chunks_equals_one_batch():
 
 def test_work_buffer_cache_stays_bounded():
     for size in range(1, 40):
-        conv_bias_relu(Tensor(np.ones((size, 2, 30, 30))), Tensor(np.ones((3, 2, 3, 3))), Tensor(np.zeros(1)),
-                       (1, 1), (1, 1))
+        conv_bias_relu(Tensor(np.ones((size, 2, 30, 30))), Tensor(np.ones((3, 2, 3, 3))), Tensor(np.zeros(3)),
+                       dict(padding=(1, 1)))
     assert sum(buffer.nbytes for buffer in kernels.scratch_buffers.values()) <= kernels.SCRATCH_BYTES
 
 

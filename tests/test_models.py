@@ -44,7 +44,7 @@ def test_seed_mlp_layers():
 @pytest.mark.parametrize("shape, hint", [
     ((2, 28, 28), "channel axis"),
     ((2, 28, 28, 1), "N,H,W,C"),
-    ((1, 28, 28), "channel axis"),
+    ((1, 28, 28), "single image: add the batch axis"),
     ((28, 28), "single image"),
     ((2, 1, 32, 32), r"\(2, 1, 32, 32\)"),
     ((2, 3, 28, 28), r"\(2, 3, 28, 28\)"),
@@ -58,6 +58,17 @@ def test_bad_image_shapes_get_a_clear_error(model_class, shape, hint):
 def test_non_numeric_images_are_refused():
     with pytest.raises(TypeError, match="numeric"):
         SeedCNN()(np.full((1, 1, 28, 28), "x"))
+
+
+@pytest.mark.parametrize("model_class", [SeedCNN, SeedMLP])
+def test_images_already_scaled_to_0_1_are_refused(model_class):
+    scaled = images(2).astype(np.float32) / 255
+    with pytest.raises(ValueError, match=r"raw 0..255 pixels.*already scaled"):
+        model_class()(scaled)
+    with pytest.raises(ValueError, match=r"raw 0..255 pixels; these range from -1 to 3"):
+        model_class()(np.full((1, 1, 28, 28), 3.0) - np.eye(28)[None, None] * 4)
+    model_class()(np.zeros((2, 1, 28, 28), dtype=np.float32))  # an all-zero batch passes
+    model_class()(images(2).astype(np.float64))  # and so do whole-number pixels in floats
 
 
 def test_images_are_scaled_from_raw_pixels():

@@ -6,7 +6,7 @@ import hypothesis.extra.numpy as hnp
 import pytest
 from hypothesis import given, strategies as st
 
-from reference import conv2d_loops, max_pool2d_loops
+from reference import avg_pool2d_loops, conv2d_loops, max_pool2d_loops
 from tinygrad_cnn import Tensor, gradcheck
 from tinygrad_cnn.function import unbroadcast
 
@@ -158,28 +158,43 @@ def test_pad_vjp(shape, seed, data):
 
 @st.composite
 def conv_cases(draw):
-    batch, channels, out_channels = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    """Shapes and options of a conv2d: stride, padding, dilation and groups all drawn."""
+    groups = draw(st.integers(1, 3))
+    batch, channels, out_channels = draw(st.integers(1, 3)), groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
     kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    height = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), kernel[0] + 6))
-    width = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), kernel[1] + 6))
-    return (batch, channels, height, width), (out_channels, channels) + kernel, stride, padding
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    reach = tuple(d * (k - 1) + 1 for d, k in zip(dilation, kernel))
+    height = draw(st.integers(max(1, reach[0] - 2 * padding[0]), reach[0] + 5))
+    width = draw(st.integers(max(1, reach[1] - 2 * padding[1]), reach[1] + 5))
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    return (batch, channels, height, width), (out_channels, channels // groups) + kernel, options
 
 
 @given(case=conv_cases(), seed=seeds)
 def test_conv2d_vjp(case, seed):
-    x_shape, weight_shape, stride, padding = case
+    x_shape, weight_shape, options = case
     x, weight = random_array(seed, x_shape), random_array(seed + 1, weight_shape)
-    assert gradcheck(lambda t, w: t.conv2d(w, stride=stride, padding=padding), [x, weight])
+    assert gradcheck(lambda t, w: t.conv2d(w, **options), [x, weight])
 
 
 @given(case=conv_cases(), seed=seeds)
 def test_conv2d_matches_the_loop_specification(case, seed):
-    x_shape, weight_shape, stride, padding = case
+    x_shape, weight_shape, options = case
     x, weight = random_array(seed, x_shape), random_array(seed + 1, weight_shape)
-    fast = Tensor(x).conv2d(Tensor(weight), stride=stride, padding=padding).data
-    np.testing.assert_allclose(fast, conv2d_loops(x, weight, stride, padding), rtol=1e-10, atol=1e-10)
+    fast = Tensor(x).conv2d(Tensor(weight), **options).data
+    np.testing.assert_allclose(fast, conv2d_loops(x, weight, **options), rtol=1e-10, atol=1e-10)
+
+
+def test_depthwise_conv2d_mixes_no_channels():
+    """groups = C: each output channel sees only its own input channel."""
+    x = np.zeros((1, 3, 4, 4))
+    x[0, 1] = 1.0
+    weight = np.ones((3, 1, 3, 3))
+    output = Tensor(x).conv2d(Tensor(weight), padding=1, groups=3).data
+    assert not output[0, 0].any() and not output[0, 2].any()
+    assert output[0, 1, 1, 1] == 9.0
 
 
 @st.composite
@@ -210,6 +225,15 @@ def test_max_pool2d_matches_the_loop_specification_ties_included(case, seed, lev
     expected_output, expected_grad = max_pool2d_loops(x.data, kernel, stride, grad_out)
     np.testing.assert_array_equal(output.data, expected_output)
     np.testing.assert_allclose(x.grad, expected_grad, rtol=1e-12, atol=1e-12)
+
+
+@given(case=pool_cases(), seed=seeds)
+def test_avg_pool2d_vjp_and_the_loop_specification(case, seed):
+    shape, kernel, stride = case
+    x = random_array(seed, shape)
+    assert gradcheck(lambda t: t.avg_pool2d(kernel, stride), [x])
+    np.testing.assert_allclose(Tensor(x).avg_pool2d(kernel, stride).data, avg_pool2d_loops(x, kernel, stride),
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_max_pool2d_3x3_stride_2_overlapping_windows_add_up():

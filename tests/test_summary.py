@@ -27,10 +27,10 @@ def test_seed_cnn_macs_of_the_five_multiply_layers(cnn_rows):
 
 def test_seed_cnn_shapes_and_parameters(cnn_rows):
     first_conv = next(row for row in cnn_rows if row["macs"] > 0)
-    assert first_conv["input_shape"] == (1, 1, 28, 28)
+    assert first_conv["input_shapes"][0] == (1, 1, 28, 28)
     assert first_conv["output_shape"] == (1, 16, 28, 28)
     assert first_conv["param_names"] == ["conv1.weight", "conv1.bias"]  # the fused conv + bias
-    assert first_conv["param_shape"] == ((16, 1, 3, 3), (16, 28, 28))
+    assert first_conv["param_shapes"] == [(16, 1, 3, 3), (16, 28, 28)]
     assert first_conv["params"] == 144 + 16 * 28 * 28
     assert cnn_rows[-1]["output_shape"] == (1, 10)
     multiply_rows = [row for row in cnn_rows if row["macs"] > 0]
@@ -38,9 +38,10 @@ def test_seed_cnn_shapes_and_parameters(cnn_rows):
         (1, 16, 28, 28), (1, 32, 14, 14), (1, 64, 7, 7), (1, 100), (1, 10)]
     # every op has the keys, and ops without parameters say so
     for row in cnn_rows:
-        assert {"op", "input_shape", "output_shape", "param_shape", "param_names", "params", "macs"} <= set(row)
+        assert {"op", "label", "input_shapes", "output_shape", "param_shapes", "param_names", "params", "macs"} == (
+            set(row) - {"index", "seconds", "batch"})
         if not row["param_names"]:
-            assert row["param_shape"] is None and row["params"] == 0
+            assert row["param_shapes"] == [] and row["params"] == 0
     # each parameter of the model appears exactly once, under its name
     names = [name for row in cnn_rows for name in row["param_names"]]
     assert sorted(names) == sorted(named_parameters(SeedCNN()))
@@ -55,9 +56,12 @@ def test_printed_table_is_in_the_seed_style(cnn_rows, capsys):
     summary(SeedCNN(), (1, 1, 28, 28))
     printed = capsys.readouterr().out
     assert printed.strip() == format_summary(cnn_rows)
+    assert cnn_rows[0]["label"] == "Division by 255.0"  # the seed's first layer is in the graph
+    assert "  1. Division by 255.0: input 28 x 28 x 1, output 28 x 28 x 1" in printed
     assert ("3x3/1 1 pad Convolution + Addition: input 28 x 28 x 1, output 28 x 28 x 16, "
             "parameter 3 x 3 x 1 x 16 and 28 x 28 x 16, MACs = 112896") in printed
-    assert "3x3/2 Zero padding + Max pooling + ReLU (bottom 1, right 1): input 28 x 28 x 16, output 14 x 14 x 16" in printed
+    assert ("Zero padding (bottom 1, right 1) + 3x3/2 Max pooling + ReLU: input 28 x 28 x 16, "
+            "output 14 x 14 x 16") in printed
     assert "Convolution + Addition + ReLU: input 7 x 7 x 32, output 7 x 7 x 64" in printed
     assert "Vectorization: input 7 x 7 x 64, output 3136" in printed
     assert "Matrix multiply: input 3136, output 100, parameter 3136 x 100, MACs = 313600" in printed
@@ -67,7 +71,8 @@ def test_printed_table_is_in_the_seed_style(cnn_rows, capsys):
 def test_unfused_seed_cnn_lists_the_seed_documents_layers_one_by_one(capsys):
     rows = summary(SeedCNN(fused=False), (1, 1, 28, 28))
     printed = capsys.readouterr().out
-    assert len(rows) == 19
+    assert len(rows) == 20
+    assert printed.splitlines()[1] == "  1. Division by 255.0: input 28 x 28 x 1, output 28 x 28 x 1"
     assert [row["macs"] for row in rows if row["macs"]] == SEED_CNN_MACS
     assert ("3x3/1 1 pad Convolution: input 28 x 28 x 1, output 28 x 28 x 16, "
             "parameter 3 x 3 x 1 x 16, MACs = 112896") in printed
@@ -99,7 +104,7 @@ def test_seed_mlp_summary():
 
 
 class FusedConvBiasReLU(ops.Function):
-    """A stand-in for a fused op another branch may add: relu(conv2d(x, w) + bias)."""
+    """A user's fused op, relu(conv2d(x, w) + bias), that does not describe itself."""
 
     def __init__(self, stride=(1, 1), padding=(1, 1)):
         self.stride, self.padding = stride, padding
@@ -114,15 +119,14 @@ class FusedConvBiasReLU(ops.Function):
 
 
 class PadMaxPool(ops.Function):
-    """Another stand-in: zero-pad bottom/right by one, then max-pool."""
+    """A user's op that names itself through ``label``: zero-pad bottom/right by one, then max-pool."""
 
-    def __init__(self):
-        self.widths = ((0, 0), (0, 0), (0, 1), (0, 1))
-        self.kernel_size, self.stride = (3, 3), (2, 2)
+    label = "Zero padding + Max pooling"
 
     def forward(self, x):
-        padded = ops.Pad(self.widths).forward(x)
-        return ops.MaxPool2d(self.kernel_size, self.stride).forward(padded)
+        pool = ops.MaxPool2d((3, 3), (2, 2), padding=((0, 1), (0, 1)))
+        pool.needs_input_grad = (False,)
+        return pool.forward(x)
 
 
 class FusedModel:
@@ -146,14 +150,14 @@ def test_summary_and_to_dot_are_generic_over_fused_ops():
     fused = rows[0]
     assert fused["macs"] == 28 * 28 * 4 * 9
     assert fused["param_names"] == ["conv.weight", "conv.bias"]
-    assert fused["param_shape"] == ((4, 1, 3, 3), (4, 28, 28)) and fused["params"] == 36 + 4 * 28 * 28
+    assert fused["param_shapes"] == [(4, 1, 3, 3), (4, 28, 28)] and fused["params"] == 36 + 4 * 28 * 28
     text = format_summary(rows)
-    assert ("3x3/1 1 pad FusedConvBiasReLU: input 28 x 28 x 1, output 28 x 28 x 4, "
+    assert ("  1. FusedConvBiasReLU: input 28 x 28 x 1, output 28 x 28 x 4, "
             "parameter 3 x 3 x 1 x 4 and 28 x 28 x 4, MACs = 28224") in text
-    assert "3x3/2 PadMaxPool (bottom 1, right 1): input 28 x 28 x 4, output 14 x 14 x 4" in text
+    assert "  2. Zero padding + Max pooling: input 28 x 28 x 4, output 14 x 14 x 4" in text
     assert f"Total: parameters = {36 + 4 * 28 * 28 + 784 * 10:,}, MACs = {28224 + 7840:,}" in text
     dot = to_dot(model(np.zeros((1, 1, 28, 28))), model)
-    assert "FusedConvBiasReLU" in dot and "PadMaxPool" in dot and 'label="conv.bias (4,28,28)"' in dot
+    assert "FusedConvBiasReLU" in dot and "Zero padding + Max pooling" in dot and 'label="conv.bias (4,28,28)"' in dot
 
 
 # ---------------------------------------------------------------------------
@@ -166,7 +170,8 @@ def _seed_cnn_loss():
     seen_ops = set()
 
     def hook(op, inputs, output, seconds):
-        seen_ops.add(op.name)
+        if output.requires_grad:  # recorded in the graph (the /255 of constant pixels is not)
+            seen_ops.add(op.describe())
 
     tensor_module.forward_hooks.append(hook)
     try:
@@ -182,8 +187,10 @@ def test_to_dot_names_every_op_and_parameter():
     dot = to_dot(loss, model)
     assert dot.lstrip().startswith("digraph")
     assert dot.count("{") == dot.count("}") and dot.rstrip().endswith("}")
-    op_labels = set(re.findall(r'shape=ellipse, label="(\w+)\\n', dot))
-    assert op_labels == seen_ops  # generic: whatever ops the forward pass ran, fused or not
+    op_labels = set(re.findall(r'shape=ellipse, label="([^"\\]+)\\n', dot))
+    assert op_labels == seen_ops  # generic: whatever ops the forward pass ran, as each describes itself
+    assert "3x3/1 1 pad Convolution + Addition + ReLU" in op_labels  # fused relus are visible
+    assert "Zero padding (bottom 1, right 1) + 3x3/2 Max pooling + ReLU" in op_labels
     for name, parameter in named_parameters(model).items():
         shape = "(" + ",".join(map(str, parameter.shape)) + ("," if parameter.ndim == 1 else "") + ")"
         assert re.search(rf'fillcolor="\w+", label="{re.escape(name)} {re.escape(shape)}"', dot), name

@@ -99,8 +99,11 @@ class Function:
 
 
 def checked_gradients(op: Function, gradients: Gradients,
-                      input_shapes: Sequence[tuple[int, ...]]) -> Sequence[Optional[np.ndarray]]:
-    """``op.backward``'s result as one entry per input, or a ValueError naming what is off."""
+                      input_shapes: Sequence[Optional[tuple[int, ...]]]) -> Sequence[Optional[np.ndarray]]:
+    """``op.backward``'s result as one entry per input, or a ValueError naming what is off.
+
+    ``input_shapes`` holds None for an input that needs no gradient: whatever is returned
+    for it is ignored, so it is not checked."""
     if isinstance(gradients, np.ndarray) and len(input_shapes) == 1:
         gradients = (gradients,)
     if not isinstance(gradients, (tuple, list)) or len(gradients) != len(input_shapes):
@@ -110,7 +113,7 @@ def checked_gradients(op: Function, gradients: Gradients,
             f"{len(input_shapes)} input(s), got {count}"
         )
     for position, (gradient, shape) in enumerate(zip(gradients, input_shapes)):
-        if gradient is not None and np.shape(gradient) != shape:
+        if gradient is not None and shape is not None and np.shape(gradient) != shape:
             raise ValueError(
                 f"{op.name}.backward returned a gradient of shape {np.shape(gradient)} for input "
                 f"{position}, which has shape {shape}"

@@ -71,7 +71,7 @@ def to_dot(tensor: Tensor, model: Any = None, name: str = "graph") -> str:
     for item in order:
         node_id, shape = ids[id(item)], _shape_text(item.shape)
         if item.node is not None:
-            label = f"{item.node.op.name}\n{shape}"
+            label = f"{item.node.op.describe()}\n{shape}"
             extra = ', penwidth=2' if item is tensor else ""
             lines.append(f"  {node_id} [shape=ellipse, label={_quote(label)}{extra}];")
         elif id(item) in names:

@@ -52,8 +52,9 @@ def _conv(rng: np.random.Generator, in_channels: int, out_channels: int, size: i
     return Conv(weight, np.zeros((out_channels, size, size), dtype=dtype))
 
 
-def images_to_tensor(images: Tensor | np.ndarray, dtype) -> Tensor:
-    """Check that ``images`` is a batch N,1,28,28 of raw 0..255 pixels and scale it to 0..1."""
+def pixels_to_tensor(images: Tensor | np.ndarray, dtype) -> Tensor:
+    """Check that ``images`` is a batch N,1,28,28 of raw 0..255 pixels; return it as a Tensor
+    of ``dtype`` (the model's first op, the division by 255, is in the graph)."""
     array = images.data if isinstance(images, Tensor) else np.asarray(images)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"images must be numeric, got dtype {array.dtype}")
@@ -61,12 +62,21 @@ def images_to_tensor(images: Tensor | np.ndarray, dtype) -> Tensor:
         hint = ""
         if array.ndim == 4 and array.shape[1:] == (28, 28, 1):
             hint = " (that is N,H,W,C: transpose it with images.transpose(0, 3, 1, 2))"
+        elif array.shape in (IMAGE_SHAPE, (28, 28)):
+            hint = " (a single image: add the batch axis with images[None])"
         elif array.ndim == 3 and array.shape[1:] == (28, 28):
             hint = " (add the channel axis with images[:, None])"
-        elif array.shape == IMAGE_SHAPE or array.shape == (28, 28):
-            hint = " (a single image: add the batch axis with images[None])"
         raise ValueError(f"expected images of shape (N, 1, 28, 28), got {array.shape}{hint}")
-    return Tensor(array.astype(dtype) * dtype(1 / 255))
+    if array.dtype.kind == "f" and array.size:
+        if np.any(array != np.round(array)):
+            raise ValueError(
+                "the model takes raw 0..255 pixels (its first op divides by 255), but these images hold "
+                f"values that are not whole numbers (e.g. {array[array != np.round(array)].flat[0]:g}): "
+                "they look already scaled; pass the uint8 images, or multiply by 255"
+            )
+        if array.min() < 0 or array.max() > 255:
+            raise ValueError(f"the model takes raw 0..255 pixels; these range from {array.min():g} to {array.max():g}")
+    return Tensor(array.astype(dtype, copy=False))
 
 
 class SeedCNN:
@@ -91,14 +101,14 @@ class SeedCNN:
         """conv 3x3 (pad 1) + per-position bias → relu [→ pad bottom/right 1 → max pool 3x3/2].
 
         The same as ``(x.conv2d(conv.weight, padding=1) + conv.bias).relu()`` and
-        ``.pad(((0, 0), (0, 0), (0, 1), (0, 1))).max_pool2d(3, stride=2)``, in two fused ops;
-        before a pool the relu moves behind it (relu then max = max then relu), onto the
-        4x smaller pooled output.
+        ``.pad(((0, 0), (0, 0), (0, 1), (0, 1))).max_pool2d(3, stride=2)``, in two ops with
+        their fused options; before a pool the relu moves behind it (relu then max = max then
+        relu), onto the 4x smaller pooled output.
         """
         if not self.fused:
             x = (x.conv2d(conv.weight, padding=1) + conv.bias).relu()
             return x.pad(((0, 0), (0, 0), (0, 1), (0, 1))).max_pool2d(3, stride=2) if pool else x
-        x = x.conv2d_bias(conv.weight, conv.bias, padding=1, relu=not pool)
+        x = x.conv2d(conv.weight, conv.bias, padding=1, relu=not pool)
         if pool:
             x = x.pad_max_pool2d(((0, 1), (0, 1)), 3, stride=2, relu=True)
         return x
@@ -108,15 +118,16 @@ class SeedCNN:
     inference_chunk = 128
 
     def __call__(self, images: Tensor | np.ndarray) -> Tensor:
-        x = images_to_tensor(images, self.dtype)
-        if not is_grad_enabled() and len(x) > self.inference_chunk:
-            chunks = [self.logits(Tensor(x.data[start : start + self.inference_chunk]))
-                      for start in range(0, len(x), self.inference_chunk)]
+        pixels = pixels_to_tensor(images, self.dtype)
+        if not is_grad_enabled() and len(pixels) > self.inference_chunk:
+            chunks = [self.logits(Tensor(pixels.data[start : start + self.inference_chunk]))
+                      for start in range(0, len(pixels), self.inference_chunk)]
             return Tensor(np.concatenate([chunk.data for chunk in chunks]))
-        return self.logits(x)
+        return self.logits(pixels)
 
-    def logits(self, x: Tensor) -> Tensor:
-        """The network on images already scaled to 0..1 (N,1,28,28)."""
+    def logits(self, pixels: Tensor) -> Tensor:
+        """The network on raw 0..255 pixels (N,1,28,28), already checked."""
+        x = pixels / 255.0  # the seed's first layer
         x = self.block(x, self.conv1, pool=True)  # 16 x 14 x 14
         x = self.block(x, self.conv2, pool=True)  # 32 x 7 x 7
         x = self.block(x, self.conv3, pool=False).flatten()  # 3136
@@ -134,5 +145,5 @@ class SeedMLP:
         self.fc3 = _dense(rng, 100, 10, self.dtype)
 
     def __call__(self, images: Tensor | np.ndarray) -> Tensor:
-        x = images_to_tensor(images, self.dtype).flatten()
+        x = (pixels_to_tensor(images, self.dtype) / 255.0).flatten()
         return self.fc3(self.fc2(self.fc1(x).relu()).relu())

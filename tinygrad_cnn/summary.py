@@ -4,7 +4,8 @@
     rows = summary(SeedCNN(), (1, 1, 28, 28))   # prints the table, returns one dict per op
 
 Nothing here knows the model's layers or the op classes: the table is whatever ops the
-forward pass actually runs, seen through ``tensor.forward_hooks``. Each op reports its own
+forward pass actually runs, seen through ``tensor.forward_hooks``. Each op describes itself
+(``op.describe()``) and reports its own
 multiply-accumulates (``op.macs``); a tensor among an op's inputs is a parameter when it is
 one of ``nn.named_parameters(model)``. So the table stays right when ops are fused or a
 model's forward is written differently.
@@ -29,32 +30,7 @@ from tinygrad_cnn.nn import named_parameters
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.tensor import Tensor, no_grad
 
-__all__ = ["summary", "format_summary", "trace", "describe_op", "to_dot", "write_graph"]
-
-#: Display names in the words of the seed documents. Only used for printing: an op that is
-#: not listed (a new or fused op) is shown under its class name, and MACs always come from
-#: ``op.macs``, never from this table.
-SEED_WORDS = {
-    "Conv2d": "Convolution",
-    "MaxPool2d": "Max pooling",
-    "Add": "Addition",
-    "Sub": "Subtraction",
-    "Mul": "Multiplication",
-    "Div": "Division",
-    "Neg": "Negation",
-    "MatMul": "Matrix multiply",
-    "ReLU": "ReLU",
-    "Pad": "Zero padding",
-    "Reshape": "Reshape",
-    "Sum": "Sum",
-    "Mean": "Mean",
-    "Softmax": "Softmax",
-    "LogSoftmax": "Log-softmax",
-    "CrossEntropy": "Softmax + cross-entropy",
-    "Conv2dBias": "Convolution + Addition",
-    "PaddedMaxPool2d": "Zero padding + Max pooling",
-}
-
+__all__ = ["summary", "format_summary", "trace", "to_dot", "write_graph"]
 
 def trace(model: Any, input_shape: Optional[Sequence[int]] = None, images: Optional[np.ndarray] = None,
           keep_outputs: bool = False) -> list[dict]:
@@ -79,19 +55,15 @@ def trace(model: Any, input_shape: Optional[Sequence[int]] = None, images: Optio
         row = {
             "index": len(rows),
             "op": op.name,
-            "input_shape": input_shapes[0] if input_shapes else None,
+            "label": op.describe(),
             "input_shapes": input_shapes,
             "output_shape": tuple(output.shape),
             "param_names": [name for name, _ in params],
             "param_shapes": param_shapes,
-            # one parameter: its shape; several (a fused op): a tuple of shapes; none: None
-            "param_shape": (param_shapes[0] if len(param_shapes) == 1
-                            else tuple(param_shapes) if param_shapes else None),
             "params": int(sum(tensor.size for _, tensor in params)),
             "macs": int(op.macs(input_shapes, tuple(output.shape))),
             "seconds": seconds,
         }
-        row["label"] = describe_op(op, row)
         if keep_outputs:
             row["output"] = output.data
         rows.append(row)
@@ -112,11 +84,11 @@ def summary(model: Any, input_shape: Sequence[int], print_table: bool = True) ->
 
     Each row is a dict with:
 
-    * ``op``: the op's class name; ``label``: the seed-style description of the op;
-    * ``input_shape`` (the first input's), ``input_shapes`` (all), ``output_shape``;
+    * ``op``: the op's class name; ``label``: the op's own seed-style description
+      (``op.describe()``, e.g. '3x3/1 1 pad Convolution + Addition + ReLU');
+    * ``input_shapes`` (one per input, in order), ``output_shape``;
     * ``param_names`` / ``param_shapes``: the model parameters among the op's inputs (names
-      from ``nn.named_parameters``); ``param_shape``: the shape of that parameter, a tuple of
-      shapes when there are several, None when there are none;
+      from ``nn.named_parameters``), in input order;
     * ``params``: their element count; ``macs``: the op's multiply-accumulates (``op.macs``);
     * ``index``, ``batch`` and ``seconds`` (the forward time of this op on zeros).
 
@@ -162,80 +134,11 @@ def _parameter(shape: Sequence[int]) -> str:
     return " x ".join(str(size) for size in shape) if shape else "scalar"
 
 
-def _pair_text(pair: Any) -> str:
-    """(1, 1) → '1', (1, 2) → '1,2', 3 → '3'."""
-    values = tuple(pair) if isinstance(pair, (tuple, list)) else (pair,)
-    return str(values[0]) if len(set(values)) == 1 else ",".join(str(v) for v in values)
-
-
-def describe_op(op: Function, row: dict) -> str:
-    """The seed-style name of one op with its geometry, e.g. '3x3/1 1 pad Convolution'.
-
-    Read generically from the op's attributes: ``kernel_size`` (or, for an op with a
-    ``stride`` but no ``kernel_size``, the last two axes of its 4-D parameter, as a
-    convolution's filter), ``stride``, ``padding``, ``widths`` (explicit zero padding)
-    and ``axis``.
-    """
-    name = SEED_WORDS.get(op.name, op.name)
-    if getattr(op, "relu", False) is True:  # a fused op that ends in a relu
-        name += " + ReLU"
-    if op.name == "Reshape" and len(row["output_shape"]) == 2:
-        name = "Vectorization"  # the seed's name for flattening C,H,W into one vector
-    try:
-        return f"{_geometry(op, row)} {name}{_details(op)}".strip()
-    except (TypeError, ValueError):  # an op whose attributes mean something else: name only
-        return name
-
-
-def _geometry(op: Function, row: dict) -> str:
-    """'3x3/2' from kernel_size and stride, plus ' 1 pad' from a padding attribute."""
-    missing = object()
-    kernel, stride = getattr(op, "kernel_size", None), getattr(op, "stride", missing)
-    prefix = ""
-    if kernel is None and stride is not missing:
-        filters = [shape for shape in row["param_shapes"] if len(shape) == 4]
-        if not filters and len(row["input_shapes"]) > 1 and len(row["input_shapes"][1]) == 4:
-            filters = [row["input_shapes"][1]]
-        kernel = filters[0][2:] if filters else None
-    if kernel is not None:
-        kernel_h, kernel_w = (kernel, kernel) if isinstance(kernel, (int, np.integer)) else tuple(kernel)
-        prefix = f"{kernel_h}x{kernel_w}"
-        if stride is not missing and stride is not None:
-            prefix += f"/{_pair_text(stride)}"
-    padding = getattr(op, "padding", None)
-    if padding is not None and np.ndim(padding) <= 1 and np.any(np.asarray(padding)):  # (before, after) pairs: see _details
-        prefix += f" {_pair_text(padding)} pad"
-    return prefix
-
-
-def _details(op: Function) -> str:
-    """' (bottom 1, right 1)' from explicit pad widths, ' over axis 1' from an axis."""
-    suffix = ""
-    widths = getattr(op, "widths", None)
-    padding = getattr(op, "padding", None)
-    if widths is None and padding is not None and np.ndim(padding) == 2:  # ((top, bottom), (left, right))
-        widths = ((0, 0), (0, 0)) + tuple(tuple(pair) for pair in padding)
-    if widths is not None:
-        suffix = " " + _describe_widths(widths)
-    axis = getattr(op, "axis", None)
-    if axis is not None and not isinstance(axis, bool):
-        suffix += f" over axis {axis}"
-    return suffix
-
-
-def _describe_widths(widths: Sequence[Sequence[int]]) -> str:
-    """((0,0),(0,0),(0,1),(0,1)) → '(bottom 1, right 1)'; other ranks: the widths per axis."""
-    widths = tuple(tuple(pair) for pair in widths)
-    if len(widths) == 4 and widths[0] == widths[1] == (0, 0):
-        sides = zip(("top", "bottom", "left", "right"), widths[2] + widths[3])
-        return "(" + ", ".join(f"{side} {size}" for side, size in sides if size) + ")"
-    return f"{widths}"
-
-
 def format_line(row: dict) -> str:
     """One row in the seed's words: '<label>: input …, output …[, parameter …][, MACs = …]'."""
     batch = row.get("batch")
-    parts = [f"input {_activation(row['input_shape'], batch)}", f"output {_activation(row['output_shape'], batch)}"]
+    first_input = row["input_shapes"][0] if row["input_shapes"] else None
+    parts = [f"input {_activation(first_input, batch)}", f"output {_activation(row['output_shape'], batch)}"]
     if row["param_shapes"]:
         parts.append("parameter " + " and ".join(_parameter(shape) for shape in row["param_shapes"]))
     if row["macs"]:

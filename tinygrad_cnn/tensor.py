@@ -286,7 +286,9 @@ class Tensor:
                 tensor._accumulate(grad)
                 continue
             start = time.perf_counter() if backward_hooks else 0.0
-            input_grads = checked_gradients(node.op, node.op.backward(grad), [parent.shape for parent in node.inputs])
+            input_grads = checked_gradients(
+                node.op, node.op.backward(grad), [parent.shape if parent.requires_grad else None for parent in node.inputs]
+            )
             if backward_hooks:
                 seconds = time.perf_counter() - start
                 for hook in backward_hooks:
@@ -443,53 +445,48 @@ class Tensor:
         _check_axes("log_softmax", axis, self.ndim)
         return ops.LogSoftmax.apply(self, axis=axis)
 
-    def conv2d(self, weight: "Tensor", stride: int | tuple[int, int] = 1,
-               padding: int | tuple[int, int] = 0) -> "Tensor":
-        """2-D cross-correlation: self (N,C,H,W), weight (O,C,kh,kw) → (N,O,Ho,Wo)."""
-        weight = self._operand(weight)
-        stride, padding = _pair("stride", stride, 1), _pair("padding", padding, 0)
-        _check_conv2d(self.shape, weight.shape, stride, padding)
-        return ops.Conv2d.apply(self, weight, stride=stride, padding=padding)
+    def conv2d(self, weight: "Tensor", bias: Optional[ArrayLike] = None, stride: int | tuple[int, int] = 1,
+               padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, groups: int = 1,
+               relu: bool = False) -> "Tensor":
+        """2-D cross-correlation as PyTorch's: self (N,C,H,W), weight (O,C/groups,kh,kw) → (N,O,Ho,Wo).
 
-    def conv2d_bias(self, weight: "Tensor", bias: "Tensor", stride: int | tuple[int, int] = 1,
-                    padding: int | tuple[int, int] = 0, relu: bool = False) -> "Tensor":
-        """``self.conv2d(weight, stride, padding) + bias`` (then ``.relu()`` if ``relu``) as one
-        fused op; ``bias`` broadcasts against (O,Ho,Wo), e.g. the seed's per-position bias."""
-        weight, bias = self._operand(weight), self._operand(bias)
-        stride, padding = _pair("stride", stride, 1), _pair("padding", padding, 0)
-        _check_conv2d(self.shape, weight.shape, stride, padding)
-        out_shape = (weight.shape[0],) + tuple(
-            (size + 2 * pad - kernel) // step + 1
-            for size, pad, kernel, step in zip(self.shape[2:], padding, weight.shape[2:], stride)
-        )
-        try:
-            fits = np.broadcast_shapes(bias.shape, out_shape) == out_shape
-        except ValueError:
-            fits = False
-        if not fits:
-            raise ValueError(f"conv2d_bias: bias of shape {bias.shape} does not broadcast to the output's (O,Ho,Wo) = {out_shape}")
-        return ops.Conv2dBias.apply(self, weight, bias, stride=stride, padding=padding, relu=relu)
+        ``bias`` is (O,) per channel, as in PyTorch, or (O,Ho,Wo) per position, as the seed's
+        "Addition" layers; ``relu=True`` applies a relu in the same op (the seed's fused form).
+        """
+        weight = self._operand(weight)
+        bias = None if bias is None else self._operand(bias)
+        stride, padding, dilation = _pair("stride", stride, 1), _pair("padding", padding, 0), _pair("dilation", dilation, 1)
+        out_shape = _check_conv2d(self.shape, weight.shape, stride, padding, dilation, groups)
+        if bias is not None and bias.shape not in ((out_shape[0],), out_shape):
+            raise ValueError(
+                f"conv2d: bias of shape {bias.shape} fits neither one value per output channel "
+                f"({out_shape[0]},) nor one per output position (O,Ho,Wo) = {out_shape}"
+            )
+        inputs = (self, weight) if bias is None else (self, weight, bias)
+        return ops.Conv2d.apply(*inputs, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                                relu=bool(relu))
+
+    def max_pool2d(self, kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]] = None) -> "Tensor":
+        """Max over kh×kw windows of (N,C,H,W), moved by ``stride`` (default: the kernel size)."""
+        return self.pad_max_pool2d(((0, 0), (0, 0)), kernel_size, stride)
 
     def pad_max_pool2d(self, padding: Sequence[Sequence[int]], kernel_size: int | tuple[int, int],
                        stride: Optional[int | tuple[int, int]] = None, relu: bool = False) -> "Tensor":
         """``self.pad(((0, 0), (0, 0), top_bottom, left_right)).max_pool2d(kernel_size, stride)``
-        (then ``.relu()`` if ``relu``) as one fused op; ``padding`` = ((top, bottom), (left, right))."""
+        (then ``.relu()`` if ``relu``) as one op, the seed's form: ``padding`` = ((top, bottom),
+        (left, right)) of zeros (PyTorch's max_pool2d pads with −∞ instead)."""
         if self.ndim != 4:
-            raise ValueError(f"pad_max_pool2d input must be 4-D (N,C,H,W), got shape {self.shape}")
+            raise ValueError(f"max_pool2d input must be 4-D (N,C,H,W), got shape {self.shape}")
         widths = _normalize_pad_width(((0, 0), (0, 0)) + tuple(tuple(pair) for pair in padding), self.shape)
-        kernel = _pair("kernel_size", kernel_size, 1)
-        stride = kernel if stride is None else _pair("stride", stride, 1)
-        padded_shape = tuple(size + before + after for size, (before, after) in zip(self.shape, widths))
-        _check_pool2d(padded_shape, kernel, stride)
-        return ops.PaddedMaxPool2d.apply(self, kernel_size=kernel, stride=stride, padding=widths[2:], relu=relu)
+        kernel, stride = _pool_geometry(kernel_size, stride)
+        _check_pool2d("max_pool2d", tuple(size + sum(pair) for size, pair in zip(self.shape, widths)), kernel)
+        return ops.MaxPool2d.apply(self, kernel_size=kernel, stride=stride, padding=widths[2:], relu=bool(relu))
 
-    def max_pool2d(self, kernel_size: int | tuple[int, int],
-                   stride: Optional[int | tuple[int, int]] = None) -> "Tensor":
-        """Max over kh×kw windows of (N,C,H,W), moved by ``stride`` (default: the kernel size)."""
-        kernel = _pair("kernel_size", kernel_size, 1)
-        stride = kernel if stride is None else _pair("stride", stride, 1)
-        _check_pool2d(self.shape, kernel, stride)
-        return ops.MaxPool2d.apply(self, kernel_size=kernel, stride=stride)
+    def avg_pool2d(self, kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]] = None) -> "Tensor":
+        """Mean over kh×kw windows of (N,C,H,W), moved by ``stride`` (default: the kernel size)."""
+        kernel, stride = _pool_geometry(kernel_size, stride)
+        _check_pool2d("avg_pool2d", self.shape, kernel)
+        return ops.AvgPool2d.apply(self, kernel_size=kernel, stride=stride)
 
     def cross_entropy(self, labels: ArrayLike) -> "Tensor":
         """Mean softmax cross-entropy of logits (N,K) against integer class labels (N,)."""
@@ -581,32 +578,45 @@ def _normalize_pad_width(pad_width: int | Sequence, shape: tuple[int, ...]) -> t
     return tuple((int(before), int(after)) for before, after in widths)
 
 
-def _check_conv2d(x_shape: tuple[int, ...], weight_shape: tuple[int, ...],
-                  stride: tuple[int, int], padding: tuple[int, int]) -> None:
+def _check_conv2d(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], stride: tuple[int, int],
+                  padding: tuple[int, int], dilation: tuple[int, int], groups: int) -> tuple[int, int, int]:
+    """Check a conv2d's shapes and options; return the output's (O, Ho, Wo)."""
     if len(x_shape) != 4:
         raise ValueError(f"conv2d input must be 4-D (N,C,H,W), got shape {x_shape}")
     if len(weight_shape) != 4:
-        raise ValueError(f"conv2d weight must be 4-D (O,C,kh,kw), got shape {weight_shape}")
-    if x_shape[1] != weight_shape[1]:
+        raise ValueError(f"conv2d weight must be 4-D (O,C/groups,kh,kw), got shape {weight_shape}")
+    if not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"conv2d groups must be a positive int, got {groups!r}")
+    if x_shape[1] % groups or weight_shape[0] % groups:
         raise ValueError(
-            f"conv2d channel mismatch: input {x_shape} has {x_shape[1]} channels, "
-            f"weight {weight_shape} expects {weight_shape[1]}"
+            f"conv2d groups={groups} must divide the input channels ({x_shape[1]}) and the output "
+            f"channels ({weight_shape[0]})"
+        )
+    if x_shape[1] != weight_shape[1] * groups:
+        raise ValueError(
+            f"conv2d channel mismatch: input {x_shape} has {x_shape[1]} channels, weight {weight_shape} "
+            f"with groups={groups} expects {weight_shape[1] * groups}"
         )
     padded = (x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1])
-    if weight_shape[2] > padded[0] or weight_shape[3] > padded[1] or min(weight_shape[2:]) < 1:
+    reach = tuple(d * (k - 1) + 1 for d, k in zip(dilation, weight_shape[2:]))
+    if min(weight_shape[2:]) < 1 or reach[0] > padded[0] or reach[1] > padded[1]:
         raise ValueError(
-            f"conv2d kernel {weight_shape[2]}x{weight_shape[3]} does not fit the padded input "
-            f"{padded[0]}x{padded[1]} (input {x_shape}, padding {padding})"
+            f"conv2d kernel {weight_shape[2]}x{weight_shape[3]} (dilation {dilation}) does not fit the "
+            f"padded input {padded[0]}x{padded[1]} (input {x_shape}, padding {padding})"
         )
+    return (weight_shape[0],) + tuple((size - span) // step + 1 for size, span, step in zip(padded, reach, stride))
 
 
-def _check_pool2d(x_shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int]) -> None:
+def _pool_geometry(kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int]]:
+    kernel = _pair("kernel_size", kernel_size, 1)
+    return kernel, kernel if stride is None else _pair("stride", stride, 1)
+
+
+def _check_pool2d(name: str, x_shape: tuple[int, ...], kernel: tuple[int, int]) -> None:
     if len(x_shape) != 4:
-        raise ValueError(f"max_pool2d input must be 4-D (N,C,H,W), got shape {x_shape}")
+        raise ValueError(f"{name} input must be 4-D (N,C,H,W), got shape {x_shape}")
     if kernel[0] > x_shape[2] or kernel[1] > x_shape[3]:
-        raise ValueError(
-            f"max_pool2d kernel {kernel[0]}x{kernel[1]} is larger than the input {x_shape[2]}x{x_shape[3]}"
-        )
+        raise ValueError(f"{name} kernel {kernel[0]}x{kernel[1]} is larger than the input {x_shape[2]}x{x_shape[3]}")
 
 
 def _check_labels(logits_shape: tuple[int, ...], labels: ArrayLike) -> np.ndarray:

@@ -14,6 +14,8 @@ __all__ = ["Add", "Sub", "Mul", "Div", "Neg", "ReLU"]
 class Add(Function):
     """y = a + b.   VJP: da = G, db = G (each summed back over broadcast axes)."""
 
+    label = "Addition"
+
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.a_shape, self.b_shape = a.shape, b.shape
         return a + b
@@ -24,6 +26,8 @@ class Add(Function):
 
 class Sub(Function):
     """y = a - b.   VJP: da = G, db = -G (summed back over broadcast axes)."""
+
+    label = "Subtraction"
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.a_shape, self.b_shape = a.shape, b.shape
@@ -36,6 +40,8 @@ class Sub(Function):
 
 class Mul(Function):
     """y = a * b.   VJP: da = G * b, db = G * a (summed back over broadcast axes)."""
+
+    label = "Multiplication"
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.a, self.b = a, b
@@ -54,6 +60,10 @@ class Div(Function):
         self.a, self.b = a, b
         return a / b
 
+    def describe(self) -> str:
+        """'Division by 255.0' when the divisor is one number (the seed's first layer)."""
+        return f"Division by {self.b.item()!r}" if self.b.size == 1 else "Division"
+
     def backward(self, grad_out: np.ndarray) -> Gradients:
         grad_a = unbroadcast(grad_out / self.b, self.a.shape) if self.needs_input_grad[0] else None
         grad_b = None
@@ -65,6 +75,8 @@ class Div(Function):
 class Neg(Function):
     """y = -x.   VJP: dx = -G."""
 
+    label = "Negation"
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         return -x
 
@@ -74,6 +86,8 @@ class Neg(Function):
 
 class ReLU(Function):
     """y = max(x, 0).   VJP: dx = G · [x > 0]  (0 at the kink x = 0, as in PyTorch)."""
+
+    label = "ReLU"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         output = np.maximum(x, 0)

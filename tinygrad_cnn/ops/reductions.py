@@ -21,6 +21,8 @@ def _normalize_axes(axis: Optional[int | Sequence[int]], ndim: int) -> tuple[int
 class Sum(Function):
     """y = Σ x over ``axis``.   VJP: dx = G broadcast back over the summed axes."""
 
+    label = "Sum"
+
     def __init__(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False):
         self.axis, self.keepdims = axis, keepdims
 
@@ -37,6 +39,8 @@ class Sum(Function):
 
 class Mean(Function):
     """y = (1/n) Σ x over ``axis`` (n elements per output).   VJP: dx = G / n, broadcast back."""
+
+    label = "Mean"
 
     def __init__(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False):
         self.axis, self.keepdims = axis, keepdims

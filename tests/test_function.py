@@ -1,0 +1,87 @@
+"""The public extension point: a user's op as a Function subclass, used through apply()."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+from test_ops import random_array, seeds, small_shapes
+from tinygrad_cnn import Function, Tensor, gradcheck
+
+
+class Swish(Function):
+    """y = x · s with s = sigmoid(x).   VJP: dx = G · (s + x · s · (1 − s))."""
+
+    def forward(self, x):
+        self.x, self.s = x, 1 / (1 + np.exp(-x))
+        return x * self.s
+
+    def backward(self, grad_out):
+        return grad_out * (self.s + self.x * self.s * (1 - self.s))  # a bare array: one input
+
+
+class ScaledAdd(Function):
+    """y = a + scale · b (``scale`` an option).   VJP: da = G, db = scale · G."""
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = scale
+
+    def forward(self, a, b):
+        return a + self.scale * b
+
+    def backward(self, grad_out):
+        return grad_out, self.scale * grad_out
+
+
+@given(shape=small_shapes, seed=seeds)
+def test_a_user_op_passes_gradcheck(shape, seed):
+    assert gradcheck(lambda t: Swish.apply(t), [random_array(seed, shape)])
+    assert gradcheck(lambda a, b: ScaledAdd.apply(a, b, scale=-2.5), [random_array(seed, shape)] * 2)
+
+
+def test_apply_wraps_numbers_and_arrays_as_constants_of_the_tensor_dtype():
+    a = Tensor(np.ones(3), requires_grad=True)  # float64
+    y = ScaledAdd.apply(a, 2, scale=3.0)
+    assert y.dtype == np.float64 and y.requires_grad
+    np.testing.assert_array_equal(y.data, [7.0, 7.0, 7.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(a.grad, np.ones(3))
+    z = ScaledAdd.apply(np.zeros(2, dtype=np.float32), np.ones(2, dtype=np.float32))
+    assert not z.requires_grad and z.dtype == np.float32
+
+
+class WrongCount(Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, grad_out):
+        return (grad_out,)
+
+
+class WrongShape(Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, grad_out):
+        return grad_out, grad_out  # b was broadcast: its gradient must be summed back
+
+
+def test_backward_returning_the_wrong_count_names_the_op():
+    a, b = Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(ValueError, match=r"WrongCount.backward must return one gradient \(or None\) per input: 2 input\(s\), got 1"):
+        WrongCount.apply(a, b).sum().backward()
+
+
+def test_backward_returning_the_wrong_shape_names_the_op_input_and_shapes():
+    a, b = Tensor(np.ones((2, 3)), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(ValueError, match=r"WrongShape.backward returned a gradient of shape \(2, 3\) for input 1, which has shape \(3,\)"):
+        WrongShape.apply(a, b).sum().backward()
+
+
+def test_matmul_gradient_of_a_fortran_ordered_matrix_times_a_batch():
+    """Regression: dA's layout shortcut for a transposed-view A assumed a 2-D B."""
+    rng = np.random.default_rng(0)
+    a, b = np.asfortranarray(rng.standard_normal((3, 4))), rng.standard_normal((2, 4, 5))
+    left, right = Tensor(a, requires_grad=True), Tensor(b, requires_grad=True)
+    (left @ right).sum().backward()
+    np.testing.assert_allclose(left.grad, (np.ones((2, 3, 5)) @ b.transpose(0, 2, 1)).sum(axis=0))
+    assert gradcheck(lambda x, y: x @ y, [a, b])
