@@ -600,15 +600,17 @@ class Tensor:
         Allowed under no_grad() (the optimizer step ``p -= lr * p.grad``) and on tensors
         outside the graph. A tensor in the graph cannot change in place outside no_grad():
         the update would not be recorded. Each update adds 1 to ``version``, so backward()
-        raises if the graph had saved the old values (as PyTorch does).
+        raises if the graph had saved the old values (as PyTorch does). Unlike PyTorch, two
+        tensors sharing one array (``detach()``, ``Tensor(t)``) do not share a version.
         """
         other = self._operand(other)
         if _recording and (self.requires_grad or other.requires_grad):
             raise RuntimeError(_in_place_refusal(symbol, self, other))
         _check_broadcast(symbol, self, other)
-        if np.broadcast_shapes(self.shape, other.shape) != self.shape:
-            raise ValueError(f"in-place {symbol}: the result would have shape "
-                             f"{np.broadcast_shapes(self.shape, other.shape)}, but the tensor has shape {self.shape}")
+        result_shape = np.broadcast_shapes(self.shape, other.shape)
+        if result_shape != self.shape:
+            raise ValueError(f"in-place {symbol}: the result would have shape {result_shape}, "
+                             f"but the tensor has shape {self.shape}")
         try:
             operation(self.data, other.data, out=self.data, casting="same_kind")
         except TypeError as error:
