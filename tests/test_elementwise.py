@@ -118,7 +118,8 @@ def test_integer_powers():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sigmoid_is_exact_and_warning_free_at_plus_minus_1000(dtype):
     x = Tensor(np.array([-1000.0, -100.0, 0.0, 100.0, 1000.0], dtype=dtype), requires_grad=True)
-    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow to 0 is fine
+    # warnings as errors, and numpy's overflow / invalid / divide too (underflow to 0 is fine)
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
         warnings.simplefilter("error")
         output = x.sigmoid()
         output.sum().backward()
@@ -358,7 +359,7 @@ def test_in_place_keeps_the_dtype_or_says_why_it_cannot():
         x += 0.5
     with pytest.raises(TypeError, match=r"in-place /= keeps the tensor's dtype int64"):
         x /= 2
-    with pytest.raises(ValueError, match=r"in-place \+=: the result would have shape \(2, 3\), but the tensor has shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"in-place \+=: the result would have shape \(2, 3\), but the tensor has shape"):
         x += np.ones((2, 3), dtype=np.int64)
     np.testing.assert_array_equal(x.data, [1, 2, 3])
     assert x.version == 0

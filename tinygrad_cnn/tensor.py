@@ -167,7 +167,8 @@ def pytorch_spellings(method: Callable) -> Callable:
         for torch_name, name in spellings:
             if torch_name in kwargs:
                 if name in kwargs or parameters.index(name) < len(args):
-                    raise TypeError(f"{method.__name__}() got both {name}= and {torch_name}= (its PyTorch spelling); pass one")
+                    raise TypeError(f"{method.__name__}() got both {name}= and {torch_name}= "
+                                    "(its PyTorch spelling); pass one")
                 kwargs[name] = kwargs.pop(torch_name)
         return method(self, *args, **kwargs)
 
@@ -597,11 +598,12 @@ class Tensor:
     def _update_in_place(self, symbol: str, operation: np.ufunc, other: ArrayLike) -> "Tensor":
         """``self.data ∘= other`` in the same array; same object, dtype, leaf status, requires_grad.
 
-        Allowed under no_grad() (the optimizer step ``p -= lr * p.grad``) and on tensors
-        outside the graph. A tensor in the graph cannot change in place outside no_grad():
-        the update would not be recorded. Each update adds 1 to ``version``, so backward()
-        raises if the graph had saved the old values (as PyTorch does). Unlike PyTorch, two
-        tensors sharing one array (``detach()``, ``Tensor(t)``) do not share a version.
+        Allowed under no_grad() (the optimizer step ``p -= lr * p.grad``), and anywhere on a
+        constant (``counts += 1``), as in PyTorch. Outside no_grad() a tensor that requires
+        grad (or an update by one that does) is refused: the update would not be recorded.
+        Each update adds 1 to ``version``, so backward() raises if the graph had saved the old
+        values (as PyTorch does). Unlike PyTorch, two tensors sharing one array (``detach()``,
+        ``Tensor(t)``) do not share a version.
         """
         other = self._operand(other)
         if _recording and (self.requires_grad or other.requires_grad):
