@@ -8,6 +8,8 @@ VJP (see ``ops/``) and adding the results into ``grad`` of the leaf tensors.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
 import time
 from typing import Callable, Optional, Sequence, Union
@@ -73,17 +75,32 @@ class GraphFreedError(RuntimeError):
 
 
 class Node:
-    """One recorded op application: the op object (holding its saved arrays) and its inputs."""
+    """One recorded op application: the op object (holding its saved arrays), its inputs, and
+    the inputs' versions then (each in-place update of a tensor adds 1 to its ``version``)."""
 
-    __slots__ = ("op", "inputs", "released")
+    __slots__ = ("op", "inputs", "versions", "released")
 
     def __init__(self, op: Function, inputs: tuple["Tensor", ...]):
         self.op, self.inputs, self.released = op, inputs, False
+        self.versions = tuple(tensor.version for tensor in inputs)
+
+    def check_unmodified(self, output: "Tensor") -> None:
+        """Raise if the output or an input was changed in place after the op ran: the VJP
+        would silently use the new values (PyTorch raises here too)."""
+        changed = [position for position, (tensor, version) in enumerate(zip(self.inputs, self.versions))
+                   if tensor.version != version]
+        if changed or output.version:
+            what = f"input {changed[0]} (shape {self.inputs[changed[0]].shape})" if changed else "the output"
+            raise RuntimeError(
+                f"{what} of {self.op.name} was modified by an in-place operation after {self.op.name} "
+                "used it, and its VJP needs the old values. Update tensors in place only after "
+                "backward(), or write x = x + y to make a new tensor."
+            )
 
     def release(self) -> None:
         """Free the saved arrays and the links to the inputs once the VJP has run."""
         self.op.release()
-        self.op, self.inputs, self.released = None, (), True
+        self.op, self.inputs, self.versions, self.released = None, (), (), True
 
 
 _FLOAT_TYPES = (np.float32, np.float64)
@@ -138,6 +155,26 @@ def constant_like(value: object, reference: Optional["Tensor"]) -> "Tensor":
     return Tensor(value)
 
 
+def pytorch_spellings(method: Callable) -> Callable:
+    """Let ``method`` also accept PyTorch's ``dim=`` for ``axis=`` and ``keepdim=`` for
+    ``keepdims=``; giving both spellings of one argument is a TypeError."""
+    parameters = list(inspect.signature(method).parameters)[1:]  # after self
+    spellings = [(torch_name, name) for torch_name, name in (("dim", "axis"), ("keepdim", "keepdims"))
+                 if name in parameters]
+
+    @functools.wraps(method)
+    def with_pytorch_spellings(self, *args, **kwargs):
+        for torch_name, name in spellings:
+            if torch_name in kwargs:
+                if name in kwargs or parameters.index(name) < len(args):
+                    raise TypeError(f"{method.__name__}() got both {name}= and {torch_name}= "
+                                    "(its PyTorch spelling); pass one")
+                kwargs[name] = kwargs.pop(torch_name)
+        return method(self, *args, **kwargs)
+
+    return with_pytorch_spellings
+
+
 class Tensor:
     """An n-dimensional array with reverse-mode automatic differentiation.
 
@@ -146,7 +183,7 @@ class Tensor:
     converts. Only float32 and float64 tensors can require grad.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "node", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "node", "version", "__weakref__")
     __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray + Tensor → Tensor
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype=None):
@@ -159,6 +196,7 @@ class Tensor:
             )
         self.requires_grad: bool = bool(requires_grad)
         self.node: Optional[Node] = None
+        self.version: int = 0  # how many in-place updates changed data (see Node.check_unmodified)
 
     @classmethod
     def _from_op(cls, op: Function, inputs: tuple["Tensor", ...]) -> "Tensor":
@@ -169,6 +207,7 @@ class Tensor:
         start = time.perf_counter() if forward_hooks else 0.0
         output.data = op.forward(*(tensor.data for tensor in inputs))
         output.grad = None
+        output.version = 0
         output.requires_grad = any(needs)
         output.node = Node(op, inputs) if output.requires_grad else None
         if forward_hooks:
@@ -285,6 +324,7 @@ class Tensor:
             if node is None:
                 tensor._accumulate(grad)
                 continue
+            node.check_unmodified(tensor)
             start = time.perf_counter() if backward_hooks else 0.0
             input_grads = checked_gradients(
                 node.op, node.op.backward(grad), [parent.shape if parent.requires_grad else None for parent in node.inputs]
@@ -404,12 +444,207 @@ class Tensor:
         _check_broadcast("@", Tensor(np.empty(self.shape[:-2])), Tensor(np.empty(other.shape[:-2])))
         return ops.MatMul.apply(self, other)
 
+    # -- element-wise math ----------------------------------------------------------
+
+    def exp(self) -> "Tensor":
+        return ops.Exp.apply(_floating(self))
+
+    def log(self) -> "Tensor":
+        """Natural logarithm (NaN for x < 0 and −inf at 0, as in PyTorch)."""
+        return ops.Log.apply(_floating(self))
+
+    def sqrt(self) -> "Tensor":
+        return ops.Sqrt.apply(_floating(self))
+
+    def tanh(self) -> "Tensor":
+        return ops.Tanh.apply(_floating(self))
+
+    def sigmoid(self) -> "Tensor":
+        """1 / (1 + e⁻ˣ), computed so that no input overflows (exactly 0 and 1 far out)."""
+        return ops.Sigmoid.apply(_floating(self))
+
+    def abs(self) -> "Tensor":
+        """|x|; the gradient at 0 is 0, as in PyTorch."""
+        return ops.Abs.apply(self)
+
+    def __abs__(self) -> "Tensor":
+        return self.abs()
+
+    def leaky_relu(self, negative_slope: float = 0.01) -> "Tensor":
+        """x for x > 0, negative_slope · x otherwise (gradient negative_slope at 0, as PyTorch)."""
+        _check_number("leaky_relu", "negative_slope", negative_slope)
+        return ops.LeakyReLU.apply(_floating(self), negative_slope=negative_slope)
+
+    def elu(self, alpha: float = 1.0) -> "Tensor":
+        """x for x > 0, alpha · (eˣ − 1) otherwise (gradient alpha at 0, as PyTorch)."""
+        _check_number("elu", "alpha", alpha)
+        return ops.ELU.apply(_floating(self), alpha=alpha)
+
+    def __pow__(self, exponent: ArrayLike) -> "Tensor":
+        """self ** exponent, element-wise; the exponent may be a number, an array or a Tensor."""
+        base, exponent = _promoted(self, self._operand(exponent))
+        _check_broadcast("**", base, exponent)
+        if base.dtype.kind != "f" and exponent.dtype.kind != "f" and np.any(exponent.data < 0):
+            raise ValueError("integers to negative integer powers are not allowed (as in PyTorch); "
+                             "make the base a float tensor")
+        return ops.Pow.apply(base, exponent)
+
+    def __rpow__(self, base: ArrayLike) -> "Tensor":
+        return self._operand(base).__pow__(self)
+
+    def pow(self, exponent: ArrayLike) -> "Tensor":
+        return self.__pow__(exponent)
+
+    def clip(self, min: Optional[float] = None, max: Optional[float] = None) -> "Tensor":
+        """Limit every element to [min, max] (a bound of None is absent), as torch.clamp: the
+        gradient passes where min <= x <= max, bounds included; min > max gives max everywhere."""
+        if min is None and max is None:
+            raise ValueError("clip needs at least one of min= and max=")
+        for name, bound in (("min", min), ("max", max)):
+            if bound is not None:
+                _check_number("clip", name, bound)
+        integral_bounds = all(isinstance(bound, (numbers.Integral, type(None))) for bound in (min, max))
+        x = self if integral_bounds else _floating(self)  # an int tensor clipped to 0.5 becomes float32
+        return ops.Clip.apply(x, low=min, high=max)
+
+    def maximum(self, other: ArrayLike) -> "Tensor":
+        """Element-wise larger of self and other (broadcasting); ties give each side half the gradient."""
+        left, right = _promoted(self, self._operand(other))
+        _check_broadcast("maximum", left, right)
+        return ops.Maximum.apply(left, right)
+
+    def minimum(self, other: ArrayLike) -> "Tensor":
+        """Element-wise smaller of self and other (broadcasting); ties give each side half the gradient."""
+        left, right = _promoted(self, self._operand(other))
+        _check_broadcast("minimum", left, right)
+        return ops.Minimum.apply(left, right)
+
+    def where(self, a: ArrayLike, b: ArrayLike) -> "Tensor":
+        """``cond.where(a, b)``, also written ``Tensor.where(cond, a, b)``: a where cond is True,
+        else b (broadcasting; a and b may be numbers). cond must be bool (e.g. ``x > 0``) and
+        gets no gradient. Note the order is tinygrad's: PyTorch's ``x.where(cond, y)`` puts x first.
+        """
+        condition = self if isinstance(self, Tensor) else Tensor(self)
+        if condition.dtype != np.bool_:
+            raise TypeError(f"where: the condition must be a bool tensor (e.g. x > 0), got dtype {condition.dtype}")
+        reference = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
+        a, b = _promoted(constant_like(a, reference), constant_like(b, reference))
+        try:
+            np.broadcast_shapes(condition.shape, a.shape, b.shape)
+        except ValueError:
+            raise ValueError(f"where: shapes {condition.shape} (condition), {a.shape} and {b.shape} "
+                             "cannot be broadcast together") from None
+        return ops.Where.apply(condition, a, b)
+
+    # -- max, min and their indices -------------------------------------------------
+
+    @pytorch_spellings
+    def max(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
+        """Largest element over ``axis`` (all by default); tied maxima share the gradient
+        equally. Returns the values only, as torch.amax; ``argmax`` gives the indices."""
+        _check_reducible("max", axis, self.shape)
+        return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    @pytorch_spellings
+    def min(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
+        """Smallest element over ``axis``; tied minima share the gradient equally (as torch.amin)."""
+        _check_reducible("min", axis, self.shape)
+        return ops.Min.apply(self, axis=axis, keepdims=keepdims)
+
+    @pytorch_spellings
+    def argmax(self, axis: Optional[int] = None, keepdims: bool = False) -> "Tensor":
+        """int64 index of the largest element along ``axis`` (the first on ties); with
+        axis=None, the index into the flattened tensor. Indices have no gradient."""
+        _check_index_axis("argmax", axis, self.shape)
+        return Tensor(np.argmax(self.data, axis=axis, keepdims=keepdims).astype(np.int64))
+
+    @pytorch_spellings
+    def argmin(self, axis: Optional[int] = None, keepdims: bool = False) -> "Tensor":
+        """int64 index of the smallest element along ``axis`` (the first on ties), as argmax."""
+        _check_index_axis("argmin", axis, self.shape)
+        return Tensor(np.argmin(self.data, axis=axis, keepdims=keepdims).astype(np.int64))
+
+    # -- comparisons and in-place updates -----------------------------------------------
+
+    def _compare(self, symbol: str, comparison: np.ufunc, other: ArrayLike) -> "Tensor":
+        """A bool mask, outside the graph (a comparison has no gradient)."""
+        try:
+            other = self._operand(other)
+        except TypeError:  # e.g. tensor == None: let Python decide (identity for ==, an error for <)
+            return NotImplemented
+        _check_broadcast(symbol, self, other)
+        return Tensor(comparison(self.data, other.data))
+
+    def __lt__(self, other: ArrayLike) -> "Tensor":
+        return self._compare("<", np.less, other)
+
+    def __le__(self, other: ArrayLike) -> "Tensor":
+        return self._compare("<=", np.less_equal, other)
+
+    def __gt__(self, other: ArrayLike) -> "Tensor":
+        return self._compare(">", np.greater, other)
+
+    def __ge__(self, other: ArrayLike) -> "Tensor":
+        return self._compare(">=", np.greater_equal, other)
+
+    def __eq__(self, other: ArrayLike) -> "Tensor":  # type: ignore[override]
+        return self._compare("==", np.equal, other)
+
+    def __ne__(self, other: ArrayLike) -> "Tensor":  # type: ignore[override]
+        return self._compare("!=", np.not_equal, other)
+
+    # defining __eq__ removes the inherited hash: keep hashing by identity, so tensors can
+    # still be dict keys and set members (as in PyTorch)
+    __hash__ = object.__hash__
+
+    def _update_in_place(self, symbol: str, operation: np.ufunc, other: ArrayLike) -> "Tensor":
+        """``self.data ∘= other`` in the same array; same object, dtype, leaf status, requires_grad.
+
+        Allowed under no_grad() (the optimizer step ``p -= lr * p.grad``), and anywhere on a
+        constant (``counts += 1``), as in PyTorch. Outside no_grad() a tensor that requires
+        grad (or an update by one that does) is refused: the update would not be recorded.
+        Each update adds 1 to ``version``, so backward() raises if the graph had saved the old
+        values (as PyTorch does). Unlike PyTorch, two tensors sharing one array (``detach()``,
+        ``Tensor(t)``) do not share a version.
+        """
+        other = self._operand(other)
+        if _recording and (self.requires_grad or other.requires_grad):
+            raise RuntimeError(_in_place_refusal(symbol, self, other))
+        _check_broadcast(symbol, self, other)
+        result_shape = np.broadcast_shapes(self.shape, other.shape)
+        if result_shape != self.shape:
+            raise ValueError(f"in-place {symbol}: the result would have shape {result_shape}, "
+                             f"but the tensor has shape {self.shape}")
+        try:
+            operation(self.data, other.data, out=self.data, casting="same_kind")
+        except TypeError as error:
+            raise TypeError(
+                f"in-place {symbol} keeps the tensor's dtype {self.dtype}, which cannot hold the result of "
+                f"combining it with {other.dtype} (as in PyTorch); write x = x {symbol[:-1]} y for a new tensor"
+            ) from error
+        self.version += 1
+        return self
+
+    def __iadd__(self, other: ArrayLike) -> "Tensor":
+        return self._update_in_place("+=", np.add, other)
+
+    def __isub__(self, other: ArrayLike) -> "Tensor":
+        return self._update_in_place("-=", np.subtract, other)
+
+    def __imul__(self, other: ArrayLike) -> "Tensor":
+        return self._update_in_place("*=", np.multiply, other)
+
+    def __itruediv__(self, other: ArrayLike) -> "Tensor":
+        return self._update_in_place("/=", np.true_divide, other)
+
     # -- reductions and shape -------------------------------------------------------
 
+    @pytorch_spellings
     def sum(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
         _check_axes("sum", axis, self.ndim)
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
+    @pytorch_spellings
     def mean(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
         _check_axes("mean", axis, self.ndim)
         return ops.Mean.apply(self, axis=axis, keepdims=keepdims)
@@ -437,10 +672,12 @@ class Tensor:
     def relu(self) -> "Tensor":
         return ops.ReLU.apply(self)
 
+    @pytorch_spellings
     def softmax(self, axis: int = -1) -> "Tensor":
         _check_axes("softmax", axis, self.ndim)
         return ops.Softmax.apply(self, axis=axis)
 
+    @pytorch_spellings
     def log_softmax(self, axis: int = -1) -> "Tensor":
         _check_axes("log_softmax", axis, self.ndim)
         return ops.LogSoftmax.apply(self, axis=axis)
@@ -527,6 +764,51 @@ def _promoted(a: Tensor, b: Tensor, true_division: bool = False) -> tuple[Tensor
     if true_division and not a_float:
         return Tensor(a.data.astype(np.float32)), Tensor(b.data.astype(np.float32))
     return a, b
+
+
+def _floating(tensor: Tensor) -> Tensor:
+    """The tensor itself if it is float, else its values as float32 (PyTorch gives float32
+    for exp, log, ... of an integer tensor)."""
+    return tensor if tensor.dtype.kind == "f" else Tensor(tensor.data.astype(np.float32))
+
+
+def _check_number(name: str, argument: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: {argument} must be a number, got {value!r}")
+
+
+def _check_reducible(name: str, axis: Optional[int | Sequence[int]], shape: tuple[int, ...]) -> None:
+    """max/min need at least one element in every group they reduce."""
+    _check_axes(name, axis, len(shape))
+    if axis is None or not shape:  # all axes (a 0-d tensor has one element)
+        empty = [position for position, size in enumerate(shape) if size == 0]
+    else:
+        axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+        empty = [int(a) % len(shape) for a in axes if shape[a] == 0]
+    if empty:
+        raise ValueError(f"{name}: cannot reduce a tensor of shape {shape} over axis {empty[0]}, "
+                         f"which has size 0: there is no {name} of no elements")
+
+
+def _check_index_axis(name: str, axis: Optional[int], shape: tuple[int, ...]) -> None:
+    if axis is not None and not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name}: axis must be an int or None, got {axis!r}")
+    _check_reducible(name, axis, shape)
+
+
+def _in_place_refusal(symbol: str, target: Tensor, other: Tensor) -> str:
+    """Why an in-place update outside no_grad() is refused (the RuntimeError's message)."""
+    if target.requires_grad and target.is_leaf:
+        problem = (f"a leaf tensor that requires grad is being used in an in-place operation ({symbol}) "
+                   "outside no_grad(): the update would not be recorded in the graph")
+    elif target.requires_grad:
+        problem = (f"in-place {symbol} on a tensor computed by {target.node.op.name}, which requires grad: "
+                   "in-place updates are not recorded in the graph")
+    else:
+        problem = (f"in-place {symbol} with a right-hand side that requires grad: the tensor would have "
+                   "to join the graph, and in-place updates are not recorded in it")
+    return (f"{problem}. Update parameters inside `with no_grad():` (as optimizers do: "
+            f"p -= lr * p.grad), or write x = x {symbol[:-1]} y to make a new tensor.")
 
 
 def _check_broadcast(symbol: str, a: Tensor, b: Tensor) -> None:

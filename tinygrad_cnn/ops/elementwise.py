@@ -8,7 +8,11 @@ import numpy as np
 
 from tinygrad_cnn.function import Function, Gradients, unbroadcast
 
-__all__ = ["Add", "Sub", "Mul", "Div", "Neg", "ReLU"]
+__all__ = [
+    "Add", "Sub", "Mul", "Div", "Neg", "ReLU",
+    "Exp", "Log", "Sqrt", "Pow", "Tanh", "Sigmoid", "Abs", "Clip", "Maximum", "Minimum", "Where",
+    "LeakyReLU", "ELU",
+]
 
 
 class Add(Function):
@@ -96,3 +100,216 @@ class ReLU(Function):
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
         return (grad_out * (self.output > 0),)
+
+
+class Exp(Function):
+    """y = eˣ.   VJP: dx = G ⊙ y  (eˣ is its own derivative; the saved output is enough)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.output = np.exp(x)
+        return self.output
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (grad_out * self.output,)
+
+
+class Log(Function):
+    """y = ln x.   VJP: dx = G / x.   (x < 0 gives NaN and x = 0 gives −inf, as in PyTorch.)"""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.log(x)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (grad_out / self.x,)
+
+
+class Sqrt(Function):
+    """y = √x.   VJP: dx = G / (2y).   (At x = 0 the gradient is inf, as in PyTorch.)"""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.output = np.sqrt(x)
+        return self.output
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (grad_out / (2 * self.output),)
+
+
+class Pow(Function):
+    """y = aᵇ (numpy broadcasting; ``x ** p`` and ``p ** x`` pass the number as a constant).
+
+    VJP: da = G ⊙ b ⊙ aᵇ⁻¹,  db = G ⊙ y ⊙ ln a  (summed back over broadcast axes).
+    As PyTorch: da = 0 where b = 0 (x⁰ = 1 is constant, even at x = 0, where b·aᵇ⁻¹ = 0·∞);
+    db = 0 where a = 0 and b ≥ 0 (0ᵇ is 0 or 1 there, where y·ln a = 0·(−∞)).
+    """
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a, self.b = a, b
+        self.output = np.power(a, b)
+        return self.output
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        grad_a = grad_b = None
+        with np.errstate(divide="ignore", invalid="ignore"):  # the 0·∞ cases are replaced below
+            if self.needs_input_grad[0]:
+                slope = np.where(self.b == 0, 0, self.b * np.power(self.a, self.b - 1))
+                grad_a = unbroadcast(grad_out * slope, self.a.shape)
+            if self.needs_input_grad[1]:
+                slope = np.where((self.a == 0) & (self.b >= 0), 0, self.output * np.log(self.a))
+                grad_b = unbroadcast(grad_out * slope, self.b.shape)
+        return grad_a, grad_b
+
+
+class Tanh(Function):
+    """y = tanh x.   VJP: dx = G ⊙ (1 − y²)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.output = np.tanh(x)
+        return self.output
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (grad_out * (1 - self.output * self.output),)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e⁻ˣ).   VJP: dx = G ⊙ y ⊙ (1 − y).
+
+    Computed from z = e^−|x| ≤ 1, which cannot overflow: y = 1/(1 + z) for x ≥ 0 and
+    z/(1 + z) for x < 0. At x = ±1000 this gives exactly 1 and 0 (and a gradient of 0),
+    where 1/(1 + e⁻ˣ) would overflow e⁻ˣ.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        z = np.exp(-np.abs(x))
+        self.output = np.where(x >= 0, 1 / (1 + z), z / (1 + z))
+        return self.output
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (grad_out * self.output * (1 - self.output),)
+
+
+class Abs(Function):
+    """y = |x|.   VJP: dx = G ⊙ sign(x), with sign(0) = 0: gradient 0 at the kink, as PyTorch."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.abs(x)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (grad_out * np.sign(self.x),)
+
+
+class Clip(Function):
+    """y = min(max(x, low), high) (a bound of None is absent); with low > high every y is high.
+
+    VJP: dx = G ⊙ [low ≤ x ≤ high]: the gradient passes where x is inside the bounds, the
+    bounds themselves included, as PyTorch's clamp.
+    """
+
+    def __init__(self, low: Optional[float] = None, high: Optional[float] = None):
+        self.low, self.high = low, high
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.inside = np.ones(x.shape, dtype=bool)
+        output = x
+        if self.low is not None:
+            self.inside &= x >= self.low
+            output = np.maximum(output, np.asarray(self.low, dtype=x.dtype))
+        if self.high is not None:
+            self.inside &= x <= self.high
+            output = np.minimum(output, np.asarray(self.high, dtype=x.dtype))
+        return output
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (grad_out * self.inside,)
+
+
+def _share_between(grad_out: np.ndarray, a_wins: np.ndarray, tie: np.ndarray,
+                   a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> Gradients:
+    """Route G to whichever side was chosen; on a tie each side gets G/2."""
+    a_share = np.where(tie, 0.5, a_wins).astype(grad_out.dtype, copy=False)
+    return unbroadcast(grad_out * a_share, a_shape), unbroadcast(grad_out * (1 - a_share), b_shape)
+
+
+class Maximum(Function):
+    """y = max(a, b) element-wise (broadcasting).
+
+    VJP: da = G ⊙ [a > b], db = G ⊙ [b > a]; where a = b each side gets G/2, as torch.maximum
+    (the average of the two one-sided derivatives, so the gradient is symmetric in a and b).
+    """
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a, self.b = a, b
+        return np.maximum(a, b)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return _share_between(grad_out, self.a > self.b, self.a == self.b, self.a.shape, self.b.shape)
+
+
+class Minimum(Function):
+    """y = min(a, b) element-wise (broadcasting).
+
+    VJP: da = G ⊙ [a < b], db = G ⊙ [b < a]; where a = b each side gets G/2, as torch.minimum.
+    """
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a, self.b = a, b
+        return np.minimum(a, b)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return _share_between(grad_out, self.a < self.b, self.a == self.b, self.a.shape, self.b.shape)
+
+
+class Where(Function):
+    """y = a where cond else b (cond a bool array; all three broadcast together).
+
+    VJP: d cond = None (a mask has no gradient), da = G ⊙ cond, db = G ⊙ ¬cond
+    (summed back over broadcast axes).
+    """
+
+    def forward(self, condition: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.condition, self.a_shape, self.b_shape = condition, a.shape, b.shape
+        return np.where(condition, a, b)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        grad_a = unbroadcast(np.where(self.condition, grad_out, 0), self.a_shape) if self.needs_input_grad[1] else None
+        grad_b = unbroadcast(np.where(self.condition, 0, grad_out), self.b_shape) if self.needs_input_grad[2] else None
+        return None, grad_a, grad_b
+
+
+class LeakyReLU(Function):
+    """y = x for x > 0, slope · x otherwise.   VJP: dx = G ⊙ (1 if x > 0 else slope).
+
+    At the kink x = 0 the gradient is slope, as PyTorch.
+    """
+
+    def __init__(self, negative_slope: float = 0.01):
+        self.negative_slope = negative_slope
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.positive = x > 0
+        return np.where(self.positive, x, x * np.asarray(self.negative_slope, dtype=x.dtype))
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (np.where(self.positive, grad_out, grad_out * np.asarray(self.negative_slope, dtype=grad_out.dtype)),)
+
+
+class ELU(Function):
+    """y = x for x > 0, α(eˣ − 1) otherwise.   VJP: dx = G ⊙ (1 if x > 0 else y + α).
+
+    For x ≤ 0, dy/dx = α eˣ = y + α, so the saved output is enough; at x = 0 the gradient is
+    α, as PyTorch. eˣ is only evaluated on min(x, 0), so large x cannot overflow.
+    """
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        alpha = np.asarray(self.alpha, dtype=x.dtype)
+        self.positive = x > 0
+        self.output = np.where(self.positive, x, alpha * np.expm1(np.minimum(x, 0)))
+        return self.output
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        alpha = np.asarray(self.alpha, dtype=grad_out.dtype)
+        return (np.where(self.positive, grad_out, grad_out * (self.output + alpha)),)

@@ -8,7 +8,7 @@ import numpy as np
 
 from tinygrad_cnn.function import Function, Gradients, unbroadcast
 
-__all__ = ["Sum", "Mean"]
+__all__ = ["Sum", "Mean", "Max", "Min"]
 
 
 def _normalize_axes(axis: Optional[int | Sequence[int]], ndim: int) -> tuple[int, ...]:
@@ -55,3 +55,35 @@ class Mean(Function):
         if not self.keepdims:
             grad_out = np.expand_dims(grad_out, self.axes)
         return (np.broadcast_to(grad_out / self.count, self.input_shape),)
+
+
+class Max(Function):
+    """y = max x over ``axis``.
+
+    VJP: dx = G ⊙ [x = y] / (number of maxima), broadcast back: tied maxima share G equally,
+    as torch.amax. Any split of G among the ties that adds up to G is a valid subgradient;
+    the equal one favours no position (max pooling instead picks the first, see MaxPool2d).
+    """
+
+    reduce = staticmethod(np.max)
+
+    def __init__(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.axes = _normalize_axes(self.axis, x.ndim)
+        extreme = np.asarray(self.reduce(x, axis=self.axes, keepdims=True))
+        self.chosen = x == extreme
+        return extreme if self.keepdims else np.squeeze(extreme, axis=self.axes)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        if not self.keepdims:
+            grad_out = np.expand_dims(grad_out, self.axes)
+        ties = self.chosen.sum(axis=self.axes, keepdims=True, dtype=grad_out.dtype)
+        return (self.chosen * (grad_out / ties),)
+
+
+class Min(Max):
+    """y = min x over ``axis``.   VJP: dx = G ⊙ [x = y] / (number of minima), as Max."""
+
+    reduce = staticmethod(np.min)

@@ -1,0 +1,411 @@
+"""Element-wise math, comparisons and in-place updates: every VJP against float64 finite
+differences on hypothesis-drawn cases (away from kinks), forward against numpy, and one
+test per kink or tie rule."""
+
+import warnings
+
+import hypothesis.extra.numpy as hnp
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from test_ops import away_from_zero, random_array, seeds, small_shapes
+from tinygrad_cnn import Tensor, gradcheck, no_grad
+
+broadcastable_pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=4, max_side=4)
+
+
+def sigmoid_reference(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def elu_reference(x, alpha):
+    return np.where(x > 0, x, alpha * (np.exp(np.minimum(x, 0)) - 1))
+
+
+# name: (Tensor call, numpy reference, input values: away from kinks and poles)
+unary_ops = {
+    "exp": (lambda t: t.exp(), np.exp, lambda x: x),
+    "log": (lambda t: t.log(), np.log, lambda x: np.abs(x) + 0.1),
+    "sqrt": (lambda t: t.sqrt(), np.sqrt, lambda x: np.abs(x) + 0.1),
+    "tanh": (lambda t: t.tanh(), np.tanh, lambda x: x),
+    "sigmoid": (lambda t: t.sigmoid(), sigmoid_reference, lambda x: x * 3),
+    "abs": (lambda t: t.abs(), np.abs, away_from_zero),
+    "abs()": (lambda t: abs(t), np.abs, away_from_zero),
+    "leaky_relu": (lambda t: t.leaky_relu(), lambda x: np.where(x > 0, x, 0.01 * x), away_from_zero),
+    "elu": (lambda t: t.elu(), lambda x: elu_reference(x, 1.0), away_from_zero),
+}
+
+
+@pytest.mark.parametrize("name", sorted(unary_ops))
+@given(shape=small_shapes, seed=seeds)
+def test_unary_op_vjp_and_forward(name, shape, seed):
+    call, reference, prepare = unary_ops[name]
+    x = prepare(random_array(seed, shape))
+    assert gradcheck(call, [x])
+    np.testing.assert_allclose(call(Tensor(x)).data, reference(x), rtol=1e-12, atol=1e-15)
+
+
+@given(shape=small_shapes, seed=seeds, slope=st.floats(-2.0, 2.0), alpha=st.floats(0.1, 3.0))
+def test_leaky_relu_and_elu_vjp_with_drawn_parameters(shape, seed, slope, alpha):
+    x = away_from_zero(random_array(seed, shape))
+    assert gradcheck(lambda t: t.leaky_relu(slope), [x])
+    assert gradcheck(lambda t: t.elu(alpha=alpha), [x])
+    np.testing.assert_allclose(Tensor(x).leaky_relu(slope).data, np.where(x > 0, x, slope * x))
+    np.testing.assert_allclose(Tensor(x).elu(alpha).data, elu_reference(x, alpha), rtol=1e-12)
+
+
+@pytest.mark.parametrize("call, expected_grad", [
+    (lambda t: t.abs(), [-1.0, 0.0, 1.0]),            # sign(0) = 0, as PyTorch
+    (lambda t: t.leaky_relu(0.2), [0.2, 0.2, 1.0]),   # the negative slope at 0
+    (lambda t: t.elu(alpha=0.5), [0.5 * np.exp(-1.0), 0.5, 1.0]),  # alpha at 0
+    (lambda t: t ** 2, [-2.0, 0.0, 2.0]),
+    (lambda t: t ** 0, [0.0, 0.0, 0.0]),              # x⁰ = 1 is constant, even at 0 (not 0·∞)
+])
+def test_gradient_at_the_kink_x_equals_zero(call, expected_grad):
+    x = Tensor(np.array([-1.0, 0.0, 1.0]), requires_grad=True)
+    call(x).sum().backward()
+    np.testing.assert_allclose(x.grad, expected_grad, rtol=1e-12)
+
+
+# -- powers ----------------------------------------------------------------------------------
+
+
+@given(shape=small_shapes, seed=seeds, exponent=st.floats(-3.0, 3.0) | st.integers(-3, 4))
+def test_power_by_a_number_vjp(shape, seed, exponent):
+    x = np.abs(random_array(seed, shape)) + 0.2  # a positive base: any real exponent is defined
+    assert gradcheck(lambda t: t ** exponent, [x])
+    np.testing.assert_allclose((Tensor(x) ** exponent).data, x ** exponent, rtol=1e-12)
+    signed = away_from_zero(random_array(seed, shape), 0.2)
+    integer_exponent = int(round(exponent))
+    assert gradcheck(lambda t: t.pow(integer_exponent), [signed])
+
+
+@given(shape=small_shapes, seed=seeds, base=st.floats(0.2, 4.0))
+def test_number_to_a_tensor_power_vjp(shape, seed, base):
+    x = random_array(seed, shape)
+    assert gradcheck(lambda t: base ** t, [x])
+    np.testing.assert_allclose((base ** Tensor(x)).data, base ** x, rtol=1e-12)
+
+
+@given(shapes=broadcastable_pairs, seed=seeds)
+def test_tensor_to_a_tensor_power_vjp_with_broadcasting(shapes, seed):
+    a_shape, b_shape = shapes.input_shapes
+    a, b = np.abs(random_array(seed, a_shape)) + 0.2, random_array(seed + 1, b_shape)
+    assert gradcheck(lambda x, y: x ** y, [a, b])
+    np.testing.assert_allclose((Tensor(a) ** Tensor(b)).data, a ** b, rtol=1e-12)
+
+
+def test_power_with_a_zero_base_has_gradient_zero_for_non_negative_exponents():
+    exponent = Tensor(np.array([0.0, 1.0, 2.5]), requires_grad=True)
+    output = 0.0 ** exponent
+    output.sum().backward()
+    np.testing.assert_array_equal(output.data, [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(exponent.grad, [0.0, 0.0, 0.0])  # not 0·(−∞) = NaN
+
+
+def test_integer_powers():
+    np.testing.assert_array_equal((Tensor([1, 2, 3]) ** 2).data, [1, 4, 9])
+    assert (Tensor([1, 2, 3]) ** 2).dtype == np.int64
+    assert (Tensor([1, 4]) ** 0.5).dtype == np.float32  # an int mixed with a float takes the float's dtype
+    with pytest.raises(ValueError, match="integers to negative integer powers"):
+        Tensor([1, 2]) ** -1
+
+
+# -- sigmoid far out -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_is_exact_and_warning_free_at_plus_minus_1000(dtype):
+    x = Tensor(np.array([-1000.0, -100.0, 0.0, 100.0, 1000.0], dtype=dtype), requires_grad=True)
+    # warnings as errors, and numpy's overflow / invalid / divide too (underflow to 0 is fine)
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        output = x.sigmoid()
+        output.sum().backward()
+    assert output.dtype == dtype and x.grad.dtype == dtype
+    assert output.data[0] == 0.0 and output.data[-1] == 1.0 and output.data[2] == 0.5
+    assert x.grad[0] == 0.0 and x.grad[-1] == 0.0 and x.grad[2] == 0.25
+    assert np.all(np.isfinite(x.grad))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_elu_and_exp_of_min_do_not_overflow_for_large_inputs(dtype):
+    x = Tensor(np.array([-1000.0, 1000.0], dtype=dtype), requires_grad=True)
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise"):
+        warnings.simplefilter("error")
+        output = x.elu()
+        output.sum().backward()
+    np.testing.assert_array_equal(output.data, [-1.0, 1000.0])
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0])
+
+
+# -- clip ------------------------------------------------------------------------------------
+
+
+@given(shape=small_shapes, seed=seeds, bounds=st.tuples(st.none() | st.floats(-1.5, 0.0),
+                                                       st.none() | st.floats(0.0, 1.5)))
+def test_clip_vjp_and_forward(shape, seed, bounds):
+    low, high = bounds
+    if low is None and high is None:
+        low = -0.5
+    x = random_array(seed, shape)
+    for bound in (low, high):  # keep every value 0.05 away from a bound: no kink straddled
+        if bound is not None:
+            x = np.where(np.abs(x - bound) < 0.05, bound + 0.1, x)
+    assert gradcheck(lambda t: t.clip(low, high), [x])
+    expected = np.clip(x, -np.inf if low is None else low, np.inf if high is None else high)
+    np.testing.assert_array_equal(Tensor(x).clip(min=low, max=high).data, expected)
+
+
+def test_clip_passes_the_gradient_on_the_bounds_inclusive():
+    x = Tensor(np.array([-2.0, -1.0, 0.0, 1.0, 2.0]), requires_grad=True)
+    output = x.clip(-1.0, 1.0)
+    output.sum().backward()
+    np.testing.assert_array_equal(output.data, [-1.0, -1.0, 0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 1.0, 1.0, 0.0])
+
+
+def test_clip_with_min_above_max_gives_max_everywhere_and_no_gradient():
+    x = Tensor(np.array([-3.0, 0.5, 1.0, 3.0]), requires_grad=True)
+    output = x.clip(min=2.0, max=1.0)  # as torch.clamp: min(max(x, 2), 1) = 1
+    output.sum().backward()
+    np.testing.assert_array_equal(output.data, [1.0, 1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0, 0.0])
+
+
+def test_clip_of_an_integer_tensor():
+    assert Tensor([-2, 0, 5]).clip(0, 3).dtype == np.int64
+    clipped = Tensor([-2, 0, 5]).clip(max=0.5)
+    assert clipped.dtype == np.float32
+    np.testing.assert_array_equal(clipped.data, [-2.0, 0.0, 0.5])
+
+
+# -- maximum, minimum, where -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["maximum", "minimum"])
+@given(shapes=broadcastable_pairs, seed=seeds)
+def test_maximum_minimum_vjp_with_broadcasting(name, shapes, seed):
+    a_shape, b_shape = shapes.input_shapes
+    # a on the grid 0.1·k + 0.05, b on 0.1·k: every pair differs by at least 0.05, so no ties
+    a = np.round(random_array(seed, a_shape) * 10) / 10 + 0.05
+    b = np.round(random_array(seed + 1, b_shape) * 10) / 10
+    assert gradcheck(lambda x, y: getattr(x, name)(y), [a, b])
+    output = getattr(Tensor(a), name)(Tensor(b))
+    assert output.shape == shapes.result_shape
+    np.testing.assert_array_equal(output.data, getattr(np, name)(a, b))
+
+
+@pytest.mark.parametrize("name", ["maximum", "minimum"])
+def test_maximum_minimum_ties_give_each_side_half(name):
+    a = Tensor(np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 0.0]]), requires_grad=True)
+    b = Tensor(np.array([2.0]), requires_grad=True)  # broadcast against every element of a
+    getattr(a, name)(b).backward(np.array([[1.0, 2.0, 4.0], [8.0, 16.0, 32.0]]))
+    if name == "maximum":  # a wins where a > 2, b where a < 2, half each where a == 2
+        np.testing.assert_array_equal(a.grad, [[0.0, 1.0, 4.0], [4.0, 8.0, 0.0]])
+        np.testing.assert_array_equal(b.grad, [1.0 + 1.0 + 4.0 + 8.0 + 32.0])
+    else:
+        np.testing.assert_array_equal(a.grad, [[1.0, 1.0, 0.0], [4.0, 8.0, 32.0]])
+        np.testing.assert_array_equal(b.grad, [1.0 + 4.0 + 4.0 + 8.0])
+
+
+def test_maximum_with_a_number_is_a_relu_with_a_half_gradient_at_zero():
+    x = Tensor(np.array([-1.0, 0.0, 3.0]), requires_grad=True)
+    x.maximum(0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.5, 1.0])
+
+
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=3), seed=seeds)
+def test_where_vjp_with_broadcasting(shapes, seed):
+    condition_shape, a_shape, b_shape = shapes.input_shapes
+    condition = np.random.default_rng(seed).integers(0, 2, size=condition_shape).astype(bool)
+    a, b = random_array(seed, a_shape), random_array(seed + 1, b_shape)
+    assert gradcheck(lambda x, y: Tensor.where(Tensor(condition), x, y), [a, b])
+    output = Tensor(condition).where(Tensor(a), Tensor(b))
+    np.testing.assert_array_equal(output.data, np.where(condition, a, b))
+
+
+def test_where_takes_numbers_and_gives_the_mask_no_gradient():
+    x = Tensor(np.array([-2.0, 0.5, 3.0]), requires_grad=True)
+    mask = x > 0
+    output = mask.where(x, 0.0)
+    assert output.dtype == np.float64
+    output.sum().backward()
+    np.testing.assert_array_equal(output.data, [0.0, 0.5, 3.0])
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 1.0])
+    assert mask.grad is None
+    np.testing.assert_array_equal(Tensor.where(np.array([True, False]), 1.0, 2.0).data, [1.0, 2.0])
+    assert Tensor.where(np.array([True, False]), 1.0, 2.0).dtype == np.float32
+    assert Tensor([True, False]).where(Tensor([1, 2]), 0.5).dtype == np.float32
+
+
+# -- comparisons -----------------------------------------------------------------------------
+
+comparisons = {
+    "<": (lambda a, b: a < b, np.less),
+    "<=": (lambda a, b: a <= b, np.less_equal),
+    ">": (lambda a, b: a > b, np.greater),
+    ">=": (lambda a, b: a >= b, np.greater_equal),
+    "==": (lambda a, b: a == b, np.equal),
+    "!=": (lambda a, b: a != b, np.not_equal),
+}
+
+
+@pytest.mark.parametrize("symbol", sorted(comparisons))
+@given(shapes=broadcastable_pairs, seed=seeds)
+def test_comparisons_are_bool_masks_outside_the_graph(symbol, shapes, seed):
+    compare, reference = comparisons[symbol]
+    rng = np.random.default_rng(seed)
+    a_values = rng.integers(0, 3, size=shapes.input_shapes[0]).astype(np.float64)  # many ties
+    b_values = rng.integers(0, 3, size=shapes.input_shapes[1]).astype(np.float64)
+    a = Tensor(a_values, requires_grad=True)
+    for b in (Tensor(b_values, requires_grad=True), b_values, 1.0, 1):
+        mask = compare(a, b)
+        assert mask.dtype == np.bool_ and not mask.requires_grad and mask.is_leaf
+        np.testing.assert_array_equal(mask.data, reference(a_values, np.asarray(b)))
+    np.testing.assert_array_equal(compare(1.0, a).data, reference(1.0, a_values))  # reflected
+
+
+def test_tensors_stay_hashable_by_identity():
+    a, b = Tensor([1.0, 2.0]), Tensor([1.0, 2.0])
+    table = {a: "a", b: "b"}
+    assert table[a] == "a" and table[b] == "b" and len({a, b, a}) == 2
+    assert hash(a) == object.__hash__(a)
+    assert (a == None) is False and (a != None) is True  # noqa: E711 (identity fallback, as PyTorch)
+    with pytest.raises(TypeError):
+        a < None  # noqa: B015
+
+
+# -- in-place updates ------------------------------------------------------------------------
+
+
+def test_in_place_under_no_grad_keeps_the_object_its_data_and_its_flags():
+    p = Tensor(np.array([1.0, 2.0, 3.0], dtype=np.float32), requires_grad=True)
+    data = p.data
+    (p * p).sum().backward()
+    with no_grad():
+        p -= 0.25 * p.grad  # a float32 array
+        p += np.array(1.0)  # float64 on the right: p keeps float32
+        p *= 2
+        p /= Tensor(4.0)
+    assert p.data is data and p.is_leaf and p.requires_grad and p.dtype == np.float32
+    np.testing.assert_allclose(p.data, ((np.array([1.0, 2.0, 3.0]) * 0.5 + 1) * 2) / 4)
+    (p * 3.0).sum().backward()  # p is still a trainable leaf
+    np.testing.assert_allclose(p.grad, [2.0 + 3.0, 4.0 + 3.0, 6.0 + 3.0])
+
+
+def test_in_place_sgd_loop_trains_a_linear_regression():
+    rng = np.random.default_rng(0)
+    inputs = rng.standard_normal((64, 3)).astype(np.float32)
+    targets = inputs @ np.array([[2.0], [-1.0], [0.5]], dtype=np.float32) + 0.3
+    weight = Tensor(np.zeros((3, 1), dtype=np.float32), requires_grad=True)
+    bias = Tensor(np.zeros(1, dtype=np.float32), requires_grad=True)
+    losses = []
+    for _ in range(50):
+        loss = ((Tensor(inputs) @ weight + bias - targets) ** 2).mean()
+        loss.backward()
+        with no_grad():
+            weight -= 0.1 * weight.grad
+            bias -= 0.1 * bias.grad
+        weight.grad = bias.grad = None
+        losses.append(loss.item())
+    assert losses[-1] < 0.01 * losses[0]
+    assert weight.is_leaf and weight.requires_grad and weight.dtype == np.float32
+
+
+def test_in_place_outside_no_grad_on_a_leaf_that_requires_grad_raises():
+    p = Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="a leaf tensor that requires grad is being used in an in-place operation"):
+        p -= 1.0
+    np.testing.assert_array_equal(p.data, [1.0, 2.0])  # unchanged
+
+
+def test_in_place_outside_no_grad_on_a_computed_tensor_or_with_a_grad_right_side_raises():
+    p = Tensor([1.0, 2.0], requires_grad=True)
+    y = p * 2.0
+    with pytest.raises(RuntimeError, match=r"in-place \*= on a tensor computed by Mul"):
+        y *= 3.0
+    constant = Tensor([1.0, 1.0])
+    with pytest.raises(RuntimeError, match="right-hand side that requires grad"):
+        constant += p
+
+
+def test_in_place_on_a_constant_outside_no_grad_is_allowed_as_in_pytorch():
+    counts = Tensor([0, 0, 0])
+    counts += 1
+    counts += Tensor([1, 0, 2])
+    np.testing.assert_array_equal(counts.data, [2, 1, 3])
+    assert counts.dtype == np.int64 and counts.version == 2
+
+
+def test_changing_a_tensor_the_graph_saved_makes_backward_raise():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    scale = Tensor([3.0, 4.0])
+    loss = (x * scale).sum()  # Mul saved scale for x's gradient
+    scale += 1.0
+    with pytest.raises(RuntimeError, match=r"input 1 \(shape \(2,\)\) of Mul was modified by an in-place operation"):
+        loss.backward()
+    y = x.sigmoid()  # Sigmoid saved its output
+    with no_grad():
+        y *= 2.0
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        y.backward(np.ones(2))
+
+
+def test_in_place_keeps_the_dtype_or_says_why_it_cannot():
+    x = Tensor([1, 2, 3])
+    with pytest.raises(TypeError, match=r"in-place \+= keeps the tensor's dtype int64"):
+        x += 0.5
+    with pytest.raises(TypeError, match=r"in-place /= keeps the tensor's dtype int64"):
+        x /= 2
+    with pytest.raises(ValueError, match=r"in-place \+=: the result would have shape \(2, 3\), but the tensor has shape"):
+        x += np.ones((2, 3), dtype=np.int64)
+    np.testing.assert_array_equal(x.data, [1, 2, 3])
+    assert x.version == 0
+
+
+# -- dtypes and bad arguments ----------------------------------------------------------------
+
+float32_cases = {
+    "exp": lambda x: x.exp(), "log": lambda x: (x * x + 1).log(), "sqrt": lambda x: (x * x + 1).sqrt(),
+    "tanh": lambda x: x.tanh(), "sigmoid": lambda x: x.sigmoid(), "abs": lambda x: x.abs(),
+    "pow": lambda x: x ** 3, "rpow": lambda x: 2 ** x, "pow_tensor": lambda x: (x * x + 1) ** x,
+    "clip": lambda x: x.clip(-0.5, 0.5), "maximum": lambda x: x.maximum(0.1), "minimum": lambda x: x.minimum(x * 2),
+    "where": lambda x: (x > 0).where(x, 1.5), "leaky_relu": lambda x: x.leaky_relu(0.1), "elu": lambda x: x.elu(0.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(float32_cases))
+def test_float32_stays_float32_forward_and_backward(name):
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32), requires_grad=True)
+    output = float32_cases[name](x)
+    assert output.dtype == np.float32
+    output.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_integer_tensors_give_float32_for_transcendental_functions():
+    for call in (lambda t: t.exp(), lambda t: t.log(), lambda t: t.sqrt(), lambda t: t.tanh(),
+                 lambda t: t.sigmoid(), lambda t: t.elu(), lambda t: t.leaky_relu()):
+        assert call(Tensor([1, 2])).dtype == np.float32
+    assert Tensor([-1, 2]).abs().dtype == np.int64
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda x: x.clip(), ValueError, r"clip needs at least one of min= and max="),
+    (lambda x: x.clip(min="0"), TypeError, r"clip: min must be a number, got '0'"),
+    (lambda x: x.clip(max=np.ones(2)), TypeError, r"clip: max must be a number"),
+    (lambda x: x.leaky_relu(None), TypeError, r"leaky_relu: negative_slope must be a number, got None"),
+    (lambda x: x.elu(alpha=True), TypeError, r"elu: alpha must be a number"),
+    (lambda x: x.maximum(np.ones(4)), ValueError, r"shapes \(2, 3\) and \(4,\) cannot be broadcast together for 'maximum'"),
+    (lambda x: x.minimum(np.ones((3, 2))), ValueError, r"for 'minimum'"),
+    (lambda x: x ** np.ones(2), ValueError, r"for '\*\*'"),
+    (lambda x: (x > 0).where(x, np.ones(4)), ValueError, r"where: shapes \(2, 3\) \(condition\), \(2, 3\) and \(4,\)"),
+    (lambda x: x.where(x, 0.0), TypeError, r"where: the condition must be a bool tensor.*float32"),
+    (lambda x: x < np.ones(5), ValueError, r"for '<'"),
+])
+def test_bad_arguments_are_named(call, error, message):
+    x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
+    with pytest.raises(error, match=message):
+        call(x)

@@ -1,0 +1,155 @@
+"""max/min over axes (ties share the gradient), argmax/argmin, and PyTorch's dim=/keepdim=
+spellings of axis=/keepdims=."""
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from test_ops import distinct_values, random_array, seeds, shape_and_axes
+from tinygrad_cnn import Tensor, gradcheck
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+@given(case=shape_and_axes(), keepdims=st.booleans(), seed=seeds)
+def test_max_min_vjp_without_ties(name, case, keepdims, seed):
+    shape, axis = case
+    x = distinct_values(seed, shape, spacing=0.1)
+    assert gradcheck(lambda t: getattr(t, name)(axis=axis, keepdims=keepdims), [x])
+    expected = getattr(np, name)(x, axis=axis, keepdims=keepdims)
+    output = getattr(Tensor(x), name)(axis=axis, keepdims=keepdims)
+    assert output.shape == np.shape(expected)
+    np.testing.assert_array_equal(output.data, expected)
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+@given(case=shape_and_axes(), keepdims=st.booleans(), seed=seeds, levels=st.integers(1, 3))
+def test_tied_extremes_share_the_gradient_equally(name, case, keepdims, seed, levels):
+    """Few distinct levels make many ties: each group's G is split equally among the elements
+    equal to its extreme, and the other elements get nothing."""
+    shape, axis = case
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, levels, size=shape).astype(np.float64)
+    tensor = Tensor(x, requires_grad=True)
+    output = getattr(tensor, name)(axis=axis, keepdims=keepdims)
+    grad_out = rng.standard_normal(output.shape)
+    output.backward(grad_out)
+    extreme = getattr(np, name)(x, axis=axis, keepdims=True)
+    is_extreme = x == extreme
+    ties = is_extreme.sum(axis=axis, keepdims=True)
+    expected = np.where(is_extreme, np.reshape(grad_out, extreme.shape) / ties, 0.0)
+    np.testing.assert_allclose(tensor.grad, expected, rtol=1e-12)
+    np.testing.assert_allclose(tensor.grad.sum(), grad_out.sum(), rtol=1e-9, atol=1e-12)
+
+
+def test_max_ties_by_hand():
+    x = Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]), requires_grad=True)
+    x.max(axis=1).backward(np.array([1.0, 6.0]))
+    np.testing.assert_array_equal(x.grad, [[0.0, 0.5, 0.5], [2.0, 2.0, 2.0]])
+    x.grad = None
+    x.max().backward()  # the two 3s over the whole tensor
+    np.testing.assert_array_equal(x.grad, [[0.0, 0.5, 0.5], [0.0, 0.0, 0.0]])
+    x.grad = None
+    x.min(axis=0, keepdims=True).backward(np.array([[4.0, 4.0, 4.0]]))
+    np.testing.assert_array_equal(x.grad, [[4.0, 0.0, 0.0], [0.0, 4.0, 4.0]])
+    x.grad = None
+    x.min(axis=(0, -1)).backward()  # one 1.0: it gets everything
+    np.testing.assert_array_equal(x.grad, [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_max_min_of_a_0d_tensor_and_float32(name):
+    scalar = Tensor(np.array(2.5, dtype=np.float32), requires_grad=True)
+    output = getattr(scalar, name)()
+    output.backward()
+    assert output.shape == () and output.item() == 2.5 and scalar.grad == 1.0
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32), requires_grad=True)
+    output = getattr(x, name)(axis=-1)
+    assert output.dtype == np.float32
+    output.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+# -- argmax / argmin -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["argmax", "argmin"])
+@given(case=shape_and_axes(), keepdims=st.booleans(), seed=seeds, levels=st.integers(1, 4))
+def test_argmax_argmin_match_numpy_first_index_on_ties(name, case, keepdims, seed, levels):
+    shape, axis = case
+    if isinstance(axis, tuple):  # one axis or all of them, as in PyTorch
+        axis = axis[0]
+    x = np.random.default_rng(seed).integers(0, levels, size=shape).astype(np.float32)
+    indices = getattr(Tensor(x, requires_grad=True), name)(axis=axis, keepdims=keepdims)
+    assert indices.dtype == np.int64 and not indices.requires_grad and indices.is_leaf
+    np.testing.assert_array_equal(indices.data, getattr(np, name)(x, axis=axis, keepdims=keepdims))
+
+
+def test_argmax_of_the_whole_tensor_is_a_flat_index():
+    x = Tensor([[0.0, 5.0, 5.0], [7.0, 1.0, 7.0]])
+    assert x.argmax().item() == 3 and x.argmin().item() == 0
+    assert x.argmax(keepdims=True).shape == (1, 1)
+    np.testing.assert_array_equal(x.argmax(axis=-1).data, [1, 0])
+
+
+# -- PyTorch spellings -----------------------------------------------------------------------
+
+spelled = {
+    "sum": lambda t, **kw: t.sum(**kw), "mean": lambda t, **kw: t.mean(**kw),
+    "max": lambda t, **kw: t.max(**kw), "min": lambda t, **kw: t.min(**kw),
+    "argmax": lambda t, **kw: t.argmax(**kw), "argmin": lambda t, **kw: t.argmin(**kw),
+}
+
+
+@pytest.mark.parametrize("name", sorted(spelled))
+@pytest.mark.parametrize("axis", [0, -1, 1])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_dim_and_keepdim_spell_axis_and_keepdims(name, axis, keepdims):
+    x = Tensor(random_array(0, (2, 3, 4)))
+    ours = spelled[name](x, axis=axis, keepdims=keepdims)
+    pytorch = spelled[name](x, dim=axis, keepdim=keepdims)
+    assert pytorch.shape == ours.shape
+    np.testing.assert_array_equal(pytorch.data, ours.data)
+    np.testing.assert_array_equal(getattr(x, name)(axis, keepdim=keepdims).data, ours.data)  # positional axis
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_family_accepts_dim(name):
+    x = Tensor(random_array(1, (2, 5)))
+    np.testing.assert_array_equal(getattr(x, name)(dim=0).data, getattr(x, name)(axis=0).data)
+    with pytest.raises(TypeError, match="keepdim"):
+        getattr(x, name)(dim=0, keepdim=True)  # softmax has no keepdims, so no keepdim either
+
+
+@pytest.mark.parametrize("name", sorted(spelled) + ["softmax", "log_softmax"])
+def test_both_spellings_at_once_is_a_type_error(name):
+    x = Tensor(random_array(0, (2, 3)))
+    method = getattr(x, name)
+    with pytest.raises(TypeError, match=rf"{name}\(\) got both axis= and dim= \(its PyTorch spelling\)"):
+        method(axis=0, dim=0)
+    with pytest.raises(TypeError, match=r"got both axis= and dim="):
+        method(1, dim=1)
+    if name not in ("softmax", "log_softmax"):
+        with pytest.raises(TypeError, match=r"got both keepdims= and keepdim="):
+            method(keepdims=False, keepdim=True)
+
+
+# -- bad arguments ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda x: x.max(axis=2), ValueError, r"max: axis 2 is out of range for a tensor with 2 dimensions"),
+    (lambda x: x.min(dim=(0, -2)), ValueError, r"min: axis \(0, -2\) names the same axis twice"),
+    (lambda x: x.argmax(axis=(0, 1)), TypeError, r"argmax: axis must be an int or None, got \(0, 1\)"),
+    (lambda x: x.argmin(axis=-3), ValueError, r"argmin: axis -3 is out of range"),
+    (lambda x: Tensor(np.zeros((0, 3))).max(axis=0), ValueError,
+     r"max: cannot reduce a tensor of shape \(0, 3\) over axis 0, which has size 0"),
+    (lambda x: Tensor(np.zeros((2, 0))).argmin(), ValueError, r"argmin: cannot reduce .* over axis 1"),
+])
+def test_bad_arguments_are_named(call, error, message):
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(error, match=message):
+        call(x)
+
+
+def test_max_over_a_nonempty_axis_of_a_tensor_with_an_empty_one_is_empty():
+    assert Tensor(np.zeros((0, 3))).max(axis=1).shape == (0,)
