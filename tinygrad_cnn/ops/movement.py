@@ -71,10 +71,18 @@ class GetItem(Function):
     VJP: dx = zeros like x, then ``np.add.at(dx, index, G)``: every element of y adds its
     gradient to the element of x it was read from, so an index repeated k times adds k
     gradients (``dx[index] += G`` would keep only one of them: buffered assignment).
+    Basic indices (ints, slices, None, Ellipsis) read each element at most once, so for them
+    the plain ``dx[index] = G`` gives the same result, hundreds of times faster.
     """
 
     def __init__(self, index: object):
         self.index = index
+        parts = index if isinstance(index, tuple) else (index,)
+        self.basic = all(
+            part is None or part is Ellipsis or isinstance(part, slice)
+            or (isinstance(part, (int, np.integer)) and not isinstance(part, bool))
+            for part in parts
+        )
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.input_shape = x.shape
@@ -82,7 +90,10 @@ class GetItem(Function):
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
         grad = np.zeros(self.input_shape, dtype=grad_out.dtype)
-        np.add.at(grad, self.index, grad_out)
+        if self.basic:
+            grad[self.index] = grad_out
+        else:
+            np.add.at(grad, self.index, grad_out)
         return (grad,)
 
 
