@@ -184,14 +184,14 @@ class Tensor:
     @classmethod
     def zeros(cls, *shape: int | Sequence[int], dtype=None, requires_grad: bool = False) -> "Tensor":
         """A tensor of zeros."""
-        size = _shape_argument("zeros", shape)
-        return cls(np.zeros(size, dtype=_dtype_argument("zeros", dtype)), requires_grad=requires_grad)
+        shape = _shape_argument("zeros", shape)
+        return cls(np.zeros(shape, dtype=_dtype_argument("zeros", dtype)), requires_grad=requires_grad)
 
     @classmethod
     def ones(cls, *shape: int | Sequence[int], dtype=None, requires_grad: bool = False) -> "Tensor":
         """A tensor of ones."""
-        size = _shape_argument("ones", shape)
-        return cls(np.ones(size, dtype=_dtype_argument("ones", dtype)), requires_grad=requires_grad)
+        shape = _shape_argument("ones", shape)
+        return cls(np.ones(shape, dtype=_dtype_argument("ones", dtype)), requires_grad=requires_grad)
 
     @classmethod
     def zeros_like(cls, other: ArrayLike, dtype=None, requires_grad: bool = False) -> "Tensor":
@@ -209,16 +209,16 @@ class Tensor:
     def randn(cls, *shape: int | Sequence[int], dtype=None, requires_grad: bool = False) -> "Tensor":
         """Samples of the standard normal distribution N(0, 1) from the package's generator
         (``tinygrad_cnn.manual_seed`` makes them repeatable)."""
-        size = _shape_argument("randn", shape)
+        shape = _shape_argument("randn", shape)
         dtype = _dtype_argument("randn", dtype, floats_only=True)
-        return cls(random.generator().standard_normal(size, dtype=dtype), requires_grad=requires_grad)
+        return cls(random.generator().standard_normal(shape, dtype=dtype), requires_grad=requires_grad)
 
     @classmethod
     def rand(cls, *shape: int | Sequence[int], dtype=None, requires_grad: bool = False) -> "Tensor":
         """Samples of the uniform distribution on [0, 1) from the package's generator."""
-        size = _shape_argument("rand", shape)
+        shape = _shape_argument("rand", shape)
         dtype = _dtype_argument("rand", dtype, floats_only=True)
-        return cls(random.generator().random(size, dtype=dtype), requires_grad=requires_grad)
+        return cls(random.generator().random(shape, dtype=dtype), requires_grad=requires_grad)
 
     @classmethod
     def arange(cls, start: float, stop: Optional[float] = None, step: float = 1, dtype=None,
