@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from tinygrad_cnn import ops
+from tinygrad_cnn import ops, random
 from tinygrad_cnn.function import Function, checked_gradients
 
 ArrayLike = Union["Tensor", np.ndarray, numbers.Number, Sequence]
@@ -215,6 +215,74 @@ class Tensor:
             for hook in forward_hooks:
                 hook(op, inputs, output, seconds)
         return output
+
+    # -- constructors -----------------------------------------------------------------
+    # ``shape`` as separate ints or one sequence: Tensor.zeros(2, 3) or Tensor.zeros((2, 3)).
+    # ``dtype`` defaults to float32, as in PyTorch.
+
+    @classmethod
+    def zeros(cls, *shape: int | Sequence[int], dtype=None, requires_grad: bool = False) -> "Tensor":
+        """A tensor of zeros."""
+        shape = _shape_argument("zeros", shape)
+        return cls(np.zeros(shape, dtype=_dtype_argument("zeros", dtype)), requires_grad=requires_grad)
+
+    @classmethod
+    def ones(cls, *shape: int | Sequence[int], dtype=None, requires_grad: bool = False) -> "Tensor":
+        """A tensor of ones."""
+        shape = _shape_argument("ones", shape)
+        return cls(np.ones(shape, dtype=_dtype_argument("ones", dtype)), requires_grad=requires_grad)
+
+    @classmethod
+    def zeros_like(cls, other: ArrayLike, dtype=None, requires_grad: bool = False) -> "Tensor":
+        """Zeros of ``other``'s shape and (unless ``dtype`` is given) its dtype."""
+        other = other if isinstance(other, Tensor) else Tensor(other)
+        return cls.zeros(other.shape, dtype=other.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+    @classmethod
+    def ones_like(cls, other: ArrayLike, dtype=None, requires_grad: bool = False) -> "Tensor":
+        """Ones of ``other``'s shape and (unless ``dtype`` is given) its dtype."""
+        other = other if isinstance(other, Tensor) else Tensor(other)
+        return cls.ones(other.shape, dtype=other.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+    @classmethod
+    def randn(cls, *shape: int | Sequence[int], dtype=None, requires_grad: bool = False) -> "Tensor":
+        """Samples of the standard normal distribution N(0, 1) from the package's generator
+        (``tinygrad_cnn.manual_seed`` makes them repeatable)."""
+        shape = _shape_argument("randn", shape)
+        dtype = _dtype_argument("randn", dtype, floats_only=True)
+        return cls(random.generator().standard_normal(shape, dtype=dtype), requires_grad=requires_grad)
+
+    @classmethod
+    def rand(cls, *shape: int | Sequence[int], dtype=None, requires_grad: bool = False) -> "Tensor":
+        """Samples of the uniform distribution on [0, 1) from the package's generator."""
+        shape = _shape_argument("rand", shape)
+        dtype = _dtype_argument("rand", dtype, floats_only=True)
+        return cls(random.generator().random(shape, dtype=dtype), requires_grad=requires_grad)
+
+    @classmethod
+    def arange(cls, start: float, stop: Optional[float] = None, step: float = 1, dtype=None,
+               requires_grad: bool = False) -> "Tensor":
+        """start, start + step, … up to but excluding stop; ``arange(n)`` is 0, 1, …, n − 1.
+
+        As in PyTorch: int64 when start, stop and step are all integers, float32 otherwise.
+        The values are computed in float64 and then converted, so float32 steps do not drift.
+        """
+        if stop is None:
+            start, stop = 0, start
+        for name, value in (("start", start), ("stop", stop), ("step", step)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"arange: {name} must be a number, got {value!r}")
+        if step == 0:
+            raise ValueError("arange: step must not be zero")
+        integers = all(isinstance(value, numbers.Integral) for value in (start, stop, step))
+        dtype = _dtype_argument("arange", np.int64 if integers and dtype is None else dtype)
+        return cls(np.arange(start, stop, step).astype(dtype), requires_grad=requires_grad)
+
+    @classmethod
+    def eye(cls, n: int, m: Optional[int] = None, dtype=None, requires_grad: bool = False) -> "Tensor":
+        """The n×m identity matrix (ones on the diagonal; m defaults to n)."""
+        rows, columns = _shape_argument("eye", (n, n if m is None else m))
+        return cls(np.eye(rows, columns, dtype=_dtype_argument("eye", dtype)), requires_grad=requires_grad)
 
     # -- plain properties -------------------------------------------------------------
 
@@ -667,6 +735,108 @@ class Tensor:
         """Zero padding, numpy-style: ((before, after), ...) per axis, or one int for all sides."""
         return ops.Pad.apply(self, widths=_normalize_pad_width(pad_width, self.shape))
 
+    # -- shape, indexing and movement -------------------------------------------------
+
+    def permute(self, *dims: int | Sequence[int]) -> "Tensor":
+        """The axes reordered: result.shape[i] = self.shape[dims[i]]; ``dims`` as separate ints
+        or one sequence, negative ones counting from the end."""
+        dims = _integers_argument("permute", dims)
+        normalized = [dim % self.ndim for dim in dims if -self.ndim <= dim < self.ndim]
+        if len(dims) != self.ndim or sorted(normalized) != list(range(self.ndim)):
+            raise ValueError(
+                f"permute: dims {dims} are not a permutation of the {self.ndim} axes of a tensor of "
+                f"shape {self.shape}"
+            )
+        if normalized == list(range(self.ndim)):
+            return self
+        return ops.Permute.apply(self, axes=tuple(normalized))
+
+    def transpose(self, dim0: int, dim1: int) -> "Tensor":
+        """The axes ``dim0`` and ``dim1`` swapped (PyTorch's transpose, not numpy's)."""
+        _check_axes("transpose", dim0, self.ndim)
+        _check_axes("transpose", dim1, self.ndim)
+        axes = list(range(self.ndim))
+        if self.ndim:
+            axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+        return self.permute(axes)
+
+    @property
+    def T(self) -> "Tensor":
+        """All axes reversed, as numpy's ``.T`` (PyTorch deprecates ``.T`` for ndim != 2; for a
+        matrix both agree, and we follow numpy for the other ranks)."""
+        return self.permute(tuple(reversed(range(self.ndim))))
+
+    def __getitem__(self, index: object) -> "Tensor":
+        """numpy indexing: ints, slices (any step), negative indices, None, Ellipsis, integer
+        arrays, lists or Tensors of any shape, bool masks. The VJP scatter-adds (``np.add.at``),
+        so an element read k times (``table[Tensor([[1, 1, 2]])]``) receives k gradients."""
+        return ops.GetItem.apply(self, index=_checked_index(index, self.shape))
+
+    def __iter__(self):
+        """The sub-tensors along the first axis, ``self[0]``, ``self[1]``, … (each in the graph)."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[position] for position in range(len(self)))
+
+    @staticmethod
+    def cat(tensors: Sequence[ArrayLike], axis: Optional[int] = None, *, dim: Optional[int] = None) -> "Tensor":
+        """The tensors joined along an existing axis (default 0; ``dim`` is PyTorch's name for it).
+
+        Every other axis must have the same size. Tensors without gradient and arrays may be
+        mixed in; dtypes are promoted first (ints with floats take the float's dtype, float32
+        with float64 gives float64, as in PyTorch).
+        """
+        tensors, axis = _joinable("cat", tensors, axis, dim)
+        first = tensors[0]
+        if first.ndim == 0:
+            raise ValueError("cat: zero-dimensional tensors cannot be joined; use Tensor.stack")
+        _check_axes("cat", axis, first.ndim)
+        axis %= first.ndim
+        for tensor in tensors[1:]:
+            if tensor.ndim != first.ndim:
+                raise ValueError(f"cat: tensors must have the same number of axes, got shapes {first.shape} and {tensor.shape}")
+            if tensor.shape[:axis] + tensor.shape[axis + 1:] != first.shape[:axis] + first.shape[axis + 1:]:
+                raise ValueError(
+                    f"cat along axis {axis}: shapes {first.shape} and {tensor.shape} differ on another axis"
+                )
+        return ops.Cat.apply(*tensors, axis=axis)
+
+    @staticmethod
+    def stack(tensors: Sequence[ArrayLike], axis: Optional[int] = None, *, dim: Optional[int] = None) -> "Tensor":
+        """The tensors (all of one shape) stacked along a new axis (default 0; ``dim`` is an alias).
+
+        Mixing and dtype promotion as in ``Tensor.cat``.
+        """
+        tensors, axis = _joinable("stack", tensors, axis, dim)
+        first = tensors[0]
+        _check_axes("stack", axis, first.ndim + 1)
+        for tensor in tensors[1:]:
+            if tensor.shape != first.shape:
+                raise ValueError(f"stack needs tensors of one shape, got shapes {first.shape} and {tensor.shape}")
+        return ops.Stack.apply(*tensors, axis=axis % (first.ndim + 1))
+
+    def astype(self, dtype) -> "Tensor":
+        """This tensor converted to ``dtype`` (itself if it already has it, as PyTorch's ``.to``).
+
+        A float result stays in the graph (the VJP converts G back to this tensor's dtype); an
+        integer or bool result is a new leaf without gradient, as in PyTorch.
+        """
+        dtype = _dtype_argument("astype", dtype, default=None)
+        if dtype == self.dtype:
+            return self
+        if dtype.kind != "f":
+            return Tensor(self.data.astype(dtype))
+        return ops.Cast.apply(self, dtype=dtype)
+
+    def float(self) -> "Tensor":
+        return self.astype(np.float32)
+
+    def double(self) -> "Tensor":
+        return self.astype(np.float64)
+
+    def long(self) -> "Tensor":
+        return self.astype(np.int64)
+
     # -- neural-network ops -----------------------------------------------------------
 
     def relu(self) -> "Tensor":
@@ -922,3 +1092,68 @@ def _check_labels(logits_shape: tuple[int, ...], labels: ArrayLike) -> np.ndarra
             f"cross_entropy label {bad} is out of range for {logits_shape[1]} classes (0..{logits_shape[1] - 1})"
         )
     return labels.astype(np.intp, copy=False)
+
+
+# -- constructors, indexing and joining ------------------------------------------------
+
+
+def _integers_argument(name: str, values: tuple) -> tuple[int, ...]:
+    """Ints given separately or as one sequence: f(2, 3) or f((2, 3))."""
+    if len(values) == 1 and isinstance(values[0], (tuple, list)):
+        values = tuple(values[0])
+    if not all(isinstance(value, (int, np.integer)) and not isinstance(value, bool) for value in values):
+        raise TypeError(f"{name} needs ints, got {values!r}")
+    return tuple(int(value) for value in values)
+
+
+def _shape_argument(name: str, sizes: tuple) -> tuple[int, ...]:
+    shape = _integers_argument(name, sizes)
+    if any(size < 0 for size in shape):
+        raise ValueError(f"{name}: sizes must be non-negative, got shape {shape}")
+    return shape
+
+
+def _dtype_argument(name: str, dtype, default=np.float32, floats_only: bool = False) -> np.dtype:
+    """``dtype`` (``default`` when None) as a numpy dtype a Tensor can hold, or a TypeError."""
+    if dtype is None and default is None:
+        raise TypeError(f"{name} needs a dtype")
+    try:
+        resolved = np.dtype(default if dtype is None else dtype)
+    except TypeError:
+        raise TypeError(f"{name}: {dtype!r} is not a dtype") from None
+    if not (resolved.type in _FLOAT_TYPES or (not floats_only and resolved.kind in "biu")):
+        allowed = "float32 or float64" if floats_only else "bool, an integer type, float32 or float64"
+        raise TypeError(f"{name}: dtype must be {allowed}, got {resolved}")
+    return resolved
+
+
+def _checked_index(index: object, shape: tuple[int, ...]) -> object:
+    """``index`` with Tensors replaced by their arrays, tried with numpy's rules on a stand-in
+    of ``shape`` that holds no memory, so a bad index fails here and names the shape."""
+    def plain(part: object) -> object:
+        return part.data if isinstance(part, Tensor) else part
+
+    index = tuple(plain(part) for part in index) if isinstance(index, tuple) else plain(index)
+    try:
+        np.broadcast_to(np.empty((), dtype=bool), shape)[index]
+    except IndexError as error:
+        raise IndexError(f"index {index!r} is invalid for a tensor of shape {shape}: {error}") from None
+    return index
+
+
+def _joinable(name: str, tensors: Sequence[ArrayLike], axis: Optional[int],
+              dim: Optional[int]) -> tuple[list[Tensor], int]:
+    """cat/stack's inputs as Tensors of one dtype, and the axis (``dim`` is its alias)."""
+    if axis is not None and dim is not None:
+        raise TypeError(f"{name}: give axis or dim (the same thing), not both")
+    axis = axis if axis is not None else (dim if dim is not None else 0)
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{name}: axis must be an int, got {axis!r}")
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{name} takes a list or tuple of tensors, got {type(tensors).__name__}")
+    if not tensors:
+        raise ValueError(f"{name} needs at least one tensor, got an empty {type(tensors).__name__}")
+    tensors = [tensor if isinstance(tensor, Tensor) else Tensor(tensor) for tensor in tensors]
+    floats = [tensor.dtype for tensor in tensors if tensor.dtype.kind == "f"]
+    dtype = np.result_type(*floats) if floats else np.result_type(*[tensor.dtype for tensor in tensors])
+    return [tensor.astype(dtype) for tensor in tensors], int(axis)

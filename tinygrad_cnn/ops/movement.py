@@ -8,7 +8,7 @@ import numpy as np
 
 from tinygrad_cnn.function import Function, Gradients, unbroadcast
 
-__all__ = ["Reshape", "Pad"]
+__all__ = ["Reshape", "Pad", "Permute", "GetItem", "Cat", "Stack", "Cast"]
 
 
 def sides_text(padding: Sequence[Sequence[int]]) -> str:
@@ -63,3 +63,107 @@ class Pad(Function):
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
         return (grad_out[self.inside],)
+
+
+class Permute(Function):
+    """y = x with its axes reordered: y.shape[i] = x.shape[axes[i]] (``np.transpose(x, axes)``).
+
+    VJP: dx = G with the inverse permutation applied, ``np.transpose(G, argsort(axes))``.
+    """
+
+    def __init__(self, axes: tuple[int, ...]):
+        self.axes = axes
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return np.transpose(x, self.axes)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (np.transpose(grad_out, np.argsort(self.axes)),)
+
+
+class GetItem(Function):
+    """y = x[index] with numpy's rules (ints, slices, None, Ellipsis, integer and bool arrays).
+
+    VJP: dx = zeros like x, then ``np.add.at(dx, index, G)``: every element of y adds its
+    gradient to the element of x it was read from, so an index repeated k times adds k
+    gradients (``dx[index] += G`` would keep only one of them: buffered assignment).
+    Basic indices (ints, slices, None, Ellipsis) read each element at most once, so for them
+    the plain ``dx[index] = G`` gives the same result, hundreds of times faster.
+    """
+
+    def __init__(self, index: object):
+        self.index = index
+        parts = index if isinstance(index, tuple) else (index,)
+        self.basic = all(
+            part is None or part is Ellipsis or isinstance(part, slice)
+            or (isinstance(part, (int, np.integer)) and not isinstance(part, bool))
+            for part in parts
+        )
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.input_shape = x.shape
+        return np.asarray(x[self.index])  # asarray: a single element comes back as an array
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        grad = np.zeros(self.input_shape, dtype=grad_out.dtype)
+        if self.basic:
+            grad[self.index] = grad_out
+        else:
+            np.add.at(grad, self.index, grad_out)
+        return (grad,)
+
+
+class Cat(Function):
+    """y = the inputs joined along ``axis`` (``np.concatenate``); all have the same dtype.
+
+    VJP: dx_i = the slice of G that x_i filled: G split along ``axis`` at the inputs' offsets.
+    """
+
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    def forward(self, *arrays: np.ndarray) -> np.ndarray:
+        self.offsets = np.cumsum([array.shape[self.axis] for array in arrays])[:-1]
+        return np.concatenate(arrays, axis=self.axis)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        pieces = np.split(grad_out, self.offsets, axis=self.axis)
+        return tuple(piece if needed else None for piece, needed in zip(pieces, self.needs_input_grad))
+
+
+class Stack(Function):
+    """y = the inputs (all of one shape and dtype) stacked along a new axis ``axis``
+    (``np.stack``): y[..., i, ...] = x_i.
+
+    VJP: dx_i = G[..., i, ...], the i-th slice of G along the new axis.
+    """
+
+    def __init__(self, axis: int):
+        self.axis = axis
+
+    def forward(self, *arrays: np.ndarray) -> np.ndarray:
+        return np.stack(arrays, axis=self.axis)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return tuple(
+            np.take(grad_out, position, axis=self.axis) if needed else None
+            for position, needed in enumerate(self.needs_input_grad)
+        )
+
+
+class Cast(Function):
+    """y = x converted to ``dtype`` (float32 ↔ float64, or ints/bools to a float).
+
+    VJP: dx = G converted back to x's dtype (the values pass through unchanged, so the
+    Jacobian is the identity; only the precision of G changes).
+    """
+
+    def __init__(self, dtype: np.dtype):
+        self.dtype = dtype
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.input_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (grad_out.astype(self.input_dtype),)
