@@ -8,23 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from test_mnist_example import data_dir  # noqa: F401  (the fixture: the MNIST directory, or skip / fail in CI)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
-@pytest.fixture(scope="module")
-def data_dir() -> str:
-    directory = os.environ.get("TINYGRAD_CNN_DATA", "")
-    present = directory and all(
-        (Path(directory) / name).exists() or (Path(directory) / f"{name}.gz").exists() for name in FILES
-    )
-    if not present:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must provide MNIST: TINYGRAD_CNN_DATA={directory!r} does not hold the four files")
-        pytest.skip("MNIST not available: set TINYGRAD_CNN_DATA to a directory with the four IDX files")
-    return directory
 
 
 def run_example(name: str, *flags: str) -> subprocess.CompletedProcess:

@@ -402,9 +402,6 @@ class Dropout(Function):
     def backward(self, grad_out: np.ndarray) -> Gradients:
         return (grad_out * self.scaled_mask,)
 
-    def describe(self) -> str:
-        return f"Dropout p={self.p:g}"
-
 
 class BatchNorm(Function):
     """Batch normalization of x (N,C), (N,C,H,W) or (N,C,…) per channel (axis 1), over the
@@ -462,6 +459,3 @@ class BatchNorm(Function):
         grad_x = scale * (grad_out - (grad_bias.reshape(self.channel_shape)
                                       + self.normalized * grad_weight.reshape(self.channel_shape)) / count)
         return grad_x, grad_weight, grad_bias
-
-    def describe(self) -> str:
-        return "Batch norm" + ("" if self.batch_statistics else " (running statistics)")
