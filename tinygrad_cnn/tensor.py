@@ -554,8 +554,7 @@ class Tensor:
         statistics normalize; without them the batch statistics are always used.
         """
         training = Tensor.training if training is None else bool(training)
-        running_mean, running_var = _check_batch_norm(self.shape, self.dtype, weight, bias, running_mean,
-                                                      running_var, training, momentum, eps)
+        _check_batch_norm(self.shape, self.dtype, weight, bias, running_mean, running_var, training, momentum, eps)
         channels = self.shape[1]
         weight = Tensor(np.ones(channels, dtype=self.dtype)) if weight is None else self._operand(weight)
         bias = Tensor(np.zeros(channels, dtype=self.dtype)) if bias is None else self._operand(bias)
@@ -707,8 +706,7 @@ def _check_dropout(p: float, dtype: np.dtype) -> None:
 
 
 def _check_batch_norm(shape: tuple[int, ...], dtype: np.dtype, weight, bias, running_mean, running_var,
-                      training: bool, momentum: float, eps: float) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-    """Check batch_norm's arguments; return the running statistics as the arrays to update."""
+                      training: bool, momentum: float, eps: float) -> None:
     if len(shape) < 2:
         raise ValueError(f"batch_norm input must have a batch and a channel axis (N,C,…), got shape {shape}")
     if dtype.kind != "f":
@@ -719,19 +717,16 @@ def _check_batch_norm(shape: tuple[int, ...], dtype: np.dtype, weight, bias, run
             raise ValueError(f"batch_norm {name} must have shape ({channels},) for input {shape}, got {np.shape(value)}")
     if (running_mean is None) != (running_var is None):
         raise ValueError("batch_norm needs both running_mean and running_var, or neither")
-    if running_mean is not None:
-        running_mean = running_mean.data if isinstance(running_mean, Tensor) else running_mean
-        running_var = running_var.data if isinstance(running_var, Tensor) else running_var
-        for name, value in (("running_mean", running_mean), ("running_var", running_var)):
-            if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or value.shape != (channels,):
-                raise ValueError(
-                    f"batch_norm {name} must be a float numpy array of shape ({channels},) (it is updated "
-                    f"in place), got {type(value).__name__} of shape {np.shape(value)}"
-                )
+    for name, value in (("running_mean", running_mean), ("running_var", running_var)):
+        if value is not None and (not isinstance(value, np.ndarray) or value.dtype.kind != "f"
+                                  or value.shape != (channels,)):
+            raise ValueError(
+                f"batch_norm {name} must be a float numpy array of shape ({channels},) (it is updated "
+                f"in place), got {type(value).__name__} of shape {np.shape(value)}"
+            )
     if not 0 <= momentum <= 1:
         raise ValueError(f"batch_norm momentum must lie in [0, 1], got {momentum}")
     if not eps > 0:
         raise ValueError(f"batch_norm eps must be positive, got {eps}")
-    if training and int(np.prod(shape)) // channels <= 1:
+    if training and int(np.prod(shape[:1] + shape[2:])) <= 1:
         raise ValueError(f"batch_norm in training needs more than one value per channel, got input shape {shape}")
-    return running_mean, running_var
