@@ -1,21 +1,35 @@
-"""The package's random number generator: dropout masks and layer initialisations draw from it.
+"""The package's one random number generator, so that a single seed makes a run repeatable.
 
-``manual_seed(n)`` makes every later draw reproducible, as ``torch.manual_seed`` does.
+``Tensor.randn``, ``Tensor.rand`` and dropout draw from ``generator()``;
+``tinygrad_cnn.manual_seed(n)`` replaces it by a fresh generator seeded with n. Unseeded, it
+starts from fresh operating-system entropy, as PyTorch's CPU generator does.
+
+    tinygrad_cnn.manual_seed(0)
+    a = Tensor.randn(3)
+    tinygrad_cnn.manual_seed(0)
+    b = Tensor.randn(3)             # the same numbers as a
 """
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
-_generator = np.random.default_rng()
+__all__ = ["manual_seed", "generator"]
+
+_generator: np.random.Generator = np.random.default_rng()
 
 
-def manual_seed(seed: int) -> None:
-    """Re-seed the package generator: the draws that follow repeat for the same ``seed``."""
+def manual_seed(seed: int) -> np.random.Generator:
+    """Seed the package's generator with the non-negative integer ``seed`` and return it."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"manual_seed needs a non-negative integer, got {seed!r}")
     global _generator
-    _generator = np.random.default_rng(seed)
+    _generator = np.random.default_rng(int(seed))
+    return _generator
 
 
 def generator() -> np.random.Generator:
-    """The package generator (fetch it at each use: ``manual_seed`` replaces it)."""
+    """The current ``np.random.Generator`` (look it up at each draw: manual_seed replaces it)."""
     return _generator
