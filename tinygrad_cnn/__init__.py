@@ -1,10 +1,10 @@
 """tinygrad_cnn: a numpy-only autograd engine with hand-written VJPs, built to train a CNN."""
 
 from tinygrad_cnn.function import Function
-from tinygrad_cnn.tensor import Tensor, is_grad_enabled, no_grad
+from tinygrad_cnn.tensor import Tensor, is_grad_enabled, no_grad, train_mode
 from tinygrad_cnn.gradcheck import GradcheckError, gradcheck
 from tinygrad_cnn.random import manual_seed
 
-__all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "GradcheckError",
+__all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "train_mode", "gradcheck", "GradcheckError",
            "manual_seed"]
 __version__ = "0.1.0"

@@ -1,9 +1,15 @@
-"""Parameters of a model: discovery by walking attributes, state dicts, and safe .npz files.
+"""Parameters of a model: discovery by walking attributes, state dicts, safe .npz files,
+and the small layers (Linear, Conv2d, BatchNorm2d).
 
 A model is any object whose attributes (and the lists, tuples and dicts among them) hold
 Tensors; ``named_parameters`` names each by its dotted attribute path, e.g.
 ``conv1.weight`` or ``blocks.0.bias``. Attributes whose names start with ``_`` are private
 and skipped.
+
+Buffers: state a layer updates itself and the optimizer must not touch (batch norm's
+running statistics) is held as plain numpy arrays. ``named_buffers`` finds every numpy
+array attribute the same way; ``state_dict``, ``load_state_dict`` and ``save`` cover
+parameters and buffers, as PyTorch's do.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any, Mapping, Union
 
 import numpy as np
 
+from tinygrad_cnn.random import generator
 from tinygrad_cnn.tensor import Tensor
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -24,12 +31,23 @@ PathLike = Union[str, "os.PathLike[str]"]
 def named_parameters(model: Any) -> dict[str, Tensor]:
     """Every Tensor reachable from ``model``'s attributes, keyed by dotted path, in a
     stable order (attribute definition order, list order, dict insertion order)."""
-    found: dict[str, Tensor] = {}
+    return {name: item for name, item in _named_state(model).items() if isinstance(item, Tensor)}
+
+
+def named_buffers(model: Any) -> dict[str, np.ndarray]:
+    """Every numpy array reachable from ``model``'s attributes (e.g. ``bn.running_mean``),
+    keyed and ordered as ``named_parameters``: state that is saved but not learned."""
+    return {name: item for name, item in _named_state(model).items() if isinstance(item, np.ndarray)}
+
+
+def _named_state(model: Any) -> dict[str, Union[Tensor, np.ndarray]]:
+    """Every Tensor and numpy array reachable from ``model``'s attributes, in walk order."""
+    found: dict[str, Union[Tensor, np.ndarray]] = {}
     seen: set[int] = set()
     stack: list[tuple[str, Any]] = [("", model)]
     while stack:
         prefix, item = stack.pop()
-        if isinstance(item, Tensor):
+        if isinstance(item, (Tensor, np.ndarray)):
             if id(item) not in seen:  # a shared tensor is listed once, under its first name
                 seen.add(id(item))
                 found[prefix] = item
@@ -56,19 +74,23 @@ def get_parameters(model: Any) -> list[Tensor]:
 
 
 def state_dict(model: Any) -> dict[str, np.ndarray]:
-    """{dotted name: a copy of the parameter's array}."""
-    return {name: tensor.data.copy() for name, tensor in named_parameters(model).items()}
+    """{dotted name: a copy of the parameter's (or buffer's) array}, in walk order."""
+    return {name: np.array(_array(item)) for name, item in _named_state(model).items()}
+
+
+def _array(item: Union[Tensor, np.ndarray]) -> np.ndarray:
+    return item.data if isinstance(item, Tensor) else item
 
 
 def load_state_dict(model: Any, state: Mapping[str, np.ndarray]) -> None:
-    """Copy ``state``'s arrays into the model's parameters, keeping the model's dtype.
+    """Copy ``state``'s arrays into the model's parameters and buffers, keeping the model's dtype.
 
     Every key and shape is checked before anything is written, so a failed load leaves
     the model exactly as it was.
     """
-    parameters = named_parameters(model)
-    missing = [name for name in parameters if name not in state]
-    unexpected = [name for name in state if name not in parameters]
+    targets = {name: _array(item) for name, item in _named_state(model).items()}
+    missing = [name for name in targets if name not in state]
+    unexpected = [name for name in state if name not in targets]
     if missing or unexpected:
         problems = []
         if missing:
@@ -77,18 +99,18 @@ def load_state_dict(model: Any, state: Mapping[str, np.ndarray]) -> None:
             problems.append(f"unexpected keys {unexpected}")
         raise KeyError("load_state_dict: " + "; ".join(problems) + "; the model was not changed")
     converted = {}
-    for name, tensor in parameters.items():
+    for name, target in targets.items():
         value = np.asarray(state[name])
-        if value.shape != tensor.shape:
+        if value.shape != target.shape:
             raise ValueError(
                 f"load_state_dict: {name} has shape {value.shape} in the state dict but "
-                f"{tensor.shape} in the model; the model was not changed"
+                f"{target.shape} in the model; the model was not changed"
             )
         if value.dtype.kind not in "biuf":
             raise TypeError(f"load_state_dict: {name} holds non-numeric data of dtype {value.dtype}")
-        converted[name] = value.astype(tensor.dtype, copy=False)
-    for name, tensor in parameters.items():
-        tensor.data[...] = converted[name]
+        converted[name] = value.astype(target.dtype, copy=False)
+    for name, target in targets.items():
+        target[...] = converted[name]
 
 
 def save(arrays: Union[Mapping[str, np.ndarray], Any], path: PathLike) -> None:
@@ -127,3 +149,99 @@ def load(path: PathLike) -> dict[str, np.ndarray]:
         raise ValueError(f"{path} is not a valid checkpoint: {error}") from None
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise ValueError(f"{path} is not a valid .npz checkpoint (corrupt or truncated): {error}") from None
+
+
+# ---------------------------------------------------------------------------
+# Layers: small callables holding their parameters (Tensors) and buffers (numpy arrays)
+# ---------------------------------------------------------------------------
+
+
+def _uniform_parameter(shape: tuple[int, ...], fan_in: int, dtype) -> Tensor:
+    """U(−1/√fan_in, 1/√fan_in) from the package generator: PyTorch's default initialisation
+    of Linear and Conv2d (kaiming-uniform with a = √5 for weights, the same bound for biases)."""
+    bound = 1 / np.sqrt(fan_in)
+    return Tensor(generator().uniform(-bound, bound, size=shape).astype(dtype), requires_grad=True)
+
+
+class Linear:
+    """y = x @ weight + bias: (…, in_features) → (…, out_features).
+
+    ``weight`` has shape (in_features, out_features), as the seed networks' dense layers
+    (PyTorch stores (out, in) and computes x @ weightᵀ); ``bias`` (out_features,).
+    Initialisation as PyTorch: both U(−1/√in_features, 1/√in_features).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = _uniform_parameter((in_features, out_features), in_features, dtype)
+        self.bias = _uniform_parameter((out_features,), in_features, dtype) if bias else None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"Linear({self.in_features}, {self.out_features}) expects inputs of shape "
+                f"(…, {self.in_features}), got {x.shape}"
+            )
+        y = x @ self.weight
+        return y if self.bias is None else y + self.bias
+
+
+class Conv2d:
+    """2-D convolution layer: (N, in_channels, H, W) → (N, out_channels, Ho, Wo).
+
+    ``weight`` (out_channels, in_channels/groups, kh, kw) and ``bias`` (out_channels,), one
+    per output channel, as PyTorch; calls ``x.conv2d(weight, bias, stride, padding, dilation,
+    groups)``. Initialisation as PyTorch: both U(−1/√fan_in, 1/√fan_in), fan_in =
+    in_channels/groups · kh · kw.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True, dtype=np.float32):
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
+                f"divisible by groups ({groups})"
+            )
+        kernel_h, kernel_w = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        fan_in = in_channels // groups * kernel_h * kernel_w
+        self.weight = _uniform_parameter((out_channels, in_channels // groups, kernel_h, kernel_w), fan_in, dtype)
+        self.bias = _uniform_parameter((out_channels,), fan_in, dtype) if bias else None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"Conv2d({self.in_channels}, {self.out_channels}, …) expects inputs of shape "
+                f"(N, {self.in_channels}, H, W), got {x.shape}"
+            )
+        return x.conv2d(self.weight, self.bias, stride=self.stride, padding=self.padding,
+                        dilation=self.dilation, groups=self.groups)
+
+
+class BatchNorm2d:
+    """Batch normalization of (N, num_features, H, W) per channel: y = x̂ · weight + bias.
+
+    While ``Tensor.training`` it normalizes with the batch's statistics and updates the
+    running ones (``running_mean``, ``running_var``: numpy arrays, i.e. buffers, not
+    parameters: saved in the state dict, never seen by the optimizer); otherwise it
+    normalizes with the running statistics. ``weight`` starts at ones, ``bias`` at zeros,
+    ``running_mean`` at zeros and ``running_var`` at ones, as PyTorch.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32):
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = Tensor(np.ones(num_features, dtype=dtype), requires_grad=True)
+        self.bias = Tensor(np.zeros(num_features, dtype=dtype), requires_grad=True)
+        self.running_mean = np.zeros(num_features, dtype=dtype)
+        self.running_var = np.ones(num_features, dtype=dtype)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"BatchNorm2d({self.num_features}) expects inputs of shape (N, {self.num_features}, H, W), "
+                f"got {x.shape}"
+            )
+        return x.batch_norm(self.weight, self.bias, self.running_mean, self.running_var,
+                            momentum=self.momentum, eps=self.eps)

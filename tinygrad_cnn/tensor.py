@@ -55,6 +55,35 @@ def is_grad_enabled() -> bool:
     return _recording
 
 
+class train_mode:
+    """Context manager (and decorator) that sets ``Tensor.training`` for a block, then
+    restores the previous value. While it is True, dropout drops and batch norm normalizes
+    with the batch's statistics (updating the running ones); ``Tensor.training = True`` sets
+    it until changed.
+
+    >>> with train_mode():
+    ...     loss = model(images).cross_entropy(labels)
+    >>> with train_mode(False):         # evaluate in the middle of a training block
+    ...     logits = model(test_images)
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = bool(enabled)
+
+    def __enter__(self) -> None:
+        self.previous, Tensor.training = Tensor.training, self.enabled
+
+    def __exit__(self, *exception_info: object) -> None:
+        Tensor.training = self.previous
+
+    def __call__(self, function):  # use as a decorator
+        def in_train_mode(*args, **kwargs):
+            with train_mode(self.enabled):
+                return function(*args, **kwargs)
+
+        return in_train_mode
+
+
 # ---------------------------------------------------------------------------
 # Observers (used by summary.py and profile.py; empty lists cost nothing)
 # ---------------------------------------------------------------------------
@@ -900,6 +929,43 @@ class Tensor:
         labels = _check_labels(self.shape, labels)
         return ops.CrossEntropy.apply(self, labels=labels)
 
+    # -- training-time ops ------------------------------------------------------------
+
+    #: True while training (see ``train_mode``): dropout drops, batch norm uses batch statistics
+    training: bool = False
+
+    def dropout(self, p: float = 0.5) -> "Tensor":
+        """Inverted dropout while ``Tensor.training``: each element is zeroed with probability
+        ``p`` and the kept ones are scaled by 1/(1 − p), so the expectation is unchanged. The
+        mask comes from ``tinygrad_cnn.random.generator()`` (``manual_seed`` repeats it).
+        Outside training, and for p = 0, it returns ``self`` (no op is recorded)."""
+        _check_dropout(p, self.dtype)
+        if not Tensor.training or p == 0:
+            return self
+        return ops.Dropout.apply(self, p=float(p))
+
+    def batch_norm(self, weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None,
+                   running_mean: Optional[np.ndarray] = None, running_var: Optional[np.ndarray] = None,
+                   training: Optional[bool] = None, momentum: float = 0.1, eps: float = 1e-5) -> "Tensor":
+        """Batch normalization per channel (axis 1) of an (N,C), (N,C,H,W) or (N,C,…) input:
+        y = (x − mean) / sqrt(var + eps) · weight + bias, weight and bias of shape (C,)
+        (None: ones and zeros).
+
+        ``training`` (None: ``Tensor.training``) normalizes with the batch's mean and biased
+        variance, and updates ``running_mean`` and ``running_var`` (float numpy arrays of
+        shape (C,), if given) in place: running ← (1 − momentum) · running + momentum · batch
+        statistic, with the unbiased variance, as PyTorch does. Otherwise the running
+        statistics normalize; without them the batch statistics are always used.
+        """
+        training = Tensor.training if training is None else bool(training)
+        _check_batch_norm(self.shape, self.dtype, weight, bias, running_mean, running_var, training, momentum, eps)
+        channels = self.shape[1]
+        weight = Tensor(np.ones(channels, dtype=self.dtype)) if weight is None else self._operand(weight)
+        bias = Tensor(np.zeros(channels, dtype=self.dtype)) if bias is None else self._operand(bias)
+        return ops.BatchNorm.apply(self, weight, bias, eps=float(eps), momentum=float(momentum),
+                                   batch_statistics=training or running_mean is None,
+                                   running_mean=running_mean, running_var=running_var)
+
 
 # ---------------------------------------------------------------------------
 # Argument checks: clear errors at the public API instead of deep numpy tracebacks
@@ -1157,3 +1223,37 @@ def _joinable(name: str, tensors: Sequence[ArrayLike], axis: Optional[int],
     floats = [tensor.dtype for tensor in tensors if tensor.dtype.kind == "f"]
     dtype = np.result_type(*floats) if floats else np.result_type(*[tensor.dtype for tensor in tensors])
     return [tensor.astype(dtype) for tensor in tensors], int(axis)
+
+
+def _check_dropout(p: float, dtype: np.dtype) -> None:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f"dropout probability p must be a number in [0, 1], got {p!r}")
+    if dtype.kind != "f":
+        raise TypeError(f"dropout needs a float tensor, got dtype {dtype}")
+
+
+def _check_batch_norm(shape: tuple[int, ...], dtype: np.dtype, weight, bias, running_mean, running_var,
+                      training: bool, momentum: float, eps: float) -> None:
+    if len(shape) < 2:
+        raise ValueError(f"batch_norm input must have a batch and a channel axis (N,C,…), got shape {shape}")
+    if dtype.kind != "f":
+        raise TypeError(f"batch_norm needs a float tensor, got dtype {dtype}")
+    channels = shape[1]
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value is not None and np.shape(value) != (channels,):
+            raise ValueError(f"batch_norm {name} must have shape ({channels},) for input {shape}, got {np.shape(value)}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm needs both running_mean and running_var, or neither")
+    for name, value in (("running_mean", running_mean), ("running_var", running_var)):
+        if value is not None and (not isinstance(value, np.ndarray) or value.dtype.kind != "f"
+                                  or value.shape != (channels,)):
+            raise ValueError(
+                f"batch_norm {name} must be a float numpy array of shape ({channels},) (it is updated "
+                f"in place), got {type(value).__name__} of shape {np.shape(value)}"
+            )
+    if not 0 <= momentum <= 1:
+        raise ValueError(f"batch_norm momentum must lie in [0, 1], got {momentum}")
+    if not eps > 0:
+        raise ValueError(f"batch_norm eps must be positive, got {eps}")
+    if training and int(np.prod(shape[:1] + shape[2:])) <= 1:
+        raise ValueError(f"batch_norm in training needs more than one value per channel, got input shape {shape}")

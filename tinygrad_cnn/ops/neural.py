@@ -272,3 +272,89 @@ class CrossEntropy(Function):
         grad[np.arange(grad.shape[0]), self.labels] -= 1
         grad *= grad_out / grad.shape[0]
         return (grad,)
+
+
+# -- training-time ops: dropout and batch normalization ----------------------------------
+
+from tinygrad_cnn.random import generator  # noqa: E402  (the package generator, seeded by manual_seed)
+
+__all__ += ["Dropout", "BatchNorm"]
+
+
+class Dropout(Function):
+    """Inverted dropout: y = x · mask / (1 − p), each mask element 1 with probability 1 − p,
+    drawn from ``tinygrad_cnn.random.generator()``.   VJP: dx = G · mask / (1 − p).
+
+    Scaling the kept values by 1/(1 − p) keeps E[y] = x, so evaluation (no dropout) needs no
+    rescaling. p = 1 drops everything: y = 0 (the scale is 0, not 1/0).
+    """
+
+    def __init__(self, p: float = 0.5):
+        self.p = p
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        kept = generator().random(x.shape) >= self.p  # True with probability 1 − p
+        self.scaled_mask = kept.astype(x.dtype)
+        self.scaled_mask *= 1 / (1 - self.p) if self.p < 1 else 0.0
+        return x * self.scaled_mask
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (grad_out * self.scaled_mask,)
+
+
+class BatchNorm(Function):
+    """Batch normalization of x (N,C), (N,C,H,W) or (N,C,…) per channel (axis 1), over the
+    m = N·H·W values of each channel; weight and bias have shape (C,):
+
+        x̂ = (x − μ) / σ,   σ = sqrt(var + eps),   y = x̂ · weight + bias
+
+    ``batch_statistics=True`` (training): μ and var are the batch's mean and biased variance,
+    and ``running_mean``/``running_var`` (numpy arrays, if given) are updated in place as
+    PyTorch does: running ← (1 − momentum) · running + momentum · statistic, with the
+    unbiased variance var · m/(m − 1). ``batch_statistics=False`` (evaluation): μ and var are
+    the running statistics, constants.
+
+    VJP (sums over every axis but 1):  dbias = Σ G,  dweight = Σ G · x̂;
+        evaluation:  dx = G · weight/σ;
+        training (μ and σ depend on x):  dx = (weight/σ)/m · (m·G − Σ G − x̂ · Σ G · x̂).
+    """
+
+    def __init__(self, eps: float = 1e-5, batch_statistics: bool = True, momentum: float = 0.1,
+                 running_mean: Optional[np.ndarray] = None, running_var: Optional[np.ndarray] = None):
+        self.eps, self.batch_statistics, self.momentum = eps, batch_statistics, momentum
+        self.running_mean, self.running_var = running_mean, running_var
+
+    def forward(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        self.axes = (0,) + tuple(range(2, x.ndim))
+        self.channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)  # (C,) broadcast against x
+        if self.batch_statistics:
+            mean = x.mean(axis=self.axes, keepdims=True)
+            centered = x - mean
+            variance = (centered * centered).mean(axis=self.axes)
+            self._update_running_statistics(mean.reshape(-1), variance, x.size // x.shape[1])
+        else:
+            centered = x - self.running_mean.astype(x.dtype).reshape(self.channel_shape)
+            variance = self.running_var.astype(x.dtype)
+        self.inverse_std = (1 / np.sqrt(variance + self.eps)).astype(x.dtype).reshape(self.channel_shape)
+        self.normalized = centered * self.inverse_std
+        self.weight = weight.reshape(self.channel_shape)
+        return self.normalized * self.weight + bias.reshape(self.channel_shape)
+
+    def _update_running_statistics(self, mean: np.ndarray, variance: np.ndarray, count: int) -> None:
+        if self.running_mean is None:
+            return
+        self.running_mean *= 1 - self.momentum
+        self.running_mean += self.momentum * mean
+        self.running_var *= 1 - self.momentum
+        self.running_var += self.momentum * variance * (count / (count - 1))
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        grad_bias = grad_out.sum(axis=self.axes)
+        grad_weight = (grad_out * self.normalized).sum(axis=self.axes)
+        scale = self.weight * self.inverse_std  # weight/σ
+        if not self.batch_statistics:
+            return grad_out * scale, grad_weight, grad_bias
+        count = grad_out.size // grad_out.shape[1]  # m
+        grad_x = scale * (grad_out - (grad_bias.reshape(self.channel_shape)
+                                      + self.normalized * grad_weight.reshape(self.channel_shape)) / count)
+        return grad_x, grad_weight, grad_bias

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Train LeNet-5 (LeCun et al., 1998) on MNIST, written with the nn layers as in PyTorch.
+
+    conv 5x5 pad 2 (1→6) → relu → max pool 2 → conv 5x5 (6→16) → relu → max pool 2
+    → flatten (400) → Linear 120 → relu → Linear 84 → relu → Linear 10 → logits
+
+(The 1998 network used tanh and average pooling; relu and max pooling train faster here.)
+
+    python examples/lenet.py                         # 2 epochs of Adam on all 60000 images
+    python examples/lenet.py --limit-train 600 --epochs 3
+
+The data comes from --data-dir, else $TINYGRAD_CNN_DATA, else a per-user cache directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from tinygrad_cnn import Tensor, train_mode
+from tinygrad_cnn.datasets import batches, mnist
+from tinygrad_cnn.models import images_to_tensor
+from tinygrad_cnn.nn import Conv2d, Linear, get_parameters
+from tinygrad_cnn.optim import Adam
+from tinygrad_cnn.random import manual_seed
+
+from mnist import accuracy_percent, predict  # examples/mnist.py, next to this file
+
+
+class LeNet5:
+    """LeNet-5 on raw 0..255 pixels (N,1,28,28) → logits (N,10)."""
+
+    def __init__(self):
+        self.conv1 = Conv2d(1, 6, 5, padding=2)  # 6 x 28 x 28, pooled to 14 x 14
+        self.conv2 = Conv2d(6, 16, 5)  # 16 x 10 x 10, pooled to 5 x 5
+        self.fc1 = Linear(16 * 5 * 5, 120)
+        self.fc2 = Linear(120, 84)
+        self.fc3 = Linear(84, 10)
+
+    def __call__(self, images: Tensor | np.ndarray) -> Tensor:
+        x = images_to_tensor(images, np.float32)
+        x = self.conv1(x).relu().max_pool2d(2)
+        x = self.conv2(x).relu().max_pool2d(2).flatten()
+        x = self.fc2(self.fc1(x).relu()).relu()
+        return self.fc3(x)
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=2, help="passes over the training set (default 2)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per Adam step (default 32)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="Adam's learning rate (default 0.002)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order (default 0)")
+    parser.add_argument("--limit-train", type=int, metavar="N", help="train on the first N training images only")
+    parser.add_argument("--limit-test", type=int, metavar="N", help="evaluate on the first N test images only")
+    parser.add_argument("--data-dir", help="directory with the four MNIST IDX files "
+                                           "(default: $TINYGRAD_CNN_DATA or ~/.cache/tinygrad_cnn/mnist)")
+    parser.add_argument("--json", metavar="PATH", help="write the final test accuracy and timings as JSON")
+    args = parser.parse_args(argv)
+    for name in ("epochs", "batch_size", "limit_train", "limit_test"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if not args.lr > 0:
+        parser.error(f"--lr must be positive, got {args.lr}")
+    return args
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        x_train, y_train, x_test, y_test = mnist(args.data_dir)
+    except (OSError, ValueError, RuntimeError) as error:
+        print(f"error: could not load MNIST: {error}")
+        return 1
+    x_train, y_train = x_train[:args.limit_train], y_train[:args.limit_train]
+    x_test, y_test = x_test[:args.limit_test], y_test[:args.limit_test]
+    print(f"Training LeNet-5 on {len(x_train)} images, testing on {len(x_test)}", flush=True)
+
+    manual_seed(args.seed)
+    model = LeNet5()
+    optimizer = Adam(get_parameters(model), lr=args.lr)
+    rng = np.random.default_rng(args.seed)
+    started = time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        loss_sum, epoch_start = 0.0, time.perf_counter()
+        with train_mode():  # LeNet has no dropout or batch norm, but this is where they would train
+            for images, labels in batches(x_train, y_train, args.batch_size, rng=rng):
+                loss = model(images).cross_entropy(labels)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.item() * len(labels)
+        accuracy = accuracy_percent(predict(model, x_test), y_test)
+        print(f"Epoch {epoch}/{args.epochs}  avg loss {loss_sum / len(x_train):.4f}  test acc {accuracy:.2f}%  "
+              f"({time.perf_counter() - epoch_start:.1f} s)", flush=True)
+    seconds = time.perf_counter() - started
+    print(f"Final test accuracy: {accuracy:.2f}%  ({seconds:.1f} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"test_accuracy": accuracy, "seconds": seconds}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""Training-time ops (dropout, batch norm), the training switch, and the nn layers
+(Linear, Conv2d, BatchNorm2d): VJPs against finite differences, forwards against numpy,
+running statistics against PyTorch's update rule, parameters and buffers, errors."""
+
+import numpy as np
+import hypothesis.extra.numpy as hnp
+import pytest
+from hypothesis import given, strategies as st
+
+from tinygrad_cnn import Tensor, gradcheck, no_grad, train_mode
+from tinygrad_cnn.nn import (BatchNorm2d, Conv2d, Linear, get_parameters, load_state_dict, named_buffers,
+                             named_parameters, state_dict)
+from tinygrad_cnn.optim import SGD
+from tinygrad_cnn.random import manual_seed
+
+seeds = st.integers(0, 2**32 - 1)
+small_shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4)
+# (N,C) or (N,C,H,W) with at least two values per channel
+batch_norm_shapes = st.one_of(
+    st.tuples(st.integers(2, 5), st.integers(1, 4)),
+    st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(2, 3)),
+)
+
+
+def random_array(seed: int, shape, low: float = -2.0, high: float = 2.0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(low, high, size=shape)
+
+
+@pytest.fixture(autouse=True)
+def evaluation_mode():
+    """Every test starts (and leaves the package) outside training mode."""
+    Tensor.training = False
+    yield
+    Tensor.training = False
+
+
+# -- the training switch ------------------------------------------------------------------
+
+
+def test_training_is_off_by_default_and_train_mode_restores_the_previous_value():
+    assert Tensor.training is False
+    with train_mode():
+        assert Tensor.training is True
+        with train_mode(False):
+            assert Tensor.training is False
+        assert Tensor.training is True
+    assert Tensor.training is False
+
+
+def test_train_mode_restores_the_value_after_an_exception():
+    with pytest.raises(RuntimeError), train_mode():
+        raise RuntimeError("inside the block")
+    assert Tensor.training is False
+
+
+def test_train_mode_as_a_decorator():
+    @train_mode()
+    def step() -> bool:
+        return Tensor.training
+
+    assert step() is True and Tensor.training is False
+
+
+# -- dropout ------------------------------------------------------------------------------
+
+
+def dropout_with_fixed_mask(seed: int, p: float):
+    """x.dropout(p) with the generator re-seeded at every call: the same mask each time."""
+    def function(x: Tensor) -> Tensor:
+        manual_seed(seed)
+        return x.dropout(p)
+
+    return function
+
+
+@given(shape=small_shapes, seed=seeds, p=st.floats(0.05, 0.9))
+def test_dropout_vjp_with_a_fixed_mask(shape, seed, p):
+    x = random_array(seed, shape)
+    with train_mode():
+        assert gradcheck(dropout_with_fixed_mask(seed, p), [x])
+        output = dropout_with_fixed_mask(seed, p)(Tensor(x)).data
+    kept = output != 0
+    np.testing.assert_allclose(output[kept], x[kept] / (1 - p))
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.8])
+def test_dropout_keeps_a_fraction_1_minus_p_and_preserves_the_expectation(p):
+    manual_seed(0)
+    with train_mode():
+        output = Tensor(np.ones(200_000)).dropout(p).data
+    assert abs((output != 0).mean() - (1 - p)) < 0.005
+    assert abs(output.mean() - 1) < 0.02  # E[y] = x: each kept value is 1/(1-p)
+
+
+def test_dropout_outside_training_is_the_identity_and_records_nothing():
+    x = Tensor(np.ones((3, 4)), requires_grad=True)
+    assert x.dropout(0.5) is x
+    with train_mode():
+        assert x.dropout(0.0) is x
+        dropped = x.dropout(0.5)
+    assert dropped is not x and dropped.node is not None
+
+
+def test_dropout_with_p_1_drops_everything_without_dividing_by_zero():
+    x = Tensor(np.arange(1.0, 7.0).reshape(2, 3), requires_grad=True)
+    with train_mode(), np.errstate(all="raise"):
+        y = x.dropout(1.0)
+        (y * 3).sum().backward()
+    np.testing.assert_array_equal(y.data, np.zeros((2, 3)))
+    np.testing.assert_array_equal(x.grad, np.zeros((2, 3)))
+
+
+def test_dropout_is_reproducible_under_manual_seed():
+    x = Tensor(np.ones((8, 8), dtype=np.float32))
+    with train_mode():
+        manual_seed(7)
+        first, second = x.dropout(0.5).data, x.dropout(0.5).data
+        manual_seed(7)
+        again = x.dropout(0.5).data
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, second)  # the generator moves on between calls
+    assert first.dtype == np.float32
+
+
+@pytest.mark.parametrize("p, error, message", [
+    (-0.1, ValueError, r"p must be a number in \[0, 1\], got -0.1"),
+    (1.5, ValueError, r"got 1.5"),
+    ("half", ValueError, r"got 'half'"),
+])
+def test_dropout_rejects_probabilities_outside_0_1(p, error, message):
+    with pytest.raises(error, match=message):
+        Tensor(np.ones(3)).dropout(p)  # checked in evaluation mode too
+
+
+def test_dropout_needs_a_float_tensor():
+    with pytest.raises(TypeError, match="dropout needs a float tensor, got dtype int64"):
+        Tensor([1, 2, 3]).dropout(0.5)
+
+
+# -- batch norm ---------------------------------------------------------------------------
+
+
+def batch_norm_reference(x, weight, bias, mean=None, variance=None, eps=1e-5):
+    """y = (x − mean)/sqrt(var + eps) · weight + bias, channel by channel, written out with
+    numpy (batch mean and biased variance when no statistics are given)."""
+    output = np.empty_like(x)
+    for channel in range(x.shape[1]):
+        values = x[:, channel]
+        mu = values.mean() if mean is None else mean[channel]
+        var = values.var() if variance is None else variance[channel]
+        output[:, channel] = (values - mu) / np.sqrt(var + eps) * weight[channel] + bias[channel]
+    return output
+
+
+@given(shape=batch_norm_shapes, seed=seeds)
+def test_batch_norm_vjp_with_batch_statistics(shape, seed):
+    x = random_array(seed, shape)
+    weight, bias = random_array(seed + 1, shape[1]), random_array(seed + 2, shape[1])
+    assert gradcheck(lambda t, w, b: t.batch_norm(w, b, training=True), [x, weight, bias])
+    output = Tensor(x).batch_norm(weight, bias, training=True).data
+    np.testing.assert_allclose(output, batch_norm_reference(x, weight, bias), rtol=1e-10, atol=1e-12)
+
+
+@given(shape=batch_norm_shapes, seed=seeds)
+def test_batch_norm_vjp_with_running_statistics(shape, seed):
+    x = random_array(seed, shape)
+    weight, bias = random_array(seed + 1, shape[1]), random_array(seed + 2, shape[1])
+    mean, variance = random_array(seed + 3, shape[1]), random_array(seed + 4, shape[1], 0.5, 2.0)
+
+    def evaluate(t, w, b):
+        return t.batch_norm(w, b, mean.copy(), variance.copy(), training=False)
+
+    assert gradcheck(evaluate, [x, weight, bias])
+    np.testing.assert_allclose(evaluate(Tensor(x), weight, bias).data,
+                               batch_norm_reference(x, weight, bias, mean, variance), rtol=1e-10, atol=1e-12)
+
+
+def test_batch_norm_running_statistics_follow_pytorchs_update_rule():
+    rng = np.random.default_rng(0)
+    running_mean, running_var = np.zeros(3), np.ones(3)
+    expected_mean, expected_var = np.zeros(3), np.ones(3)
+    momentum = 0.3
+    for _ in range(4):
+        x = rng.normal(2.0, 3.0, size=(5, 3, 2, 2))
+        Tensor(x).batch_norm(running_mean=running_mean, running_var=running_var, training=True, momentum=momentum)
+        values = x.transpose(1, 0, 2, 3).reshape(3, -1)  # per channel: the m = 20 values
+        expected_mean = (1 - momentum) * expected_mean + momentum * values.mean(axis=1)
+        expected_var = (1 - momentum) * expected_var + momentum * values.var(axis=1, ddof=1)  # unbiased
+    np.testing.assert_allclose(running_mean, expected_mean, rtol=1e-12)
+    np.testing.assert_allclose(running_var, expected_var, rtol=1e-12)
+
+
+def test_batch_norm_outside_training_uses_and_keeps_the_running_statistics():
+    x = np.random.default_rng(1).normal(size=(4, 2))
+    running_mean, running_var = np.array([0.5, -1.0]), np.array([2.0, 0.25])
+    output = Tensor(x).batch_norm(running_mean=running_mean, running_var=running_var).data
+    np.testing.assert_allclose(output, (x - running_mean) / np.sqrt(running_var + 1e-5))
+    np.testing.assert_array_equal(running_mean, [0.5, -1.0])
+    np.testing.assert_array_equal(running_var, [2.0, 0.25])
+
+
+def test_batch_norm_follows_tensor_training_and_uses_the_batch_without_running_statistics():
+    x = np.random.default_rng(2).normal(3.0, 2.0, size=(6, 2))
+    batch_normalized = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + 1e-5)
+    np.testing.assert_allclose(Tensor(x).batch_norm().data, batch_normalized)  # nothing else to use
+    running_mean, running_var = np.zeros(2), np.ones(2)
+    with train_mode():
+        output = Tensor(x).batch_norm(running_mean=running_mean, running_var=running_var).data
+    np.testing.assert_allclose(output, batch_normalized)
+    assert not np.array_equal(running_mean, np.zeros(2))
+
+
+def test_batch_norm_keeps_float32():
+    x = Tensor(np.ones((4, 3), dtype=np.float32), requires_grad=True)
+    weight = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    y = x.batch_norm(weight, training=True)
+    y.sum().backward()
+    assert y.dtype == np.float32 and x.grad.dtype == np.float32 and weight.grad.dtype == np.float32
+
+
+def batch_norm_call(*shape, **options):
+    return lambda: Tensor(np.ones(shape)).batch_norm(**options)
+
+
+@pytest.mark.parametrize("call, message", [
+    (batch_norm_call(5), r"batch and a channel axis \(N,C,…\), got shape \(5,\)"),
+    (batch_norm_call(4, 3, weight=np.ones(2)), r"weight must have shape \(3,\) for input \(4, 3\), got \(2,\)"),
+    (batch_norm_call(4, 3, bias=np.ones((3, 1))), r"bias must have shape \(3,\) for input \(4, 3\), got \(3, 1\)"),
+    (batch_norm_call(4, 3, running_mean=np.zeros(3)), r"both running_mean and running_var, or neither"),
+    (batch_norm_call(4, 3, running_mean=np.zeros(2), running_var=np.ones(2)),
+     r"running_mean must be a float numpy array of shape \(3,\).*got ndarray of shape \(2,\)"),
+    (batch_norm_call(4, 3, running_mean=[0, 0, 0], running_var=np.ones(3)), r"updated in place.*got list"),
+    (batch_norm_call(4, 3, momentum=1.5), r"momentum must lie in \[0, 1\], got 1.5"),
+    (batch_norm_call(4, 3, eps=0), r"eps must be positive, got 0"),
+    (batch_norm_call(1, 3, training=True), r"more than one value per channel, got input shape \(1, 3\)"),
+])
+def test_batch_norm_errors_name_the_problem(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+# -- layers -------------------------------------------------------------------------------
+
+
+def test_linear_shapes_parameters_and_initialisation():
+    manual_seed(0)
+    layer = Linear(400, 120)
+    assert list(named_parameters(layer)) == ["weight", "bias"]
+    assert layer.weight.shape == (400, 120) and layer.bias.shape == (120,)
+    assert layer.weight.dtype == np.float32 and layer.weight.requires_grad
+    bound = 1 / np.sqrt(400)  # PyTorch's U(−1/√fan_in, 1/√fan_in)
+    for parameter in (layer.weight, layer.bias):
+        assert np.abs(parameter.data).max() <= bound and np.abs(parameter.data).max() > 0.9 * bound
+    x = np.random.default_rng(0).normal(size=(3, 400)).astype(np.float32)
+    np.testing.assert_allclose(layer(Tensor(x)).data, x @ layer.weight.data + layer.bias.data, rtol=1e-5)
+    assert list(named_parameters(Linear(4, 2, bias=False))) == ["weight"]
+
+
+def test_linear_gradients_reach_weight_and_bias():
+    layer = Linear(3, 2, dtype=np.float64)
+    x = np.random.default_rng(3).normal(size=(4, 3))
+    layer(Tensor(x)).sum().backward()
+    np.testing.assert_allclose(layer.bias.grad, [4.0, 4.0])
+    np.testing.assert_allclose(layer.weight.grad, np.repeat(x.sum(axis=0)[:, None], 2, axis=1))
+
+
+def test_layers_initialise_reproducibly_under_manual_seed():
+    manual_seed(11)
+    first = state_dict([Linear(5, 3), Conv2d(2, 4, 3)])
+    manual_seed(11)
+    again = state_dict([Linear(5, 3), Conv2d(2, 4, 3)])
+    assert list(first) == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    for name in first:
+        np.testing.assert_array_equal(first[name], again[name])
+
+
+def test_conv2d_shapes_parameters_and_initialisation():
+    layer = Conv2d(6, 16, 5, groups=2)
+    assert list(named_parameters(layer)) == ["weight", "bias"]
+    assert layer.weight.shape == (16, 3, 5, 5) and layer.bias.shape == (16,)
+    bound = 1 / np.sqrt(3 * 5 * 5)  # fan_in = in_channels/groups · kh · kw
+    assert np.abs(layer.weight.data).max() <= bound and np.abs(layer.bias.data).max() <= bound
+    assert list(named_parameters(Conv2d(1, 2, (3, 1), bias=False))) == ["weight"]
+    assert Conv2d(1, 2, (3, 1)).weight.shape == (2, 1, 3, 1)
+
+
+def test_conv2d_calls_conv2d_with_a_per_channel_bias():
+    layer = Conv2d(2, 3, 3, stride=2, padding=1, dtype=np.float64)
+    x = Tensor(np.random.default_rng(4).normal(size=(2, 2, 7, 7)))
+    output = layer(x)
+    assert output.shape == (2, 3, 4, 4)
+    without_bias = x.conv2d(layer.weight, stride=2, padding=1).data
+    np.testing.assert_allclose(output.data, without_bias + layer.bias.data.reshape(1, 3, 1, 1))
+
+
+def test_batch_norm_2d_parameters_buffers_and_state_dict():
+    layer = BatchNorm2d(4)
+    assert list(named_parameters(layer)) == ["weight", "bias"]
+    assert list(named_buffers(layer)) == ["running_mean", "running_var"]
+    assert list(state_dict(layer)) == ["weight", "bias", "running_mean", "running_var"]
+    np.testing.assert_array_equal(layer.weight.data, np.ones(4))
+    np.testing.assert_array_equal(layer.bias.data, np.zeros(4))
+    np.testing.assert_array_equal(layer.running_mean, np.zeros(4))
+    np.testing.assert_array_equal(layer.running_var, np.ones(4))
+    assert get_parameters(layer) == [layer.weight, layer.bias]  # the optimizer never sees the buffers
+
+
+def test_batch_norm_2d_trains_with_batch_statistics_and_evaluates_with_running_ones():
+    layer = BatchNorm2d(2, momentum=0.5, dtype=np.float64)
+    layer.weight.data[:] = [2.0, 0.5]
+    layer.bias.data[:] = [1.0, -1.0]
+    x = np.random.default_rng(5).normal(1.0, 2.0, size=(3, 2, 4, 4))
+    with train_mode():
+        training_output = layer(Tensor(x)).data
+    np.testing.assert_allclose(training_output, batch_norm_reference(x, [2.0, 0.5], [1.0, -1.0]))
+    values = x.transpose(1, 0, 2, 3).reshape(2, -1)
+    np.testing.assert_allclose(layer.running_mean, 0.5 * values.mean(axis=1))
+    np.testing.assert_allclose(layer.running_var, 0.5 + 0.5 * values.var(axis=1, ddof=1))
+    evaluation_output = layer(Tensor(x)).data
+    np.testing.assert_allclose(evaluation_output, batch_norm_reference(
+        x, [2.0, 0.5], [1.0, -1.0], layer.running_mean, layer.running_var))
+
+
+def test_batch_norm_2d_state_dict_round_trip_restores_the_running_statistics():
+    source, target = BatchNorm2d(3), BatchNorm2d(3)
+    with train_mode():
+        source(Tensor(np.random.default_rng(6).normal(size=(4, 3, 2, 2)).astype(np.float32)))
+    buffer = target.running_mean
+    load_state_dict(target, state_dict(source))
+    np.testing.assert_array_equal(target.running_mean, source.running_mean)
+    np.testing.assert_array_equal(target.running_var, source.running_var)
+    assert target.running_mean is buffer  # loaded in place
+
+
+def test_an_optimizer_step_leaves_the_running_statistics_alone():
+    layer = BatchNorm2d(2, dtype=np.float64)
+    optimizer = SGD(get_parameters(layer), lr=0.1)
+    x = Tensor(np.random.default_rng(7).normal(size=(4, 2, 3, 3)))
+    with train_mode():
+        (layer(x) * Tensor(np.arange(72.0).reshape(4, 2, 3, 3))).sum().backward()
+    running_mean, running_var = layer.running_mean.copy(), layer.running_var.copy()
+    optimizer.step()
+    np.testing.assert_array_equal(layer.running_mean, running_mean)
+    np.testing.assert_array_equal(layer.running_var, running_var)
+    assert not np.array_equal(layer.weight.data, np.ones(2))
+
+
+@pytest.mark.parametrize("layer, shape, message", [
+    (Linear(4, 2), (3, 5), r"Linear\(4, 2\) expects inputs of shape \(…, 4\), got \(3, 5\)"),
+    (Conv2d(3, 8, 3), (2, 1, 8, 8), r"Conv2d\(3, 8, …\) expects inputs of shape \(N, 3, H, W\), got \(2, 1, 8, 8\)"),
+    (Conv2d(3, 8, 3), (3, 8, 8), r"got \(3, 8, 8\)"),
+    (BatchNorm2d(4), (2, 4), r"BatchNorm2d\(4\) expects inputs of shape \(N, 4, H, W\), got \(2, 4\)"),
+    (BatchNorm2d(4), (2, 3, 5, 5), r"got \(2, 3, 5, 5\)"),
+])
+def test_layers_name_the_expected_and_the_given_input_shape(layer, shape, message):
+    with pytest.raises(ValueError, match=message):
+        layer(Tensor(np.ones(shape, dtype=np.float32)))
+
+
+def test_conv2d_groups_must_divide_the_channels():
+    with pytest.raises(ValueError, match=r"in_channels \(3\) and out_channels \(4\) must both be divisible by groups \(2\)"):
+        Conv2d(3, 4, 3, groups=2)
+
+
+def test_layers_in_a_network_evaluate_without_a_graph():
+    layers = [Conv2d(1, 2, 3, padding=1), BatchNorm2d(2)]
+    x = Tensor(np.ones((2, 1, 4, 4), dtype=np.float32))
+    with no_grad():
+        output = layers[1](layers[0](x))
+    assert output.shape == (2, 2, 4, 4) and not output.requires_grad
