@@ -12,6 +12,7 @@ import re
 import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -23,6 +24,9 @@ from hypothesis.extra import numpy as hnp
 
 from tinygrad_cnn import datasets
 from tinygrad_cnn.datasets import (
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_SHA256,
+    MNIST_CLASSES,
     MNIST_FILES,
     SHA256,
     DownloadError,
@@ -31,6 +35,8 @@ from tinygrad_cnn.datasets import (
     batches,
     default_root,
     download_files,
+    fashion_mnist,
+    load_idx_directory,
     mnist,
     read_idx,
 )
@@ -56,8 +62,8 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 
 def write_file(path: Path, content: bytes) -> Path:
-    """Write ``content`` to ``path``, gzip-compressed when the name ends in ``.gz``."""
-    path.write_bytes(gzip.compress(content) if path.suffix == ".gz" else content)
+    """Write ``content`` to ``path``, gzip-compressed (reproducibly: no time stamp) when the name ends in ``.gz``."""
+    path.write_bytes(gzip.compress(content, mtime=0) if path.suffix == ".gz" else content)
     return path
 
 
@@ -269,6 +275,7 @@ def test_default_root_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert default_root() == tmp_path / "home" / ".cache" / "tinygrad_cnn" / "mnist"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert default_root() == tmp_path / "home" / ".cache" / "tinygrad_cnn" / "mnist"
+    assert default_root("fashion-mnist") == tmp_path / "home" / ".cache" / "tinygrad_cnn" / "fashion-mnist"
 
 
 def test_mnist_without_download_names_missing_files_and_where_to_put_them(tmp_path: Path) -> None:
@@ -327,7 +334,8 @@ def test_mnist_reports_the_broken_file(tmp_path: Path) -> None:
 
 
 class LocalServer:
-    """An HTTP server on 127.0.0.1 serving ``directory``; ``/truncated/<name>`` promises more bytes than it sends."""
+    """An HTTP server on 127.0.0.1 serving ``directory``; ``/truncated/<name>`` promises more bytes than it
+    sends, ``/slow/<name>`` sends them one by one, too slowly to finish."""
 
     def __init__(self, directory: Path) -> None:
         self.requests: list[str] = []
@@ -336,6 +344,18 @@ class LocalServer:
         class Handler(http.server.SimpleHTTPRequestHandler):
             def do_GET(self) -> None:
                 requests.append(self.path)
+                if self.path.startswith("/slow/"):  # one byte every 50 ms: never silent for long, never done
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100000")
+                    self.end_headers()
+                    try:
+                        for _ in range(200):
+                            self.wfile.write(b"\x1f")
+                            self.wfile.flush()
+                            time.sleep(0.05)
+                    except OSError:  # the client gave up
+                        pass
+                    return
                 if self.path.startswith("/truncated/"):
                     self.send_response(200)
                     self.send_header("Content-Length", "100000")
@@ -404,6 +424,15 @@ def dead_port_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}/mnist/"
+
+
+@pytest.fixture
+def silent_url():
+    """A URL whose server accepts connections (the kernel does, into the listen backlog) but never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/mnist/"
 
 
 def files_in(directory: Path) -> list[str]:
@@ -477,8 +506,194 @@ def test_mnist_downloads_only_missing_files(tmp_path: Path, monkeypatch: pytest.
 
 def test_mnist_offline_raises_runtime_error_naming_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(datasets, "MIRRORS", (dead_port_url(),))
-    with pytest.raises(RuntimeError, match=re.escape(f"Missing from {tmp_path}: {', '.join(GZ_FILES)}")):
-        mnist(tmp_path)
+    monkeypatch.delenv("TINYGRAD_CNN_DATA", raising=False)
+    with pytest.raises(RuntimeError, match=re.escape(f"Missing from {tmp_path / 'mnist'}: {', '.join(GZ_FILES)}")) as caught:
+        mnist(tmp_path)  # an empty root: the files would go into its mnist/ folder
+    message = str(caught.value)
+    assert "--data-dir" in message and "set $TINYGRAD_CNN_DATA to it" in message
+    assert files_in(tmp_path) == []  # the mnist/ folder made to download into is not left behind empty
+
+
+# ----------------------------------------------------------------------------- timeouts: silent and slow mirrors
+
+
+def test_silent_mirror_is_given_up_after_the_timeout(tmp_path: Path, server: LocalServer, checksums, silent_url, capsys) -> None:
+    start = time.monotonic()
+    download_files(GZ_FILES[1:2], tmp_path, [silent_url, server.url("good")], checksums, timeout=0.5, progress=True)
+    assert time.monotonic() - start < 5
+    assert files_in(tmp_path) == [GZ_FILES[1]]
+    stderr = capsys.readouterr().err
+    assert f"mirror 1 of 2: {silent_url}{GZ_FILES[1]}" in stderr  # says which mirror it is trying
+    assert "failed: no answer within 0.5 s" in stderr
+    assert f"mirror 2 of 2: {server.url('good')}{GZ_FILES[1]}" in stderr
+
+
+def test_only_silent_mirrors_fail_quickly_naming_the_timeout(tmp_path: Path, checksums, silent_url) -> None:
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=rf"{re.escape(silent_url)}\S*: no answer within 0\.5 s"):
+        download_files(GZ_FILES[:1], tmp_path, [silent_url], checksums, timeout=0.5, progress=False)
+    assert time.monotonic() - start < 5
+    assert files_in(tmp_path) == []
+
+
+def test_mirror_trickling_bytes_is_given_up_at_the_deadline(tmp_path: Path, server: LocalServer, checksums) -> None:
+    start = time.monotonic()
+    download_files(GZ_FILES[1:2], tmp_path, [server.url("slow"), server.url("good")], checksums, timeout=5, deadline=0.5, progress=False)
+    assert time.monotonic() - start < 5  # the slow mirror would need 100000 x 50 ms
+    assert files_in(tmp_path) == [GZ_FILES[1]]
+    with pytest.raises(DownloadError, match=r"too slow: \d+ of 100000 bytes after 0\.5 s"):
+        download_files(GZ_FILES[:1], tmp_path / "other", [server.url("slow")], checksums, timeout=5, deadline=0.5, progress=False)
+
+
+def test_mnist_uses_the_module_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, arrays, checksums, silent_url) -> None:
+    monkeypatch.setattr(datasets, "DOWNLOAD_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(datasets, "MIRRORS", (silent_url, server.url("good")))
+    monkeypatch.setattr(datasets, "SHA256", checksums)
+    start = time.monotonic()
+    assert_loaded(mnist(tmp_path), arrays)
+    assert time.monotonic() - start < 4 * 0.5 + 5  # four files, each waits once for the silent mirror
+
+
+# ----------------------------------------------------------------------------- where the data is: roots, folders, messages
+
+
+def test_a_root_that_does_not_exist_is_an_error_and_is_not_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums) -> None:
+    monkeypatch.setattr(datasets, "MIRRORS", (server.url("good"),))
+    monkeypatch.setattr(datasets, "SHA256", checksums)
+    missing = tmp_path / "typo" / "data"
+    with pytest.raises(FileNotFoundError, match=rf"the data directory {re.escape(str(missing))} does not exist; it is not created"):
+        mnist(missing)
+    assert not (tmp_path / "typo").exists() and server.requests == []
+
+
+def test_a_root_that_is_a_file_is_an_error(tmp_path: Path) -> None:
+    write_mnist(tmp_path)
+    with pytest.raises(NotADirectoryError, match=rf"{re.escape(str(tmp_path / MNIST_FILES[0]))}\.gz is not a directory\. Did you mean {re.escape(str(tmp_path))}\?"):
+        mnist(tmp_path / f"{MNIST_FILES[0]}.gz")
+
+
+def test_a_misspelt_root_suggests_the_directory_with_the_files(tmp_path: Path) -> None:
+    write_mnist(tmp_path / "data" / "mnist")
+    with pytest.raises(FileNotFoundError, match=rf"Did you mean {re.escape(str(tmp_path / 'data' / 'mnist'))}\?"):
+        mnist(tmp_path / "data" / "mnsit")
+
+
+def test_the_environment_variable_must_exist_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TINYGRAD_CNN_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match=rf"\$TINYGRAD_CNN_DATA is set to {re.escape(str(tmp_path / 'nowhere'))}, which does not exist; it is not created"):
+        fashion_mnist()
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize("loader, folder", [(mnist, "mnist"), (fashion_mnist, "fashion-mnist")])
+@pytest.mark.parametrize("through_environment", [False, True])
+def test_a_root_holding_the_data_set_folder_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loader, folder: str, through_environment: bool) -> None:
+    arrays = write_mnist(tmp_path / folder)
+    write_mnist(tmp_path / ("fashion-mnist" if folder == "mnist" else "mnist"), seed=40)  # the other data set beside it
+    if through_environment:
+        monkeypatch.setenv("TINYGRAD_CNN_DATA", str(tmp_path))
+        assert_loaded(loader(download=False), arrays)
+    else:
+        assert_loaded(loader(tmp_path, download=False), arrays)
+
+
+def test_files_in_a_subfolder_are_suggested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TINYGRAD_CNN_DATA", raising=False)
+    write_mnist(tmp_path / "MNIST" / "raw")  # torchvision's layout
+    with pytest.raises(FileNotFoundError, match=rf"Did you mean {re.escape(str(tmp_path / 'MNIST' / 'raw'))}\?"):
+        mnist(tmp_path, download=False)
+
+
+def test_offline_message_when_the_environment_variable_is_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TINYGRAD_CNN_DATA", str(tmp_path))
+    monkeypatch.setattr(datasets, "MIRRORS", (dead_port_url(),))
+    with pytest.raises(DownloadError) as caught:
+        mnist()
+    message = str(caught.value)
+    assert f"Missing from {tmp_path / 'mnist'}" in message
+    assert f"point $TINYGRAD_CNN_DATA (now set to {tmp_path}) or root (--data-dir) to a directory that holds them" in message
+    assert "--data-dir" in message and "set $TINYGRAD_CNN_DATA to it" not in message  # it IS set
+
+
+def test_offline_message_when_a_root_overrides_the_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TINYGRAD_CNN_DATA", str(tmp_path / "elsewhere"))
+    with pytest.raises(FileNotFoundError) as caught:
+        mnist(tmp_path, download=False)
+    message = str(caught.value)
+    assert f"--data-dir; it takes precedence over $TINYGRAD_CNN_DATA, which is set to {tmp_path / 'elsewhere'}" in message
+    assert "mnist(download=True)" in message
+
+
+# ----------------------------------------------------------------------------- Fashion-MNIST
+
+
+def test_class_names() -> None:
+    assert MNIST_CLASSES == tuple(str(digit) for digit in range(10))
+    assert len(FASHION_MNIST_CLASSES) == 10 and len(set(FASHION_MNIST_CLASSES)) == 10
+    assert (FASHION_MNIST_CLASSES[0], FASHION_MNIST_CLASSES[9]) == ("T-shirt/top", "Ankle boot")
+    assert sorted(FASHION_MNIST_SHA256) == sorted(GZ_FILES) == sorted(SHA256)
+
+
+def test_fashion_mnist_downloads_into_its_own_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, arrays, checksums) -> None:
+    monkeypatch.setattr(datasets, "FASHION_MNIST_MIRRORS", (dead_port_url(), server.url("good")))
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SHA256", checksums)
+    write_mnist(tmp_path / "mnist", seed=60)  # MNIST beside it is left alone
+    assert_loaded(fashion_mnist(tmp_path), arrays)
+    assert files_in(tmp_path / "fashion-mnist") == sorted(GZ_FILES)
+    assert sorted(server.requests) == sorted(f"/good/{name}" for name in GZ_FILES)
+
+
+def test_fashion_mnist_defaults_to_its_cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, arrays, checksums) -> None:
+    monkeypatch.delenv("TINYGRAD_CNN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(datasets, "FASHION_MNIST_MIRRORS", (server.url("good"),))
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SHA256", checksums)
+    assert_loaded(fashion_mnist(), arrays)
+    assert files_in(tmp_path / "cache" / "tinygrad_cnn" / "fashion-mnist") == sorted(GZ_FILES)
+
+
+def test_fashion_mnist_checksum_mismatch_keeps_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums) -> None:
+    monkeypatch.delenv("TINYGRAD_CNN_DATA", raising=False)
+    monkeypatch.setattr(datasets, "FASHION_MNIST_MIRRORS", (server.url("bad"),))
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SHA256", checksums)
+    with pytest.raises(DownloadError, match=r"could not download Fashion-MNIST's train-images-idx3-ubyte\.gz from any mirror:\n.*SHA256 mismatch") as caught:
+        fashion_mnist(tmp_path)
+    assert "holds them in a folder named fashion-mnist/" in str(caught.value)
+    assert caught.value.missing == GZ_FILES
+    assert files_in(tmp_path) == []
+
+
+def test_fashion_mnist_refuses_the_mnist_files_and_vice_versa(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arrays, checksums) -> None:
+    directory = tmp_path / "data"
+    write_mnist(directory)  # the same bytes as the served good/ files, whose sums are `checksums`
+    monkeypatch.setattr(datasets, "SHA256", checksums)  # now they are "the MNIST files"
+    with pytest.raises(ValueError, match=rf"{re.escape(str(directory))} holds the MNIST files, not Fashion-MNIST"):
+        fashion_mnist(directory, download=False)
+    assert_loaded(mnist(directory, download=False), arrays)
+    assert_loaded(load_idx_directory(directory), arrays)  # the generic loader takes any IDX directory
+
+    monkeypatch.setattr(datasets, "SHA256", {})
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SHA256", checksums)
+    with pytest.raises(ValueError, match=r"holds the Fashion-MNIST files, not MNIST"):
+        mnist(directory, download=False)
+    assert_loaded(fashion_mnist(directory, download=False), arrays)
+
+
+def test_suggestions_leave_out_the_other_data_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checksums) -> None:
+    write_mnist(tmp_path / "data" / "mnist")
+    monkeypatch.setattr(datasets, "SHA256", checksums)  # data/mnist holds "the MNIST files"
+    with pytest.raises(FileNotFoundError) as caught:
+        fashion_mnist(tmp_path / "data" / "fashoin")
+    assert "Did you mean" not in str(caught.value)
+    with pytest.raises(FileNotFoundError, match=r"Did you mean .*data/mnist\?"):
+        mnist(tmp_path / "data" / "mnsit")
+
+
+def test_load_idx_directory_names_missing_files(tmp_path: Path) -> None:
+    write_mnist(tmp_path)
+    (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"Missing from {re.escape(str(tmp_path))}: train-labels-idx1-ubyte\.gz\."):
+        load_idx_directory(tmp_path)
 
 
 # ----------------------------------------------------------------------------- batches
@@ -604,3 +819,5 @@ def test_real_mnist() -> None:
     assert x_train.max() == 255 and x_train.min() == 0
     for filename, expected in SHA256.items():
         assert hashlib.sha256((Path(root) / filename).read_bytes()).hexdigest() == expected, filename
+    with pytest.raises(ValueError, match=r"holds the MNIST files, not Fashion-MNIST"):  # the real tables tell them apart
+        fashion_mnist(root, download=False)

@@ -1,22 +1,32 @@
-"""MNIST: the IDX file reader, download with checksums, the cache directory, and batching.
+"""MNIST and Fashion-MNIST: the IDX file reader, download with checksums, where the files live, and batching.
 
     x_train, y_train, x_test, y_test = mnist()        # uint8 N,1,28,28 and int64 N
+    x_train, y_train, x_test, y_test = fashion_mnist()
     for images, labels in batches(x_train, y_train, 128, rng=0):
         ...
+    MNIST_CLASSES[3], FASHION_MNIST_CLASSES[3]        # "3", "Dress": names for plots
 
 Where the files live
-    ``mnist(root)`` reads the four standard IDX files from ``root``; with no root it uses
-    ``$TINYGRAD_CNN_DATA`` if set, else ``$XDG_CACHE_HOME/tinygrad_cnn/mnist`` or
-    ``~/.cache/tinygrad_cnn/mnist``. Each file may be gzip-compressed (``.gz``, preferred
-    when both exist) or raw. Any directory holding the four files in the same layout works
-    (Fashion-MNIST, KMNIST, ...): files already present are validated for their structure,
-    not their checksums.
+    ``mnist(root)`` reads the four standard IDX files from ``root``, or from ``root/mnist``
+    when ``root`` holds a folder of that name (``root/fashion-mnist`` for ``fashion_mnist``),
+    so one directory can hold several data sets. A ``root`` that does not exist is an error:
+    it is never created (a typo must not start a download into a new folder). With no root
+    the same rules apply to ``$TINYGRAD_CNN_DATA`` if set; else the per-user cache
+    ``$XDG_CACHE_HOME/tinygrad_cnn/<data set>`` or ``~/.cache/tinygrad_cnn/<data set>``
+    is used (and created). Each file may be gzip-compressed (``.gz``, preferred when both
+    exist) or raw. Files already present are validated for their structure, not their
+    checksums, so any directory of IDX files in this layout loads (KMNIST, your own; see
+    ``load_idx_directory``); only the other known data set's files are refused, so that
+    Fashion-MNIST is never trained on MNIST's digits by mistake.
 
 Downloading
-    Missing files are fetched as ``.gz`` from the ``MIRRORS`` in turn. Each download goes to
-    a temporary file in the target directory, is checked against ``SHA256`` and only then
-    renamed into place, so an interrupted or corrupt download never leaves a file under its
-    final name.
+    Missing files are fetched as ``.gz`` from the mirrors in turn (``MIRRORS``,
+    ``FASHION_MNIST_MIRRORS``); stderr says which mirror is being tried. A mirror that does
+    not answer for ``DOWNLOAD_TIMEOUT_SECONDS`` (connecting or between two reads), or whose
+    file takes longer than ``DOWNLOAD_DEADLINE_SECONDS`` in all, is given up for the next.
+    Each download goes to a temporary file in the target directory, is checked against the
+    SHA-256 table (``SHA256``, ``FASHION_MNIST_SHA256``) and only then renamed into place, so
+    an interrupted or corrupt download never leaves a file under its final name.
 
 The IDX format
     A big-endian 32-bit magic number ``0x0000TTDD`` (two zero bytes, the data type TT,
@@ -33,7 +43,9 @@ import hashlib
 import http.client
 import math
 import os
+import socket
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -47,11 +59,20 @@ __all__ = [
     "MIRRORS",
     "SHA256",
     "MNIST_FILES",
+    "MNIST_CLASSES",
+    "FASHION_MNIST_MIRRORS",
+    "FASHION_MNIST_SHA256",
+    "FASHION_MNIST_CLASSES",
+    "DATA_ENVIRONMENT_VARIABLE",
+    "DOWNLOAD_TIMEOUT_SECONDS",
+    "DOWNLOAD_DEADLINE_SECONDS",
     "IDXFormatError",
     "MNISTFormatError",
     "DownloadError",
     "read_idx",
     "mnist",
+    "fashion_mnist",
+    "load_idx_directory",
     "default_root",
     "download_files",
     "batches",
@@ -74,6 +95,27 @@ SHA256: dict[str, str] = {
     "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
 
+MNIST_CLASSES: tuple[str, ...] = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
+
+# Zalando Research's official files (the "Get the data" links of github.com/zalandoresearch/
+# fashion-mnist), then the copies in that repository's data/fashion folder.
+FASHION_MNIST_MIRRORS: tuple[str, ...] = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+)
+
+# SHA-256 of the published gzip files (same names as MNIST's).
+FASHION_MNIST_SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+    "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+    "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+    "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+}
+
+FASHION_MNIST_CLASSES: tuple[str, ...] = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+
 # The four files' base names (without .gz), in the order mnist() returns their arrays.
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -87,6 +129,8 @@ IMAGE_SIZE = (28, 28)
 NUM_CLASSES = 10
 
 DATA_ENVIRONMENT_VARIABLE = "TINYGRAD_CNN_DATA"
+MNIST_FOLDER = "mnist"  # the folder each data set has under a data root and in the cache
+FASHION_MNIST_FOLDER = "fashion-mnist"
 
 # IDX data-type byte -> the numpy dtype of the values as stored (big-endian).
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -100,7 +144,11 @@ IDX_DTYPES: dict[int, np.dtype] = {
 
 GZIP_MAGIC = b"\x1f\x8b"
 DOWNLOAD_CHUNK_BYTES = 1 << 20
-DOWNLOAD_TIMEOUT_SECONDS = 30.0
+# A mirror that sends nothing for this long (connecting, or between two reads) is given up.
+DOWNLOAD_TIMEOUT_SECONDS = 10.0
+# A file that takes longer than this in all is given up too (a mirror trickling bytes would
+# never trip the read timeout); 300 s allows the 9.9 MB training images at 33 kB/s.
+DOWNLOAD_DEADLINE_SECONDS = 300.0
 
 
 # ----------------------------------------------------------------------------- errors
@@ -123,17 +171,19 @@ class MNISTFormatError(ValueError):
 class DownloadError(RuntimeError):
     """Some dataset files could not be downloaded from any mirror.
 
-    Attributes: ``directory`` (where the files belong) and ``missing`` (their names).
+    Attributes: ``directory`` (where the files belong), ``missing`` (their names) and
+    ``reasons`` (one line per mirror tried for the file that failed: the URL and why).
     """
 
-    def __init__(self, message: str, directory: Path, missing: Sequence[str]) -> None:
+    def __init__(self, message: str, directory: Path, missing: Sequence[str], reasons: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.directory = directory
         self.missing = list(missing)
+        self.reasons = list(reasons)
 
 
 class _BadDownload(Exception):
-    """A download that arrived but must not be kept (short, or wrong checksum)."""
+    """A download that arrived but must not be kept (short, too slow, or wrong checksum)."""
 
 
 # ----------------------------------------------------------------------------- IDX reader
@@ -239,20 +289,21 @@ def read_idx(path: PathLike, expected_magic: Optional[int] = None) -> np.ndarray
 # ----------------------------------------------------------------------------- where the files live
 
 
-def default_root() -> Path:
-    """The directory ``mnist()`` uses when given no root.
+def default_root(dataset: str = MNIST_FOLDER) -> Path:
+    """The directory a loader starts from when given no root.
 
-    ``$TINYGRAD_CNN_DATA`` if set (and not empty); else ``$XDG_CACHE_HOME/tinygrad_cnn/mnist``
+    ``$TINYGRAD_CNN_DATA`` if set (and not empty); else ``$XDG_CACHE_HOME/tinygrad_cnn/<dataset>``
     if that variable holds an absolute path (as the XDG spec requires); else
-    ``~/.cache/tinygrad_cnn/mnist``.
+    ``~/.cache/tinygrad_cnn/<dataset>``. ``dataset`` is the data set's folder name,
+    ``"mnist"`` or ``"fashion-mnist"``.
     """
     data_directory = os.environ.get(DATA_ENVIRONMENT_VARIABLE)
     if data_directory:
         return Path(data_directory).expanduser()
     cache_home = os.environ.get("XDG_CACHE_HOME")
     if cache_home and os.path.isabs(cache_home):
-        return Path(cache_home) / "tinygrad_cnn" / "mnist"
-    return Path.home() / ".cache" / "tinygrad_cnn" / "mnist"
+        return Path(cache_home) / "tinygrad_cnn" / dataset
+    return Path.home() / ".cache" / "tinygrad_cnn" / dataset
 
 
 def _find_idx_file(directory: Path, name: str) -> Optional[Path]:
@@ -263,11 +314,98 @@ def _find_idx_file(directory: Path, name: str) -> Optional[Path]:
     return None
 
 
-def _where_to_put_files(directory: Path, missing: Sequence[str]) -> str:
+def _holds_all_files(directory: Path) -> bool:
+    return all(_find_idx_file(directory, name) is not None for name in MNIST_FILES)
+
+
+def _published_data_set(directory: Path) -> Optional[str]:
+    """``"MNIST"`` or ``"Fashion-MNIST"`` when ``directory`` holds that data set's published
+    training labels (by SHA-256: the two share every file name), else None."""
+    labels_path = directory / f"{TRAIN_LABELS}.gz"
+    if not labels_path.is_file():
+        return None
+    digest = hashlib.sha256(labels_path.read_bytes()).hexdigest()
+    known = {"MNIST": SHA256, "Fashion-MNIST": FASHION_MNIST_SHA256}  # read now, so tests can swap them
+    return next((name for name, checksums in known.items() if checksums.get(labels_path.name) == digest), None)
+
+
+def _directories_holding_the_files(start: Path, depth: int = 2, limit: int = 300) -> list[Path]:
+    """``start`` and its subdirectories (``depth`` levels down, at most ``limit`` looked at)
+    that hold all four files."""
+    found: list[Path] = []
+    level, looked_at = [start], 0
+    for _ in range(depth + 1):
+        next_level: list[Path] = []
+        for directory in level:
+            looked_at += 1
+            if looked_at > limit:
+                return found
+            if _holds_all_files(directory):
+                found.append(directory)
+            try:
+                next_level += sorted(child for child in directory.iterdir() if child.is_dir() and not child.name.startswith("."))
+            except OSError:  # unreadable: skip it
+                pass
+        level = next_level
+    return found
+
+
+def _suggestion(near: Path, name: Optional[str] = None) -> str:
+    """`` Did you mean X?`` naming directories near ``near`` that hold the four files (and are
+    not the other known data set than ``name``), or ``""``."""
+    start = near
+    while not start.is_dir() and start != start.parent:  # the nearest existing directory
+        start = start.parent
+    if start == start.parent:  # the file-system root: too much to search
+        return ""
+    found = [
+        directory for directory in _directories_holding_the_files(start)
+        if name is None or _published_data_set(directory) in (None, name)
+    ]
+    return f" Did you mean {' or '.join(map(str, found[:3]))}? (It holds the four files.)" if found else ""
+
+
+def _data_directory(root: Optional[PathLike], folder: str, name: str) -> Path:
+    """The directory whose files a loader reads (and where missing ones are downloaded).
+
+    A root (given, or ``$TINYGRAD_CNN_DATA``) must be an existing directory; its
+    ``folder`` subdirectory is used when it exists, else the root itself when it holds any of
+    the files, else ``root/folder`` (created only to download into). With neither, the cache.
+    """
+    if root is None:
+        root = os.environ.get(DATA_ENVIRONMENT_VARIABLE) or None
+        if root is None:
+            return default_root(folder)
+        root = Path(root).expanduser()
+        subject = f"${DATA_ENVIRONMENT_VARIABLE} is set to {root}, which"
+    else:
+        root = Path(root).expanduser()
+        subject = f"the data directory {root}"
+    if not root.exists():
+        raise FileNotFoundError(f"{subject} does not exist; it is not created, so check the path.{_suggestion(root, name)}")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{subject} is not a directory.{_suggestion(root.parent, name)}")
+    if (root / folder).is_dir():
+        return root / folder
+    if any(_find_idx_file(root, base) is not None for base in MNIST_FILES):
+        return root
+    return root / folder
+
+
+def _where_to_put_files(directory: Path, missing: Sequence[str], folder: Optional[str] = None, name: Optional[str] = None) -> str:
+    """Which files are missing where, and how to point the loader at a directory that has them."""
+    holding = "a directory that holds them" + (f" (or holds them in a folder named {folder}/)" if folder else "")
+    environment = os.environ.get(DATA_ENVIRONMENT_VARIABLE)
+    variable = f"${DATA_ENVIRONMENT_VARIABLE}"
+    if not environment:
+        elsewhere = f"pass {holding} as root (--data-dir in examples/mnist.py), or set {variable} to it"
+    elif directory in (Path(environment).expanduser(), Path(environment).expanduser() / (folder or "")):
+        elsewhere = f"point {variable} (now set to {environment}) or root (--data-dir) to {holding}"
+    else:
+        elsewhere = f"pass {holding} as root (--data-dir; it takes precedence over {variable}, which is set to {environment})"
     return (
         f"Missing from {directory}: {', '.join(missing)}. "
-        f"Put the files in {directory} (gzip-compressed .gz or uncompressed), "
-        f"or set ${DATA_ENVIRONMENT_VARIABLE} to a directory that holds them."
+        f"Put the files there (gzip-compressed .gz or uncompressed), or {elsewhere}.{_suggestion(directory, name)}"
     )
 
 
@@ -305,12 +443,16 @@ class _NoProgressBar:
         return None
 
 
-def _download_verified(url: str, destination: Path, expected_sha256: str, timeout: float, progress: bool) -> None:
+def _download_verified(url: str, destination: Path, expected_sha256: str, timeout: float, deadline: float, progress: bool) -> None:
     """Fetch ``url`` into ``destination`` atomically, keeping it only if its SHA-256 matches.
 
-    The bytes go to a hidden temporary file next to ``destination``, which is renamed with
-    ``os.replace`` once complete and verified, and removed on any failure or interruption.
+    ``timeout`` bounds the wait for the connection and for each read; ``deadline`` (seconds)
+    the whole file: each ``read1`` returns what one socket read brings, so the clock is
+    checked at least once per ``timeout``. The bytes go to a hidden temporary file next to
+    ``destination``, which is renamed with ``os.replace`` once complete and verified, and
+    removed on any failure or interruption.
     """
+    give_up_at = time.monotonic() + deadline
     temporary = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:12]}.part")
     request = urllib.request.Request(url, headers={"User-Agent": "tinygrad_cnn-datasets"})
     try:
@@ -320,11 +462,14 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
             digest = hashlib.sha256()
             received = 0
             with open(temporary, "xb") as file, _progress_bar(expected_length, destination.name, progress) as bar:
-                while chunk := response.read(DOWNLOAD_CHUNK_BYTES):
+                while chunk := response.read1(DOWNLOAD_CHUNK_BYTES):
                     file.write(chunk)
                     digest.update(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
+                    if time.monotonic() > give_up_at:
+                        of_total = f" of {expected_length}" if expected_length is not None else ""
+                        raise _BadDownload(f"too slow: {received}{of_total} bytes after {deadline:g} s, the limit per file")
                 file.flush()
                 os.fsync(file.fileno())
         if expected_length is not None and received != expected_length:
@@ -337,13 +482,22 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
         temporary.unlink(missing_ok=True)  # already gone after a successful os.replace
 
 
+def _failure_reason(error: Exception, timeout: float) -> str:
+    """Why a mirror failed, in words: a timeout says how long was waited."""
+    timeouts = (TimeoutError, socket.timeout)  # the same class from Python 3.10 on
+    if isinstance(error, timeouts) or isinstance(getattr(error, "reason", None), timeouts):
+        return f"no answer within {timeout:g} s"
+    return str(error)
+
+
 def download_files(
     filenames: Sequence[str],
     directory: PathLike,
     mirrors: Sequence[str],
     checksums: Mapping[str, str],
-    timeout: float = DOWNLOAD_TIMEOUT_SECONDS,
+    timeout: Optional[float] = None,
     progress: bool = True,
+    deadline: Optional[float] = None,
 ) -> list[Path]:
     """Download each of ``filenames`` into ``directory``, trying the ``mirrors`` in turn.
 
@@ -353,8 +507,12 @@ def download_files(
         mirrors: base URLs; a file's URL is the base URL, a ``/``, and the file name.
         checksums: ``{filename: sha256 hex}``; every file must have one, and a download whose
             sum differs is discarded and the next mirror tried.
-        timeout: seconds ``urlopen`` waits for a connection or for data before giving up.
-        progress: show a tqdm progress bar on stderr (only when stderr is a terminal).
+        timeout: seconds to wait for a connection, or for data between two reads, before
+            trying the next mirror. None: ``DOWNLOAD_TIMEOUT_SECONDS`` (10 s).
+        progress: say on stderr which mirror is being tried and why one failed, and show a
+            tqdm progress bar (only when stderr is a terminal).
+        deadline: seconds one file may take in all before the next mirror is tried.
+            None: ``DOWNLOAD_DEADLINE_SECONDS`` (300 s).
 
     Returns:
         The paths of the downloaded files.
@@ -363,42 +521,53 @@ def download_files(
         ValueError: a file name has no checksum (nothing is downloaded).
         DownloadError: (a ``RuntimeError``) a file failed on every mirror. The message gives
             each mirror's reason, which files are still missing, the directory they belong in,
-            and that ``$TINYGRAD_CNN_DATA`` can point to a directory that holds them. Files
-            downloaded before the failure are kept; the remaining ones are not attempted.
+            and how to point to a directory that holds them. Files downloaded before the
+            failure are kept; the remaining ones are not attempted.
     """
+    timeout = DOWNLOAD_TIMEOUT_SECONDS if timeout is None else timeout
+    deadline = DOWNLOAD_DEADLINE_SECONDS if deadline is None else deadline
     directory = Path(directory).expanduser()
     unknown = [name for name in filenames if name not in checksums]
     if unknown:
         raise ValueError(f"no SHA256 checksum known for {', '.join(unknown)}; refusing to download unverified files")
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
 
     downloaded: list[Path] = []
     for position, filename in enumerate(filenames):
         destination = directory / filename
         failures: list[str] = []
-        for mirror in mirrors:
+        for number, mirror in enumerate(mirrors, start=1):
             url = mirror.rstrip("/") + "/" + filename
             if progress:
-                print(f"downloading {url}", file=sys.stderr)
+                print(f"downloading {filename} from mirror {number} of {len(mirrors)}: {url}", file=sys.stderr, flush=True)
             try:
-                _download_verified(url, destination, checksums[filename], timeout, progress)
+                _download_verified(url, destination, checksums[filename], timeout, deadline, progress)
             except (OSError, http.client.HTTPException, _BadDownload) as error:  # URLError, HTTPError and timeouts are OSErrors
-                failures.append(f"  {url}: {error}")
+                failures.append(f"  {url}: {_failure_reason(error, timeout)}")
+                if progress:
+                    print(f"  failed: {_failure_reason(error, timeout)}", file=sys.stderr, flush=True)
                 continue
             downloaded.append(destination)
             break
         else:
+            if created and not downloaded:  # leave no empty folder behind, to be mistaken later for the data's
+                try:
+                    directory.rmdir()
+                except OSError:  # something else was put there meanwhile: keep it
+                    pass
             missing = list(filenames[position:])
             reasons = "\n".join(failures) if failures else "  (no mirrors given)"
             raise DownloadError(
                 f"could not download {filename} from any mirror:\n{reasons}\n" + _where_to_put_files(directory, missing),
                 directory,
                 missing,
+                failures,
             )
     return downloaded
 
 
-# ----------------------------------------------------------------------------- MNIST
+# ----------------------------------------------------------------------------- loading
 
 
 def _load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -426,40 +595,97 @@ def _load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nd
     return images.reshape(len(images), 1, *IMAGE_SIZE), labels.astype(np.int64)
 
 
-def mnist(root: Optional[PathLike] = None, download: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Load MNIST (or any dataset in its IDX layout, such as Fashion-MNIST).
+Splits = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _load_splits(paths: Mapping[str, Path]) -> Splits:
+    x_train, y_train = _load_split(paths[TRAIN_IMAGES], paths[TRAIN_LABELS])
+    x_test, y_test = _load_split(paths[TEST_IMAGES], paths[TEST_LABELS])
+    return x_train, y_train, x_test, y_test
+
+
+def load_idx_directory(directory: PathLike) -> Splits:
+    """Load any data set stored as MNIST is: the four IDX files in ``directory``, nothing downloaded.
+
+    The files keep MNIST's names (``train-images-idx3-ubyte[.gz]``, …), hold 28x28 ``ubyte``
+    images and labels 0..9 (KMNIST, your own), and are not checked against any checksum.
+    Returns and raises as ``mnist`` does (``FileNotFoundError`` when a file is missing).
+    """
+    directory = Path(directory).expanduser()
+    paths = {name: _find_idx_file(directory, name) for name in MNIST_FILES}
+    missing = [f"{name}.gz" for name, path in paths.items() if path is None]
+    if missing:
+        raise FileNotFoundError(_where_to_put_files(directory, missing))
+    return _load_splits(paths)
+
+
+def _load_data_set(
+    name: str, folder: str, function: str, root: Optional[PathLike], download: bool,
+    mirrors: Sequence[str], checksums: Mapping[str, str],
+) -> Splits:
+    """Find (``_data_directory``), download what is missing, check and load one data set."""
+    directory = _data_directory(root, folder, name)
+    paths = {base: _find_idx_file(directory, base) for base in MNIST_FILES}
+    missing = [f"{base}.gz" for base, path in paths.items() if path is None]
+    if missing:
+        if not download:
+            raise FileNotFoundError(_where_to_put_files(directory, missing, folder, name) + f" (Or call {function}(download=True).)")
+        try:
+            download_files(missing, directory, mirrors, checksums)
+        except DownloadError as error:
+            raise DownloadError(
+                f"could not download {name}'s {error.missing[0]} from any mirror:\n" + "\n".join(error.reasons) + "\n"
+                + _where_to_put_files(directory, error.missing, folder, name),
+                directory, error.missing, error.reasons,
+            ) from None
+        paths = {base: _find_idx_file(directory, base) for base in MNIST_FILES}
+    other = _published_data_set(directory)
+    if other not in (None, name):  # same file names, other data: never train on it by mistake
+        raise ValueError(
+            f"{directory} holds the {other} files, not {name} ({TRAIN_LABELS}.gz is {other}'s); point to a "
+            f"directory with {name}'s files, or to one that holds them in a folder named {folder}/"
+        )
+    return _load_splits(paths)
+
+
+def mnist(root: Optional[PathLike] = None, download: bool = True) -> Splits:
+    """Load MNIST: handwritten digits, 60000 training and 10000 test images (classes ``MNIST_CLASSES``).
 
     Args:
         root: the directory with the four IDX files (each ``.gz`` or raw; ``.gz`` is used
-            when both exist). None: ``default_root()``, i.e. ``$TINYGRAD_CNN_DATA`` or the
-            per-user cache directory.
+            when both exist), or a directory holding them in an ``mnist/`` folder. It must
+            exist. None: ``$TINYGRAD_CNN_DATA`` (same rules), else the per-user cache
+            ``~/.cache/tinygrad_cnn/mnist``.
         download: fetch missing files (as ``.gz``, checksum-verified) from ``MIRRORS``.
 
     Returns:
         ``(x_train, y_train, x_test, y_test)``: images ``uint8`` of shape ``N,1,28,28``
-        (0 = background, 255 = ink) and labels ``int64`` of shape ``N``, in 0..9
-        (60000 training and 10000 test samples for MNIST).
+        (0 = background, 255 = ink) and labels ``int64`` of shape ``N``, in 0..9.
 
     Raises:
-        FileNotFoundError: files are missing and ``download`` is False (the message says
-            which, where to put them, and about ``$TINYGRAD_CNN_DATA``).
+        FileNotFoundError: the root does not exist (it is never created), or files are missing
+            and ``download`` is False (the message says which, where to put them, and how to
+            point to them: root / ``--data-dir`` or ``$TINYGRAD_CNN_DATA``).
+        NotADirectoryError: the root is a file.
         DownloadError: (a ``RuntimeError``) files are missing and no mirror could supply them.
         IDXFormatError: a file is not well-formed IDX (see ``read_idx``).
         MNISTFormatError: images are not 28x28, a split's image and label counts differ,
             or a label is outside 0..9.
+        ValueError: the directory holds Fashion-MNIST's published files (use ``fashion_mnist``).
     """
-    directory = Path(root).expanduser() if root is not None else default_root()
-    paths = {name: _find_idx_file(directory, name) for name in MNIST_FILES}
-    missing = [f"{name}.gz" for name, path in paths.items() if path is None]
-    if missing:
-        if not download:
-            raise FileNotFoundError(_where_to_put_files(directory, missing) + " (Or call mnist(download=True).)")
-        download_files(missing, directory, MIRRORS, SHA256)
-        paths = {name: _find_idx_file(directory, name) for name in MNIST_FILES}
+    return _load_data_set("MNIST", MNIST_FOLDER, "mnist", root, download, MIRRORS, SHA256)
 
-    x_train, y_train = _load_split(paths[TRAIN_IMAGES], paths[TRAIN_LABELS])
-    x_test, y_test = _load_split(paths[TEST_IMAGES], paths[TEST_LABELS])
-    return x_train, y_train, x_test, y_test
+
+def fashion_mnist(root: Optional[PathLike] = None, download: bool = True) -> Splits:
+    """Load Fashion-MNIST: Zalando's 28x28 clothing images in MNIST's format (classes ``FASHION_MNIST_CLASSES``).
+
+    As ``mnist``, with the folder ``fashion-mnist/`` (root, ``$TINYGRAD_CNN_DATA`` or the
+    cache ``~/.cache/tinygrad_cnn/fashion-mnist``), the ``FASHION_MNIST_MIRRORS`` and the
+    ``FASHION_MNIST_SHA256`` table; a directory holding MNIST's published files is refused.
+    """
+    return _load_data_set(
+        "Fashion-MNIST", FASHION_MNIST_FOLDER, "fashion_mnist", root, download, FASHION_MNIST_MIRRORS, FASHION_MNIST_SHA256
+    )
 
 
 # ----------------------------------------------------------------------------- batching
