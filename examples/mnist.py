@@ -169,19 +169,20 @@ def new_run(config: dict[str, Any]) -> Run:
     return Run(config, model, make_optimizer(config, model), fresh_position(), np.random.default_rng(config["seed"]))
 
 
+def as_text(value: Any) -> str:
+    """A flag's value as typed on the command line ('0.9 0.999' for a pair); None as 'none'."""
+    if value is None:
+        return "none"
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
 def ignored_flags(args: argparse.Namespace, config: dict[str, Any], names) -> list[str]:
     """``--flag value`` for every flag among ``names`` the user gave with a value the run does not use."""
     ignored = []
     for name in names:
-        value = getattr(args, name)
-        if value is None:
-            continue
-        given = list(value) if isinstance(value, (list, tuple)) else value
-        if given != config.get(name, DEFAULTS.get(name)):
-            shown = " ".join(map(str, given)) if isinstance(given, list) else given
-            stored = config.get(name, DEFAULTS.get(name))
-            stored = "none" if stored is None else " ".join(map(str, stored)) if isinstance(stored, list) else stored
-            ignored.append(f"{flag_name(name)} {shown} (the checkpoint has {stored})")
+        given, stored = getattr(args, name), config.get(name, DEFAULTS.get(name))
+        if given is not None and as_text(given) != as_text(stored):
+            ignored.append(f"{flag_name(name)} {as_text(given)} (the checkpoint has {as_text(stored)})")
     return ignored
 
 
@@ -213,13 +214,11 @@ def resume_run(args: argparse.Namespace, log: Log) -> Run:
 def change_length(run: Run, epochs: Optional[int], log: Log) -> None:
     """Apply ``--epochs`` on resume: any length the run has not yet passed (a finished run is
     extended); the schedule is then rebuilt for the new length."""
-    done = run.position["epoch"]
     if epochs is None or epochs == run.config["epochs"]:
         return
-    if epochs < done or (epochs == done and run.position["step_in_epoch"]):
-        log(f"note: ignoring --epochs {epochs}: the checkpoint has already trained {done} epochs "
-            f"and part of epoch {done + 1}" if run.position["step_in_epoch"] else
-            f"note: ignoring --epochs {epochs}: the checkpoint has already trained {done} epochs")
+    done = run.position["epoch"] + (1 if run.position["step_in_epoch"] else 0)  # a started epoch counts
+    if epochs < done:
+        log(f"note: ignoring --epochs {epochs}: the checkpoint was saved {where(run.position)}")
         return
     log(f"note: --epochs {epochs} changes the run's length from {run.config['epochs']} to {epochs} epochs; the "
         f"learning-rate schedule is rebuilt for {epochs} epochs from here on, so the result differs from a run "
