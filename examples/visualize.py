@@ -25,23 +25,26 @@ from common import CommandLineError, accuracy_percent, load_data, model_from_che
 from plotting import plot_conv1_filters, plot_feature_maps, prepare_plots_directory
 
 
+DEFAULT_TRAINING_IMAGES = 10_000
+
+
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--resume", metavar="PATH",
                         help="the model to draw: an .npz from examples/mnist.py --save or tinygrad_cnn.nn.save")
     parser.add_argument("--plots", metavar="DIR", default="plots", help="where the PNGs go (default plots/)")
     parser.add_argument("--index", type=int, default=0, help="which test digit to follow (default 0)")
-    parser.add_argument("--limit-train", type=int, default=10_000, metavar="N",
+    parser.add_argument("--limit-train", type=int, metavar="N",
                         help="without --resume: train one epoch on the first N training images (default 10000)")
     parser.add_argument("--limit-test", type=int, default=1000, metavar="N",
                         help="measure the test accuracy on the first N test images (default 1000)")
     parser.add_argument("--data-dir", help="directory with the four MNIST IDX files "
                                            "(default: $TINYGRAD_CNN_DATA or ~/.cache/tinygrad_cnn/mnist)")
-    parser.add_argument("--seed", type=int, default=0, help="without --resume: the seed of the brief training")
+    parser.add_argument("--seed", type=int, help="without --resume: the seed of the brief training (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no live progress bar")
     args = parser.parse_args(argv)
     for name in ("limit_train", "limit_test"):
-        if getattr(args, name) <= 0:
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"{trainer.flag_name(name)} must be positive, got {getattr(args, name)}")
     if args.index < 0:
         parser.error(f"--index must be >= 0, got {args.index}")
@@ -50,8 +53,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 def train_briefly(args: argparse.Namespace, data, log) -> object:
     """The seed CNN after one epoch of examples/mnist.py's fast recipe on the given images."""
-    config = {**trainer.DEFAULTS, **trainer.RECIPES["fast"], "epochs": 1, "seed": args.seed,
-              "limit_train": args.limit_train}
+    config = {**trainer.DEFAULTS, **trainer.RECIPES["fast"], "epochs": 1, "seed": args.seed or 0}
     log(f"no --resume: training the seed CNN for one epoch on {len(data[0])} images "
         f"(mnist.py's fast recipe: batch {config['batch_size']}, SGD lr {config['lr']}, momentum {config['momentum']})")
     run = trainer.new_run(config)
@@ -66,7 +68,10 @@ def draw(args: argparse.Namespace, log) -> None:
         if not hasattr(model, "conv1"):
             raise CommandLineError(f"--resume {args.resume}: that is the seed MLP; there are no convolutions to draw")
         log(f"loaded {args.resume}")
-    data = load_data(args.data_dir, args.limit_train, args.limit_test)
+        ignored = [trainer.flag_name(name) for name in ("limit_train", "seed") if getattr(args, name) is not None]
+        if ignored:
+            log(f"note: nothing is trained with --resume; ignoring {', '.join(ignored)}")
+    data = load_data(args.data_dir, args.limit_train or DEFAULT_TRAINING_IMAGES, args.limit_test)
     x_test, y_test = data[2], data[3]
     if args.index >= len(x_test):
         raise CommandLineError(f"--index {args.index}: there are only {len(x_test)} test images (0..{len(x_test) - 1})")

@@ -110,9 +110,10 @@ def test_visualize_uses_a_checkpoint_instead_of_training(tmp_path):
     data = write_tiny_mnist(tmp_path / "mnist", train=4, test=2)
     save(SeedCNN(seed=5), tmp_path / "weights.npz")
     result = run_example("visualize.py", "--resume", str(tmp_path / "weights.npz"), "--limit-test", "2",
-                         "--plots", str(tmp_path / "plots"), "--data-dir", str(data))
+                         "--plots", str(tmp_path / "plots"), "--data-dir", str(data), "--seed", "3")
     assert result.returncode == 0, result.stderr
-    assert "loaded" in result.stdout and "training" not in result.stdout
+    assert "loaded" in result.stdout and "training the seed CNN" not in result.stdout
+    assert "note: nothing is trained with --resume; ignoring --seed" in result.stdout
     assert (tmp_path / "plots" / "feature_maps.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "conv1_filters.png").stat().st_size > 1000
 

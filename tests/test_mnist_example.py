@@ -165,6 +165,7 @@ def test_help_documents_every_flag():
                  "--limit-train", "--limit-test", "--seed", "--save", "--save-every", "--resume",
                  "--eval-only", "--plots", "--json", "--graph"):
         assert flag in result.stdout
+    assert "keep saving to PATH" in result.stdout.replace("\n", " ").replace("  ", " ")
 
 
 def test_bad_flags_and_missing_data_are_reported(tmp_path):
@@ -451,6 +452,10 @@ def test_resuming_a_finished_run_evaluates_it_and_a_larger_epochs_extends_it(dat
     for ignored in ("--model mlp", "--seed 3", "--recipe seed", "--lr 0.3"):
         assert ignored in note
     assert checkpoint.read_bytes() == uninterrupted.read_bytes()  # nothing trained, nothing rewritten
+    shorter = run(data_dir, "--resume", str(checkpoint), "--epochs", "1", "--limit-test", "50")
+    assert "ignoring --epochs 1: the checkpoint was saved after epoch 2" in shorter.stdout
+    evaluated = run(data_dir, "--resume", str(checkpoint), "--eval-only", "--limit-test", "50", "--lr", "0.1")
+    assert "note: --eval-only evaluates the checkpoint as it is; ignoring --lr" in evaluated.stdout
     report = json.loads((tmp_path / "finished.json").read_text())
     reference_history = json.loads(str(np.load(uninterrupted)["meta"]))["history"]
     assert report["epochs"] == 2 and report["train_images"] == 640 and report["session_train_seconds"] == 0
