@@ -3,11 +3,13 @@
 
     python examples/mnist.py                         # the fast recipe: 3 epochs, >= 99 % test accuracy
     python examples/mnist.py --recipe seed           # the original recipe: batch 1, 9 epochs, warm-up + cosine
-    python examples/mnist.py --save run.npz          # checkpoint every epoch (and on Ctrl-C)
-    python examples/mnist.py --resume run.npz        # continue exactly where it stopped
+    python examples/mnist.py --save run.npz          # checkpoint every epoch (and on Ctrl-C or SIGTERM)
+    python examples/mnist.py --resume run.npz        # continue exactly where it stopped (and keep saving there)
+    python examples/mnist.py --resume run.npz --epochs 5   # extend a finished 3-epoch run to 5 epochs
 
 The data comes from --data-dir, else $TINYGRAD_CNN_DATA, else a per-user cache directory
-(downloaded there, checksum-verified, on first use).
+(downloaded there, checksum-verified, on first use). Every output path is checked before
+training starts.
 """
 
 from __future__ import annotations
@@ -15,23 +17,24 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
-from tinygrad_cnn import Tensor, no_grad
-from tinygrad_cnn.datasets import batches, mnist
-from tinygrad_cnn.models import SeedCNN, SeedMLP
-from tinygrad_cnn.nn import get_parameters, load, load_state_dict, named_parameters, save
+from common import (CommandLineError, accuracy_percent, build_model, check_free_space, load_data, load_weights,
+                    model_from_checkpoint, predict, prepare_output_file, read_checkpoint,
+                    save_checkpoint)
+from tinygrad_cnn.datasets import batches
+from tinygrad_cnn.nn import get_parameters
 from tinygrad_cnn.optim import SGD, Adam, Optimizer, WarmupCosine
 
-CHECKPOINT_FORMAT = 1
+Log = Callable[[str], None]
 
 # Each recipe fills in the training flags the user did not give.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -40,44 +43,56 @@ RECIPES: dict[str, dict[str, Any]] = {
     # The seed program's recipe: one image per step, plain SGD, warm-up then cosine to zero.
     "seed": {"optimizer": "sgd", "epochs": 9, "batch_size": 1, "lr": 0.001, "momentum": 0.0, "warmup_epochs": 1.0},
 }
+# What a flag left out means (kept None in the parsed arguments, so a given flag can be told apart).
+DEFAULTS: dict[str, Any] = {"model": "cnn", "recipe": "fast", "seed": 0}
 TRAINING_FLAGS = ("model", "recipe", "optimizer", "betas", "epochs", "batch_size", "lr", "momentum", "warmup_epochs",
                   "seed", "limit_train")
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    training = parser.add_argument_group("training (restored from the checkpoint with --resume)")
-    training.add_argument("--model", choices=("cnn", "mlp"), default="cnn",
+    training = parser.add_argument_group("training (with --resume: taken from the checkpoint, except --epochs)")
+    training.add_argument("--model", choices=("cnn", "mlp"),
                           help="cnn: the seed's convolutional network (default); mlp: its 784-1000-100-10 network")
-    training.add_argument("--recipe", choices=sorted(RECIPES), default="fast",
-                          help="default values of the flags below: 'fast' = 3 epochs, batch 64, lr 0.05, "
+    training.add_argument("--recipe", choices=sorted(RECIPES),
+                          help="default values of the flags below: 'fast' (default) = 3 epochs, batch 64, lr 0.05, "
                                "momentum 0.9; 'seed' = the original: 9 epochs, batch 1, max lr 0.001, no momentum")
     training.add_argument("--optimizer", choices=("sgd", "adam"),
                           help="sgd (with --momentum; the recipes' choice) or adam (betas 0.9, 0.999)")
     training.add_argument("--betas", type=float, nargs=2, metavar=("BETA1", "BETA2"),
                           help="Adam's moment decay rates (default 0.9 0.999)")
-    training.add_argument("--epochs", type=int, help="passes over the training set")
+    training.add_argument("--epochs", type=int,
+                          help="passes over the training set; with --resume, a new length for the run (extends a "
+                               "finished run; the learning-rate schedule is rebuilt for the new length)")
     training.add_argument("--batch-size", type=int, help="images per SGD step")
     training.add_argument("--lr", type=float, help="peak learning rate (reached after the warm-up)")
     training.add_argument("--momentum", type=float, help="SGD momentum (0 = plain SGD)")
     training.add_argument("--warmup-epochs", type=float,
                           help="linear warm-up length in epochs, then cosine decay to 0 at the end")
-    training.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the data order (default 0)")
+    training.add_argument("--seed", type=int, help="seed of the initial weights and the data order (default 0)")
     training.add_argument("--limit-train", type=int, metavar="N", help="train on the first N training images only")
 
     data = parser.add_argument_group("data and evaluation")
     data.add_argument("--data-dir", help="directory with the four MNIST IDX files "
                                          "(default: $TINYGRAD_CNN_DATA or ~/.cache/tinygrad_cnn/mnist)")
     data.add_argument("--limit-test", type=int, metavar="N", help="evaluate on the first N test images only")
-    data.add_argument("--eval-only", action="store_true", help="only evaluate the --resume checkpoint on the test set")
+    data.add_argument("--eval-only", action="store_true",
+                      help="only evaluate the --resume checkpoint (or a state dict saved with nn.save) on the test set")
 
-    output = parser.add_argument_group("checkpoints and output")
-    output.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) at the end of every epoch, "
-                                                       "every --save-every steps and on Ctrl-C (atomically)")
+    output = parser.add_argument_group("checkpoints and output (every path is checked before training starts)")
+    output.add_argument("--save", metavar="PATH",
+                        help="write a checkpoint (.npz) at the end of every epoch, every --save-every steps and on "
+                             "Ctrl-C or SIGTERM (atomically); refuses to replace an existing file it is not resuming")
     output.add_argument("--save-every", type=int, metavar="STEPS", help="also checkpoint every STEPS optimizer steps")
-    output.add_argument("--resume", metavar="PATH", help="continue training from a checkpoint, bit-exactly")
+    output.add_argument("--resume", metavar="PATH",
+                        help="continue training from a checkpoint, bit-exactly, and keep saving to PATH "
+                             "(unless --save names another file)")
     output.add_argument("--json", metavar="PATH", help="write the results as JSON")
     output.add_argument("--plots", metavar="DIR", help="save PNG plots there (needs matplotlib)")
     output.add_argument("--graph", metavar="FILE", help="write the model's graph as Graphviz DOT (and a PNG if `dot` is installed)")
@@ -87,93 +102,194 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     for name in ("epochs", "batch_size", "limit_train", "limit_test", "save_every"):
         value = getattr(args, name)
         if value is not None and value <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
+            parser.error(f"{flag_name(name)} must be positive, got {value}")
     for name in ("lr", "momentum", "warmup_epochs"):
         value = getattr(args, name)
         if value is not None and (not math.isfinite(value) or value < 0):
-            parser.error(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+            parser.error(f"{flag_name(name)} must be a finite number >= 0, got {value}")
     if args.betas is not None and not all(0 <= beta < 1 for beta in args.betas):
         parser.error(f"--betas must lie in [0, 1), got {args.betas}")
     if args.eval_only and not args.resume:
         parser.error("--eval-only needs --resume PATH (the checkpoint to evaluate)")
-    if args.save_every and not args.save:
-        parser.error("--save-every needs --save PATH")
+    if args.save_every and not (args.save or args.resume) or args.save_every and args.eval_only:
+        parser.error("--save-every needs a checkpoint to write: --save PATH or --resume PATH, without --eval-only")
     return args
 
 
 def training_config(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings that define a training run: the recipe's defaults, overridden by flags."""
-    config = dict(RECIPES[args.recipe])
+    """The settings that define a new training run: the recipe's defaults, overridden by flags."""
+    config = {**DEFAULTS, **RECIPES[args.recipe or DEFAULTS["recipe"]]}
     for name in TRAINING_FLAGS:
         value = getattr(args, name)
         if value is not None:
-            config[name] = value
+            config[name] = list(value) if name == "betas" else value
     return config
 
 
-def build_model(config: dict[str, Any]):
-    return (SeedCNN if config["model"] == "cnn" else SeedMLP)(seed=config["seed"])
-
-
 # ---------------------------------------------------------------------------
-# Checkpoints: one .npz, weights + optimizer buffers + a JSON "meta" string, never pickle
+# A run: the model, its optimizer, and the position that checkpoints save
 # ---------------------------------------------------------------------------
 
 
-def save_checkpoint(path: str, model, optimizer: Optimizer, state: dict[str, Any]) -> None:
-    arrays = {f"model/{name}": tensor.data for name, tensor in named_parameters(model).items()}
-    arrays.update({f"optimizer/{key}": value for key, value in optimizer.state_dict().items()})
-    arrays["meta"] = np.array(json.dumps({"format": CHECKPOINT_FORMAT, **state}))
-    save(arrays, path)
+def fresh_position() -> dict[str, Any]:
+    """Where a new run stands: nothing trained. Checkpoints store this dict (as JSON)."""
+    return {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [], "train_seconds": 0.0,
+            "running": {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}}
 
 
-def load_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
-    arrays = load(path)
-    if "meta" not in arrays:
-        raise ValueError(f"{path} is not a training checkpoint of examples/mnist.py (no 'meta' entry)")
-    meta = json.loads(str(arrays["meta"]))
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} has checkpoint format {meta.get('format')}, expected {CHECKPOINT_FORMAT}")
-    weights = {key[len("model/"):]: value for key, value in arrays.items() if key.startswith("model/")}
-    buffers = {key[len("optimizer/"):]: value for key, value in arrays.items() if key.startswith("optimizer/")}
-    return weights, buffers, meta
+@dataclass
+class Run:
+    """Everything training changes. ``position`` and the weights and optimizer buffers are
+    what a checkpoint holds; the rest is this process's bookkeeping."""
+
+    config: dict[str, Any]
+    model: Any
+    optimizer: Optimizer
+    position: dict[str, Any]
+    rng: np.random.Generator
+    resumed_from: Optional[str] = None
+    session_train_seconds: float = 0.0
+    saved_at_step: Optional[int] = None  # global step of the last checkpoint this process wrote
+    saved_where: Optional[str] = None  # and that position in words
+    save_path: Optional[Path] = None
+
+    @property
+    def finished(self) -> bool:
+        return self.position["epoch"] >= self.config["epochs"]
+
+
+def make_optimizer(config: dict[str, Any], model: Any) -> Optimizer:
+    if config["optimizer"] == "adam":
+        return Adam(get_parameters(model), lr=config["lr"], betas=tuple(config.get("betas") or (0.9, 0.999)))
+    return SGD(get_parameters(model), lr=config["lr"], momentum=config["momentum"])
+
+
+def new_run(config: dict[str, Any]) -> Run:
+    model = build_model(config["model"], config["seed"])
+    return Run(config, model, make_optimizer(config, model), fresh_position(), np.random.default_rng(config["seed"]))
+
+
+def as_text(value: Any) -> str:
+    """A flag's value as typed on the command line ('0.9 0.999' for a pair); None as 'none'."""
+    if value is None:
+        return "none"
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def ignored_flags(args: argparse.Namespace, config: dict[str, Any], names) -> list[str]:
+    """``--flag value`` for every flag among ``names`` the user gave with a value the run does not use."""
+    ignored = []
+    for name in names:
+        given, stored = getattr(args, name), config.get(name, DEFAULTS.get(name))
+        if given is not None and as_text(given) != as_text(stored):
+            ignored.append(f"{flag_name(name)} {as_text(given)} (the checkpoint has {as_text(stored)})")
+    return ignored
+
+
+def resume_run(args: argparse.Namespace, log: Log) -> Run:
+    """The run stored in ``args.resume``, with its own settings; a given ``--epochs`` changes its length."""
+    weights, buffers, meta = read_checkpoint(args.resume)
+    if meta is None:
+        raise CommandLineError(f"{args.resume} holds only model weights (a state dict saved with nn.save), not a "
+                               "training checkpoint of examples/mnist.py: it can be evaluated with --eval-only, "
+                               "not resumed")
+    config = dict(meta["config"])
+    ignored = ignored_flags(args, config, [name for name in TRAINING_FLAGS if name != "epochs"])
+    if ignored:
+        log("note: resuming with the checkpoint's settings; ignoring " + ", ".join(ignored))
+    run = new_run(config)
+    load_weights(run.model, weights, args.resume)
+    try:
+        run.optimizer.load_state_dict(buffers)
+    except (KeyError, ValueError) as error:
+        raise CommandLineError(f"{args.resume}: the optimizer state does not fit: {error}") from None
+    run.position = {**fresh_position(), **{key: meta[key] for key in fresh_position()}}
+    run.position["running"] = {**fresh_position()["running"], **run.position["running"]}
+    run.rng.bit_generator.state = meta["epoch_rng_state"]
+    run.resumed_from = args.resume
+    change_length(run, args.epochs, log)
+    return run
+
+
+def change_length(run: Run, epochs: Optional[int], log: Log) -> None:
+    """Apply ``--epochs`` on resume: any length the run has not yet passed (a finished run is
+    extended); the schedule is then rebuilt for the new length."""
+    if epochs is None or epochs == run.config["epochs"]:
+        return
+    done = run.position["epoch"] + (1 if run.position["step_in_epoch"] else 0)  # a started epoch counts
+    if epochs < done:
+        log(f"note: ignoring --epochs {epochs}: the checkpoint was saved {where(run.position)}")
+        return
+    log(f"note: --epochs {epochs} changes the run's length from {run.config['epochs']} to {epochs} epochs; the "
+        f"learning-rate schedule is rebuilt for {epochs} epochs from here on, so the result differs from a run "
+        f"started with --epochs {epochs}")
+    run.config["epochs"] = epochs
+
+
+def checkpoint_bytes(run: Run) -> int:
+    """About how large this run's checkpoint file is: the weights, one or two optimizer buffers
+    of the same size (momentum; Adam's two moments), and the JSON history."""
+    weights = sum(parameter.data.nbytes for parameter in run.optimizer.params)
+    buffers = 2 if run.config["optimizer"] == "adam" else (1 if run.config["momentum"] else 0)
+    return weights * (1 + buffers) + 64 * 1024
 
 
 # ---------------------------------------------------------------------------
-# Evaluation and training
+# Ctrl-C and SIGTERM
+# ---------------------------------------------------------------------------
+
+SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
+class Interrupted(BaseException):
+    """The run stopped on a signal; ``str()`` is the one line to print, the exit status is 128 + signal."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_status = 128 + signum
+
+
+def stop_at_once(signum: int, frame) -> None:
+    """Outside training (loading data, plotting) SIGTERM stops at once, as Ctrl-C does."""
+    raise Interrupted(f"Interrupted by {SIGNAL_NAMES[signum]}.", signum)
+
+
+class StopOnSignal:
+    """Turns Ctrl-C (SIGINT) and SIGTERM into a request the training loop checks between steps,
+    so a stop never lands in the middle of a parameter update or a checkpoint write.
+
+    With a checkpoint to write (``keep_going``), later signals change nothing: the loop still
+    finishes its step and writes the checkpoint (milliseconds to a second) before it exits.
+    Without one there is nothing to wait for, and a second signal stops at once.
+    """
+
+    def __init__(self, keep_going: bool) -> None:
+        self.keep_going = keep_going
+        self.signum: Optional[int] = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopOnSignal":
+        for signum in SIGNAL_NAMES:
+            self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exception) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum is not None and not self.keep_going:
+            stop_at_once(signum, frame)
+        if self.signum is None:
+            self.signum = signum
+
+
+# ---------------------------------------------------------------------------
+# Training
 # ---------------------------------------------------------------------------
 
 
-def predict(model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Logits for every image, computed under no_grad in batches."""
-    with no_grad():
-        return np.concatenate([model(images[start:start + batch_size]).data
-                               for start in range(0, len(images), batch_size)])
-
-
-def accuracy_percent(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float((logits.argmax(axis=1) == labels).mean() * 100)
-
-
-class StopRequested:
-    """Turns Ctrl-C (SIGINT) into a flag the training loop checks between steps, so an
-    interrupt never lands in the middle of a parameter update."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.previous = signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:  # a second Ctrl-C: stop at once
-            signal.signal(signal.SIGINT, self.previous)
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def restore(self) -> None:
-        signal.signal(signal.SIGINT, self.previous)
-
-
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(CommandLineError):
     pass
 
 
@@ -184,117 +300,132 @@ def progress_bar(total: int, initial: int, description: str, disabled: bool):
                 disable=True if disabled else None, leave=False, dynamic_ncols=True)
 
 
-def train(args: argparse.Namespace, data, log) -> dict[str, Any]:
-    x_train, y_train, x_test, y_test = data
+def train_step(run: Run, images: np.ndarray, labels: np.ndarray, lr: float) -> None:
+    """One optimizer step on one batch; adds its loss, hits and time to the epoch's running totals."""
     started = time.perf_counter()
-    state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "history": [],
-                             "train_seconds": 0.0, "running": {"loss_sum": 0.0, "correct": 0, "seen": 0}}
-    if args.resume:
-        weights, buffers, meta = load_checkpoint(args.resume)
-        config = meta["config"]
-        ignored = [name for name in TRAINING_FLAGS if getattr(args, name) not in (None, config.get(name))
-                   and name not in ("seed", "recipe", "model")]
-        if ignored:
-            log(f"note: resuming with the checkpoint's settings; ignoring --{', --'.join(n.replace('_', '-') for n in ignored)}")
-        state.update({key: meta[key] for key in state})
-        state["epoch_rng_state"] = meta["epoch_rng_state"]
-    else:
-        config = training_config(args)
-    model = build_model(config)
-    if config.get("limit_train"):
-        x_train, y_train = x_train[:config["limit_train"]], y_train[:config["limit_train"]]
-    if config["optimizer"] == "adam":
-        optimizer = Adam(get_parameters(model), lr=config["lr"], betas=tuple(config.get("betas") or (0.9, 0.999)))
-    else:
-        optimizer = SGD(get_parameters(model), lr=config["lr"], momentum=config["momentum"])
-    if args.resume:
-        load_state_dict(model, weights)
-        optimizer.load_state_dict(buffers)
+    run.optimizer.lr = lr
+    logits = run.model(images)
+    loss = logits.cross_entropy(labels)
+    loss_value = loss.item()
+    if not math.isfinite(loss_value):
+        raise TrainingDiverged(
+            f"the training loss became {loss_value} at step {run.position['global_step'] + 1} "
+            f"(epoch {run.position['epoch'] + 1}, lr {lr:.3g}); try a lower --lr"
+        )
+    run.optimizer.zero_grad()
+    loss.backward()
+    run.optimizer.step()
+    seconds = time.perf_counter() - started
+    position, running = run.position, run.position["running"]
+    position["global_step"] += 1
+    position["step_in_epoch"] += 1
+    position["train_seconds"] += seconds
+    run.session_train_seconds += seconds
+    running["loss_sum"] += loss_value * len(labels)
+    running["correct"] += int((logits.data.argmax(axis=1) == labels).sum())
+    running["seen"] += len(labels)
+    running["seconds"] += seconds
 
-    steps_per_epoch = math.ceil(len(x_train) / config["batch_size"])
-    total_steps = steps_per_epoch * config["epochs"]
-    schedule = WarmupCosine(config["lr"], total_steps, min(round(config["warmup_epochs"] * steps_per_epoch), total_steps))
-    rng = np.random.default_rng(config["seed"])
-    if args.resume:
-        rng.bit_generator.state = state["epoch_rng_state"]
 
-    def checkpoint() -> None:
-        if args.save:
-            save_checkpoint(args.save, model, optimizer, {"config": config, **state})
+def where(position: dict[str, Any]) -> str:
+    """A position in words: 'after epoch 2' or 'at epoch 3, step 5'."""
+    if position["step_in_epoch"] == 0:
+        return f"after epoch {position['epoch']}"
+    return f"at epoch {position['epoch'] + 1}, step {position['step_in_epoch']}"
 
-    if args.graph:
-        write_graph_file(model, x_train[:1], y_train[:1], args.graph, log)
 
-    stop = StopRequested()
+def write_checkpoint(run: Run) -> None:
+    """Save the run to ``run.save_path`` (when saving); a failed write stops the run with one line."""
+    if run.save_path is None or run.saved_at_step == run.position["global_step"]:
+        return
     try:
-        while state["epoch"] < config["epochs"]:
-            epoch_start = time.perf_counter()
-            state["epoch_rng_state"] = rng.bit_generator.state  # before this epoch's shuffle
-            order = batches(x_train, y_train, config["batch_size"], rng=rng)
-            running = state["running"]
-            bar = progress_bar(len(x_train), running["seen"], f"epoch {state['epoch'] + 1}/{config['epochs']}",
-                               args.no_progress)
-            for images, labels in islice(order, state["step_in_epoch"], None):
-                step_start = time.perf_counter()
-                optimizer.lr = schedule(state["global_step"])
-                logits = model(images)
-                loss = logits.cross_entropy(labels)
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    raise TrainingDiverged(
-                        f"the training loss became {loss_value} at step {state['global_step'] + 1} "
-                        f"(epoch {state['epoch'] + 1}, lr {optimizer.lr:.3g}); try a lower --lr"
-                    )
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                state["global_step"] += 1
-                state["step_in_epoch"] += 1
-                running["loss_sum"] += loss_value * len(labels)
-                running["correct"] += int((logits.data.argmax(axis=1) == labels).sum())
-                running["seen"] += len(labels)
-                state["train_seconds"] += time.perf_counter() - step_start
-                bar.update(len(labels))
-                bar.set_postfix(loss=f"{running['loss_sum'] / running['seen']:.4f}",
-                                acc=f"{100 * running['correct'] / running['seen']:.2f}%", refresh=False)
-                if args.save_every and state["global_step"] % args.save_every == 0:
-                    checkpoint()
-                if stop.requested:
-                    bar.close()
-                    checkpoint()
-                    where = f"epoch {state['epoch'] + 1}, step {state['step_in_epoch']}/{steps_per_epoch}"
-                    saved = f"checkpoint saved to {args.save}; resume with --resume {args.save}" if args.save \
-                        else "nothing saved (no --save given)"
-                    log(f"Interrupted at {where}: {saved}")
-                    raise SystemExit(130)
-            bar.close()
-            train_time = time.perf_counter() - epoch_start
-            test_logits = predict(model, x_test)
-            test_accuracy = accuracy_percent(test_logits, y_test)
-            record = {
-                "epoch": state["epoch"] + 1,
-                "lr": schedule(state["global_step"] - 1),
-                "avg_loss": running["loss_sum"] / max(running["seen"], 1),
-                "train_accuracy": 100 * running["correct"] / max(running["seen"], 1),
-                "test_accuracy": test_accuracy,
-                "seconds": time.perf_counter() - epoch_start,
-            }
-            state["history"].append(record)
-            state["epoch"] += 1
-            state["step_in_epoch"] = 0
-            state["running"] = {"loss_sum": 0.0, "correct": 0, "seen": 0}
-            state["epoch_rng_state"] = rng.bit_generator.state  # the next epoch starts from here
-            log(f"Epoch {record['epoch']}/{config['epochs']}  lr {record['lr']:.5f}  "
-                f"avg loss {record['avg_loss']:.4f}  train acc {record['train_accuracy']:.2f}%  "
-                f"test acc {test_accuracy:.2f}%  ({train_time:.1f} s train, {record['seconds']:.1f} s total, "
-                f"{len(x_train) / train_time:.0f} img/s)")
-            checkpoint()
+        save_checkpoint(run.save_path, run.model, run.optimizer,
+                        {"config": run.config, "epoch_rng_state": run.rng.bit_generator.state, **run.position})
+    except OSError as error:
+        if run.saved_where is not None:
+            kept = f"{run.save_path} still holds the checkpoint from {run.saved_where}"
+        elif run.save_path.exists():
+            kept = f"{run.save_path} still holds the checkpoint this run was resumed from"
+        else:
+            kept = "no checkpoint was written"
+        raise CommandLineError(f"could not write the checkpoint {run.save_path}: {error.strerror or error}; "
+                               f"training stopped {where(run.position)}; {kept}") from None
+    run.saved_at_step, run.saved_where = run.position["global_step"], where(run.position)
+
+
+def train_epoch(run: Run, x_train: np.ndarray, y_train: np.ndarray, schedule, stop: StopOnSignal,
+                save_every: Optional[int], progress: bool) -> bool:
+    """Train (the rest of) the current epoch; False if a signal stopped it between two steps."""
+    position = run.position
+    position["epoch_rng_state"] = run.rng.bit_generator.state  # before this epoch's shuffle
+    order = batches(x_train, y_train, run.config["batch_size"], rng=run.rng)
+    running = position["running"]
+    bar = progress_bar(len(x_train), running["seen"], f"epoch {position['epoch'] + 1}/{run.config['epochs']}",
+                       not progress)
+    try:
+        for images, labels in islice(order, position["step_in_epoch"], None):
+            if stop.signum is not None:
+                return False
+            train_step(run, images, labels, schedule(position["global_step"]))
+            bar.update(len(labels))
+            bar.set_postfix(loss=f"{running['loss_sum'] / running['seen']:.4f}",
+                            acc=f"{100 * running['correct'] / running['seen']:.2f}%", refresh=False)
+            if save_every and position["global_step"] % save_every == 0:
+                write_checkpoint(run)
     finally:
-        stop.restore()
-    return {"model": model, "config": config, "state": state, "elapsed": time.perf_counter() - started}
+        bar.close()
+    return True
 
 
-def write_graph_file(model, images: np.ndarray, labels: np.ndarray, path: str, log) -> None:
+def end_epoch(run: Run, x_test: np.ndarray, y_test: np.ndarray, schedule, log: Log) -> None:
+    """Evaluate, append the epoch's record to the history, and move the position to the next epoch."""
+    position, running = run.position, run.position["running"]
+    evaluation_started = time.perf_counter()
+    test_accuracy = accuracy_percent(predict(run.model, x_test), y_test)
+    seen = max(running["seen"], 1)
+    record = {
+        "epoch": position["epoch"] + 1,
+        "lr": schedule(position["global_step"] - 1),
+        "avg_loss": running["loss_sum"] / seen,
+        "train_accuracy": 100 * running["correct"] / seen,
+        "test_accuracy": test_accuracy,
+        "train_seconds": running["seconds"],
+        "seconds": running["seconds"] + time.perf_counter() - evaluation_started,
+    }
+    position["history"].append(record)
+    position["epoch"] += 1
+    position["step_in_epoch"] = 0
+    position["running"] = fresh_position()["running"]
+    position["epoch_rng_state"] = run.rng.bit_generator.state  # the next epoch starts from here
+    log(f"Epoch {record['epoch']}/{run.config['epochs']}  lr {record['lr']:.5f}  "
+        f"avg loss {record['avg_loss']:.4f}  train acc {record['train_accuracy']:.2f}%  "
+        f"test acc {test_accuracy:.2f}%  ({record['train_seconds']:.1f} s train, {record['seconds']:.1f} s total, "
+        f"{running['seen'] / max(record['train_seconds'], 1e-9):.0f} img/s)")
+
+
+def train(run: Run, data, log: Log, save_every: Optional[int] = None, progress: bool = True) -> None:
+    """Train until the run's last epoch, checkpointing to ``run.save_path`` after every epoch
+    (and every ``save_every`` steps); on Ctrl-C or SIGTERM, checkpoint and raise Interrupted."""
+    x_train, y_train, x_test, y_test = data
+    steps_per_epoch = math.ceil(len(x_train) / run.config["batch_size"])
+    total_steps = steps_per_epoch * run.config["epochs"]
+    warmup_steps = min(round(run.config["warmup_epochs"] * steps_per_epoch), total_steps)
+    schedule = WarmupCosine(run.config["lr"], total_steps, warmup_steps)
+    with StopOnSignal(keep_going=run.save_path is not None) as stop:
+        while not run.finished and stop.signum is None:
+            if not train_epoch(run, x_train, y_train, schedule, stop, save_every, progress):
+                break
+            end_epoch(run, x_test, y_test, schedule, log)
+            write_checkpoint(run)
+        if stop.signum is not None and not run.finished:  # a finished run just completes
+            write_checkpoint(run)
+            stopped_at = f"epoch {run.position['epoch'] + 1}, step {run.position['step_in_epoch']}/{steps_per_epoch}"
+            saved = (f"checkpoint saved to {run.save_path}; continue with --resume {run.save_path}"
+                     if run.save_path is not None else "nothing saved (no --save given)")
+            raise Interrupted(f"Interrupted by {SIGNAL_NAMES[stop.signum]} at {stopped_at}: {saved}", stop.signum)
+
+
+def write_graph_file(model, images: np.ndarray, labels: np.ndarray, path: str, log: Log) -> None:
     from tinygrad_cnn.graph import write_graph
 
     loss = model(images).cross_entropy(labels)
@@ -302,65 +433,142 @@ def write_graph_file(model, images: np.ndarray, labels: np.ndarray, path: str, l
     log("graph written to " + ", ".join(str(p) for p in written))
 
 
+# ---------------------------------------------------------------------------
+# The command line: check the outputs, train or evaluate, report
+# ---------------------------------------------------------------------------
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Check the result paths (and matplotlib for --plots) before anything slow happens."""
+    if args.plots:
+        from plotting import prepare_plots_directory  # imports matplotlib only when called
+
+        prepare_plots_directory(args.plots)
+    for flag, value in (("--json", args.json), ("--graph", args.graph)):
+        if value:
+            prepare_output_file(value, flag)
+    if args.resume and not Path(args.resume).expanduser().is_file():
+        raise CommandLineError(f"--resume {args.resume}: no checkpoint file there")
+
+
+def checkpoint_path(args: argparse.Namespace, run: Run) -> Optional[Path]:
+    """Where this run's checkpoints go, checked: --save, else the --resume file, else nowhere.
+    An existing file is replaced only when it is the checkpoint being resumed."""
+    if args.save:
+        path = prepare_output_file(args.save, "--save")
+        if path.exists() and not (args.resume and path.samefile(args.resume)):
+            raise CommandLineError(f"--save {path}: the file exists and this run would replace it; continue that "
+                                   f"run with --resume {path}, or choose another path, or delete it first")
+    elif args.resume and not run.finished:
+        try:
+            path = prepare_output_file(args.resume, "--resume")
+        except CommandLineError as error:
+            raise CommandLineError(f"{error} (give --save PATH to keep the resumed run elsewhere)") from None
+    else:
+        return None
+    if not run.finished:
+        check_free_space(path, checkpoint_bytes(run), "--save" if args.save else "--resume")
+    return path
+
+
+def report(run: Run, accuracy: float, x_train: np.ndarray, x_test: np.ndarray, started: float, log: Log) -> dict:
+    """Print the final line; the results as a dict (what --json writes)."""
+    total_seconds = time.perf_counter() - started
+    whole_run = (f" (this session; the whole run trained {run.position['train_seconds']:.1f} s)"
+                 if run.resumed_from else "")
+    log(f"Final test accuracy: {accuracy:.2f}% after {run.position['epoch']} epochs  "
+        f"training time {run.session_train_seconds:.1f} s  total {total_seconds:.1f} s{whole_run}")
+    return {"model": run.config["model"], "epochs": run.position["epoch"], "batch_size": run.config["batch_size"],
+            "train_images": len(x_train), "test_images": len(x_test), "test_accuracy": accuracy,
+            "train_seconds": run.position["train_seconds"], "session_train_seconds": run.session_train_seconds,
+            "total_seconds": total_seconds, "resumed_from": run.resumed_from, "history": run.position["history"]}
+
+
+def train_and_report(args: argparse.Namespace, started: float, log: Log):
+    """Train a new or resumed run; returns (the model, the results, the test data)."""
+    run = resume_run(args, log) if args.resume else new_run(training_config(args))
+    run.save_path = checkpoint_path(args, run)
+    x_train, y_train, x_test, y_test = load_data(args.data_dir, run.config.get("limit_train"), args.limit_test)
+    if args.graph:
+        write_graph_file(run.model, x_train[:1], y_train[:1], args.graph, log)
+    if run.finished:
+        log(f"The run in {args.resume} is finished: {run.position['epoch']}/{run.config['epochs']} epochs trained; "
+            f"evaluating it (give --epochs more than {run.position['epoch']} to train it further)")
+        if args.save:
+            log(f"note: nothing was trained, so --save {args.save} is ignored")
+    elif run.resumed_from:
+        log(f"Resuming {args.resume} at epoch {run.position['epoch'] + 1}/{run.config['epochs']}, "
+            f"step {run.position['step_in_epoch']}: training on {len(x_train)} images, testing on {len(x_test)}")
+    else:
+        log(f"Training on {len(x_train)} images, testing on {len(x_test)}")
+    history_before = len(run.position["history"])
+    train(run, (x_train, y_train, x_test, y_test), log, args.save_every, progress=not args.no_progress)
+    if len(run.position["history"]) > history_before:
+        accuracy = run.position["history"][-1]["test_accuracy"]
+    else:  # nothing trained here: the checkpoint's accuracy may be on other test images
+        accuracy = accuracy_percent(predict(run.model, x_test), y_test)
+    return run.model, report(run, accuracy, x_train, x_test, started, log), (x_test, y_test)
+
+
+def evaluate_only(args: argparse.Namespace, started: float, log: Log):
+    """--eval-only: the checkpoint's (or state dict's) model on the test set; returns (model, results)."""
+    model, meta = model_from_checkpoint(args.resume)
+    ignored = [f"{flag_name(name)}" for name in (*TRAINING_FLAGS, "save") if getattr(args, name) is not None]
+    if ignored:
+        log("note: --eval-only evaluates the checkpoint as it is; ignoring " + ", ".join(ignored))
+    _, _, x_test, y_test = load_data(args.data_dir, 1, args.limit_test)
+    if args.graph:
+        write_graph_file(model, x_test[:1], y_test[:1], args.graph, log)
+    accuracy = accuracy_percent(predict(model, x_test), y_test)
+    log(f"Test accuracy of {args.resume}: {accuracy:.2f}% on {len(y_test)} images")
+    config = meta["config"] if meta else {}
+    result = {"model": config.get("model"), "epochs": meta["epoch"] if meta else None,
+              "batch_size": config.get("batch_size"), "train_images": None, "test_images": len(x_test),
+              "test_accuracy": accuracy, "train_seconds": meta["train_seconds"] if meta else None,
+              "session_train_seconds": 0.0, "total_seconds": time.perf_counter() - started,
+              "resumed_from": args.resume, "history": meta["history"] if meta else []}
+    return model, result, (x_test, y_test)
+
+
+def write_results(args: argparse.Namespace, model, result: dict, test_data, log: Log) -> None:
+    if args.json:
+        try:
+            Path(args.json).expanduser().write_text(json.dumps(result, indent=2) + "\n")
+        except OSError as error:
+            raise CommandLineError(f"--json {args.json}: could not write the results: {error.strerror}") from None
+    if args.plots:
+        from plotting import save_training_plots
+
+        written = save_training_plots(model, result["history"], *test_data, args.plots)
+        log("plots written: " + ", ".join(str(path) for path in written))
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
-    total_start = time.perf_counter()
+    started = time.perf_counter()
 
     def log(message: str) -> None:
         print(message, flush=True)
 
+    previous_sigterm = signal.signal(signal.SIGTERM, stop_at_once)  # training replaces it with StopOnSignal
     try:
-        data = mnist(args.data_dir)
-    except (OSError, ValueError, RuntimeError) as error:
-        log(f"error: could not load MNIST: {error}")
-        return 1
-    x_train, y_train, x_test, y_test = data
-    if args.limit_test:
-        x_test, y_test = x_test[:args.limit_test], y_test[:args.limit_test]
-
-    try:
+        check_outputs(args)
         if args.eval_only:
-            weights, _, meta = load_checkpoint(args.resume)
-            model = build_model(meta["config"])
-            load_state_dict(model, weights)
-            accuracy = accuracy_percent(predict(model, x_test), y_test)
-            log(f"Test accuracy of {args.resume}: {accuracy:.2f}% on {len(y_test)} images")
-            result = {"model": meta["config"]["model"], "epochs": meta["epoch"],
-                      "batch_size": meta["config"]["batch_size"], "test_accuracy": accuracy,
-                      "train_seconds": 0.0, "total_seconds": time.perf_counter() - total_start,
-                      "history": meta["history"]}
-            plot_model = model
+            model, result, test_data = evaluate_only(args, started, log)
         else:
-            log(f"Training on {min(len(x_train), args.limit_train or len(x_train))} images, "
-                f"testing on {len(x_test)}")
-            outcome = train(args, (x_train, y_train, x_test, y_test), log)
-            state, config = outcome["state"], outcome["config"]
-            accuracy = state["history"][-1]["test_accuracy"] if state["history"] else \
-                accuracy_percent(predict(outcome["model"], x_test), y_test)
-            total_seconds = time.perf_counter() - total_start
-            log(f"Final test accuracy: {accuracy:.2f}%  training time {state['train_seconds']:.1f} s  "
-                f"total {total_seconds:.1f} s")
-            result = {"model": config["model"], "epochs": config["epochs"], "batch_size": config["batch_size"],
-                      "test_accuracy": accuracy, "train_seconds": state["train_seconds"],
-                      "total_seconds": total_seconds, "history": state["history"]}
-            plot_model = outcome["model"]
-    except (OSError, ValueError, KeyError) as error:
-        log(f"error: {error}")
+            model, result, test_data = train_and_report(args, started, log)
+        write_results(args, model, result, test_data, log)
+    except CommandLineError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
         return 1
-    except TrainingDiverged as error:
-        log(f"error: {error}")
-        return 1
+    except Interrupted as stop:
+        log(str(stop))
+        return stop.exit_status
     except KeyboardInterrupt:
         log("Interrupted.")
         return 130
-
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    if args.plots:
-        from plotting import save_training_plots
-
-        written = save_training_plots(plot_model, result["history"], x_test, y_test, args.plots)
-        log("plots written: " + ", ".join(str(path) for path in written))
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
     return 0
 
 

@@ -23,15 +23,16 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-from tinygrad_cnn import no_grad
+from common import CommandLineError, predict, prepare_output_directory, softmax  # examples/common.py
 from tinygrad_cnn.nn import named_parameters
 from tinygrad_cnn.summary import trace
 
 PathLike = Union[str, Path]
 
 
-def _pyplot():
-    """matplotlib.pyplot on the Agg backend (files only, no window), imported on first use."""
+def require_matplotlib():
+    """The matplotlib module; an ImportError that says how to install it when it is missing.
+    Scripts call this before any work, so a missing matplotlib is found out at once."""
     try:
         import matplotlib
     except ImportError:
@@ -39,6 +40,22 @@ def _pyplot():
             "plotting needs matplotlib, an optional dependency: pip install matplotlib "
             "(or pip install -e '.[plots]')"
         ) from None
+    return matplotlib
+
+
+def prepare_plots_directory(path: PathLike, flag: str = "--plots") -> Path:
+    """Before any work: matplotlib is importable and ``path`` is a directory files can be
+    written into (created when missing); else CommandLineError naming ``flag`` and the path."""
+    try:
+        require_matplotlib()
+    except ImportError as error:
+        raise CommandLineError(f"{flag} {path}: {error}") from None
+    return prepare_output_directory(path, flag)
+
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no window), imported on first use."""
+    matplotlib = require_matplotlib()
     matplotlib.use("Agg")
     import matplotlib.pyplot as pyplot
 
@@ -86,10 +103,7 @@ def plot_feature_maps(model: Any, image: np.ndarray, path: PathLike, channels: i
     pyplot = _pyplot()
     image = np.asarray(image).reshape(1, 28, 28)
     stages = feature_map_stages(model, image)
-    with no_grad():
-        logits = np.asarray(model(image[None]).data[0], dtype=np.float64)
-    probabilities = np.exp(logits - logits.max())
-    probabilities /= probabilities.sum()
+    probabilities = softmax(predict(model, image[None]))[0].astype(np.float64)
 
     # One axes per stage, holding its first `channels` maps side by side (a mosaic with
     # one-pixel gaps): a hundred small axes would make matplotlib ten times slower.
@@ -170,17 +184,13 @@ def plot_conv1_filters(model: Any, path: PathLike) -> Path:
     return _save(figure, path)
 
 
-__all__ = ["plot_feature_maps", "plot_conv1_filters", "feature_map_stages", "first_conv_weight"]
+__all__ = ["plot_feature_maps", "plot_conv1_filters", "feature_map_stages", "first_conv_weight", "require_matplotlib",
+           "prepare_plots_directory", "save_training_plots"]
 
 
 # ---------------------------------------------------------------------------
 # The trainer's pictures
 # ---------------------------------------------------------------------------
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
 def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> None:
@@ -224,8 +234,7 @@ def save_training_plots(model, history: Sequence[dict[str, Any]], x_test: np.nda
     """Draw every picture of the module docstring into ``directory``; returns the paths."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    with no_grad():
-        logits = np.concatenate([model(x_test[start:start + 1000]).data for start in range(0, len(x_test), 1000)])
+    logits = predict(model, x_test)
     predictions = logits.argmax(axis=1)
     written = []
     if history:
@@ -235,7 +244,7 @@ def save_training_plots(model, history: Sequence[dict[str, Any]], x_test: np.nda
     plot_digit_grid(x_test[:32], y_test[:32], predictions[:32], directory / "predictions.png")
     written.append(directory / "predictions.png")
 
-    confidence = _softmax(logits).max(axis=1)
+    confidence = softmax(logits).max(axis=1)
     wrong = np.flatnonzero(predictions != y_test)
     worst = wrong[np.argsort(-confidence[wrong])][:32]
     titles = [f"True: {y_test[i]}  Pred: {predictions[i]} ({100 * confidence[i]:.0f}%)" for i in worst]

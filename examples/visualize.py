@@ -1,16 +1,15 @@
 """Draw what the seed CNN has learned: one test digit followed through the network, and the
 first layer's 3x3 filters.
 
-    PYTHONPATH=. python examples/visualize.py                         # trains briefly itself
-    PYTHONPATH=. python examples/visualize.py --checkpoint runs/cnn.npz --index 7 --out plots/
+    python examples/visualize.py                                  # trains briefly itself
+    python examples/visualize.py --resume run.npz --index 7 --plots plots/
 
-Writes ``feature_maps.png`` and ``conv1_filters.png`` into ``--out`` (default ``plots/``).
+Writes ``feature_maps.png`` and ``conv1_filters.png`` into ``--plots`` (default ``plots/``).
 
-``--checkpoint`` takes a checkpoint written by ``examples/mnist.py --save`` (model weights
-under the keys ``model/<name>``, e.g. ``model/conv1.weight``) or a plain state dict written
-by ``tinygrad_cnn.nn.save`` (keys like ``conv1.weight``). Without one, SeedCNN is trained
-for one epoch on the first ``--train-images`` training images (10,000 by default: about a
-minute), batch 64, SGD with lr 0.05 and momentum 0.9.
+``--resume`` takes a checkpoint written by ``examples/mnist.py --save`` or a plain state dict
+written by ``tinygrad_cnn.nn.save``; it is only read. Without one, the seed CNN is trained
+with mnist.py's fast recipe for one epoch on the first ``--limit-train`` training images
+(10,000 by default: about 10 s). The flags mean what they mean in examples/mnist.py.
 
 Needs matplotlib (``pip install matplotlib``); runs headless.
 """
@@ -19,89 +18,88 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from pathlib import Path
+from typing import Optional
 
-import numpy as np
-
-from tinygrad_cnn import no_grad
-from tinygrad_cnn.datasets import batches, mnist
-from tinygrad_cnn.models import SeedCNN
-from tinygrad_cnn.nn import get_parameters, load, load_state_dict
-from tinygrad_cnn.optim import SGD
-
-from plotting import plot_conv1_filters, plot_feature_maps  # examples/plotting.py, next to this file
-
-MODEL_PREFIX = "model/"
+import mnist as trainer  # examples/mnist.py: its training loop, and its signal handling
+from common import CommandLineError, accuracy_percent, load_data, model_from_checkpoint, predict
+from plotting import plot_conv1_filters, plot_feature_maps, prepare_plots_directory
 
 
-def load_checkpoint(model: SeedCNN, path: Path) -> None:
-    """Load model weights from a trainer checkpoint (``model/<key>``) or a plain state dict."""
-    arrays = load(path)
-    if any(key.startswith(MODEL_PREFIX) for key in arrays):
-        arrays = {key[len(MODEL_PREFIX):]: value for key, value in arrays.items() if key.startswith(MODEL_PREFIX)}
-    load_state_dict(model, arrays)
+DEFAULT_TRAINING_IMAGES = 10_000
 
 
-def train_briefly(model: SeedCNN, images: np.ndarray, labels: np.ndarray, batch_size: int = 64,
-                  lr: float = 0.05, momentum: float = 0.9, seed: int = 0) -> None:
-    """One epoch of SGD with momentum over ``images``, printing the loss as it goes."""
-    optimizer = SGD(get_parameters(model), lr=lr, momentum=momentum)
-    steps = -(-len(images) // batch_size)
-    start, running = time.perf_counter(), []
-    for step, (batch_images, batch_labels) in enumerate(batches(images, labels, batch_size, rng=seed), 1):
-        optimizer.zero_grad()
-        loss = model(batch_images).cross_entropy(batch_labels)
-        loss.backward()
-        optimizer.step()
-        running.append(loss.item())
-        if step % 25 == 0 or step == steps:
-            print(f"  step {step:>4}/{steps}  loss {np.mean(running):.3f}  ({time.perf_counter() - start:.0f} s)")
-            running = []
-
-
-def accuracy(model: SeedCNN, images: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> float:
-    correct = 0
-    with no_grad():
-        for first in range(0, len(images), batch_size):
-            logits = model(images[first:first + batch_size]).data
-            correct += int((logits.argmax(axis=1) == labels[first:first + batch_size]).sum())
-    return correct / max(len(images), 1)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, help="an .npz from examples/mnist.py --save or nn.save")
-    parser.add_argument("--out", type=Path, default=Path("plots"), help="output directory (default plots/)")
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--resume", metavar="PATH",
+                        help="the model to draw: an .npz from examples/mnist.py --save or tinygrad_cnn.nn.save")
+    parser.add_argument("--plots", metavar="DIR", default="plots", help="where the PNGs go (default plots/)")
     parser.add_argument("--index", type=int, default=0, help="which test digit to follow (default 0)")
-    parser.add_argument("--train-images", type=int, default=10_000,
-                        help="without --checkpoint: train one epoch on this many images (default 10000)")
-    parser.add_argument("--eval-images", type=int, default=1000,
-                        help="test images to measure accuracy on (default 1000; 0 to skip)")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="MNIST directory (default: $TINYGRAD_CNN_DATA or the download cache)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit-train", type=int, metavar="N",
+                        help="without --resume: train one epoch on the first N training images (default 10000)")
+    parser.add_argument("--limit-test", type=int, default=1000, metavar="N",
+                        help="measure the test accuracy on the first N test images (default 1000)")
+    parser.add_argument("--data-dir", help="directory with the four MNIST IDX files "
+                                           "(default: $TINYGRAD_CNN_DATA or ~/.cache/tinygrad_cnn/mnist)")
+    parser.add_argument("--seed", type=int, help="without --resume: the seed of the brief training (default 0)")
+    parser.add_argument("--no-progress", action="store_true", help="no live progress bar")
     args = parser.parse_args(argv)
+    for name in ("limit_train", "limit_test"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            parser.error(f"{trainer.flag_name(name)} must be positive, got {getattr(args, name)}")
+    if args.index < 0:
+        parser.error(f"--index must be >= 0, got {args.index}")
+    return args
 
-    x_train, y_train, x_test, y_test = mnist(args.data)
-    if not 0 <= args.index < len(x_test):
-        parser.error(f"--index must be in 0..{len(x_test) - 1}")
-    model = SeedCNN(seed=args.seed)
-    if args.checkpoint is not None:
-        load_checkpoint(model, args.checkpoint)
-        print(f"loaded {args.checkpoint}")
-    else:
-        count = min(max(args.train_images, 1), len(x_train))
-        print(f"no --checkpoint: training SeedCNN for one epoch on {count} images (batch 64, SGD lr 0.05, momentum 0.9)")
-        train_briefly(model, x_train[:count], y_train[:count], seed=args.seed)
-    if args.eval_images > 0:
-        count = min(args.eval_images, len(x_test))
-        print(f"test accuracy on {count} images: {accuracy(model, x_test[:count], y_test[:count]):.1%}")
 
-    maps = plot_feature_maps(model, x_test[args.index], args.out / "feature_maps.png", label=int(y_test[args.index]))
-    filters = plot_conv1_filters(model, args.out / "conv1_filters.png")
-    print(f"wrote {maps} and {filters}")
+def train_briefly(args: argparse.Namespace, data, log) -> object:
+    """The seed CNN after one epoch of examples/mnist.py's fast recipe on the given images."""
+    config = {**trainer.DEFAULTS, **trainer.RECIPES["fast"], "epochs": 1, "seed": args.seed or 0}
+    log(f"no --resume: training the seed CNN for one epoch on {len(data[0])} images "
+        f"(mnist.py's fast recipe: batch {config['batch_size']}, SGD lr {config['lr']}, momentum {config['momentum']})")
+    run = trainer.new_run(config)
+    trainer.train(run, data, log, progress=not args.no_progress)
+    return run.model
+
+
+def draw(args: argparse.Namespace, log) -> None:
+    prepare_plots_directory(args.plots)
+    if args.resume:
+        model, _ = model_from_checkpoint(args.resume)
+        if not hasattr(model, "conv1"):
+            raise CommandLineError(f"--resume {args.resume}: that is the seed MLP; there are no convolutions to draw")
+        log(f"loaded {args.resume}")
+        ignored = [trainer.flag_name(name) for name in ("limit_train", "seed") if getattr(args, name) is not None]
+        if ignored:
+            log(f"note: nothing is trained with --resume; ignoring {', '.join(ignored)}")
+    data = load_data(args.data_dir, args.limit_train or DEFAULT_TRAINING_IMAGES, args.limit_test)
+    x_test, y_test = data[2], data[3]
+    if args.index >= len(x_test):
+        raise CommandLineError(f"--index {args.index}: there are only {len(x_test)} test images (0..{len(x_test) - 1})")
+    if not args.resume:
+        model = train_briefly(args, data, log)
+    log(f"test accuracy on {len(x_test)} images: {accuracy_percent(predict(model, x_test), y_test):.2f}%")
+    maps = plot_feature_maps(model, x_test[args.index], f"{args.plots}/feature_maps.png", label=int(y_test[args.index]))
+    filters = plot_conv1_filters(model, f"{args.plots}/conv1_filters.png")
+    log(f"wrote {maps} and {filters}")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    try:
+        draw(args, log)
+    except CommandLineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except trainer.Interrupted as stop:
+        log(str(stop))
+        return stop.exit_status
+    except KeyboardInterrupt:
+        log("Interrupted.")
+        return 130
     return 0
 
 

@@ -1,15 +1,17 @@
 """Bad input gets a clear error that names the problem, raised at the public API."""
 
 import gc
+import os
+import stat
 
 import numpy as np
 import pytest
 
 from tinygrad_cnn import Tensor
 from tinygrad_cnn.models import SeedCNN
-from tinygrad_cnn.nn import get_parameters
+from tinygrad_cnn.nn import get_parameters, load, named_parameters, save
 from tinygrad_cnn.function import Function
-from tinygrad_cnn.optim import SGD
+from tinygrad_cnn.optim import SGD, Adam
 
 
 def tensor(*shape):
@@ -62,6 +64,12 @@ def tensor(*shape):
     (lambda: SeedCNN()(np.zeros((4, 28, 28, 1))), ValueError, r"\(N, 1, 28, 28\).*N,H,W,C"),
     (lambda: SGD(get_parameters(SeedCNN()), lr=-1.0), ValueError, r"learning rate must be a finite number >= 0, got -1.0"),
     (lambda: SGD([], lr=0.1), ValueError, r"empty parameter list"),
+    (lambda: SGD(SeedCNN(), lr=0.1), TypeError, r"got a SeedCNN, not a list of Tensors.*SGD\(get_parameters\(model\)"),
+    (lambda: Adam(named_parameters(SeedCNN())), TypeError, r"parameter 0 is a str.*Adam\(get_parameters\(model\)"),
+    (lambda: SGD(tensor(2, 2), lr=0.1), TypeError, r"a single Tensor; pass a list of them"),
+    (lambda: SGD([tensor(2)], lr=True), ValueError, r"learning rate must be a finite number >= 0, got True"),
+    (lambda: SGD([tensor(2)], lr=np.float32("nan")), ValueError, r"learning rate must be a finite number"),
+    (lambda: SGD([tensor(2)], lr=0.1, momentum=float("nan")), ValueError, r"momentum must be a finite number >= 0"),
 ])
 def test_bad_input_is_named(call, error, message):
     with pytest.raises(error, match=message):
@@ -79,3 +87,67 @@ def test_live_graph_nodes_return_to_zero_after_a_training_step():
         optimizer.step()
         gc.collect()
         assert sum(isinstance(item, Function) for item in gc.get_objects()) == 0
+
+
+def test_numpy_scalars_are_numbers_to_the_optimizers():
+    parameters = [tensor(3)]
+    optimizer = SGD(parameters, lr=np.float32(0.1), momentum=np.float64(0.9), weight_decay=np.int64(0))
+    assert optimizer.lr == pytest.approx(0.1) and type(optimizer.lr) is float
+    adam = Adam(parameters, lr=np.float32(1e-3), betas=(np.float32(0.8), np.float64(0.9)), eps=np.float32(1e-8))
+    assert adam.betas == pytest.approx((0.8, 0.9))
+
+
+def _pickle_bytes() -> bytes:
+    import pickle
+
+    return pickle.dumps({"conv1.weight": [1.0]}, protocol=4)
+
+
+def _object_array_npz(path) -> None:
+    np.savez(path, weights=np.array([{"a": 1}], dtype=object))  # needs pickle to load
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"loss 0.31 after epoch 3\n", r"is not an \.npz archive: it is a text file starting with 'loss 0\.31"),
+    (bytes(range(200, 256)), r"is not an \.npz archive: it starts with the bytes c8 c9 ca"),
+    (b"", r"is empty"),
+    (b"PK\x03\x04 then garbage", r"not a valid \.npz checkpoint \(corrupt or truncated\)"),
+    (_pickle_bytes(), r"is a Python pickle .*refusing to unpickle it \(unsafe\)"),
+    ("npy", r"is a single \.npy array"),
+    ("object array", r"holds pickled Python objects \(object arrays\); refusing to load it \(unsafe\)"),
+])
+def test_load_says_what_a_wrong_file_is(tmp_path, content, message):
+    path = tmp_path / "checkpoint.npz"
+    if content == "npy":
+        with open(path, "wb") as file:
+            np.save(file, np.zeros(3))
+    elif content == "object array":
+        _object_array_npz(path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as raised:
+        load(path)
+    if not isinstance(content, str) and not content.startswith(b"\x80"):
+        assert "pickle" not in str(raised.value)  # text and random bytes are not called pickles
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_save_follows_the_umask_like_any_other_file(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        save({"w": np.zeros(2)}, tmp_path / "weights.npz")
+        (tmp_path / "other.txt").write_text("any other output")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "weights.npz").stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "other.txt").stat().st_mode) == mode
+
+
+def test_save_keeps_the_mode_of_the_file_it_replaces_and_names_a_missing_directory(tmp_path):
+    path = tmp_path / "weights.npz"
+    save({"w": np.zeros(2)}, path)
+    path.chmod(0o640)
+    save({"w": np.ones(2)}, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640 and load(path)["w"].tolist() == [1.0, 1.0]
+    with pytest.raises(FileNotFoundError, match=r"no such directory to save into.*missing"):
+        save({"w": np.zeros(2)}, tmp_path / "missing" / "weights.npz")

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from tinygrad_cnn.datasets import MNIST_FILES
-from tinygrad_cnn.models import SeedCNN
-from tinygrad_cnn.nn import save, state_dict
+from tinygrad_cnn.models import SeedCNN, SeedMLP
+from tinygrad_cnn.nn import get_parameters, save, state_dict
+from tinygrad_cnn.optim import SGD
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,10 +53,11 @@ def test_visualize_trains_briefly_and_writes_both_pictures(tmp_path):
     pytest.importorskip("matplotlib")
     data = write_tiny_mnist(tmp_path / "mnist")
     out = tmp_path / "plots"
-    result = run_example("visualize.py", "--train-images", "96", "--eval-images", "8", "--index", "3",
-                         "--out", str(out), env={"TINYGRAD_CNN_DATA": str(data)})
+    result = run_example("visualize.py", "--limit-train", "96", "--limit-test", "8", "--index", "3",
+                         "--plots", str(out), "--no-progress", env={"TINYGRAD_CNN_DATA": str(data)})
     assert result.returncode == 0, result.stderr
-    assert "training SeedCNN" in result.stdout
+    assert "training the seed CNN for one epoch on 96 images" in result.stdout
+    assert "Epoch 1/1" in result.stdout  # mnist.py's training loop did the work
     for name in ("feature_maps.png", "conv1_filters.png"):
         picture = out / name
         assert picture.is_file() and picture.stat().st_size > 1000, name
@@ -63,36 +65,71 @@ def test_visualize_trains_briefly_and_writes_both_pictures(tmp_path):
 
 
 @pytest.fixture
-def visualize_module(monkeypatch):
-    """examples/visualize.py imported as a module (it imports its neighbour plotting.py)."""
+def common_module(monkeypatch):
+    """examples/common.py imported as a module."""
     monkeypatch.syspath_prepend(str(ROOT / "examples"))
-    import visualize
+    import common
 
-    return visualize
+    return common
 
 
 @pytest.mark.parametrize("layout", ["trainer checkpoint", "plain state dict"])
-def test_visualize_loads_both_checkpoint_layouts(tmp_path, visualize_module, layout):
-    weights = state_dict(SeedCNN(seed=5))
-    if layout == "trainer checkpoint":  # examples/mnist.py --save: model/<key>, plus other state
-        arrays = {f"model/{key}": value for key, value in weights.items()}
-        arrays["optimizer/0"] = np.zeros(3)
+def test_a_model_is_built_from_both_checkpoint_layouts(tmp_path, common_module, layout):
+    model = SeedCNN(seed=5)
+    weights = state_dict(model)
+    if layout == "trainer checkpoint":  # examples/mnist.py --save: model/<key>, optimizer state, meta
+        optimizer = SGD(get_parameters(model), lr=0.1)
+        common_module.save_checkpoint(tmp_path / "checkpoint.npz", model, optimizer,
+                                      {"config": {"model": "cnn", "seed": 5}, "epoch": 1})
     else:  # tinygrad_cnn.nn.save(model, path)
-        arrays = weights
-    save(arrays, tmp_path / "checkpoint.npz")
-    model = SeedCNN(seed=0)
-    visualize_module.load_checkpoint(model, tmp_path / "checkpoint.npz")
-    for key, value in state_dict(model).items():
+        save(weights, tmp_path / "checkpoint.npz")
+    loaded, meta = common_module.model_from_checkpoint(tmp_path / "checkpoint.npz")
+    assert isinstance(loaded, SeedCNN) and (meta is None) == (layout == "plain state dict")
+    for key, value in state_dict(loaded).items():
         np.testing.assert_array_equal(value, weights[key])
+
+
+def test_a_state_dict_of_the_mlp_builds_the_mlp(tmp_path, common_module):
+    save(SeedMLP(seed=2), tmp_path / "mlp.npz")
+    model, _ = common_module.model_from_checkpoint(tmp_path / "mlp.npz")
+    assert isinstance(model, SeedMLP)
+    np.testing.assert_array_equal(model.fc3.weight.data, SeedMLP(seed=2).fc3.weight.data)
+
+
+def test_softmax_and_batched_prediction(common_module):
+    logits = np.array([[0.0, np.log(3.0)], [1000.0, 1000.0]])
+    np.testing.assert_allclose(common_module.softmax(logits), [[0.25, 0.75], [0.5, 0.5]], rtol=1e-6)
+    model = SeedCNN(seed=1)
+    images = np.random.default_rng(0).integers(0, 256, (7, 1, 28, 28), dtype=np.uint8)
+    np.testing.assert_allclose(common_module.predict(model, images, batch_size=3),
+                               common_module.predict(model, images, batch_size=100), rtol=1e-5, atol=1e-6)
 
 
 def test_visualize_uses_a_checkpoint_instead_of_training(tmp_path):
     pytest.importorskip("matplotlib")
     data = write_tiny_mnist(tmp_path / "mnist", train=4, test=2)
     save(SeedCNN(seed=5), tmp_path / "weights.npz")
-    result = run_example("visualize.py", "--checkpoint", str(tmp_path / "weights.npz"), "--eval-images", "0",
-                         "--out", str(tmp_path / "plots"), "--data", str(data))
+    result = run_example("visualize.py", "--resume", str(tmp_path / "weights.npz"), "--limit-test", "2",
+                         "--plots", str(tmp_path / "plots"), "--data-dir", str(data), "--seed", "3")
     assert result.returncode == 0, result.stderr
-    assert "loaded" in result.stdout and "training" not in result.stdout
+    assert "loaded" in result.stdout and "training the seed CNN" not in result.stdout
+    assert "note: nothing is trained with --resume; ignoring --seed" in result.stdout
     assert (tmp_path / "plots" / "feature_maps.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "conv1_filters.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("problem", ["missing checkpoint", "text checkpoint", "mlp checkpoint", "index",
+                                     "plots is a file"])
+def test_visualize_reports_problems_as_one_error_line(tmp_path, problem):
+    data = write_tiny_mnist(tmp_path / "mnist", train=4, test=2)
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    save(SeedMLP(seed=0), tmp_path / "mlp.npz")
+    flags = {"missing checkpoint": ["--resume", str(tmp_path / "nothing.npz")],
+             "text checkpoint": ["--resume", str(tmp_path / "notes.txt")],
+             "mlp checkpoint": ["--resume", str(tmp_path / "mlp.npz")],
+             "index": ["--index", "5", "--limit-train", "4"],
+             "plots is a file": ["--plots", str(tmp_path / "notes.txt")]}[problem]
+    result = run_example("visualize.py", "--data-dir", str(data), *flags)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "training" not in result.stdout

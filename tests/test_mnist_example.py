@@ -1,5 +1,5 @@
 """examples/mnist.py end to end on the real MNIST files: accuracy, JSON, checkpoints, resume,
-determinism, Ctrl-C, kill -9, divergence. CI sets TINYGRAD_CNN_DATA to ../shared/data/mnist;
+determinism, Ctrl-C, SIGTERM, kill -9, divergence, output paths checked before training, a full disk. CI sets TINYGRAD_CNN_DATA to ../shared/data/mnist;
 without the data these tests fail in CI (never pass vacuously) and skip on a laptop."""
 
 import json
@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tinygrad_cnn.models import SeedCNN
+from tinygrad_cnn.nn import state_dict
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SCRIPT = REPOSITORY / "examples" / "mnist.py"
@@ -55,6 +58,7 @@ def assert_bit_identical(first: Path, second: Path) -> None:
 
 
 SMALL = ("--limit-train", "640", "--limit-test", "500", "--batch-size", "32")
+TINY = ("--limit-train", "96", "--limit-test", "50", "--batch-size", "16")  # 6 steps per epoch
 
 
 def test_trains_to_95_percent_on_5000_images_in_one_epoch(data_dir, tmp_path):
@@ -102,7 +106,7 @@ def test_one_epoch_then_resume_equals_two_epochs(data_dir, tmp_path, uninterrupt
             break
     output = process.stdout.read()
     assert process.wait(timeout=120) == 130
-    assert "Interrupted at" in output and "Traceback" not in output
+    assert "Interrupted by Ctrl-C at epoch 2, step 0/20" in output and "Traceback" not in output
     resumed = run(data_dir, "--resume", str(checkpoint), "--save", str(checkpoint), "--limit-test", "500")
     assert "Epoch 2/2" in resumed.stdout
     assert_bit_identical(checkpoint, uninterrupted)
@@ -150,7 +154,7 @@ def test_ctrl_c_without_save_exits_cleanly(data_dir):
 def test_diverging_training_stops_with_a_clear_message(data_dir):
     result = run(data_dir, "--limit-train", "256", "--limit-test", "100", "--batch-size", "32",
                  "--lr", "1e30", "--warmup-epochs", "0", expect=1)
-    assert "training loss became" in result.stdout and "step" in result.stdout and "lower --lr" in result.stdout
+    assert "training loss became" in result.stderr and "step" in result.stderr and "lower --lr" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -161,6 +165,7 @@ def test_help_documents_every_flag():
                  "--limit-train", "--limit-test", "--seed", "--save", "--save-every", "--resume",
                  "--eval-only", "--plots", "--json", "--graph"):
         assert flag in result.stdout
+    assert "keep saving to PATH" in result.stdout.replace("\n", " ").replace("  ", " ")
 
 
 def test_bad_flags_and_missing_data_are_reported(tmp_path):
@@ -172,24 +177,298 @@ def test_bad_flags_and_missing_data_are_reported(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", str(tmp_path), "--no-progress"],
                             capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
-    assert result.returncode == 1 and "train-images-idx3-ubyte.gz" in result.stdout
-    assert "Traceback" not in result.stdout + result.stderr
+    assert result.returncode == 1 and "train-images-idx3-ubyte.gz" in result.stderr
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stdout + result.stderr
 
 
-def test_plots_are_written(data_dir, tmp_path):
+def test_plots_and_every_other_output_are_written_into_missing_directories(data_dir, tmp_path):
     pytest.importorskip("matplotlib")
-    run(data_dir, "--limit-train", "320", "--limit-test", "300", "--epochs", "1", "--batch-size", "32",
-        "--plots", str(tmp_path / "plots"))
+    run(data_dir, "--limit-train", "64", "--limit-test", "100", "--epochs", "1", "--batch-size", "32",
+        "--plots", str(tmp_path / "a" / "plots"), "--save", str(tmp_path / "b" / "c" / "run.npz"),
+        "--json", str(tmp_path / "d" / "result.json"), "--graph", str(tmp_path / "e" / "graph.dot"))
     for name in ("curves.png", "predictions.png", "mistakes.png", "conv1_filters.png", "feature_maps.png"):
-        assert (tmp_path / "plots" / name).stat().st_size > 1000, name
+        assert (tmp_path / "a" / "plots" / name).stat().st_size > 1000, name
+    assert json.loads((tmp_path / "d" / "result.json").read_text())["train_images"] == 64
+    assert "digraph" in (tmp_path / "e" / "graph.dot").read_text()
+    assert "model/conv1.weight" in np.load(tmp_path / "b" / "c" / "run.npz").files
 
 
 def test_resume_from_a_corrupt_or_foreign_checkpoint_is_refused(data_dir, tmp_path):
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"PK\x03\x04 not a zip archive at all")
     result = run(data_dir, "--resume", str(corrupt), "--limit-test", "10", expect=1)
-    assert "corrupt.npz" in result.stdout and "Traceback" not in result.stdout + result.stderr
+    assert "corrupt.npz" in result.stderr and "Traceback" not in result.stdout + result.stderr
+    text = tmp_path / "notes.npz"
+    text.write_text("these are my notes, not a checkpoint\n")
+    result = run(data_dir, "--resume", str(text), expect=1)
+    assert "text file" in result.stderr and "pickle" not in result.stderr
+    partial = tmp_path / "partial.npz"
+    np.savez(partial, **{"conv1.weight": np.zeros((16, 1, 3, 3))})
+    result = run(data_dir, "--resume", str(partial), "--eval-only", expect=1)
+    assert "match neither the seed CNN nor the seed MLP" in result.stderr
     weights_only = tmp_path / "weights.npz"
-    np.savez(weights_only, **{"conv1.weight": np.zeros((16, 1, 3, 3))})
-    result = run(data_dir, "--resume", str(weights_only), "--eval-only", expect=1)
-    assert "not a training checkpoint" in result.stdout
+    np.savez(weights_only, **state_dict(SeedCNN(seed=1)))  # what tinygrad_cnn.nn.save(model, path) writes
+    result = run(data_dir, "--resume", str(weights_only), expect=1)
+    assert "not a training checkpoint" in result.stderr and "--eval-only" in result.stderr
+    evaluated = run(data_dir, "--resume", str(weights_only), "--eval-only", "--limit-test", "50")
+    assert "Test accuracy of" in evaluated.stdout
+
+
+# ---------------------------------------------------------------------------
+# Output paths are checked before anything slow happens
+# ---------------------------------------------------------------------------
+
+
+def run_without_data(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:
+    """The trainer pointed at a data directory that does not exist: a problem found before the
+    data is loaded is reported as itself, not as missing data."""
+    return subprocess.run([sys.executable, str(SCRIPT), "--data-dir", str(tmp_path / "no-data-here"), "--no-progress",
+                           *flags], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "Training on" not in result.stdout and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flag, target, fragment", [
+    ("--save", "a_file/run.npz", "a file stands at a_file"),
+    ("--save", "a_directory", "that is a directory"),
+    ("--json", "a_file/sub/result.json", "a file stands at a_file"),
+    ("--json", "a_directory", "that is a directory"),
+    ("--plots", "a_file", "a file stands there"),
+    ("--graph", "a_file/graph.dot", "a file stands at a_file"),
+])
+def test_an_impossible_output_path_stops_before_training(tmp_path, flag, target, fragment):
+    (tmp_path / "a_file").write_text("in the way")
+    (tmp_path / "a_directory").mkdir()
+    result = run_without_data(tmp_path, flag, target)
+    assert_one_error_line(result, f"{flag} {target}", fragment)
+
+
+def test_save_refuses_to_replace_a_file_it_is_not_resuming(tmp_path):
+    existing = tmp_path / "last_week.npz"
+    existing.write_bytes(b"a week of training")
+    result = run_without_data(tmp_path, "--save", str(existing))
+    assert_one_error_line(result, "the file exists", f"--resume {existing}")
+    assert existing.read_bytes() == b"a week of training"
+
+
+def test_plots_without_matplotlib_stop_before_training(tmp_path):
+    stand_in = tmp_path / "no_matplotlib" / "matplotlib"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
+    result = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", str(tmp_path / "no-data-here"),
+                             "--plots", str(tmp_path / "plots")], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": f"{stand_in.parent}{os.pathsep}{REPOSITORY}"})
+    assert_one_error_line(result, "--plots", "pip install matplotlib")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A directory on a freshly mounted tmpfs of the requested size (needs root)."""
+    mounted = []
+
+    def mount(size: str) -> Path:
+        directory = tmp_path / f"disk_{size}"
+        directory.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:  # test_a_failing_checkpoint_write_... covers this case without a mount
+            pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip()})")
+        mounted.append(directory)
+        return directory
+
+    yield mount
+    for directory in mounted:
+        subprocess.run(["umount", str(directory)], check=True)
+
+
+def test_a_disk_too_small_for_a_checkpoint_is_refused_before_training(tmp_path, small_disk):
+    disk = small_disk("64k")
+    result = run_without_data(tmp_path, "--save", str(disk / "run.npz"))
+    assert_one_error_line(result, f"--save {disk / 'run.npz'}", "KB free", "a checkpoint needs about")
+
+
+def test_a_disk_that_fills_up_stops_the_run_and_keeps_the_last_checkpoint(data_dir, tmp_path, small_disk):
+    disk = small_disk("4m")  # room for one checkpoint (2.8 MB), not for a second one beside it
+    result = run(data_dir, *TINY, "--epochs", "2", "--save", str(disk / "run.npz"), expect=1)
+    assert "Epoch 1/2" in result.stdout
+    assert "could not write the checkpoint" in result.stderr and "No space left" in result.stderr
+    assert "still holds the checkpoint from after epoch 1" in result.stderr and "Traceback" not in result.stderr
+    assert json.loads(str(np.load(disk / "run.npz")["meta"]))["epoch"] == 1
+    assert [path.name for path in disk.iterdir()] == ["run.npz"]  # the half-written file was removed
+
+
+# ---------------------------------------------------------------------------
+# In-process runs: signals and failures arrive at exactly the step a test chooses
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def trainer(monkeypatch, data_dir):
+    """examples/mnist.py imported as a module, so a test can wrap its functions."""
+    monkeypatch.syspath_prepend(str(REPOSITORY / "examples"))
+    import mnist
+
+    return mnist
+
+
+def signals_after_steps(trainer, monkeypatch, signals: dict[int, list[int]]) -> None:
+    """Send this process the given signals right after the given global steps."""
+    original = trainer.train_step
+
+    def step_then_signal(run, *arguments):
+        original(run, *arguments)
+        for signum in signals.get(run.position["global_step"], []):
+            os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(trainer, "train_step", step_then_signal)
+
+
+def position(path: Path) -> tuple[int, int, int]:
+    meta = json.loads(str(np.load(path)["meta"]))
+    return meta["epoch"], meta["step_in_epoch"], meta["global_step"]
+
+
+def test_sigterm_saves_and_exits_143_and_resume_keeps_saving_to_the_same_file(trainer, monkeypatch, data_dir,
+                                                                                 tmp_path, capsys):
+    reference, checkpoint = tmp_path / "reference.npz", tmp_path / "run.npz"
+    assert trainer.main(["--data-dir", data_dir, "--no-progress", *TINY, "--epochs", "2", "--save", str(reference)]) == 0
+    capsys.readouterr()
+
+    signals_after_steps(trainer, monkeypatch, {3: [signal.SIGTERM]})
+    assert trainer.main(["--data-dir", data_dir, "--no-progress", *TINY, "--epochs", "2", "--save", str(checkpoint)]) == 143
+    output = capsys.readouterr().out.splitlines()
+    assert output[-1] == f"Interrupted by SIGTERM at epoch 1, step 3/6: checkpoint saved to {checkpoint}; " \
+                         f"continue with --resume {checkpoint}"
+    assert position(checkpoint) == (0, 3, 3)
+
+    signals_after_steps(trainer, monkeypatch, {8: [signal.SIGTERM]})  # resumed without --save: still saved
+    assert trainer.main(["--data-dir", data_dir, "--no-progress", "--resume", str(checkpoint)]) == 143
+    assert position(checkpoint) == (1, 2, 8)
+    assert "Resuming" in capsys.readouterr().out
+
+    assert trainer.main(["--data-dir", data_dir, "--no-progress", "--resume", str(checkpoint)]) == 0
+    assert_bit_identical(checkpoint, reference)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_signal_while_the_checkpoint_is_written_waits_for_it(trainer, monkeypatch, data_dir, tmp_path,
+                                                                       capsys):
+    import common
+
+    original_save = common.save
+    calls = []
+
+    def save_while_signalled(arrays, path):
+        calls.append(path)
+        os.kill(os.getpid(), signal.SIGINT)  # the impatient second and third presses, mid-write
+        os.kill(os.getpid(), signal.SIGTERM)
+        original_save(arrays, path)
+
+    monkeypatch.setattr(common, "save", save_while_signalled)
+    signals_after_steps(trainer, monkeypatch, {2: [signal.SIGINT]})
+    checkpoint = tmp_path / "run.npz"
+    assert trainer.main(["--data-dir", data_dir, "--no-progress", *TINY, "--save", str(checkpoint)]) == 130
+    assert len(calls) == 1 and position(checkpoint) == (0, 2, 2)
+    assert capsys.readouterr().out.splitlines()[-1].startswith("Interrupted by Ctrl-C at epoch 1, step 2/6: checkpoint saved")
+
+
+def test_without_save_a_second_signal_stops_at_once(trainer, monkeypatch, data_dir, capsys):
+    original_step = trainer.train_step
+    steps = []
+
+    def counted(run, *arguments):
+        steps.append(run.position["global_step"])
+        original_step(run, *arguments)
+
+    monkeypatch.setattr(trainer, "train_step", counted)
+    signals_after_steps(trainer, monkeypatch, {2: [signal.SIGTERM, signal.SIGTERM]})
+    assert trainer.main(["--data-dir", data_dir, "--no-progress", *TINY]) == 143
+    assert capsys.readouterr().out.splitlines()[-1] == "Interrupted by SIGTERM."
+    assert steps == [0, 1]
+
+
+def test_a_failing_checkpoint_write_stops_with_one_line_and_keeps_the_previous_one(trainer, monkeypatch, data_dir,
+                                                                                     tmp_path, capsys):
+    real_fsync, calls = os.fsync, []
+
+    def full_disk_on_the_second_write(descriptor):
+        calls.append(descriptor)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", full_disk_on_the_second_write)
+    checkpoint = tmp_path / "run.npz"
+    assert trainer.main(["--data-dir", data_dir, "--no-progress", *TINY, "--epochs", "2", "--save", str(checkpoint)]) == 1
+    error = capsys.readouterr().err
+    assert error == (f"error: could not write the checkpoint {checkpoint}: No space left on device; training stopped "
+                     f"after epoch 2; {checkpoint} still holds the checkpoint from after epoch 1\n")
+    assert position(checkpoint) == (1, 0, 6)
+    assert [path.name for path in tmp_path.iterdir()] == ["run.npz"]
+
+
+# ---------------------------------------------------------------------------
+# Real signals, end to end
+# ---------------------------------------------------------------------------
+
+
+def test_sigterm_and_two_quick_ctrl_c_leave_a_checkpoint(data_dir, tmp_path):
+    checkpoint = tmp_path / "run.npz"
+    for signals, status in (([signal.SIGTERM], 143), ([signal.SIGINT, signal.SIGINT], 130)):
+        checkpoint.unlink(missing_ok=True)
+        process = subprocess.Popen(command(data_dir, *TINY, "--epochs", "1000", "--save", str(checkpoint),
+                                           "--save-every", "2"),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
+        wait_for(checkpoint)
+        for signum in signals:
+            process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode == status, stdout + stderr
+        name = "SIGTERM" if signals[0] == signal.SIGTERM else "Ctrl-C"
+        assert stdout.splitlines()[-1].startswith(f"Interrupted by {name} at epoch")
+        assert "Traceback" not in stderr and position(checkpoint)[2] >= 2
+
+
+# ---------------------------------------------------------------------------
+# Resuming: finished runs, longer runs, ignored flags, real counts and times
+# ---------------------------------------------------------------------------
+
+
+def test_resuming_a_finished_run_evaluates_it_and_a_larger_epochs_extends_it(data_dir, tmp_path, uninterrupted):
+    checkpoint = tmp_path / "run.npz"
+    checkpoint.write_bytes(uninterrupted.read_bytes())
+    finished = run(data_dir, "--resume", str(checkpoint), "--limit-test", "500", "--model", "mlp", "--seed", "3",
+                   "--recipe", "seed", "--lr", "0.3", "--json", str(tmp_path / "finished.json"))
+    assert f"The run in {checkpoint} is finished: 2/2 epochs trained" in finished.stdout
+    note = next(line for line in finished.stdout.splitlines() if line.startswith("note: resuming"))
+    for ignored in ("--model mlp", "--seed 3", "--recipe seed", "--lr 0.3"):
+        assert ignored in note
+    assert checkpoint.read_bytes() == uninterrupted.read_bytes()  # nothing trained, nothing rewritten
+    shorter = run(data_dir, "--resume", str(checkpoint), "--epochs", "1", "--limit-test", "50")
+    assert "ignoring --epochs 1: the checkpoint was saved after epoch 2" in shorter.stdout
+    evaluated = run(data_dir, "--resume", str(checkpoint), "--eval-only", "--limit-test", "50", "--lr", "0.1")
+    assert "note: --eval-only evaluates the checkpoint as it is; ignoring --lr" in evaluated.stdout
+    report = json.loads((tmp_path / "finished.json").read_text())
+    reference_history = json.loads(str(np.load(uninterrupted)["meta"]))["history"]
+    assert report["epochs"] == 2 and report["train_images"] == 640 and report["session_train_seconds"] == 0
+    assert report["test_accuracy"] == reference_history[-1]["test_accuracy"]  # same 500 test images
+    assert report["train_seconds"] == pytest.approx(sum(h["train_seconds"] for h in reference_history))
+
+    extended = run(data_dir, "--resume", str(checkpoint), "--epochs", "3", "--limit-test", "500",
+                   "--json", str(tmp_path / "extended.json"))
+    assert "changes the run's length from 2 to 3 epochs" in extended.stdout
+    assert "training on 640 images" in extended.stdout and "Epoch 3/3" in extended.stdout
+    report = json.loads((tmp_path / "extended.json").read_text())
+    assert report["epochs"] == 3 and len(report["history"]) == 3 and position(checkpoint) == (3, 0, 60)
+    assert 0 < report["session_train_seconds"] < report["total_seconds"]
+    assert report["session_train_seconds"] < report["train_seconds"]
+    final = next(line for line in extended.stdout.splitlines() if line.startswith("Final test accuracy"))
+    assert "after 3 epochs" in final and "the whole run trained" in final

@@ -14,7 +14,9 @@ parameters and buffers, as PyTorch's do.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -113,39 +115,91 @@ def load_state_dict(model: Any, state: Mapping[str, np.ndarray]) -> None:
         target[...] = converted[name]
 
 
+def _permissions_for(path: Path) -> int:
+    """The mode a new file at ``path`` gets from ``open()``: an existing file's own mode, else
+    0666 less the umask (read once, then put back: Python has no other way to read it)."""
+    if path.exists():
+        return stat.S_IMODE(path.stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def save(arrays: Union[Mapping[str, np.ndarray], Any], path: PathLike) -> None:
     """Write a state dict (or a model's) to an .npz file atomically.
 
     The data goes to a temporary file in the same directory, is flushed to disk and then
     renamed over ``path``: an interrupted save leaves the previous file (or none), never a
-    broken one.
+    broken one. The file gets the permissions any other new file would (the umask), or keeps
+    those of the file it replaces. A failed write raises OSError naming ``path``.
     """
     if not isinstance(arrays, Mapping):
         arrays = state_dict(arrays)
     path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    directory = path.parent
+    if not directory.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such directory to save into", str(directory))
+    permissions = _permissions_for(path)
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path)) from None
     try:
         with os.fdopen(descriptor, "wb") as file:
             np.savez(file, **{name: np.asarray(value) for name, value in arrays.items()})
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, permissions)  # mkstemp made it private (0600)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
 
 
+# The first bytes of the files a checkpoint path may wrongly point at.
+ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive (an .npz), an empty one
+NPY_SIGNATURE = b"\x93NUMPY"
+PICKLE_PROTOCOL_MARK = 0x80  # pickle protocol 2+ (torch.save, pickle.dump) starts with it
+
+
+def _not_an_npz(path: Path, head: bytes) -> str:
+    """Why ``path``, starting with ``head``, is not an .npz archive, in words."""
+    if head.startswith(NPY_SIGNATURE):
+        return f"{path} is a single .npy array, not an .npz archive of named arrays"
+    if head[:1] == bytes([PICKLE_PROTOCOL_MARK]):
+        return f"{path} is a Python pickle (as torch.save or pickle.dump write), not an .npz archive; refusing to unpickle it (unsafe)"
+    if not head:
+        return f"{path} is empty, not an .npz archive"
+    for cut in range(4):  # the 64 bytes read may end inside a multi-byte character
+        try:
+            text = head[:len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return f"{path} is not an .npz archive: it is a text file starting with {text[:40]!r}"
+    return f"{path} is not an .npz archive: it starts with the bytes {head[:8].hex(' ')}, not a zip signature"
+
+
 def load(path: PathLike) -> dict[str, np.ndarray]:
-    """Read an .npz file written by ``save``. Pickled objects are refused, never unpickled."""
+    """Read an .npz file written by ``save``. Pickled objects are refused, never unpickled.
+
+    Raises FileNotFoundError when there is no file, and ValueError naming the file and what it
+    is instead (text, an .npy array, a pickle, a corrupt archive, object arrays) otherwise.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
+    with path.open("rb") as file:
+        head = file.read(64)
+    if not head.startswith(ZIP_SIGNATURES):
+        raise ValueError(_not_an_npz(path, head))
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
     except ValueError as error:
-        if "pickle" in str(error).lower():
-            raise ValueError(f"{path} holds pickled Python objects; refusing to load it (unsafe)") from None
+        if "allow_pickle" in str(error):  # an entry holds Python objects (an object array)
+            raise ValueError(f"{path} holds pickled Python objects (object arrays); refusing to load it (unsafe)") from None
         raise ValueError(f"{path} is not a valid checkpoint: {error}") from None
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise ValueError(f"{path} is not a valid .npz checkpoint (corrupt or truncated): {error}") from None

@@ -7,26 +7,39 @@ about layers. ``opt.lr`` may be changed between steps (that is all a schedule do
 from __future__ import annotations
 
 import math
-from typing import Iterable, Optional
+import numbers
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
 from tinygrad_cnn.tensor import Tensor
 
 
+def check_number(name: str, value: Any) -> float:
+    """``value`` as a float if it is a finite real number >= 0 (Python or numpy; not a bool),
+    else ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 class Optimizer:
     """Holds the parameters and the learning rate; subclasses implement ``step``."""
 
     def __init__(self, params: Iterable[Tensor], lr: float):
-        self.params: list[Tensor] = list(params)
+        hint = f"pass the model's tensors: {type(self).__name__}(get_parameters(model), ...) (from tinygrad_cnn.nn)"
+        if isinstance(params, Tensor):
+            raise TypeError(f"optimizer got a single Tensor; pass a list of them, e.g. [tensor], or {hint}")
+        try:
+            self.params: list[Tensor] = list(params)
+        except TypeError:
+            raise TypeError(f"optimizer got a {type(params).__name__}, not a list of Tensors; {hint}") from None
         if not self.params:
             raise ValueError("optimizer got an empty parameter list: nothing to optimize")
         for index, param in enumerate(self.params):
             if not isinstance(param, Tensor):
-                raise TypeError(f"optimizer parameter {index} is a {type(param).__name__}, not a Tensor")
-        if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
-            raise ValueError(f"learning rate must be a finite number >= 0, got {lr!r}")
-        self.lr = float(lr)
+                raise TypeError(f"optimizer parameter {index} is a {type(param).__name__}, not a Tensor; {hint}")
+        self.lr = check_number("learning rate", lr)
         for param in self.params:
             param.requires_grad = True
 
@@ -57,8 +70,7 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Tensor], lr: float = 0.01, momentum: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
         super().__init__(params, lr)
-        if momentum < 0 or weight_decay < 0:
-            raise ValueError(f"momentum ({momentum}) and weight_decay ({weight_decay}) must be >= 0")
+        momentum, weight_decay = check_number("momentum", momentum), check_number("weight_decay", weight_decay)
         if nesterov and momentum == 0:
             raise ValueError("nesterov momentum needs momentum > 0")
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
@@ -101,9 +113,10 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, lr)
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"Adam betas must lie in [0, 1), got {betas}")
-        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+        if len(betas) != 2 or not all(isinstance(beta, numbers.Real) and 0 <= beta < 1 for beta in betas):
+            raise ValueError(f"Adam betas must be two numbers in [0, 1), got {betas}")
+        eps, weight_decay = check_number("eps", eps), check_number("weight_decay", weight_decay)
+        self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), eps, weight_decay
         self.steps = 0
         self.first_moments = [np.zeros_like(param.data) for param in self.params]
         self.second_moments = [np.zeros_like(param.data) for param in self.params]

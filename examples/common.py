@@ -1,0 +1,206 @@
+"""What the example scripts share: loading the data, the trainer's checkpoints, building a
+model from a checkpoint, batched prediction, and checking output paths before any work starts.
+
+    from common import CommandLineError, load_data, predict, softmax   # in a script in examples/
+
+These helpers live next to the scripts, not in the package: the checkpoint layout (weights,
+optimizer buffers and the trainer's position in one .npz) and the ``error:`` line style are
+the examples' conventions. The package supplies what they are built from (``nn.save`` /
+``nn.load``, ``Tensor.softmax``, ``datasets.mnist``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+from tinygrad_cnn import Tensor, no_grad
+from tinygrad_cnn.datasets import mnist
+from tinygrad_cnn.models import SeedCNN, SeedMLP
+from tinygrad_cnn.nn import load, load_state_dict, named_parameters, save
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class CommandLineError(Exception):
+    """A problem the user can fix: the scripts print it as one ``error: ...`` line and exit with 1."""
+
+
+# ---------------------------------------------------------------------------
+# Data and models
+# ---------------------------------------------------------------------------
+
+#: data set name -> loader returning (x_train, y_train, x_test, y_test); room for more (Fashion-MNIST)
+DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {"mnist": mnist}
+
+#: the names --model takes -> the model class
+MODELS = {"cnn": SeedCNN, "mlp": SeedMLP}
+
+
+def load_data(data_dir: Optional[PathLike], limit_train: Optional[int] = None, limit_test: Optional[int] = None,
+              dataset: str = "mnist") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(x_train, y_train, x_test, y_test)`` from ``data_dir`` (None: ``$TINYGRAD_CNN_DATA`` or the
+    download cache), cut to the first ``limit_train`` / ``limit_test`` images when given."""
+    try:
+        x_train, y_train, x_test, y_test = DATASETS[dataset](data_dir)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise CommandLineError(f"could not load {dataset.upper()}: {error}") from None
+    return x_train[:limit_train], y_train[:limit_train], x_test[:limit_test], y_test[:limit_test]
+
+
+def build_model(name: str, seed: int):
+    """A fresh model by its --model name ("cnn" or "mlp")."""
+    return MODELS[name](seed=seed)
+
+
+def predict(model: Any, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """The model's logits (N, classes) for every image, computed under no_grad in batches."""
+    with no_grad():
+        return np.concatenate([model(images[start:start + batch_size]).data
+                               for start in range(0, len(images), batch_size)])
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities from logits, along the last axis (the package's ``Tensor.softmax``)."""
+    with no_grad():
+        return Tensor(logits).softmax(axis=-1).numpy()
+
+
+def accuracy_percent(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Percentage of rows whose largest logit is at the label."""
+    return float((logits.argmax(axis=1) == labels).mean() * 100)
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints: one .npz holding model/<name> weights, optimizer/<key> buffers and a JSON
+# "meta" string (the run's settings, position and history); never pickle
+# ---------------------------------------------------------------------------
+
+CHECKPOINT_FORMAT = 1
+MODEL_PREFIX, OPTIMIZER_PREFIX = "model/", "optimizer/"
+
+
+def save_checkpoint(path: PathLike, model: Any, optimizer: Any, meta: dict[str, Any]) -> None:
+    """Write a training checkpoint atomically (``nn.save``): the previous file stays whole until
+    the new one is complete."""
+    arrays = {f"{MODEL_PREFIX}{name}": tensor.data for name, tensor in named_parameters(model).items()}
+    arrays.update({f"{OPTIMIZER_PREFIX}{key}": value for key, value in optimizer.state_dict().items()})
+    arrays["meta"] = np.array(json.dumps({"format": CHECKPOINT_FORMAT, **meta}))
+    save(arrays, path)
+
+
+def read_checkpoint(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], Optional[dict[str, Any]]]:
+    """``(weights, optimizer buffers, meta)`` from a checkpoint of examples/mnist.py, or
+    ``(weights, {}, None)`` from a plain state dict written by ``tinygrad_cnn.nn.save``."""
+    try:
+        arrays = load(path)
+    except (OSError, ValueError) as error:
+        raise CommandLineError(str(error)) from None
+    if "meta" not in arrays:
+        return arrays, {}, None
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except ValueError:
+        raise CommandLineError(f"{path}: its 'meta' entry is not the JSON examples/mnist.py writes") from None
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise CommandLineError(f"{path} has checkpoint format {meta.get('format')}, expected {CHECKPOINT_FORMAT}")
+    weights = {key[len(MODEL_PREFIX):]: value for key, value in arrays.items() if key.startswith(MODEL_PREFIX)}
+    buffers = {key[len(OPTIMIZER_PREFIX):]: value for key, value in arrays.items() if key.startswith(OPTIMIZER_PREFIX)}
+    return weights, buffers, meta
+
+
+def load_weights(model: Any, weights: dict[str, np.ndarray], path: PathLike) -> None:
+    """``load_state_dict`` with its errors turned into one line naming the file."""
+    try:
+        load_state_dict(model, weights)
+    except (KeyError, ValueError, TypeError) as error:
+        message = error.args[0] if isinstance(error, KeyError) else str(error)
+        raise CommandLineError(f"{path} does not fit the model: {message}") from None
+
+
+def model_name_for(weights: dict[str, np.ndarray], path: PathLike) -> str:
+    """The --model name whose parameter names are exactly the keys of ``weights``."""
+    for name, model_class in MODELS.items():
+        if set(named_parameters(model_class()).keys()) == set(weights):
+            return name
+    keys = ", ".join(sorted(weights)[:6]) + (", ..." if len(weights) > 6 else "")
+    raise CommandLineError(f"{path} holds arrays ({keys}) that match neither the seed CNN nor the seed MLP")
+
+
+def model_from_checkpoint(path: PathLike) -> tuple[Any, Optional[dict[str, Any]]]:
+    """The model stored in a trainer checkpoint or a plain state dict, and the checkpoint's
+    meta (None for a state dict, whose model is recognised by its parameter names)."""
+    weights, _, meta = read_checkpoint(path)
+    name = meta["config"]["model"] if meta is not None else model_name_for(weights, path)
+    model = build_model(name, seed=0)
+    load_weights(model, weights, path)
+    return model, meta
+
+
+# ---------------------------------------------------------------------------
+# Output paths, checked before any work starts
+# ---------------------------------------------------------------------------
+
+
+def _first_file_in_the_way(directory: Path) -> Optional[Path]:
+    """The first ancestor-or-self of ``directory`` that exists but is not a directory."""
+    for candidate in reversed([directory, *directory.parents]):
+        if candidate.exists() and not candidate.is_dir():
+            return candidate
+    return None
+
+
+def _make_directory(directory: Path, flag: str, path: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        in_the_way = _first_file_in_the_way(directory)
+        reason = f"a file stands at {in_the_way}" if in_the_way is not None else error.strerror
+        raise CommandLineError(f"{flag} {path}: cannot create the directory {directory}: {reason}") from None
+
+
+def _check_writable(directory: Path, flag: str, path: Path) -> None:
+    """Create and delete a file in ``directory``: what really decides (permissions, read-only disks)."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise CommandLineError(f"{flag} {path}: cannot write in {directory}: {error.strerror}") from None
+
+
+def prepare_output_file(path: PathLike, flag: str) -> Path:
+    """Make sure a file can be written at ``path``: missing parent directories are created;
+    a directory standing at ``path``, a file in the way of its parents or a directory that
+    cannot be written raises CommandLineError naming ``flag`` and the path."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise CommandLineError(f"{flag} {path}: that is a directory; give a file name inside it")
+    _make_directory(path.parent, flag, path)
+    _check_writable(path.parent, flag, path)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise CommandLineError(f"{flag} {path}: the file exists and is read-only")
+    return path
+
+
+def prepare_output_directory(path: PathLike, flag: str) -> Path:
+    """Make sure files can be written into the directory ``path`` (created when missing)."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise CommandLineError(f"{flag} {path}: a file stands there; give a directory")
+    _make_directory(path, flag, path)
+    _check_writable(path, flag, path)
+    return path
+
+
+def check_free_space(path: Path, needed_bytes: int, flag: str) -> None:
+    """Refuse to start when the disk holding ``path`` has no room for ``needed_bytes``."""
+    free = shutil.disk_usage(path.parent).free
+    if free < needed_bytes:
+        raise CommandLineError(f"{flag} {path}: only {free / 1024:.0f} KB free on the disk holding {path.parent}; "
+                               f"a checkpoint needs about {needed_bytes / 2**20:.1f} MB")
