@@ -42,7 +42,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from tinygrad_cnn import GradcheckError, Tensor, gradcheck, no_grad
 from tinygrad_cnn.datasets import mnist
 from tinygrad_cnn.function import Function
-from tinygrad_cnn.models import SeedCNN, _conv, _dense, images_to_tensor
+from tinygrad_cnn.models import SeedCNN, images_to_tensor
 from tinygrad_cnn.nn import load_state_dict, named_parameters, state_dict
 from tinygrad_cnn.optim import SGD
 from tinygrad_cnn.tensor import _check_labels
@@ -259,12 +259,9 @@ class SeedLayersCNN:
 
     def __init__(self, seed: int = 0, dtype=np.float32):
         self.dtype = np.dtype(dtype).type
-        rng = np.random.default_rng(seed)  # drawn in SeedCNN's order, with its helpers
-        self.conv1 = _conv(rng, 1, 16, 28, self.dtype)
-        self.conv2 = _conv(rng, 16, 32, 14, self.dtype)
-        self.conv3 = _conv(rng, 32, 64, 7, self.dtype)
-        self.fc1 = _dense(rng, 3136, 100, self.dtype)
-        self.fc2 = _dense(rng, 100, 10, self.dtype)
+        initial = SeedCNN(seed=seed, dtype=self.dtype)  # SeedCNN's own initialisation, not a copy of it
+        self.conv1, self.conv2, self.conv3 = initial.conv1, initial.conv2, initial.conv3
+        self.fc1, self.fc2 = initial.fc1, initial.fc2
 
     def layers(self) -> list[tuple[str, type[Function], tuple[Tensor, ...]]]:
         """The network in order: (row name, layer, its parameters)."""

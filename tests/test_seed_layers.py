@@ -320,3 +320,13 @@ def test_the_program_runs_on_real_data(test_images):
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(" pass ") == 16 and "FAIL" not in result.stdout
     assert "Whole network" in result.stdout and "max |Δ weight|" in result.stdout
+
+
+def test_docs_section_3_links_every_seed_layer_to_the_example():
+    docs = (ROOT / "docs" / "autograd.md").read_text(encoding="utf-8")
+    section = docs[docs.index("## 3."):docs.index("## 4.")]
+    layers = {name for name, value in vars(seed_layers).items()
+              if isinstance(value, type) and issubclass(value, seed_layers.Function) and value is not seed_layers.Function}
+    assert len(layers) == 7
+    for name in layers:
+        assert f"[`{name}`](../examples/seed_layers.py)" in section, name
