@@ -82,6 +82,10 @@ class SeedConvolution(Function):
         self.weight = weight
         return output
 
+    def macs(self, input_shapes, output_shape) -> int:
+        """One multiply-accumulate per output element and filter tap: (N·O·H·W)·(C·3·3)."""
+        return int(np.prod(output_shape)) * input_shapes[1][1] * 9
+
     def backward(self, grad_out: np.ndarray):
         grad_weight = np.tensordot(grad_out, self.windows, axes=((0, 2, 3), (0, 2, 3)))  # O,C,3,3
         grad_x = None
@@ -205,6 +209,10 @@ class SeedMatrixMultiplyAdd(Function):
     def forward(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
         self.x, self.weight = x, weight
         return x @ weight + bias
+
+    def macs(self, input_shapes, output_shape) -> int:
+        """One multiply-accumulate per output element and input: (N·O)·I."""
+        return int(np.prod(output_shape)) * input_shapes[1][0]
 
     def backward(self, grad_out: np.ndarray):
         return grad_out @ self.weight.T, self.x.T @ grad_out, grad_out.sum(axis=0)

@@ -25,6 +25,7 @@ from tinygrad_cnn import Tensor, gradcheck
 from tinygrad_cnn.datasets import mnist
 from tinygrad_cnn.models import SeedCNN
 from tinygrad_cnn.nn import load_state_dict, named_parameters, state_dict
+from tinygrad_cnn.summary import summary, totals
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "seed_layers.py"
@@ -189,6 +190,12 @@ def test_seed_layers_cnn_has_seed_cnns_parameters_and_initial_values():
         assert ours[name].dtype == np.float32
         np.testing.assert_array_equal(ours[name], theirs[name])
     assert state_dict(seed_layers.SeedLayersCNN(seed=4))["conv1.weight"][0, 0, 0, 0] != ours["conv1.weight"][0, 0, 0, 0]
+
+
+def test_the_layer_table_counts_seed_cnns_parameters_and_multiply_accumulates():
+    ours = totals(summary(seed_layers.SeedLayersCNN(), (1, 1, 28, 28), print_table=False))
+    theirs = totals(summary(SeedCNN(), (1, 1, 28, 28), print_table=False))
+    assert (ours["params"], ours["macs"]) == (theirs["params"], theirs["macs"]) == (359_846, 2_233_832)
 
 
 def test_seed_layers_cnn_checks_its_inputs():
