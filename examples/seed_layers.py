@@ -25,7 +25,7 @@ For a batch of real MNIST test images it prints, layer by layer, the hand-writte
 checked by ``gradcheck`` (float64 finite differences) and compared with the framework's own
 primitive ops (largest absolute difference of the outputs and of every gradient); then it
 trains SeedLayersCNN and SeedCNN side by side from the same weights and shows that the
-weights stay equal. The data comes from --data-dir, else $TINYGRAD_CNN_DATA, else a per-user
+weights stay equal (in float64; in float32 up to rounding, which SGD slowly amplifies). The data comes from --data-dir, else $TINYGRAD_CNN_DATA, else a per-user
 cache directory (add --download to fetch missing files there).
 """
 

@@ -251,6 +251,20 @@ def test_losses_and_every_gradient_equal_seed_cnns_on_real_digits_with_tied_pool
     assert tied > 100 and (positive > 0) == positive_ties, (tied, positive)
 
 
+def test_float32_stays_float32_and_agrees_with_seed_cnn_to_rounding(test_images):
+    images, labels = test_images
+    models = [seed_layers.SeedLayersCNN(seed=2), SeedCNN(seed=2)]
+    ours, theirs = models[0].loss(images, labels), models[1](images).cross_entropy(labels)
+    ours.backward()
+    theirs.backward()
+    assert ours.dtype == np.float32 and ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+    framework_grads = {name: p.grad for name, p in named_parameters(models[1]).items()}
+    for name, parameter in named_parameters(models[0]).items():
+        assert parameter.grad.dtype == np.float32, name
+        scale = np.max(np.abs(framework_grads[name]))
+        np.testing.assert_allclose(parameter.grad, framework_grads[name], rtol=0, atol=1e-4 * scale, err_msg=name)
+
+
 def test_the_printed_checks_pass_on_a_slice(test_images):
     images, labels = test_images[0][:2], test_images[1][:2]
     weights = trained_weights()
