@@ -41,7 +41,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from tinygrad_cnn import GradcheckError, Tensor, gradcheck, no_grad
 from tinygrad_cnn.datasets import mnist
-from tinygrad_cnn.function import Function
+from tinygrad_cnn.function import Function, Gradients
 from tinygrad_cnn.models import SeedCNN, images_to_tensor
 from tinygrad_cnn.nn import load_state_dict, named_parameters, state_dict
 from tinygrad_cnn.optim import SGD
@@ -70,7 +70,7 @@ class SeedConvolution(Function):
     y[n,o,h,w] = Σ_{c,p,q} xp[n, c, h+p, w+q] · weight[o,c,p,q]   (xp: x zero-padded by 1).
     Backward, with G = dLoss/dy:
       dLoss/dweight[o,c,p,q] = Σ_{n,h,w} G[n,o,h,w] · xp[n,c,h+p,w+q]    (G against the input windows)
-      dLoss/dx[n,c,h,w] = Σ_{o,p,q} G[n,o,h+1−p,w+1−q] · weight[o,c,p,q]
+      dLoss/dx[n,c,h,w] = Σ_{o,p,q} G[n,o,h+1−p,w+1−q] · weight[o,c,p,q]   (G = 0 outside the image)
                         = the same 3x3 "same" convolution, of G with the filters rotated by
                           180° and their in/out channels swapped: weight[o,c,2−p,2−q] as (C,O,3,3).
     """
@@ -86,10 +86,10 @@ class SeedConvolution(Function):
         """One multiply-accumulate per output element and filter tap: (N·O·H·W)·(C·3·3)."""
         return int(np.prod(output_shape)) * input_shapes[1][1] * 9
 
-    def backward(self, grad_out: np.ndarray):
+    def backward(self, grad_out: np.ndarray) -> Gradients:
         grad_weight = np.tensordot(grad_out, self.windows, axes=((0, 2, 3), (0, 2, 3)))  # O,C,3,3
         grad_x = None
-        if self.needs_input_grad[0]:  # the images need none: the seed skipped it too
+        if self.needs_input_grad[0]:  # the images need none
             rotated = self.weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # C,O,3,3
             grad_x, _ = correlate3x3(grad_out, rotated)
         return grad_x, grad_weight
@@ -112,7 +112,7 @@ class SeedAddition(Function):
     def forward(self, x: np.ndarray, bias: np.ndarray) -> np.ndarray:
         return x + bias
 
-    def backward(self, grad_out: np.ndarray):
+    def backward(self, grad_out: np.ndarray) -> Gradients:
         return grad_out, grad_out.sum(axis=0)
 
     @staticmethod
@@ -123,7 +123,7 @@ class SeedAddition(Function):
 class SeedReLU(Function):
     """y = max(x, 0), element by element.
 
-    Backward: dLoss/dx = G where x > 0, 0 elsewhere (at x = 0 the seed, like PyTorch, takes 0).
+    Backward: dLoss/dx = G where x > 0, 0 elsewhere (at the kink x = 0: 0, as PyTorch and the framework).
     """
 
     label = "ReLU"
@@ -132,7 +132,7 @@ class SeedReLU(Function):
         self.positive = x > 0
         return x * self.positive
 
-    def backward(self, grad_out: np.ndarray):
+    def backward(self, grad_out: np.ndarray) -> Gradients:
         return grad_out * self.positive
 
     @staticmethod
@@ -164,7 +164,7 @@ class SeedMaxPooling(Function):
         self.padded_shape = padded.shape
         return np.take_along_axis(windows, self.winner[..., np.newaxis], axis=-1)[..., 0]
 
-    def backward(self, grad_out: np.ndarray):
+    def backward(self, grad_out: np.ndarray) -> Gradients:
         batch, channels, out_h, out_w = grad_out.shape
         p, q = np.divmod(self.winner, 3)
         n, c, i, j = np.indices(grad_out.shape, sparse=True)
@@ -189,7 +189,7 @@ class SeedVectorization(Function):
         self.input_shape = x.shape
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, grad_out: np.ndarray):
+    def backward(self, grad_out: np.ndarray) -> Gradients:
         return grad_out.reshape(self.input_shape)
 
     @staticmethod
@@ -214,7 +214,7 @@ class SeedMatrixMultiplyAdd(Function):
         """One multiply-accumulate per output element and input: (N·O)·I."""
         return int(np.prod(output_shape)) * input_shapes[1][0]
 
-    def backward(self, grad_out: np.ndarray):
+    def backward(self, grad_out: np.ndarray) -> Gradients:
         return grad_out @ self.weight.T, self.x.T @ grad_out, grad_out.sum(axis=0)
 
     @staticmethod
@@ -242,7 +242,7 @@ class SeedSoftmaxCrossEntropy(Function):
         rows = np.arange(len(logits))
         return np.asarray(-np.log(self.softmax[rows, self.labels]).mean(), dtype=logits.dtype)
 
-    def backward(self, grad_out: np.ndarray):
+    def backward(self, grad_out: np.ndarray) -> Gradients:
         onehot = np.zeros_like(self.softmax)
         onehot[np.arange(len(onehot)), self.labels] = 1
         return grad_out * (self.softmax - onehot) / len(onehot)
