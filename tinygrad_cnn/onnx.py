@@ -44,7 +44,7 @@ from tinygrad_cnn.function import Function
 from tinygrad_cnn.nn import named_parameters
 from tinygrad_cnn.tensor import Tensor, no_grad
 
-__all__ = ["export", "to_onnx", "OPSET", "CONVERTERS", "UnsupportedOpError"]
+__all__ = ["export", "to_onnx", "OPSET", "CONVERTERS", "NOT_EXPORTABLE", "UnsupportedOpError"]
 
 #: the ONNX operator-set version of the exported files
 OPSET = 17
@@ -487,18 +487,22 @@ CONVERTERS: dict[str, Converter] = {
 }
 
 
+#: the ops of ``tinygrad_cnn.ops`` that are deliberately not exported, and why
+NOT_EXPORTABLE: dict[str, str] = {
+    "CrossEntropy": "it is the loss: export the model that returns the logits, not the loss",
+}
+
+
 def _converter(op: Function) -> Converter:
     """The op's converter, or an error that names the op and says why it has none."""
-    converter = CONVERTERS.get(op.name)
-    if converter is not None and type(op).__module__.startswith("tinygrad_cnn.ops"):
-        return converter
-    if not type(op).__module__.startswith("tinygrad_cnn.ops"):
+    built_in = type(op).__module__.startswith("tinygrad_cnn.ops")
+    if built_in and op.name in CONVERTERS:
+        return CONVERTERS[op.name]
+    if not built_in:
         why = (f"it is a user-defined Function ({type(op).__module__}.{type(op).__qualname__}), "
                "which the exporter cannot translate")
-    elif op.name == "CrossEntropy":
-        why = "it is the loss: export the model that returns the logits, not the loss"
     else:
-        why = "it has no ONNX equivalent in tinygrad_cnn.onnx.CONVERTERS"
+        why = NOT_EXPORTABLE.get(op.name, "it has no ONNX equivalent in tinygrad_cnn.onnx.CONVERTERS")
     raise UnsupportedOpError(f"cannot export op {op.name} to ONNX: {why}")
 
 
