@@ -22,7 +22,7 @@ op produced are the graph's leaves:
   runs on any batch size;
 * every other leaf (a number like the 255 of ``x / 255``) is a constant initializer.
 
-Decisions: opset 17 (``OPSET``), which onnxruntime has supported since 1.11. A reshape keeps
+Decisions: opset 17 (``OPSET``), which onnxruntime has supported since 1.12. A reshape keeps
 the batch dynamic by writing 0 ("copy this axis") for a leading axis it keeps, else -1.
 Zero padding stays zero padding: a pool's ``padding`` becomes an explicit ``Pad`` node
 (ONNX MaxPool would pad with −inf). An op's ``relu=True`` option becomes a ``Relu`` node
@@ -330,10 +330,6 @@ def convert_where(graph: GraphBuilder, step: Step) -> str:
     return graph.node("Where", [condition, graph.cast(a, step.tensors[1], dtype), graph.cast(b, step.tensors[2], dtype)])
 
 
-def convert_matmul(graph: GraphBuilder, step: Step) -> str:
-    return _same("MatMul")(graph, step)
-
-
 def _pair(value: Union[int, Sequence[int]]) -> list[int]:
     return [int(value)] * 2 if isinstance(value, (int, np.integer)) else [int(v) for v in value]
 
@@ -474,7 +470,7 @@ CONVERTERS: dict[str, Converter] = {
     "Stack": convert_stack,
     "Cast": convert_cast,
     # neural-network ops
-    "MatMul": convert_matmul,
+    "MatMul": _same("MatMul"),
     "Conv2d": convert_conv2d,
     "Conv2dBias": convert_conv2d,
     "MaxPool2d": _pool("MaxPool"),
