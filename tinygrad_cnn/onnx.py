@@ -138,15 +138,21 @@ def _find_input(steps: list[Step], images: np.ndarray, parameter_ids: set[int]) 
 
 
 class GraphBuilder:
-    """Collects ONNX nodes and initializers under unique value names."""
+    """Collects ONNX nodes and initializers under unique value names.
 
-    def __init__(self, onnx) -> None:
+    ``value(tensor)`` names the graph value that holds a Tensor: the output of the node that
+    computed it, else (a leaf) a parameter initializer under its dotted name, else a
+    constant initializer, created on first use.
+    """
+
+    def __init__(self, onnx, parameters: dict[str, Tensor]) -> None:
         self.onnx = onnx
         self.nodes: list = []
         self.initializers: list = []
         self.names: dict[int, str] = {}  # id(Tensor) → the graph value holding it
-        self.taken: set[str] = set()
-        self.keep_alive: list[Tensor] = []  # ids stay unique while the tensors live
+        self.taken: set[str] = set(parameters)
+        self.parameter_names = {id(tensor): name for name, tensor in parameters.items()}
+        self.keep_alive: list[Tensor] = list(parameters.values())  # ids stay unique while the tensors live
         self.int64_constants: dict[tuple[str, tuple[int, ...]], str] = {}  # reused, not repeated
 
     def fresh(self, stem: str) -> str:
@@ -161,6 +167,16 @@ class GraphBuilder:
     def bind(self, tensor: Tensor, name: str) -> None:
         self.names[id(tensor)] = name
         self.keep_alive.append(tensor)
+
+    def value(self, tensor: Tensor) -> str:
+        if id(tensor) not in self.names:
+            if id(tensor) in self.parameter_names:
+                name = self.parameter_names[id(tensor)]
+                self.initializers.append(self.onnx.numpy_helper.from_array(tensor.data, name))
+            else:
+                name = self.initializer(tensor.data, "constant")
+            self.bind(tensor, name)
+        return self.names[id(tensor)]
 
     def node(self, op_type: str, inputs: Sequence[str], **attributes: Any) -> str:
         """Append one node with one output; returns the output's name."""
@@ -548,44 +564,29 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
         )
     steps = _needed_steps(steps, result)
     parameters = named_parameters(model)
-    graph = GraphBuilder(onnx)
-    for name, tensor in parameters.items():
-        graph.taken.add(name)
     source = _find_input(steps, example, {id(tensor) for tensor in parameters.values()})
+    graph = GraphBuilder(onnx, parameters)
     graph.bind(source, graph.fresh(input_name))
     graph.taken.add(output_name)
-    for name, tensor in parameters.items():
-        graph.bind(tensor, name)
-    used_parameters: dict[str, Tensor] = {}
-
     for step in steps:
         converter = _converter(step.op)
-        inputs = []
-        for tensor in step.tensors:
-            if id(tensor) not in graph.names:  # a leaf constant (a number, an array)
-                graph.bind(tensor, graph.initializer(tensor.data, "constant"))
-            name = graph.names[id(tensor)]
-            if name in parameters and name not in used_parameters:
-                used_parameters[name] = tensor
-            inputs.append(name)
-        step.inputs = tuple(inputs)
+        step.inputs = tuple(graph.value(tensor) for tensor in step.tensors)
         output = converter(graph, step)
         if getattr(step.op, "relu", False) is True:  # the fused relu of a conv or pool
             output = graph.node("Relu", [output])
         graph.bind(step.output, output)
-
     final = graph.names[id(result)]
-    if graph.nodes and graph.nodes[-1].output[0] == final:
+    if graph.nodes and graph.nodes[-1].output[0] == final:  # name the last node's output
         graph.nodes[-1].output[0] = output_name
     else:
         graph.nodes.append(onnx.helper.make_node("Identity", [final], [output_name]))
-    initializers = [onnx.numpy_helper.from_array(tensor.data, name) for name, tensor in used_parameters.items()]
-    batch = int(example.shape[0]) if dynamic_batch else None
+
+    batch = int(example.shape[0]) if dynamic_batch and example.ndim else None
     onnx_graph = onnx.helper.make_graph(
         graph.nodes, type(model).__name__,
         inputs=[_value_info(onnx, graph.names[id(source)], source, batch)],
         outputs=[_value_info(onnx, output_name, result, batch)],
-        initializer=initializers + graph.initializers,
+        initializer=graph.initializers,
     )
     onnx_model = onnx.helper.make_model(
         onnx_graph, opset_imports=[onnx.helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
