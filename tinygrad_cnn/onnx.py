@@ -41,6 +41,7 @@ import numpy as np
 from tinygrad_cnn import __version__
 from tinygrad_cnn import tensor as tensor_module
 from tinygrad_cnn.function import Function
+from tinygrad_cnn import nn
 from tinygrad_cnn.nn import named_parameters
 from tinygrad_cnn.tensor import Tensor, no_grad
 
@@ -83,20 +84,34 @@ class Step:
     inputs: tuple[str, ...] = ()
 
 
-def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Any]:
-    """Run ``model(images)`` once under no_grad; every op application, in order, and the result."""
+def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
+    """Run ``model(images)`` once under no_grad in evaluation mode (``Tensor.training`` off,
+    as PyTorch's exporter does: dropout off, batch norm on its running statistics); the
+    steps the output depends on, in execution order, and the output."""
     steps: list[Step] = []
 
     def record(op: Function, inputs: tuple[Tensor, ...], output: Tensor, seconds: float) -> None:
         steps.append(Step(op, tuple(inputs), output))
 
+    training = getattr(Tensor, "training", None)  # None: a tinygrad_cnn without training mode
     tensor_module.forward_hooks.append(record)
     try:
+        if training is not None:
+            Tensor.training = False
         with no_grad():
             result = model(images)
     finally:
         tensor_module.forward_hooks.remove(record)
-    return steps, result
+        if training is not None:
+            Tensor.training = training
+    if not isinstance(result, Tensor):
+        raise TypeError(f"the model must return one Tensor to export; it returned {type(result).__name__}")
+    if not any(step.output is result for step in steps):
+        raise ValueError(
+            "the model's output was not computed by a traced op (was it rebuilt from numpy arrays, "
+            "e.g. by running a big batch in chunks?); export with a smaller batch, e.g. input_shape (1, ...)"
+        )
+    return _needed_steps(steps, result), result
 
 
 def _needed_steps(steps: list[Step], output: Tensor) -> list[Step]:
@@ -132,6 +147,29 @@ def _find_input(steps: list[Step], images: np.ndarray, parameter_ids: set[int]) 
     return next(iter(matches.values()))
 
 
+def _check_fixed_graph(steps: list[Step], again: list[Step], leaves_to_skip: set[int]) -> None:
+    """``again`` (the trace on another input) must run the same ops on the same constants.
+    Otherwise something depends on the input outside the graph (a comparison such as
+    ``x > 0`` or ``argmax``, which give plain tensors, ``.data``, numpy, Python control
+    flow), and the file would hold its value for the example input only."""
+    if [(step.op.name, len(step.tensors)) for step in steps] != [(step.op.name, len(step.tensors)) for step in again]:
+        raise ValueError("the model runs different ops on different inputs (control flow that depends on "
+                         "the values): ONNX export needs one fixed graph")
+    produced = {id(step.output) for step in steps}
+    for index, (step, repeat) in enumerate(zip(steps, again)):
+        for position, (tensor, other) in enumerate(zip(step.tensors, repeat.tensors)):
+            if id(tensor) in produced or id(tensor) in leaves_to_skip:
+                continue
+            floating = tensor.dtype.kind == "f"
+            if tensor.shape != other.shape or not np.array_equal(tensor.data, other.data, equal_nan=floating):
+                raise ValueError(
+                    f"input {position} of op {step.op.name} (op {index + 1} of {len(steps)}) depends on the "
+                    "model's input but was computed outside the graph (comparisons such as x > 0 and argmax "
+                    "give plain tensors, as do .data and numpy); the ONNX file would freeze its value for "
+                    "the example input. Compute it with Tensor ops, or leave it out of the exported model"
+                )
+
+
 # ---------------------------------------------------------------------------
 # Graph building
 # ---------------------------------------------------------------------------
@@ -154,6 +192,7 @@ class GraphBuilder:
         self.parameter_names = {id(tensor): name for name, tensor in parameters.items()}
         self.keep_alive: list[Tensor] = list(parameters.values())  # ids stay unique while the tensors live
         self.int64_constants: dict[tuple[str, tuple[int, ...]], str] = {}  # reused, not repeated
+        self.buffer_names: dict[int, str] = {}  # id(numpy array) → its state-dict name (see ``buffer``)
 
     def fresh(self, stem: str) -> str:
         """A value name not used yet: ``stem``, else ``stem_1``, ``stem_2``, …"""
@@ -177,6 +216,17 @@ class GraphBuilder:
                 name = self.initializer(tensor.data, "constant")
             self.bind(tensor, name)
         return self.names[id(tensor)]
+
+    def buffer(self, array: np.ndarray, dtype: np.dtype, stem: str) -> str:
+        """A numpy array an op holds as an option (a running mean), as an initializer of
+        ``dtype``: under its state-dict name when it is one of the model's buffers."""
+        name = self.buffer_names.get(id(array))
+        if name is None or array.dtype != dtype:
+            return self.initializer(np.asarray(array, dtype=dtype), stem)
+        if name not in self.taken:
+            self.taken.add(name)
+            self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
 
     def node(self, op_type: str, inputs: Sequence[str], **attributes: Any) -> str:
         """Append one node with one output; returns the output's name."""
@@ -226,19 +276,6 @@ def _same(onnx_type: str) -> Converter:
     return convert
 
 
-def _comparison(onnx_type: str, negate: bool = False) -> Converter:
-    """x < y etc.: a bool result; both sides cast to the wider dtype as numpy does."""
-
-    def convert(graph: GraphBuilder, step: Step) -> str:
-        dtype = np.result_type(*(tensor.dtype for tensor in step.tensors))
-        inputs = [graph.cast(name, tensor, dtype) for name, tensor in zip(step.inputs, step.tensors)]
-        result = graph.node(onnx_type, inputs)
-        return graph.node("Not", [result]) if negate else result
-
-    convert.__name__ = f"convert_to_{'Not' if negate else ''}{onnx_type}"
-    return convert
-
-
 def _axes(axis: Optional[Union[int, Sequence[int]]]) -> Optional[list[int]]:
     """None (all axes) or the axes as a list (negative axes are fine in ONNX)."""
     if axis is None:
@@ -257,20 +294,6 @@ def _reduction(onnx_type: str, axes_as_input: bool) -> Converter:
         if axes_as_input:
             return graph.node(onnx_type, [step.inputs[0], graph.int64s(axes, "axes")], keepdims=keepdims)
         return graph.node(onnx_type, step.inputs[:1], axes=axes, keepdims=keepdims)
-
-    convert.__name__ = f"convert_to_{onnx_type}"
-    return convert
-
-
-def _argument_reduction(onnx_type: str) -> Converter:
-    """argmax/argmin over ``axis`` (None: over the flattened tensor); int64 indices."""
-
-    def convert(graph: GraphBuilder, step: Step) -> str:
-        axis, keepdims = getattr(step.op, "axis", None), int(bool(getattr(step.op, "keepdims", False)))
-        source = step.inputs[0]
-        if axis is None:
-            source, axis = graph.node("Reshape", [source, graph.int64s([-1], "shape")]), 0
-        return graph.node(onnx_type, [source], axis=int(axis), keepdims=keepdims, select_last_index=0)
 
     convert.__name__ = f"convert_to_{onnx_type}"
     return convert
@@ -332,13 +355,21 @@ def convert_identity(graph: GraphBuilder, step: Step) -> str:
 
 
 def convert_clip(graph: GraphBuilder, step: Step) -> str:
-    """clip(x, min, max): the bounds as scalar inputs of x's dtype ("" = no bound)."""
+    """clip(x, low, high): the bounds as scalar inputs of x's dtype ("" = no bound)."""
     dtype = step.output.dtype
     bounds = [
         "" if bound is None else graph.initializer(np.asarray(bound, dtype=dtype), stem)
-        for bound, stem in ((step.op.min, "clip_min"), (step.op.max, "clip_max"))
+        for bound, stem in ((step.op.low, "clip_low"), (step.op.high, "clip_high"))
     ]
     return graph.node("Clip", [step.inputs[0], *bounds])
+
+
+def convert_leaky_relu(graph: GraphBuilder, step: Step) -> str:
+    return graph.node("LeakyRelu", step.inputs[:1], alpha=float(step.op.negative_slope))
+
+
+def convert_elu(graph: GraphBuilder, step: Step) -> str:
+    return graph.node("Elu", step.inputs[:1], alpha=float(step.op.alpha))
 
 
 def convert_where(graph: GraphBuilder, step: Step) -> str:
@@ -395,13 +426,24 @@ def _pool(onnx_type: str) -> Converter:
 
 
 def convert_batch_norm(graph: GraphBuilder, step: Step) -> str:
-    """Batch norm with the running statistics (the evaluation form):
-    y = (x − mean) / sqrt(var + eps) · weight + bias, over the channel axis 1."""
+    """y = (x − μ) / sqrt(var + eps) · weight + bias per channel (axis 1). With the running
+    statistics (evaluation): one BatchNormalization node. With the batch's statistics (a
+    batch_norm given no running statistics): μ and var computed in the graph, as in forward."""
     op, dtype = step.op, step.output.dtype
-    x, weight, bias = step.inputs[:3]
-    mean = graph.initializer(np.asarray(op.running_mean, dtype=dtype), "running_mean")
-    variance = graph.initializer(np.asarray(op.running_var, dtype=dtype), "running_var")
-    return graph.node("BatchNormalization", [x, weight, bias, mean, variance], epsilon=float(op.eps))
+    x, weight, bias = step.inputs
+    if not op.batch_statistics:
+        mean = graph.buffer(op.running_mean, dtype, "running_mean")
+        variance = graph.buffer(op.running_var, dtype, "running_var")
+        return graph.node("BatchNormalization", [x, weight, bias, mean, variance], epsilon=float(op.eps))
+    ndim = step.tensors[0].ndim
+    channel_shape = graph.int64s([1, -1] + [1] * (ndim - 2), "channel_shape")
+    axes = [0] + list(range(2, ndim))
+    centered = graph.node("Sub", [x, graph.node("ReduceMean", [x], axes=axes, keepdims=1)])
+    variance = graph.node("ReduceMean", [graph.node("Mul", [centered, centered])], axes=axes, keepdims=1)
+    epsilon = graph.initializer(np.asarray(op.eps, dtype=dtype), "epsilon")
+    normalized = graph.node("Div", [centered, graph.node("Sqrt", [graph.node("Add", [variance, epsilon])])])
+    scaled = graph.node("Mul", [normalized, graph.node("Reshape", [weight, channel_shape])])
+    return graph.node("Add", [scaled, graph.node("Reshape", [bias, channel_shape])])
 
 
 def convert_getitem(graph: GraphBuilder, step: Step) -> str:
@@ -464,19 +506,13 @@ CONVERTERS: dict[str, Converter] = {
     "Maximum": _same("Max"),
     "Minimum": _same("Min"),
     "Where": convert_where,
-    "Less": _comparison("Less"),
-    "LessEqual": _comparison("LessOrEqual"),
-    "Greater": _comparison("Greater"),
-    "GreaterEqual": _comparison("GreaterOrEqual"),
-    "Equal": _comparison("Equal"),
-    "NotEqual": _comparison("Equal", negate=True),
+    "LeakyReLU": convert_leaky_relu,
+    "ELU": convert_elu,
     # reductions
     "Sum": _reduction("ReduceSum", axes_as_input=True),
     "Mean": _reduction("ReduceMean", axes_as_input=False),
     "Max": _reduction("ReduceMax", axes_as_input=False),
     "Min": _reduction("ReduceMin", axes_as_input=False),
-    "ArgMax": _argument_reduction("ArgMax"),
-    "ArgMin": _argument_reduction("ArgMin"),
     # movement
     "Reshape": convert_reshape,
     "Pad": convert_pad,
@@ -523,17 +559,21 @@ def _converter(op: Function) -> Converter:
 # ---------------------------------------------------------------------------
 
 
-def _example_input(input_shape: Optional[Sequence[int]], images: Optional[np.ndarray]) -> np.ndarray:
-    """The array the model is traced on: ``images``, else random 0..255 pixels (uint8) of
-    ``input_shape`` (random, so no other tensor in the trace holds the same numbers)."""
+def _example_inputs(input_shape: Optional[Sequence[int]],
+                    images: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The two arrays the model is traced on: ``images`` and a permutation of its values,
+    else two draws of random 0..255 pixels (uint8) of ``input_shape`` (random, so no other
+    tensor in the trace holds the same numbers)."""
+    rng = np.random.default_rng(0)
     if images is not None:
-        return np.asarray(images)
+        images = np.asarray(images)
+        return images, rng.permutation(images.reshape(-1)).reshape(images.shape)
     if input_shape is None:
         raise ValueError("export needs input_shape (e.g. (1, 1, 28, 28)) or example images")
     shape = tuple(int(size) for size in input_shape)
     if not shape or any(size < 1 for size in shape):
         raise ValueError(f"input_shape must list positive sizes, the batch first; got {tuple(input_shape)}")
-    return np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
+    return rng.integers(0, 256, size=shape, dtype=np.uint8), rng.integers(0, 256, size=shape, dtype=np.uint8)
 
 
 def _value_info(onnx, name: str, tensor: Tensor, batch: Optional[int]):
@@ -553,19 +593,15 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
     axis is the symbolic "N". The model is checked with ``onnx.checker`` before it is returned.
     """
     onnx = _import_onnx()
-    example = _example_input(input_shape, images)
+    example, another = _example_inputs(input_shape, images)
     steps, result = _trace(model, example)
-    if not isinstance(result, Tensor):
-        raise TypeError(f"the model must return one Tensor to export; it returned {type(result).__name__}")
-    if not any(step.output is result for step in steps):
-        raise ValueError(
-            "the model's output was not computed by a traced op (was it rebuilt from numpy arrays, "
-            "e.g. by running a big batch in chunks?); export with a smaller batch, e.g. input_shape (1, ...)"
-        )
-    steps = _needed_steps(steps, result)
     parameters = named_parameters(model)
-    source = _find_input(steps, example, {id(tensor) for tensor in parameters.values()})
+    parameter_ids = {id(tensor) for tensor in parameters.values()}
+    source = _find_input(steps, example, parameter_ids)
+    _check_fixed_graph(steps, _trace(model, another)[0], parameter_ids | {id(source)})
     graph = GraphBuilder(onnx, parameters)
+    if hasattr(nn, "named_buffers"):
+        graph.buffer_names = {id(array): name for name, array in nn.named_buffers(model).items()}
     graph.bind(source, graph.fresh(input_name))
     graph.taken.add(output_name)
     for step in steps:
