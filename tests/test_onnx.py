@@ -221,6 +221,7 @@ CASES = [
     case("index a bool mask", (3, 4, 5), lambda x: x[np.array([True, False, True])], defines("__getitem__")),
     case("cat", (2, 3), lambda x: Tensor.cat([x, x * 2.0, x + 1.0], axis=1), defines("cat")),
     case("stack", (2, 3), lambda x: Tensor.stack([x, -x], axis=-1), defines("stack")),
+    case("astype", (2, 3), lambda x: x.astype(np.float64) * 2.0 + x.double().float(), defines("astype", "double", "float")),
     case("matmul", (3, 4), lambda x, weight: x @ weight, **DENSE),
     case("batched matmul", (3, 2, 4), lambda x, weight: x @ weight, **DENSE),
     case("softmax", (2, 5), lambda x: x.softmax(axis=0)),
