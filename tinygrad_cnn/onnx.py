@@ -7,27 +7,34 @@
     session = onnxruntime.InferenceSession("seed_cnn.onnx")
     logits = session.run(None, {"images": images.astype(np.float32)})[0]
 
-How: the model runs once under ``no_grad`` on an example input while a hook on
-``tensor.forward_hooks`` records every op application (the op object with its options, its
-input Tensors and its output Tensor), as ``summary.trace`` does. Then each op that the
-model's output depends on becomes one or a few ONNX nodes, through the table ``CONVERTERS``
-{op class name: converter}; a new op only needs an entry there. The Tensors that no traced
-op produced are the graph's leaves:
+How: the model runs under ``no_grad``, in evaluation mode (``Tensor.training`` off, as
+PyTorch's exporter does), on an example input while a hook on ``tensor.forward_hooks``
+records every op application (the op object with its options, its input Tensors and its
+output Tensor), as ``summary.trace`` does. Each op that the model's output depends on
+becomes one or a few ONNX nodes through the table ``CONVERTERS`` {op class name:
+converter}; a new op only needs an entry there. The Tensors no traced op produced are the
+graph's leaves:
 
 * the model's parameters (``nn.named_parameters``) become initializers named by their
-  dotted names (``conv1.weight``), so the file reads like the state dict;
+  dotted names (``conv1.weight``), so the file reads like the state dict; so do buffers
+  an op holds (a batch norm's ``bn.running_mean``);
 * the graph input is the one leaf that holds the example input (after the model's own
   cast, e.g. uint8 → float32): models turn the user's array into a fresh Tensor inside
   ``__call__``, so that is how it is found. Its batch axis is symbolic ("N"): the file
   runs on any batch size;
 * every other leaf (a number like the 255 of ``x / 255``) is a constant initializer.
 
+The model is traced a second time on another input: a constant that changes with the
+input was computed outside the graph (comparisons such as ``x > 0`` and ``argmax`` give
+plain tensors; so do ``.data`` and numpy) and would be frozen into the file, so it is an
+error, as are different ops for different inputs (control flow on the values).
+
 Decisions: opset 17 (``OPSET``), which onnxruntime has supported since 1.12. A reshape keeps
 the batch dynamic by writing 0 ("copy this axis") for a leading axis it keeps, else -1.
 Zero padding stays zero padding: a pool's ``padding`` becomes an explicit ``Pad`` node
 (ONNX MaxPool would pad with −inf). An op's ``relu=True`` option becomes a ``Relu`` node
-after it. Dropout exports as Identity (the exported model is the evaluation one). An op
-with no ONNX equivalent (the loss, a user's own ``Function``) is a clear error naming it.
+after it. Dropout exports as Identity. An op with no ONNX equivalent (the loss, a user's
+own ``Function``) is a clear error naming it.
 """
 
 from __future__ import annotations
@@ -38,11 +45,9 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from tinygrad_cnn import __version__
+from tinygrad_cnn import __version__, nn
 from tinygrad_cnn import tensor as tensor_module
 from tinygrad_cnn.function import Function
-from tinygrad_cnn import nn
-from tinygrad_cnn.nn import named_parameters
 from tinygrad_cnn.tensor import Tensor, no_grad
 
 __all__ = ["export", "to_onnx", "OPSET", "CONVERTERS", "NOT_EXPORTABLE", "UnsupportedOpError"]
@@ -595,7 +600,7 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
     onnx = _import_onnx()
     example, another = _example_inputs(input_shape, images)
     steps, result = _trace(model, example)
-    parameters = named_parameters(model)
+    parameters = nn.named_parameters(model)
     parameter_ids = {id(tensor) for tensor in parameters.values()}
     source = _find_input(steps, example, parameter_ids)
     _check_fixed_graph(steps, _trace(model, another)[0], parameter_ids | {id(source)})
