@@ -81,6 +81,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     output.add_argument("--json", metavar="PATH", help="write the results as JSON")
     output.add_argument("--plots", metavar="DIR", help="save PNG plots there (needs matplotlib)")
     output.add_argument("--graph", metavar="FILE", help="write the model's graph as Graphviz DOT (and a PNG if `dot` is installed)")
+    output.add_argument("--export-onnx", metavar="PATH", help="write the trained model as an ONNX file (input 'images': "
+                                                              "raw pixels N,1,28,28 float32; output 'logits'; needs "
+                                                              "pip install tinygrad_cnn[onnx])")
     output.add_argument("--no-progress", action="store_true", help="no live progress bar")
     args = parser.parse_args(argv)
 
@@ -361,6 +364,11 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         written = save_training_plots(plot_model, result["history"], x_test, y_test, args.plots)
         log("plots written: " + ", ".join(str(path) for path in written))
+    if args.export_onnx:
+        from tinygrad_cnn.onnx import export
+
+        export(plot_model, args.export_onnx, (1, 1, 28, 28))
+        log(f"ONNX model written to {args.export_onnx} ({Path(args.export_onnx).stat().st_size:,} bytes)")
     return 0
 
 

@@ -8,7 +8,9 @@ TINYGRAD_CNN_DATA as in test_mnist_example.py (missing data fails in CI, skips o
 from __future__ import annotations
 
 import inspect
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
@@ -67,6 +69,22 @@ def trained(model, mnist_data, steps: int = 3):
     return model
 
 
+def seed_models_divide_inside_the_graph() -> bool:
+    """DESIGN.md: the seed models' first layer is the division by 255, so the exporter can
+    find their input (the raw pixels as a Tensor). Where they still scale in numpy before
+    the first Tensor, exporting them is a clear ValueError instead."""
+    from tinygrad_cnn.summary import trace
+
+    return trace(SeedMLP(), (1, 1, 28, 28))[0]["op"] == "Div"
+
+
+#: removes itself: once SeedCNN/SeedMLP divide by 255 in the graph, these tests must pass (strict)
+NEEDS_DIVISION_IN_THE_GRAPH = pytest.mark.xfail(
+    not seed_models_divide_inside_the_graph(), strict=True, raises=(ValueError, AssertionError),
+    reason="SeedCNN/SeedMLP scale the pixels in numpy before their first Tensor on this main: "
+           "the exported graph cannot start at the raw pixels until x/255 is their first op (DESIGN.md)")
+
+
 MODELS: dict[str, Callable] = {
     "SeedCNN": lambda: SeedCNN(seed=0),
     "SeedCNN op by op": lambda: SeedCNN(seed=0, fused=False),
@@ -74,6 +92,7 @@ MODELS: dict[str, Callable] = {
 }
 
 
+@NEEDS_DIVISION_IN_THE_GRAPH
 @pytest.mark.parametrize("name", MODELS)
 def test_seed_networks_give_our_logits_in_onnxruntime_on_real_test_images(name, mnist_data, tmp_path):
     model = trained(MODELS[name](), mnist_data)
@@ -86,9 +105,9 @@ def test_seed_networks_give_our_logits_in_onnxruntime_on_real_test_images(name, 
     assert theirs.dtype == np.float32 and theirs.shape == (100, 10)
     np.testing.assert_allclose(theirs, ours, rtol=1e-5, atol=1e-5)
     assert np.array_equal(theirs.argmax(axis=1), ours.argmax(axis=1))
-    print(f"{name}: {path.stat().st_size} bytes")
 
 
+@NEEDS_DIVISION_IN_THE_GRAPH
 def test_exported_seed_cnn_has_a_dynamic_batch_named_parameters_and_the_division_by_255(mnist_data, tmp_path):
     model = trained(SeedCNN(seed=1), mnist_data)
     path = tmp_path / "seed_cnn.onnx"
@@ -111,6 +130,24 @@ def test_exported_seed_cnn_has_a_dynamic_batch_named_parameters_and_the_division
 
     images = mnist_data[2][:7]  # exported with batch 1, run with batch 7
     np.testing.assert_allclose(run_onnx(path, images.astype(np.float32)), forward(model, images), rtol=1e-5, atol=1e-5)
+
+
+@NEEDS_DIVISION_IN_THE_GRAPH
+def test_the_trainer_writes_the_trained_model_with_export_onnx(mnist_data, tmp_path):
+    repository = Path(__file__).resolve().parents[1]
+    command = [sys.executable, str(repository / "examples" / "mnist.py"), "--no-progress", "--epochs", "1",
+               "--limit-train", "256", "--limit-test", "200", "--batch-size", "32",
+               "--json", str(tmp_path / "result.json"), "--export-onnx", str(tmp_path / "trained.onnx")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(repository)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    size = (tmp_path / "trained.onnx").stat().st_size
+    assert f"ONNX model written to {tmp_path / 'trained.onnx'} ({size:,} bytes)" in result.stdout
+    # the file predicts exactly what the trainer measured: the same accuracy on the same images
+    images, labels = mnist_data[2][:200], mnist_data[3][:200]
+    predictions = run_onnx(tmp_path / "trained.onnx", images.astype(np.float32)).argmax(axis=1)
+    accuracy = json.loads((tmp_path / "result.json").read_text())["test_accuracy"]
+    assert 100 * np.mean(predictions == labels) == pytest.approx(accuracy)
 
 
 def test_the_pools_zero_padding_stays_zero_padding(tmp_path):
