@@ -15,6 +15,7 @@ training starts.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import signal
@@ -96,6 +97,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     output.add_argument("--json", metavar="PATH", help="write the results as JSON")
     output.add_argument("--plots", metavar="DIR", help="save PNG plots there (needs matplotlib)")
     output.add_argument("--graph", metavar="FILE", help="write the model's graph as Graphviz DOT (and a PNG if `dot` is installed)")
+    output.add_argument("--export-onnx", metavar="PATH", help="write the trained model as an ONNX file (input 'images': "
+                                                              "raw pixels N,1,28,28 float32; output 'logits'; needs "
+                                                              "pip install tinygrad_cnn[onnx])")
     output.add_argument("--no-progress", action="store_true", help="no live progress bar")
     args = parser.parse_args(argv)
 
@@ -444,9 +448,11 @@ def check_outputs(args: argparse.Namespace) -> None:
         from plotting import prepare_plots_directory  # imports matplotlib only when called
 
         prepare_plots_directory(args.plots)
-    for flag, value in (("--json", args.json), ("--graph", args.graph)):
+    for flag, value in (("--json", args.json), ("--graph", args.graph), ("--export-onnx", args.export_onnx)):
         if value:
             prepare_output_file(value, flag)
+    if args.export_onnx and importlib.util.find_spec("onnx") is None:
+        raise CommandLineError("--export-onnx needs the onnx package: pip install -e \".[onnx]\"")
     if args.resume and not Path(args.resume).expanduser().is_file():
         raise CommandLineError(f"--resume {args.resume}: no checkpoint file there")
 
@@ -541,6 +547,11 @@ def write_results(args: argparse.Namespace, model, result: dict, test_data, log:
 
         written = save_training_plots(model, result["history"], *test_data, args.plots)
         log("plots written: " + ", ".join(str(path) for path in written))
+    if args.export_onnx:
+        from tinygrad_cnn.onnx import export
+
+        export(model, Path(args.export_onnx).expanduser(), (1, 1, 28, 28))
+        log(f"ONNX model written to {args.export_onnx} ({Path(args.export_onnx).expanduser().stat().st_size:,} bytes)")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -1,0 +1,396 @@
+"""ONNX export: the exported SeedCNN and SeedMLP run in onnxruntime on real MNIST test images
+and give our logits (float32, within 1e-5) and predictions; every exportable op round-trips
+on small random inputs; unsupported ops and untraceable models are clear errors.
+
+onnx and onnxruntime are in the test extra, so CI runs all of this; MNIST comes from
+TINYGRAD_CNN_DATA as in test_mnist_example.py (missing data fails in CI, skips on a laptop)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+onnxruntime = pytest.importorskip("onnxruntime")
+
+from tinygrad_cnn import Tensor, no_grad, ops  # noqa: E402
+from tinygrad_cnn.function import Function  # noqa: E402
+from tinygrad_cnn.datasets import mnist  # noqa: E402
+from tinygrad_cnn.models import SeedCNN, SeedMLP  # noqa: E402
+from tinygrad_cnn.nn import get_parameters, state_dict  # noqa: E402
+from tinygrad_cnn.onnx import CONVERTERS, NOT_EXPORTABLE, OPSET, UnsupportedOpError, export, to_onnx  # noqa: E402
+from tinygrad_cnn.optim import Adam  # noqa: E402
+
+
+def session(path: Path) -> "onnxruntime.InferenceSession":
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def run_onnx(path: Path, array: np.ndarray, input_name: str = "images") -> np.ndarray:
+    return session(path).run(None, {input_name: array})[0]
+
+
+def forward(model, array: np.ndarray) -> np.ndarray:
+    with no_grad():
+        return model(array).data
+
+
+# ----------------------------------------------------------------------------- the seed networks
+
+
+@pytest.fixture(scope="module")
+def mnist_data() -> tuple[np.ndarray, ...]:
+    directory = os.environ.get("TINYGRAD_CNN_DATA", "")
+    try:
+        return mnist(directory or None, download=False)
+    except FileNotFoundError:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide MNIST: TINYGRAD_CNN_DATA={directory!r} does not hold the four files")
+        pytest.skip("MNIST not available: set TINYGRAD_CNN_DATA to a directory with the four IDX files")
+
+
+def trained(model, mnist_data, steps: int = 3):
+    """``model`` after a few Adam steps on real images, so no bias is still zero."""
+    x_train, y_train = mnist_data[0], mnist_data[1]
+    optimizer = Adam(get_parameters(model), lr=0.01)
+    for step in range(steps):
+        images, labels = x_train[step * 32 : (step + 1) * 32], y_train[step * 32 : (step + 1) * 32]
+        optimizer.zero_grad()
+        model(images).cross_entropy(labels).backward()
+        optimizer.step()
+    return model
+
+
+def seed_models_divide_inside_the_graph() -> bool:
+    """DESIGN.md: the seed models' first layer is the division by 255, so the exporter can
+    find their input (the raw pixels as a Tensor). Where they still scale in numpy before
+    the first Tensor, exporting them is a clear ValueError instead."""
+    from tinygrad_cnn.summary import trace
+
+    return trace(SeedMLP(), (1, 1, 28, 28))[0]["op"] == "Div"
+
+
+#: removes itself: once SeedCNN/SeedMLP divide by 255 in the graph, these tests must pass (strict)
+NEEDS_DIVISION_IN_THE_GRAPH = pytest.mark.xfail(
+    not seed_models_divide_inside_the_graph(), strict=True, raises=(ValueError, AssertionError),
+    reason="SeedCNN/SeedMLP scale the pixels in numpy before their first Tensor on this main: "
+           "the exported graph cannot start at the raw pixels until x/255 is their first op (DESIGN.md)")
+
+
+MODELS: dict[str, Callable] = {
+    "SeedCNN": lambda: SeedCNN(seed=0),
+    "SeedCNN op by op": lambda: SeedCNN(seed=0, fused=False),
+    "SeedMLP": lambda: SeedMLP(seed=0),
+}
+
+
+@NEEDS_DIVISION_IN_THE_GRAPH
+@pytest.mark.parametrize("name", MODELS)
+def test_seed_networks_give_our_logits_in_onnxruntime_on_real_test_images(name, mnist_data, tmp_path):
+    model = trained(MODELS[name](), mnist_data)
+    assert all(np.any(array != 0) for array in state_dict(model).values())
+    path = tmp_path / "model.onnx"
+    export(model, path, (1, 1, 28, 28))
+    images = mnist_data[2][:100]
+    theirs = run_onnx(path, images.astype(np.float32))  # raw 0..255 pixels: the /255 is in the file
+    ours = forward(model, images)
+    assert theirs.dtype == np.float32 and theirs.shape == (100, 10)
+    np.testing.assert_allclose(theirs, ours, rtol=1e-5, atol=1e-5)
+    assert np.array_equal(theirs.argmax(axis=1), ours.argmax(axis=1))
+
+
+@NEEDS_DIVISION_IN_THE_GRAPH
+def test_exported_seed_cnn_has_a_dynamic_batch_named_parameters_and_the_division_by_255(mnist_data, tmp_path):
+    model = trained(SeedCNN(seed=1), mnist_data)
+    path = tmp_path / "seed_cnn.onnx"
+    export(model, path, (1, 1, 28, 28))
+    loaded = onnx.load(str(path))
+    onnx.checker.check_model(loaded, full_check=True)
+    assert loaded.opset_import[0].version == OPSET
+    (graph_input,), (graph_output,) = loaded.graph.input, loaded.graph.output
+    assert (graph_input.name, graph_output.name) == ("images", "logits")
+    dims = graph_input.type.tensor_type.shape.dim
+    assert dims[0].dim_param == "N" and [dim.dim_value for dim in dims[1:]] == [1, 28, 28]
+    assert graph_input.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+    initializers = {tensor.name: onnx.numpy_helper.to_array(tensor) for tensor in loaded.graph.initializer}
+    for name, array in state_dict(model).items():
+        assert np.array_equal(initializers[name], array), name
+    first = loaded.graph.node[0]
+    assert first.op_type == "Div" and first.input[0] == "images"
+    assert initializers[first.input[1]] == 255
+
+    images = mnist_data[2][:7]  # exported with batch 1, run with batch 7
+    np.testing.assert_allclose(run_onnx(path, images.astype(np.float32)), forward(model, images), rtol=1e-5, atol=1e-5)
+
+
+@NEEDS_DIVISION_IN_THE_GRAPH
+def test_the_trainer_writes_the_trained_model_with_export_onnx(mnist_data, tmp_path):
+    repository = Path(__file__).resolve().parents[1]
+    command = [sys.executable, str(repository / "examples" / "mnist.py"), "--no-progress", "--epochs", "1",
+               "--limit-train", "256", "--limit-test", "200", "--batch-size", "32",
+               "--json", str(tmp_path / "result.json"), "--export-onnx", str(tmp_path / "trained.onnx")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(repository)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    size = (tmp_path / "trained.onnx").stat().st_size
+    assert f"ONNX model written to {tmp_path / 'trained.onnx'} ({size:,} bytes)" in result.stdout
+    # the file predicts exactly what the trainer measured: the same accuracy on the same images
+    images, labels = mnist_data[2][:200], mnist_data[3][:200]
+    predictions = run_onnx(tmp_path / "trained.onnx", images.astype(np.float32)).argmax(axis=1)
+    accuracy = json.loads((tmp_path / "result.json").read_text())["test_accuracy"]
+    assert 100 * np.mean(predictions == labels) == pytest.approx(accuracy)
+
+
+def test_the_pools_zero_padding_stays_zero_padding(tmp_path):
+    """Negative activations: a zero-padded window's maximum is 0 at the border, where ONNX's
+    own MaxPool padding (−inf) would give the largest negative value instead."""
+    negative = -np.random.default_rng(0).uniform(1, 2, size=(2, 3, 6, 6)).astype(np.float32)
+    padding = ((0, 0), (0, 0), (0, 1), (0, 1))
+    expressions = {
+        "pad then max_pool2d": lambda x: x.pad(padding).max_pool2d(3, stride=2),
+        "pad_max_pool2d": lambda x: x.pad_max_pool2d(padding[2:], 3, stride=2, relu=False),
+    }
+    for name, expression in expressions.items():
+        model = Expression(expression)
+        export(model, tmp_path / "pool.onnx", images=negative)
+        ours = forward(model, negative)
+        assert np.any(ours == 0) and np.any(ours < 0), name  # the check below can tell the two paddings apart
+        np.testing.assert_array_equal(run_onnx(tmp_path / "pool.onnx", negative), ours, err_msg=name)
+
+
+# ----------------------------------------------------------------------------- every op
+
+
+class Expression:
+    """A model that applies ``function`` to its input as a Tensor (its parameters: ``weights``)."""
+
+    def __init__(self, function: Callable[[Tensor], Tensor], **weights: np.ndarray):
+        self.function = function
+        self.weights = {name: Tensor(array) for name, array in weights.items()}
+
+    def __call__(self, array: np.ndarray) -> Tensor:
+        return self.function(Tensor(array), **self.weights)
+
+
+def uniform(seed: int, shape, low: float = -2.0, high: float = 2.0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(low, high, size=shape).astype(np.float32)
+
+
+def defines(*names: str) -> Callable[[], bool]:
+    """The case needs these Tensor methods (some ops land later): defined by Tensor itself."""
+    return lambda: all(getattr(Tensor, name, None) not in (None, getattr(object, name, None)) for name in names)
+
+
+def takes(method: str, *options: str) -> Callable[[], bool]:
+    """The case needs these keyword options of a Tensor method."""
+    return lambda: hasattr(Tensor, method) and set(options) <= set(inspect.signature(getattr(Tensor, method)).parameters)
+
+
+def case(name: str, shape, function, needs: Callable[[], bool] = lambda: True,
+         low: float = -2.0, high: float = 2.0, **weights: np.ndarray):
+    """One op round trip on an input of ``shape`` drawn from [low, high)."""
+    return pytest.param(shape, function, (low, high), weights, id=name), needs
+
+
+OTHER = {"other": uniform(15, (3, 4))}
+DENSE = {"weight": uniform(10, (4, 5))}
+CONV = {"weight": uniform(11, (4, 2, 3, 3))}
+CONV_BIAS = {**CONV, "bias": uniform(12, (4,))}
+CONV_POSITION_BIAS = {**CONV, "bias": uniform(13, (4, 5, 5))}
+GROUPED = {"weight": uniform(14, (4, 1, 3, 3))}
+CHANNELS = {"weight": uniform(16, (3,)), "bias": uniform(17, (3,))}
+RUNNING_MEAN, RUNNING_VAR = uniform(18, (3,)), uniform(19, (3,), 0.5, 2.0)
+MASK = np.array([True, False, False, True])
+
+CASES = [
+    case("add", (2, 3, 4), lambda x, other: x + other + 1.5, **OTHER),
+    case("sub", (2, 3, 4), lambda x, other: 1.5 - x - other, **OTHER),
+    case("mul", (2, 3, 4), lambda x, other: x * other * 2.0, **OTHER),
+    case("div", (2, 3, 4), lambda x, other: x / (other + 3.0) / 4.0, **OTHER),
+    case("neg", (2, 3), lambda x: -x),
+    case("relu", (2, 3, 4), lambda x: x.relu()),
+    case("exp", (2, 3), lambda x: x.exp(), defines("exp")),
+    case("log", (2, 3), lambda x: x.log(), defines("log"), low=0.1),
+    case("sqrt", (2, 3), lambda x: x.sqrt(), defines("sqrt"), low=0.1),
+    case("pow", (2, 3), lambda x: x ** 3 + x ** 0.5, defines("__pow__"), low=0.1),
+    case("number ** x", (2, 3), lambda x: 2.0 ** x, defines("__rpow__")),
+    case("tanh", (2, 3), lambda x: x.tanh(), defines("tanh")),
+    case("sigmoid", (2, 3), lambda x: x.sigmoid(), defines("sigmoid")),
+    case("abs", (2, 3), lambda x: x.abs(), defines("abs")),
+    case("clip", (2, 3, 4), lambda x: x.clip(min=-0.5, max=0.5), defines("clip")),
+    case("clip below", (2, 3, 4), lambda x: x.clip(min=0.2), defines("clip")),
+    case("clip above", (2, 3, 4), lambda x: x.clip(max=-0.1), defines("clip")),
+    case("maximum", (2, 3, 4), lambda x, other: x.maximum(other), defines("maximum"), **OTHER),
+    case("minimum", (2, 3, 4), lambda x, other: x.minimum(other), defines("minimum"), **OTHER),
+    case("where", (2, 3, 4), lambda x, other: Tensor.where(Tensor(MASK), x, other * 2.0), defines("where"), **OTHER),
+    case("leaky_relu", (2, 3, 4), lambda x: x.leaky_relu(0.2), defines("leaky_relu")),
+    case("elu", (2, 3, 4), lambda x: x.elu(0.7), defines("elu")),
+    case("sum over an axis", (2, 3, 4), lambda x: x.sum(axis=1)),
+    case("sum over axes, kept", (2, 3, 4), lambda x: x.sum(axis=(0, -1), keepdims=True)),
+    case("sum of all", (2, 3, 4), lambda x: x.sum()),
+    case("mean over an axis", (2, 3, 4), lambda x: x.mean(axis=-1)),
+    case("mean over axes, kept", (2, 3, 4), lambda x: x.mean(axis=(0, 2), keepdims=True)),
+    case("mean of all", (2, 3, 4), lambda x: x.mean()),
+    case("max", (2, 3, 4), lambda x: x.max(axis=-1), defines("max")),
+    case("max of all", (2, 3, 4), lambda x: x.max(), defines("max")),
+    case("min", (2, 3, 4), lambda x: x.min(axis=(0, 1), keepdims=True), defines("min")),
+    case("reshape", (2, 3, 4), lambda x: x.reshape(2, 12)),
+    case("reshape to a vector", (2, 3, 4), lambda x: x.reshape(-1)),
+    case("flatten", (2, 3, 4), lambda x: x.flatten()),
+    case("pad", (2, 3, 4), lambda x: x.pad(((0, 0), (1, 2), (0, 1)))),
+    case("permute", (2, 3, 4), lambda x: x.permute(2, 0, 1), defines("permute")),
+    case("transpose", (2, 3, 4), lambda x: x.transpose(0, 2), defines("transpose")),
+    case("T", (2, 3, 4), lambda x: x.T, defines("T")),
+    case("index an int", (3, 4, 5), lambda x: x[0], defines("__getitem__")),
+    case("index slices", (3, 4, 5), lambda x: x[1:3, ::-2, -4:], defines("__getitem__")),
+    case("index to the start backwards", (3, 4, 5), lambda x: x[::-1, 2:0:-1, -2::-2], defines("__getitem__")),
+    case("index ellipsis and None", (3, 4, 5), lambda x: x[..., None, 2], defines("__getitem__")),
+    case("index an integer array", (3, 4, 5), lambda x: x[:, [0, 2, 2, 3]], defines("__getitem__")),
+    case("index a bool mask", (3, 4, 5), lambda x: x[np.array([True, False, True])], defines("__getitem__")),
+    case("cat", (2, 3), lambda x: Tensor.cat([x, x * 2.0, x + 1.0], axis=1), defines("cat")),
+    case("stack", (2, 3), lambda x: Tensor.stack([x, -x], axis=-1), defines("stack")),
+    case("astype", (2, 3), lambda x: x.astype(np.float64) * 2.0 + x.double().float(), defines("astype", "double", "float")),
+    case("matmul", (3, 4), lambda x, weight: x @ weight, **DENSE),
+    case("batched matmul", (3, 2, 4), lambda x, weight: x @ weight, **DENSE),
+    case("softmax", (2, 5), lambda x: x.softmax(axis=0)),
+    case("log_softmax", (2, 5), lambda x: x.log_softmax(axis=-1)),
+    case("conv2d", (2, 2, 5, 5), lambda x, weight: x.conv2d(weight, padding=1), **CONV),
+    case("conv2d strided", (2, 2, 6, 5), lambda x, weight: x.conv2d(weight, stride=2), **CONV),
+    case("conv2d with a bias per channel", (2, 2, 5, 5), lambda x, weight, bias: x.conv2d(weight, bias, padding=1),
+         takes("conv2d", "bias"), **CONV_BIAS),
+    case("conv2d with a bias per position", (2, 2, 5, 5), lambda x, weight, bias: x.conv2d(weight, bias, padding=1),
+         takes("conv2d", "bias"), **CONV_POSITION_BIAS),
+    case("conv2d dilated, grouped", (2, 2, 7, 7), lambda x, weight: x.conv2d(weight, stride=(1, 2), dilation=2, groups=2),
+         takes("conv2d", "dilation", "groups"), **GROUPED),
+    case("conv2d_bias", (2, 2, 5, 5), lambda x, weight, bias: x.conv2d_bias(weight, bias, padding=1, relu=False),
+         defines("conv2d_bias"), **CONV_POSITION_BIAS),
+    case("conv2d_bias relu", (2, 2, 5, 5), lambda x, weight, bias: x.conv2d_bias(weight, bias, padding=1, relu=True),
+         defines("conv2d_bias"), **CONV_POSITION_BIAS),
+    case("max_pool2d", (2, 3, 6, 6), lambda x: x.max_pool2d(2)),
+    case("max_pool2d overlapping", (2, 3, 7, 7), lambda x: x.max_pool2d(3, stride=2)),
+    case("pad_max_pool2d relu", (2, 3, 6, 6), lambda x: x.pad_max_pool2d(((0, 1), (0, 1)), 3, stride=2, relu=True)),
+    case("pad_max_pool2d", (2, 3, 6, 6), lambda x: x.pad_max_pool2d(((1, 0), (2, 0)), 3, stride=2, relu=False)),
+    case("avg_pool2d", (2, 3, 6, 6), lambda x: x.avg_pool2d(2), defines("avg_pool2d")),
+    case("avg_pool2d overlapping", (2, 3, 7, 7), lambda x: x.avg_pool2d(3, stride=2), defines("avg_pool2d")),
+    case("dropout (evaluation: none)", (2, 3), lambda x: x.dropout(0.5) * 2.0, defines("dropout")),
+    case("dropout op with p = 0", (2, 3), lambda x: ops.Dropout.apply(x, p=0.0), lambda: hasattr(ops, "Dropout")),
+    case("batch_norm, running statistics", (2, 3, 4, 4), lambda x, weight, bias: x.batch_norm(
+        weight, bias, RUNNING_MEAN, RUNNING_VAR, training=False, eps=1e-3), defines("batch_norm"), **CHANNELS),
+    case("batch_norm, batch statistics", (4, 3, 2, 2), lambda x, weight, bias: x.batch_norm(weight, bias),
+         defines("batch_norm"), **CHANNELS),
+    case("batch_norm of N,C", (5, 3), lambda x, weight, bias: x.batch_norm(weight, bias, eps=0.1),
+         defines("batch_norm"), **CHANNELS),
+]
+AVAILABLE = [param for param, available in CASES if available()]
+
+
+@pytest.mark.parametrize("shape, function, bounds, weights", AVAILABLE)
+def test_each_op_exports_and_runs_in_onnxruntime_like_our_forward(shape, function, bounds, weights, tmp_path):
+    model = Expression(function, **weights)
+    path = tmp_path / "op.onnx"
+    export(model, path, images=uniform(0, shape, *bounds), dynamic_batch=False)
+    fresh = uniform(1, shape, *bounds)  # not the traced input: nothing may be frozen into the file
+    theirs, ours = run_onnx(path, fresh), forward(model, fresh)
+    assert theirs.dtype == ours.dtype and theirs.shape == ours.shape
+    np.testing.assert_allclose(theirs, ours, rtol=1e-5, atol=1e-6)
+
+
+def test_every_op_of_the_package_is_exported_and_round_tripped_or_listed_as_not_exportable():
+    op_classes = {name for name, value in vars(ops).items()
+                  if isinstance(value, type) and issubclass(value, Function) and value is not Function}
+    assert op_classes - set(CONVERTERS) == set(NOT_EXPORTABLE)
+    exercised: set[str] = set()
+    from tinygrad_cnn.onnx import _trace
+
+    for param in AVAILABLE:
+        shape, function, bounds, weights = param.values
+        steps, _ = _trace(Expression(function, **weights), uniform(0, shape, *bounds))
+        exercised |= {type(step.op).__name__ for step in steps}
+    assert op_classes - set(NOT_EXPORTABLE) <= exercised, "an op has a converter but no round-trip case above"
+
+
+def test_the_batch_stays_dynamic_through_reshape_and_flatten(tmp_path):
+    model = Expression(lambda x, weight: (x.reshape(-1, 4) @ weight).relu().reshape(x.shape[0], -1).sum(axis=1), **DENSE)
+    export(model, tmp_path / "batch.onnx", images=uniform(0, (1, 3, 4)))
+    batch = uniform(1, (7, 3, 4))
+    np.testing.assert_allclose(run_onnx(tmp_path / "batch.onnx", batch), forward(model, batch), rtol=1e-5, atol=1e-6)
+
+
+def test_float64_models_export_in_float64(tmp_path):
+    model = Expression(lambda x, weight: (x @ weight).softmax(axis=1), weight=uniform(10, (4, 5)).astype(np.float64))
+    export(model, tmp_path / "double.onnx", images=uniform(0, (3, 4)).astype(np.float64))
+    fresh = uniform(1, (2, 4)).astype(np.float64)
+    theirs = run_onnx(tmp_path / "double.onnx", fresh)
+    assert theirs.dtype == np.float64
+    np.testing.assert_allclose(theirs, forward(model, fresh), rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+class Swish(Function):
+    def forward(self, x):
+        self.s = 1 / (1 + np.exp(-x))
+        return x * self.s
+
+
+def test_an_op_without_an_onnx_equivalent_is_an_error_naming_it(tmp_path):
+    labels = np.array([1, 0])
+    with pytest.raises(UnsupportedOpError, match=r"op CrossEntropy .*the loss"):
+        export(Expression(lambda x: x.cross_entropy(labels)), tmp_path / "loss.onnx", images=uniform(0, (2, 3)))
+    with pytest.raises(UnsupportedOpError, match=r"op Swish .*user-defined Function"):
+        export(Expression(lambda x: Swish.apply(x) + 1.0), tmp_path / "swish.onnx", images=uniform(0, (2, 3)))
+    assert not (tmp_path / "loss.onnx").exists() and not (tmp_path / "swish.onnx").exists()
+
+
+def test_a_model_whose_input_cannot_be_found_is_a_clear_error():
+    scaled_in_numpy = lambda array: Tensor(np.asarray(array, dtype=np.float32) / 255).relu()  # noqa: E731
+    with pytest.raises(ValueError, match=r"cannot tell the model's input: no leaf tensor holds the example input of shape \(2, 3\)"):
+        to_onnx(scaled_in_numpy, (2, 3))
+    twice = lambda array: Tensor(array).relu() + Tensor(array)  # noqa: E731
+    with pytest.raises(ValueError, match=r"2 different leaf tensors hold"):
+        to_onnx(twice, (2, 3))
+
+
+def test_a_model_output_not_computed_by_an_op_or_not_a_tensor_is_a_clear_error():
+    rebuilt = lambda array: Tensor((Tensor(array) * 2.0).data)  # noqa: E731
+    with pytest.raises(ValueError, match=r"output was not computed by a traced op"):
+        to_onnx(rebuilt, (2, 3))
+    with pytest.raises(TypeError, match=r"must return one Tensor.*tuple"):
+        to_onnx(lambda array: (Tensor(array).relu(),), (2, 3))
+    with pytest.raises(ValueError, match=r"input_shape"):
+        to_onnx(SeedMLP(), None)
+
+
+def test_without_the_onnx_package_the_error_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    with pytest.raises(ImportError, match=r"pip install tinygrad_cnn\[onnx\]"):
+        to_onnx(SeedMLP(), (1, 1, 28, 28))
+
+
+def test_values_computed_outside_the_graph_from_the_input_are_an_error_not_frozen():
+    def masked_in_numpy(array):
+        x = Tensor(array)
+        return x * Tensor((x.data > 0).astype(np.float32))  # a mask outside the graph
+
+    with pytest.raises(ValueError, match=r"input 1 of op Mul \(op 1 of 1\) depends on the model's input"):
+        to_onnx(masked_in_numpy, images=uniform(0, (2, 3)))
+
+    calls = []
+
+    def branching(array):  # as if it branched on the values: other ops for the second input
+        calls.append(array)
+        return Tensor(array).relu() if len(calls) == 1 else -Tensor(array)
+
+    with pytest.raises(ValueError, match=r"different ops on different inputs"):
+        to_onnx(branching, (2, 3))
+    assert len(calls) == 2 and not np.array_equal(calls[0], calls[1])

@@ -1,0 +1,651 @@
+"""Export a model's recorded forward pass as an ONNX model (needs ``pip install tinygrad_cnn[onnx]``).
+
+    from tinygrad_cnn.onnx import export
+    export(SeedCNN(), "seed_cnn.onnx", (1, 1, 28, 28))     # input "images" N,1,28,28, output "logits"
+
+    import onnxruntime, numpy as np                         # then serve it anywhere, e.g.
+    session = onnxruntime.InferenceSession("seed_cnn.onnx")
+    logits = session.run(None, {"images": images.astype(np.float32)})[0]
+
+How: the model runs under ``no_grad``, in evaluation mode (``Tensor.training`` off, as
+PyTorch's exporter does), on an example input while a hook on ``tensor.forward_hooks``
+records every op application (the op object with its options, its input Tensors and its
+output Tensor), as ``summary.trace`` does. Each op that the model's output depends on
+becomes one or a few ONNX nodes through the table ``CONVERTERS`` {op class name:
+converter}; a new op only needs an entry there. The Tensors no traced op produced are the
+graph's leaves:
+
+* the model's parameters (``nn.named_parameters``) become initializers named by their
+  dotted names (``conv1.weight``), so the file reads like the state dict; so do buffers
+  an op holds (a batch norm's ``bn.running_mean``);
+* the graph input is the one leaf that holds the example input (after the model's own
+  cast, e.g. uint8 → float32): models turn the user's array into a fresh Tensor inside
+  ``__call__``, so that is how it is found. Its batch axis is symbolic ("N"): the file
+  runs on any batch size;
+* every other leaf (a number like the 255 of ``x / 255``) is a constant initializer.
+
+The model is traced a second time on another input: a constant that changes with the
+input was computed outside the graph (comparisons such as ``x > 0`` and ``argmax`` give
+plain tensors; so do ``.data`` and numpy) and would be frozen into the file, so it is an
+error, as are different ops for different inputs (control flow on the values).
+
+Decisions: opset 17 (``OPSET``), which onnxruntime has supported since 1.12. A reshape keeps
+the batch dynamic by writing 0 ("copy this axis") for a leading axis it keeps, else -1.
+Zero padding stays zero padding: a pool's ``padding`` becomes an explicit ``Pad`` node
+(ONNX MaxPool would pad with −inf). An op's ``relu=True`` option becomes a ``Relu`` node
+after it. Dropout exports as Identity. An op with no ONNX equivalent (the loss, a user's
+own ``Function``) is a clear error naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from tinygrad_cnn import __version__, nn
+from tinygrad_cnn import tensor as tensor_module
+from tinygrad_cnn.function import Function
+from tinygrad_cnn.tensor import Tensor, no_grad
+
+__all__ = ["export", "to_onnx", "OPSET", "CONVERTERS", "NOT_EXPORTABLE", "UnsupportedOpError"]
+
+#: the ONNX operator-set version of the exported files
+OPSET = 17
+#: the ONNX IR version written in the file (IR 8 came with opset 17; older runtimes read it)
+IR_VERSION = 8
+#: Slice's "to the end" bounds
+_INT64_MAX, _INT64_MIN = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+
+
+class UnsupportedOpError(TypeError):
+    """The traced graph holds an op that has no ONNX counterpart in ``CONVERTERS``."""
+
+
+def _import_onnx():
+    try:
+        import onnx
+    except ImportError as error:
+        raise ImportError(
+            "ONNX export needs the onnx package: pip install tinygrad_cnn[onnx] (or pip install onnx)"
+        ) from error
+    return onnx
+
+
+# ---------------------------------------------------------------------------
+# Tracing
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    """One traced op application; ``inputs`` are the names of its input values in the graph."""
+
+    op: Function
+    tensors: tuple[Tensor, ...]
+    output: Tensor
+    inputs: tuple[str, ...] = ()
+
+
+def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
+    """Run ``model(images)`` once under no_grad in evaluation mode (``Tensor.training`` off,
+    as PyTorch's exporter does: dropout off, batch norm on its running statistics); the
+    steps the output depends on, in execution order, and the output."""
+    steps: list[Step] = []
+
+    def record(op: Function, inputs: tuple[Tensor, ...], output: Tensor, seconds: float) -> None:
+        steps.append(Step(op, tuple(inputs), output))
+
+    training = getattr(Tensor, "training", None)  # None: a tinygrad_cnn without training mode
+    tensor_module.forward_hooks.append(record)
+    try:
+        if training is not None:
+            Tensor.training = False
+        with no_grad():
+            result = model(images)
+    finally:
+        tensor_module.forward_hooks.remove(record)
+        if training is not None:
+            Tensor.training = training
+    if not isinstance(result, Tensor):
+        raise TypeError(f"the model must return one Tensor to export; it returned {type(result).__name__}")
+    if not any(step.output is result for step in steps):
+        raise ValueError(
+            "the model's output was not computed by a traced op (was it rebuilt from numpy arrays, "
+            "e.g. by running a big batch in chunks?); export with a smaller batch, e.g. input_shape (1, ...)"
+        )
+    return _needed_steps(steps, result), result
+
+
+def _needed_steps(steps: list[Step], output: Tensor) -> list[Step]:
+    """The steps ``output`` depends on, in execution order (ops whose results go unused are dropped)."""
+    producer = {id(step.output): index for index, step in enumerate(steps)}
+    needed: set[int] = set()
+    pending = [producer[id(output)]]
+    while pending:
+        index = pending.pop()
+        if index not in needed:
+            needed.add(index)
+            pending.extend(producer[id(tensor)] for tensor in steps[index].tensors if id(tensor) in producer)
+    return [step for index, step in enumerate(steps) if index in needed]
+
+
+def _find_input(steps: list[Step], images: np.ndarray, parameter_ids: set[int]) -> Tensor:
+    """The one leaf tensor (not a parameter, not produced by an op) that holds ``images``."""
+    produced = {id(step.output) for step in steps}
+    matches: dict[int, Tensor] = {}
+    for step in steps:
+        for tensor in step.tensors:
+            if id(tensor) in produced or id(tensor) in parameter_ids or tensor.shape != images.shape:
+                continue
+            if np.array_equal(tensor.data, images.astype(tensor.dtype)):
+                matches[id(tensor)] = tensor
+    if len(matches) != 1:
+        found = "no leaf tensor holds" if not matches else f"{len(matches)} different leaf tensors hold"
+        raise ValueError(
+            f"cannot tell the model's input: {found} the example input of shape {images.shape}. "
+            "The model must turn its input into one Tensor (a dtype cast is fine, e.g. "
+            "Tensor(images.astype(np.float32))) and compute everything else from it with Tensor ops"
+        )
+    return next(iter(matches.values()))
+
+
+def _check_fixed_graph(steps: list[Step], again: list[Step], leaves_to_skip: set[int]) -> None:
+    """``again`` (the trace on another input) must run the same ops on the same constants.
+    Otherwise something depends on the input outside the graph (a comparison such as
+    ``x > 0`` or ``argmax``, which give plain tensors, ``.data``, numpy, Python control
+    flow), and the file would hold its value for the example input only."""
+    if [(step.op.name, len(step.tensors)) for step in steps] != [(step.op.name, len(step.tensors)) for step in again]:
+        raise ValueError("the model runs different ops on different inputs (control flow that depends on "
+                         "the values): ONNX export needs one fixed graph")
+    produced = {id(step.output) for step in steps}
+    for index, (step, repeat) in enumerate(zip(steps, again)):
+        for position, (tensor, other) in enumerate(zip(step.tensors, repeat.tensors)):
+            if id(tensor) in produced or id(tensor) in leaves_to_skip:
+                continue
+            floating = tensor.dtype.kind == "f"
+            if tensor.shape != other.shape or not np.array_equal(tensor.data, other.data, equal_nan=floating):
+                raise ValueError(
+                    f"input {position} of op {step.op.name} (op {index + 1} of {len(steps)}) depends on the "
+                    "model's input but was computed outside the graph (comparisons such as x > 0 and argmax "
+                    "give plain tensors, as do .data and numpy); the ONNX file would freeze its value for "
+                    "the example input. Compute it with Tensor ops, or leave it out of the exported model"
+                )
+
+
+# ---------------------------------------------------------------------------
+# Graph building
+# ---------------------------------------------------------------------------
+
+
+class GraphBuilder:
+    """Collects ONNX nodes and initializers under unique value names.
+
+    ``value(tensor)`` names the graph value that holds a Tensor: the output of the node that
+    computed it, else (a leaf) a parameter initializer under its dotted name, else a
+    constant initializer, created on first use.
+    """
+
+    def __init__(self, onnx, parameters: dict[str, Tensor]) -> None:
+        self.onnx = onnx
+        self.nodes: list = []
+        self.initializers: list = []
+        self.names: dict[int, str] = {}  # id(Tensor) → the graph value holding it
+        self.taken: set[str] = set(parameters)
+        self.parameter_names = {id(tensor): name for name, tensor in parameters.items()}
+        self.keep_alive: list[Tensor] = list(parameters.values())  # ids stay unique while the tensors live
+        self.int64_constants: dict[tuple[str, tuple[int, ...]], str] = {}  # reused, not repeated
+        self.buffer_names: dict[int, str] = {}  # id(numpy array) → its state-dict name (see ``buffer``)
+
+    def fresh(self, stem: str) -> str:
+        """A value name not used yet: ``stem``, else ``stem_1``, ``stem_2``, …"""
+        name, count = stem, 0
+        while name in self.taken:
+            count += 1
+            name = f"{stem}_{count}"
+        self.taken.add(name)
+        return name
+
+    def bind(self, tensor: Tensor, name: str) -> None:
+        self.names[id(tensor)] = name
+        self.keep_alive.append(tensor)
+
+    def value(self, tensor: Tensor) -> str:
+        if id(tensor) not in self.names:
+            if id(tensor) in self.parameter_names:
+                name = self.parameter_names[id(tensor)]
+                self.initializers.append(self.onnx.numpy_helper.from_array(tensor.data, name))
+            else:
+                name = self.initializer(tensor.data, "constant")
+            self.bind(tensor, name)
+        return self.names[id(tensor)]
+
+    def buffer(self, array: np.ndarray, dtype: np.dtype, stem: str) -> str:
+        """A numpy array an op holds as an option (a running mean), as an initializer of
+        ``dtype``: under its state-dict name when it is one of the model's buffers."""
+        name = self.buffer_names.get(id(array))
+        if name is None or array.dtype != dtype:
+            return self.initializer(np.asarray(array, dtype=dtype), stem)
+        if name not in self.taken:
+            self.taken.add(name)
+            self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, op_type: str, inputs: Sequence[str], **attributes: Any) -> str:
+        """Append one node with one output; returns the output's name."""
+        output = self.fresh(op_type.lower())
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [output], **attributes))
+        return output
+
+    def initializer(self, array: np.ndarray, stem: str) -> str:
+        name = self.fresh(stem)
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def int64s(self, values: Sequence[int], stem: str) -> str:
+        """A 1-D int64 initializer (shapes, pads, axes), shared by the nodes that need the same one."""
+        key = (stem, tuple(int(value) for value in values))
+        if key not in self.int64_constants:
+            self.int64_constants[key] = self.initializer(np.asarray(key[1], dtype=np.int64), stem)
+        return self.int64_constants[key]
+
+    def cast(self, name: str, tensor: Tensor, dtype: np.dtype) -> str:
+        """``name`` converted to ``dtype`` where the tensor has another dtype."""
+        if tensor.dtype == dtype:
+            return name
+        return self.node("Cast", [name], to=_onnx_type(self.onnx, dtype))
+
+
+def _onnx_type(onnx, dtype: np.dtype) -> int:
+    return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+
+# ---------------------------------------------------------------------------
+# Converters: one small function per op class, (graph, step) → the name of the op's output
+# ---------------------------------------------------------------------------
+
+Converter = Callable[[GraphBuilder, Step], str]
+
+
+def _same(onnx_type: str) -> Converter:
+    """An op that is one ONNX node with the same inputs (cast to the output dtype)."""
+
+    def convert(graph: GraphBuilder, step: Step) -> str:
+        dtype = step.output.dtype
+        inputs = [graph.cast(name, tensor, dtype) for name, tensor in zip(step.inputs, step.tensors)]
+        return graph.node(onnx_type, inputs)
+
+    convert.__name__ = f"convert_to_{onnx_type}"
+    return convert
+
+
+def _axes(axis: Optional[Union[int, Sequence[int]]]) -> Optional[list[int]]:
+    """None (all axes) or the axes as a list (negative axes are fine in ONNX)."""
+    if axis is None:
+        return None
+    return [int(axis)] if isinstance(axis, (int, np.integer)) else [int(a) for a in axis]
+
+
+def _reduction(onnx_type: str, axes_as_input: bool) -> Converter:
+    """Sum/Mean/Max/Min over ``axis`` (None = all) with ``keepdims``. In opset 17 ReduceSum
+    takes the axes as an input, the others as an attribute."""
+
+    def convert(graph: GraphBuilder, step: Step) -> str:
+        axes, keepdims = _axes(step.op.axis), int(bool(step.op.keepdims))
+        if axes is None:  # no axes: ONNX reduces over all of them
+            return graph.node(onnx_type, step.inputs[:1], keepdims=keepdims)
+        if axes_as_input:
+            return graph.node(onnx_type, [step.inputs[0], graph.int64s(axes, "axes")], keepdims=keepdims)
+        return graph.node(onnx_type, step.inputs[:1], axes=axes, keepdims=keepdims)
+
+    convert.__name__ = f"convert_to_{onnx_type}"
+    return convert
+
+
+def _softmax(onnx_type: str) -> Converter:
+    def convert(graph: GraphBuilder, step: Step) -> str:
+        return graph.node(onnx_type, step.inputs[:1], axis=int(step.op.axis))
+
+    convert.__name__ = f"convert_to_{onnx_type}"
+    return convert
+
+
+def convert_reshape(graph: GraphBuilder, step: Step) -> str:
+    """Reshape to ``op.shape``, the batch kept dynamic: a leading axis equal to the input's
+    becomes 0 (ONNX: copy the input's axis), else the leading axis becomes -1 (inferred)."""
+    target, source = list(step.op.shape), step.tensors[0].shape
+    if target and source and target[0] == source[0]:
+        target[0] = 0
+    elif target and -1 not in target:
+        target[0] = -1
+    return graph.node("Reshape", [step.inputs[0], graph.int64s(target, "shape")])
+
+
+def _zero_pad(graph: GraphBuilder, name: str, widths: Sequence[Sequence[int]]) -> str:
+    """An ONNX Pad with zeros; ``widths`` = ((before, after), ...) per axis as in np.pad."""
+    widths = [(int(before), int(after)) for before, after in widths]
+    if not any(before or after for before, after in widths):
+        return name
+    pads = [before for before, _ in widths] + [after for _, after in widths]
+    return graph.node("Pad", [name, graph.int64s(pads, "pads")], mode="constant")
+
+
+def convert_pad(graph: GraphBuilder, step: Step) -> str:
+    return _zero_pad(graph, step.inputs[0], step.op.widths)
+
+
+def convert_permute(graph: GraphBuilder, step: Step) -> str:
+    return graph.node("Transpose", step.inputs[:1], perm=[int(axis) for axis in step.op.axes])
+
+
+def convert_cat(graph: GraphBuilder, step: Step) -> str:
+    return graph.node("Concat", step.inputs, axis=int(step.op.axis))
+
+
+def convert_stack(graph: GraphBuilder, step: Step) -> str:
+    """Stack = each input given a new axis of size 1 there, then joined along it."""
+    axis = graph.int64s([int(step.op.axis)], "axes")
+    return graph.node("Concat", [graph.node("Unsqueeze", [name, axis]) for name in step.inputs], axis=int(step.op.axis))
+
+
+def convert_cast(graph: GraphBuilder, step: Step) -> str:
+    return graph.node("Cast", step.inputs[:1], to=_onnx_type(graph.onnx, step.output.dtype))
+
+
+def convert_identity(graph: GraphBuilder, step: Step) -> str:
+    """Dropout in the exported (evaluation) model: the identity."""
+    return graph.node("Identity", step.inputs[:1])
+
+
+def convert_clip(graph: GraphBuilder, step: Step) -> str:
+    """clip(x, low, high): the bounds as scalar inputs of x's dtype ("" = no bound)."""
+    dtype = step.output.dtype
+    bounds = [
+        "" if bound is None else graph.initializer(np.asarray(bound, dtype=dtype), stem)
+        for bound, stem in ((step.op.low, "clip_low"), (step.op.high, "clip_high"))
+    ]
+    return graph.node("Clip", [step.inputs[0], *bounds])
+
+
+def convert_leaky_relu(graph: GraphBuilder, step: Step) -> str:
+    return graph.node("LeakyRelu", step.inputs[:1], alpha=float(step.op.negative_slope))
+
+
+def convert_elu(graph: GraphBuilder, step: Step) -> str:
+    return graph.node("Elu", step.inputs[:1], alpha=float(step.op.alpha))
+
+
+def convert_where(graph: GraphBuilder, step: Step) -> str:
+    (condition, a, b), dtype = step.inputs, step.output.dtype
+    return graph.node("Where", [condition, graph.cast(a, step.tensors[1], dtype), graph.cast(b, step.tensors[2], dtype)])
+
+
+def _pair(value: Union[int, Sequence[int]]) -> list[int]:
+    return [int(value)] * 2 if isinstance(value, (int, np.integer)) else [int(v) for v in value]
+
+
+def _pool_widths(padding: Any) -> list[tuple[int, int]]:
+    """A pool's padding as ((top, bottom), (left, right)); (ph, pw) means ph on both sides, etc."""
+    if padding is None:
+        return [(0, 0), (0, 0)]
+    if np.ndim(padding) == 2:
+        return [(int(before), int(after)) for before, after in padding]
+    return [(size, size) for size in _pair(padding)]
+
+
+def convert_conv2d(graph: GraphBuilder, step: Step) -> str:
+    """Conv with ``stride``, ``padding`` (ph, pw), ``dilation`` and ``groups``. A per-channel
+    bias (O,) is Conv's B input; any other bias (the seed's per-position O,Ho,Wo) is an Add
+    after the Conv, broadcast as numpy does."""
+    x, weight, *bias = step.inputs
+    pad_h, pad_w = _pair(getattr(step.op, "padding", 0))
+    attributes = dict(
+        kernel_shape=list(step.tensors[1].shape[2:]),
+        strides=_pair(getattr(step.op, "stride", 1)),
+        pads=[pad_h, pad_w, pad_h, pad_w],
+        dilations=_pair(getattr(step.op, "dilation", 1)),
+        group=int(getattr(step.op, "groups", 1)),
+    )
+    per_channel = bias and step.op.name == "Conv2d" and step.tensors[2].ndim == 1
+    if per_channel:
+        return graph.node("Conv", [x, weight, bias[0]], **attributes)
+    output = graph.node("Conv", [x, weight], **attributes)
+    return graph.node("Add", [output, bias[0]]) if bias else output
+
+
+def _pool(onnx_type: str) -> Converter:
+    """Max or average pooling with ``kernel_size`` and ``stride``; a ``padding`` option pads
+    with zeros first (an explicit Pad: ONNX's own pool padding would not be zeros)."""
+
+    def convert(graph: GraphBuilder, step: Step) -> str:
+        widths = [(0, 0), (0, 0)] + _pool_widths(getattr(step.op, "padding", None))
+        padded = _zero_pad(graph, step.inputs[0], widths)
+        kernel = _pair(step.op.kernel_size)
+        stride = _pair(step.op.stride if getattr(step.op, "stride", None) is not None else kernel)
+        return graph.node(onnx_type, [padded], kernel_shape=kernel, strides=stride)
+
+    convert.__name__ = f"convert_to_{onnx_type}"
+    return convert
+
+
+def convert_batch_norm(graph: GraphBuilder, step: Step) -> str:
+    """y = (x − μ) / sqrt(var + eps) · weight + bias per channel (axis 1). With the running
+    statistics (evaluation): one BatchNormalization node. With the batch's statistics (a
+    batch_norm given no running statistics): μ and var computed in the graph, as in forward."""
+    op, dtype = step.op, step.output.dtype
+    x, weight, bias = step.inputs
+    if not op.batch_statistics:
+        mean = graph.buffer(op.running_mean, dtype, "running_mean")
+        variance = graph.buffer(op.running_var, dtype, "running_var")
+        return graph.node("BatchNormalization", [x, weight, bias, mean, variance], epsilon=float(op.eps))
+    ndim = step.tensors[0].ndim
+    channel_shape = graph.int64s([1, -1] + [1] * (ndim - 2), "channel_shape")
+    axes = [0] + list(range(2, ndim))
+    centered = graph.node("Sub", [x, graph.node("ReduceMean", [x], axes=axes, keepdims=1)])
+    variance = graph.node("ReduceMean", [graph.node("Mul", [centered, centered])], axes=axes, keepdims=1)
+    epsilon = graph.initializer(np.asarray(op.eps, dtype=dtype), "epsilon")
+    normalized = graph.node("Div", [centered, graph.node("Sqrt", [graph.node("Add", [variance, epsilon])])])
+    scaled = graph.node("Mul", [normalized, graph.node("Reshape", [weight, channel_shape])])
+    return graph.node("Add", [scaled, graph.node("Reshape", [bias, channel_shape])])
+
+
+def convert_getitem(graph: GraphBuilder, step: Step) -> str:
+    """x[index] for ints, slices, None, Ellipsis and at most one integer (or 1-D bool) array:
+    slices become Slice (the raw start/stop/step: ONNX clamps them as Python does, so the
+    batch stays dynamic), an int a Gather of a scalar (removing the axis), None an Unsqueeze,
+    an array a Gather (its axes replace the indexed one, as numpy does for one array)."""
+    index = step.op.index if isinstance(step.op.index, tuple) else (step.op.index,)
+    index = tuple(np.flatnonzero(item) if isinstance(item, np.ndarray) and item.dtype == bool else item
+                  for item in index)
+    arrays = [item for item in index if isinstance(item, (np.ndarray, list, Tensor))]
+    if len(arrays) > 1 or (arrays and any(isinstance(item, (int, np.integer)) for item in index)):
+        raise UnsupportedOpError(
+            f"GetItem with index {step.op.index!r}: only one integer array (and no integers beside it) "
+            "can be exported (numpy moves the axes of several advanced indices)"
+        )
+    used_axes = sum(1 for item in index if item is not None and item is not Ellipsis)
+    if any(item is Ellipsis for item in index):
+        position = next(position for position, item in enumerate(index) if item is Ellipsis)
+        fill = (slice(None),) * (step.tensors[0].ndim - used_axes)
+        index = index[:position] + fill + index[position + 1 :]
+    name, axis = step.inputs[0], 0
+    for item in index:
+        if item is None:
+            name, axis = graph.node("Unsqueeze", [name, graph.int64s([axis], "axes")]), axis + 1
+        elif isinstance(item, slice):
+            if item != slice(None):
+                step_size = 1 if item.step is None else int(item.step)
+                start = item.start if item.start is not None else (0 if step_size > 0 else _INT64_MAX)
+                stop = item.stop if item.stop is not None else (_INT64_MAX if step_size > 0 else _INT64_MIN)
+                bounds = [graph.int64s([value], stem) for value, stem in
+                          ((start, "starts"), (stop, "ends"), (axis, "axes"), (step_size, "steps"))]
+                name = graph.node("Slice", [name, *bounds])
+            axis += 1
+        else:
+            indices = np.asarray(item.data if isinstance(item, Tensor) else item, dtype=np.int64)
+            name = graph.node("Gather", [name, graph.initializer(indices, "indices")], axis=axis)
+            axis += indices.ndim
+    return name
+
+
+#: {op class name: converter}. An op of ``tinygrad_cnn.ops`` not listed here has no ONNX
+#: equivalent (e.g. CrossEntropy, which belongs to the loss) and is a clear error.
+CONVERTERS: dict[str, Converter] = {
+    # element-wise
+    "Add": _same("Add"),
+    "Sub": _same("Sub"),
+    "Mul": _same("Mul"),
+    "Div": _same("Div"),
+    "Neg": _same("Neg"),
+    "ReLU": _same("Relu"),
+    "Exp": _same("Exp"),
+    "Log": _same("Log"),
+    "Sqrt": _same("Sqrt"),
+    "Pow": _same("Pow"),
+    "Tanh": _same("Tanh"),
+    "Sigmoid": _same("Sigmoid"),
+    "Abs": _same("Abs"),
+    "Clip": convert_clip,
+    "Maximum": _same("Max"),
+    "Minimum": _same("Min"),
+    "Where": convert_where,
+    "LeakyReLU": convert_leaky_relu,
+    "ELU": convert_elu,
+    # reductions
+    "Sum": _reduction("ReduceSum", axes_as_input=True),
+    "Mean": _reduction("ReduceMean", axes_as_input=False),
+    "Max": _reduction("ReduceMax", axes_as_input=False),
+    "Min": _reduction("ReduceMin", axes_as_input=False),
+    # movement
+    "Reshape": convert_reshape,
+    "Pad": convert_pad,
+    "Permute": convert_permute,
+    "GetItem": convert_getitem,
+    "Cat": convert_cat,
+    "Stack": convert_stack,
+    "Cast": convert_cast,
+    # neural-network ops
+    "MatMul": _same("MatMul"),
+    "Conv2d": convert_conv2d,
+    "Conv2dBias": convert_conv2d,
+    "MaxPool2d": _pool("MaxPool"),
+    "PaddedMaxPool2d": _pool("MaxPool"),
+    "AvgPool2d": _pool("AveragePool"),
+    "Softmax": _softmax("Softmax"),
+    "LogSoftmax": _softmax("LogSoftmax"),
+    "Dropout": convert_identity,
+    "BatchNorm": convert_batch_norm,
+}
+
+
+#: the ops of ``tinygrad_cnn.ops`` that are deliberately not exported, and why
+NOT_EXPORTABLE: dict[str, str] = {
+    "CrossEntropy": "it is the loss: export the model that returns the logits, not the loss",
+}
+
+
+def _converter(op: Function) -> Converter:
+    """The op's converter, or an error that names the op and says why it has none."""
+    built_in = type(op).__module__.startswith("tinygrad_cnn.ops")
+    if built_in and op.name in CONVERTERS:
+        return CONVERTERS[op.name]
+    if not built_in:
+        why = (f"it is a user-defined Function ({type(op).__module__}.{type(op).__qualname__}), "
+               "which the exporter cannot translate")
+    else:
+        why = NOT_EXPORTABLE.get(op.name, "it has no ONNX equivalent in tinygrad_cnn.onnx.CONVERTERS")
+    raise UnsupportedOpError(f"cannot export op {op.name} to ONNX: {why}")
+
+
+# ---------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------
+
+
+def _example_inputs(input_shape: Optional[Sequence[int]],
+                    images: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The two arrays the model is traced on: ``images`` and a permutation of its values,
+    else two draws of random 0..255 pixels (uint8) of ``input_shape`` (random, so no other
+    tensor in the trace holds the same numbers)."""
+    rng = np.random.default_rng(0)
+    if images is not None:
+        images = np.asarray(images)
+        return images, rng.permutation(images.reshape(-1)).reshape(images.shape)
+    if input_shape is None:
+        raise ValueError("export needs input_shape (e.g. (1, 1, 28, 28)) or example images")
+    shape = tuple(int(size) for size in input_shape)
+    if not shape or any(size < 1 for size in shape):
+        raise ValueError(f"input_shape must list positive sizes, the batch first; got {tuple(input_shape)}")
+    return rng.integers(0, 256, size=shape, dtype=np.uint8), rng.integers(0, 256, size=shape, dtype=np.uint8)
+
+
+def _value_info(onnx, name: str, tensor: Tensor, batch: Optional[int]):
+    """A graph input/output description: the leading axis symbolic ("N") when it is the batch."""
+    shape: list[Union[int, str]] = list(tensor.shape)
+    if batch is not None and shape and shape[0] == batch:
+        shape[0] = "N"
+    return onnx.helper.make_tensor_value_info(name, _onnx_type(onnx, tensor.dtype), shape)
+
+
+def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: Optional[np.ndarray] = None,
+            input_name: str = "images", output_name: str = "logits", dynamic_batch: bool = True):
+    """The ONNX ModelProto of ``model``'s forward pass (see the module docstring).
+
+    ``model`` is called once on ``images`` (or on random uint8 pixels of ``input_shape``)
+    and must return one Tensor. With ``dynamic_batch`` the input's and output's leading
+    axis is the symbolic "N". The model is checked with ``onnx.checker`` before it is returned.
+    """
+    onnx = _import_onnx()
+    example, another = _example_inputs(input_shape, images)
+    steps, result = _trace(model, example)
+    parameters = nn.named_parameters(model)
+    parameter_ids = {id(tensor) for tensor in parameters.values()}
+    source = _find_input(steps, example, parameter_ids)
+    _check_fixed_graph(steps, _trace(model, another)[0], parameter_ids | {id(source)})
+    graph = GraphBuilder(onnx, parameters)
+    if hasattr(nn, "named_buffers"):
+        graph.buffer_names = {id(array): name for name, array in nn.named_buffers(model).items()}
+    graph.bind(source, graph.fresh(input_name))
+    graph.taken.add(output_name)
+    for step in steps:
+        converter = _converter(step.op)
+        step.inputs = tuple(graph.value(tensor) for tensor in step.tensors)
+        output = converter(graph, step)
+        if getattr(step.op, "relu", False) is True:  # the fused relu of a conv or pool
+            output = graph.node("Relu", [output])
+        graph.bind(step.output, output)
+    final = graph.names[id(result)]
+    if graph.nodes and graph.nodes[-1].output[0] == final:  # name the last node's output
+        graph.nodes[-1].output[0] = output_name
+    else:
+        graph.nodes.append(onnx.helper.make_node("Identity", [final], [output_name]))
+
+    batch = int(example.shape[0]) if dynamic_batch and example.ndim else None
+    onnx_graph = onnx.helper.make_graph(
+        graph.nodes, type(model).__name__,
+        inputs=[_value_info(onnx, graph.names[id(source)], source, batch)],
+        outputs=[_value_info(onnx, output_name, result, batch)],
+        initializer=graph.initializers,
+    )
+    onnx_model = onnx.helper.make_model(
+        onnx_graph, opset_imports=[onnx.helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
+        producer_name="tinygrad_cnn", producer_version=__version__,
+    )
+    onnx.checker.check_model(onnx_model, full_check=True)
+    return onnx_model
+
+
+def export(model: Any, path: Union[str, "os.PathLike[str]"], input_shape: Optional[Sequence[int]] = None, *,
+           images: Optional[np.ndarray] = None, input_name: str = "images", output_name: str = "logits",
+           dynamic_batch: bool = True):
+    """Write ``model``'s forward pass to ``path`` as an ONNX file; returns the ModelProto.
+
+    ``input_shape`` is the example input's shape with the batch first, e.g. (1, 1, 28, 28)
+    (the file accepts any batch size unless ``dynamic_batch=False``); or give ``images``.
+    """
+    onnx_model = to_onnx(model, input_shape, images=images, input_name=input_name,
+                         output_name=output_name, dynamic_batch=dynamic_batch)
+    _import_onnx().save(onnx_model, os.fspath(path))
+    return onnx_model
