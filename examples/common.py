@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from tinygrad_cnn import Tensor, no_grad
-from tinygrad_cnn.datasets import mnist
+from tinygrad_cnn.datasets import FASHION_MNIST_CLASSES, MNIST_CLASSES, fashion_mnist, mnist
 from tinygrad_cnn.models import SeedCNN, SeedMLP
 from tinygrad_cnn.nn import load, load_state_dict, named_parameters, save
 
@@ -37,7 +37,10 @@ class CommandLineError(Exception):
 # ---------------------------------------------------------------------------
 
 #: data set name -> loader returning (x_train, y_train, x_test, y_test); room for more (Fashion-MNIST)
-DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {"mnist": mnist}
+DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {
+    "mnist": mnist, "fashion": fashion_mnist}
+#: the names --dataset takes -> the names of its ten classes (the plots' titles)
+CLASS_NAMES: dict[str, tuple[str, ...]] = {"mnist": MNIST_CLASSES, "fashion": FASHION_MNIST_CLASSES}
 
 #: the names --model takes -> the model class
 MODELS = {"cnn": SeedCNN, "mlp": SeedMLP}
@@ -50,7 +53,7 @@ def load_data(data_dir: Optional[PathLike], limit_train: Optional[int] = None, l
     try:
         x_train, y_train, x_test, y_test = DATASETS[dataset](data_dir)
     except (OSError, ValueError, RuntimeError) as error:
-        raise CommandLineError(f"could not load {dataset.upper()}: {error}") from None
+        raise CommandLineError(f"could not load {'Fashion-MNIST' if dataset == 'fashion' else 'MNIST'}: {error}") from None
     return x_train[:limit_train], y_train[:limit_train], x_test[:limit_test], y_test[:limit_test]
 
 

@@ -27,10 +27,22 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
+from common import (
+    CLASS_NAMES,
+    DATASETS,
+    CommandLineError,
+    accuracy_percent,
+    build_model,
+    check_free_space,
+    load_data,
+    load_weights,
+    model_from_checkpoint,
+    predict,
+    prepare_output_file,
+    read_checkpoint,
+    save_checkpoint,
+)
 
-from common import (CommandLineError, accuracy_percent, build_model, check_free_space, load_data, load_weights,
-                    model_from_checkpoint, predict, prepare_output_file, read_checkpoint,
-                    save_checkpoint)
 from tinygrad_cnn.datasets import batches
 from tinygrad_cnn.nn import get_parameters
 from tinygrad_cnn.optim import SGD, Adam, Optimizer, WarmupCosine
@@ -47,7 +59,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 # What a flag left out means (kept None in the parsed arguments, so a given flag can be told apart).
 DEFAULTS: dict[str, Any] = {"model": "cnn", "recipe": "fast", "seed": 0}
 TRAINING_FLAGS = ("model", "recipe", "optimizer", "betas", "epochs", "batch_size", "lr", "momentum", "warmup_epochs",
-                  "seed", "limit_train")
+                  "seed", "limit_train", "dataset")
 
 
 def flag_name(name: str) -> str:
@@ -80,6 +92,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     training.add_argument("--limit-train", type=int, metavar="N", help="train on the first N training images only")
 
     data = parser.add_argument_group("data and evaluation")
+    data.add_argument("--dataset", choices=sorted(DATASETS), help="mnist (digits, default) or fashion "
+                      "(Fashion-MNIST: the same file format, ten kinds of clothing; the plots name the classes)")
     data.add_argument("--data-dir", help="directory with the four MNIST IDX files "
                                          "(default: $TINYGRAD_CNN_DATA or ~/.cache/tinygrad_cnn/mnist)")
     data.add_argument("--limit-test", type=int, metavar="N", help="evaluate on the first N test images only")
@@ -494,7 +508,9 @@ def train_and_report(args: argparse.Namespace, started: float, log: Log):
     """Train a new or resumed run; returns (the model, the results, the test data)."""
     run = resume_run(args, log) if args.resume else new_run(training_config(args))
     run.save_path = checkpoint_path(args, run)
-    x_train, y_train, x_test, y_test = load_data(args.data_dir, run.config.get("limit_train"), args.limit_test)
+    x_train, y_train, x_test, y_test = load_data(args.data_dir, run.config.get("limit_train"), args.limit_test,
+                                                 run.config.get("dataset", "mnist"))
+    args.dataset = run.config.get("dataset", "mnist")  # the plots name this data set's classes
     if args.graph:
         write_graph_file(run.model, x_train[:1], y_train[:1], args.graph, log)
     if run.finished:
@@ -519,10 +535,11 @@ def train_and_report(args: argparse.Namespace, started: float, log: Log):
 def evaluate_only(args: argparse.Namespace, started: float, log: Log):
     """--eval-only: the checkpoint's (or state dict's) model on the test set; returns (model, results)."""
     model, meta = model_from_checkpoint(args.resume)
-    ignored = [f"{flag_name(name)}" for name in (*TRAINING_FLAGS, "save") if getattr(args, name) is not None]
+    ignored = [f"{flag_name(name)}" for name in (*TRAINING_FLAGS, "save")
+               if name != "dataset" and getattr(args, name) is not None]
     if ignored:
         log("note: --eval-only evaluates the checkpoint as it is; ignoring " + ", ".join(ignored))
-    _, _, x_test, y_test = load_data(args.data_dir, 1, args.limit_test)
+    _, _, x_test, y_test = load_data(args.data_dir, 1, args.limit_test, args.dataset or "mnist")
     if args.graph:
         write_graph_file(model, x_test[:1], y_test[:1], args.graph, log)
     accuracy = accuracy_percent(predict(model, x_test), y_test)
@@ -545,7 +562,8 @@ def write_results(args: argparse.Namespace, model, result: dict, test_data, log:
     if args.plots:
         from plotting import save_training_plots
 
-        written = save_training_plots(model, result["history"], *test_data, args.plots)
+        written = save_training_plots(model, result["history"], *test_data, args.plots,
+                                      CLASS_NAMES[args.dataset or "mnist"])
         log("plots written: " + ", ".join(str(path) for path in written))
     if args.export_onnx:
         from tinygrad_cnn.onnx import export

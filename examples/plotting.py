@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any, Sequence, Union
 
 import numpy as np
-
 from common import CommandLineError, predict, prepare_output_directory, softmax  # examples/common.py
+
+from tinygrad_cnn.datasets import MNIST_CLASSES
 from tinygrad_cnn.nn import named_parameters
 from tinygrad_cnn.summary import trace
 
@@ -212,8 +213,9 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> None:
 
 
 def plot_digit_grid(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray, path: Path,
-                    titles: Sequence[str] | None = None, heading: str = "") -> None:
-    """Up to 32 digits in a 4x8 grid, each titled "True: t  Pred: p" (red when wrong)."""
+                    titles: Sequence[str] | None = None, heading: str = "",
+                    class_names: Sequence[str] = MNIST_CLASSES) -> None:
+    """Up to 32 images in a 4x8 grid, each titled "True: t  Pred: p" (red when wrong)."""
     pyplot = _pyplot()
     figure, grid = pyplot.subplots(4, 8, figsize=(14, 8))
     for index, axes in enumerate(grid.flat):
@@ -221,7 +223,8 @@ def plot_digit_grid(images: np.ndarray, labels: np.ndarray, predictions: np.ndar
         if index >= len(images):
             continue
         axes.imshow(images[index, 0], cmap="gray_r")
-        title = titles[index] if titles is not None else f"True: {labels[index]}  Pred: {predictions[index]}"
+        title = (titles[index] if titles is not None
+                 else f"True: {class_names[labels[index]]}  Pred: {class_names[predictions[index]]}")
         axes.set_title(title, fontsize=9, color="black" if labels[index] == predictions[index] else "red")
     if heading:
         figure.suptitle(heading)
@@ -230,8 +233,9 @@ def plot_digit_grid(images: np.ndarray, labels: np.ndarray, predictions: np.ndar
 
 
 def save_training_plots(model, history: Sequence[dict[str, Any]], x_test: np.ndarray, y_test: np.ndarray,
-                        directory: str | Path) -> list[Path]:
-    """Draw every picture of the module docstring into ``directory``; returns the paths."""
+                        directory: str | Path, class_names: Sequence[str] = MNIST_CLASSES) -> list[Path]:
+    """Draw every picture of the module docstring into ``directory`` (``class_names`` title the
+    images: the digits, or Fashion-MNIST's clothes); returns the paths."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     logits = predict(model, x_test)
@@ -241,13 +245,15 @@ def save_training_plots(model, history: Sequence[dict[str, Any]], x_test: np.nda
         plot_curves(history, directory / "curves.png")
         written.append(directory / "curves.png")
 
-    plot_digit_grid(x_test[:32], y_test[:32], predictions[:32], directory / "predictions.png")
+    plot_digit_grid(x_test[:32], y_test[:32], predictions[:32], directory / "predictions.png",
+                    class_names=class_names)
     written.append(directory / "predictions.png")
 
     confidence = softmax(logits).max(axis=1)
     wrong = np.flatnonzero(predictions != y_test)
     worst = wrong[np.argsort(-confidence[wrong])][:32]
-    titles = [f"True: {y_test[i]}  Pred: {predictions[i]} ({100 * confidence[i]:.0f}%)" for i in worst]
+    titles = [f"True: {class_names[y_test[i]]}  Pred: {class_names[predictions[i]]} ({100 * confidence[i]:.0f}%)"
+              for i in worst]
     plot_digit_grid(x_test[worst], y_test[worst], predictions[worst], directory / "mistakes.png", titles,
                     heading=f"The most confident mistakes ({len(wrong)} of {len(y_test)} test images wrong)")
     written.append(directory / "mistakes.png")

@@ -39,10 +39,10 @@ from typing import Callable, NoReturn, Optional, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tinygrad_cnn import GradcheckError, Tensor, gradcheck, no_grad
+from tinygrad_cnn import Function, GradcheckError, Tensor, gradcheck, no_grad
 from tinygrad_cnn.datasets import mnist
-from tinygrad_cnn.function import Function, Gradients
-from tinygrad_cnn.models import SeedCNN, images_to_tensor
+from tinygrad_cnn.function import Gradients
+from tinygrad_cnn.models import SeedCNN, pixels_to_tensor
 from tinygrad_cnn.nn import load_state_dict, named_parameters, state_dict
 from tinygrad_cnn.optim import SGD
 from tinygrad_cnn.tensor import _check_labels
@@ -287,10 +287,11 @@ class SeedLayersCNN:
 
     def __call__(self, images: Tensor | np.ndarray) -> Tensor:
         """Logits (N,10) of raw 0..255 images (N,1,28,28), divided by 255 first as SeedCNN does."""
-        return self.logits(images_to_tensor(images, self.dtype))
+        return self.logits(pixels_to_tensor(images, self.dtype))
 
-    def logits(self, x: Tensor) -> Tensor:
-        """The network on images already scaled to 0..1."""
+    def logits(self, pixels: Tensor) -> Tensor:
+        """The network on raw 0..255 pixels (N,1,28,28), already checked."""
+        x = pixels / 255.0  # the seed's first layer, as in SeedCNN
         for _, layer, parameters in self.layers():
             x = layer.apply(x, *parameters)
         return x
@@ -310,7 +311,7 @@ def layer_inputs(model: SeedLayersCNN, images: np.ndarray) -> list[tuple[str, ty
     """(row name, layer, the array that reaches it, its parameter arrays) for each layer."""
     rows = []
     with no_grad():
-        x = images_to_tensor(images, model.dtype)
+        x = pixels_to_tensor(images, model.dtype) / 255.0
         for name, layer, parameters in model.layers():
             rows.append((name, layer, x.data, tuple(parameter.data for parameter in parameters)))
             x = layer.apply(x, *parameters)
@@ -542,8 +543,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         dtype = np.dtype(args.dtype).type
         print(f"\nTraining both from the same weights on the same batches: {args.steps} steps, batch "
               f"{args.batch_size}, SGD lr {args.lr} momentum 0.9, {args.dtype}")
-        difference = train_side_by_side(weights, x_train, y_train, args.steps, args.batch_size, args.lr, dtype,
-                                        max(1, args.steps // 4), print)
+        train_side_by_side(weights, x_train, y_train, args.steps, args.batch_size, args.lr, dtype,
+                           max(1, args.steps // 4), print)
     print(f"({time.perf_counter() - start:.1f} s)")
     return 0
 

@@ -24,7 +24,6 @@ import mnist as trainer  # examples/mnist.py: its training loop, and its signal 
 from common import CommandLineError, accuracy_percent, load_data, model_from_checkpoint, predict
 from plotting import plot_conv1_filters, plot_feature_maps, prepare_plots_directory
 
-
 DEFAULT_TRAINING_IMAGES = 10_000
 
 

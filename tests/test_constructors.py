@@ -1,12 +1,13 @@
 """Constructors (zeros, ones, *_like, randn, rand, arange, eye) and manual_seed."""
 
-import numpy as np
 import hypothesis.extra.numpy as hnp
+import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
+from test_ops import seeds
 
 import tinygrad_cnn
-from test_ops import seeds
 from tinygrad_cnn import Tensor, manual_seed
 from tinygrad_cnn.random import generator
 

@@ -7,9 +7,10 @@ import warnings
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
-
+from hypothesis import given
+from hypothesis import strategies as st
 from test_ops import away_from_zero, random_array, seeds, small_shapes
+
 from tinygrad_cnn import Tensor, gradcheck, no_grad
 
 broadcastable_pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=4, max_side=4)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from tinygrad_cnn import Tensor
+from tinygrad_cnn.function import Function
 from tinygrad_cnn.models import SeedCNN
 from tinygrad_cnn.nn import get_parameters, load, named_parameters, save
-from tinygrad_cnn.function import Function
 from tinygrad_cnn.optim import SGD, Adam
 
 

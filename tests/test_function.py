@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 from hypothesis import given
-
 from test_ops import random_array, seeds, small_shapes
+
 from tinygrad_cnn import Function, Tensor, gradcheck
 
 

@@ -4,12 +4,12 @@ separate primitives they replace (ties included)."""
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
-
+from hypothesis import given
+from hypothesis import strategies as st
 from reference import max_pool2d_loops
 from test_ops import conv_cases as plain_conv_cases
-from tinygrad_cnn import Tensor, gradcheck, no_grad
-from tinygrad_cnn import kernels, ops
+
+from tinygrad_cnn import Tensor, gradcheck, kernels, no_grad
 from tinygrad_cnn.models import SeedCNN
 
 seeds = st.integers(0, 2**32 - 1)

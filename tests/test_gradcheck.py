@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tinygrad_cnn import GradcheckError, Tensor, gradcheck
-from tinygrad_cnn import ops
+from tinygrad_cnn import GradcheckError, Tensor, gradcheck, ops
 
 
 class WrongDouble(ops.Function):

@@ -472,3 +472,40 @@ def test_resuming_a_finished_run_evaluates_it_and_a_larger_epochs_extends_it(dat
     assert report["session_train_seconds"] < report["train_seconds"]
     final = next(line for line in extended.stdout.splitlines() if line.startswith("Final test accuracy"))
     assert "after 3 epochs" in final and "the whole run trained" in final
+
+
+def test_dataset_fashion_trains_on_fashion_mnist_files_and_names_the_classes(tmp_path):
+    """--dataset fashion loads Fashion-MNIST's files (made here: the machine has no copy) and
+    titles the plots with its class names; the choice is kept by the checkpoint."""
+    from test_datasets import write_mnist
+
+    write_mnist(tmp_path / "data" / "fashion-mnist", train=96, test=40)
+    result = run(str(tmp_path / "data"), "--dataset", "fashion", "--limit-train", "96", "--epochs", "1",
+                 "--batch-size", "32", "--save", str(tmp_path / "run.npz"), "--json", str(tmp_path / "run.json"))
+    assert "Training on 96 images, testing on 40" in result.stdout
+    resumed = run(str(tmp_path / "data"), "--resume", str(tmp_path / "run.npz"), "--limit-test", "40")
+    assert "is finished" in resumed.stdout  # evaluated on the checkpoint's data set, Fashion-MNIST
+
+
+def test_plots_name_the_classes_of_the_data_set(tmp_path, monkeypatch):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    monkeypatch.syspath_prepend(str(REPOSITORY / "examples"))
+    import plotting
+    from matplotlib.axes import Axes
+
+    from tinygrad_cnn.datasets import FASHION_MNIST_CLASSES
+
+    titles = []
+    original = Axes.set_title
+
+    def recording_set_title(self, text, *args, **kwargs):
+        titles.append(text)
+        return original(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "set_title", recording_set_title)
+    images = np.random.default_rng(0).integers(0, 256, (4, 1, 28, 28), dtype=np.uint8)
+    plotting.plot_digit_grid(images, np.array([0, 9, 1, 9]), np.array([0, 9, 2, 8]), tmp_path / "grid.png",
+                             class_names=FASHION_MNIST_CLASSES)
+    assert titles[:4] == ["True: T-shirt/top  Pred: T-shirt/top", "True: Ankle boot  Pred: Ankle boot",
+                          "True: Trouser  Pred: Pullover", "True: Ankle boot  Pred: Bag"]

@@ -3,12 +3,13 @@
 Each VJP is checked against float64 finite differences on hypothesis-drawn shapes, axes and
 indices, and each forward against numpy."""
 
-import numpy as np
 import hypothesis.extra.numpy as hnp
+import numpy as np
 import pytest
-from hypothesis import given, strategies as st
-
+from hypothesis import given
+from hypothesis import strategies as st
 from test_ops import random_array, seeds, small_shapes
+
 from tinygrad_cnn import Tensor, gradcheck
 
 # -- permute, transpose, .T ----------------------------------------------------------------

@@ -2,14 +2,23 @@
 (Linear, Conv2d, BatchNorm2d): VJPs against finite differences, forwards against numpy,
 running statistics against PyTorch's update rule, parameters and buffers, errors."""
 
-import numpy as np
 import hypothesis.extra.numpy as hnp
+import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tinygrad_cnn import Tensor, gradcheck, no_grad, train_mode
-from tinygrad_cnn.nn import (BatchNorm2d, Conv2d, Linear, get_parameters, load_state_dict, named_buffers,
-                             named_parameters, state_dict)
+from tinygrad_cnn.nn import (
+    BatchNorm2d,
+    Conv2d,
+    Linear,
+    get_parameters,
+    load_state_dict,
+    named_buffers,
+    named_parameters,
+    state_dict,
+)
 from tinygrad_cnn.optim import SGD
 from tinygrad_cnn.random import manual_seed
 

@@ -22,8 +22,8 @@ onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 
 from tinygrad_cnn import Tensor, no_grad, ops  # noqa: E402
-from tinygrad_cnn.function import Function  # noqa: E402
 from tinygrad_cnn.datasets import mnist  # noqa: E402
+from tinygrad_cnn.function import Function  # noqa: E402
 from tinygrad_cnn.models import SeedCNN, SeedMLP  # noqa: E402
 from tinygrad_cnn.nn import get_parameters, state_dict  # noqa: E402
 from tinygrad_cnn.onnx import CONVERTERS, NOT_EXPORTABLE, OPSET, UnsupportedOpError, export, to_onnx  # noqa: E402
@@ -69,22 +69,6 @@ def trained(model, mnist_data, steps: int = 3):
     return model
 
 
-def seed_models_divide_inside_the_graph() -> bool:
-    """DESIGN.md: the seed models' first layer is the division by 255, so the exporter can
-    find their input (the raw pixels as a Tensor). Where they still scale in numpy before
-    the first Tensor, exporting them is a clear ValueError instead."""
-    from tinygrad_cnn.summary import trace
-
-    return trace(SeedMLP(), (1, 1, 28, 28))[0]["op"] == "Div"
-
-
-#: removes itself: once SeedCNN/SeedMLP divide by 255 in the graph, these tests must pass (strict)
-NEEDS_DIVISION_IN_THE_GRAPH = pytest.mark.xfail(
-    not seed_models_divide_inside_the_graph(), strict=True, raises=(ValueError, AssertionError),
-    reason="SeedCNN/SeedMLP scale the pixels in numpy before their first Tensor on this main: "
-           "the exported graph cannot start at the raw pixels until x/255 is their first op (DESIGN.md)")
-
-
 MODELS: dict[str, Callable] = {
     "SeedCNN": lambda: SeedCNN(seed=0),
     "SeedCNN op by op": lambda: SeedCNN(seed=0, fused=False),
@@ -92,7 +76,6 @@ MODELS: dict[str, Callable] = {
 }
 
 
-@NEEDS_DIVISION_IN_THE_GRAPH
 @pytest.mark.parametrize("name", MODELS)
 def test_seed_networks_give_our_logits_in_onnxruntime_on_real_test_images(name, mnist_data, tmp_path):
     model = trained(MODELS[name](), mnist_data)
@@ -107,7 +90,6 @@ def test_seed_networks_give_our_logits_in_onnxruntime_on_real_test_images(name, 
     assert np.array_equal(theirs.argmax(axis=1), ours.argmax(axis=1))
 
 
-@NEEDS_DIVISION_IN_THE_GRAPH
 def test_exported_seed_cnn_has_a_dynamic_batch_named_parameters_and_the_division_by_255(mnist_data, tmp_path):
     model = trained(SeedCNN(seed=1), mnist_data)
     path = tmp_path / "seed_cnn.onnx"
@@ -132,7 +114,6 @@ def test_exported_seed_cnn_has_a_dynamic_batch_named_parameters_and_the_division
     np.testing.assert_allclose(run_onnx(path, images.astype(np.float32)), forward(model, images), rtol=1e-5, atol=1e-5)
 
 
-@NEEDS_DIVISION_IN_THE_GRAPH
 def test_the_trainer_writes_the_trained_model_with_export_onnx(mnist_data, tmp_path):
     repository = Path(__file__).resolve().parents[1]
     command = [sys.executable, str(repository / "examples" / "mnist.py"), "--no-progress", "--epochs", "1",

@@ -1,12 +1,13 @@
 """Every primitive op: its VJP against float64 finite differences on hypothesis-drawn cases,
 and the fast conv2d / max_pool2d against the loop specification in reference.py."""
 
-import numpy as np
 import hypothesis.extra.numpy as hnp
+import numpy as np
 import pytest
-from hypothesis import given, strategies as st
-
+from hypothesis import given
+from hypothesis import strategies as st
 from reference import avg_pool2d_loops, conv2d_loops, max_pool2d_loops
+
 from tinygrad_cnn import Tensor, gradcheck
 from tinygrad_cnn.function import unbroadcast
 

@@ -4,7 +4,8 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tinygrad_cnn import Tensor
 from tinygrad_cnn.optim import SGD, Adam, ConstantLR, WarmupCosine

@@ -3,9 +3,10 @@ spellings of axis=/keepdims=."""
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
-
+from hypothesis import given
+from hypothesis import strategies as st
 from test_ops import distinct_values, random_array, seeds, shape_and_axes
+
 from tinygrad_cnn import Tensor, gradcheck
 
 

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
 from reference import conv2d_loops, max_pool2d_loops
+
 from tinygrad_cnn import Tensor, gradcheck
 from tinygrad_cnn.datasets import mnist
 from tinygrad_cnn.models import SeedCNN
@@ -329,7 +329,12 @@ def test_bad_flags_give_a_one_line_error(flags, problem):
 
 
 def test_missing_data_gives_a_one_line_error(tmp_path):
-    result = run_script("--data-dir", str(tmp_path / "nowhere"))
+    result = run_script("--data-dir", str(tmp_path / "nowhere"))  # a directory that does not exist
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: could not load MNIST") and "nowhere does not exist" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    (tmp_path / "empty").mkdir()  # a directory without the files
+    result = run_script("--data-dir", str(tmp_path / "empty"))
     assert result.returncode == 2
     assert result.stderr.startswith("error: could not load MNIST") and "t10k-images" in result.stderr
     assert "--download" in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

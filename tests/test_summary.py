@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tinygrad_cnn import Tensor, ops, tensor as tensor_module
+from tinygrad_cnn import Tensor, ops
+from tinygrad_cnn import tensor as tensor_module
 from tinygrad_cnn.graph import GraphFreedError, to_dot, write_graph
 from tinygrad_cnn.models import SeedCNN, SeedMLP
 from tinygrad_cnn.nn import named_parameters

@@ -26,7 +26,7 @@ modulo the stride (pooling).
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Iterator
 
 import numpy as np
 

@@ -83,7 +83,7 @@ def _import_onnx():
 class Step:
     """One traced op application; ``inputs`` are the names of its input values in the graph."""
 
-    op: Function
+    op: Any  # a Function; converters read its own options (axis, stride, ...)
     tensors: tuple[Tensor, ...]
     output: Tensor
     inputs: tuple[str, ...] = ()
@@ -529,9 +529,7 @@ CONVERTERS: dict[str, Converter] = {
     # neural-network ops
     "MatMul": _same("MatMul"),
     "Conv2d": convert_conv2d,
-    "Conv2dBias": convert_conv2d,
     "MaxPool2d": _pool("MaxPool"),
-    "PaddedMaxPool2d": _pool("MaxPool"),
     "AvgPool2d": _pool("AveragePool"),
     "Softmax": _softmax("Softmax"),
     "LogSoftmax": _softmax("LogSoftmax"),

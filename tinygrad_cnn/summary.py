@@ -25,9 +25,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from tinygrad_cnn import tensor as tensor_module
+from tinygrad_cnn.function import Function
 from tinygrad_cnn.graph import to_dot, write_graph
 from tinygrad_cnn.nn import named_parameters
-from tinygrad_cnn.function import Function
 from tinygrad_cnn.tensor import Tensor, no_grad
 
 __all__ = ["summary", "format_summary", "trace", "to_dot", "write_graph"]

@@ -857,15 +857,6 @@ class Tensor:
             return Tensor(self.data.astype(dtype))
         return ops.Cast.apply(self, dtype=dtype)
 
-    def float(self) -> "Tensor":
-        return self.astype(np.float32)
-
-    def double(self) -> "Tensor":
-        return self.astype(np.float64)
-
-    def long(self) -> "Tensor":
-        return self.astype(np.int64)
-
     # -- neural-network ops -----------------------------------------------------------
 
     def relu(self) -> "Tensor":
@@ -965,6 +956,19 @@ class Tensor:
         return ops.BatchNorm.apply(self, weight, bias, eps=float(eps), momentum=float(momentum),
                                    batch_statistics=training or running_mean is None,
                                    running_mean=running_mean, running_var=running_var)
+
+
+    # -- PyTorch's cast shorthands, last: inside the class body their names would hide the
+    # builtin float from the annotations that follow them
+
+    def float(self) -> "Tensor":
+        return self.astype(np.float32)
+
+    def double(self) -> "Tensor":
+        return self.astype(np.float64)
+
+    def long(self) -> "Tensor":
+        return self.astype(np.int64)
 
 
 # ---------------------------------------------------------------------------

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from tinygrad_cnn.function import Function, Gradients, unbroadcast
+from tinygrad_cnn.function import Function, Gradients
 
 __all__ = ["Reshape", "Pad", "Permute", "GetItem", "Cat", "Stack", "Cast"]
 

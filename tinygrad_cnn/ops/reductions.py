@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from tinygrad_cnn.function import Function, Gradients, unbroadcast
+from tinygrad_cnn.function import Function, Gradients
 
 __all__ = ["Sum", "Mean", "Max", "Min"]
 

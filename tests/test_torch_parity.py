@@ -1,0 +1,103 @@
+"""Ops and gradients against PyTorch, where it is installed (it never is a dependency).
+
+The finite-difference tests elsewhere are the specification; this module checks that the
+semantics are PyTorch's (tie rules, kinks, conv options, batch norm statistics)."""
+
+import numpy as np
+import pytest
+
+from tinygrad_cnn import Tensor
+
+torch = pytest.importorskip("torch")
+functional = torch.nn.functional
+
+
+def compare(ours, theirs, *arrays, grad_seed: int = 0, atol: float = 1e-10):
+    """Forward and every input's gradient of ours(*Tensors) and theirs(*torch tensors), float64."""
+    mine = [Tensor(array, requires_grad=True) for array in arrays]
+    reference = [torch.tensor(array, requires_grad=True) for array in arrays]
+    output, expected = ours(*mine), theirs(*reference)
+    np.testing.assert_allclose(output.data, expected.detach().numpy(), atol=atol, rtol=1e-9)
+    grad_out = np.random.default_rng(grad_seed).standard_normal(output.shape)
+    output.backward(grad_out)
+    expected.backward(torch.tensor(grad_out))
+    for tensor, torch_tensor in zip(mine, reference):
+        np.testing.assert_allclose(tensor.grad, torch_tensor.grad.numpy(), atol=atol, rtol=1e-9)
+
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((3, 4))
+positive = rng.uniform(0.5, 2.0, (3, 4))
+kinks = np.array([[-1.0, 0.0, 1.0, 0.0], [2.0, -2.0, 0.0, 0.5]])  # exact zeros and bounds
+
+
+@pytest.mark.parametrize("ours, theirs, data", [
+    (lambda t: t.exp(), torch.exp, x),
+    (lambda t: t.log(), torch.log, positive),
+    (lambda t: t.sqrt(), torch.sqrt, positive),
+    (lambda t: t.tanh(), torch.tanh, x),
+    (lambda t: t.sigmoid(), torch.sigmoid, x * 400),
+    (lambda t: t.abs(), torch.abs, kinks),
+    (lambda t: t.relu(), torch.relu, kinks),
+    (lambda t: t.clip(-1.0, 1.0), lambda t: torch.clamp(t, -1.0, 1.0), kinks),
+    (lambda t: t ** 3, lambda t: t ** 3, kinks),
+    (lambda t: 2.0 ** t, lambda t: 2.0 ** t, x),
+    (lambda t: t.leaky_relu(0.1), lambda t: functional.leaky_relu(t, 0.1), kinks),
+    (lambda t: t.elu(1.5), lambda t: functional.elu(t, 1.5), kinks),
+    (lambda t: t.softmax(axis=0), lambda t: torch.softmax(t, 0), x),
+    (lambda t: t.log_softmax(axis=-1), lambda t: torch.log_softmax(t, -1), x),
+    (lambda t: t.max(axis=1), lambda t: torch.amax(t, 1), np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])),
+    (lambda t: t.min(), torch.amin, np.array([[1.0, 0.0], [0.0, 4.0]])),
+    (lambda t: t.sum(axis=(0, 1)), lambda t: t.sum((0, 1)), x),
+    (lambda t: t.transpose(0, 1), lambda t: t.transpose(0, 1), x),
+    (lambda t: t.permute(1, 0), lambda t: t.permute(1, 0), x),
+    (lambda t: t[np.array([[0, 0, 2]]), 1:], lambda t: t[torch.tensor([[0, 0, 2]]), 1:], x),
+    (lambda t: t[::-2, None, ..., 1], lambda t: t.flip(0)[::2, None, ..., 1], x),
+])
+def test_unary_ops_match_pytorch(ours, theirs, data):
+    compare(ours, theirs, data)
+
+
+@pytest.mark.parametrize("ours, theirs", [
+    (lambda a, b: a.maximum(b), torch.maximum),
+    (lambda a, b: a.minimum(b), torch.minimum),
+    (lambda a, b: Tensor.where(a > b, a, b), lambda a, b: torch.where(a > b, a, b)),
+    (lambda a, b: Tensor.cat([a, b], axis=1), lambda a, b: torch.cat([a, b], 1)),
+    (lambda a, b: Tensor.stack([a, b], axis=0), lambda a, b: torch.stack([a, b], 0)),
+    (lambda a, b: a @ b.T, lambda a, b: a @ b.T),
+])
+def test_binary_ops_match_pytorch_ties_included(ours, theirs):
+    a = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 5.0]])
+    b = np.array([[1.0, 0.0, 4.0], [0.0, 2.0, 5.0]])  # ties at three places
+    compare(ours, theirs, a, b)
+
+
+@pytest.mark.parametrize("options", [
+    dict(stride=1, padding=1), dict(stride=2, padding=0), dict(stride=(2, 1), padding=(1, 2), dilation=2),
+    dict(stride=1, padding=1, groups=2), dict(stride=1, padding=0, groups=4, dilation=(1, 2)),
+])
+def test_conv2d_with_a_per_channel_bias_matches_pytorch(options):
+    data = np.random.default_rng(1)
+    x, weight, bias = data.standard_normal((2, 4, 7, 8)), data.standard_normal((8, 4 // options.get("groups", 1), 3, 3)), data.standard_normal(8)
+    compare(lambda a, w, b: a.conv2d(w, b, **options), lambda a, w, b: functional.conv2d(a, w, b, **options),
+            x, weight, bias)
+
+
+@pytest.mark.parametrize("kernel, stride", [(2, 2), (3, 2), ((3, 2), (1, 2))])
+def test_pools_match_pytorch_ties_included(kernel, stride):
+    x = np.random.default_rng(2).integers(0, 3, (2, 3, 7, 7)).astype(np.float64)  # many ties
+    compare(lambda t: t.max_pool2d(kernel, stride), lambda t: functional.max_pool2d(t, kernel, stride), x)
+    compare(lambda t: t.avg_pool2d(kernel, stride), lambda t: functional.avg_pool2d(t, kernel, stride), x)
+
+
+def test_cross_entropy_matches_pytorch():
+    labels = np.array([0, 3, 3])
+    compare(lambda t: t.cross_entropy(labels), lambda t: functional.cross_entropy(t, torch.tensor(labels)),
+            np.random.default_rng(3).standard_normal((3, 5)))
+
+
+def test_batch_norm_in_training_matches_pytorch():
+    x = np.random.default_rng(4).standard_normal((4, 3, 2, 2))
+    weight, bias = np.array([1.0, 2.0, 0.5]), np.array([0.0, -1.0, 1.0])
+    compare(lambda t, w, b: t.batch_norm(w, b, training=True),
+            lambda t, w, b: functional.batch_norm(t, None, None, w, b, training=True), x, weight, bias)
