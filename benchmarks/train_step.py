@@ -5,6 +5,8 @@
     PYTHONPATH=. python benchmarks/train_step.py --profile       # per-op table of a batch-128 step
     PYTHONPATH=. python benchmarks/train_step.py --steps 2000    # RSS at start vs end of a long run
     PYTHONPATH=. python benchmarks/train_step.py --epoch         # one MNIST epoch + evaluation
+    PYTHONPATH=. python benchmarks/train_step.py --end-to-end    # the default recipe, ours then torch
+    PYTHONPATH=. python benchmarks/train_step.py --end-to-end --epochs 3   # ... and the time to 99 %
     PYTHONPATH=. python benchmarks/train_step.py --rss-only 128  # (internal) peak RSS of one config
 
 A train step is forward, cross_entropy, backward and an SGD momentum step, in float32.
@@ -102,6 +104,9 @@ class Ours:
         self.model = model
         self.optimizer = SGD(list(_parameters(model)), lr=LEARNING_RATE, momentum=MOMENTUM)
 
+    def set_lr(self, lr: float) -> None:
+        self.optimizer.lr = lr
+
     def train_step(self, images: np.ndarray, labels: np.ndarray) -> float:
         self.optimizer.zero_grad()
         loss = self.model(images).cross_entropy(labels)
@@ -151,6 +156,10 @@ class Torch:
 
     def loss(self, images: np.ndarray, labels: np.ndarray):
         return self.F.cross_entropy(self.logits(images), self.torch.from_numpy(np.asarray(labels, dtype=np.int64)))
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def train_step(self, images: np.ndarray, labels: np.ndarray) -> float:
         self.optimizer.zero_grad(set_to_none=True)
@@ -332,6 +341,58 @@ def epoch(batch: int = 128) -> dict:
     return {"train_s": train_seconds, "total_s": total_seconds, "test_accuracy": correct / len(x_test)}
 
 
+def end_to_end(frameworks: list, epochs: int, batch: int = 64, peak_lr: float = 0.05,
+               warmup_epochs: float = 0.25) -> list[dict]:
+    """examples/mnist.py's default recipe (batch 64, momentum 0.9, linear warm-up to lr 0.05
+    over a quarter epoch, cosine decay to 0 at the end of ``epochs``) for each framework, from
+    the same weights, on the same data order; evaluation of the 10,000 test images after each
+    epoch. Returns per framework the seconds and accuracy of every epoch and the time
+    (training + evaluation so far) at which the test accuracy first reached 99 %."""
+    from tinygrad_cnn.datasets import mnist
+    from tinygrad_cnn.optim import WarmupCosine
+
+    x_train, y_train, x_test, y_test = mnist(root=os.environ.get("TINYGRAD_CNN_DATA"), download=False)
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    steps_per_epoch = -(-len(x_train) // batch)
+    schedule = WarmupCosine(peak_lr, epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch))
+    results = []
+    for framework in frameworks:
+        history, elapsed, reached, step = [], 0.0, None, 0
+        for epoch_index in range(epochs):
+            order = np.random.default_rng(epoch_index).permutation(len(x_train))
+            start = time.perf_counter()
+            for first in range(0, len(order), batch):
+                framework.set_lr(schedule(step))
+                chosen = order[first : first + batch]
+                framework.train_step(x_train[chosen], y_train[chosen])
+                step += 1
+            train_seconds = time.perf_counter() - start
+            correct = sum(int((framework.infer(x_test[first : first + 1000]).argmax(axis=1)
+                               == y_test[first : first + 1000]).sum()) for first in range(0, len(x_test), 1000))
+            elapsed += time.perf_counter() - start
+            accuracy = 100 * correct / len(x_test)
+            history.append({"train_s": train_seconds, "total_s": elapsed, "test_accuracy": accuracy})
+            if reached is None and accuracy >= 99.0:
+                reached = elapsed
+        results.append({"framework": framework.name, "epochs": history, "seconds_to_99": reached})
+    return results
+
+
+def print_end_to_end(results: list[dict]) -> None:
+    for result in results:
+        for index, epoch_result in enumerate(result["epochs"], 1):
+            print(f"{result['framework']:>6} epoch {index}: train {epoch_result['train_s']:.1f} s, "
+                  f"train + eval so far {epoch_result['total_s']:.1f} s, test accuracy {epoch_result['test_accuracy']:.2f} %")
+        reached = result["seconds_to_99"]
+        print(f"{result['framework']:>6} reached 99 % after " + (f"{reached:.1f} s" if reached else "- (not reached)"))
+    if len(results) == 2:
+        ours, torch_result = (result["epochs"] for result in results)
+        print(f"ours/torch, first epoch + evaluation: {ours[0]['total_s'] / torch_result[0]['total_s']:.2f}x; "
+              f"all epochs: {ours[-1]['total_s'] / torch_result[-1]['total_s']:.2f}x")
+        if results[0]["seconds_to_99"] and results[1]["seconds_to_99"]:
+            print(f"ours/torch, time to 99 %: {results[0]['seconds_to_99'] / results[1]['seconds_to_99']:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds per config (median is reported)")
@@ -339,6 +400,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print the per-op profile of a batch-128 step")
     parser.add_argument("--steps", type=int, default=0, help="long batch-128 run: RSS at start vs end")
     parser.add_argument("--epoch", action="store_true", help="time one MNIST epoch plus evaluation")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="the default examples/mnist.py recipe, ours then torch (same weights and data order)")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs of --end-to-end (3: also the time to 99 %%)")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocesses")
     parser.add_argument("--rss-only", type=int, metavar="BATCH", help=argparse.SUPPRESS)
     parser.add_argument("--framework", default="ours", help=argparse.SUPPRESS)
@@ -351,7 +415,13 @@ def main() -> None:
 
     images, labels, source = load_images(1000)
     report: dict = {"data": source, "numpy": np.__version__}
-    if args.epoch:
+    if args.end_to_end:
+        model = SeedCNN(seed=0)
+        reference, note = try_torch(state_dict(model))
+        print(f"numpy {np.__version__}; {note}")
+        report["end_to_end"] = end_to_end([Ours(model)] + ([reference] if reference else []), args.epochs)
+        print_end_to_end(report["end_to_end"])
+    elif args.epoch:
         report["epoch"] = epoch()
         print(f"epoch (60,000 train at batch 128 + 10,000 eval): train {report['epoch']['train_s']:.1f} s, "
               f"total {report['epoch']['total_s']:.1f} s, test accuracy {report['epoch']['test_accuracy']:.4f}")
