@@ -56,6 +56,75 @@ def test_gradients_accumulate_until_zeroed():
     np.testing.assert_allclose(w.grad, [2.0, -4.0])
 
 
+class PassThrough(Function):
+    """y = a + b.   VJP: da = db = G, the very array received (a VJP may return it as is)."""
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, grad_out):
+        return grad_out, grad_out
+
+
+kept_elsewhere: list = []
+
+
+class KeepsItsGradient(Function):
+    """y = 2x.   VJP: dx = 2G, a fresh array that the op also keeps in a module-level list."""
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, grad_out):
+        gradient = 2 * grad_out
+        kept_elsewhere.append(gradient)
+        return gradient
+
+
+class RecordsItsGradient(Function):
+    """y = 2x.   VJP: dx = 2G, a fresh array of which only the address is recorded."""
+
+    addresses: list = []
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, grad_out):
+        gradient = 2 * grad_out
+        RecordsItsGradient.addresses.append(gradient.ctypes.data)
+        return gradient
+
+
+def test_a_leaf_gradient_is_private_even_when_vjps_return_shared_arrays():
+    """Leaves may take a VJP's array without a copy only when nothing else can see it: an
+    in-place change of one grad must never show up in another grad or in the user's arrays."""
+    a, b = Tensor(np.ones(3), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
+    seed = np.ones(3)
+    PassThrough.apply(a, b).backward(seed)  # the same array for a, for b, and the user's seed
+    a.grad *= 10
+    np.testing.assert_array_equal(b.grad, np.ones(3))
+    np.testing.assert_array_equal(seed, np.ones(3))
+    x = Tensor(np.ones(2), requires_grad=True)
+    KeepsItsGradient.apply(x).sum().backward()
+    x.grad += 1
+    np.testing.assert_array_equal(kept_elsewhere.pop(), [2.0, 2.0])
+    matrix = Tensor(np.ones((2, 3)), requires_grad=True)
+    flat = matrix.reshape(6)
+    (flat * 1.0).backward(np.arange(6.0))  # matrix's gradient is a view of flat's
+    matrix.grad[0, 0] = 99
+    assert not np.shares_memory(matrix.grad, np.arange(6.0))
+
+
+def test_a_fresh_vjp_result_that_nothing_else_holds_becomes_the_leaf_gradient_without_a_copy():
+    x = Tensor(np.ones((30, 30)), requires_grad=True)
+    RecordsItsGradient.addresses.clear()
+    RecordsItsGradient.apply(x).sum().backward()
+    assert x.grad.ctypes.data == RecordsItsGradient.addresses[0]
+    (x @ Tensor(np.ones((30, 1)))).sum().backward()  # accumulates in place from now on
+    np.testing.assert_array_equal(x.grad, np.full((30, 30), 3.0))
+    assert x.grad.ctypes.data == RecordsItsGradient.addresses[0]
+
+
 def test_second_backward_through_the_same_graph_raises():
     x = Tensor(np.ones(3), requires_grad=True)
     loss = (x * x).sum()

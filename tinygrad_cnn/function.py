@@ -71,9 +71,12 @@ class Function:
         """
         from tinygrad_cnn.tensor import Tensor, constant_like
 
-        reference = next((x for x in inputs if isinstance(x, Tensor) and x.dtype.kind == "f"), None)
-        tensors = tuple(x if isinstance(x, Tensor) else constant_like(x, reference) for x in inputs)
-        return Tensor._from_op(cls(**options), tensors)
+        for x in inputs:
+            if not isinstance(x, Tensor):
+                reference = next((x for x in inputs if isinstance(x, Tensor) and x.dtype.kind == "f"), None)
+                inputs = tuple(x if isinstance(x, Tensor) else constant_like(x, reference) for x in inputs)
+                break
+        return Tensor._from_op(cls(**options), inputs)
 
     def forward(self, *inputs: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{self.name} has no forward()")
@@ -113,9 +116,12 @@ def checked_gradients(op: Function, gradients: Gradients,
             f"{len(input_shapes)} input(s), got {count}"
         )
     for position, (gradient, shape) in enumerate(zip(gradients, input_shapes)):
-        if gradient is not None and shape is not None and np.shape(gradient) != shape:
+        if gradient is None or shape is None:
+            continue
+        gradient_shape = gradient.shape if isinstance(gradient, np.ndarray) else np.shape(gradient)
+        if gradient_shape != shape:
             raise ValueError(
-                f"{op.name}.backward returned a gradient of shape {np.shape(gradient)} for input "
+                f"{op.name}.backward returned a gradient of shape {gradient_shape} for input "
                 f"{position}, which has shape {shape}"
             )
     return gradients
