@@ -111,6 +111,17 @@ def test_matmul_with_vectors(inner, columns, seed):
     np.testing.assert_allclose((Tensor(vector) @ Tensor(other)).data, vector @ other)
 
 
+@given(inner=st.integers(1, 40), columns=st.integers(1, 12), seed=seeds)
+def test_matmul_weight_gradient_of_one_row_is_exactly_the_outer_product(inner, columns, seed):
+    """A batch of one: dB = aᵀ G has one rounded product per entry, whichever routine computes it."""
+    a = np.maximum(random_array(seed, (1, inner)), 0).astype(np.float32)  # relu-like: zeros too
+    weight = Tensor(random_array(seed + 1, (inner, columns)).astype(np.float32), requires_grad=True)
+    grad_out = random_array(seed + 2, (1, columns)).astype(np.float32)
+    (Tensor(a) @ weight).backward(grad_out)
+    assert weight.grad.dtype == np.float32 and weight.grad.flags.c_contiguous
+    np.testing.assert_array_equal(weight.grad, a.T * grad_out)
+
+
 @st.composite
 def shape_and_axes(draw):
     shape = draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4))

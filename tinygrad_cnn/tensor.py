@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import numbers
 import sys
 import time
@@ -578,7 +579,8 @@ class Tensor:
                 f"matmul shape mismatch: {self.shape} @ {other.shape} "
                 f"(inner sizes {self.shape[-1]} and {other.shape[-2]} differ)"
             )
-        _check_broadcast("@", Tensor(np.empty(self.shape[:-2])), Tensor(np.empty(other.shape[:-2])))
+        if self.ndim > 2 or other.ndim > 2:  # the batch axes must broadcast
+            _check_broadcast("@", Tensor(np.empty(self.shape[:-2])), Tensor(np.empty(other.shape[:-2])))
         return ops.MatMul.apply(self, other)
 
     # -- element-wise math ----------------------------------------------------------
@@ -1018,15 +1020,15 @@ class Tensor:
 
 def _resolve_shape(shape: tuple[int, ...], original: tuple[int, ...]) -> tuple[int, ...]:
     """Replace a single -1 in ``shape`` by the size that keeps the element count."""
-    size = int(np.prod(original, dtype=np.int64))
+    size = math.prod(original)  # (math.prod, not np.prod: 1 µs, not 3, on a short tuple)
     unknown = [axis for axis, length in enumerate(shape) if length == -1]
-    known = int(np.prod([length for length in shape if length != -1], dtype=np.int64))
+    known = math.prod([length for length in shape if length != -1])
     problem = len(unknown) > 1 or any(length < -1 for length in shape)
     if not problem and unknown:
         problem = known == 0 or size % known != 0
         if not problem:
             shape = shape[: unknown[0]] + (size // known,) + shape[unknown[0] + 1 :]
-    if problem or int(np.prod(shape, dtype=np.int64)) != size:
+    if problem or math.prod(shape) != size:
         raise ValueError(f"cannot reshape a tensor of shape {original} ({size} elements) into {shape}")
     return shape
 
@@ -1127,6 +1129,11 @@ def _pair(name: str, value: int | Sequence[int], minimum: int) -> tuple[int, int
 def _normalize_pad_width(pad_width: int | Sequence, shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
     """np.pad's rules: one int for every side, one (before, after) pair for every axis, or a
     pair per axis; returned as a pair per axis."""
+    if (isinstance(pad_width, (tuple, list)) and len(pad_width) == len(shape)
+            and all(isinstance(pair, (tuple, list)) and len(pair) == 2
+                    and all(type(width) is int and width >= 0 for width in pair) for pair in pad_width)):
+        # already a pair of non-negative ints per axis, as the seed's pools give: no numpy (3 µs, not 11)
+        return tuple((pair[0], pair[1]) for pair in pad_width)
     try:
         array = np.asarray(pad_width)
         widths = np.broadcast_to(array, (len(shape), 2)) if array.dtype.kind in "iu" else None
