@@ -10,7 +10,8 @@
     PYTHONPATH=. python benchmarks/train_step.py --rss-only 128  # (internal) peak RSS of one config
 
 A train step is forward, cross_entropy, backward and an SGD momentum step, in float32.
-Inference is a no_grad forward pass. With TINYGRAD_CNN_DATA set, real MNIST images are
+Inference is a no_grad forward pass. "MLP train batch 1" trains SeedMLP (784 → 1000 → 100 →
+10) instead of SeedCNN: the per-op overhead of a small graph with big matrices. With TINYGRAD_CNN_DATA set, real MNIST images are
 used; otherwise random 0..255 pixels. See benchmarks/README.md for the columns.
 """
 
@@ -29,20 +30,25 @@ from typing import Callable, Optional
 import numpy as np
 
 from tinygrad_cnn import no_grad
-from tinygrad_cnn.models import SeedCNN
+from tinygrad_cnn.models import SeedCNN, SeedMLP
 from tinygrad_cnn.nn import state_dict
 from tinygrad_cnn.optim import SGD
 from tinygrad_cnn.profile import Profiler
 
 TRAIN_FLOP_PER_IMAGE = 13.4e6
+#: SeedMLP: 2 FLOP per weight for the forward and for dW, and for dX except in fc1 (the images need none)
+MLP_TRAIN_FLOP_PER_IMAGE = 2 * (2 * (784 * 1000 + 1000 * 100 + 100 * 10) + 1000 * 100 + 100 * 10)
 INFER_FLOP_PER_IMAGE = 4.47e6
 LEARNING_RATE, MOMENTUM = 0.01, 0.9
-#: (name, batch size, train?, timed steps per round: about half a second each)
+#: the networks timed: SeedCNN, and SeedMLP for the batch-1 overhead of a fully connected net
+NETWORKS = {"cnn": SeedCNN, "mlp": SeedMLP}
+#: (name, network, batch size, train?, timed steps per round: about half a second each)
 CONFIGS = [
-    ("train batch 1", 1, True, 250),
-    ("train batch 32", 32, True, 40),
-    ("train batch 128", 128, True, 15),
-    ("infer batch 1000", 1000, False, 5),
+    ("train batch 1", "cnn", 1, True, 250),
+    ("train batch 32", "cnn", 32, True, 40),
+    ("train batch 128", "cnn", 128, True, 15),
+    ("infer batch 1000", "cnn", 1000, False, 5),
+    ("MLP train batch 1", "mlp", 1, True, 250),
 ]
 #: untimed work at the start of every round (at least this many steps and seconds): the
 #: other framework just ran, and its BLAS / OpenMP threads may still spin for a while
@@ -100,7 +106,7 @@ def peak_rss_mb() -> float:
 class Ours:
     name = "ours"
 
-    def __init__(self, model: SeedCNN):
+    def __init__(self, model: SeedCNN | SeedMLP):
         self.model = model
         self.optimizer = SGD(list(_parameters(model)), lr=LEARNING_RATE, momentum=MOMENTUM)
 
@@ -119,7 +125,7 @@ class Ours:
             return self.model(images).data
 
 
-def _parameters(model: SeedCNN):
+def _parameters(model: SeedCNN | SeedMLP):
     from tinygrad_cnn.nn import get_parameters
 
     return get_parameters(model)
@@ -133,20 +139,25 @@ def _parameters(model: SeedCNN):
 class Torch:
     name = "torch"
 
-    def __init__(self, weights: dict[str, np.ndarray]):
+    def __init__(self, weights: dict[str, np.ndarray], network: str = "cnn"):
         import torch
         import torch.nn.functional as F
 
         torch.set_num_threads(2)
-        self.torch, self.F = torch, F
+        self.torch, self.F, self.network = torch, F, network
         self.params = {key: torch.tensor(value, requires_grad=True) for key, value in weights.items()}
         self.optimizer = torch.optim.SGD(list(self.params.values()), lr=LEARNING_RATE, momentum=MOMENTUM)
 
     def logits(self, images: np.ndarray):
-        """x/255 → [conv 3x3 pad 1 + per-position bias → relu → pad b/r 1 → pool 3x3/2] ×2
-        → conv + bias → relu → flatten → fc1 (weight in,out) → relu → fc2."""
+        """CNN: x/255 → [conv 3x3 pad 1 + per-position bias → relu → pad b/r 1 → pool 3x3/2] ×2
+        → conv + bias → relu → flatten → fc1 (weight in,out) → relu → fc2.
+        MLP: x/255 → flatten → fc1 (784→1000) → relu → fc2 (→100) → relu → fc3 (→10)."""
         torch, F, p = self.torch, self.F, self.params
         x = torch.from_numpy(images.astype(np.float32)) * np.float32(1 / 255)
+        if self.network == "mlp":
+            x = F.relu(x.flatten(1) @ p["fc1.weight"] + p["fc1.bias"])
+            x = F.relu(x @ p["fc2.weight"] + p["fc2.bias"])
+            return x @ p["fc3.weight"] + p["fc3.bias"]
         for layer, pool in (("conv1", True), ("conv2", True), ("conv3", False)):
             x = F.relu(F.conv2d(x, p[f"{layer}.weight"], padding=1) + p[f"{layer}.bias"])
             if pool:
@@ -173,19 +184,21 @@ class Torch:
             return self.logits(images).numpy()
 
 
-def try_torch(weights: dict[str, np.ndarray]) -> tuple[Optional[Torch], str]:
+def try_torch(weights: dict[str, np.ndarray], network: str = "cnn") -> tuple[Optional[Torch], str]:
     try:
         import torch  # noqa: F401
     except ImportError:
         return None, "PyTorch is not importable: timing ours only (pip install torch==2.13.0 to compare)"
-    return Torch(weights), f"PyTorch {__import__('torch').__version__}, {__import__('torch').get_num_threads()} threads"
+    return Torch(weights, network), f"PyTorch {__import__('torch').__version__}, {__import__('torch').get_num_threads()} threads"
 
 
-def check_agreement(weights: dict[str, np.ndarray], images: np.ndarray, labels: np.ndarray) -> str:
-    """Losses, logits and every parameter gradient of ours and torch must agree (float32)."""
-    model = SeedCNN(seed=0)
+def check_agreement(weights: dict[str, np.ndarray], images: np.ndarray, labels: np.ndarray,
+                    network: str = "cnn") -> str:
+    """Losses, logits and every parameter gradient of ours and torch must agree (float32);
+    ``weights`` are those of ``NETWORKS[network](seed=0)``."""
+    model = NETWORKS[network](seed=0)
     ours = Ours(model)
-    reference = Torch(weights)
+    reference = Torch(weights, network)
     loss = model(images).cross_entropy(labels)
     loss.backward()
     torch_loss = reference.loss(images, labels)
@@ -221,13 +234,14 @@ def time_round(run: Callable[[], object], steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def measure(frameworks: list, images: np.ndarray, labels: np.ndarray, rounds: int) -> list[dict]:
-    """Median ms per step of every config, the frameworks alternating round by round."""
+def measure(frameworks: dict[str, list], images: np.ndarray, labels: np.ndarray, rounds: int) -> list[dict]:
+    """Median ms per step of every config, the frameworks (per network: ours, then torch if
+    present) alternating round by round."""
     results = []
-    for name, batch, train, steps in CONFIGS:
+    for name, network, batch, train, steps in CONFIGS:
         batch_images, batch_labels = images[:batch], labels[:batch]
         runs = []
-        for framework in frameworks:
+        for framework in frameworks[network]:
             if train:
                 runs.append(lambda f=framework: f.train_step(batch_images, batch_labels))
             else:
@@ -238,9 +252,10 @@ def measure(frameworks: list, images: np.ndarray, labels: np.ndarray, rounds: in
         for _ in range(rounds):
             for index, run in enumerate(runs):
                 seconds[index].append(time_round(run, steps))
-        row = {"config": name, "batch": batch, "train": train}
-        flop = (TRAIN_FLOP_PER_IMAGE if train else INFER_FLOP_PER_IMAGE) * batch
-        for framework, samples in zip(frameworks, seconds):
+        row = {"config": name, "network": network, "batch": batch, "train": train}
+        flop = (MLP_TRAIN_FLOP_PER_IMAGE if network == "mlp" else
+                TRAIN_FLOP_PER_IMAGE if train else INFER_FLOP_PER_IMAGE) * batch
+        for framework, samples in zip(frameworks[network], seconds):
             median = statistics.median(samples)
             row[framework.name] = {
                 "ms": median * 1e3,
@@ -431,20 +446,24 @@ def main() -> None:
               f"{result['rss_end_mb']:.1f} MB at the end (growth {result['growth_mb']:+.1f} MB), "
               f"peak {result['peak_mb']:.1f} MB")
     else:
-        model = SeedCNN(seed=0)
-        weights = state_dict(model)
-        reference, note = try_torch(weights)
-        print(f"data: {source}; numpy {np.__version__}; {note}")
-        frameworks = [Ours(model)]
-        if reference is not None:
-            print("agreement check:", check_agreement(weights, images[:64], labels[:64]))
-            frameworks.append(reference)
-            report["torch"] = __import__("torch").__version__
+        frameworks: dict[str, list] = {}
+        for network, network_class in NETWORKS.items():
+            model = network_class(seed=0)
+            weights = state_dict(model)
+            reference, note = try_torch(weights, network)
+            if network == "cnn":
+                print(f"data: {source}; numpy {np.__version__}; {note}")
+            frameworks[network] = [Ours(model)]
+            if reference is not None:
+                print(f"agreement check ({network_class.__name__}):",
+                      check_agreement(weights, images[:64], labels[:64], network))
+                frameworks[network].append(reference)
+                report["torch"] = __import__("torch").__version__
         report["results"] = measure(frameworks, images, labels, args.rounds)
-        print_table(report["results"], reference is not None)
+        print_table(report["results"], "torch" in report)
         if not args.no_rss:
             report["peak_rss_mb"] = {"ours train batch 128": rss_of(128)}
-            if reference is not None:
+            if "torch" in report:
                 report["peak_rss_mb"]["torch train batch 128"] = rss_of(128, "torch")
             print("peak RSS (fresh process, 20 train steps at batch 128): "
                   + ", ".join(f"{key} {value:.0f} MB" for key, value in report["peak_rss_mb"].items() if value))
