@@ -222,6 +222,24 @@ def test_pool_work_buffers_of_the_same_shape_but_other_input_size_are_not_mixed_
         np.testing.assert_array_equal(fast, expected)
 
 
+def test_pool_gradient_grids_of_the_same_shape_but_other_windows_are_not_mixed_up():
+    """3x3/2 and 2x2/2 pools of a 28-wide input both work on a 14x14 window grid, with 13x13
+    and 14x14 real windows. A 2x2 window holding a NaN routes its gradient nowhere, so it
+    stays in that pool's work grid at row 13, a spare row for the 3x3 pool: it must not reach
+    the 3x3 pool's gradient."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 2, 28, 28))
+    with_nan = x.copy()
+    with_nan[0, 0, 27, 27] = np.nan
+    Tensor(with_nan, requires_grad=True).max_pool2d(2, 2).backward(np.ones((2, 2, 14, 14)))
+    grad_out = rng.standard_normal((2, 2, 13, 13))
+    tensor = Tensor(x, requires_grad=True)
+    tensor.max_pool2d(3, 2).backward(grad_out)
+    _, expected = max_pool2d_loops(x, (3, 3), (2, 2), grad_out)
+    # equal up to the order in which overlapping windows' shares are added
+    np.testing.assert_allclose(tensor.grad, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("relu", [False, True])
 def test_padded_max_pool_routes_ties_to_the_first_tap_and_relu_zeros_nowhere(relu):
     """Ties and relu in the pool VJP: in a constant window the first tap (row-major) gets all of G;

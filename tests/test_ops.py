@@ -199,6 +199,24 @@ def test_conv2d_matches_the_loop_specification(case, seed):
     np.testing.assert_allclose(fast, conv2d_loops(x, weight, **options), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("groups", [1, 2])
+def test_conv2d_weight_gradient_over_a_long_batch_equals_the_definition(groups):
+    """A small filter bank over many windows (here 21·28·28 ≥ 16,384) takes the weight gradient's
+    per-output-row path in kernels.weight_gradient: dw[o,c,p,q] = Σ_{n,i,j} G[n,o,i,j] xp[n,c,i+p,j+q]."""
+    rng = np.random.default_rng(3)
+    x, weight = rng.standard_normal((21, 2, 28, 28)), rng.standard_normal((4, 2 // groups, 3, 3))
+    grad_out = rng.standard_normal((21, 4, 28, 28))
+    weight_tensor = Tensor(weight, requires_grad=True)
+    Tensor(x).conv2d(weight_tensor, padding=1, groups=groups).backward(grad_out)
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), axis=(2, 3))
+    per_group = 4 // groups
+    expected = np.concatenate([
+        np.einsum("noij,ncijpq->ocpq", grad_out[:, g * per_group : (g + 1) * per_group],
+                  windows[:, g * (2 // groups) : (g + 1) * (2 // groups)])
+        for g in range(groups)])
+    np.testing.assert_allclose(weight_tensor.grad, expected, rtol=1e-10, atol=1e-9)
+
+
 def test_depthwise_conv2d_mixes_no_channels():
     """groups = C: each output channel sees only its own input channel."""
     x = np.zeros((1, 3, 4, 4))

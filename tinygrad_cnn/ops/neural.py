@@ -104,7 +104,7 @@ class Conv2d(Function):
             grad_x = kernels.col2im(self.weight, grad_matrix, groups, self.stride, self.padding, self.dilation,
                                     self.x_shape, output.shape[1:3])
         if self.needs_input_grad[1]:
-            grad_weight = kernels.weight_gradient(self.columns, grad_matrix, self.weight.shape)
+            grad_weight = kernels.weight_gradient(self.columns, grad_matrix, self.weight.shape, output.shape[1])
         if self.bias_ndim is not None and self.needs_input_grad[2]:  # Σ_n as a matrix-vector product: faster than .sum(axis=3)
             per_position = grad_z.reshape(-1, output.shape[3]) @ np.ones(output.shape[3], dtype=output.dtype)
             grad_bias = per_position.reshape(output.shape[:3])
@@ -150,22 +150,29 @@ class MaxPool2d(Function):
         self.kernel_size, self.stride, self.padding, self.relu = kernel_size, stride, padding, relu
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        planes, out_hw = kernels.to_phase_planes(x, self.kernel_size, self.stride, self.padding,
-                                                 keep=self.needs_input_grad[0])
-        taps = kernels.plane_taps(self.kernel_size, self.stride, out_hw)
-        output = planes[next(taps)].copy()
+        windows = kernels.PoolWindows(x.shape, self.kernel_size, self.stride, self.padding)
+        planes = windows.to_phase_planes(x, keep=self.needs_input_grad[0])
+        grid, output = windows.new_grid(x.dtype)  # output: the flat windows of the grid
+        taps = windows.tap_slices(planes)
+        np.copyto(output, next(taps))
         for tap in taps:
-            np.maximum(output, planes[tap], out=output)
+            np.maximum(output, tap, out=output)
         if self.relu:
             np.maximum(output, 0, out=output)
         if self.needs_input_grad[0]:
-            self.planes, self.output, self.input_hw = planes, output, x.shape[2:]
-        return kernels.batch_first(output)
+            self.windows, self.planes, self.grid = windows, planes, grid
+        return kernels.batch_first(windows.real(grid))
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        grad = kernels.batch_last(grad_out) * (self.output > 0) if self.relu else np.array(kernels.batch_last(grad_out))
-        grad_planes = kernels.route_to_first_maximum(self.planes, self.output, grad, self.kernel_size, self.stride)
-        return (kernels.from_phase_planes(grad_planes, self.input_hw, self.stride, self.padding),)
+        windows, grid = self.windows, self.grid
+        grad_grid, grad = windows.work_grid("max pool gradient", grad_out.dtype)
+        if self.relu:
+            np.multiply(kernels.batch_last(grad_out), windows.real(grid) > 0, out=windows.real(grad_grid))
+        else:
+            windows.real(grad_grid)[...] = kernels.batch_last(grad_out)
+        output = grid.reshape(-1)[: windows.length]
+        grad_planes = kernels.route_to_first_maximum(windows, self.planes, output, grad)
+        return (windows.from_phase_planes(grad_planes),)
 
     def describe(self) -> str:
         """'Zero padding (bottom 1, right 1) + 3x3/2 Max pooling + ReLU'."""
@@ -188,21 +195,26 @@ class AvgPool2d(Function):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, ((0, 0), (0, 0))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        planes, out_hw = kernels.to_phase_planes(x, self.kernel_size, self.stride, self.padding, keep=False)
-        taps = kernels.plane_taps(self.kernel_size, self.stride, out_hw)
-        output = planes[next(taps)].copy()
+        windows = kernels.PoolWindows(x.shape, self.kernel_size, self.stride, self.padding)
+        planes = windows.to_phase_planes(x, keep=False)
+        grid, output = windows.new_grid(x.dtype)
+        taps = windows.tap_slices(planes)
+        np.copyto(output, next(taps))
         for tap in taps:
-            output += planes[tap]
+            output += tap
         output *= output.dtype.type(1 / (self.kernel_size[0] * self.kernel_size[1]))
-        self.planes_shape, self.input_hw = planes.shape, x.shape[2:]
-        return kernels.batch_first(output)
+        self.windows = windows
+        return kernels.batch_first(windows.real(grid))
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        share = kernels.batch_last(grad_out) * grad_out.dtype.type(1 / (self.kernel_size[0] * self.kernel_size[1]))
-        grad_planes = np.zeros(self.planes_shape, dtype=grad_out.dtype)
-        for tap in kernels.plane_taps(self.kernel_size, self.stride, share.shape[1:3]):
-            grad_planes[tap] += share
-        return (kernels.from_phase_planes(grad_planes, self.input_hw, self.stride, self.padding),)
+        windows = self.windows
+        share_grid, share = windows.work_grid("average pool gradient", grad_out.dtype)
+        np.multiply(kernels.batch_last(grad_out), 1 / (self.kernel_size[0] * self.kernel_size[1]),
+                    out=windows.real(share_grid))
+        grad_planes = np.zeros(windows.stride + (windows.plane_size,), dtype=grad_out.dtype)
+        for grad_tap in windows.tap_slices(grad_planes):
+            grad_tap += share
+        return (windows.from_phase_planes(grad_planes),)
 
     def describe(self) -> str:
         return f"{self.kernel_size[0]}x{self.kernel_size[1]}/{_pair_text(self.stride)} Average pooling"
