@@ -71,7 +71,7 @@ class Function:
         """
         from tinygrad_cnn.tensor import Tensor, constant_like
 
-        for x in inputs:
+        for x in inputs:  # (all Tensors, the usual case: nothing to wrap, no new tuple)
             if not isinstance(x, Tensor):
                 reference = next((x for x in inputs if isinstance(x, Tensor) and x.dtype.kind == "f"), None)
                 inputs = tuple(x if isinstance(x, Tensor) else constant_like(x, reference) for x in inputs)

@@ -267,8 +267,9 @@ class Tensor:
     @classmethod
     def _from_op(cls, op: Function, inputs: tuple["Tensor", ...]) -> "Tensor":
         """Run ``op`` forward on the inputs' data and record it if a gradient is needed."""
-        # (list comprehensions, not generators, and no clock without hooks: this runs once per
-        # op, and a batch-1 step is mostly such per-op overhead)
+        # Once per op, and a batch-1 step is mostly such overhead: list comprehensions, not
+        # generators, and no clock without hooks (with Function.apply's and the cheaper
+        # checks, measured on a chain of relus: 4.6 -> 3.3 µs per op forward, 4.6 -> 4.2 back)
         if _recording:
             needs = tuple([tensor.requires_grad for tensor in inputs])
             requires_grad = True in needs
@@ -479,7 +480,8 @@ class Tensor:
             # An array that owns its memory (no view) and that nothing else refers to (no other
             # tensor's grad, no saved array, no user variable: backward handed over its only
             # reference) can be kept without a copy: no one else can ever see it change.
-            # Measured: the batch-1 SeedCNN step -28 µs (fc1's 1.25 MB gradient), SeedMLP -70 µs.
+            # Measured on the batch-1 step: SeedCNN -30 µs (fc1's 1.25 MB gradient), SeedMLP
+            # -150 µs (fc1's 3.1 MB: the copy, and the cache contents it evicted).
             self.grad = grad
         else:
             self.grad = np.array(grad, dtype=self.dtype)  # a private copy of the right shape
