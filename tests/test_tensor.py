@@ -108,11 +108,14 @@ def test_a_leaf_gradient_is_private_even_when_vjps_return_shared_arrays():
     KeepsItsGradient.apply(x).sum().backward()
     x.grad += 1
     np.testing.assert_array_equal(kept_elsewhere.pop(), [2.0, 2.0])
-    matrix = Tensor(np.ones((2, 3)), requires_grad=True)
-    flat = matrix.reshape(6)
-    (flat * 1.0).backward(np.arange(6.0))  # matrix's gradient is a view of flat's
+    matrix, flat_seed = Tensor(np.ones((2, 3)), requires_grad=True), np.arange(6.0)
+    matrix.reshape(6).backward(flat_seed)  # matrix's gradient: a view of the user's array
     matrix.grad[0, 0] = 99
-    assert not np.shares_memory(matrix.grad, np.arange(6.0))
+    np.testing.assert_array_equal(flat_seed, np.arange(6.0))
+    leaf, given = Tensor(np.ones(3), requires_grad=True), np.ones(3)
+    leaf.backward(given)  # the leaf itself: its gradient is the user's array
+    leaf.grad *= 5
+    np.testing.assert_array_equal(given, np.ones(3))
 
 
 def test_a_fresh_vjp_result_that_nothing_else_holds_becomes_the_leaf_gradient_without_a_copy():

@@ -475,8 +475,8 @@ class Tensor:
         change another tensor's gradient or an array the user holds."""
         if self.grad is not None:
             self.grad += grad
-        elif (grad.dtype == self.dtype and grad.base is None and grad.flags.writeable
-              and sys.getrefcount(grad) <= _LONE_ARGUMENT):
+        elif (type(grad) is np.ndarray and grad.dtype == self.dtype and grad.base is None
+              and grad.flags.writeable and sys.getrefcount(grad) <= _LONE_ARGUMENT):
             # An array that owns its memory (no view) and that nothing else refers to (no other
             # tensor's grad, no saved array, no user variable: backward handed over its only
             # reference) can be kept without a copy: no one else can ever see it change.
