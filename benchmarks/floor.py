@@ -1,0 +1,112 @@
+"""The floor of a SeedCNN train step on this machine: what the GEMMs alone take, and what
+moving the step's arrays through memory takes, measured here.
+
+    PYTHONPATH=. python benchmarks/floor.py            # table for batch 1, 32 and 128
+
+For each batch size it times (best of several rounds, 2 BLAS threads):
+
+* GEMMs: exactly the matrix products of one train step (the three convolutions' forward,
+  input-gradient and weight-gradient GEMMs in the shapes kernels.py runs them, and the two
+  dense layers' three each), on random arrays, nothing else;
+* traffic: the bytes of every array the step must write once and read back once (the
+  im2col columns, each layer's output and its gradient, the pool's phase planes and their
+  gradient), divided by the bandwidth of a numpy pass measured on arrays of that size.
+
+GEMMs + traffic is a floor for any numpy implementation that builds the columns and keeps
+the layers as separate passes; the time above it is passes over memory that a fused kernel
+(PyTorch's oneDNN convolution and pooling) does not make.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from tinygrad_cnn.kernels import PoolWindows
+
+# (name, in channels, out channels, input size, pooled after?)
+CONVS = [("conv1", 1, 16, 28, True), ("conv2", 16, 32, 14, True), ("conv3", 32, 64, 7, False)]
+DENSE = [(3136, 100), (100, 10)]
+
+
+def best_seconds(run, rounds: int = 7, repeat: int = 3) -> float:
+    run()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeat):
+            run()
+        best = min(best, (time.perf_counter() - start) / repeat)
+    return best
+
+
+def gemm_products(batch: int, rng: np.random.Generator) -> list:
+    """(A, B) pairs of every matrix product of one train step."""
+    pairs = []
+    for index, (_, channels, out_channels, size, _) in enumerate(CONVS):
+        rows, length = 9 * channels, size * size * batch
+        columns = rng.standard_normal((rows, length), dtype=np.float32)
+        grad = rng.standard_normal((out_channels, length), dtype=np.float32)
+        weight = rng.standard_normal((out_channels, rows), dtype=np.float32)
+        pairs.append((weight, columns))  # forward
+        if rows * out_channels <= 512 and length >= 16384:  # weight gradient per output row (kernels.weight_gradient)
+            pairs.append((columns.reshape(rows, size, -1).transpose(1, 0, 2), grad.reshape(out_channels, size, -1).transpose(1, 2, 0)))
+        else:
+            pairs.append((columns, grad.T))
+        if index > 0:  # input gradient, one GEMM per kernel row
+            for _ in range(3):
+                pairs.append((np.ascontiguousarray(weight[:, : 3 * channels].T), grad))
+    for inputs, outputs in DENSE:
+        x = rng.standard_normal((batch, inputs), dtype=np.float32)
+        weight = rng.standard_normal((inputs, outputs), dtype=np.float32)
+        grad = rng.standard_normal((batch, outputs), dtype=np.float32)
+        pairs += [(x, weight), (grad, weight.T), (x.T, grad)]
+    return pairs
+
+
+def traffic_bytes(batch: int) -> int:
+    """Bytes written once and read once by a train step's non-GEMM passes (float32)."""
+    elements = 0
+    for _, channels, out_channels, size, pooled in CONVS:
+        columns = 9 * channels * size * size * batch
+        output = out_channels * size * size * batch
+        elements += 2 * columns + 2 * output  # columns (forward) and their gradient's col2im; output and its gradient
+        if pooled:
+            windows = PoolWindows((batch, out_channels, size, size), (3, 3), (2, 2), ((0, 1), (0, 1)))
+            planes = 4 * windows.plane_size
+            grid = int(np.prod(windows.grid_shape))
+            elements += 2 * planes + 2 * grid  # planes and their gradient; the pooled output and its gradient
+    return 2 * 4 * elements  # each written once and read once, 4 bytes each
+
+
+def pass_bandwidth(elements: int) -> float:
+    """Bytes per second of a numpy add (read two arrays, write one) on arrays of ``elements``."""
+    a, b = np.ones(elements, np.float32), np.ones(elements, np.float32)
+    out = np.empty_like(a)
+    seconds = best_seconds(lambda: np.add(a, b, out=out))
+    return 3 * 4 * elements / seconds
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    print(f"{'batch':>6}{'GEMMs ms':>10}{'GFLOP/s':>9}{'traffic MB':>12}{'GB/s':>7}{'traffic ms':>12}{'floor ms':>10}")
+    for batch in (1, 32, 128):
+        pairs = gemm_products(batch, rng)
+        # each product alone, best of several rounds, into a kept buffer (as in a step: a fresh
+        # multi-MB result would be page-faulted in each time)
+        gemm_seconds = 0.0
+        for a, b in pairs:
+            out = np.empty(np.matmul(a, b).shape, dtype=np.float32)
+            gemm_seconds += best_seconds(lambda: np.matmul(a, b, out=out))
+        flop = sum(2 * int(np.prod(a.shape)) * b.shape[-1] for a, b in pairs)
+        traffic = traffic_bytes(batch)
+        # the typical array of this batch size: one conv1 output
+        bandwidth = pass_bandwidth(16 * 28 * 28 * batch)
+        traffic_seconds = traffic / bandwidth
+        print(f"{batch:>6}{gemm_seconds * 1e3:>10.2f}{flop / gemm_seconds / 1e9:>9.1f}{traffic / 1e6:>12.1f}"
+              f"{bandwidth / 1e9:>7.1f}{traffic_seconds * 1e3:>12.2f}{(gemm_seconds + traffic_seconds) * 1e3:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()
