@@ -158,11 +158,12 @@ class MaxPool2d(Function):
         planes = windows.to_phase_planes(x, keep=self.needs_input_grad[0])
         grid, output = windows.new_grid(x.dtype)  # output: the flat windows of the grid
         taps = windows.tap_slices(planes)
-        np.copyto(output, next(taps))
+        if self.relu:  # max(0, t₀, t₁, …) = relu(max(t₀, t₁, …)): the relu costs no pass of its own
+            np.maximum(next(taps), 0, out=output)
+        else:
+            np.copyto(output, next(taps))
         for tap in taps:
             np.maximum(output, tap, out=output)
-        if self.relu:
-            np.maximum(output, 0, out=output)
         if self.needs_input_grad[0]:
             self.windows, self.planes, self.grid = windows, planes, grid
         return kernels.batch_first(windows.real(grid))
