@@ -13,8 +13,8 @@ For each batch size it times (best of several rounds, 2 BLAS threads):
   gradient), divided by the bandwidth of a numpy pass measured on arrays of that size.
 
 GEMMs + traffic is a floor for any numpy implementation that builds the columns and keeps
-the layers as separate passes; the time above it is passes over memory that a fused kernel
-(PyTorch's oneDNN convolution and pooling) does not make.
+the layers as separate passes; the time above it is passes over memory that compiled, fused
+kernels (PyTorch's) do not make.
 """
 
 from __future__ import annotations
