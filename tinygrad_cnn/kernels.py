@@ -17,8 +17,8 @@ The ops take any N,C,H,W array and return an N,C,H,W-shaped *view* of C,H,W,N me
 (``batch_first``): the next conv or pool reads it back as C,H,W,N for free (``batch_last``
 is then a no-copy view), every other op sees an ordinary array of the public shape, and
 flattening a conv's output to N,C·H·W stays a view (a pool's output is a view of the real
-windows of its window grid, so flattening it copies). Measured on the seed CNN: about 3x faster per
-batch-128 step than the N,C,H,W sliding-window version this replaced.
+windows of its window grid, so flattening it copies). Measured on the seed CNN: about 3x
+faster per batch-128 step than the N,C,H,W sliding-window version this replaced.
 
 Words used with one meaning each: a *tap* (p, q) is one offset inside the kh×kw window;
 ``tap index`` is the numpy index that picks tap (p, q) of every window at once. *Columns*
@@ -86,8 +86,9 @@ def window_taps(kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair) -> tup
     a (…, H, W, N) array: the elements […, i·sh + p·dh, j·sw + q·dw, :] for all outputs i, j.
 
     Cached per geometry, like ``pool_windows``: at batch 1 the Python that works out the
-    geometry costs as much as the arithmetic (with the other caches below, about 0.1 ms of
-    a 1.35 ms SeedCNN step).
+    geometry costs as much as the arithmetic. With those two caches, the running scratch
+    total and a batch-of-one conv bias gradient without a GEMV, the SeedCNN batch-1 step went
+    from 1.32–1.41 to 1.13–1.20 ms (measured side by side).
     """
     taps = []
     for p in range(kernel[0]):
