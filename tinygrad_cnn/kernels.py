@@ -293,20 +293,67 @@ def _phases(size: int, before: int, stride: int) -> list[tuple[int, slice, slice
     return phases
 
 
-def route_to_first_maximum(windows: PoolWindows, planes: np.ndarray, output: np.ndarray,
-                           grad: np.ndarray) -> np.ndarray:
-    """Flat gradient planes: each window's G goes to its first tap, in row-major order, that
-    equals the window's maximum (PyTorch's tie rule); overlapping windows add up.
+def route_to_first_maximum(windows: PoolWindows, planes: np.ndarray, output_grid: np.ndarray,
+                           grad_out: np.ndarray, relu: bool) -> np.ndarray:
+    """dx (N,C,H,W view of C,H,W,N memory): each real window's G goes to its first tap, in
+    row-major order, that equals the window's output (PyTorch's tie rule); overlapping windows
+    add up; what lands on the padding is dropped, and so is the G of a window no tap equals
+    (a NaN window) or, with ``relu``, of a window whose output is 0.
 
-    ``output`` and ``grad`` are the first ``length`` windows of C,Hq,Wq,N grids; ``grad``
-    (0 at spare windows) is consumed: after a tap takes its share, the rest is exactly 0
-    where it won, so later equal taps get nothing. Re-finding the winners here costs less
-    than tracking them in forward (measured side by side).
+    Finding the winners (flat taps): per tap, in order, ``hit = tap == output``, ``found |=
+    hit``, ``count += found``; a window's count ends as the number of taps from its first hit
+    on (0: no winner), and one table lookup turns it into the winner's place in the padded
+    input. Scattering: one ``np.add.at`` of every window's G at its winner's place in a
+    zero-padded C,H,W,N gradient (the no-winner windows at one extra, discarded element),
+    then the padding is cut off. It replaced a masked multiply, add and subtract per tap on
+    float grids and the copy back from the phase planes: SeedCNN step 31 → 29 ms at batch
+    128 and 8.0 → 7.8 ms at batch 32 (measured side by side).
     """
-    routed = np.empty_like(grad)
-    grad_planes = np.zeros(planes.shape, dtype=grad.dtype)
-    for tap, grad_tap in zip(windows.tap_slices(planes), windows.tap_slices(grad_planes)):
-        np.multiply(grad, tap == output, out=routed)
-        grad_tap += routed
-        grad -= routed
-    return grad_planes
+    length = windows.length
+    output = output_grid.reshape(-1)[:length]
+    # counts beyond `length` (spare windows only) are never written, so they stay 0
+    count_grid = scratch(f"first-maximum counts of {length} windows", windows.grid_shape, np.dtype(np.uint8))
+    count, found = count_grid.reshape(-1)[:length], scratch("taps found", (length,), np.dtype(np.bool_))
+    hit = scratch("taps hit", (length,), np.dtype(np.bool_))
+    count.fill(0)
+    found.fill(False)
+    for tap in windows.tap_slices(planes):
+        np.equal(tap, output, out=hit)
+        np.logical_or(found, hit, out=found)
+        np.add(count, found.view(np.uint8), out=count)
+    if relu:  # relu'(0) = 0: a window whose output is 0 routes nothing
+        np.greater(output, 0, out=hit)
+        np.multiply(count, hit.view(np.uint8), out=count)
+    origins, place_of_count, padded_shape = scatter_geometry(windows.grid_shape, windows.input_hw, windows.out_hw,
+                                                             windows.kernel, windows.stride, windows.padding)
+    places = np.take(place_of_count, windows.real(count_grid))  # C,Ho,Wo,N
+    places += origins
+    discard = place_of_count[0]
+    np.minimum(places, discard, out=places)  # every no-winner window at the one discarded element
+    grad_padded = np.zeros(discard + 1, dtype=grad_out.dtype)
+    np.add.at(grad_padded, places.reshape(-1), np.ascontiguousarray(batch_last(grad_out)).reshape(-1))
+    grad_padded = grad_padded[:discard].reshape(padded_shape)
+    (top, _), (left, _) = windows.padding
+    height, width = windows.input_hw
+    return batch_first(np.ascontiguousarray(grad_padded[:, top : top + height, left : left + width]))
+
+
+@functools.lru_cache(maxsize=8)
+def scatter_geometry(grid_shape: tuple[int, ...], input_hw: Pair, out_hw: Pair, kernel: Pair, stride: Pair,
+                     padding: tuple[Pair, Pair]) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """(origins, place of count, padded shape) for ``route_to_first_maximum`` (read-only, cached).
+
+    origins (C,Ho,Wo,N): the flat place of every real window's tap (0, 0) in the zero-padded
+    C,H,W,N input; place of count[k]: the offset of the first hit of a window whose count is
+    k, i.e. of tap kh·kw − k (row-major), and for k = 0 the padded size (discarded).
+    """
+    channels, batch = grid_shape[0], grid_shape[-1]
+    padded_height, padded_width = input_hw[0] + sum(padding[0]), input_hw[1] + sum(padding[1])
+    rows = (np.arange(channels)[:, None] * padded_height + np.arange(out_hw[0]) * stride[0]) * padded_width
+    columns = (np.arange(out_hw[1])[:, None] * stride[1]) * batch + np.arange(batch)
+    origins = (rows[:, :, None, None] * batch + columns).astype(np.intp)
+    offsets = [(p * padded_width + q) * batch for p in range(kernel[0]) for q in range(kernel[1])]
+    padded_size = channels * padded_height * padded_width * batch
+    place_of_count = np.array([padded_size] + offsets[::-1], dtype=np.intp)
+    origins.flags.writeable = place_of_count.flags.writeable = False
+    return origins, place_of_count, (channels, padded_height, padded_width, batch)

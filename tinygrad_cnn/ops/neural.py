@@ -169,15 +169,7 @@ class MaxPool2d(Function):
         return kernels.batch_first(windows.real(grid))
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        windows, grid = self.windows, self.grid
-        grad_grid, grad = windows.work_grid("max pool gradient", grad_out.dtype)
-        if self.relu:
-            np.multiply(kernels.batch_last(grad_out), windows.real(grid) > 0, out=windows.real(grad_grid))
-        else:
-            windows.real(grad_grid)[...] = kernels.batch_last(grad_out)
-        output = grid.reshape(-1)[: windows.length]
-        grad_planes = kernels.route_to_first_maximum(windows, self.planes, output, grad)
-        return (windows.from_phase_planes(grad_planes),)
+        return (kernels.route_to_first_maximum(self.windows, self.planes, self.grid, grad_out, self.relu),)
 
     def describe(self) -> str:
         """'Zero padding (bottom 1, right 1) + 3x3/2 Max pooling + ReLU'."""
