@@ -3,6 +3,7 @@
     PYTHONPATH=. python benchmarks/train_step.py                 # table: ours vs torch
     PYTHONPATH=. python benchmarks/train_step.py --json out.json # also write the results
     PYTHONPATH=. python benchmarks/train_step.py --profile       # per-op table of a batch-128 step
+    PYTHONPATH=. python benchmarks/train_step.py --each-round    # also every round's times
     PYTHONPATH=. python benchmarks/train_step.py --steps 2000    # RSS at start vs end of a long run
     PYTHONPATH=. python benchmarks/train_step.py --epoch         # one MNIST epoch + evaluation
     PYTHONPATH=. python benchmarks/train_step.py --end-to-end    # the default recipe, ours then torch
@@ -234,9 +235,11 @@ def time_round(run: Callable[[], object], steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def measure(frameworks: dict[str, list], images: np.ndarray, labels: np.ndarray, rounds: int) -> list[dict]:
+def measure(frameworks: dict[str, list], images: np.ndarray, labels: np.ndarray, rounds: int,
+            each_round: bool = False) -> list[dict]:
     """Median ms per step of every config, the frameworks (per network: ours, then torch if
-    present) alternating round by round."""
+    present) alternating round by round; with ``each_round``, every round's times are printed
+    as they come (the machine's slow spells show up as runs of slow rounds)."""
     results = []
     for name, network, batch, train, steps in CONFIGS:
         batch_images, batch_labels = images[:batch], labels[:batch]
@@ -249,9 +252,14 @@ def measure(frameworks: dict[str, list], images: np.ndarray, labels: np.ndarray,
         for run in runs:  # warm-up: buffers, BLAS threads, caches
             time_round(run, max(2, steps // 2))
         seconds: list[list[float]] = [[] for _ in runs]
-        for _ in range(rounds):
+        for round_number in range(rounds):
             for index, run in enumerate(runs):
                 seconds[index].append(time_round(run, steps))
+            if each_round:
+                times = [samples[-1] * 1e3 for samples in seconds]
+                ratio = f"  ours/torch {times[0] / times[1]:.2f}" if len(times) > 1 else ""
+                print(f"{name} round {round_number + 1}: " + "  ".join(
+                    f"{framework.name} {ms:.2f} ms" for framework, ms in zip(frameworks[network], times)) + ratio)
         row = {"config": name, "network": network, "batch": batch, "train": train}
         flop = (MLP_TRAIN_FLOP_PER_IMAGE if network == "mlp" else
                 TRAIN_FLOP_PER_IMAGE if train else INFER_FLOP_PER_IMAGE) * batch
@@ -259,6 +267,7 @@ def measure(frameworks: dict[str, list], images: np.ndarray, labels: np.ndarray,
             median = statistics.median(samples)
             row[framework.name] = {
                 "ms": median * 1e3,
+                "rounds_ms": [sample * 1e3 for sample in samples],
                 "images_per_s": batch / median,
                 "gflop_per_s": flop / median / 1e9,
             }
@@ -419,6 +428,7 @@ def main() -> None:
                         help="the default examples/mnist.py recipe, ours then torch (same weights and data order)")
     parser.add_argument("--epochs", type=int, default=1, help="epochs of --end-to-end (3: also the time to 99 %%)")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocesses")
+    parser.add_argument("--each-round", action="store_true", help="also print every round's times")
     parser.add_argument("--rss-only", type=int, metavar="BATCH", help=argparse.SUPPRESS)
     parser.add_argument("--framework", default="ours", help=argparse.SUPPRESS)
     parser.add_argument("--rss-steps", type=int, default=20, help=argparse.SUPPRESS)
@@ -459,7 +469,7 @@ def main() -> None:
                       check_agreement(weights, images[:64], labels[:64], network))
                 frameworks[network].append(reference)
                 report["torch"] = __import__("torch").__version__
-        report["results"] = measure(frameworks, images, labels, args.rounds)
+        report["results"] = measure(frameworks, images, labels, args.rounds, args.each_round)
         print_table(report["results"], "torch" in report)
         if not args.no_rss:
             report["peak_rss_mb"] = {"ours train batch 128": rss_of(128)}
