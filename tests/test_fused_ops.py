@@ -254,3 +254,23 @@ def test_padded_max_pool_routes_ties_to_the_first_tap_and_relu_zeros_nowhere(rel
         zeros = Tensor(np.full((1, 1, 4, 4), -1.0), requires_grad=True)
         padded_max_pool(zeros, (2, 2), (1, 1), ((0, 0), (1, 1)), relu).sum().backward()
         np.testing.assert_array_equal(zeros.grad, np.zeros((1, 1, 4, 4)))
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_max_pool_with_more_than_255_taps_routes_to_the_first_maximum(relu):
+    """A window's count of taps from its first maximum on outgrows a byte at 256 taps: a 16x17
+    kernel (272 taps) over few levels (many ties) must still route every G to the first tap
+    that equals the window's maximum, as the loop specification does."""
+    rng = np.random.default_rng(8)
+    x = rng.integers(-1, 2, size=(2, 3, 18, 19)).astype(np.float64)
+    padding = ((1, 0), (0, 1))
+    tensor = Tensor(x, requires_grad=True)
+    output = padded_max_pool(tensor, (16, 17), (1, 2), padding, relu)
+    grad_out = rng.standard_normal(output.shape)
+    output.backward(grad_out)
+    pool_input = np.maximum(x, 0) if relu else x
+    expected_output, expected_grad = max_pool2d_loops(np.pad(pool_input, ((0, 0), (0, 0)) + padding), (16, 17),
+                                                      (1, 2), grad_out)
+    np.testing.assert_array_equal(output.data, expected_output)
+    expected_grad = expected_grad[:, :, 1:, :19] * ((x > 0) if relu else 1)
+    np.testing.assert_allclose(tensor.grad, expected_grad, rtol=1e-12, atol=1e-12)

@@ -303,16 +303,17 @@ def route_to_first_maximum(windows: PoolWindows, planes: np.ndarray, output_grid
     Finding the winners (flat taps): per tap, in order, ``hit = tap == output``, ``found |=
     hit``, ``count += found``; a window's count ends as the number of taps from its first hit
     on (0: no winner), and one table lookup (``winner_places``) turns it into the winner's
-    place in the input. Scattering: one ``np.add.at`` of every window's G at its winner's place in a
-    C,H,W,N gradient (the no-winner windows and the padding winners at one extra, discarded
-    element). It replaced a masked multiply, add and subtract per tap on float grids and the
-    copy back out of the phase planes: the SeedCNN step went 29.1 → 27.7 ms at batch 128 and
-    7.8 → 7.6 ms at batch 32, batch 1 unchanged (medians of 20 rounds alternating in one process).
+    place in the input. Scattering: one ``np.add.at`` of every window's G at its winner's
+    place in a C,H,W,N gradient (the no-winner windows and the padding winners at one extra,
+    discarded element). It replaced a masked multiply, add and subtract per tap on float
+    grids and the copy back out of the phase planes: the SeedCNN step went 29.1 → 27.7 ms at
+    batch 128 and 7.8 → 7.6 ms at batch 32, batch 1 unchanged (medians of 20 rounds
+    alternating in one process).
     """
-    length = windows.length
+    length, taps = windows.length, len(windows.taps)
     output = output_grid.reshape(-1)[:length]
     # counts beyond `length` (spare windows only) are never written, so they stay 0
-    count_grid = scratch(f"first-maximum counts of {length} windows", windows.grid_shape, np.dtype(np.uint8))
+    count_grid = scratch(f"first-maximum counts of {length} windows", windows.grid_shape, np.min_scalar_type(taps))
     count, found = count_grid.reshape(-1)[:length], scratch("taps found", (length,), np.dtype(np.bool_))
     hit = scratch("taps hit", (length,), np.dtype(np.bool_))
     count.fill(0)
@@ -349,17 +350,13 @@ def winner_places(input_hw: Pair, out_hw: Pair, kernel: Pair, stride: Pair, padd
     image, or a number beyond every place if it is padding (or k = 0: no winner);
     window rows (Ho, Wo, 1) holds (i·Wo + j)·(kh·kw + 1).
     """
-    (height, width), (top, _), (left, _) = input_hw, padding[0], padding[1]
-    taps = [(p, q) for p in range(kernel[0]) for q in range(kernel[1])]
-    beyond = np.iinfo(np.intp).max // 2
-    place_table = np.full(out_hw + (len(taps) + 1,), beyond, dtype=np.intp)
-    for i in range(out_hw[0]):
-        for j in range(out_hw[1]):
-            for count in range(1, len(taps) + 1):
-                p, q = taps[len(taps) - count]
-                row, column = i * stride[0] + p - top, j * stride[1] + q - left
-                if 0 <= row < height and 0 <= column < width:
-                    place_table[i, j, count] = (row * width + column) * batch
-    window_rows = (np.arange(out_hw[0] * out_hw[1]) * (len(taps) + 1)).reshape(out_hw + (1,))
+    (height, width), (top, _), (left, _), taps = input_hw, padding[0], padding[1], kernel[0] * kernel[1]
+    winning_tap = taps - np.arange(1, taps + 1)  # for counts 1 .. kh·kw
+    rows = (np.arange(out_hw[0]) * stride[0])[:, None, None] + winning_tap // kernel[1] - top  # (Ho, 1, kh·kw)
+    columns = (np.arange(out_hw[1]) * stride[1])[None, :, None] + winning_tap % kernel[1] - left  # (1, Wo, kh·kw)
+    inside = (rows >= 0) & (rows < height) & (columns >= 0) & (columns < width)
+    place_table = np.full(out_hw + (taps + 1,), np.iinfo(np.intp).max // 2, dtype=np.intp)  # beyond every place
+    place_table[:, :, 1:] = np.where(inside, (rows * width + columns) * batch, place_table[:, :, 1:])
+    window_rows = (np.arange(out_hw[0] * out_hw[1]) * (taps + 1)).reshape(out_hw + (1,))
     place_table.flags.writeable = window_rows.flags.writeable = False
     return place_table.reshape(-1), window_rows
