@@ -15,11 +15,17 @@ For each batch size it times (best of several rounds, 2 BLAS threads):
 GEMMs + traffic is a floor for any numpy implementation that builds the columns and keeps
 the layers as separate passes; the time above it is passes over memory that compiled, fused
 kernels (PyTorch's) do not make.
+
+Below the table, for comparison: OpenBLAS's rate on a large square product (what the step's
+thin products fall short of), and, when PyTorch is importable, its three convolutions forward
+and backward on the same shapes (oneDNN's direct convolution, no columns), next to our
+convolutions' GEMMs alone.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -41,9 +47,9 @@ def best_seconds(run, rounds: int = 7, repeat: int = 3) -> float:
     return best
 
 
-def gemm_products(batch: int, rng: np.random.Generator) -> list:
-    """(A, B) pairs of every matrix product of one train step."""
-    pairs = []
+def gemm_products(batch: int, rng: np.random.Generator) -> tuple[list, list]:
+    """(A, B) pairs of every matrix product of one train step: the convolutions', the dense layers'."""
+    pairs: list = []
     for index, (_, channels, out_channels, size, _) in enumerate(CONVS):
         rows, length = 9 * channels, size * size * batch
         columns = rng.standard_normal((rows, length), dtype=np.float32)
@@ -57,12 +63,58 @@ def gemm_products(batch: int, rng: np.random.Generator) -> list:
         if index > 0:  # input gradient, one GEMM per kernel row
             for _ in range(3):
                 pairs.append((np.ascontiguousarray(weight[:, : 3 * channels].T), grad))
+    dense: list = []
     for inputs, outputs in DENSE:
         x = rng.standard_normal((batch, inputs), dtype=np.float32)
         weight = rng.standard_normal((inputs, outputs), dtype=np.float32)
         grad = rng.standard_normal((batch, outputs), dtype=np.float32)
-        pairs += [(x, weight), (grad, weight.T), (x.T, grad)]
-    return pairs
+        dense += [(x, weight), (grad, weight.T), (x.T, grad)]
+    return pairs, dense
+
+
+def gemm_seconds(pairs: list) -> float:
+    """Each product alone, best of several rounds, into a kept buffer (as in a step: a fresh
+    multi-MB result would be page-faulted in each time), summed."""
+    seconds = 0.0
+    for a, b in pairs:
+        out = np.empty(np.matmul(a, b).shape, dtype=np.float32)
+        # an outer product (inner size 1, batch 1's dense weight gradient) via np.dot, as ops.MatMul does
+        product = np.dot if a.ndim == 2 and a.shape[1] == 1 else np.matmul
+        seconds += best_seconds(lambda: product(a, b, out=out))
+    return seconds
+
+
+def flop_of(pairs: list) -> int:
+    return sum(2 * int(np.prod(a.shape)) * b.shape[-1] for a, b in pairs)
+
+
+def square_gemm_rate(size: int = 2048) -> float:
+    """FLOP per second of OpenBLAS on one size × size float32 product."""
+    a = np.ones((size, size), np.float32)
+    out = np.empty_like(a)
+    return 2 * size**3 / best_seconds(lambda: np.matmul(a, a, out=out), rounds=5, repeat=1)
+
+
+def torch_convolutions_seconds(batch: int) -> Optional[float]:
+    """PyTorch's three SeedCNN convolutions, forward + backward (the weight gradient of each,
+    the input gradient of conv2 and conv3, as in a step), 2 threads; None without PyTorch."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+    torch.set_num_threads(2)
+    layers = []
+    for index, (_, channels, out_channels, size, _) in enumerate(CONVS):
+        x = torch.randn(batch, channels, size, size, requires_grad=index > 0)
+        weight = torch.randn(out_channels, channels, 3, 3, requires_grad=True)
+        layers.append((x, weight, torch.randn(batch, out_channels, size, size)))
+
+    def run() -> None:
+        for x, weight, grad in layers:
+            F.conv2d(x, weight, padding=1).backward(grad)
+
+    return best_seconds(run)
 
 
 def traffic_bytes(batch: int) -> int:
@@ -90,24 +142,28 @@ def pass_bandwidth(elements: int) -> float:
 
 def main() -> None:
     rng = np.random.default_rng(0)
+    conv_seconds: dict[int, float] = {}
     print(f"{'batch':>6}{'GEMMs ms':>10}{'GFLOP/s':>9}{'traffic MB':>12}{'GB/s':>7}{'traffic ms':>12}{'floor ms':>10}")
     for batch in (1, 32, 128):
-        pairs = gemm_products(batch, rng)
-        # each product alone, best of several rounds, into a kept buffer (as in a step: a fresh
-        # multi-MB result would be page-faulted in each time)
-        gemm_seconds = 0.0
-        for a, b in pairs:
-            out = np.empty(np.matmul(a, b).shape, dtype=np.float32)
-            # an outer product (inner size 1, batch 1's dense weight gradient) via np.dot, as ops.MatMul does
-            product = np.dot if a.ndim == 2 and a.shape[1] == 1 else np.matmul
-            gemm_seconds += best_seconds(lambda: product(a, b, out=out))
-        flop = sum(2 * int(np.prod(a.shape)) * b.shape[-1] for a, b in pairs)
+        conv_pairs, dense_pairs = gemm_products(batch, rng)
+        conv_seconds[batch] = gemm_seconds(conv_pairs)
+        seconds = conv_seconds[batch] + gemm_seconds(dense_pairs)
+        flop = flop_of(conv_pairs + dense_pairs)
         traffic = traffic_bytes(batch)
         # the typical array of this batch size: one conv1 output
         bandwidth = pass_bandwidth(16 * 28 * 28 * batch)
         traffic_seconds = traffic / bandwidth
-        print(f"{batch:>6}{gemm_seconds * 1e3:>10.2f}{flop / gemm_seconds / 1e9:>9.1f}{traffic / 1e6:>12.1f}"
-              f"{bandwidth / 1e9:>7.1f}{traffic_seconds * 1e3:>12.2f}{(gemm_seconds + traffic_seconds) * 1e3:>10.2f}")
+        print(f"{batch:>6}{seconds * 1e3:>10.2f}{flop / seconds / 1e9:>9.1f}{traffic / 1e6:>12.1f}"
+              f"{bandwidth / 1e9:>7.1f}{traffic_seconds * 1e3:>12.2f}{(seconds + traffic_seconds) * 1e3:>10.2f}")
+    print(f"OpenBLAS on one 2048 x 2048 product: {square_gemm_rate() / 1e9:.1f} GFLOP/s")
+    for batch in (32, 128):
+        conv_flop = flop_of(gemm_products(batch, rng)[0])
+        line = (f"batch {batch}: convolutions forward + backward, our GEMMs alone {conv_seconds[batch] * 1e3:.2f} ms"
+                f" ({conv_flop / conv_seconds[batch] / 1e9:.1f} GFLOP/s)")
+        torch_seconds = torch_convolutions_seconds(batch)
+        if torch_seconds is not None:
+            line += f"; PyTorch's whole convolutions {torch_seconds * 1e3:.2f} ms ({conv_flop / torch_seconds / 1e9:.1f} GFLOP/s)"
+        print(line)
 
 
 if __name__ == "__main__":
