@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -260,7 +260,7 @@ def measure(frameworks: dict[str, list], images: np.ndarray, labels: np.ndarray,
                 ratio = f"  ours/torch {times[0] / times[1]:.2f}" if len(times) > 1 else ""
                 print(f"{name} round {round_number + 1}: " + "  ".join(
                     f"{framework.name} {ms:.2f} ms" for framework, ms in zip(frameworks[network], times)) + ratio)
-        row = {"config": name, "network": network, "batch": batch, "train": train}
+        row: dict[str, Any] = {"config": name, "network": network, "batch": batch, "train": train}
         flop = (MLP_TRAIN_FLOP_PER_IMAGE if network == "mlp" else
                 TRAIN_FLOP_PER_IMAGE if train else INFER_FLOP_PER_IMAGE) * batch
         for framework, samples in zip(frameworks[network], seconds):
@@ -326,7 +326,33 @@ def profile(images: np.ndarray, labels: np.ndarray, steps: int = 20) -> str:
     with Profiler() as profiler:
         for _ in range(steps):
             ours.train_step(batch_images, batch_labels)
-    return f"per-op profile of a batch-128 train step (ms per step, mean of {steps}):\n" + profiler.table(steps)
+    text = f"per-op profile of a batch-128 train step (ms per step, mean of {steps}):\n" + profiler.table(steps)
+    reference, _ = try_torch(state_dict(SeedCNN(seed=0)))
+    if reference is not None:
+        text += "\n" + torch_profile(reference, batch_images, batch_labels, steps)
+    return text
+
+
+def torch_profile(reference: "Torch", images: np.ndarray, labels: np.ndarray, steps: int, rows: int = 12) -> str:
+    """PyTorch's own profiler on the same step: its most expensive ops by self time (time in
+    the op itself, not in the ops it calls), ms per step. The profiler adds overhead of its own."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profiler
+
+    for _ in range(3):
+        reference.train_step(images, labels)
+    start = time.perf_counter()
+    with torch_profiler(activities=[ProfilerActivity.CPU]) as recorded:
+        for _ in range(steps):
+            reference.train_step(images, labels)
+    wall = (time.perf_counter() - start) / steps * 1e3
+    events = sorted(recorded.key_averages(), key=lambda event: -event.self_cpu_time_total)[:rows]
+    lines = [f"PyTorch's profiler on its batch-128 step (self time, ms per step, mean of {steps}):",
+             f"{'op':<45}{'ms':>8}{'calls':>7}"]
+    lines += [f"{event.key[:44]:<45}{event.self_cpu_time_total / 1e3 / steps:>8.3f}{event.count / steps:>7.1f}"
+              for event in events]
+    lines.append(f"{'wall (under the profiler)':<45}{wall:>8.3f}")
+    return "\n".join(lines)
 
 
 def long_run(images: np.ndarray, labels: np.ndarray, steps: int) -> dict:
