@@ -45,7 +45,7 @@ from tinygrad_cnn.function import Gradients
 from tinygrad_cnn.models import SeedCNN, pixels_to_tensor
 from tinygrad_cnn.nn import load_state_dict, named_parameters, state_dict
 from tinygrad_cnn.optim import SGD
-from tinygrad_cnn.tensor import _check_labels
+from tinygrad_cnn.tensor import check_labels
 
 # ---------------------------------------------------------------------------
 # The seven layers. Shapes: N images, C channels, H x W pixels, O filters.
@@ -299,7 +299,7 @@ class SeedLayersCNN:
     def loss(self, images: Tensor | np.ndarray, labels: Tensor | np.ndarray) -> Tensor:
         """The mean cross-entropy error of the batch, through the seed's own softmax layer."""
         logits = self(images)
-        return SeedSoftmaxCrossEntropy.apply(logits, labels=_check_labels(logits.shape, labels))
+        return SeedSoftmaxCrossEntropy.apply(logits, labels=check_labels(logits.shape, labels))
 
 
 # ---------------------------------------------------------------------------

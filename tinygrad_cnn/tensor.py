@@ -961,7 +961,7 @@ class Tensor:
 
     def cross_entropy(self, labels: ArrayLike) -> "Tensor":
         """Mean softmax cross-entropy of logits (N,K) against integer class labels (N,)."""
-        labels = _check_labels(self.shape, labels)
+        labels = check_labels(self.shape, labels)
         return ops.CrossEntropy.apply(self, labels=labels)
 
     # -- training-time ops ------------------------------------------------------------
@@ -1189,7 +1189,10 @@ def _check_pool2d(name: str, x_shape: tuple[int, ...], kernel: tuple[int, int]) 
         raise ValueError(f"{name} kernel {kernel[0]}x{kernel[1]} is larger than the input {x_shape[2]}x{x_shape[3]}")
 
 
-def _check_labels(logits_shape: tuple[int, ...], labels: ArrayLike) -> np.ndarray:
+def check_labels(logits_shape: tuple[int, ...], labels: ArrayLike) -> np.ndarray:
+    """Class labels for logits of shape (N, K), checked: one integer in 0..K-1 per row (floats
+    that are whole numbers are accepted), as an intp array; a clear error otherwise. What
+    ``cross_entropy`` runs first; a Function of your own that takes labels can call it too."""
     if len(logits_shape) != 2:
         raise ValueError(f"cross_entropy needs 2-D logits (N,K), got shape {logits_shape}")
     if isinstance(labels, Tensor):
