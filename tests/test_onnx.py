@@ -346,6 +346,9 @@ def test_a_model_output_not_computed_by_an_op_or_not_a_tensor_is_a_clear_error()
     rebuilt = lambda array: Tensor((Tensor(array) * 2.0).data)  # noqa: E731
     with pytest.raises(ValueError, match=r"output was not computed by a traced op"):
         to_onnx(rebuilt, (2, 3))
+    classes = lambda array: (Tensor(array) * 2.0).argmax(axis=1)  # noqa: E731
+    with pytest.raises(ValueError, match=r"output was not computed by a traced op: argmax"):
+        to_onnx(classes, (2, 3))
     with pytest.raises(TypeError, match=r"must return one Tensor.*tuple"):
         to_onnx(lambda array: (Tensor(array).relu(),), (2, 3))
     with pytest.raises(ValueError, match=r"input_shape"):

@@ -113,8 +113,10 @@ def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
         raise TypeError(f"the model must return one Tensor to export; it returned {type(result).__name__}")
     if not any(step.output is result for step in steps):
         raise ValueError(
-            "the model's output was not computed by a traced op (was it rebuilt from numpy arrays, "
-            "e.g. by running a big batch in chunks?); export with a smaller batch, e.g. input_shape (1, ...)"
+            "the model's output was not computed by a traced op: argmax, argmin and comparisons such "
+            "as x > 0 give plain tensors outside the graph (export the model that returns the logits), "
+            "and so does rebuilding a tensor from numpy arrays, e.g. running a big batch in chunks "
+            "(export with a smaller batch, e.g. input_shape (1, ...))"
         )
     return _needed_steps(steps, result), result
 
