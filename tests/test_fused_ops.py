@@ -118,6 +118,12 @@ def test_fused_ops_keep_float32_and_return_the_public_layout():
     pooled.sum().backward()
     for tensor in (x, weight, bias):
         assert tensor.grad.dtype == np.float32 and tensor.grad.shape == tensor.shape
+    # parameters' gradients are plain C-order arrays (an optimizer's passes over a strided
+    # view were several times slower), for every orientation of the weight-gradient GEMM
+    for out_channels, in_channels in ((4, 3), (16, 1), (1, 1)):
+        weight = Tensor(rng.standard_normal((out_channels, in_channels, 3, 3)), requires_grad=True)
+        Tensor(rng.standard_normal((2, in_channels, 5, 5))).conv2d(weight, padding=1).sum().backward()
+        assert weight.grad.flags.c_contiguous
 
 
 def test_two_forward_passes_before_backward_do_not_share_buffers():
