@@ -128,6 +128,19 @@ def test_a_fresh_vjp_result_that_nothing_else_holds_becomes_the_leaf_gradient_wi
     assert x.grad.ctypes.data == RecordsItsGradient.addresses[0]
 
 
+def test_without_reference_counts_a_leaf_gradient_is_always_a_private_copy(monkeypatch):
+    """On an interpreter with no sys.getrefcount (PyPy) the no-copy shortcut is off: the leaf
+    gets a copy of the VJP's array, with the same values."""
+    from tinygrad_cnn import tensor as tensor_module
+
+    monkeypatch.setattr(tensor_module, "_LONE_ARGUMENT", None)
+    x = Tensor(np.ones((30, 30)), requires_grad=True)
+    RecordsItsGradient.addresses.clear()
+    RecordsItsGradient.apply(x).sum().backward()
+    assert x.grad.ctypes.data != RecordsItsGradient.addresses[0]
+    np.testing.assert_array_equal(x.grad, np.full((30, 30), 2.0))
+
+
 def test_second_backward_through_the_same_graph_raises():
     x = Tensor(np.ones(3), requires_grad=True)
     loss = (x * x).sum()

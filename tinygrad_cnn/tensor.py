@@ -206,8 +206,10 @@ def _count_of_a_lone_argument(array: np.ndarray) -> int:
 
 
 #: sys.getrefcount(x) inside a function whose argument x, passed straight from a call or a
-#: container, is the only reference to the array (measured: the count differs between versions)
-_LONE_ARGUMENT = _count_of_a_lone_argument(np.empty(0))
+#: container, is the only reference to the array (measured: the count differs between versions);
+#: None where the interpreter counts no references (PyPy has no sys.getrefcount): gradients
+#: are then always copied
+_LONE_ARGUMENT = _count_of_a_lone_argument(np.empty(0)) if hasattr(sys, "getrefcount") else None
 
 
 def constant_like(value: object, reference: Optional["Tensor"]) -> "Tensor":
@@ -476,7 +478,7 @@ class Tensor:
         if self.grad is not None:
             self.grad += grad
         elif (type(grad) is np.ndarray and grad.dtype == self.dtype and grad.base is None
-              and grad.flags.writeable and sys.getrefcount(grad) <= _LONE_ARGUMENT):
+              and grad.flags.writeable and _LONE_ARGUMENT is not None and sys.getrefcount(grad) <= _LONE_ARGUMENT):
             # An array that owns its memory (no view) and that nothing else refers to (no other
             # tensor's grad, no saved array, no user variable: backward handed over its only
             # reference) can be kept without a copy: no one else can ever see it change.
