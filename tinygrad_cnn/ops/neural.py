@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import numpy as np
@@ -110,7 +111,7 @@ class Conv2d(Function):
             if output.shape[3] == 1:  # one image: Σ_n is the gradient itself (a matrix-vector product
                 grad_bias = grad_z.reshape(output.shape[:3])  # would wake OpenBLAS's threads: 40 µs a conv)
             else:  # Σ_n as a matrix-vector product: faster than .sum(axis=3)
-                per_position = grad_z.reshape(-1, output.shape[3]) @ np.ones(output.shape[3], dtype=output.dtype)
+                per_position = grad_z.reshape(math.prod(output.shape[:3]), output.shape[3]) @ np.ones(output.shape[3], dtype=output.dtype)
                 grad_bias = per_position.reshape(output.shape[:3])
             if self.bias_ndim == 1:  # per channel: also Σ over the positions
                 grad_bias = grad_bias.reshape(output.shape[0], -1).sum(axis=1)
