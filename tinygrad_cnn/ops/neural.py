@@ -232,6 +232,9 @@ class Softmax(Function):
         self.axis = axis
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.size == 0:  # nothing to normalize (and numpy has no max of an empty axis)
+            self.output = np.empty_like(x)
+            return self.output
         exponentials = np.exp(x - x.max(axis=self.axis, keepdims=True))
         self.output = exponentials / exponentials.sum(axis=self.axis, keepdims=True)
         return self.output
@@ -250,6 +253,9 @@ class LogSoftmax(Function):
         self.axis = axis
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.size == 0:  # nothing to normalize (and numpy has no max of an empty axis)
+            self.output = np.empty_like(x)
+            return self.output
         shifted = x - x.max(axis=self.axis, keepdims=True)
         output = shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
         self.output = output
