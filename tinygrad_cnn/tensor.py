@@ -14,6 +14,7 @@ import math
 import numbers
 import sys
 import time
+import weakref
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -201,6 +202,18 @@ def _run_vjp(tensor: "Tensor", grad: np.ndarray, grads: dict[int, np.ndarray]) -
     node.release()
 
 
+def _join_memory_family(tensor: "Tensor", relative: "Tensor") -> None:
+    """Record that ``tensor``'s array shares memory with ``relative``'s (a view, detach()):
+    both, and every tensor already sharing with ``relative``, then count in-place updates
+    together, as a PyTorch view shares its base's version counter."""
+    family = relative.memory_family
+    if family is None:
+        family = relative.memory_family = weakref.WeakSet((relative,))
+    for member in tensor.memory_family or (tensor,):  # (a tensor already in another family brings it along)
+        family.add(member)
+        member.memory_family = family
+
+
 def _count_of_a_lone_argument(array: np.ndarray) -> int:
     return sys.getrefcount(array)
 
@@ -251,7 +264,7 @@ class Tensor:
     converts. Only float32 and float64 tensors can require grad.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "node", "version", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "node", "version", "memory_family", "__weakref__")
     __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray + Tensor → Tensor
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype=None):
@@ -265,6 +278,11 @@ class Tensor:
         self.requires_grad: bool = bool(requires_grad)
         self.node: Optional[Node] = None
         self.version: int = 0  # how many in-place updates changed data (see Node.check_unmodified)
+        #: the tensors whose arrays share memory with this one (views, detach(), Tensor(t)),
+        #: this one included, or None while there are none: an in-place update counts for all
+        self.memory_family: Optional[weakref.WeakSet[Tensor]] = None
+        if isinstance(data, Tensor) and self.data is data.data:
+            _join_memory_family(self, data)
 
     @classmethod
     def _from_op(cls, op: Function, inputs: tuple["Tensor", ...]) -> "Tensor":
@@ -287,6 +305,11 @@ class Tensor:
             output.data = op.forward(*[tensor.data for tensor in inputs])
         output.grad = None
         output.version = 0
+        output.memory_family = None
+        data = output.data
+        for tensor in inputs:  # a view of an input (Reshape, GetItem, ...) shares its versions
+            if data is tensor.data or (data.base is not None and np.may_share_memory(data, tensor.data)):
+                _join_memory_family(output, tensor)
         output.requires_grad = requires_grad
         output.node = Node(op, inputs) if requires_grad else None
         if forward_hooks:
@@ -428,8 +451,9 @@ class Tensor:
         return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}, dtype={self.dtype}{grad}{made_by})"
 
     def detach(self) -> "Tensor":
-        """A new leaf sharing this tensor's data, outside any graph."""
-        return Tensor(self.data)
+        """A new leaf sharing this tensor's data (and its version: see ``note_in_place_change``),
+        outside any graph."""
+        return Tensor(self)
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -746,9 +770,9 @@ class Tensor:
         Allowed under no_grad() (the optimizer step ``p -= lr * p.grad``), and anywhere on a
         constant (``counts += 1``), as in PyTorch. Outside no_grad() a tensor that requires
         grad (or an update by one that does) is refused: the update would not be recorded.
-        Each update adds 1 to ``version``, so backward() raises if the graph had saved the old
-        values (as PyTorch does). Unlike PyTorch, two tensors sharing one array (``detach()``,
-        ``Tensor(t)``) do not share a version.
+        Each update adds 1 to ``version`` of this tensor and of every tensor sharing its memory
+        (``note_in_place_change``), so backward() raises if the graph had saved the old values
+        (as PyTorch does).
         """
         other = self._operand(other)
         if _recording and (self.requires_grad or other.requires_grad):
@@ -765,8 +789,16 @@ class Tensor:
                 f"in-place {symbol} keeps the tensor's dtype {self.dtype}, which cannot hold the result of "
                 f"combining it with {other.dtype} (as in PyTorch); write x = x {symbol[:-1]} y for a new tensor"
             ) from error
-        self.version += 1
+        self.note_in_place_change()
         return self
+
+    def note_in_place_change(self) -> None:
+        """Add 1 to ``version`` of this tensor and of every tensor sharing its memory (its views,
+        the tensor it is a view of, ``detach()``, ``Tensor(t)``): a graph that saved one of them
+        then raises at backward() instead of using the new values. The in-place operators and
+        the optimizers' steps call it; call it after changing ``.data`` in place yourself."""
+        for tensor in self.memory_family or (self,):
+            tensor.version += 1
 
     def __iadd__(self, other: ArrayLike) -> "Tensor":
         return self._update_in_place("+=", np.add, other)
