@@ -64,3 +64,50 @@ def test_only_inputs_requiring_grad_are_checked():
 def test_float32_inputs_are_checked_in_float64():
     x = Tensor(np.linspace(-1, 1, 5, dtype=np.float32), requires_grad=True)
     assert gradcheck(lambda t: (t * t * t).sum(), [x], atol=1e-8, rtol=1e-7)
+
+
+class NonFiniteIdentity(ops.Function):
+    """y = x with a VJP that returns ``value`` (NaN or inf) times the incoming gradient."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def forward(self, x):
+        return x
+
+    def backward(self, grad_out):
+        return (grad_out * self.value,)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("value, shown", [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")])
+def test_a_non_finite_vjp_fails_the_full_jacobian_check(value, shown):
+    # NaN compares False with everything: a tolerance test alone would pass it
+    with pytest.raises(GradcheckError, match=rf"input 0 .*d input\(0,\) is {shown} analytically but 1 numerically"
+                                             r" \(a non-finite gradient\)"):
+        gradcheck(lambda t: NonFiniteIdentity.apply(t, value=value), [np.ones(3)])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("value, shown", [(np.nan, "nan"), (np.inf, "inf")])
+def test_a_non_finite_vjp_fails_the_projection_check(value, shown):
+    # 100 × 100 is over the full-Jacobian limit: only the random projections run
+    with pytest.raises(GradcheckError, match=rf"random direction .*analytic gradient element \(0,\) is {shown}"):
+        gradcheck(lambda t: NonFiniteIdentity.apply(t, value=value), [np.ones(100)])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_non_finite_numeric_gradient_fails():
+    # log at 1e-7: the step of 1e-6 leaves the domain, so the central difference is NaN
+    with pytest.raises(GradcheckError, match=r"d input\(0,\) is 1e\+07 analytically but nan numerically"):
+        gradcheck(lambda t: t.log(), [np.array([1e-7, 1.0])])
+
+
+def test_non_finite_inputs_and_tolerances_are_refused():
+    with pytest.raises(ValueError, match=r"input 1 \(shape \(2,\)\) holds NaN or inf"):
+        gradcheck(lambda a, b: a * b, [np.ones(2), np.array([1.0, np.inf])])
+    for name in ("atol", "rtol", "eps"):
+        with pytest.raises(ValueError, match=f"{name} must be a finite number"):
+            gradcheck(lambda t: t * 2, [np.ones(2)], **{name: np.nan})
+    with pytest.raises(ValueError, match="eps must be a finite number > 0, got 0"):
+        gradcheck(lambda t: t * 2, [np.ones(2)], eps=0)

@@ -395,6 +395,43 @@ def test_conv2d_groups_must_divide_the_channels():
         Conv2d(3, 4, 3, groups=2)
 
 
+@pytest.mark.parametrize("build, error, message", [
+    (lambda: Linear(0, 3), ValueError, r"Linear: in_features must be a positive int, got 0"),
+    (lambda: Linear(-1, 3), ValueError, r"Linear: in_features must be a positive int, got -1"),
+    (lambda: Linear(2, 0), ValueError, r"Linear: out_features must be a positive int, got 0"),
+    (lambda: Linear(2.0, 3), TypeError, r"Linear: in_features must be a positive int, got 2.0 \(float\)"),
+    (lambda: Linear(True, 3), TypeError, r"Linear: in_features must be a positive int, got True \(bool\)"),
+    (lambda: Linear(2, 3, dtype=np.int64), TypeError, r"Linear: dtype must be float32 or float64"),
+    (lambda: Conv2d(2, 2, 3, groups=0), ValueError, r"Conv2d: groups must be a positive int, got 0"),
+    (lambda: Conv2d(2, 2, (3, 3, 3)), TypeError, r"Conv2d: kernel_size must be an int or a pair of ints, got \(3, 3, 3\)"),
+    (lambda: Conv2d(2, 2, "3"), TypeError, r"Conv2d: kernel_size must be an int or a pair of ints, got '3'"),
+    (lambda: Conv2d(2, 2, 0), ValueError, r"Conv2d: kernel_size must be positive, got 0"),
+    (lambda: Conv2d(0, 2, 3), ValueError, r"Conv2d: in_channels must be a positive int, got 0"),
+    (lambda: Conv2d(2, -2, 3), ValueError, r"Conv2d: out_channels must be a positive int, got -2"),
+    (lambda: Conv2d(2, 2, 3, stride=0), ValueError, r"Conv2d: stride must be positive, got 0"),
+    (lambda: Conv2d(2, 2, 3, padding=-1), ValueError, r"Conv2d: padding must be >= 0, got -1"),
+    (lambda: Conv2d(2, 2, 3, dilation=(1, 0)), ValueError, r"Conv2d: dilation must be positive, got \(1, 0\)"),
+    (lambda: Conv2d(2, 2, 3, stride=1.5), TypeError, r"Conv2d: stride must be an int or a pair of ints, got 1.5"),
+    (lambda: BatchNorm2d(-1), ValueError, r"BatchNorm2d: num_features must be a positive int, got -1"),
+    (lambda: BatchNorm2d(2, eps=0), ValueError, r"BatchNorm2d: eps must be a finite number > 0, got 0"),
+    (lambda: BatchNorm2d(2, momentum=None), TypeError, r"BatchNorm2d: momentum must be a number, got None"),
+    (lambda: BatchNorm2d(2, momentum=1.5), ValueError, r"BatchNorm2d: momentum must lie in \[0, 1\], got 1.5"),
+])
+def test_layer_constructors_name_the_bad_argument(build, error, message):
+    with pytest.raises(error, match=message):
+        build()
+
+
+def test_layer_constructors_accept_numpy_integers():
+    linear = Linear(np.int64(4), np.int32(2))
+    assert linear.weight.shape == (4, 2) and type(linear.in_features) is int
+    conv = Conv2d(np.int64(1), np.int64(2), np.int64(3), stride=(np.int64(1), 1), groups=np.int64(1))
+    assert conv.weight.shape == (2, 1, 3, 3)
+    assert conv(Tensor(np.ones((1, 1, 5, 5), dtype=np.float32))).shape == (1, 2, 3, 3)
+    norm = BatchNorm2d(np.int64(3), eps=np.float32(1e-3))
+    assert norm.weight.shape == (3,) and norm.running_mean.shape == (3,)
+
+
 def test_layers_in_a_network_evaluate_without_a_graph():
     layers = [Conv2d(1, 2, 3, padding=1), BatchNorm2d(2)]
     x = Tensor(np.ones((2, 1, 4, 4), dtype=np.float32))

@@ -120,3 +120,96 @@ def test_warmup_cosine_schedule():
     assert ConstantLR(0.3)(1234) == 0.3
     with pytest.raises(ValueError):
         WarmupCosine(0.1, total_steps=5, warmup_steps=6)
+
+
+# -- what can be optimized ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("optimizer_class", [SGD, Adam])
+def test_only_float_tensors_can_be_optimized(optimizer_class):
+    floats = Tensor(np.ones(2, dtype=np.float32))
+    with pytest.raises(TypeError, match="optimizer parameter 1 has dtype int64; only float32 and float64"):
+        optimizer_class([floats, Tensor([1, 2])])
+    with pytest.raises(TypeError, match="parameter 0 has dtype bool"):
+        optimizer_class([Tensor(np.array([True, False]))])
+    assert not floats.requires_grad  # refused before anything was changed
+
+
+@pytest.mark.parametrize("optimizer_class", [SGD, Adam])
+def test_a_computed_tensor_cannot_be_optimized(optimizer_class):
+    leaf = Tensor.ones(2, requires_grad=True)
+    computed = leaf * 2  # it never gets a grad: it would silently never train
+    with pytest.raises(ValueError, match=r"can't optimize a non-leaf Tensor: parameter 1 \(shape \(2,\)\)"):
+        optimizer_class([leaf, computed])
+
+
+@pytest.mark.parametrize("optimizer_class", [SGD, Adam])
+def test_the_same_tensor_twice_is_refused(optimizer_class):
+    # it would be updated twice per step
+    shared, other = Tensor.ones(2, requires_grad=True), Tensor.ones(2, requires_grad=True)
+    with pytest.raises(ValueError, match="parameter 2 is the same Tensor as parameter 0"):
+        optimizer_class([shared, other, shared])
+    optimizer_class([shared, Tensor(shared.data)])  # equal values, different tensors: fine
+
+
+def test_every_models_parameters_are_optimizable():
+    from tinygrad_cnn.models import SeedCNN, SeedMLP
+    from tinygrad_cnn.nn import BatchNorm2d, Conv2d, Linear, get_parameters
+
+    layers = [Linear(3, 2), Conv2d(2, 4, 3, groups=2), BatchNorm2d(3)]
+    for model in [SeedCNN(), SeedCNN(fused=False), SeedMLP(), *layers, layers]:
+        parameters = get_parameters(model)
+        SGD(parameters, lr=0.1)
+        Adam(parameters)
+
+
+# -- loading state ------------------------------------------------------------------------------
+
+
+def test_sgd_refuses_another_optimizers_state_naming_the_keys():
+    param = Tensor(np.ones(2))
+    adam_state = Adam([Tensor(np.ones(2))]).state_dict()
+    with pytest.raises(ValueError, match=r"unexpected keys \['m.0', 'steps', 'v.0'\]; SGD's state has one momentum "
+                                         r"buffer per parameter, keyed by the parameter's index"):
+        SGD([param], momentum=0.9).load_state_dict(adam_state)
+    with pytest.raises(ValueError, match=r"unexpected keys \['x'\]"):
+        SGD([param], momentum=0.9).load_state_dict({"x": np.zeros(2)})
+    with pytest.raises(ValueError, match=r"unexpected keys \['1'\]"):  # only one parameter: index 1 is out of range
+        SGD([param], momentum=0.9).load_state_dict({"1": np.zeros(2)})
+    with pytest.raises(ValueError, match=r"SGD state entry '0' has shape \(3,\), but its parameter has shape \(2,\)"):
+        SGD([param], momentum=0.9).load_state_dict({"0": np.zeros(3)})
+    with pytest.raises(TypeError, match="needs a dict of arrays"):
+        SGD([param], momentum=0.9).load_state_dict([np.zeros(2)])
+
+
+def test_sgd_without_momentum_refuses_momentum_buffers():
+    param = Tensor(np.ones(2))
+    momentum_state = {"0": np.full(2, 0.5)}
+    with pytest.raises(ValueError, match=r"momentum buffers for parameters \['0'\], but this SGD has momentum=0"):
+        SGD([param]).load_state_dict(momentum_state)
+    SGD([param]).load_state_dict({})  # the state of a plain SGD (or of one that has not stepped yet)
+    SGD([param], momentum=0.9).load_state_dict({})
+
+
+def test_a_failed_sgd_load_leaves_the_state_as_it_was():
+    param = Tensor(np.ones(2))
+    optimizer = SGD([param], lr=0.1, momentum=0.9)
+    quadratic_step(optimizer, param, np.zeros(2))
+    before = optimizer.state_dict()
+    with pytest.raises(ValueError):
+        optimizer.load_state_dict({"0": np.zeros(2), "steps": np.array(1)})
+    np.testing.assert_array_equal(optimizer.state_dict()["0"], before["0"])
+
+
+def test_adam_names_missing_and_unexpected_keys():
+    param = Tensor(np.ones(2))
+    state = Adam([Tensor(np.ones(2))]).state_dict()
+    del state["steps"]
+    with pytest.raises(ValueError, match=r"missing keys \['steps'\]; Adam's state is 'steps' and the moments"):
+        Adam([param]).load_state_dict(state)
+    with pytest.raises(ValueError, match=r"missing keys \['steps', 'm.0', 'v.0'\]; unexpected keys \['0'\]"):
+        Adam([param]).load_state_dict({"0": np.zeros(2)})
+    with pytest.raises(ValueError, match=r"'steps' must be an integer >= 0"):
+        Adam([param]).load_state_dict({**state, "steps": np.array(-1)})
+    with pytest.raises(ValueError, match=r"Adam state entry 'v.0' has shape \(3,\)"):
+        Adam([param]).load_state_dict({**state, "steps": np.array(1), "v.0": np.zeros(3)})

@@ -7,10 +7,16 @@ Two checks, both in float64 with central differences (f(x + εv) − f(x − εv
   and v (input-shaped), the analytic ⟨Jᵀu, v⟩ from one backward pass must equal the
   numeric directional derivative ⟨u, (f(x + εv) − f(x − εv)) / 2ε⟩. This costs two
   forward passes per input, so it scales to conv layers of any size.
+
+A NaN or infinite gradient is a failure, analytic or numeric, unless both are the same
+infinity: a VJP that returns NaN never passes (NaN compares unequal to everything, so a
+plain tolerance test would let it through).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -55,11 +61,25 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor | np.ndarray], 
     Jacobian is compared whenever (total input size) × (output size) ≤ ``full_jacobian_limit``;
     ``projections`` random projections are always compared. Returns True, or raises
     GradcheckError naming the input, the worst element, and the analytic and numeric values.
+
+    A gradient element that is NaN or ±inf fails the check (analytic or numeric) unless
+    both are the same infinity; the message names the input and the element. Inputs
+    holding NaN or inf are refused with ValueError.
     """
+    _check_tolerance("eps", eps, positive=True)
+    _check_tolerance("atol", atol)
+    _check_tolerance("rtol", rtol)
+    for name, count in (("projections", projections), ("full_jacobian_limit", full_jacobian_limit)):
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 0:
+            raise ValueError(f"gradcheck: {name} must be an int >= 0, got {count!r}")
     arrays = [np.array(t.data if isinstance(t, Tensor) else t, dtype=np.float64) for t in inputs]
     requires = [t.requires_grad if isinstance(t, Tensor) else True for t in inputs]
     if not any(requires):
         raise ValueError("gradcheck: no input has requires_grad=True, so there is nothing to check")
+    for index, array in enumerate(arrays):
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"gradcheck: input {index} (shape {array.shape}) holds NaN or inf; "
+                             "finite differences need finite inputs")
     output = _evaluate(fn, arrays)
     rng = np.random.default_rng(seed)
 
@@ -70,6 +90,21 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor | np.ndarray], 
     for _ in range(projections):
         _check_projection(fn, arrays, requires, checked, output, eps, atol, rtol, rng)
     return True
+
+
+def _check_tolerance(name: str, value: float, positive: bool = False) -> None:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or value < 0 or (positive and value == 0)):
+        raise ValueError(f"gradcheck: {name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+
+
+def _agree(analytic: np.ndarray, numeric: np.ndarray, atol: float, rtol: float) -> np.ndarray:
+    """Elementwise: finite and within tolerance, or the same infinity. NaN never agrees."""
+    finite = np.isfinite(analytic) & np.isfinite(numeric)
+    with np.errstate(invalid="ignore"):
+        close = np.abs(analytic - numeric) <= atol + rtol * np.abs(numeric)
+        same_infinity = np.isinf(analytic) & (analytic == numeric)
+    return (finite & close) | same_infinity
 
 
 def _check_full_jacobian(fn, arrays, requires, checked, output, eps, atol, rtol) -> None:
@@ -85,15 +120,21 @@ def _check_full_jacobian(fn, arrays, requires, checked, output, eps, atol, rtol)
             step = np.zeros(arrays[index].size)
             step[element] = eps
             numeric[:, element] = _central_difference(fn, arrays, index, step.reshape(arrays[index].shape), eps)
-        error = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
-        if np.any(error > 0):
-            out_element, in_element = np.unravel_index(np.argmax(error), error.shape)
+        disagree = ~_agree(analytic, numeric, atol, rtol)
+        if np.any(disagree):
+            non_finite = disagree & ~(np.isfinite(analytic) & np.isfinite(numeric))
+            if np.any(non_finite):  # name a NaN/inf element first: it is the clearer bug
+                worst = int(np.argmax(non_finite))
+            else:
+                worst = int(np.argmax(np.abs(analytic - numeric) - rtol * np.abs(numeric)))
+            out_element, in_element = np.unravel_index(worst, analytic.shape)
             raise GradcheckError(
                 f"gradcheck failed for input {index} (shape {arrays[index].shape}): "
                 f"d output{tuple(map(int, np.unravel_index(out_element, output.shape)))} / "
                 f"d input{tuple(map(int, np.unravel_index(in_element, arrays[index].shape)))} "
                 f"is {analytic[out_element, in_element]:.6g} analytically but "
                 f"{numeric[out_element, in_element]:.6g} numerically"
+                + (" (a non-finite gradient)" if np.any(non_finite) else "")
             )
 
 
@@ -114,12 +155,23 @@ def _check_projection(fn, arrays, requires, checked, output, eps, atol, rtol, rn
     analytic_grads = _vector_jacobian(fn, arrays, requires, u)
     for index in checked:
         v = _unit(rng, arrays[index].shape)
-        analytic = float(np.sum(analytic_grads[index] * v))
+        with np.errstate(invalid="ignore", over="ignore"):  # a NaN/inf gradient is reported below
+            analytic = float(np.sum(analytic_grads[index] * v))
         numeric = float(np.dot(u.reshape(-1), _central_difference(fn, arrays, index, eps * v, eps)))
-        if abs(analytic - numeric) > atol + rtol * abs(numeric):
-            worst = np.unravel_index(np.argmax(np.abs(analytic_grads[index])), arrays[index].shape)
+        if not _agree(np.array(analytic), np.array(numeric), atol, rtol):
+            gradient = analytic_grads[index]
+            finite = np.isfinite(gradient)
+            if not np.all(finite):
+                first = np.unravel_index(int(np.argmin(finite)), arrays[index].shape)
+                where = (f"analytic gradient element {tuple(map(int, first))} is "
+                         f"{gradient[first]:.6g}")
+            elif not math.isfinite(numeric):
+                where = "the function gives non-finite values next to the input"
+            else:
+                worst = np.unravel_index(int(np.argmax(np.abs(gradient))), arrays[index].shape)
+                where = f"largest analytic gradient element {tuple(map(int, worst))}"
             raise GradcheckError(
                 f"gradcheck failed for input {index} (shape {arrays[index].shape}): along a random "
                 f"direction ⟨u, J v⟩ is {analytic:.6g} analytically but {numeric:.6g} numerically "
-                f"(largest analytic gradient element {tuple(map(int, worst))})"
+                f"({where})"
             )

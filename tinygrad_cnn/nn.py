@@ -217,15 +217,52 @@ def _uniform_parameter(shape: tuple[int, ...], fan_in: int, dtype) -> Tensor:
     return Tensor(generator().uniform(-bound, bound, size=shape).astype(dtype), requires_grad=True)
 
 
+def _positive_int(layer: str, name: str, value: Any) -> int:
+    """``value`` as an int if it is a Python or numpy integer >= 1 (not a bool), else an error naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{layer}: {name} must be a positive int, got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _int_pair(layer: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
+    """``value`` (an int, or a pair of them, Python or numpy, not bools) as a pair of ints >= ``minimum``."""
+    def is_int(item: Any) -> bool:
+        return isinstance(item, (int, np.integer)) and not isinstance(item, bool)
+
+    pair = (value, value) if is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(pair) != 2 or not all(is_int(item) for item in pair):
+        raise TypeError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}")
+    if any(item < minimum for item in pair):
+        raise ValueError(f"{layer}: {name} must be {'positive' if minimum == 1 else '>= 0'}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _float_dtype(layer: str, dtype: Any) -> np.dtype:
+    """The parameters' dtype: float32 or float64, the only dtypes that can hold gradients."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.type not in (np.float32, np.float64):
+        raise TypeError(f"{layer}: dtype must be float32 or float64, got {dtype!r}")
+    return resolved
+
+
 class Linear:
     """y = x @ weight + bias: (…, in_features) → (…, out_features).
 
     ``weight`` has shape (in_features, out_features), as the seed networks' dense layers
     (PyTorch stores (out, in) and computes x @ weightᵀ); ``bias`` (out_features,).
-    Initialisation as PyTorch: both U(−1/√in_features, 1/√in_features).
+    Initialisation as PyTorch: both U(−1/√in_features, 1/√in_features). The sizes are
+    positive Python or numpy ints (not bools).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
+        in_features = _positive_int("Linear", "in_features", in_features)
+        out_features = _positive_int("Linear", "out_features", out_features)
+        dtype = _float_dtype("Linear", dtype)
         self.in_features, self.out_features = in_features, out_features
         self.weight = _uniform_parameter((in_features, out_features), in_features, dtype)
         self.bias = _uniform_parameter((out_features,), in_features, dtype) if bias else None
@@ -246,18 +283,26 @@ class Conv2d:
     ``weight`` (out_channels, in_channels/groups, kh, kw) and ``bias`` (out_channels,), one
     per output channel, as PyTorch; calls ``x.conv2d(weight, bias, stride, padding, dilation,
     groups)``. Initialisation as PyTorch: both U(−1/√fan_in, 1/√fan_in), fan_in =
-    in_channels/groups · kh · kw.
+    in_channels/groups · kh · kw. Sizes are Python or numpy ints (not bools), the
+    pair-valued ones an int or a pair: every argument is checked here, before any work.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
                  dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True, dtype=np.float32):
+        in_channels = _positive_int("Conv2d", "in_channels", in_channels)
+        out_channels = _positive_int("Conv2d", "out_channels", out_channels)
+        groups = _positive_int("Conv2d", "groups", groups)
+        kernel_h, kernel_w = _int_pair("Conv2d", "kernel_size", kernel_size, minimum=1)
+        _int_pair("Conv2d", "stride", stride, minimum=1)
+        _int_pair("Conv2d", "padding", padding, minimum=0)
+        _int_pair("Conv2d", "dilation", dilation, minimum=1)
+        dtype = _float_dtype("Conv2d", dtype)
         if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
                 f"divisible by groups ({groups})"
             )
-        kernel_h, kernel_w = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         fan_in = in_channels // groups * kernel_h * kernel_w
@@ -281,11 +326,22 @@ class BatchNorm2d:
     running ones (``running_mean``, ``running_var``: numpy arrays, i.e. buffers, not
     parameters: saved in the state dict, never seen by the optimizer); otherwise it
     normalizes with the running statistics. ``weight`` starts at ones, ``bias`` at zeros,
-    ``running_mean`` at zeros and ``running_var`` at ones, as PyTorch.
+    ``running_mean`` at zeros and ``running_var`` at ones, as PyTorch. ``eps`` must be a
+    finite number > 0 and ``momentum`` one in [0, 1] (PyTorch's momentum=None, a cumulative
+    average, is not supported).
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32):
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        num_features = _positive_int("BatchNorm2d", "num_features", num_features)
+        for name, value in (("eps", eps), ("momentum", momentum)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TypeError(f"BatchNorm2d: {name} must be a number, got {value!r} ({type(value).__name__})")
+        if not 0 < eps < np.inf:
+            raise ValueError(f"BatchNorm2d: eps must be a finite number > 0, got {eps!r}")
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNorm2d: momentum must lie in [0, 1], got {momentum!r}")
+        dtype = _float_dtype("BatchNorm2d", dtype)
+        self.num_features, self.eps, self.momentum = num_features, float(eps), float(momentum)
         self.weight = Tensor(np.ones(num_features, dtype=dtype), requires_grad=True)
         self.bias = Tensor(np.zeros(num_features, dtype=dtype), requires_grad=True)
         self.running_mean = np.zeros(num_features, dtype=dtype)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 
@@ -24,7 +24,14 @@ def check_number(name: str, value: Any) -> float:
 
 
 class Optimizer:
-    """Holds the parameters and the learning rate; subclasses implement ``step``."""
+    """Holds the parameters and the learning rate; subclasses implement ``step``.
+
+    Every parameter must be a leaf float32/float64 Tensor, given once: an integer tensor
+    can't hold a gradient (TypeError); a computed (non-leaf) tensor never gets a ``grad``, so
+    it would silently never train (ValueError, as PyTorch); the same tensor twice would be
+    updated twice per step (ValueError; PyTorch only warns). The optimizer sets
+    ``requires_grad`` on every parameter.
+    """
 
     def __init__(self, params: Iterable[Tensor], lr: float):
         hint = f"pass the model's tensors: {type(self).__name__}(get_parameters(model), ...) (from tinygrad_cnn.nn)"
@@ -36,9 +43,20 @@ class Optimizer:
             raise TypeError(f"optimizer got a {type(params).__name__}, not a list of Tensors; {hint}") from None
         if not self.params:
             raise ValueError("optimizer got an empty parameter list: nothing to optimize")
+        first_index: dict[int, int] = {}  # id(param) -> where it first appears
         for index, param in enumerate(self.params):
             if not isinstance(param, Tensor):
                 raise TypeError(f"optimizer parameter {index} is a {type(param).__name__}, not a Tensor; {hint}")
+            if param.dtype.type not in (np.float32, np.float64):
+                raise TypeError(f"optimizer parameter {index} has dtype {param.dtype}; only float32 and float64 "
+                                "tensors can be optimized")
+            if param.node is not None:
+                raise ValueError(f"can't optimize a non-leaf Tensor: parameter {index} (shape {param.shape}) was "
+                                 "computed from other tensors and never gets a grad; pass the leaf it came from")
+            if id(param) in first_index:
+                raise ValueError(f"optimizer parameter {index} is the same Tensor as parameter "
+                                 f"{first_index[id(param)]}: it would be updated twice per step")
+            first_index[id(param)] = index
         self.lr = check_number("learning rate", lr)
         for param in self.params:
             param.requires_grad = True
@@ -55,9 +73,10 @@ class Optimizer:
     def state_dict(self) -> dict[str, np.ndarray]:
         return {}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        _check_mapping(self, state)
         if state:
-            raise KeyError(f"{type(self).__name__} has no state, got keys {sorted(state)}")
+            raise ValueError(f"{type(self).__name__} has no state, got unexpected keys {sorted(state, key=str)}")
 
 
 class SGD(Optimizer):
@@ -97,13 +116,33 @@ class SGD(Optimizer):
     def state_dict(self) -> dict[str, np.ndarray]:
         return {str(index): velocity.copy() for index, velocity in enumerate(self.velocities) if velocity is not None}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore the momentum buffers saved by ``state_dict``: {"<parameter index>": buffer},
+        entries only for parameters that have one. Checked before anything changes.
+
+        A state with buffers is refused by an SGD without momentum (ValueError): it would
+        never use them, and the resumed run would silently differ from the saved one. (PyTorch
+        restores the saved momentum setting with the buffers; here it is an argument.)
+        """
+        _check_mapping(self, state)
+        keys = [str(index) for index in range(len(self.params))]
+        unexpected = [key for key in state if key not in keys]
+        if unexpected:
+            raise ValueError(
+                f"SGD.load_state_dict: unexpected keys {sorted(unexpected, key=str)}; SGD's state has one "
+                f"momentum buffer per parameter, keyed by the parameter's index ('0', '1', …; it has {len(self.params)}) "
+                "(is this another optimizer's state?)"
+            )
+        if state and not self.momentum:
+            raise ValueError(
+                f"SGD.load_state_dict: the state holds momentum buffers for parameters {sorted(state, key=int)}, "
+                "but this SGD has momentum=0 and would never use them; create it with the momentum the state "
+                "was saved with"
+            )
         velocities: list[Optional[np.ndarray]] = [None] * len(self.params)
         for key, value in state.items():
-            index = int(key)
-            if not 0 <= index < len(self.params) or value.shape != self.params[index].shape:
-                raise ValueError(f"SGD state entry {key} with shape {value.shape} does not fit the parameters")
-            velocities[index] = np.array(value, dtype=self.params[index].dtype)
+            param = self.params[int(key)]
+            velocities[int(key)] = _buffer(f"SGD state entry '{key}'", value, param)
         self.velocities = velocities
 
 
@@ -143,14 +182,43 @@ class Adam(Optimizer):
             state[f"m.{index}"], state[f"v.{index}"] = m.copy(), v.copy()
         return state
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        for index, param in enumerate(self.params):
-            for key in (f"m.{index}", f"v.{index}"):
-                if key not in state or state[key].shape != param.shape:
-                    raise ValueError(f"Adam state is missing {key} or it has the wrong shape")
-        self.steps = int(state["steps"])
-        self.first_moments = [np.array(state[f"m.{i}"], dtype=p.dtype) for i, p in enumerate(self.params)]
-        self.second_moments = [np.array(state[f"v.{i}"], dtype=p.dtype) for i, p in enumerate(self.params)]
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore the state saved by ``state_dict``: "steps" and the moments "m.<index>" and
+        "v.<index>" of every parameter. Every key and shape is checked before anything changes."""
+        _check_mapping(self, state)
+        keys = ["steps"] + [f"{moment}.{index}" for index in range(len(self.params)) for moment in ("m", "v")]
+        missing = [key for key in keys if key not in state]
+        unexpected = [key for key in state if key not in keys]
+        if missing or unexpected:
+            problems = ([f"missing keys {missing}"] if missing else []) + \
+                       ([f"unexpected keys {sorted(unexpected, key=str)}"] if unexpected else [])
+            raise ValueError(
+                f"Adam.load_state_dict: {'; '.join(problems)}; Adam's state is 'steps' and the moments "
+                f"'m.<index>', 'v.<index>' of each of its {len(self.params)} parameters (is this another "
+                "optimizer's state?)"
+            )
+        steps = np.asarray(state["steps"])
+        if steps.shape != () or steps.dtype.kind not in "iu" or steps < 0:
+            raise ValueError(f"Adam.load_state_dict: 'steps' must be an integer >= 0, got {state['steps']!r}")
+        first_moments = [_buffer(f"Adam state entry 'm.{i}'", state[f"m.{i}"], p) for i, p in enumerate(self.params)]
+        second_moments = [_buffer(f"Adam state entry 'v.{i}'", state[f"v.{i}"], p) for i, p in enumerate(self.params)]
+        self.steps, self.first_moments, self.second_moments = int(steps), first_moments, second_moments
+
+
+def _check_mapping(optimizer: Optimizer, state: Any) -> None:
+    if not isinstance(state, Mapping):
+        raise TypeError(f"{type(optimizer).__name__}.load_state_dict needs a dict of arrays (from state_dict()), "
+                        f"got a {type(state).__name__}")
+
+
+def _buffer(name: str, value: Any, param: Tensor) -> np.ndarray:
+    """``value`` as a new array of ``param``'s dtype, if it is numeric and of ``param``'s shape."""
+    array = np.asarray(value)
+    if array.shape != param.shape:
+        raise ValueError(f"{name} has shape {array.shape}, but its parameter has shape {param.shape}")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} holds non-numeric data of dtype {array.dtype}")
+    return np.array(array, dtype=param.dtype)
 
 
 # ---------------------------------------------------------------------------
