@@ -354,6 +354,52 @@ def test_changing_a_tensor_the_graph_saved_makes_backward_raise():
         y.backward(np.ones(2))
 
 
+@pytest.mark.parametrize("make_view", [lambda t: t[:2], lambda t: t.reshape(2, 2), lambda t: t.reshape(2, 2).T,
+                                       lambda t: t.detach(), lambda t: Tensor(t)])
+def test_changing_a_saved_tensor_through_a_view_or_its_base_makes_backward_raise(make_view):
+    """A view shares its base's versions, as in PyTorch: an in-place change through either
+    side reaches the graph's check (the gradient would silently use the new values)."""
+    x = Tensor(np.ones(4, dtype=np.float32), requires_grad=True)
+    scale = Tensor(np.ones(4, dtype=np.float32))
+    loss = (x * scale).sum()
+    view = make_view(scale)
+    view += 10.0  # changes scale's memory
+    with pytest.raises(RuntimeError, match=r"input 1 \(shape \(4,\)\) of Mul was modified"):
+        loss.backward()
+    scale = Tensor(np.ones(4, dtype=np.float32))
+    saved = make_view(scale)
+    part = Tensor(np.ones(saved.shape, dtype=np.float32), requires_grad=True)
+    loss = (part * saved).sum()  # the graph saved a view
+    scale *= 2.0  # the base changes
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        loss.backward()
+
+
+def test_an_in_place_change_of_an_unrelated_tensor_or_of_a_copy_does_not_stop_backward():
+    x = Tensor(np.ones(4, dtype=np.float32), requires_grad=True)
+    scale = Tensor(np.full(4, 3.0, dtype=np.float32))
+    loss = (x * scale).sum()
+    copy = scale * 1.0  # a new array
+    copy += 1.0
+    other = Tensor(np.zeros(4, dtype=np.float32))
+    other += 1.0
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, np.full(4, 3.0))
+
+
+def test_an_optimizer_step_before_backward_makes_backward_raise():
+    from tinygrad_cnn.optim import SGD
+
+    weight = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    optimizer = SGD([weight], lr=0.1)
+    first = (weight * weight).sum()
+    first.backward()
+    second = (weight * weight).sum()  # built with the old weights
+    optimizer.step()  # changes them in place
+    with pytest.raises(RuntimeError, match="of Mul was modified by an in-place operation"):
+        second.backward()
+
+
 def test_in_place_keeps_the_dtype_or_says_why_it_cannot():
     x = Tensor([1, 2, 3])
     with pytest.raises(TypeError, match=r"in-place \+= keeps the tensor's dtype int64"):

@@ -65,6 +65,38 @@ class WrongShape(Function):
         return grad_out, grad_out  # b was broadcast: its gradient must be summed back
 
 
+class ReturnsAFloat(Function):
+    def forward(self, x):
+        return float(x.sum())
+
+
+class ReturnsATensor(Function):
+    def forward(self, x):
+        return Tensor(x * 2)
+
+
+class ReturnsANumpyScalar(Function):
+    def forward(self, x):
+        return x.sum()  # a numpy scalar, as numpy gives: accepted
+
+    def backward(self, grad_out):
+        return np.ones(3) * grad_out
+
+
+def test_forward_must_return_a_numpy_array_and_the_error_names_the_op():
+    x = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(TypeError, match=r"ReturnsAFloat.forward must return a numpy array, got float 3.0 "
+                                        r"\(wrap a scalar result in np.asarray\)"):
+        ReturnsAFloat.apply(x)
+    with pytest.raises(TypeError, match=r"ReturnsATensor.forward must return a numpy array, got Tensor "
+                                        r"Tensor\(\[2. 2. 2.\].*\(return its .data"):
+        ReturnsATensor.apply(x)
+    total = ReturnsANumpyScalar.apply(x)
+    assert total.item() == 3.0
+    total.backward()
+    np.testing.assert_array_equal(x.grad, np.ones(3))
+
+
 def test_backward_returning_the_wrong_count_names_the_op():
     a, b = Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(2), requires_grad=True)
     with pytest.raises(ValueError, match=r"WrongCount.backward must return one gradient \(or None\) per input: 2 input\(s\), got 1"):

@@ -126,6 +126,21 @@ def test_fused_ops_keep_float32_and_return_the_public_layout():
         assert weight.grad.flags.c_contiguous
 
 
+@pytest.mark.parametrize("padding, relu", [(0, False), (1, True)])
+def test_conv2d_on_an_empty_batch_gives_empty_outputs_and_zero_gradients(padding, relu):
+    """N = 0 works as in PyTorch: an empty output, and parameter gradients of zeros."""
+    x = Tensor(np.zeros((0, 2, 5, 5), dtype=np.float32), requires_grad=True)
+    weight = Tensor(np.ones((3, 2, 3, 3), dtype=np.float32), requires_grad=True)
+    size = 5 - 2 + 2 * padding
+    bias = Tensor(np.ones((3, size, size), dtype=np.float32), requires_grad=True)
+    y = x.conv2d(weight, bias, padding=padding, relu=relu)
+    assert y.shape == (0, 3, size, size)
+    y.sum().backward()
+    assert x.grad.shape == (0, 2, 5, 5)
+    np.testing.assert_array_equal(weight.grad, np.zeros((3, 2, 3, 3)))
+    np.testing.assert_array_equal(bias.grad, np.zeros((3, size, size)))
+
+
 def test_two_forward_passes_before_backward_do_not_share_buffers():
     """Work buffers are reused between calls; nothing saved for backward may be one of them."""
     rng = np.random.default_rng(1)

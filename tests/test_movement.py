@@ -60,10 +60,25 @@ def test_permute_with_the_identity_order_returns_the_tensor_itself():
     (lambda x: x.permute(0, 1, 3), ValueError, r"not a permutation"),
     (lambda x: x.permute(0, 1.0, 2), TypeError, r"permute needs ints"),
     (lambda x: x.transpose(0, 3), ValueError, r"transpose: axis 3 is out of range for a tensor with 3 dimensions"),
+    (lambda x: x.flatten(5), IndexError, r"flatten: start_dim 5 is out of range for a tensor of shape \(2, 3, 4\) "
+                                         r"\(expected it in \[-3, 2\]\)"),
+    (lambda x: x.flatten(-5), IndexError, r"start_dim -5 is out of range .* \[-3, 2\]"),
+    (lambda x: x.flatten(3), IndexError, r"start_dim 3 is out of range"),
+    (lambda x: x.flatten(1.0), TypeError, r"flatten: start_dim must be an int, got 1.0"),
+    (lambda x: x.reshape(2.9, 12), TypeError, r"reshape: sizes must be ints, got 2.9 in \(2.9, 12\)"),
+    (lambda x: x.reshape((6.0, 4)), TypeError, r"reshape: sizes must be ints, got 6.0"),
 ])
 def test_movement_errors(call, error, message):
     with pytest.raises(error, match=message):
         call(Tensor(np.ones((2, 3, 4)), requires_grad=True))
+
+
+def test_flatten_of_an_empty_batch_and_of_negative_and_0d_dims():
+    assert Tensor.zeros(0, 1, 28, 28).flatten().shape == (0, 784)
+    assert Tensor.zeros(0, 1, 28, 28).flatten(0).shape == (0,)
+    assert Tensor.zeros(2, 3, 4).flatten(-2).shape == (2, 12)
+    assert Tensor(5.0).flatten(0).shape == (1,) and Tensor(5.0).flatten(-1).shape == (1,)
+    assert Tensor.zeros(2, 3).reshape(np.int64(3), np.int64(2)).shape == (3, 2)
 
 
 # -- indexing ------------------------------------------------------------------------------

@@ -70,6 +70,16 @@ def test_train_mode_as_a_decorator():
     assert step() is True and Tensor.training is False
 
 
+def test_decorators_keep_the_name_and_docstring_of_the_function():
+    def evaluate(model):
+        """Evaluate the model."""
+
+    for decorator in (train_mode(), train_mode(False), no_grad()):
+        wrapped = decorator(evaluate)
+        assert wrapped.__name__ == "evaluate" and wrapped.__doc__ == "Evaluate the model."
+        assert wrapped.__wrapped__ is evaluate
+
+
 # -- dropout ------------------------------------------------------------------------------
 
 
@@ -246,6 +256,20 @@ def batch_norm_call(*shape, **options):
 def test_batch_norm_errors_name_the_problem(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("momentum", [None, "0.1", True])
+def test_batch_norm_momentum_must_be_a_number_and_none_is_not_supported(momentum):
+    message = r"batch_norm momentum must be a number in \[0, 1\], got .*momentum=None, PyTorch's cumulative"
+    with pytest.raises(TypeError, match=message):
+        Tensor(np.ones((4, 3))).batch_norm(momentum=momentum, training=True)
+    with pytest.raises(TypeError, match=message), train_mode():
+        BatchNorm2d(3, momentum=momentum)(Tensor(np.ones((2, 3, 2, 2), dtype=np.float32)))
+
+
+def test_batch_norm_eps_must_be_a_number():
+    with pytest.raises(TypeError, match=r"batch_norm eps must be a positive number, got None"):
+        Tensor(np.ones((4, 3))).batch_norm(eps=None)
 
 
 # -- layers -------------------------------------------------------------------------------

@@ -356,3 +356,50 @@ def test_matmul_gradient_of_a_transposed_view_equals_the_contiguous_one(sizes, s
         grads.append(x.grad)
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-12)
     assert gradcheck(lambda x, y: x @ y, [np.asfortranarray(a), b])
+
+
+def test_integer_inputs_give_float32_for_float_valued_ops():
+    """avg_pool2d, cross_entropy, softmax, log_softmax and mean of an integer or bool tensor
+    are float32, as exp or log (integer arithmetic used to truncate them, to 0 for the pool)."""
+    pooled = Tensor(np.arange(16).reshape(1, 1, 4, 4)).avg_pool2d(2)
+    assert pooled.dtype == np.float32
+    np.testing.assert_array_equal(pooled.data, [[[[2.5, 4.5], [10.5, 12.5]]]])
+    loss = Tensor([[1, 2], [3, 4]]).cross_entropy([0, 1])
+    assert loss.dtype == np.float32
+    np.testing.assert_allclose(loss.item(), np.log1p(np.e) - 0.5, rtol=1e-6)  # (1.3133 + 0.3133) / 2
+    logits = Tensor([1, 2, 3])
+    expected = np.exp([1.0, 2.0, 3.0]) / np.exp([1.0, 2.0, 3.0]).sum()
+    assert logits.softmax().dtype == np.float32 and logits.log_softmax().dtype == np.float32
+    np.testing.assert_allclose(logits.softmax().data, expected, rtol=1e-6)
+    np.testing.assert_allclose(logits.log_softmax().data, np.log(expected), rtol=1e-6)
+    assert logits.mean().dtype == np.float32 and logits.mean().item() == 2.0
+    assert Tensor([True, False, False, False]).mean(axis=0).dtype == np.float32
+    assert Tensor([True, False, False, False]).mean().item() == 0.25
+
+
+def test_matmul_and_conv2d_give_an_integer_operand_the_floats_dtype():
+    assert (Tensor([[1, 2]]) @ Tensor([[1.0], [2.0]])).dtype == np.float32
+    assert (Tensor([[1.0, 2.0]]) @ Tensor([[1], [2]])).dtype == np.float32
+    assert (Tensor([1, 2]) @ Tensor([1.0, 2.0])).dtype == np.float32
+    assert (Tensor([[1, 2]]) @ Tensor([[1], [2]])).dtype == np.int64  # int @ int stays int, as numpy and torch
+    integers = np.ones((1, 1, 4, 4), dtype=np.int64)
+    assert Tensor(integers).conv2d(Tensor.ones(2, 1, 3, 3)).dtype == np.float32
+    assert Tensor.zeros(1, 1, 4, 4).conv2d(Tensor(np.ones((1, 1, 3, 3), dtype=np.int64))).dtype == np.float32
+    assert Tensor.zeros(1, 1, 4, 4).conv2d(Tensor.ones(2, 1, 3, 3), bias=np.array([1, 2])).dtype == np.float32
+    only_the_bias_float = Tensor(integers).conv2d(Tensor(np.ones((2, 1, 3, 3), dtype=np.int64)), bias=Tensor([0.5, 1.0]))
+    assert only_the_bias_float.dtype == np.float32
+    np.testing.assert_array_equal(only_the_bias_float.data[0, :, 0, 0], [9.5, 10.0])
+    weight = Tensor.ones(2, 1, 3, 3, requires_grad=True)
+    Tensor(integers).conv2d(weight).sum().backward()
+    assert weight.grad.dtype == np.float32 and np.all(weight.grad == 4)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("shape, axis", [((2, 0), -1), ((0, 3), -1), ((0, 3), 0)])
+def test_softmax_family_of_an_empty_tensor_is_empty(name, shape, axis):
+    for dtype in (np.float32, np.float64):
+        x = Tensor(np.zeros(shape, dtype=dtype), requires_grad=True)
+        output = getattr(x, name)(axis=axis)
+        assert output.shape == shape and output.dtype == dtype
+        output.sum().backward()
+        assert x.grad.shape == shape

@@ -122,7 +122,7 @@ def im2col(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: P
     columns = np.empty(shape, dtype=x.dtype) if keep else scratch("conv columns", shape, x.dtype)
     for p, q, tap in window_taps(kernel, stride, dilation, out_hw):
         columns[:, p, q] = grouped[tap]
-    return columns.reshape(groups, -1, out_hw[0] * out_hw[1] * batch)
+    return columns.reshape(groups, kernel[0] * kernel[1] * (channels // groups), out_hw[0] * out_hw[1] * batch)
 
 
 def weight_matrices(weight: np.ndarray, groups: int) -> np.ndarray:

@@ -92,6 +92,7 @@ class SGD(Optimizer):
                     velocity += grad
                 grad = grad + self.momentum * velocity if self.nesterov else velocity
             param.data -= self.lr * grad
+            param.note_in_place_change()  # a graph built before this step raises at backward()
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {str(index): velocity.copy() for index, velocity in enumerate(self.velocities) if velocity is not None}
@@ -134,6 +135,7 @@ class Adam(Optimizer):
             v *= beta2
             v += (1 - beta2) * grad * grad
             param.data -= self.lr * (m / correction1) / (np.sqrt(v / correction2) + self.eps)
+            param.note_in_place_change()
 
     def state_dict(self) -> dict[str, np.ndarray]:
         state = {"steps": np.array(self.steps)}

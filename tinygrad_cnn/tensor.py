@@ -14,6 +14,7 @@ import math
 import numbers
 import sys
 import time
+import weakref
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -46,6 +47,7 @@ class no_grad:
         _recording = self.previous
 
     def __call__(self, function):  # use as a decorator
+        @functools.wraps(function)
         def without_grad(*args, **kwargs):
             with no_grad():
                 return function(*args, **kwargs)
@@ -79,6 +81,7 @@ class train_mode:
         Tensor.training = self.previous
 
     def __call__(self, function):  # use as a decorator
+        @functools.wraps(function)
         def in_train_mode(*args, **kwargs):
             with train_mode(self.enabled):
                 return function(*args, **kwargs)
@@ -144,7 +147,9 @@ def _as_array(data: object, dtype: Optional[np.dtype] = None) -> np.ndarray:
 
     As in PyTorch: Python floats (and lists of them) become float32, Python ints int64 and
     bools bool; numpy arrays keep their dtype (no copy), except float16, which becomes
-    float32. ``dtype`` converts explicitly. A Tensor that requires grad cannot hide inside
+    float32. ``dtype`` converts explicitly, to a dtype a Tensor can hold (bool, an integer
+    type, float32 or float64, as ``Tensor.zeros`` and ``astype`` take): any other, float16
+    included, is a TypeError rather than silently another dtype. A Tensor that requires grad cannot hide inside
     a list: that would silently cut it out of the graph.
     """
     if isinstance(data, Tensor):
@@ -159,7 +164,7 @@ def _as_array(data: object, dtype: Optional[np.dtype] = None) -> np.ndarray:
     if array.dtype.kind not in "biuf":
         raise TypeError(f"Tensor needs numeric data (bool, int or float); got an array of dtype {array.dtype}")
     if dtype is not None:
-        return array.astype(np.dtype(dtype), copy=False)
+        return array.astype(_dtype_argument("Tensor", dtype), copy=False)
     if from_python and array.dtype.kind == "f":
         return array.astype(np.float32)
     if from_python and array.dtype.kind in "iu":
@@ -167,6 +172,18 @@ def _as_array(data: object, dtype: Optional[np.dtype] = None) -> np.ndarray:
     if array.dtype == np.float16:
         return array.astype(np.float32)
     return array
+
+
+#: what an op's forward may return: an array, or the numpy scalar that numpy gives for 0-d operands
+_NUMPY_RESULTS = (np.ndarray, np.generic)
+
+
+def _not_an_array(op: Function, returned: object) -> str:
+    """Why the output of ``op.forward`` cannot become a Tensor (the TypeError's message)."""
+    hint = " (return its .data, or compute with numpy)" if isinstance(returned, Tensor) else \
+        " (wrap a scalar result in np.asarray)" if isinstance(returned, numbers.Number) else ""
+    return (f"{op.name}.forward must return a numpy array, got {type(returned).__name__} "
+            f"{returned!r:.80}{hint}")
 
 
 def _holds_grad_tensor(items: Sequence) -> bool:
@@ -199,6 +216,18 @@ def _run_vjp(tensor: "Tensor", grad: np.ndarray, grads: dict[int, np.ndarray]) -
         key = id(parent)
         grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
     node.release()
+
+
+def _join_memory_family(tensor: "Tensor", relative: "Tensor") -> None:
+    """Record that ``tensor``'s array shares memory with ``relative``'s (a view, detach()):
+    both, and every tensor already sharing with ``relative``, then count in-place updates
+    together, as a PyTorch view shares its base's version counter."""
+    family = relative.memory_family
+    if family is None:
+        family = relative.memory_family = weakref.WeakSet((relative,))
+    for member in tensor.memory_family or (tensor,):  # (a tensor already in another family brings it along)
+        family.add(member)
+        member.memory_family = family
 
 
 def _count_of_a_lone_argument(array: np.ndarray) -> int:
@@ -248,10 +277,11 @@ class Tensor:
 
     ``Tensor(data, requires_grad=False, dtype=None)``: Python floats become float32, Python
     ints int64, bools bool; numpy arrays keep their dtype (float16 becomes float32); ``dtype``
-    converts. Only float32 and float64 tensors can require grad.
+    converts (to bool, an integer type, float32 or float64; any other is a TypeError). Only
+    float32 and float64 tensors can require grad.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "node", "version", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "node", "version", "memory_family", "__weakref__")
     __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray + Tensor → Tensor
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype=None):
@@ -265,6 +295,11 @@ class Tensor:
         self.requires_grad: bool = bool(requires_grad)
         self.node: Optional[Node] = None
         self.version: int = 0  # how many in-place updates changed data (see Node.check_unmodified)
+        #: the tensors whose arrays share memory with this one (views, detach(), Tensor(t)),
+        #: this one included, or None while there are none: an in-place update counts for all
+        self.memory_family: Optional[weakref.WeakSet[Tensor]] = None
+        if isinstance(data, Tensor) and self.data is data.data:
+            _join_memory_family(self, data)
 
     @classmethod
     def _from_op(cls, op: Function, inputs: tuple["Tensor", ...]) -> "Tensor":
@@ -285,8 +320,15 @@ class Tensor:
             seconds = time.perf_counter() - start
         else:
             output.data = op.forward(*[tensor.data for tensor in inputs])
+        if not isinstance(output.data, _NUMPY_RESULTS):
+            raise TypeError(_not_an_array(op, output.data))
         output.grad = None
         output.version = 0
+        output.memory_family = None
+        data = output.data
+        for tensor in inputs:  # a view of an input (Reshape, GetItem, ...) shares its versions
+            if data is tensor.data or (data.base is not None and np.may_share_memory(data, tensor.data)):
+                _join_memory_family(output, tensor)
         output.requires_grad = requires_grad
         output.node = Node(op, inputs) if requires_grad else None
         if forward_hooks:
@@ -428,8 +470,9 @@ class Tensor:
         return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}, dtype={self.dtype}{grad}{made_by})"
 
     def detach(self) -> "Tensor":
-        """A new leaf sharing this tensor's data, outside any graph."""
-        return Tensor(self.data)
+        """A new leaf sharing this tensor's data (and its version: see ``note_in_place_change``),
+        outside any graph."""
+        return Tensor(self)
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -568,24 +611,27 @@ class Tensor:
         return self._operand(other).matmul(self)
 
     def matmul(self, other: ArrayLike) -> "Tensor":
-        """Matrix product as ``np.matmul``; 1-D operands are treated as a row / a column."""
-        other = self._operand(other)
-        if self.ndim == 0 or other.ndim == 0:
-            raise ValueError(f"matmul needs at least 1-D operands, got shapes {self.shape} and {other.shape}")
-        if self.ndim == 1 and other.ndim == 1:  # the dot product: a scalar, as np.matmul gives
-            return self.reshape(1, -1).matmul(other.reshape(-1, 1)).reshape(())
-        if self.ndim == 1:
-            return self.reshape(1, -1).matmul(other).reshape(*other.shape[:-2], other.shape[-1])
-        if other.ndim == 1:
-            return self.matmul(other.reshape(-1, 1)).reshape(*self.shape[:-1])
-        if self.shape[-1] != other.shape[-2]:
+        """Matrix product as ``np.matmul``; 1-D operands are treated as a row / a column.
+        An integer operand mixed with a float one takes the float's dtype (as ``+``)."""
+        left, right = _promoted(self, self._operand(other))
+        if left.ndim == 0 or right.ndim == 0:
+            raise ValueError(f"matmul needs at least 1-D operands, got shapes {left.shape} and {right.shape}")
+        inner_left = left.shape[-1]
+        inner_right = right.shape[-2] if right.ndim > 1 else right.shape[0]
+        if inner_left != inner_right:  # checked here, before 1-D operands are reshaped, to name the user's shapes
             raise ValueError(
-                f"matmul shape mismatch: {self.shape} @ {other.shape} "
-                f"(inner sizes {self.shape[-1]} and {other.shape[-2]} differ)"
+                f"matmul shape mismatch: {left.shape} @ {right.shape} "
+                f"(inner sizes {inner_left} and {inner_right} differ)"
             )
-        if self.ndim > 2 or other.ndim > 2:  # the batch axes must broadcast
-            _check_broadcast("@", Tensor(np.empty(self.shape[:-2])), Tensor(np.empty(other.shape[:-2])))
-        return ops.MatMul.apply(self, other)
+        if left.ndim == 1 and right.ndim == 1:  # the dot product: a scalar, as np.matmul gives
+            return left.reshape(1, -1).matmul(right.reshape(-1, 1)).reshape(())
+        if left.ndim == 1:
+            return left.reshape(1, -1).matmul(right).reshape(*right.shape[:-2], right.shape[-1])
+        if right.ndim == 1:
+            return left.matmul(right.reshape(-1, 1)).reshape(*left.shape[:-1])
+        if left.ndim > 2 or right.ndim > 2:  # the batch axes must broadcast
+            _check_broadcast("@", Tensor(np.empty(left.shape[:-2])), Tensor(np.empty(right.shape[:-2])))
+        return ops.MatMul.apply(left, right)
 
     # -- element-wise math ----------------------------------------------------------
 
@@ -746,9 +792,9 @@ class Tensor:
         Allowed under no_grad() (the optimizer step ``p -= lr * p.grad``), and anywhere on a
         constant (``counts += 1``), as in PyTorch. Outside no_grad() a tensor that requires
         grad (or an update by one that does) is refused: the update would not be recorded.
-        Each update adds 1 to ``version``, so backward() raises if the graph had saved the old
-        values (as PyTorch does). Unlike PyTorch, two tensors sharing one array (``detach()``,
-        ``Tensor(t)``) do not share a version.
+        Each update adds 1 to ``version`` of this tensor and of every tensor sharing its memory
+        (``note_in_place_change``), so backward() raises if the graph had saved the old values
+        (as PyTorch does).
         """
         other = self._operand(other)
         if _recording and (self.requires_grad or other.requires_grad):
@@ -765,8 +811,16 @@ class Tensor:
                 f"in-place {symbol} keeps the tensor's dtype {self.dtype}, which cannot hold the result of "
                 f"combining it with {other.dtype} (as in PyTorch); write x = x {symbol[:-1]} y for a new tensor"
             ) from error
-        self.version += 1
+        self.note_in_place_change()
         return self
+
+    def note_in_place_change(self) -> None:
+        """Add 1 to ``version`` of this tensor and of every tensor sharing its memory (its views,
+        the tensor it is a view of, ``detach()``, ``Tensor(t)``): a graph that saved one of them
+        then raises at backward() instead of using the new values. The in-place operators and
+        the optimizers' steps call it; call it after changing ``.data`` in place yourself."""
+        for tensor in self.memory_family or (self,):
+            tensor.version += 1
 
     def __iadd__(self, other: ArrayLike) -> "Tensor":
         return self._update_in_place("+=", np.add, other)
@@ -789,22 +843,37 @@ class Tensor:
 
     @pytorch_spellings
     def mean(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
+        """Mean over ``axis`` (all by default). PyTorch refuses the mean of an integer or bool
+        tensor; here it is float32, as for every float-valued op (exp, log, softmax, ...)."""
         _check_axes("mean", axis, self.ndim)
-        return ops.Mean.apply(self, axis=axis, keepdims=keepdims)
+        return ops.Mean.apply(_floating(self), axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape: int | Sequence[int]) -> "Tensor":
         """Same elements in a new shape; one axis may be -1 (inferred)."""
-        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list, np.ndarray)):
             shape = tuple(shape[0])
+        for size in shape:
+            if type(size) is not int and not isinstance(size, np.integer):
+                raise TypeError(f"reshape: sizes must be ints, got {size!r} in {shape!r}")
         resolved = _resolve_shape(tuple(int(size) for size in shape), self.shape)
         if resolved == self.shape:
             return self
         return ops.Reshape.apply(self, shape=resolved)
 
     def flatten(self, start_dim: int = 1) -> "Tensor":
-        """Merge the axes from ``start_dim`` on into one (default keeps the batch axis)."""
-        start = start_dim % self.ndim if self.ndim else 0
-        return self.reshape(*self.shape[:start], -1)
+        """Merge the axes from ``start_dim`` on into one (default keeps the batch axis).
+
+        As in PyTorch, ``start_dim`` must lie in [-ndim, ndim - 1] (a 0-d tensor counts as
+        1-D: 0 or -1 make it shape (1,)); an empty tensor keeps its sizes: (0, 1, 28, 28) → (0, 784).
+        """
+        if not isinstance(start_dim, (int, np.integer)) or isinstance(start_dim, bool):
+            raise TypeError(f"flatten: start_dim must be an int, got {start_dim!r}")
+        dims = max(self.ndim, 1)
+        if not -dims <= start_dim < dims:
+            raise IndexError(f"flatten: start_dim {start_dim} is out of range for a tensor of shape "
+                             f"{self.shape} (expected it in [{-dims}, {dims - 1}])")
+        start = int(start_dim) % dims
+        return self.reshape(*self.shape[:start], math.prod(self.shape[start:]))
 
     def pad(self, pad_width: int | Sequence) -> "Tensor":
         """Zero padding, numpy-style: ((before, after), ...) per axis, or one int for all sides."""
@@ -911,12 +980,12 @@ class Tensor:
     @pytorch_spellings
     def softmax(self, axis: int = -1) -> "Tensor":
         _check_axes("softmax", axis, self.ndim)
-        return ops.Softmax.apply(self, axis=axis)
+        return ops.Softmax.apply(_floating(self), axis=axis)
 
     @pytorch_spellings
     def log_softmax(self, axis: int = -1) -> "Tensor":
         _check_axes("log_softmax", axis, self.ndim)
-        return ops.LogSoftmax.apply(self, axis=axis)
+        return ops.LogSoftmax.apply(_floating(self), axis=axis)
 
     def conv2d(self, weight: "Tensor", bias: Optional[ArrayLike] = None, stride: int | tuple[int, int] = 1,
                padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, groups: int = 1,
@@ -925,17 +994,20 @@ class Tensor:
 
         ``bias`` is (O,) per channel, as in PyTorch, or (O,Ho,Wo) per position, as the seed's
         "Addition" layers; ``relu=True`` applies a relu in the same op (the seed's fused form).
+        An integer input, weight or bias mixed with a float one takes the float's dtype (as ``+``).
         """
-        weight = self._operand(weight)
-        bias = None if bias is None else self._operand(bias)
+        x, weight = _promoted(self, self._operand(weight))
+        if bias is not None:
+            x, bias = _promoted(x, self._operand(bias))
+            weight = _promoted(x, weight)[1]  # x has become float if only the bias was
         stride, padding, dilation = _pair("stride", stride, 1), _pair("padding", padding, 0), _pair("dilation", dilation, 1)
-        out_shape = _check_conv2d(self.shape, weight.shape, stride, padding, dilation, groups)
+        out_shape = _check_conv2d(x.shape, weight.shape, stride, padding, dilation, groups)
         if bias is not None and bias.shape not in ((out_shape[0],), out_shape):
             raise ValueError(
                 f"conv2d: bias of shape {bias.shape} fits neither one value per output channel "
                 f"({out_shape[0]},) nor one per output position (O,Ho,Wo) = {out_shape}"
             )
-        inputs = (self, weight) if bias is None else (self, weight, bias)
+        inputs = (x, weight) if bias is None else (x, weight, bias)
         return ops.Conv2d.apply(*inputs, stride=stride, padding=padding, dilation=dilation, groups=groups,
                                 relu=bool(relu))
 
@@ -950,21 +1022,22 @@ class Tensor:
         (left, right)) of zeros (PyTorch's max_pool2d pads with −∞ instead)."""
         if self.ndim != 4:
             raise ValueError(f"max_pool2d input must be 4-D (N,C,H,W), got shape {self.shape}")
-        widths = _normalize_pad_width(((0, 0), (0, 0)) + tuple(tuple(pair) for pair in padding), self.shape)
+        widths = ((0, 0), (0, 0)) + _pool_padding(padding)
         kernel, stride = _pool_geometry(kernel_size, stride)
         _check_pool2d("max_pool2d", tuple(size + sum(pair) for size, pair in zip(self.shape, widths)), kernel)
         return ops.MaxPool2d.apply(self, kernel_size=kernel, stride=stride, padding=widths[2:], relu=bool(relu))
 
     def avg_pool2d(self, kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]] = None) -> "Tensor":
-        """Mean over kh×kw windows of (N,C,H,W), moved by ``stride`` (default: the kernel size)."""
+        """Mean over kh×kw windows of (N,C,H,W), moved by ``stride`` (default: the kernel size).
+        An integer or bool tensor gives float32, as every float-valued op."""
         kernel, stride = _pool_geometry(kernel_size, stride)
         _check_pool2d("avg_pool2d", self.shape, kernel)
-        return ops.AvgPool2d.apply(self, kernel_size=kernel, stride=stride)
+        return ops.AvgPool2d.apply(_floating(self), kernel_size=kernel, stride=stride)
 
     def cross_entropy(self, labels: ArrayLike) -> "Tensor":
         """Mean softmax cross-entropy of logits (N,K) against integer class labels (N,)."""
         labels = check_labels(self.shape, labels)
-        return ops.CrossEntropy.apply(self, labels=labels)
+        return ops.CrossEntropy.apply(_floating(self), labels=labels)
 
     # -- training-time ops ------------------------------------------------------------
 
@@ -1108,11 +1181,13 @@ def _check_broadcast(symbol: str, a: Tensor, b: Tensor) -> None:
 def _check_axes(name: str, axis: Optional[int | Sequence[int]], ndim: int) -> None:
     if axis is None:
         return
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis) if isinstance(axis, (tuple, list)) else None
+    if axes is None or not all(isinstance(single, (int, np.integer)) and not isinstance(single, bool) for single in axes):
+        raise TypeError(f"{name}: axis must be an int or a sequence of ints, got {axis!r}")
     if len({int(a) % max(ndim, 1) for a in axes if isinstance(a, (int, np.integer))}) != len(axes):
         raise ValueError(f"{name}: axis {axis} names the same axis twice")
     for single in axes:
-        if not isinstance(single, (int, np.integer)) or not -ndim <= single < max(ndim, 1):
+        if not -ndim <= single < max(ndim, 1):
             raise ValueError(f"{name}: axis {single} is out of range for a tensor with {ndim} dimensions")
 
 
@@ -1159,6 +1234,8 @@ def _check_conv2d(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], strid
         raise ValueError(f"conv2d weight must be 4-D (O,C/groups,kh,kw), got shape {weight_shape}")
     if not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"conv2d groups must be a positive int, got {groups!r}")
+    if weight_shape[0] == 0:
+        raise ValueError(f"conv2d weight needs at least one output channel, got weight of shape {weight_shape}")
     if x_shape[1] % groups or weight_shape[0] % groups:
         raise ValueError(
             f"conv2d groups={groups} must divide the input channels ({x_shape[1]}) and the output "
@@ -1177,6 +1254,21 @@ def _check_conv2d(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], strid
             f"padded input {padded[0]}x{padded[1]} (input {x_shape}, padding {padding})"
         )
     return (weight_shape[0],) + tuple((size - span) // step + 1 for size, span, step in zip(padded, reach, stride))
+
+
+def _pool_padding(padding: object) -> tuple[tuple[int, int], tuple[int, int]]:
+    """pad_max_pool2d's ``padding``, ((top, bottom), (left, right)) of non-negative ints, checked."""
+    def is_pair(value: object) -> bool:
+        return (isinstance(value, (tuple, list)) and len(value) == 2
+                and all(isinstance(width, (int, np.integer)) and not isinstance(width, bool) for width in value))
+
+    if not (isinstance(padding, (tuple, list)) and len(padding) == 2 and all(is_pair(pair) for pair in padding)):
+        raise TypeError(f"pad_max_pool2d padding must be ((top, bottom), (left, right)), pairs of ints, "
+                        f"got {padding!r}")
+    if any(width < 0 for pair in padding for width in pair):
+        raise ValueError(f"pad_max_pool2d padding must be non-negative, got {padding!r}")
+    (top, bottom), (left, right) = padding
+    return (int(top), int(bottom)), (int(left), int(right))
 
 
 def _pool_geometry(kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -1308,8 +1400,13 @@ def _check_batch_norm(shape: tuple[int, ...], dtype: np.dtype, weight, bias, run
                 f"batch_norm {name} must be a float numpy array of shape ({channels},) (it is updated "
                 f"in place), got {type(value).__name__} of shape {np.shape(value)}"
             )
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
+        raise TypeError(f"batch_norm momentum must be a number in [0, 1], got {momentum!r} (momentum=None, "
+                        "PyTorch's cumulative moving average, is not supported)")
     if not 0 <= momentum <= 1:
         raise ValueError(f"batch_norm momentum must lie in [0, 1], got {momentum}")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"batch_norm eps must be a positive number, got {eps!r}")
     if not eps > 0:
         raise ValueError(f"batch_norm eps must be positive, got {eps}")
     if training and int(np.prod(shape[:1] + shape[2:])) <= 1:

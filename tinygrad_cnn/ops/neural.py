@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import numpy as np
@@ -110,7 +111,7 @@ class Conv2d(Function):
             if output.shape[3] == 1:  # one image: Σ_n is the gradient itself (a matrix-vector product
                 grad_bias = grad_z.reshape(output.shape[:3])  # would wake OpenBLAS's threads: 40 µs a conv)
             else:  # Σ_n as a matrix-vector product: faster than .sum(axis=3)
-                per_position = grad_z.reshape(-1, output.shape[3]) @ np.ones(output.shape[3], dtype=output.dtype)
+                per_position = grad_z.reshape(math.prod(output.shape[:3]), output.shape[3]) @ np.ones(output.shape[3], dtype=output.dtype)
                 grad_bias = per_position.reshape(output.shape[:3])
             if self.bias_ndim == 1:  # per channel: also Σ over the positions
                 grad_bias = grad_bias.reshape(output.shape[0], -1).sum(axis=1)
@@ -231,6 +232,9 @@ class Softmax(Function):
         self.axis = axis
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.size == 0:  # nothing to normalize (and numpy has no max of an empty axis)
+            self.output = np.empty_like(x)
+            return self.output
         exponentials = np.exp(x - x.max(axis=self.axis, keepdims=True))
         self.output = exponentials / exponentials.sum(axis=self.axis, keepdims=True)
         return self.output
@@ -249,6 +253,9 @@ class LogSoftmax(Function):
         self.axis = axis
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.size == 0:  # nothing to normalize (and numpy has no max of an empty axis)
+            self.output = np.empty_like(x)
+            return self.output
         shifted = x - x.max(axis=self.axis, keepdims=True)
         output = shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
         self.output = output
