@@ -5,6 +5,7 @@ without the data these tests fail in CI (never pass vacuously) and skip on a lap
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -399,6 +400,8 @@ def test_a_failing_checkpoint_write_stops_with_one_line_and_keeps_the_previous_o
     real_fsync, calls = os.fsync, []
 
     def full_disk_on_the_second_write(descriptor):
+        if stat.S_ISDIR(os.fstat(descriptor).st_mode):  # nn.save also syncs the directory after the rename
+            return real_fsync(descriptor)
         calls.append(descriptor)
         if len(calls) == 2:
             raise OSError(28, "No space left on device")

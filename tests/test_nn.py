@@ -116,13 +116,79 @@ def test_an_interrupted_save_keeps_the_previous_file(tmp_path):
     script = textwrap.dedent(f"""
         import os, numpy as np
         from tinygrad_cnn import nn
-        original = np.savez
-        def dying_savez(file, **arrays):
-            original(file, **arrays)
-            os._exit(9)  # as if killed right after writing, before the rename
-        nn.np.savez = dying_savez
-        nn.save({{"generation": np.array(2), "big": np.zeros(10**6)}}, {str(path)!r})
+        original = nn.np.lib.format.write_array
+        def dying_write_array(file, array, **options):
+            original(file, array, **options)
+            if array.size > 1:
+                os._exit(9)  # as if killed after writing most of the file, before the rename
+        nn.np.lib.format.write_array = dying_write_array
+        nn.save({{"generation": np.array(2), "big": np.zeros(10**6), "after": np.ones(3)}}, {str(path)!r})
     """)
     result = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert result.returncode == 9
     assert int(load(path)["generation"]) == 1
+
+
+def test_save_takes_any_string_key_even_numpys_own_parameter_names(tmp_path):
+    """np.savez(file, **arrays) dropped a key "allow_pickle" and failed on "file"."""
+    path = tmp_path / "state.npz"
+    arrays = {"file": np.arange(3), "allow_pickle": np.zeros(2), "x.npy": np.ones(1), "": np.array(True),
+              "model/conv1.weight": np.ones((2, 2), np.float32), "step": np.array(7), "meta": np.array('{"a": 1}'),
+              "tensor": Tensor(np.full(2, 5.0))}
+    save(arrays, path)
+    loaded = load(path)
+    assert list(loaded) == list(arrays)
+    for key, value in arrays.items():
+        expected = np.asarray(value.data if isinstance(value, Tensor) else value)
+        assert loaded[key].dtype == expected.dtype and loaded[key].shape == expected.shape, key
+        np.testing.assert_array_equal(loaded[key], expected)
+    with np.load(path, allow_pickle=False) as archive:  # a plain .npz that numpy itself reads
+        assert sorted(archive.files) == sorted(arrays)
+        assert int(archive["step"]) == 7
+
+
+@pytest.mark.parametrize("arrays, error, message", [
+    ({"a": np.array([None])}, ValueError, r"save: 'a' has dtype object .*pickle"),
+    ({"w": np.zeros(2), "box": np.array([{"lr": 0.1}], dtype=object)}, ValueError, r"'box' has dtype object"),
+    ({"r": np.zeros(1, dtype=[("x", "f8"), ("o", "O")])}, ValueError, r"'r' has dtype .*Python objects"),
+    ({1: np.zeros(2)}, TypeError, r"save: key 1 is not a string \(int\)"),
+    ({"a": np.zeros(1), "a.npy": np.ones(1)}, ValueError, r"keys 'a' and 'a\.npy' cannot both be saved"),
+    ({"a\0b": np.zeros(1)}, ValueError, r"key 'a\\x00b' holds a NUL character"),
+    ({"\udc80": np.zeros(1)}, ValueError, r"key '\\udc80' is not valid Unicode"),
+    ({"ragged": [[1.0], [1.0, 2.0]]}, ValueError, r"save: 'ragged' is not an array"),
+])
+def test_save_refuses_what_load_could_not_give_back_before_writing(tmp_path, arrays, error, message):
+    path = tmp_path / "state.npz"
+    save({"kept": np.arange(4)}, path)
+    with pytest.raises(error, match=message):
+        save(arrays, path)
+    assert list(load(path)) == ["kept"]  # the previous file is untouched
+    assert [entry.name for entry in tmp_path.iterdir()] == ["state.npz"]  # and nothing else was written
+
+
+def test_save_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
+    target = tmp_path / "runs" / "weights.npz"
+    target.parent.mkdir()
+    save({"w": np.zeros(2)}, target)
+    link = tmp_path / "latest.npz"
+    link.symlink_to(target)
+    save({"w": np.ones(2)}, link)
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert load(target)["w"].tolist() == [1.0, 1.0]
+    assert sorted(entry.name for entry in target.parent.iterdir()) == ["weights.npz"]  # temp file in the target's directory
+
+
+def test_save_syncs_the_directory_after_the_rename(tmp_path, monkeypatch):
+    """The rename is only durable once the directory entry is on disk."""
+    import stat
+
+    synced = []
+    original_fsync = os.fsync
+
+    def recording_fsync(descriptor):
+        synced.append(stat.S_ISDIR(os.fstat(descriptor).st_mode))
+        original_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    save({"w": np.zeros(2)}, tmp_path / "weights.npz")
+    assert synced == [False, True]  # the file's data, then its directory

@@ -315,6 +315,62 @@ def test_float64_models_export_in_float64(tmp_path):
     np.testing.assert_allclose(theirs, forward(model, fresh), rtol=1e-12)
 
 
+@pytest.mark.skipif(not hasattr(os, "setpgid"), reason="RLIMIT_FSIZE is POSIX")
+def test_an_export_that_fails_midway_leaves_the_previous_file_and_no_temporary_file(tmp_path):
+    """A full disk while the file is written must not leave a truncated .onnx: the write of a
+    second export is cut at half the file's size (RLIMIT_FSIZE, in a child process)."""
+    path = tmp_path / "model.onnx"
+    export(SeedMLP(seed=0), path, (1, 1, 28, 28))
+    before = path.read_bytes()
+    script = f"""
+import resource, signal, sys
+from tinygrad_cnn.models import SeedMLP
+from tinygrad_cnn.onnx import export
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) // 2}, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    export(SeedMLP(seed=1), {str(path)!r}, (1, 1, 28, 28))
+except OSError as error:
+    print(error)
+    sys.exit(3)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "model.onnx" in result.stdout  # the error names the file
+    assert path.read_bytes() == before
+    assert [entry.name for entry in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_an_interrupted_export_leaves_the_previous_file_and_no_temporary_file(tmp_path, monkeypatch):
+    model = Expression(lambda x, weight: (x @ weight).relu(), **DENSE)
+    path = tmp_path / "model.onnx"
+    export(model, path, images=uniform(0, (2, 4)))
+    before = path.read_bytes()
+
+    def interrupted(descriptor):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)  # Ctrl-C once the data is written, before the rename
+    with pytest.raises(KeyboardInterrupt):
+        export(Expression(lambda x, weight: (x @ weight).tanh(), **DENSE), path, images=uniform(0, (2, 4)))
+    assert path.read_bytes() == before
+    assert [entry.name for entry in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_export_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
+    target = tmp_path / "models" / "model.onnx"
+    target.parent.mkdir()
+    target.write_bytes(b"an old model")
+    link = tmp_path / "latest.onnx"
+    link.symlink_to(target)
+    model = Expression(lambda x, weight: (x @ weight).relu(), **DENSE)
+    export(model, link, images=uniform(0, (2, 4)))
+    assert link.is_symlink()
+    fresh = uniform(1, (3, 4))
+    np.testing.assert_allclose(run_onnx(target, fresh), forward(model, fresh), rtol=1e-5, atol=1e-6)
+
+
 # ----------------------------------------------------------------------------- errors
 
 

@@ -20,7 +20,7 @@ import stat
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, BinaryIO, Callable, Mapping, Union
 
 import numpy as np
 
@@ -125,37 +125,116 @@ def _permissions_for(path: Path) -> int:
     return 0o666 & ~umask
 
 
-def save(arrays: Union[Mapping[str, np.ndarray], Any], path: PathLike) -> None:
-    """Write a state dict (or a model's) to an .npz file atomically.
+def _sync_directory(directory: Path) -> None:
+    """Flush ``directory``'s entries (a rename in it) to disk; a no-op where the platform
+    cannot open or sync a directory (Windows)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
-    The data goes to a temporary file in the same directory, is flushed to disk and then
-    renamed over ``path``: an interrupted save leaves the previous file (or none), never a
-    broken one. The file gets the permissions any other new file would (the umask), or keeps
-    those of the file it replaces. A failed write raises OSError naming ``path``.
+
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Create or replace the file ``path`` with what ``write(file)`` writes, atomically.
+
+    ``write`` fills a temporary file in the same directory, which is flushed to disk
+    (fsync), given the permissions any other new file would get (the umask) or those of the
+    file it replaces, and renamed over ``path``; the directory is then synced too, so the
+    rename itself survives a power loss. An interrupt, a kill or a full disk at any moment
+    leaves the previous file (or none), never a broken one; an error or interrupt removes the
+    temporary file (only a hard kill can leave the hidden ``.<name>.*.tmp`` behind).
+    A symlink is followed: the file it points to is replaced and the link stays. A failed
+    write raises OSError naming ``path``; any other error from ``write`` is raised as it is.
     """
-    if not isinstance(arrays, Mapping):
-        arrays = state_dict(arrays)
     path = Path(path)
-    directory = path.parent
+    target = Path(os.path.realpath(path))  # through symlinks: replace the file, keep the link
+    directory = target.parent
     if not directory.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no such directory to save into", str(directory))
-    permissions = _permissions_for(path)
+    permissions = _permissions_for(target)
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     except OSError as error:
         raise OSError(error.errno, error.strerror, str(path)) from None
     try:
         with os.fdopen(descriptor, "wb") as file:
-            np.savez(file, **{name: np.asarray(value) for name, value in arrays.items()})
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, permissions)  # mkstemp made it private (0600)
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
         if isinstance(error, OSError):
             raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
+    _sync_directory(directory)
+
+
+NPY_SUFFIX = ".npy"  # an .npz holds each array as the zip member "<key>.npy"
+
+
+def _checked_arrays(arrays: Mapping[Any, Any]) -> dict[str, np.ndarray]:
+    """``arrays`` as numpy arrays, refusing what ``load`` could not give back unchanged."""
+    checked: dict[str, np.ndarray] = {}
+    for key, value in arrays.items():
+        if not isinstance(key, str):
+            raise TypeError(f"save: key {key!r} is not a string ({type(key).__name__}); keys must be strings")
+        if "\0" in key:
+            raise ValueError(f"save: key {key!r} holds a NUL character, which the .npz format (a zip archive) cuts the name at")
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"save: key {key!r} is not valid Unicode text (a lone surrogate); it cannot name an .npz entry") from None
+        try:
+            array = np.asarray(_array(value))
+        except ValueError as error:
+            raise ValueError(f"save: {key!r} is not an array: {error}") from None
+        if array.dtype.hasobject:
+            raise ValueError(f"save: {key!r} has dtype {array.dtype} (Python objects), which only pickle can store and "
+                             "load refuses (unsafe); save numbers, booleans or strings")
+        checked[key] = array
+    for key in checked:
+        if key.endswith(NPY_SUFFIX) and key[:-len(NPY_SUFFIX)] in checked:
+            stem = key[:-len(NPY_SUFFIX)]
+            raise ValueError(f"save: keys {stem!r} and {key!r} cannot both be saved: np.load (and so load) "
+                             f"would give the array of {stem!r} for {key!r} too")
+    return checked
+
+
+def _write_npz(file: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """The .npz format, as ``np.savez`` writes it: an uncompressed zip of "<key>.npy" members.
+    Written here because ``np.savez(file, **arrays)`` cannot take the keys "file" and
+    "allow_pickle" (its own parameters)."""
+    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, array in arrays.items():
+            with archive.open(key + NPY_SUFFIX, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
+
+
+def save(arrays: Union[Mapping[str, np.ndarray], Any], path: PathLike) -> None:
+    """Write a state dict (or a model's) to an .npz file atomically (``atomic_write``).
+
+    Any string key works (a key "file" or "allow_pickle" too); the values are arrays (or
+    Tensors) of numbers, booleans or strings. Everything is checked before anything is
+    written: a non-string key, a key ``load`` could not give back, or an object array
+    (which would need pickle) is a TypeError/ValueError naming the key. The data goes to a
+    temporary file in the same directory, is flushed to disk and renamed over ``path`` (the
+    file a symlink points to; the link stays), and the directory is synced: an interrupted
+    save, a kill or a full disk leaves the previous file (or none), never a broken one. The
+    file gets the permissions any other new file would (the umask), or keeps those of the
+    file it replaces. A failed write raises OSError naming ``path``.
+    """
+    if not isinstance(arrays, Mapping):
+        arrays = state_dict(arrays)
+    checked = _checked_arrays(arrays)
+    atomic_write(path, lambda file: _write_npz(file, checked))
 
 
 # The first bytes of the files a checkpoint path may wrongly point at.

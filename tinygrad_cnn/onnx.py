@@ -644,8 +644,11 @@ def export(model: Any, path: Union[str, "os.PathLike[str]"], input_shape: Option
 
     ``input_shape`` is the example input's shape with the batch first, e.g. (1, 1, 28, 28)
     (the file accepts any batch size unless ``dynamic_batch=False``); or give ``images``.
+    The file is written atomically (``nn.atomic_write``): an interrupt or a full disk during
+    the write leaves the previous file at ``path`` (or none), never a truncated one.
     """
     onnx_model = to_onnx(model, input_shape, images=images, input_name=input_name,
                          output_name=output_name, dynamic_batch=dynamic_batch)
-    _import_onnx().save(onnx_model, os.fspath(path))
+    serialized = onnx_model.SerializeToString()  # the binary ONNX format, whatever the file's extension
+    nn.atomic_write(path, lambda file: file.write(serialized))
     return onnx_model
