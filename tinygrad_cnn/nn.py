@@ -414,7 +414,8 @@ class BatchNorm2d:
         num_features = _positive_int("BatchNorm2d", "num_features", num_features)
         for name, value in (("eps", eps), ("momentum", momentum)):
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise TypeError(f"BatchNorm2d: {name} must be a number, got {value!r} ({type(value).__name__})")
+                unsupported = " (momentum=None, PyTorch's cumulative moving average, is not supported)" if name == "momentum" else ""
+                raise TypeError(f"BatchNorm2d: {name} must be a number, got {value!r} ({type(value).__name__}){unsupported}")
         if not 0 < eps < np.inf:
             raise ValueError(f"BatchNorm2d: eps must be a finite number > 0, got {eps!r}")
         if not 0 <= momentum <= 1:
