@@ -159,3 +159,26 @@ def test_a_complex_or_text_gradient_is_refused_naming_the_op_and_input():
     x = Tensor(np.ones(2), requires_grad=True)
     with pytest.raises(TypeError, match=r"TextGradient.backward returned a gradient of dtype <U1 for input 0"):
         TextGradient.apply(x).sum().backward()
+
+
+class ScaleByOption(Function):
+    """y = x · w with w given as an option: a constant, whatever it is."""
+
+    def __init__(self, w):
+        self.w = w.data if isinstance(w, Tensor) else w
+
+    def forward(self, x):
+        return x * self.w
+
+    def backward(self, grad_out):
+        return grad_out * self.w
+
+
+def test_a_tensor_option_that_requires_grad_is_refused_naming_the_option():
+    x, w = Tensor(np.ones(2), requires_grad=True), Tensor(np.full(2, 3.0), requires_grad=True)
+    with pytest.raises(TypeError, match=r"ScaleByOption.apply got the Tensor option w= that requires grad.*"
+                                        r"pass tensors positionally"):
+        ScaleByOption.apply(x, w=w)
+    y = ScaleByOption.apply(x, w=Tensor(np.full(2, 3.0)))  # a constant Tensor is a fine option
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])

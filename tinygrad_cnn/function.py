@@ -67,10 +67,19 @@ class Function:
         """Run ``cls(**options)`` forward on ``inputs`` and record it in the graph.
 
         Tensors are used as they are; numbers and arrays become constants (a Python number
-        takes the dtype of the first floating-point Tensor input, as in arithmetic).
+        takes the dtype of the first floating-point Tensor input, as in arithmetic). A keyword
+        option is a constant: a Tensor that requires grad is refused there (TypeError), as it
+        would silently get no gradient.
         """
         from tinygrad_cnn.tensor import Tensor, constant_like
 
+        if options:
+            for option, value in options.items():
+                if isinstance(value, Tensor) and value.requires_grad:
+                    raise TypeError(
+                        f"{cls.__name__}.apply got the Tensor option {option}= that requires grad: an option is "
+                        "a constant, so it would get no gradient; pass tensors positionally, as inputs"
+                    )
         for x in inputs:  # (all Tensors, the usual case: nothing to wrap, no new tuple)
             if not isinstance(x, Tensor):
                 reference = next((x for x in inputs if isinstance(x, Tensor) and x.dtype.kind == "f"), None)
