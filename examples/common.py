@@ -21,7 +21,16 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from tinygrad_cnn import Tensor, no_grad
-from tinygrad_cnn.datasets import FASHION_MNIST_CLASSES, MNIST_CLASSES, fashion_mnist, mnist
+from tinygrad_cnn.datasets import (
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_FOLDER,
+    MNIST_CLASSES,
+    MNIST_FILES,
+    MNIST_FOLDER,
+    default_root,
+    fashion_mnist,
+    mnist,
+)
 from tinygrad_cnn.models import SeedCNN, SeedMLP
 from tinygrad_cnn.nn import load, load_state_dict, named_parameters, save
 
@@ -30,6 +39,10 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 class CommandLineError(Exception):
     """A problem the user can fix: the scripts print it as one ``error: ...`` line and exit with 1."""
+
+
+class ModelDiverged(CommandLineError):
+    """The model's logits are not finite (NaN or inf): its weights blew up in training."""
 
 
 # ---------------------------------------------------------------------------
@@ -42,18 +55,36 @@ DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.n
 #: the names --dataset takes -> the names of its ten classes (the plots' titles)
 CLASS_NAMES: dict[str, tuple[str, ...]] = {"mnist": MNIST_CLASSES, "fashion": FASHION_MNIST_CLASSES}
 
+#: the data set's name in messages, and its folder under a data root (as tinygrad_cnn.datasets lays them out)
+DATASET_NAMES: dict[str, str] = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
+DATASET_FOLDERS: dict[str, str] = {"mnist": MNIST_FOLDER, "fashion": FASHION_MNIST_FOLDER}
+
 #: the names --model takes -> the model class
 MODELS = {"cnn": SeedCNN, "mlp": SeedMLP}
 
 
+def data_location(data_dir: Optional[PathLike], dataset: str) -> Path:
+    """The directory the loader reads ``dataset`` from: ``data_dir`` (or ``$TINYGRAD_CNN_DATA``,
+    or the cache), or its ``mnist/`` / ``fashion-mnist/`` folder when it has one."""
+    folder = DATASET_FOLDERS[dataset]
+    root = Path(data_dir).expanduser() if data_dir is not None else default_root(folder)
+    return root / folder if (root / folder).is_dir() else root
+
+
 def load_data(data_dir: Optional[PathLike], limit_train: Optional[int] = None, limit_test: Optional[int] = None,
-              dataset: str = "mnist") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+              dataset: str = "mnist", need_train: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(x_train, y_train, x_test, y_test)`` from ``data_dir`` (None: ``$TINYGRAD_CNN_DATA`` or the
-    download cache), cut to the first ``limit_train`` / ``limit_test`` images when given."""
+    download cache), cut to the first ``limit_train`` / ``limit_test`` images when given. An
+    empty test split (or training split, with ``need_train``) raises CommandLineError."""
     try:
         x_train, y_train, x_test, y_test = DATASETS[dataset](data_dir)
     except (OSError, ValueError, RuntimeError) as error:
-        raise CommandLineError(f"could not load {'Fashion-MNIST' if dataset == 'fashion' else 'MNIST'}: {error}") from None
+        raise CommandLineError(f"could not load {DATASET_NAMES[dataset]}: {error}") from None
+    splits = [("training", x_train, MNIST_FILES[0], "train on"), ("test", x_test, MNIST_FILES[2], "test on")]
+    for split, images, file_name, purpose in splits[0 if need_train else 1:]:
+        if len(images) == 0:
+            raise CommandLineError(f"the {DATASET_NAMES[dataset]} {split} split in {data_location(data_dir, dataset)} "
+                                   f"is empty ({file_name} holds 0 images): nothing to {purpose}")
     return x_train[:limit_train], y_train[:limit_train], x_test[:limit_test], y_test[:limit_test]
 
 
@@ -76,7 +107,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def accuracy_percent(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Percentage of rows whose largest logit is at the label."""
+    """Percentage of rows whose largest logit is at the label. A NaN or inf logit raises
+    ModelDiverged: argmax would quietly call a row of NaNs class 0, a made-up accuracy."""
+    broken = int((~np.isfinite(logits)).any(axis=1).sum())
+    if broken:
+        raise ModelDiverged(f"the model diverged: its logits are NaN or inf on {broken} of {len(logits)} test images")
     return float((logits.argmax(axis=1) == labels).mean() * 100)
 
 
@@ -111,11 +146,40 @@ def read_checkpoint(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, np
         meta = json.loads(str(arrays["meta"]))
     except ValueError:
         raise CommandLineError(f"{path}: its 'meta' entry is not the JSON examples/mnist.py writes") from None
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise CommandLineError(f"{path} has checkpoint format {meta.get('format')}, expected {CHECKPOINT_FORMAT}")
+    check_meta(meta, path)
     weights = {key[len(MODEL_PREFIX):]: value for key, value in arrays.items() if key.startswith(MODEL_PREFIX)}
     buffers = {key[len(OPTIMIZER_PREFIX):]: value for key, value in arrays.items() if key.startswith(OPTIMIZER_PREFIX)}
     return weights, buffers, meta
+
+
+#: what a checkpoint's meta must hold, beyond "format": the run's settings and its position
+CONFIG_KEYS = ("model", "optimizer", "epochs", "batch_size", "lr", "momentum", "warmup_epochs", "seed")
+POSITION_KEYS = ("epoch", "step_in_epoch", "global_step", "history", "train_seconds", "running", "epoch_rng_state")
+
+
+def check_meta(meta: Any, path: PathLike) -> None:
+    """Raise CommandLineError naming ``path`` unless ``meta`` has the layout examples/mnist.py
+    writes: a JSON object with the format number, a "config" object (with a known model and
+    data set) and the position keys, so that no later lookup fails with a KeyError."""
+    def refuse(problem: str) -> CommandLineError:
+        return CommandLineError(f"{path}: its 'meta' entry {problem}; it is not a checkpoint examples/mnist.py wrote")
+
+    if not isinstance(meta, dict):
+        raise refuse(f"is a JSON {type(meta).__name__}, not an object")
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise CommandLineError(f"{path} has checkpoint format {meta.get('format')}, expected {CHECKPOINT_FORMAT}")
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        raise refuse("has no \"config\" object" if config is None else "has a \"config\" that is not an object")
+    missing = [key for key in CONFIG_KEYS if key not in config] + [key for key in POSITION_KEYS if key not in meta]
+    if missing:
+        raise refuse("lacks " + ", ".join(f"\"{key}\"" for key in missing))
+    if config["model"] not in MODELS:
+        raise refuse(f"names the model {config['model']!r}, expected one of {', '.join(MODELS)}")
+    if config.get("dataset", "mnist") not in DATASETS:
+        raise refuse(f"names the data set {config['dataset']!r}, expected one of {', '.join(DATASETS)}")
+    if not isinstance(meta["history"], list) or not isinstance(meta["running"], dict):
+        raise refuse("has a \"history\" that is not a list or a \"running\" that is not an object")
 
 
 def load_weights(model: Any, weights: dict[str, np.ndarray], path: PathLike) -> None:
@@ -177,10 +241,20 @@ def _check_writable(directory: Path, flag: str, path: Path) -> None:
         raise CommandLineError(f"{flag} {path}: cannot write in {directory}: {error.strerror}") from None
 
 
+def refuse_directory_name(path: PathLike, flag: str) -> None:
+    """A file's path must end in a file name: ``out/``, ``out/.`` and ``..`` name directories
+    (``Path`` would quietly drop the separator and write a file called ``out``)."""
+    text = os.fspath(path)
+    if os.path.basename(text) in ("", ".", "..") or (os.altsep and text.endswith(os.altsep)):
+        raise CommandLineError(f"{flag} {text}: that names a directory; give a file name inside it")
+
+
 def prepare_output_file(path: PathLike, flag: str) -> Path:
     """Make sure a file can be written at ``path``: missing parent directories are created;
     a directory standing at ``path``, a file in the way of its parents or a directory that
-    cannot be written raises CommandLineError naming ``flag`` and the path."""
+    cannot be written raises CommandLineError naming ``flag`` and the path, as does a path
+    that ends in a separator (``out/``: a directory's name, even where none exists yet)."""
+    refuse_directory_name(path, flag)
     path = Path(path).expanduser()
     if path.is_dir():
         raise CommandLineError(f"{flag} {path}: that is a directory; give a file name inside it")

@@ -31,6 +31,7 @@ from common import (
     CLASS_NAMES,
     DATASETS,
     CommandLineError,
+    ModelDiverged,
     accuracy_percent,
     build_model,
     check_free_space,
@@ -40,6 +41,7 @@ from common import (
     predict,
     prepare_output_file,
     read_checkpoint,
+    refuse_directory_name,
     save_checkpoint,
 )
 
@@ -57,7 +59,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "seed": {"optimizer": "sgd", "epochs": 9, "batch_size": 1, "lr": 0.001, "momentum": 0.0, "warmup_epochs": 1.0},
 }
 # What a flag left out means (kept None in the parsed arguments, so a given flag can be told apart).
-DEFAULTS: dict[str, Any] = {"model": "cnn", "recipe": "fast", "seed": 0}
+DEFAULTS: dict[str, Any] = {"model": "cnn", "recipe": "fast", "seed": 0, "dataset": "mnist"}
 TRAINING_FLAGS = ("model", "recipe", "optimizer", "betas", "epochs", "batch_size", "lr", "momentum", "warmup_epochs",
                   "seed", "limit_train", "dataset")
 
@@ -211,7 +213,7 @@ def resume_run(args: argparse.Namespace, log: Log) -> Run:
         raise CommandLineError(f"{args.resume} holds only model weights (a state dict saved with nn.save), not a "
                                "training checkpoint of examples/mnist.py: it can be evaluated with --eval-only, "
                                "not resumed")
-    config = dict(meta["config"])
+    config = {"dataset": DEFAULTS["dataset"], **meta["config"]}  # checkpoints older than --dataset are MNIST's
     ignored = ignored_flags(args, config, [name for name in TRAINING_FLAGS if name != "epochs"])
     if ignored:
         log("note: resuming with the checkpoint's settings; ignoring " + ", ".join(ignored))
@@ -399,7 +401,13 @@ def end_epoch(run: Run, x_test: np.ndarray, y_test: np.ndarray, schedule, log: L
     """Evaluate, append the epoch's record to the history, and move the position to the next epoch."""
     position, running = run.position, run.position["running"]
     evaluation_started = time.perf_counter()
-    test_accuracy = accuracy_percent(predict(run.model, x_test), y_test)
+    try:
+        test_accuracy = accuracy_percent(predict(run.model, x_test), y_test)
+    except ModelDiverged as error:  # the loss was finite, but the last update blew the weights up
+        raise TrainingDiverged(
+            f"{error} after step {position['global_step']} (epoch {position['epoch'] + 1}, "
+            f"lr {schedule(position['global_step'] - 1):.3g}); try a lower --lr"
+        ) from None
     seen = max(running["seen"], 1)
     record = {
         "epoch": position["epoch"] + 1,
@@ -456,8 +464,56 @@ def write_graph_file(model, images: np.ndarray, labels: np.ndarray, path: str, l
 # ---------------------------------------------------------------------------
 
 
+#: the files ``plotting.save_training_plots`` writes into the --plots directory
+PLOT_FILES = ("curves.png", "predictions.png", "mistakes.png", "conv1_filters.png", "feature_maps.png")
+
+
+def files_involved(args: argparse.Namespace) -> list[tuple[str, str, Path]]:
+    """Every file the run reads (--resume) or may write, as ``(flag, description, path)``.
+    --graph writes ``<name>.dot`` and maybe ``<name>.png``; --plots a directory of PNGs."""
+    files = [(flag, f"{flag} {value}", Path(value).expanduser())
+             for flag, value in (("--resume", args.resume), ("--save", args.save), ("--json", args.json),
+                                 ("--export-onnx", args.export_onnx)) if value]
+    if args.graph:
+        dot = Path(args.graph).expanduser()
+        dot = dot if dot.suffix == ".dot" else dot.with_suffix(".dot")
+        files += [("--graph", f"--graph {args.graph}", dot),
+                  ("--graph", f"--graph {args.graph} (its PNG)", dot.with_suffix(".png"))]
+    if args.plots:
+        directory = Path(args.plots).expanduser()
+        files += [("--plots", f"--plots {args.plots}", directory),
+                  *(("--plots", f"--plots {args.plots} (its {name})", directory / name) for name in PLOT_FILES)]
+    return files
+
+
+def same_file(first: Path, second: Path) -> bool:
+    """Whether two paths lead to one file: compared by identity when both exist (hard links,
+    symbolic links, case-insensitive disks), else by their absolute paths with links resolved."""
+    if first.exists() and second.exists():
+        return first.samefile(second)
+    return first.resolve() == second.resolve()
+
+
+def check_distinct(args: argparse.Namespace) -> None:
+    """No output may replace another output or the checkpoint being read: only --save and
+    --resume may name one file (the resumed run keeps saving there)."""
+    files = files_involved(args)
+    for index, (first_flag, first, path) in enumerate(files):
+        for second_flag, second, other_path in files[index + 1:]:
+            if {first_flag, second_flag} == {"--resume", "--save"} or not same_file(path, other_path):
+                continue
+            harm = "would overwrite the checkpoint it reads" if first_flag == "--resume" else "would write both there"
+            raise CommandLineError(f"{first} and {second} are the same file ({path}): the run {harm}; "
+                                   "give each output its own path")
+
+
 def check_outputs(args: argparse.Namespace) -> None:
     """Check the result paths (and matplotlib for --plots) before anything slow happens."""
+    for flag, value in (("--save", args.save), ("--json", args.json), ("--graph", args.graph),
+                        ("--export-onnx", args.export_onnx)):
+        if value:
+            refuse_directory_name(value, flag)
+    check_distinct(args)
     if args.plots:
         from plotting import prepare_plots_directory  # imports matplotlib only when called
 
@@ -509,8 +565,8 @@ def train_and_report(args: argparse.Namespace, started: float, log: Log):
     run = resume_run(args, log) if args.resume else new_run(training_config(args))
     run.save_path = checkpoint_path(args, run)
     x_train, y_train, x_test, y_test = load_data(args.data_dir, run.config.get("limit_train"), args.limit_test,
-                                                 run.config.get("dataset", "mnist"))
-    args.dataset = run.config.get("dataset", "mnist")  # the plots name this data set's classes
+                                                 run.config["dataset"])
+    args.dataset = run.config["dataset"]  # the plots name this data set's classes
     if args.graph:
         write_graph_file(run.model, x_train[:1], y_train[:1], args.graph, log)
     if run.finished:
@@ -528,8 +584,17 @@ def train_and_report(args: argparse.Namespace, started: float, log: Log):
     if len(run.position["history"]) > history_before:
         accuracy = run.position["history"][-1]["test_accuracy"]
     else:  # nothing trained here: the checkpoint's accuracy may be on other test images
-        accuracy = accuracy_percent(predict(run.model, x_test), y_test)
+        accuracy = checkpoint_accuracy(run.model, x_test, y_test, args.resume)
     return run.model, report(run, accuracy, x_train, x_test, started, log), (x_test, y_test)
+
+
+def checkpoint_accuracy(model, x_test: np.ndarray, y_test: np.ndarray, path: str) -> float:
+    """The test accuracy of a model read from ``path``; a diverged one is an error naming the file."""
+    try:
+        return accuracy_percent(predict(model, x_test), y_test)
+    except ModelDiverged as error:
+        raise ModelDiverged(f"{path}: {error} (its weights hold NaN or inf, or are too large); "
+                            "train it again with a lower --lr") from None
 
 
 def evaluate_only(args: argparse.Namespace, started: float, log: Log):
@@ -537,12 +602,16 @@ def evaluate_only(args: argparse.Namespace, started: float, log: Log):
     model, meta = model_from_checkpoint(args.resume)
     ignored = [f"{flag_name(name)}" for name in (*TRAINING_FLAGS, "save")
                if name != "dataset" and getattr(args, name) is not None]
+    if meta is not None:  # a checkpoint is tested on the data set it was trained on; a state dict on --dataset
+        ignored += ignored_flags(args, meta["config"], ["dataset"])
+        args.dataset = meta["config"].get("dataset", DEFAULTS["dataset"])  # the plots name its classes too
     if ignored:
         log("note: --eval-only evaluates the checkpoint as it is; ignoring " + ", ".join(ignored))
-    _, _, x_test, y_test = load_data(args.data_dir, 1, args.limit_test, args.dataset or "mnist")
+    _, _, x_test, y_test = load_data(args.data_dir, None, args.limit_test, args.dataset or DEFAULTS["dataset"],
+                                     need_train=False)
     if args.graph:
         write_graph_file(model, x_test[:1], y_test[:1], args.graph, log)
-    accuracy = accuracy_percent(predict(model, x_test), y_test)
+    accuracy = checkpoint_accuracy(model, x_test, y_test, args.resume)
     log(f"Test accuracy of {args.resume}: {accuracy:.2f}% on {len(y_test)} images")
     config = meta["config"] if meta else {}
     result = {"model": config.get("model"), "epochs": meta["epoch"] if meta else None,

@@ -7,9 +7,11 @@ first layer's 3x3 filters.
 Writes ``feature_maps.png`` and ``conv1_filters.png`` into ``--plots`` (default ``plots/``).
 
 ``--resume`` takes a checkpoint written by ``examples/mnist.py --save`` or a plain state dict
-written by ``tinygrad_cnn.nn.save``; it is only read. Without one, the seed CNN is trained
-with mnist.py's fast recipe for one epoch on the first ``--limit-train`` training images
-(10,000 by default: about 10 s). The flags mean what they mean in examples/mnist.py.
+written by ``tinygrad_cnn.nn.save``; it is only read. The test images come from the data set
+a checkpoint was trained on (MNIST or Fashion-MNIST; MNIST for a state dict). Without
+``--resume``, the seed CNN is trained with mnist.py's fast recipe for one epoch on the first
+``--limit-train`` training images (10,000 by default: about 10 s). The flags mean what they
+mean in examples/mnist.py.
 
 Needs matplotlib (``pip install matplotlib``); runs headless.
 """
@@ -62,15 +64,19 @@ def train_briefly(args: argparse.Namespace, data, log) -> object:
 
 def draw(args: argparse.Namespace, log) -> None:
     prepare_plots_directory(args.plots)
+    dataset = "mnist"
     if args.resume:
-        model, _ = model_from_checkpoint(args.resume)
+        model, meta = model_from_checkpoint(args.resume)
         if not hasattr(model, "conv1"):
             raise CommandLineError(f"--resume {args.resume}: that is the seed MLP; there are no convolutions to draw")
-        log(f"loaded {args.resume}")
+        if meta is not None:  # a checkpoint of examples/mnist.py names its data set; a state dict is taken as MNIST's
+            dataset = meta["config"].get("dataset", "mnist")
+        log(f"loaded {args.resume}" + (" (trained on Fashion-MNIST: drawing its test images)" if dataset == "fashion" else ""))
         ignored = [trainer.flag_name(name) for name in ("limit_train", "seed") if getattr(args, name) is not None]
         if ignored:
             log(f"note: nothing is trained with --resume; ignoring {', '.join(ignored)}")
-    data = load_data(args.data_dir, args.limit_train or DEFAULT_TRAINING_IMAGES, args.limit_test)
+    data = load_data(args.data_dir, args.limit_train or DEFAULT_TRAINING_IMAGES, args.limit_test, dataset,
+                     need_train=not args.resume)
     x_test, y_test = data[2], data[3]
     if args.index >= len(x_test):
         raise CommandLineError(f"--index {args.index}: there are only {len(x_test)} test images (0..{len(x_test) - 1})")

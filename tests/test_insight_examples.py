@@ -79,8 +79,11 @@ def test_a_model_is_built_from_both_checkpoint_layouts(tmp_path, common_module, 
     weights = state_dict(model)
     if layout == "trainer checkpoint":  # examples/mnist.py --save: model/<key>, optimizer state, meta
         optimizer = SGD(get_parameters(model), lr=0.1)
-        common_module.save_checkpoint(tmp_path / "checkpoint.npz", model, optimizer,
-                                      {"config": {"model": "cnn", "seed": 5}, "epoch": 1})
+        config = {"model": "cnn", "optimizer": "sgd", "epochs": 1, "batch_size": 64, "lr": 0.1, "momentum": 0.0,
+                  "warmup_epochs": 0.0, "seed": 5}
+        position = {"epoch": 1, "step_in_epoch": 0, "global_step": 1, "history": [], "train_seconds": 0.0,
+                    "running": {}, "epoch_rng_state": {}}
+        common_module.save_checkpoint(tmp_path / "checkpoint.npz", model, optimizer, {"config": config, **position})
     else:  # tinygrad_cnn.nn.save(model, path)
         save(weights, tmp_path / "checkpoint.npz")
     loaded, meta = common_module.model_from_checkpoint(tmp_path / "checkpoint.npz")

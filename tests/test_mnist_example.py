@@ -252,6 +252,39 @@ def test_an_impossible_output_path_stops_before_training(tmp_path, flag, target,
     assert_one_error_line(result, f"{flag} {target}", fragment)
 
 
+@pytest.mark.parametrize("flags, fragments", [
+    (["--eval-only", "--resume", "keep.npz", "--json", "keep.npz"],
+     ["--resume keep.npz and --json keep.npz are the same file", "overwrite the checkpoint it reads"]),
+    (["--save", "new.npz", "--export-onnx", "new.npz"], ["--save new.npz and --export-onnx new.npz are the same file"]),
+    (["--resume", "keep.npz", "--export-onnx", "hard_link.onnx"], ["--resume keep.npz and --export-onnx hard_link.onnx"]),
+    (["--resume", "keep.npz", "--save", "other.npz", "--json", "symbolic_link.json"],
+     ["--resume keep.npz and --json symbolic_link.json"]),
+    (["--json", "missing/../result.json", "--save", "result.json"], ["--save result.json and --json missing/../result.json"]),
+    (["--graph", "net", "--save", "net.png"], ["--save net.png and --graph net (its PNG)"]),
+    (["--graph", "net.dot", "--json", "net.dot"], ["--json net.dot and --graph net.dot are the same file"]),
+    (["--plots", "plots", "--json", "plots/curves.png"], ["--json plots/curves.png and --plots plots (its curves.png)"]),
+])
+def test_two_outputs_naming_one_file_are_refused_before_anything_is_written(tmp_path, flags, fragments):
+    keep = tmp_path / "keep.npz"
+    keep.write_bytes(b"a week of training")
+    os.link(keep, tmp_path / "hard_link.onnx")
+    (tmp_path / "symbolic_link.json").symlink_to(keep)
+    before = sorted(path.name for path in tmp_path.iterdir())
+    result = run_without_data(tmp_path, *flags)
+    assert_one_error_line(result, *fragments, "give each output its own path")
+    assert keep.read_bytes() == b"a week of training"
+    assert sorted(path.name for path in tmp_path.iterdir()) == before  # nothing written, no directory made
+
+
+@pytest.mark.parametrize("flag", ["--save", "--json", "--graph", "--export-onnx"])
+@pytest.mark.parametrize("target", ["new_directory/", "new_directory/.", ".."])
+def test_an_output_path_naming_a_directory_is_refused(tmp_path, flag, target):
+    """``out/`` names a directory even where none exists: never write a file called ``out``."""
+    result = run_without_data(tmp_path, flag, target)
+    assert_one_error_line(result, f"{flag} {target}: that names a directory; give a file name inside it")
+    assert not (tmp_path / "new_directory").exists()
+
+
 def test_save_refuses_to_replace_a_file_it_is_not_resuming(tmp_path):
     existing = tmp_path / "last_week.npz"
     existing.write_bytes(b"a week of training")
@@ -488,6 +521,116 @@ def test_dataset_fashion_trains_on_fashion_mnist_files_and_names_the_classes(tmp
     assert "Training on 96 images, testing on 40" in result.stdout
     resumed = run(str(tmp_path / "data"), "--resume", str(tmp_path / "run.npz"), "--limit-test", "40")
     assert "is finished" in resumed.stdout  # evaluated on the checkpoint's data set, Fashion-MNIST
+
+
+def test_eval_only_and_visualize_use_the_data_set_the_checkpoint_was_trained_on(tmp_path):
+    """Both MNIST (30 test images) and Fashion-MNIST (40) lie in the data directory: a checkpoint
+    trained on Fashion-MNIST is tested on its 40, whatever --dataset says."""
+    from test_datasets import write_mnist
+
+    write_mnist(tmp_path / "data" / "mnist", train=32, test=30)
+    write_mnist(tmp_path / "data" / "fashion-mnist", train=32, test=40, seed=5)
+    data, checkpoint = str(tmp_path / "data"), str(tmp_path / "run.npz")
+    run(data, "--dataset", "fashion", "--epochs", "1", "--batch-size", "32", "--save", checkpoint)
+    evaluated = run(data, "--eval-only", "--resume", checkpoint)
+    assert "on 40 images" in evaluated.stdout and "note" not in evaluated.stdout
+    contradicted = run(data, "--eval-only", "--resume", checkpoint, "--dataset", "mnist")
+    assert "ignoring --dataset mnist (the checkpoint has fashion)" in contradicted.stdout
+    assert "on 40 images" in contradicted.stdout
+    resumed = run(data, "--resume", checkpoint, "--dataset", "mnist")
+    assert "ignoring --dataset mnist (the checkpoint has fashion)" in resumed.stdout
+
+    pytest.importorskip("matplotlib")
+    drawn = subprocess.run([sys.executable, str(REPOSITORY / "examples" / "visualize.py"), "--resume", checkpoint,
+                            "--data-dir", data, "--plots", str(tmp_path / "plots")], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "PYTHONPATH": str(REPOSITORY), "MPLBACKEND": "Agg"})
+    assert drawn.returncode == 0, drawn.stderr
+    assert "trained on Fashion-MNIST" in drawn.stdout and "test accuracy on 40 images" in drawn.stdout
+
+
+def test_eval_only_plots_name_the_checkpoints_classes(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    from test_datasets import write_mnist
+
+    from tinygrad_cnn.datasets import FASHION_MNIST_CLASSES
+
+    write_mnist(tmp_path / "data" / "fashion-mnist", train=32, test=8)
+    monkeypatch.syspath_prepend(str(REPOSITORY / "examples"))
+    import mnist
+    import plotting
+
+    data, checkpoint = str(tmp_path / "data"), str(tmp_path / "run.npz")
+    assert mnist.main(["--data-dir", data, "--no-progress", "--dataset", "fashion", "--epochs", "1",
+                       "--batch-size", "32", "--save", checkpoint]) == 0
+    drawn = []
+    monkeypatch.setattr(plotting, "save_training_plots", lambda *arguments: drawn.append(arguments) or [])
+    assert mnist.main(["--data-dir", data, "--no-progress", "--eval-only", "--resume", checkpoint,
+                       "--plots", str(tmp_path / "plots")]) == 0
+    assert drawn[0][-1] == FASHION_MNIST_CLASSES and len(drawn[0][2]) == 8
+
+
+def test_logits_that_become_nan_stop_the_run_instead_of_reporting_an_accuracy(tmp_path):
+    """One step at lr 1e30: the step's loss is finite, the weights after it are not, so every
+    test row is NaN (whose argmax, class 0, would otherwise count as a prediction)."""
+    from test_datasets import write_mnist
+
+    write_mnist(tmp_path / "data", train=64, test=20)
+    result = run(str(tmp_path / "data"), "--epochs", "1", "--lr", "1e30", "--warmup-epochs", "0",
+                 "--save", str(tmp_path / "run.npz"), "--json", str(tmp_path / "run.json"), expect=1)
+    assert result.stderr.splitlines()[-1] == ("error: the model diverged: its logits are NaN or inf on 20 of 20 test "
+                                              "images after step 1 (epoch 1, lr 1e+30); try a lower --lr")
+    assert "Final test accuracy" not in result.stdout and "Traceback" not in result.stderr
+    assert not (tmp_path / "run.json").exists()
+
+    broken = tmp_path / "nan.npz"
+    weights = state_dict(SeedCNN(seed=0))
+    weights["fc2.bias"] = np.full_like(weights["fc2.bias"], np.nan)
+    np.savez(broken, **weights)
+    result = run(str(tmp_path / "data"), "--eval-only", "--resume", str(broken), expect=1)
+    assert result.stderr.splitlines()[-1].startswith(f"error: {broken}: the model diverged: its logits are NaN or inf "
+                                                     "on 20 of 20 test images")
+    assert "Test accuracy" not in result.stdout
+
+
+def test_an_empty_split_is_reported_with_its_directory(tmp_path):
+    from test_datasets import write_mnist
+
+    write_mnist(tmp_path / "no_training" / "mnist", train=0, test=5)
+    write_mnist(tmp_path / "no_test", train=8, test=0)
+    result = run(str(tmp_path / "no_training"), "--epochs", "1", expect=1)
+    assert result.stderr == (f"error: the MNIST training split in {tmp_path / 'no_training' / 'mnist'} is empty "
+                             "(train-images-idx3-ubyte holds 0 images): nothing to train on\n")
+    result = run(str(tmp_path / "no_test"), "--epochs", "1", expect=1)
+    assert result.stderr == (f"error: the MNIST test split in {tmp_path / 'no_test'} is empty "
+                             "(t10k-images-idx3-ubyte holds 0 images): nothing to test on\n")
+    np.savez(tmp_path / "weights.npz", **state_dict(SeedCNN(seed=0)))
+    evaluated = run(str(tmp_path / "no_training"), "--eval-only", "--resume", str(tmp_path / "weights.npz"))
+    assert "on 5 images" in evaluated.stdout  # evaluating needs no training images
+
+
+CONFIG = {"model": "cnn", "optimizer": "sgd", "epochs": 1, "batch_size": 8, "lr": 0.1, "momentum": 0.0,
+          "warmup_epochs": 0.0, "seed": 0}
+POSITION = {"epoch": 1, "step_in_epoch": 0, "global_step": 1, "history": [], "train_seconds": 0.0, "running": {},
+            "epoch_rng_state": {}}
+MALFORMED_META = {
+    "a list": ([1, 2], "is a JSON list, not an object"),
+    "no config": ({"format": 1}, 'has no "config" object'),
+    "config not an object": ({"format": 1, "config": "cnn", **POSITION}, 'has a "config" that is not an object'),
+    "no position": ({"format": 1, "config": CONFIG}, 'lacks "epoch", "step_in_epoch"'),
+    "unknown model": ({"format": 1, "config": {**CONFIG, "model": "resnet"}, **POSITION}, "names the model 'resnet'"),
+    "unknown data set": ({"format": 1, "config": {**CONFIG, "dataset": "cifar"}, **POSITION}, "names the data set 'cifar'"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(MALFORMED_META))
+@pytest.mark.parametrize("eval_only", [True, False])
+def test_a_checkpoint_with_malformed_meta_is_refused_naming_the_file(tmp_path, problem, eval_only):
+    meta, fragment = MALFORMED_META[problem]
+    checkpoint = tmp_path / "odd.npz"
+    arrays = {f"model/{key}": value for key, value in state_dict(SeedCNN(seed=0)).items()}
+    np.savez(checkpoint, meta=np.array(json.dumps(meta)), **arrays)
+    result = run_without_data(tmp_path, "--resume", str(checkpoint), *(["--eval-only"] if eval_only else []))
+    assert_one_error_line(result, f"{checkpoint}: its 'meta' entry {fragment}", "not a checkpoint examples/mnist.py wrote")
 
 
 def test_plots_name_the_classes_of_the_data_set(tmp_path, monkeypatch):
