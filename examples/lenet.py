@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from common import CommandLineError  # examples/common.py, next to this file
 from mnist import accuracy_percent, predict  # examples/mnist.py, next to this file
 
 from tinygrad_cnn import Tensor, train_mode
@@ -96,7 +97,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                 loss.backward()
                 optimizer.step()
                 loss_sum += loss.item() * len(labels)
-        accuracy = accuracy_percent(predict(model, x_test), y_test)
+        try:
+            accuracy = accuracy_percent(predict(model, x_test), y_test)
+        except CommandLineError as error:  # NaN or infinite logits: the model diverged
+            print(f"error: {error} (epoch {epoch}, lr {args.lr:g}); try a lower --lr", file=sys.stderr)
+            return 1
         print(f"Epoch {epoch}/{args.epochs}  avg loss {loss_sum / len(x_train):.4f}  test acc {accuracy:.2f}%  "
               f"({time.perf_counter() - epoch_start:.1f} s)", flush=True)
     seconds = time.perf_counter() - started

@@ -33,3 +33,20 @@ def test_lenet_rejects_a_non_positive_limit():
     result = subprocess.run([sys.executable, str(REPOSITORY / "examples" / "lenet.py"), "--limit-train", "0"],
                             capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
     assert result.returncode == 2 and "--limit-train must be positive, got 0" in result.stderr
+
+
+def test_lenet_stops_with_an_error_line_when_its_logits_are_not_finite(data_dir, monkeypatch, capsys):
+    """Diverged weights give NaN logits; argmax would call every such row class 0 and print a
+    made-up accuracy, so the run stops with one error line instead (predict stands in for
+    a diverged model here: Adam's bounded steps rarely reach NaN within a few seconds)."""
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(REPOSITORY / "examples"))
+    import lenet
+
+    monkeypatch.setattr(lenet, "predict", lambda model, images: np.full((len(images), 10), np.nan))
+    code = lenet.main(["--data-dir", data_dir, "--limit-train", "64", "--limit-test", "20", "--epochs", "1"])
+    assert code == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: the model diverged: its logits are NaN or inf on 20 of 20 test images (epoch 1, lr 0.002); "
+        "try a lower --lr")
