@@ -213,6 +213,14 @@ CASES = [
     case("maximum", (2, 3, 4), lambda x, other: x.maximum(other), defines("maximum"), **OTHER),
     case("minimum", (2, 3, 4), lambda x, other: x.minimum(other), defines("minimum"), **OTHER),
     case("where", (2, 3, 4), lambda x, other: Tensor.where(Tensor(MASK), x, other * 2.0), defines("where"), **OTHER),
+    case("where on a computed mask", (2, 3, 4), lambda x, other: Tensor.where(x > other, x, other * 2.0), **OTHER),
+    case("compare <", (2, 3, 4), lambda x: Tensor.where(x < 0.5, x, -1.0)),
+    case("compare <=", (2, 3, 4), lambda x: Tensor.where(x <= np.float32(0.25), x, 0.0)),
+    case("compare >=", (2, 3, 4), lambda x, other: Tensor.where(x >= other, 1.0, x), **OTHER),
+    case("compare ==", (2, 3, 4), lambda x: Tensor.where(x.clip(min=0.0) == 0.0, 3.0, x), defines("clip")),
+    case("compare !=", (2, 3, 4), lambda x: Tensor.where(x.relu() != 0.0, x, 5.0)),
+    case("compare floats with ints, bools with bools", (2, 3, 4), lambda x, counts: Tensor.where(
+        ((x >= counts) < (x > -1.0)) != (x <= 0.5), x, 0.0), counts=np.array([-1, 0, 1, 2])),
     case("leaky_relu", (2, 3, 4), lambda x: x.leaky_relu(0.2), defines("leaky_relu")),
     case("elu", (2, 3, 4), lambda x: x.elu(0.7), defines("elu")),
     case("sum over an axis", (2, 3, 4), lambda x: x.sum(axis=1)),
@@ -297,6 +305,42 @@ def test_every_op_of_the_package_is_exported_and_round_tripped_or_listed_as_not_
         steps, _ = _trace(Expression(function, **weights), uniform(0, shape, *bounds))
         exercised |= {type(step.op).__name__ for step in steps}
     assert op_classes - set(NOT_EXPORTABLE) <= exercised, "an op has a converter but no round-trip case above"
+
+
+def test_where_on_a_mask_computed_from_the_input_follows_each_new_input(tmp_path):
+    """The review's case: a relu written as where(y > 0, y, 0) after a Linear layer. Exported on
+    one input, the file must compute the mask of every other input, not the traced one."""
+    from tinygrad_cnn import manual_seed, nn
+
+    class Masked:
+        def __init__(self) -> None:
+            self.fc = nn.Linear(784, 2)
+
+        def __call__(self, images: np.ndarray) -> Tensor:
+            y = self.fc(Tensor(np.asarray(images, np.float32)).flatten() / 255)
+            return Tensor.where(y > 0, y, 0.0)
+
+    for seed in range(4):
+        manual_seed(seed)
+        model, path = Masked(), tmp_path / f"masked{seed}.onnx"
+        export(model, path, (1, 1, 28, 28))
+        assert "Greater" in [node.op_type for node in onnx.load(str(path)).graph.node]
+        images = np.random.default_rng(seed).integers(0, 256, (64, 1, 28, 28)).astype(np.float32)
+        ours = forward(model, images)
+        assert (ours == 0).any() and (ours > 0).any()  # the mask differs between the inputs
+        np.testing.assert_allclose(run_onnx(path, images), ours, rtol=1e-5, atol=1e-6)
+
+
+def test_comparisons_are_ops_that_never_require_grad():
+    x = Tensor(np.array([1.0, -2.0, 3.0], np.float32), requires_grad=True)
+    mask = x > 0
+    assert mask.dtype == np.bool_ and not mask.requires_grad and mask.node is None
+    Tensor.where(mask, x * 2.0, 0.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 0.0, 2.0])
+    from tinygrad_cnn.onnx import _trace
+
+    steps, _ = _trace(lambda array: Tensor.where(Tensor(array) != 0.0, 1.0, 2.0), uniform(0, (2, 3)))
+    assert [step.op.name for step in steps] == ["Compare", "Where"] and steps[0].op.symbol == "!="
 
 
 def test_the_batch_stays_dynamic_through_reshape_and_flatten(tmp_path):

@@ -25,9 +25,11 @@ graph's leaves:
 * every other leaf (a number like the 255 of ``x / 255``) is a constant initializer.
 
 The model is traced a second time on another input: a constant that changes with the
-input was computed outside the graph (comparisons such as ``x > 0`` and ``argmax`` give
-plain tensors; so do ``.data`` and numpy) and would be frozen into the file, so it is an
-error, as are different ops for different inputs (control flow on the values).
+input was computed outside the graph (``argmax`` gives a plain tensor; so do ``.data`` and
+numpy) and would be frozen into the file, so it is an error, as are different ops for
+different inputs (control flow on the values). Comparisons such as ``x > 0`` are ops
+(``Compare``): they export as Greater, Less, …, so ``where(x > 0, x, 0)`` runs on the mask
+of each new input.
 
 Decisions: opset 17 (``OPSET``), which onnxruntime has supported since 1.12. A reshape keeps
 the batch dynamic by writing 0 ("copy this axis") for a leading axis it keeps, else -1.
@@ -67,6 +69,9 @@ class UnsupportedOpError(TypeError):
 def _import_onnx():
     try:
         import onnx
+        import onnx.checker
+        import onnx.helper
+        import onnx.numpy_helper  # a submodule that ``import onnx`` does not always load
     except ImportError as error:
         raise ImportError(
             "ONNX export needs the onnx package: pip install tinygrad_cnn[onnx] (or pip install onnx)"
@@ -113,8 +118,8 @@ def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
         raise TypeError(f"the model must return one Tensor to export; it returned {type(result).__name__}")
     if not any(step.output is result for step in steps):
         raise ValueError(
-            "the model's output was not computed by a traced op: argmax, argmin and comparisons such "
-            "as x > 0 give plain tensors outside the graph (export the model that returns the logits), "
+            "the model's output was not computed by a traced op: argmax and argmin give plain tensors "
+            "outside the graph (export the model that returns the logits), "
             "and so does rebuilding a tensor from numpy arrays, e.g. running a big batch in chunks "
             "(export with a smaller batch, e.g. input_shape (1, ...))"
         )
@@ -156,9 +161,9 @@ def _find_input(steps: list[Step], images: np.ndarray, parameter_ids: set[int]) 
 
 def _check_fixed_graph(steps: list[Step], again: list[Step], leaves_to_skip: set[int]) -> None:
     """``again`` (the trace on another input) must run the same ops on the same constants.
-    Otherwise something depends on the input outside the graph (a comparison such as
-    ``x > 0`` or ``argmax``, which give plain tensors, ``.data``, numpy, Python control
-    flow), and the file would hold its value for the example input only."""
+    Otherwise something depends on the input outside the graph (``argmax``, which gives a
+    plain tensor, ``.data``, numpy, Python control flow), and the file would hold its value
+    for the example input only."""
     if [(step.op.name, len(step.tensors)) for step in steps] != [(step.op.name, len(step.tensors)) for step in again]:
         raise ValueError("the model runs different ops on different inputs (control flow that depends on "
                          "the values): ONNX export needs one fixed graph")
@@ -171,8 +176,8 @@ def _check_fixed_graph(steps: list[Step], again: list[Step], leaves_to_skip: set
             if tensor.shape != other.shape or not np.array_equal(tensor.data, other.data, equal_nan=floating):
                 raise ValueError(
                     f"input {position} of op {step.op.name} (op {index + 1} of {len(steps)}) depends on the "
-                    "model's input but was computed outside the graph (comparisons such as x > 0 and argmax "
-                    "give plain tensors, as do .data and numpy); the ONNX file would freeze its value for "
+                    "model's input but was computed outside the graph (argmax gives a plain tensor, "
+                    "as do .data and numpy); the ONNX file would freeze its value for "
                     "the example input. Compute it with Tensor ops, or leave it out of the exported model"
                 )
 
@@ -384,6 +389,22 @@ def convert_where(graph: GraphBuilder, step: Step) -> str:
     return graph.node("Where", [condition, graph.cast(a, step.tensors[1], dtype), graph.cast(b, step.tensors[2], dtype)])
 
 
+#: Compare's symbol → the ONNX node (``!=`` is Not(Equal))
+_COMPARISONS = {"<": "Less", "<=": "LessOrEqual", ">": "Greater", ">=": "GreaterOrEqual", "==": "Equal", "!=": "Equal"}
+
+
+def convert_compare(graph: GraphBuilder, step: Step) -> str:
+    """a ∘ b as a bool mask: both inputs cast to their common dtype, as numpy compares them
+    (bools to int32 for the orderings, which ONNX defines on numbers only); != is Not(Equal)."""
+    symbol, (a, b) = step.op.symbol, step.tensors
+    common = np.result_type(a.dtype, b.dtype)
+    if common == np.bool_ and symbol not in ("==", "!="):
+        common = np.dtype(np.int32)
+    inputs = [graph.cast(name, tensor, common) for name, tensor in zip(step.inputs, step.tensors)]
+    mask = graph.node(_COMPARISONS[symbol], inputs)
+    return graph.node("Not", [mask]) if symbol == "!=" else mask
+
+
 def _pair(value: Union[int, Sequence[int]]) -> list[int]:
     return [int(value)] * 2 if isinstance(value, (int, np.integer)) else [int(v) for v in value]
 
@@ -513,6 +534,7 @@ CONVERTERS: dict[str, Converter] = {
     "Maximum": _same("Max"),
     "Minimum": _same("Min"),
     "Where": convert_where,
+    "Compare": convert_compare,
     "LeakyReLU": convert_leaky_relu,
     "ELU": convert_elu,
     # reductions
