@@ -350,6 +350,42 @@ def test_the_batch_stays_dynamic_through_reshape_and_flatten(tmp_path):
     np.testing.assert_allclose(run_onnx(tmp_path / "batch.onnx", batch), forward(model, batch), rtol=1e-5, atol=1e-6)
 
 
+def test_a_constant_that_depends_on_the_batch_size_is_an_error_unless_the_batch_is_fixed(tmp_path):
+    """The review's case: y.sum(axis=0) / y.shape[0] traced at batch 1 froze the 1: at batch 5
+    onnxruntime gave results off by hundreds, though the file claimed any batch size."""
+    weight = Tensor(uniform(10, (4, 3)))
+
+    def centred_by_hand(array):
+        y = Tensor(array) @ weight
+        return y - y.sum(axis=0) / y.shape[0]
+
+    with pytest.raises(ValueError, match=r"input 1 of op Div \(op 3 of 4\) depends on the batch size.*"
+                                         r"it is 1 for batch 1 but 2 for batch 2.*dynamic_batch=False"):
+        export(centred_by_hand, tmp_path / "centred.onnx", (1, 4))
+    assert not (tmp_path / "centred.onnx").exists()
+    export(centred_by_hand, tmp_path / "fixed.onnx", (3, 4), dynamic_batch=False)  # the batch it was traced at
+    dims = onnx.load(str(tmp_path / "fixed.onnx")).graph.input[0].type.tensor_type.shape.dim
+    assert [dim.dim_value for dim in dims] == [3, 4]
+    batch = uniform(1, (3, 4))
+    np.testing.assert_allclose(run_onnx(tmp_path / "fixed.onnx", batch), centred_by_hand(batch).data, rtol=1e-5, atol=1e-5)
+
+    centred = lambda array: (lambda y: y - y.mean(axis=0))(Tensor(array) @ weight)  # noqa: E731
+    export(centred, tmp_path / "mean.onnx", (1, 4))
+    batch = uniform(2, (5, 4))
+    np.testing.assert_allclose(run_onnx(tmp_path / "mean.onnx", batch), forward(centred, batch), rtol=1e-5, atol=1e-5)
+
+
+def test_a_model_that_runs_only_at_its_batch_size_needs_dynamic_batch_false(tmp_path):
+    one_example = lambda array: Tensor(array).reshape(1, 12).relu()  # noqa: E731
+    with pytest.raises(ValueError, match=r"fails on a batch of 2 .*dynamic_batch=False"):
+        to_onnx(one_example, images=uniform(0, (1, 3, 4)))
+    model = to_onnx(one_example, images=uniform(0, (1, 3, 4)), dynamic_batch=False)
+    assert [dim.dim_value for dim in model.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 4]
+    summed = to_onnx(lambda array: Tensor(array).sum(axis=0), images=uniform(0, (1, 3)))  # no batch axis out
+    assert [dim.dim_value for dim in summed.graph.output[0].type.tensor_type.shape.dim] == [3]
+    assert summed.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
+
+
 def test_float64_models_export_in_float64(tmp_path):
     model = Expression(lambda x, weight: (x @ weight).softmax(axis=1), weight=uniform(10, (4, 5)).astype(np.float64))
     export(model, tmp_path / "double.onnx", images=uniform(0, (3, 4)).astype(np.float64))

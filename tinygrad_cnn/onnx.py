@@ -31,6 +31,12 @@ different inputs (control flow on the values). Comparisons such as ``x > 0`` are
 (``Compare``): they export as Greater, Less, …, so ``where(x > 0, x, 0)`` runs on the mask
 of each new input.
 
+With a dynamic batch (the default) it is traced a third time, on a batch one larger: a
+constant that changes with the batch size (``y.sum(axis=0) / y.shape[0]``: write
+``y.mean(axis=0)``) would be wrong in the file at any other batch size, so it is an error
+naming the op, as is a model that cannot run on that batch; ``dynamic_batch=False`` exports
+the example's batch size only. The output's leading axis is "N" when it grew with the batch.
+
 Decisions: opset 17 (``OPSET``), which onnxruntime has supported since 1.12. A reshape keeps
 the batch dynamic by writing 0 ("copy this axis") for a leading axis it keeps, else -1.
 Zero padding stays zero padding: a pool's ``padding`` becomes an explicit ``Pad`` node
@@ -159,12 +165,17 @@ def _find_input(steps: list[Step], images: np.ndarray, parameter_ids: set[int]) 
     return next(iter(matches.values()))
 
 
-def _check_fixed_graph(steps: list[Step], again: list[Step], leaves_to_skip: set[int]) -> None:
-    """``again`` (the trace on another input) must run the same ops on the same constants.
-    Otherwise something depends on the input outside the graph (``argmax``, which gives a
-    plain tensor, ``.data``, numpy, Python control flow), and the file would hold its value
-    for the example input only."""
+def _check_fixed_graph(steps: list[Step], again: list[Step], leaves_to_skip: set[int],
+                       batch: Optional[int] = None) -> None:
+    """``again`` (the trace on another input of the same shape, or, given the example's
+    ``batch``, on a batch one larger) must run the same ops on the same constants. Otherwise something depends on the
+    input (or its batch size) outside the graph (``argmax``, which gives a plain tensor,
+    ``.data``, numpy, ``x.shape[0]``, Python control flow), and the file would hold its
+    value for the example input only."""
     if [(step.op.name, len(step.tensors)) for step in steps] != [(step.op.name, len(step.tensors)) for step in again]:
+        if batch is not None:
+            raise ValueError("the model runs different ops for a different batch size: the ONNX file cannot "
+                             "take any batch size; export with dynamic_batch=False for a fixed batch")
         raise ValueError("the model runs different ops on different inputs (control flow that depends on "
                          "the values): ONNX export needs one fixed graph")
     produced = {id(step.output) for step in steps}
@@ -173,13 +184,27 @@ def _check_fixed_graph(steps: list[Step], again: list[Step], leaves_to_skip: set
             if id(tensor) in produced or id(tensor) in leaves_to_skip:
                 continue
             floating = tensor.dtype.kind == "f"
-            if tensor.shape != other.shape or not np.array_equal(tensor.data, other.data, equal_nan=floating):
+            if tensor.shape == other.shape and np.array_equal(tensor.data, other.data, equal_nan=floating):
+                continue
+            where = f"input {position} of op {step.op.name} (op {index + 1} of {len(steps)})"
+            if batch is not None:
                 raise ValueError(
-                    f"input {position} of op {step.op.name} (op {index + 1} of {len(steps)}) depends on the "
-                    "model's input but was computed outside the graph (argmax gives a plain tensor, "
-                    "as do .data and numpy); the ONNX file would freeze its value for "
-                    "the example input. Compute it with Tensor ops, or leave it out of the exported model"
+                    f"{where} depends on the batch size (e.g. a number computed from x.shape[0], or a tensor "
+                    f"of the batch's shape made outside the graph): it is {_describe(tensor)} for batch {batch} "
+                    f"but {_describe(other)} for batch {batch + 1}, so an ONNX file taking any batch size would "
+                    "compute wrong results. Compute it with Tensor ops (x.mean(axis=0) rather than x.sum(axis=0) / "
+                    "x.shape[0]), or export a fixed batch size with dynamic_batch=False"
                 )
+            raise ValueError(
+                f"{where} depends on the model's input but was computed outside the graph (argmax gives a "
+                "plain tensor, as do .data and numpy); the ONNX file would freeze its value for the example "
+                "input. Compute it with Tensor ops, or leave it out of the exported model"
+            )
+
+
+def _describe(tensor: Tensor) -> str:
+    """A constant for an error message: its value when it is one number, else its shape."""
+    return f"{tensor.data.reshape(-1)[0]:.6g}" if tensor.size == 1 else f"an array of shape {tensor.shape}"
 
 
 # ---------------------------------------------------------------------------
@@ -586,27 +611,43 @@ def _converter(op: Function) -> Converter:
 # ---------------------------------------------------------------------------
 
 
-def _example_inputs(input_shape: Optional[Sequence[int]],
-                    images: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The two arrays the model is traced on: ``images`` and a permutation of its values,
-    else two draws of random 0..255 pixels (uint8) of ``input_shape`` (random, so no other
-    tensor in the trace holds the same numbers)."""
-    rng = np.random.default_rng(0)
+def _example_inputs(input_shape: Optional[Sequence[int]], images: Optional[np.ndarray],
+                    rng: np.random.Generator, batch: Optional[int] = None) -> np.ndarray:
+    """An array to trace the model on: random values (a permutation of ``images``' values, or
+    0..255 pixels (uint8) of ``input_shape``), so that no other tensor in the trace holds the
+    same numbers; with ``batch``, that many examples instead of the example's batch."""
     if images is not None:
         images = np.asarray(images)
-        return images, rng.permutation(images.reshape(-1)).reshape(images.shape)
+        shape = images.shape if batch is None else (batch, *images.shape[1:])
+        values = images.reshape(-1)
+        repeated = np.resize(values, int(np.prod(shape))) if values.size else values
+        return rng.permutation(repeated).reshape(shape)
     if input_shape is None:
         raise ValueError("export needs input_shape (e.g. (1, 1, 28, 28)) or example images")
     shape = tuple(int(size) for size in input_shape)
     if not shape or any(size < 1 for size in shape):
         raise ValueError(f"input_shape must list positive sizes, the batch first; got {tuple(input_shape)}")
-    return rng.integers(0, 256, size=shape, dtype=np.uint8), rng.integers(0, 256, size=shape, dtype=np.uint8)
+    if batch is not None:
+        shape = (batch, *shape[1:])
+    return rng.integers(0, 256, size=shape, dtype=np.uint8)
 
 
-def _value_info(onnx, name: str, tensor: Tensor, batch: Optional[int]):
-    """A graph input/output description: the leading axis symbolic ("N") when it is the batch."""
+def _trace_other_batch(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
+    """The trace on a batch one larger than the example's: a model that cannot run on it has no
+    dynamic batch."""
+    try:
+        return _trace(model, images)
+    except Exception as error:
+        raise ValueError(
+            f"the model fails on a batch of {images.shape[0]} ({type(error).__name__}: {error}), so the "
+            "ONNX file cannot take any batch size: export a fixed batch size with dynamic_batch=False"
+        ) from error
+
+
+def _value_info(onnx, name: str, tensor: Tensor, batch_axis: bool):
+    """A graph input/output description: with ``batch_axis`` the leading axis is the symbolic "N"."""
     shape: list[Union[int, str]] = list(tensor.shape)
-    if batch is not None and shape and shape[0] == batch:
+    if batch_axis and shape:
         shape[0] = "N"
     return onnx.helper.make_tensor_value_info(name, _onnx_type(onnx, tensor.dtype), shape)
 
@@ -620,19 +661,29 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
     axis is the symbolic "N". The model is checked with ``onnx.checker`` before it is returned.
     """
     onnx = _import_onnx()
-    example, another = _example_inputs(input_shape, images)
+    rng = np.random.default_rng(0)
+    example = np.asarray(images) if images is not None else _example_inputs(input_shape, None, rng)
     steps, result = _trace(model, example)
+    converters = [_converter(step.op) for step in steps]  # an op with no ONNX form: say so first
     parameters = nn.named_parameters(model)
     parameter_ids = {id(tensor) for tensor in parameters.values()}
     source = _find_input(steps, example, parameter_ids)
-    _check_fixed_graph(steps, _trace(model, another)[0], parameter_ids | {id(source)})
+    leaves = parameter_ids | {id(source)}
+    _check_fixed_graph(steps, _trace(model, _example_inputs(input_shape, images, rng))[0], leaves)
+    dynamic_batch = dynamic_batch and example.ndim > 0
+    batch_axis_of_output = False
+    if dynamic_batch:
+        batch = int(example.shape[0])
+        larger = _example_inputs(input_shape, images, rng, batch=batch + 1)
+        again, larger_result = _trace_other_batch(model, larger)
+        _check_fixed_graph(steps, again, leaves, batch=batch)
+        batch_axis_of_output = larger_result.shape[:1] == (batch + 1,)
     graph = GraphBuilder(onnx, parameters)
     if hasattr(nn, "named_buffers"):
         graph.buffer_names = {id(array): name for name, array in nn.named_buffers(model).items()}
     graph.bind(source, graph.fresh(input_name))
     graph.taken.add(output_name)
-    for step in steps:
-        converter = _converter(step.op)
+    for step, converter in zip(steps, converters):
         step.inputs = tuple(graph.value(tensor) for tensor in step.tensors)
         output = converter(graph, step)
         if getattr(step.op, "relu", False) is True:  # the fused relu of a conv or pool
@@ -644,11 +695,10 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
     else:
         graph.nodes.append(onnx.helper.make_node("Identity", [final], [output_name]))
 
-    batch = int(example.shape[0]) if dynamic_batch and example.ndim else None
     onnx_graph = onnx.helper.make_graph(
         graph.nodes, type(model).__name__,
-        inputs=[_value_info(onnx, graph.names[id(source)], source, batch)],
-        outputs=[_value_info(onnx, output_name, result, batch)],
+        inputs=[_value_info(onnx, graph.names[id(source)], source, dynamic_batch)],
+        outputs=[_value_info(onnx, output_name, result, batch_axis_of_output)],
         initializer=graph.initializers,
     )
     onnx_model = onnx.helper.make_model(
