@@ -37,7 +37,11 @@ constant that changes with the batch size (``y.sum(axis=0) / y.shape[0]``: write
 naming the op, as is a model that cannot run on that batch; ``dynamic_batch=False`` exports
 the example's batch size only. The output's leading axis is "N" when it grew with the batch.
 
-Decisions: opset 17 (``OPSET``), which onnxruntime has supported since 1.12. A reshape keeps
+Decisions: opset 17 (``OPSET``), which onnxruntime has supported since 1.12. The file
+computes in float32 whatever the model's dtype: a float64 model's parameters, buffers and
+constants are written as float32, its input and output are float32, and a cast to float64
+becomes a cast to float32. Files are served with float32 input, and onnxruntime has no
+float64 kernel for Conv or the pools (a float64 file would load and then fail to run). A reshape keeps
 the batch dynamic by writing 0 ("copy this axis") for a leading axis it keeps, else -1.
 Zero padding stays zero padding: a pool's ``padding`` becomes an explicit ``Pad`` node
 (ONNX MaxPool would pad with −inf). An op's ``relu=True`` option becomes a ``Relu`` node
@@ -248,7 +252,7 @@ class GraphBuilder:
         if id(tensor) not in self.names:
             if id(tensor) in self.parameter_names:
                 name = self.parameter_names[id(tensor)]
-                self.initializers.append(self.onnx.numpy_helper.from_array(tensor.data, name))
+                self.initializers.append(self.onnx.numpy_helper.from_array(_exported_array(tensor.data), name))
             else:
                 name = self.initializer(tensor.data, "constant")
             self.bind(tensor, name)
@@ -258,11 +262,11 @@ class GraphBuilder:
         """A numpy array an op holds as an option (a running mean), as an initializer of
         ``dtype``: under its state-dict name when it is one of the model's buffers."""
         name = self.buffer_names.get(id(array))
-        if name is None or array.dtype != dtype:
+        if name is None or _exported_dtype(array.dtype) != _exported_dtype(dtype):
             return self.initializer(np.asarray(array, dtype=dtype), stem)
         if name not in self.taken:
             self.taken.add(name)
-            self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+            self.initializers.append(self.onnx.numpy_helper.from_array(_exported_array(array), name))
         return name
 
     def node(self, op_type: str, inputs: Sequence[str], **attributes: Any) -> str:
@@ -273,7 +277,7 @@ class GraphBuilder:
 
     def initializer(self, array: np.ndarray, stem: str) -> str:
         name = self.fresh(stem)
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.asarray(array), name))
+        self.initializers.append(self.onnx.numpy_helper.from_array(_exported_array(np.asarray(array)), name))
         return name
 
     def int64s(self, values: Sequence[int], stem: str) -> str:
@@ -285,13 +289,24 @@ class GraphBuilder:
 
     def cast(self, name: str, tensor: Tensor, dtype: np.dtype) -> str:
         """``name`` converted to ``dtype`` where the tensor has another dtype."""
-        if tensor.dtype == dtype:
+        if _exported_dtype(tensor.dtype) == _exported_dtype(dtype):
             return name
         return self.node("Cast", [name], to=_onnx_type(self.onnx, dtype))
 
 
+def _exported_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype a value of ``dtype`` has in the file: float64 becomes float32 (see ``to_onnx``)."""
+    return np.dtype(np.float32) if np.dtype(dtype) == np.float64 else np.dtype(dtype)
+
+
+def _exported_array(array: np.ndarray) -> np.ndarray:
+    """``array`` as the file holds it: float64 cast to float32."""
+    return array.astype(np.float32) if array.dtype == np.float64 else array
+
+
 def _onnx_type(onnx, dtype: np.dtype) -> int:
-    return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    """The ONNX element type of a value of ``dtype`` in the file (float64 written as float32)."""
+    return onnx.helper.np_dtype_to_tensor_dtype(_exported_dtype(dtype))
 
 
 # ---------------------------------------------------------------------------
@@ -658,7 +673,9 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
 
     ``model`` is called once on ``images`` (or on random uint8 pixels of ``input_shape``)
     and must return one Tensor. With ``dynamic_batch`` the input's and output's leading
-    axis is the symbolic "N". The model is checked with ``onnx.checker`` before it is returned.
+    axis is the symbolic "N". A float64 model is exported as float32 (parameters, constants,
+    input and output; see the module docstring). The model is checked with ``onnx.checker``
+    before it is returned.
     """
     onnx = _import_onnx()
     rng = np.random.default_rng(0)
