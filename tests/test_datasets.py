@@ -41,6 +41,8 @@ from tinygrad_cnn.datasets import (
     read_idx,
 )
 
+TRAIN_LABELS = MNIST_FILES[1]
+
 # ----------------------------------------------------------------------------- IDX writing helpers
 
 IDX_TYPE_CODES = {
@@ -679,6 +681,41 @@ def test_fashion_mnist_refuses_the_mnist_files_and_vice_versa(tmp_path: Path, mo
     assert_loaded(fashion_mnist(directory, download=False), arrays)
 
 
+def test_fashion_mnist_refuses_gunzipped_mnist_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard compares the labels' content too, so gunzipping MNIST does not slip past it."""
+    directory = tmp_path / "raw"
+    write_mnist(directory, compress=False)
+    content = (directory / TRAIN_LABELS).read_bytes()
+    monkeypatch.setattr(datasets, "LABELS_CONTENT_SHA256", {"MNIST": hashlib.sha256(content).hexdigest()})
+    with pytest.raises(ValueError, match=rf"{re.escape(str(directory))} holds the MNIST files, not Fashion-MNIST "
+                                         rf"\(its {TRAIN_LABELS} file is MNIST's\)"):
+        fashion_mnist(directory, download=False)
+    mnist(directory, download=False)
+    regzipped = tmp_path / "regzipped"  # gzipped again: other header bytes, same content
+    write_mnist(regzipped)
+    (regzipped / f"{TRAIN_LABELS}.gz").write_bytes(gzip.compress(content, mtime=12345))
+    with pytest.raises(ValueError, match=r"holds the MNIST files, not Fashion-MNIST"):
+        fashion_mnist(regzipped, download=False)
+
+
+def test_fashion_mnist_refuses_the_real_mnist_labels_gunzipped(tmp_path: Path) -> None:
+    root = os.environ.get("TINYGRAD_CNN_DATA")
+    if not root:
+        pytest.skip("TINYGRAD_CNN_DATA not set")
+    write_mnist(tmp_path, compress=False)
+    (tmp_path / TRAIN_LABELS).write_bytes(gzip.decompress((Path(root) / f"{TRAIN_LABELS}.gz").read_bytes()))
+    with pytest.raises(ValueError, match=r"holds the MNIST files, not Fashion-MNIST"):
+        fashion_mnist(tmp_path, download=False)
+
+
+def test_load_idx_directory_says_when_the_directory_is_missing_or_a_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=rf"the directory {re.escape(str(tmp_path / 'nope'))} does not exist"):
+        load_idx_directory(tmp_path / "nope")
+    write_mnist(tmp_path)
+    with pytest.raises(NotADirectoryError, match=rf"{re.escape(str(tmp_path / TRAIN_LABELS))}\.gz is not a directory"):
+        load_idx_directory(tmp_path / f"{TRAIN_LABELS}.gz")
+
+
 def test_suggestions_leave_out_the_other_data_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checksums) -> None:
     write_mnist(tmp_path / "data" / "mnist")
     monkeypatch.setattr(datasets, "SHA256", checksums)  # data/mnist holds "the MNIST files"
@@ -797,6 +834,8 @@ def test_batches_rejects_scalars_and_bad_rng() -> None:
     images, labels = numbered_samples(4)
     with pytest.raises(TypeError, match=r"rng must be None, an int seed or a numpy\.random\.Generator"):
         batches(images, labels, 2, rng=1.5)
+    with pytest.raises(ValueError, match=r"rng must be a non-negative int seed \(or a numpy\.random\.Generator\), got -1"):
+        batches(images, labels, 2, rng=-1)
 
 
 # ----------------------------------------------------------------------------- the real data

@@ -117,3 +117,68 @@ def test_matmul_gradient_of_a_fortran_ordered_matrix_times_a_batch():
     (left @ right).sum().backward()
     np.testing.assert_allclose(left.grad, (np.ones((2, 3, 5)) @ b.transpose(0, 2, 1)).sum(axis=0))
     assert gradcheck(lambda x, y: x @ y, [a, b])
+
+
+class DoubleWithListGradient(Function):
+    """y = 2x, whose backward returns a Python list (converted to an array when checked)."""
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, grad_out):
+        return ((grad_out * 2).tolist(),)
+
+
+class ComplexGradient(Function):
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, grad_out):
+        return grad_out + 1j
+
+
+class TextGradient(Function):
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, grad_out):
+        return (["a", "b"],)
+
+
+def test_a_list_gradient_is_an_array_so_two_uses_add_rather_than_join():
+    x = Tensor(np.ones(2), requires_grad=True)
+    (DoubleWithListGradient.apply(x) + DoubleWithListGradient.apply(x)).sum().backward()
+    assert isinstance(x.grad, np.ndarray) and x.grad.shape == (2,)
+    np.testing.assert_array_equal(x.grad, [4.0, 4.0])
+
+
+def test_a_complex_or_text_gradient_is_refused_naming_the_op_and_input():
+    x = Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(TypeError, match=r"ComplexGradient.backward returned a gradient of dtype complex128 for input 0"):
+        ComplexGradient.apply(x).sum().backward()
+    x = Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(TypeError, match=r"TextGradient.backward returned a gradient of dtype <U1 for input 0"):
+        TextGradient.apply(x).sum().backward()
+
+
+class ScaleByOption(Function):
+    """y = x · w with w given as an option: a constant, whatever it is."""
+
+    def __init__(self, w):
+        self.w = w.data if isinstance(w, Tensor) else w
+
+    def forward(self, x):
+        return x * self.w
+
+    def backward(self, grad_out):
+        return grad_out * self.w
+
+
+def test_a_tensor_option_that_requires_grad_is_refused_naming_the_option():
+    x, w = Tensor(np.ones(2), requires_grad=True), Tensor(np.full(2, 3.0), requires_grad=True)
+    with pytest.raises(TypeError, match=r"ScaleByOption.apply got the Tensor option w= that requires grad.*"
+                                        r"pass tensors positionally"):
+        ScaleByOption.apply(x, w=w)
+    y = ScaleByOption.apply(x, w=Tensor(np.full(2, 3.0)))  # a constant Tensor is a fine option
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])

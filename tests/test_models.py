@@ -103,3 +103,49 @@ def test_whole_model_gradient_matches_a_directional_finite_difference(model_clas
 
     numeric = (loss_at(1.0) - loss_at(-1.0)) / (2 * epsilon)
     assert abs(analytic - numeric) <= 1e-6 + 1e-5 * abs(numeric), (analytic, numeric)
+
+
+@pytest.mark.parametrize("model_class", [SeedCNN, SeedMLP])
+def test_an_input_tensor_that_requires_grad_gets_its_gradient(model_class):
+    """A saliency map: d(sum of logits)/d(pixels), the same for a float32 and a float64 input."""
+    model = model_class(seed=0)
+    pixels = Tensor(images(2).astype(np.float32), requires_grad=True)
+    model(pixels).sum().backward()
+    assert pixels.grad is not None and pixels.grad.shape == (2, 1, 28, 28) and np.any(pixels.grad != 0)
+    wide = Tensor(images(2).astype(np.float64), requires_grad=True)  # converted in the graph
+    model(wide).sum().backward()
+    assert wide.grad is not None and wide.grad.dtype == np.float64
+    np.testing.assert_allclose(wide.grad, pixels.grad, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.full((1, 1, 28, 28), 1000, np.int64), "these range from 0 to 1000"),
+    (np.full((1, 1, 28, 28), -5, np.int32), "these range from -5 to -5"),
+    (np.full((1, 1, 28, 28), 60000, np.uint16), "these range from 60000 to 60000"),
+    (np.full((1, 1, 28, 28), -1, np.int8), "these range from -1 to -1"),
+])
+@pytest.mark.parametrize("model_class", [SeedCNN, SeedMLP])
+def test_integer_images_outside_0_255_are_refused(model_class, array, message):
+    if "1000" in message:
+        array[0, 0, 0, 0] = 0
+    with pytest.raises(ValueError, match="raw 0..255 pixels; " + message):
+        model_class()(array)
+    model_class()(np.full((1, 1, 28, 28), 255, np.int64))  # whole range in a wide int passes
+    model_class()(np.ones((1, 1, 28, 28), bool))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_infinite_images_get_their_own_message(bad):
+    array = images(1).astype(np.float32)
+    array[0, 0, 3, 4] = bad
+    with pytest.raises(ValueError, match=r"the images hold 1 NaN or infinite value\(s\) \(e.g. -?(nan|inf)\)"):
+        SeedCNN()(array)
+
+
+@pytest.mark.parametrize("model_class", [SeedCNN, SeedMLP])
+def test_a_bad_seed_is_refused_naming_the_argument(model_class):
+    with pytest.raises(ValueError, match=r"seed must be a non-negative integer seed, got -1"):
+        model_class(seed=-1)
+    with pytest.raises(TypeError, match=r"seed must be a non-negative integer seed, got float 1.5"):
+        model_class(seed=1.5)
+    model_class(seed=np.int64(3))

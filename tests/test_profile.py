@@ -1,6 +1,7 @@
 """The per-op profiler: counts and structure only (timings are never asserted)."""
 
 import numpy as np
+import pytest
 
 from tinygrad_cnn import Tensor, no_grad, tensor
 from tinygrad_cnn.profile import Profiler
@@ -56,3 +57,20 @@ def test_table_lists_every_op_and_reset_forgets():
         assert name in table
     profiler.reset()
     assert profiler.stats == {} and profiler.wall_seconds == 0.0
+
+
+def test_entering_the_same_profiler_again_inside_its_block_is_refused():
+    """Nested, its hooks would run twice and count every op twice (PyTorch's profiler refuses too)."""
+    before = (list(tensor.forward_hooks), list(tensor.backward_hooks))
+    profiler = Profiler()
+    with profiler:
+        with pytest.raises(RuntimeError, match="this Profiler is already running"):
+            with profiler:
+                pass
+        loss, _ = small_graph()
+        loss.backward()
+    assert profiler.stats["MatMul"].forward_calls == 1 and profiler.stats["MatMul"].backward_calls == 1
+    assert (tensor.forward_hooks, tensor.backward_hooks) == before
+    with profiler:  # once its block has ended it may be entered again, and the counts add up
+        small_graph()
+    assert profiler.stats["MatMul"].forward_calls == 2

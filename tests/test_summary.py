@@ -271,3 +271,12 @@ def test_docs_derive_the_vjp_of_every_primitive_op():
 
     missing = [name for name in primitives if heading(name) not in docs]
     assert not missing, f"add a section (forward, VJP derivation, code link) to docs/autograd.md for {missing}"
+
+
+@pytest.mark.parametrize("input_shape, error", [
+    (1, TypeError), ("1,1,28,28", TypeError), ((1, 1, 28.0, 28), TypeError), ((1, 1, -28, 28), ValueError),
+])
+def test_a_bad_input_shape_gets_a_clear_error(input_shape, error):
+    with pytest.raises(error, match=r"input_shape must be a tuple of non-negative ints, the batch's shape "
+                                        r"such as \(1, 1, 28, 28\); got"):
+        summary(SeedCNN(), input_shape, print_table=False)

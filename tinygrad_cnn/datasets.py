@@ -112,6 +112,15 @@ FASHION_MNIST_SHA256: dict[str, str] = {
     "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
 }
 
+# SHA-256 of the uncompressed training labels (the IDX bytes inside the .gz), so that a data
+# set is recognised gunzipped (or gzipped again, with another header) too. Only MNIST's is here
+# (from its published file): Fashion-MNIST publishes only the .gz sums. So fashion_mnist()
+# refuses MNIST's files in any form, the usual mix-up (MNIST is everywhere), while mnist()
+# recognises Fashion-MNIST only by its published .gz files.
+LABELS_CONTENT_SHA256: dict[str, str] = {
+    "MNIST": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+}
+
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
@@ -320,13 +329,25 @@ def _holds_all_files(directory: Path) -> bool:
 
 def _published_data_set(directory: Path) -> Optional[str]:
     """``"MNIST"`` or ``"Fashion-MNIST"`` when ``directory`` holds that data set's published
-    training labels (by SHA-256: the two share every file name), else None."""
-    labels_path = directory / f"{TRAIN_LABELS}.gz"
-    if not labels_path.is_file():
+    training labels (by SHA-256: the two share every file name), else None. The ``.gz`` file
+    is compared with the published sums, then its content (or the gunzipped file's) with
+    ``LABELS_CONTENT_SHA256``."""
+    labels_path = _find_idx_file(directory, TRAIN_LABELS)
+    if labels_path is None:
         return None
-    digest = hashlib.sha256(labels_path.read_bytes()).hexdigest()
-    known = {"MNIST": SHA256, "Fashion-MNIST": FASHION_MNIST_SHA256}  # read now, so tests can swap them
-    return next((name for name, checksums in known.items() if checksums.get(labels_path.name) == digest), None)
+    content = labels_path.read_bytes()
+    if labels_path.suffix.lower() == ".gz":
+        digest = hashlib.sha256(content).hexdigest()
+        known = {"MNIST": SHA256, "Fashion-MNIST": FASHION_MNIST_SHA256}  # read now, so tests can swap them
+        name = next((name for name, checksums in known.items() if checksums.get(labels_path.name) == digest), None)
+        if name is not None:
+            return name
+        try:
+            content = gzip.decompress(content)
+        except (OSError, EOFError, zlib.error):  # not gzip: the loader says so
+            return None
+    digest = hashlib.sha256(content).hexdigest()
+    return next((name for name, checksum in LABELS_CONTENT_SHA256.items() if checksum == digest), None)
 
 
 def _directories_holding_the_files(start: Path, depth: int = 2, limit: int = 300) -> list[Path]:
@@ -609,9 +630,14 @@ def load_idx_directory(directory: PathLike) -> Splits:
 
     The files keep MNIST's names (``train-images-idx3-ubyte[.gz]``, …), hold 28x28 ``ubyte``
     images and labels 0..9 (KMNIST, your own), and are not checked against any checksum.
-    Returns and raises as ``mnist`` does (``FileNotFoundError`` when a file is missing).
+    Returns and raises as ``mnist`` does (``FileNotFoundError`` when the directory or a file
+    is missing, ``NotADirectoryError`` when it is a file).
     """
     directory = Path(directory).expanduser()
+    if not directory.exists():
+        raise FileNotFoundError(f"the directory {directory} does not exist.{_suggestion(directory)}")
+    if not directory.is_dir():
+        raise NotADirectoryError(f"{directory} is not a directory.{_suggestion(directory.parent)}")
     paths = {name: _find_idx_file(directory, name) for name in MNIST_FILES}
     missing = [f"{name}.gz" for name, path in paths.items() if path is None]
     if missing:
@@ -642,7 +668,7 @@ def _load_data_set(
     other = _published_data_set(directory)
     if other not in (None, name):  # same file names, other data: never train on it by mistake
         raise ValueError(
-            f"{directory} holds the {other} files, not {name} ({TRAIN_LABELS}.gz is {other}'s); point to a "
+            f"{directory} holds the {other} files, not {name} (its {TRAIN_LABELS} file is {other}'s); point to a "
             f"directory with {name}'s files, or to one that holds them in a folder named {folder}/"
         )
     return _load_splits(paths)
@@ -694,8 +720,12 @@ def fashion_mnist(root: Optional[PathLike] = None, download: bool = True) -> Spl
 def _as_generator(rng: Union[None, int, np.integer, np.random.Generator]) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ValueError(f"rng must be a non-negative int seed (or a numpy.random.Generator), got {rng}")
+        return np.random.default_rng(int(rng))
     raise TypeError(f"rng must be None, an int seed or a numpy.random.Generator, not {type(rng).__name__}")
 
 
@@ -727,8 +757,8 @@ def batches(
 
     Raises:
         TypeError: ``batch_size`` is not an integer, or ``rng`` is not a seed or Generator.
-        ValueError: ``batch_size`` is not positive, the arrays are 0-dimensional, or their
-            sample counts differ.
+        ValueError: ``batch_size`` is not positive, ``rng`` is a negative seed, the arrays
+            are 0-dimensional, or their sample counts differ.
     """
     images, labels = np.asarray(images), np.asarray(labels)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):

@@ -67,10 +67,19 @@ class Function:
         """Run ``cls(**options)`` forward on ``inputs`` and record it in the graph.
 
         Tensors are used as they are; numbers and arrays become constants (a Python number
-        takes the dtype of the first floating-point Tensor input, as in arithmetic).
+        takes the dtype of the first floating-point Tensor input, as in arithmetic). A keyword
+        option is a constant: a Tensor that requires grad is refused there (TypeError), as it
+        would silently get no gradient.
         """
         from tinygrad_cnn.tensor import Tensor, constant_like
 
+        if options:
+            for option, value in options.items():
+                if isinstance(value, Tensor) and value.requires_grad:
+                    raise TypeError(
+                        f"{cls.__name__}.apply got the Tensor option {option}= that requires grad: an option is "
+                        "a constant, so it would get no gradient; pass tensors positionally, as inputs"
+                    )
         for x in inputs:  # (all Tensors, the usual case: nothing to wrap, no new tuple)
             if not isinstance(x, Tensor):
                 reference = next((x for x in inputs if isinstance(x, Tensor) and x.dtype.kind == "f"), None)
@@ -103,11 +112,12 @@ class Function:
 
 def checked_gradients(op: Function, gradients: Gradients,
                       input_shapes: Sequence[Optional[tuple[int, ...]]]) -> Sequence[Optional[np.ndarray]]:
-    """``op.backward``'s result as one entry per input, or a ValueError naming what is off.
+    """``op.backward``'s result as one entry per input, each a numpy array (a list or a number
+    is converted), or a ValueError (count, shape) or TypeError (dtype) naming what is off.
 
     ``input_shapes`` holds None for an input that needs no gradient: whatever is returned
     for it is ignored, so it is not checked."""
-    if isinstance(gradients, np.ndarray) and len(input_shapes) == 1:
+    if isinstance(gradients, (np.ndarray, np.generic)) and len(input_shapes) == 1:
         gradients = (gradients,)
     if not isinstance(gradients, (tuple, list)) or len(gradients) != len(input_shapes):
         count = len(gradients) if isinstance(gradients, (tuple, list)) else type(gradients).__name__
@@ -118,10 +128,22 @@ def checked_gradients(op: Function, gradients: Gradients,
     for position, (gradient, shape) in enumerate(zip(gradients, input_shapes)):
         if gradient is None or shape is None:
             continue
-        gradient_shape = gradient.shape if isinstance(gradient, np.ndarray) else np.shape(gradient)
-        if gradient_shape != shape:
+        if not isinstance(gradient, np.ndarray):  # a list or a number: as an array, so that + adds
+            try:
+                gradient = np.asarray(gradient)
+            except ValueError as error:  # a ragged list
+                raise ValueError(f"{op.name}.backward returned a gradient for input {position} "
+                                 f"that is not an array: {error}") from None
+            gradients = list(gradients)
+            gradients[position] = gradient
+        if gradient.dtype.kind not in "biuf":
+            raise TypeError(
+                f"{op.name}.backward returned a gradient of dtype {gradient.dtype} for input {position}: "
+                "a gradient must be a real number array (int or float)"
+            )
+        if gradient.shape != shape:
             raise ValueError(
-                f"{op.name}.backward returned a gradient of shape {gradient_shape} for input "
+                f"{op.name}.backward returned a gradient of shape {gradient.shape} for input "
                 f"{position}, which has shape {shape}"
             )
     return gradients

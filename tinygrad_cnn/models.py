@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinygrad_cnn.random import checked_seed
 from tinygrad_cnn.tensor import Tensor, is_grad_enabled
 
 IMAGE_SHAPE = (1, 28, 28)
@@ -54,7 +55,9 @@ def _conv(rng: np.random.Generator, in_channels: int, out_channels: int, size: i
 
 def pixels_to_tensor(images: Tensor | np.ndarray, dtype) -> Tensor:
     """Check that ``images`` is a batch N,1,28,28 of raw 0..255 pixels; return it as a Tensor
-    of ``dtype`` (the model's first op, the division by 255, is in the graph)."""
+    of ``dtype`` (the model's first op, the division by 255, is in the graph). A Tensor stays
+    in the graph (converted by ``astype`` where its dtype differs), so a float input that
+    requires grad gets its gradient (a saliency map)."""
     array = images.data if isinstance(images, Tensor) else np.asarray(images)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"images must be numeric, got dtype {array.dtype}")
@@ -67,16 +70,36 @@ def pixels_to_tensor(images: Tensor | np.ndarray, dtype) -> Tensor:
         elif array.ndim == 3 and array.shape[1:] == (28, 28):
             hint = " (add the channel axis with images[:, None])"
         raise ValueError(f"expected images of shape (N, 1, 28, 28), got {array.shape}{hint}")
-    if array.dtype.kind == "f" and array.size:
-        if np.any(array != np.round(array)):
+    if array.dtype != np.uint8 and array.dtype.kind != "b" and array.size:  # (uint8 is always 0..255)
+        _check_pixel_values(array)
+    if isinstance(images, Tensor):
+        return images.astype(dtype)
+    return Tensor(array.astype(dtype, copy=False))
+
+
+def _check_pixel_values(array: np.ndarray) -> None:
+    """A ValueError unless every value of the int or float ``array`` is a whole number 0..255."""
+    if array.dtype.kind == "f":
+        not_whole = array != np.round(array)  # (NaN too)
+        if np.any(not_whole):
+            _check_finite(array)
             raise ValueError(
                 "the model takes raw 0..255 pixels (its first op divides by 255), but these images hold "
-                f"values that are not whole numbers (e.g. {array[array != np.round(array)].flat[0]:g}): "
+                f"values that are not whole numbers (e.g. {array[not_whole].flat[0]:g}): "
                 "they look already scaled; pass the uint8 images, or multiply by 255"
             )
-        if array.min() < 0 or array.max() > 255:
-            raise ValueError(f"the model takes raw 0..255 pixels; these range from {array.min():g} to {array.max():g}")
-    return Tensor(array.astype(dtype, copy=False))
+    low, high = array.min(), array.max()
+    if low < 0 or high > 255:
+        if array.dtype.kind == "f":
+            _check_finite(array)
+        raise ValueError(f"the model takes raw 0..255 pixels; these range from {low:g} to {high:g}")
+
+
+def _check_finite(array: np.ndarray) -> None:
+    finite = np.isfinite(array)
+    if not finite.all():
+        raise ValueError(f"the images hold {np.count_nonzero(~finite)} NaN or infinite value(s) "
+                         f"(e.g. {array[~finite].flat[0]:g}); the model takes raw 0..255 pixels")
 
 
 class SeedCNN:
@@ -90,7 +113,7 @@ class SeedCNN:
     def __init__(self, seed: int = 0, dtype=np.float32, fused: bool = True):
         self.dtype = np.dtype(dtype).type
         self.fused = fused
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(checked_seed("seed", seed))
         self.conv1 = _conv(rng, 1, 16, 28, self.dtype)
         self.conv2 = _conv(rng, 16, 32, 14, self.dtype)
         self.conv3 = _conv(rng, 32, 64, 7, self.dtype)
@@ -139,7 +162,7 @@ class SeedMLP:
 
     def __init__(self, seed: int = 0, dtype=np.float32):
         self.dtype = np.dtype(dtype).type
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(checked_seed("seed", seed))
         self.fc1 = _dense(rng, 784, 1000, self.dtype)
         self.fc2 = _dense(rng, 1000, 100, self.dtype)
         self.fc3 = _dense(rng, 100, 10, self.dtype)

@@ -38,7 +38,9 @@ class Profiler:
     """Context manager that sums time and call counts per op type, forward and backward.
 
     ``stats`` maps op name → OpStats; ``wall_seconds`` is the time spent inside the block
-    (so the engine's own overhead is wall_seconds minus the summed op times).
+    (so the engine's own overhead is wall_seconds minus the summed op times). A Profiler may
+    be entered again after its block ends (the numbers add up), but not inside its own block
+    (RuntimeError, as PyTorch's profiler refuses).
     """
 
     def __init__(self) -> None:
@@ -64,13 +66,18 @@ class Profiler:
         entry.backward_calls += 1
 
     def __enter__(self) -> "Profiler":
+        if self._start is not None:  # its hooks would count every op twice
+            raise RuntimeError("this Profiler is already running: a profiler cannot be entered again inside its "
+                               "own with block (use one with block, or a second Profiler)")
         tensor.forward_hooks.append(self._on_forward)
         tensor.backward_hooks.append(self._on_backward)
         self._start = time.perf_counter()
         return self
 
     def __exit__(self, *exception_info: object) -> None:
+        assert self._start is not None, "Profiler exited without being entered"
         self.wall_seconds += time.perf_counter() - self._start
+        self._start = None
         tensor.forward_hooks.remove(self._on_forward)
         tensor.backward_hooks.remove(self._on_backward)
 

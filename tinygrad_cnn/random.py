@@ -30,6 +30,16 @@ def manual_seed(seed: int) -> np.random.Generator:
     return _generator
 
 
+def checked_seed(argument: str, seed: object) -> int:
+    """``seed`` as an int, or an error naming ``argument`` (numpy's own says only "expected
+    non-negative integer", or fails deep inside SeedSequence for a float)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{argument} must be a non-negative integer seed, got {type(seed).__name__} {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{argument} must be a non-negative integer seed, got {seed}")
+    return int(seed)
+
+
 def generator() -> np.random.Generator:
     """The current ``np.random.Generator`` (look it up at each draw: manual_seed replaces it)."""
     return _generator

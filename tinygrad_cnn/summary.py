@@ -43,6 +43,12 @@ def trace(model: Any, input_shape: Optional[Sequence[int]] = None, images: Optio
     if images is None:
         if input_shape is None:
             raise ValueError("trace needs input_shape or images")
+        expected = "input_shape must be a tuple of non-negative ints, the batch's shape such as (1, 1, 28, 28); got"
+        if (not isinstance(input_shape, (tuple, list))
+                or not all(isinstance(size, (int, np.integer)) and not isinstance(size, bool) for size in input_shape)):
+            raise TypeError(f"{expected} {type(input_shape).__name__} {input_shape!r}")
+        if any(size < 0 for size in input_shape):
+            raise ValueError(f"{expected} {input_shape!r}")
         images = np.zeros(tuple(input_shape), dtype=np.uint8)
     images = np.asarray(images)
     parameter_names = {id(tensor): name for name, tensor in named_parameters(model).items()}
