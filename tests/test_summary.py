@@ -230,9 +230,31 @@ def test_write_graph(tmp_path, monkeypatch):
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' is not installed")
 def test_write_graph_renders_a_png_with_graphviz(tmp_path):
     a = Tensor(np.ones(3), requires_grad=True)
-    written = write_graph((a * a).sum(), tmp_path / "graph")
+    written = write_graph((a * a).sum(), tmp_path / "graph.dot")
     assert [path.name for path in written] == ["graph.dot", "graph.png"]
     assert written[1].read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' is not installed")
+def test_write_graph_writes_the_file_the_user_named(tmp_path):
+    """--graph mygraph.gv used to write mygraph.dot (and mygraph.png), not mygraph.gv."""
+    a = Tensor(np.ones(3), requires_grad=True)
+    y = (a * a).sum()
+    written = write_graph(y, tmp_path / "mygraph.gv")
+    assert written == [tmp_path / "mygraph.gv", tmp_path / "mygraph.png"]
+    assert written[0].read_text() == to_dot(y) and not (tmp_path / "mygraph.dot").exists()
+    assert write_graph(y, tmp_path / "plain") == [tmp_path / "plain", tmp_path / "plain.png"]
+    written = write_graph(y, tmp_path / "picture.png")  # a .png asks for the picture there
+    assert written == [tmp_path / "picture.dot", tmp_path / "picture.png"]
+    assert written[1].read_bytes().startswith(b"\x89PNG")
+
+
+def test_write_graph_to_a_png_without_graphviz_is_an_error_before_writing(tmp_path, monkeypatch):
+    a = Tensor(np.ones(3), requires_grad=True)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match=r"picture\.png needs Graphviz's 'dot'.*give a \.dot path"):
+        write_graph((a * a).sum(), tmp_path / "picture.png")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_docs_derive_the_vjp_of_every_primitive_op():

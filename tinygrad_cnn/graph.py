@@ -2,7 +2,7 @@
 
     loss = model(images).cross_entropy(labels)
     print(to_dot(loss, model))                  # before loss.backward(): backward frees the graph
-    write_graph(loss, "runs/graph.dot", model)  # → [graph.dot, graph.png]
+    write_graph(loss, "runs/graph.dot", model)  # → [graph.dot, graph.png] (graph.gv → [graph.gv, graph.png])
 
 Every recorded op becomes one ellipse with its class name and output shape; every leaf
 tensor becomes a box: parameters filled (named after ``nn.named_parameters(model)`` when a
@@ -99,18 +99,28 @@ def to_dot(tensor: Tensor, model: Any = None, name: str = "graph") -> str:
 
 
 def write_graph(tensor: Tensor, path: Union[str, Path], model: Any = None) -> list[Path]:
-    """Write ``to_dot(tensor, model)`` to ``path`` (suffix ``.dot``) and, when Graphviz's
-    ``dot`` program is on PATH, render ``<path>.png`` next to it. Returns the written paths."""
+    """Write ``to_dot(tensor, model)`` to the file ``path`` names, and a PNG picture of it.
+    Returns the written paths.
+
+    ``path`` ending in ``.png`` asks for the picture: it is rendered there by Graphviz's
+    ``dot`` program (a RuntimeError, before anything is written, when ``dot`` is not on
+    PATH), and the DOT text goes next to it as ``.dot``. Any other name (``graph.dot``,
+    ``graph.gv``, ``graph``) gets the DOT text, and the picture is rendered next to it
+    with the suffix ``.png`` when ``dot`` is installed."""
     text = to_dot(tensor, model)  # raises before anything is written if the graph is freed
-    dot_path = Path(path)
-    if dot_path.suffix != ".dot":
-        dot_path = dot_path.with_suffix(".dot")
+    path = Path(path)
+    program: Optional[str] = shutil.which("dot")
+    if path.suffix.lower() == ".png":
+        if program is None:
+            raise RuntimeError(f"write_graph: rendering {path} needs Graphviz's 'dot' program, which is not on "
+                               "PATH; install Graphviz, or give a .dot path for the DOT text alone")
+        dot_path, png_path = path.with_suffix(".dot"), path
+    else:
+        dot_path, png_path = path, path.with_suffix(".png")
     dot_path.parent.mkdir(parents=True, exist_ok=True)
     dot_path.write_text(text)
     written = [dot_path]
-    program: Optional[str] = shutil.which("dot")
     if program is not None:
-        png_path = dot_path.with_suffix(".png")
         result = subprocess.run([program, "-Tpng", str(dot_path), "-o", str(png_path)],
                                 capture_output=True, text=True)
         if result.returncode != 0:

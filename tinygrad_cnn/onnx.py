@@ -25,11 +25,23 @@ graph's leaves:
 * every other leaf (a number like the 255 of ``x / 255``) is a constant initializer.
 
 The model is traced a second time on another input: a constant that changes with the
-input was computed outside the graph (comparisons such as ``x > 0`` and ``argmax`` give
-plain tensors; so do ``.data`` and numpy) and would be frozen into the file, so it is an
-error, as are different ops for different inputs (control flow on the values).
+input was computed outside the graph (``argmax`` gives a plain tensor; so do ``.data`` and
+numpy) and would be frozen into the file, so it is an error, as are different ops for
+different inputs (control flow on the values). Comparisons such as ``x > 0`` are ops
+(``Compare``): they export as Greater, Less, …, so ``where(x > 0, x, 0)`` runs on the mask
+of each new input.
 
-Decisions: opset 17 (``OPSET``), which onnxruntime has supported since 1.12. A reshape keeps
+With a dynamic batch (the default) it is traced a third time, on a batch one larger: a
+constant that changes with the batch size (``y.sum(axis=0) / y.shape[0]``: write
+``y.mean(axis=0)``) would be wrong in the file at any other batch size, so it is an error
+naming the op, as is a model that cannot run on that batch; ``dynamic_batch=False`` exports
+the example's batch size only. The output's leading axis is "N" when it grew with the batch.
+
+Decisions: opset 17 (``OPSET``), which onnxruntime has supported since 1.12. The file
+computes in float32 whatever the model's dtype: a float64 model's parameters, buffers and
+constants are written as float32, its input and output are float32, and a cast to float64
+becomes a cast to float32. Files are served with float32 input, and onnxruntime has no
+float64 kernel for Conv or the pools (a float64 file would load and then fail to run). A reshape keeps
 the batch dynamic by writing 0 ("copy this axis") for a leading axis it keeps, else -1.
 Zero padding stays zero padding: a pool's ``padding`` becomes an explicit ``Pad`` node
 (ONNX MaxPool would pad with −inf). An op's ``relu=True`` option becomes a ``Relu`` node
@@ -67,6 +79,9 @@ class UnsupportedOpError(TypeError):
 def _import_onnx():
     try:
         import onnx
+        import onnx.checker
+        import onnx.helper
+        import onnx.numpy_helper  # a submodule that ``import onnx`` does not always load
     except ImportError as error:
         raise ImportError(
             "ONNX export needs the onnx package: pip install tinygrad_cnn[onnx] (or pip install onnx)"
@@ -113,8 +128,8 @@ def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
         raise TypeError(f"the model must return one Tensor to export; it returned {type(result).__name__}")
     if not any(step.output is result for step in steps):
         raise ValueError(
-            "the model's output was not computed by a traced op: argmax, argmin and comparisons such "
-            "as x > 0 give plain tensors outside the graph (export the model that returns the logits), "
+            "the model's output was not computed by a traced op: argmax and argmin give plain tensors "
+            "outside the graph (export the model that returns the logits), "
             "and so does rebuilding a tensor from numpy arrays, e.g. running a big batch in chunks "
             "(export with a smaller batch, e.g. input_shape (1, ...))"
         )
@@ -154,12 +169,17 @@ def _find_input(steps: list[Step], images: np.ndarray, parameter_ids: set[int]) 
     return next(iter(matches.values()))
 
 
-def _check_fixed_graph(steps: list[Step], again: list[Step], leaves_to_skip: set[int]) -> None:
-    """``again`` (the trace on another input) must run the same ops on the same constants.
-    Otherwise something depends on the input outside the graph (a comparison such as
-    ``x > 0`` or ``argmax``, which give plain tensors, ``.data``, numpy, Python control
-    flow), and the file would hold its value for the example input only."""
+def _check_fixed_graph(steps: list[Step], again: list[Step], leaves_to_skip: set[int],
+                       batch: Optional[int] = None) -> None:
+    """``again`` (the trace on another input of the same shape, or, given the example's
+    ``batch``, on a batch one larger) must run the same ops on the same constants. Otherwise something depends on the
+    input (or its batch size) outside the graph (``argmax``, which gives a plain tensor,
+    ``.data``, numpy, ``x.shape[0]``, Python control flow), and the file would hold its
+    value for the example input only."""
     if [(step.op.name, len(step.tensors)) for step in steps] != [(step.op.name, len(step.tensors)) for step in again]:
+        if batch is not None:
+            raise ValueError("the model runs different ops for a different batch size: the ONNX file cannot "
+                             "take any batch size; export with dynamic_batch=False for a fixed batch")
         raise ValueError("the model runs different ops on different inputs (control flow that depends on "
                          "the values): ONNX export needs one fixed graph")
     produced = {id(step.output) for step in steps}
@@ -168,13 +188,27 @@ def _check_fixed_graph(steps: list[Step], again: list[Step], leaves_to_skip: set
             if id(tensor) in produced or id(tensor) in leaves_to_skip:
                 continue
             floating = tensor.dtype.kind == "f"
-            if tensor.shape != other.shape or not np.array_equal(tensor.data, other.data, equal_nan=floating):
+            if tensor.shape == other.shape and np.array_equal(tensor.data, other.data, equal_nan=floating):
+                continue
+            where = f"input {position} of op {step.op.name} (op {index + 1} of {len(steps)})"
+            if batch is not None:
                 raise ValueError(
-                    f"input {position} of op {step.op.name} (op {index + 1} of {len(steps)}) depends on the "
-                    "model's input but was computed outside the graph (comparisons such as x > 0 and argmax "
-                    "give plain tensors, as do .data and numpy); the ONNX file would freeze its value for "
-                    "the example input. Compute it with Tensor ops, or leave it out of the exported model"
+                    f"{where} depends on the batch size (e.g. a number computed from x.shape[0], or a tensor "
+                    f"of the batch's shape made outside the graph): it is {_describe(tensor)} for batch {batch} "
+                    f"but {_describe(other)} for batch {batch + 1}, so an ONNX file taking any batch size would "
+                    "compute wrong results. Compute it with Tensor ops (x.mean(axis=0) rather than x.sum(axis=0) / "
+                    "x.shape[0]), or export a fixed batch size with dynamic_batch=False"
                 )
+            raise ValueError(
+                f"{where} depends on the model's input but was computed outside the graph (argmax gives a "
+                "plain tensor, as do .data and numpy); the ONNX file would freeze its value for the example "
+                "input. Compute it with Tensor ops, or leave it out of the exported model"
+            )
+
+
+def _describe(tensor: Tensor) -> str:
+    """A constant for an error message: its value when it is one number, else its shape."""
+    return f"{tensor.data.reshape(-1)[0]:.6g}" if tensor.size == 1 else f"an array of shape {tensor.shape}"
 
 
 # ---------------------------------------------------------------------------
@@ -218,7 +252,7 @@ class GraphBuilder:
         if id(tensor) not in self.names:
             if id(tensor) in self.parameter_names:
                 name = self.parameter_names[id(tensor)]
-                self.initializers.append(self.onnx.numpy_helper.from_array(tensor.data, name))
+                self.initializers.append(self.onnx.numpy_helper.from_array(_exported_array(tensor.data), name))
             else:
                 name = self.initializer(tensor.data, "constant")
             self.bind(tensor, name)
@@ -228,11 +262,11 @@ class GraphBuilder:
         """A numpy array an op holds as an option (a running mean), as an initializer of
         ``dtype``: under its state-dict name when it is one of the model's buffers."""
         name = self.buffer_names.get(id(array))
-        if name is None or array.dtype != dtype:
+        if name is None or _exported_dtype(array.dtype) != _exported_dtype(dtype):
             return self.initializer(np.asarray(array, dtype=dtype), stem)
         if name not in self.taken:
             self.taken.add(name)
-            self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+            self.initializers.append(self.onnx.numpy_helper.from_array(_exported_array(array), name))
         return name
 
     def node(self, op_type: str, inputs: Sequence[str], **attributes: Any) -> str:
@@ -243,7 +277,7 @@ class GraphBuilder:
 
     def initializer(self, array: np.ndarray, stem: str) -> str:
         name = self.fresh(stem)
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.asarray(array), name))
+        self.initializers.append(self.onnx.numpy_helper.from_array(_exported_array(np.asarray(array)), name))
         return name
 
     def int64s(self, values: Sequence[int], stem: str) -> str:
@@ -255,13 +289,24 @@ class GraphBuilder:
 
     def cast(self, name: str, tensor: Tensor, dtype: np.dtype) -> str:
         """``name`` converted to ``dtype`` where the tensor has another dtype."""
-        if tensor.dtype == dtype:
+        if _exported_dtype(tensor.dtype) == _exported_dtype(dtype):
             return name
         return self.node("Cast", [name], to=_onnx_type(self.onnx, dtype))
 
 
+def _exported_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype a value of ``dtype`` has in the file: float64 becomes float32 (see ``to_onnx``)."""
+    return np.dtype(np.float32) if np.dtype(dtype) == np.float64 else np.dtype(dtype)
+
+
+def _exported_array(array: np.ndarray) -> np.ndarray:
+    """``array`` as the file holds it: float64 cast to float32."""
+    return array.astype(np.float32) if array.dtype == np.float64 else array
+
+
 def _onnx_type(onnx, dtype: np.dtype) -> int:
-    return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    """The ONNX element type of a value of ``dtype`` in the file (float64 written as float32)."""
+    return onnx.helper.np_dtype_to_tensor_dtype(_exported_dtype(dtype))
 
 
 # ---------------------------------------------------------------------------
@@ -382,6 +427,22 @@ def convert_elu(graph: GraphBuilder, step: Step) -> str:
 def convert_where(graph: GraphBuilder, step: Step) -> str:
     (condition, a, b), dtype = step.inputs, step.output.dtype
     return graph.node("Where", [condition, graph.cast(a, step.tensors[1], dtype), graph.cast(b, step.tensors[2], dtype)])
+
+
+#: Compare's symbol → the ONNX node (``!=`` is Not(Equal))
+_COMPARISONS = {"<": "Less", "<=": "LessOrEqual", ">": "Greater", ">=": "GreaterOrEqual", "==": "Equal", "!=": "Equal"}
+
+
+def convert_compare(graph: GraphBuilder, step: Step) -> str:
+    """a ∘ b as a bool mask: both inputs cast to their common dtype, as numpy compares them
+    (bools to int32 for the orderings, which ONNX defines on numbers only); != is Not(Equal)."""
+    symbol, (a, b) = step.op.symbol, step.tensors
+    common = np.result_type(a.dtype, b.dtype)
+    if common == np.bool_ and symbol not in ("==", "!="):
+        common = np.dtype(np.int32)
+    inputs = [graph.cast(name, tensor, common) for name, tensor in zip(step.inputs, step.tensors)]
+    mask = graph.node(_COMPARISONS[symbol], inputs)
+    return graph.node("Not", [mask]) if symbol == "!=" else mask
 
 
 def _pair(value: Union[int, Sequence[int]]) -> list[int]:
@@ -513,6 +574,7 @@ CONVERTERS: dict[str, Converter] = {
     "Maximum": _same("Max"),
     "Minimum": _same("Min"),
     "Where": convert_where,
+    "Compare": convert_compare,
     "LeakyReLU": convert_leaky_relu,
     "ELU": convert_elu,
     # reductions
@@ -564,27 +626,43 @@ def _converter(op: Function) -> Converter:
 # ---------------------------------------------------------------------------
 
 
-def _example_inputs(input_shape: Optional[Sequence[int]],
-                    images: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The two arrays the model is traced on: ``images`` and a permutation of its values,
-    else two draws of random 0..255 pixels (uint8) of ``input_shape`` (random, so no other
-    tensor in the trace holds the same numbers)."""
-    rng = np.random.default_rng(0)
+def _example_inputs(input_shape: Optional[Sequence[int]], images: Optional[np.ndarray],
+                    rng: np.random.Generator, batch: Optional[int] = None) -> np.ndarray:
+    """An array to trace the model on: random values (a permutation of ``images``' values, or
+    0..255 pixels (uint8) of ``input_shape``), so that no other tensor in the trace holds the
+    same numbers; with ``batch``, that many examples instead of the example's batch."""
     if images is not None:
         images = np.asarray(images)
-        return images, rng.permutation(images.reshape(-1)).reshape(images.shape)
+        shape = images.shape if batch is None else (batch, *images.shape[1:])
+        values = images.reshape(-1)
+        repeated = np.resize(values, int(np.prod(shape))) if values.size else values
+        return rng.permutation(repeated).reshape(shape)
     if input_shape is None:
         raise ValueError("export needs input_shape (e.g. (1, 1, 28, 28)) or example images")
     shape = tuple(int(size) for size in input_shape)
     if not shape or any(size < 1 for size in shape):
         raise ValueError(f"input_shape must list positive sizes, the batch first; got {tuple(input_shape)}")
-    return rng.integers(0, 256, size=shape, dtype=np.uint8), rng.integers(0, 256, size=shape, dtype=np.uint8)
+    if batch is not None:
+        shape = (batch, *shape[1:])
+    return rng.integers(0, 256, size=shape, dtype=np.uint8)
 
 
-def _value_info(onnx, name: str, tensor: Tensor, batch: Optional[int]):
-    """A graph input/output description: the leading axis symbolic ("N") when it is the batch."""
+def _trace_other_batch(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
+    """The trace on a batch one larger than the example's: a model that cannot run on it has no
+    dynamic batch."""
+    try:
+        return _trace(model, images)
+    except Exception as error:
+        raise ValueError(
+            f"the model fails on a batch of {images.shape[0]} ({type(error).__name__}: {error}), so the "
+            "ONNX file cannot take any batch size: export a fixed batch size with dynamic_batch=False"
+        ) from error
+
+
+def _value_info(onnx, name: str, tensor: Tensor, batch_axis: bool):
+    """A graph input/output description: with ``batch_axis`` the leading axis is the symbolic "N"."""
     shape: list[Union[int, str]] = list(tensor.shape)
-    if batch is not None and shape and shape[0] == batch:
+    if batch_axis and shape:
         shape[0] = "N"
     return onnx.helper.make_tensor_value_info(name, _onnx_type(onnx, tensor.dtype), shape)
 
@@ -595,22 +673,34 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
 
     ``model`` is called once on ``images`` (or on random uint8 pixels of ``input_shape``)
     and must return one Tensor. With ``dynamic_batch`` the input's and output's leading
-    axis is the symbolic "N". The model is checked with ``onnx.checker`` before it is returned.
+    axis is the symbolic "N". A float64 model is exported as float32 (parameters, constants,
+    input and output; see the module docstring). The model is checked with ``onnx.checker``
+    before it is returned.
     """
     onnx = _import_onnx()
-    example, another = _example_inputs(input_shape, images)
+    rng = np.random.default_rng(0)
+    example = np.asarray(images) if images is not None else _example_inputs(input_shape, None, rng)
     steps, result = _trace(model, example)
+    converters = [_converter(step.op) for step in steps]  # an op with no ONNX form: say so first
     parameters = nn.named_parameters(model)
     parameter_ids = {id(tensor) for tensor in parameters.values()}
     source = _find_input(steps, example, parameter_ids)
-    _check_fixed_graph(steps, _trace(model, another)[0], parameter_ids | {id(source)})
+    leaves = parameter_ids | {id(source)}
+    _check_fixed_graph(steps, _trace(model, _example_inputs(input_shape, images, rng))[0], leaves)
+    dynamic_batch = dynamic_batch and example.ndim > 0
+    batch_axis_of_output = False
+    if dynamic_batch:
+        batch = int(example.shape[0])
+        larger = _example_inputs(input_shape, images, rng, batch=batch + 1)
+        again, larger_result = _trace_other_batch(model, larger)
+        _check_fixed_graph(steps, again, leaves, batch=batch)
+        batch_axis_of_output = larger_result.shape[:1] == (batch + 1,)
     graph = GraphBuilder(onnx, parameters)
     if hasattr(nn, "named_buffers"):
         graph.buffer_names = {id(array): name for name, array in nn.named_buffers(model).items()}
     graph.bind(source, graph.fresh(input_name))
     graph.taken.add(output_name)
-    for step in steps:
-        converter = _converter(step.op)
+    for step, converter in zip(steps, converters):
         step.inputs = tuple(graph.value(tensor) for tensor in step.tensors)
         output = converter(graph, step)
         if getattr(step.op, "relu", False) is True:  # the fused relu of a conv or pool
@@ -622,11 +712,10 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
     else:
         graph.nodes.append(onnx.helper.make_node("Identity", [final], [output_name]))
 
-    batch = int(example.shape[0]) if dynamic_batch and example.ndim else None
     onnx_graph = onnx.helper.make_graph(
         graph.nodes, type(model).__name__,
-        inputs=[_value_info(onnx, graph.names[id(source)], source, batch)],
-        outputs=[_value_info(onnx, output_name, result, batch)],
+        inputs=[_value_info(onnx, graph.names[id(source)], source, dynamic_batch)],
+        outputs=[_value_info(onnx, output_name, result, batch_axis_of_output)],
         initializer=graph.initializers,
     )
     onnx_model = onnx.helper.make_model(

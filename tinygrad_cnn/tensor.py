@@ -755,32 +755,36 @@ class Tensor:
 
     # -- comparisons and in-place updates -----------------------------------------------
 
-    def _compare(self, symbol: str, comparison: np.ufunc, other: ArrayLike) -> "Tensor":
-        """A bool mask, outside the graph (a comparison has no gradient)."""
+    def _compare(self, symbol: str, other: ArrayLike) -> "Tensor":
+        """A bool mask: the op ``Compare`` (so tracers such as the ONNX exporter see it), never
+        recorded for backward (a comparison has no gradient)."""
         try:
             other = self._operand(other)
         except TypeError:  # e.g. tensor == None: let Python decide (identity for ==, an error for <)
             return NotImplemented
         _check_broadcast(symbol, self, other)
-        return Tensor(comparison(self.data, other.data))
+        if _recording and (self.requires_grad or other.requires_grad):
+            with no_grad():  # the mask never requires grad: no Node, nothing saved
+                return ops.Compare.apply(self, other, symbol=symbol)
+        return ops.Compare.apply(self, other, symbol=symbol)
 
     def __lt__(self, other: ArrayLike) -> "Tensor":
-        return self._compare("<", np.less, other)
+        return self._compare("<", other)
 
     def __le__(self, other: ArrayLike) -> "Tensor":
-        return self._compare("<=", np.less_equal, other)
+        return self._compare("<=", other)
 
     def __gt__(self, other: ArrayLike) -> "Tensor":
-        return self._compare(">", np.greater, other)
+        return self._compare(">", other)
 
     def __ge__(self, other: ArrayLike) -> "Tensor":
-        return self._compare(">=", np.greater_equal, other)
+        return self._compare(">=", other)
 
     def __eq__(self, other: ArrayLike) -> "Tensor":  # type: ignore[override]
-        return self._compare("==", np.equal, other)
+        return self._compare("==", other)
 
     def __ne__(self, other: ArrayLike) -> "Tensor":  # type: ignore[override]
-        return self._compare("!=", np.not_equal, other)
+        return self._compare("!=", other)
 
     # defining __eq__ removes the inherited hash: keep hashing by identity, so tensors can
     # still be dict keys and set members (as in PyTorch)

@@ -11,7 +11,7 @@ from tinygrad_cnn.function import Function, Gradients, unbroadcast
 __all__ = [
     "Add", "Sub", "Mul", "Div", "Neg", "ReLU",
     "Exp", "Log", "Sqrt", "Pow", "Tanh", "Sigmoid", "Abs", "Clip", "Maximum", "Minimum", "Where",
-    "LeakyReLU", "ELU",
+    "Compare", "LeakyReLU", "ELU",
 ]
 
 
@@ -275,6 +275,33 @@ class Where(Function):
         grad_a = unbroadcast(np.where(self.condition, grad_out, 0), self.a_shape) if self.needs_input_grad[1] else None
         grad_b = unbroadcast(np.where(self.condition, 0, grad_out), self.b_shape) if self.needs_input_grad[2] else None
         return None, grad_a, grad_b
+
+
+class Compare(Function):
+    """y = a ∘ b element-wise as a bool mask (broadcasting), ∘ one of ``< <= > >= == !=``.
+
+    VJP: none: y is piecewise constant in a and b (its derivative is 0 wherever it exists),
+    so a comparison never requires grad (``Tensor._compare`` applies it without recording)
+    and backward returns None for both inputs. It is an op, rather than plain numpy, so that
+    tracers (``forward_hooks``: the ONNX exporter, the summary) see the mask being computed.
+    """
+
+    COMPARISONS = {"<": np.less, "<=": np.less_equal, ">": np.greater,
+                   ">=": np.greater_equal, "==": np.equal, "!=": np.not_equal}
+
+    def __init__(self, symbol: str = ">"):
+        if symbol not in self.COMPARISONS:
+            raise ValueError(f"Compare: symbol must be one of {list(self.COMPARISONS)}, got {symbol!r}")
+        self.symbol = symbol
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return self.COMPARISONS[self.symbol](a, b)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return None, None
+
+    def describe(self) -> str:
+        return f"Compare {self.symbol}"
 
 
 class LeakyReLU(Function):
