@@ -112,7 +112,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                              "(unless --save names another file)")
     output.add_argument("--json", metavar="PATH", help="write the results as JSON")
     output.add_argument("--plots", metavar="DIR", help="save PNG plots there (needs matplotlib)")
-    output.add_argument("--graph", metavar="FILE", help="write the model's graph as Graphviz DOT (and a PNG if `dot` is installed)")
+    output.add_argument("--graph", metavar="FILE", help="write the model's graph as Graphviz DOT to FILE (and a PNG "
+                        "next to it if `dot` is installed; a FILE ending in .png gets the picture, the DOT beside it)")
     output.add_argument("--export-onnx", metavar="PATH", help="write the trained model as an ONNX file (input 'images': "
                                                               "raw pixels N,1,28,28 float32; output 'logits'; needs "
                                                               "pip install tinygrad_cnn[onnx])")
@@ -470,15 +471,17 @@ PLOT_FILES = ("curves.png", "predictions.png", "mistakes.png", "conv1_filters.pn
 
 def files_involved(args: argparse.Namespace) -> list[tuple[str, str, Path]]:
     """Every file the run reads (--resume) or may write, as ``(flag, description, path)``.
-    --graph writes ``<name>.dot`` and maybe ``<name>.png``; --plots a directory of PNGs."""
+    --graph writes the DOT text and maybe a PNG (see tinygrad_cnn.graph.write_graph); --plots a
+    directory of PNGs."""
     files = [(flag, f"{flag} {value}", Path(value).expanduser())
              for flag, value in (("--resume", args.resume), ("--save", args.save), ("--json", args.json),
                                  ("--export-onnx", args.export_onnx)) if value]
     if args.graph:
-        dot = Path(args.graph).expanduser()
-        dot = dot if dot.suffix == ".dot" else dot.with_suffix(".dot")
-        files += [("--graph", f"--graph {args.graph}", dot),
-                  ("--graph", f"--graph {args.graph} (its PNG)", dot.with_suffix(".png"))]
+        named = Path(args.graph).expanduser()
+        picture = named.suffix.lower() == ".png"  # the picture there, the DOT text beside it
+        dot, png = (named.with_suffix(".dot"), named) if picture else (named, named.with_suffix(".png"))
+        files += [("--graph", f"--graph {args.graph}" + (" (its DOT text)" if picture else ""), dot),
+                  ("--graph", f"--graph {args.graph}" + ("" if picture else " (its PNG)"), png)]
     if args.plots:
         directory = Path(args.plots).expanduser()
         files += [("--plots", f"--plots {args.plots}", directory),

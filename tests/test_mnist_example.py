@@ -262,6 +262,8 @@ def test_an_impossible_output_path_stops_before_training(tmp_path, flag, target,
     (["--json", "missing/../result.json", "--save", "result.json"], ["--save result.json and --json missing/../result.json"]),
     (["--graph", "net", "--save", "net.png"], ["--save net.png and --graph net (its PNG)"]),
     (["--graph", "net.dot", "--json", "net.dot"], ["--json net.dot and --graph net.dot are the same file"]),
+    (["--graph", "net.gv", "--json", "net.gv"], ["--json net.gv and --graph net.gv are the same file"]),
+    (["--graph", "net.png", "--json", "net.dot"], ["--json net.dot and --graph net.png (its DOT text)"]),
     (["--plots", "plots", "--json", "plots/curves.png"], ["--json plots/curves.png and --plots plots (its curves.png)"]),
 ])
 def test_two_outputs_naming_one_file_are_refused_before_anything_is_written(tmp_path, flags, fragments):
