@@ -326,8 +326,9 @@ class Tensor:
         output.version = 0
         output.memory_family = None
         data = output.data
+        base = data.base
         for tensor in inputs:  # a view of an input (Reshape, GetItem, ...) shares its versions
-            if data is tensor.data or (data.base is not None and np.may_share_memory(data, tensor.data)):
+            if data is tensor.data or (base is not None and np.may_share_memory(data, tensor.data)):
                 _join_memory_family(output, tensor)
         output.requires_grad = requires_grad
         output.node = Node(op, inputs) if requires_grad else None
@@ -1119,6 +1120,8 @@ def _promoted(a: Tensor, b: Tensor, true_division: bool = False) -> tuple[Tensor
     one takes the float's dtype (numpy would make int64 + float32 float64); two integer
     operands stay integer, except under true division, which gives float32. Float32 mixed
     with float64 is left to numpy (float64; the VJP casts back when it accumulates)."""
+    if a.data.dtype is b.data.dtype and not true_division:  # the same dtype: nothing to promote
+        return a, b
     a_float, b_float = a.dtype.kind == "f", b.dtype.kind == "f"
     if a_float and not b_float:
         return a, Tensor(b.data.astype(a.dtype))
