@@ -221,6 +221,9 @@ CASES = [
     case("compare !=", (2, 3, 4), lambda x: Tensor.where(x.relu() != 0.0, x, 5.0)),
     case("compare floats with ints, bools with bools", (2, 3, 4), lambda x, counts: Tensor.where(
         ((x >= counts) < (x > -1.0)) != (x <= 0.5), x, 0.0), counts=np.array([-1, 0, 1, 2])),
+    case("cast to int and back (truncation toward zero)", (2, 3, 4),
+         lambda x: (x * 3.0).astype(np.int64).astype(np.float32) / 3.0 + x),
+    case("cast to bool", (2, 3, 4), lambda x: Tensor.where((x * 2.0).astype(np.int32).astype(np.bool_), x, -x)),
     case("leaky_relu", (2, 3, 4), lambda x: x.leaky_relu(0.2), defines("leaky_relu")),
     case("elu", (2, 3, 4), lambda x: x.elu(0.7), defines("elu")),
     case("sum over an axis", (2, 3, 4), lambda x: x.sum(axis=1)),

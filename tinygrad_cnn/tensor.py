@@ -968,13 +968,15 @@ class Tensor:
         """This tensor converted to ``dtype`` (itself if it already has it, as PyTorch's ``.to``).
 
         A float result stays in the graph (the VJP converts G back to this tensor's dtype); an
-        integer or bool result is a new leaf without gradient, as in PyTorch.
+        integer or bool result has no gradient, as in PyTorch: the op ``Cast`` is still applied
+        (so tracers such as the ONNX exporter see it) but never recorded for backward.
         """
         dtype = _dtype_argument("astype", dtype, default=None)
         if dtype == self.dtype:
             return self
-        if dtype.kind != "f":
-            return Tensor(self.data.astype(dtype))
+        if dtype.kind != "f" and _recording and self.requires_grad:
+            with no_grad():  # an integer or bool tensor never requires grad: no Node
+                return ops.Cast.apply(self, dtype=dtype)
         return ops.Cast.apply(self, dtype=dtype)
 
     # -- neural-network ops -----------------------------------------------------------

@@ -152,10 +152,12 @@ class Stack(Function):
 
 
 class Cast(Function):
-    """y = x converted to ``dtype`` (float32 ↔ float64, or ints/bools to a float).
+    """y = x converted to ``dtype`` (float32 ↔ float64, ints/bools to a float, or anything to
+    an int or bool type, truncating toward zero as numpy and PyTorch do).
 
     VJP: dx = G converted back to x's dtype (the values pass through unchanged, so the
-    Jacobian is the identity; only the precision of G changes).
+    Jacobian is the identity; only the precision of G changes). A cast to an int or bool type
+    has no gradient and is never recorded for backward (``Tensor.astype``).
     """
 
     def __init__(self, dtype: np.dtype):
