@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tinygrad_cnn import Tensor
-from tinygrad_cnn.models import SeedCNN
+from tinygrad_cnn.models import SeedCNN, SeedMLP
 from tinygrad_cnn.nn import get_parameters, load, load_state_dict, named_parameters, save, state_dict
 
 
@@ -192,3 +192,14 @@ def test_save_syncs_the_directory_after_the_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", recording_fsync)
     save({"w": np.zeros(2)}, tmp_path / "weights.npz")
     assert synced == [False, True]  # the file's data, then its directory
+
+
+def test_a_graph_built_before_load_state_dict_raises_at_backward():
+    """Loading writes the parameters in place: a loss computed from the old weights must not
+    get gradients that silently mix in the new ones."""
+    model = SeedMLP(seed=0)
+    images = np.zeros((2, 1, 28, 28), dtype=np.uint8)
+    loss = model(images).cross_entropy([0, 1])
+    load_state_dict(model, state_dict(SeedMLP(seed=1)))
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        loss.backward()

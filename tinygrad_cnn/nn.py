@@ -90,7 +90,8 @@ def load_state_dict(model: Any, state: Mapping[str, np.ndarray]) -> None:
     Every key and shape is checked before anything is written, so a failed load leaves
     the model exactly as it was.
     """
-    targets = {name: _array(item) for name, item in _named_state(model).items()}
+    items = _named_state(model)
+    targets = {name: _array(item) for name, item in items.items()}
     missing = [name for name in targets if name not in state]
     unexpected = [name for name in state if name not in targets]
     if missing or unexpected:
@@ -113,6 +114,9 @@ def load_state_dict(model: Any, state: Mapping[str, np.ndarray]) -> None:
         converted[name] = value.astype(target.dtype, copy=False)
     for name, target in targets.items():
         target[...] = converted[name]
+        item = items[name]
+        if isinstance(item, Tensor):  # a graph built before the load raises at backward()
+            item.note_in_place_change()
 
 
 def _permissions_for(path: Path) -> int:
