@@ -456,3 +456,33 @@ def test_bad_arguments_are_named(call, error, message):
     x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
     with pytest.raises(error, match=message):
         call(x)
+
+
+def test_python_numbers_with_bool_tensors_promote_as_pytorch():
+    """A bool mask combined with a Python int gives int64 and with a float float32 (the int
+    used to become a bool: mask * 3 was True, mask / 2 was 1.0)."""
+    mask = Tensor(np.array([True, False]))
+    assert (mask * 3).dtype == np.int64 and (mask * 3).data.tolist() == [3, 0]
+    assert (mask + 1).data.tolist() == [2, 1]
+    assert (mask / 2).dtype == np.float32 and (mask / 2).data.tolist() == [0.5, 0.0]
+    assert (mask * 1.5).data.tolist() == [1.5, 0.0]
+    assert (mask == 2).data.tolist() == [False, False] and (mask < 2).data.tolist() == [True, True]
+    assert (mask ** 2).dtype == np.int64
+
+
+def test_an_int_that_does_not_fit_an_integer_tensor_is_an_error_not_a_wrap_around():
+    pixels = Tensor(np.array([250, 3], dtype=np.uint8))
+    with pytest.raises(OverflowError, match=r"the number 300 does not fit the tensor's dtype uint8 \(0..255\)"):
+        pixels + 300
+    assert (pixels + 3).dtype == np.uint8
+
+
+def test_clip_with_numpy_float64_bounds_on_float32_passes_the_gradient_at_the_bound():
+    """The bound is compared in x's dtype, as it is applied: x = float32(0.1) equals the bound
+    float64(0.1) once that is rounded to float32, so the gradient passes (torch.clamp)."""
+    x = Tensor(np.array([0.1, 0.7], dtype=np.float32), requires_grad=True)
+    x.clip(max=np.float64(0.1)).sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 0.0])
+    y = Tensor(np.array([0.7], dtype=np.float32), requires_grad=True)
+    y.clip(min=np.float64(0.7)).sum().backward()
+    np.testing.assert_array_equal(y.grad, [1.0])

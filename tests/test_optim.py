@@ -209,7 +209,29 @@ def test_adam_names_missing_and_unexpected_keys():
         Adam([param]).load_state_dict(state)
     with pytest.raises(ValueError, match=r"missing keys \['steps', 'm.0', 'v.0'\]; unexpected keys \['0'\]"):
         Adam([param]).load_state_dict({"0": np.zeros(2)})
-    with pytest.raises(ValueError, match=r"'steps' must be an integer >= 0"):
+    with pytest.raises(ValueError, match=r"'steps' must be one integer >= 0 per parameter \(1\) or a single one"):
         Adam([param]).load_state_dict({**state, "steps": np.array(-1)})
+    with pytest.raises(ValueError, match=r"'steps' must be one integer >= 0 per parameter \(1\)"):
+        Adam([param]).load_state_dict({**state, "steps": np.array([1, 2])})
     with pytest.raises(ValueError, match=r"Adam state entry 'v.0' has shape \(3,\)"):
         Adam([param]).load_state_dict({**state, "steps": np.array(1), "v.0": np.zeros(3)})
+
+
+def test_adam_counts_steps_per_parameter_as_pytorch():
+    """A parameter that first gets a gradient at step 2 is bias-corrected as at its first step
+    (torch.optim.Adam keeps one step count per parameter): b moves by lr, not by less."""
+    a, b = Tensor([1.0], requires_grad=True), Tensor([1.0], requires_grad=True)
+    optimizer = Adam([a, b], lr=0.1)
+    a.grad = np.array([1.0])
+    optimizer.step()  # b has no gradient yet
+    a.grad, b.grad = np.array([1.0]), np.array([1.0])
+    optimizer.step()
+    np.testing.assert_allclose(a.data, [0.8], rtol=1e-7)  # two steps of lr · m̂/√v̂ = lr each
+    np.testing.assert_allclose(b.data, [0.9], rtol=1e-7)  # (it was 0.9256 with one shared count)
+    assert optimizer.steps == [2, 1]
+    restored = Adam([Tensor([0.0], requires_grad=True), Tensor([0.0], requires_grad=True)], lr=0.1)
+    restored.load_state_dict(optimizer.state_dict())
+    assert restored.steps == [2, 1]
+    old_format = {**optimizer.state_dict(), "steps": np.array(3)}  # one count, as older versions saved
+    restored.load_state_dict(old_format)
+    assert restored.steps == [3, 3]

@@ -154,3 +154,20 @@ def test_bad_arguments_are_named(call, error, message):
 
 def test_max_over_a_nonempty_axis_of_a_tensor_with_an_empty_one_is_empty():
     assert Tensor(np.zeros((0, 3))).max(axis=1).shape == (0,)
+
+
+def test_sum_of_unsigned_or_bool_values_is_int64_as_pytorch():
+    """numpy sums uint8 as uint64, and 253 − 300 then wraps around to 18446744073709551569."""
+    pixels = Tensor(np.array([250, 3], dtype=np.uint8))
+    assert pixels.sum().dtype == np.int64 and (pixels.sum() - 300).item() == -47
+    assert Tensor(np.array([True, True, False])).sum().dtype == np.int64
+
+
+@pytest.mark.parametrize("method", ["sum", "mean", "max", "min"])
+def test_an_empty_axis_tuple_is_an_error_naming_the_ambiguity(method):
+    """numpy reduces no axis for axis=(), PyTorch every axis for dim=(): neither silently."""
+    x = Tensor(np.arange(6.0).reshape(2, 3))
+    with pytest.raises(ValueError, match=r"axis=\(\) names no axis .* pass axis=None"):
+        getattr(x, method)(axis=())
+    with pytest.raises(ValueError, match="names no axis"):
+        getattr(x, method)(dim=[])

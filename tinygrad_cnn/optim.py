@@ -148,7 +148,10 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba): m = β₁m + (1−β₁)g, v = β₂v + (1−β₂)g²,
-    p -= lr · m̂ / (√v̂ + ε) with the bias-corrected m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ)."""
+    p -= lr · m̂ / (√v̂ + ε) with the bias-corrected m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ).
+
+    t counts the steps in which that parameter had a gradient (``steps[i]``), as PyTorch
+    keeps one count per parameter: a parameter first used late is corrected as a new one."""
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
@@ -157,17 +160,17 @@ class Adam(Optimizer):
             raise ValueError(f"Adam betas must be two numbers in [0, 1), got {betas}")
         eps, weight_decay = check_number("eps", eps), check_number("weight_decay", weight_decay)
         self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), eps, weight_decay
-        self.steps = 0
+        self.steps = [0] * len(self.params)  # per parameter: the steps it had a gradient in
         self.first_moments = [np.zeros_like(param.data) for param in self.params]
         self.second_moments = [np.zeros_like(param.data) for param in self.params]
 
     def step(self) -> None:
-        self.steps += 1
         beta1, beta2 = self.betas
-        correction1, correction2 = 1 - beta1**self.steps, 1 - beta2**self.steps
-        for param, m, v in zip(self.params, self.first_moments, self.second_moments):
+        for index, (param, m, v) in enumerate(zip(self.params, self.first_moments, self.second_moments)):
             if param.grad is None:
                 continue
+            self.steps[index] += 1
+            correction1, correction2 = 1 - beta1 ** self.steps[index], 1 - beta2 ** self.steps[index]
             grad = param.grad + self.weight_decay * param.data if self.weight_decay else param.grad
             m *= beta1
             m += (1 - beta1) * grad
@@ -177,13 +180,14 @@ class Adam(Optimizer):
             param.note_in_place_change()
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        state = {"steps": np.array(self.steps)}
+        state = {"steps": np.array(self.steps, dtype=np.int64)}
         for index, (m, v) in enumerate(zip(self.first_moments, self.second_moments)):
             state[f"m.{index}"], state[f"v.{index}"] = m.copy(), v.copy()
         return state
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
-        """Restore the state saved by ``state_dict``: "steps" and the moments "m.<index>" and
+        """Restore the state saved by ``state_dict``: "steps" (one count per parameter; a single
+        count, as older versions saved, applies to all) and the moments "m.<index>" and
         "v.<index>" of every parameter. Every key and shape is checked before anything changes."""
         _check_mapping(self, state)
         keys = ["steps"] + [f"{moment}.{index}" for index in range(len(self.params)) for moment in ("m", "v")]
@@ -198,11 +202,13 @@ class Adam(Optimizer):
                 "optimizer's state?)"
             )
         steps = np.asarray(state["steps"])
-        if steps.shape != () or steps.dtype.kind not in "iu" or steps < 0:
-            raise ValueError(f"Adam.load_state_dict: 'steps' must be an integer >= 0, got {state['steps']!r}")
+        if steps.shape not in ((), (len(self.params),)) or steps.dtype.kind not in "iu" or np.any(steps < 0):
+            raise ValueError(f"Adam.load_state_dict: 'steps' must be one integer >= 0 per parameter ({len(self.params)}) "
+                             f"or a single one, got {state['steps']!r}")
         first_moments = [_buffer(f"Adam state entry 'm.{i}'", state[f"m.{i}"], p) for i, p in enumerate(self.params)]
         second_moments = [_buffer(f"Adam state entry 'v.{i}'", state[f"v.{i}"], p) for i, p in enumerate(self.params)]
-        self.steps, self.first_moments, self.second_moments = int(steps), first_moments, second_moments
+        counts = [int(count) for count in np.broadcast_to(steps, (len(self.params),))]
+        self.steps, self.first_moments, self.second_moments = counts, first_moments, second_moments
 
 
 def _check_mapping(optimizer: Optimizer, state: Any) -> None:

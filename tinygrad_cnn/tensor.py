@@ -243,11 +243,21 @@ _LONE_ARGUMENT = _count_of_a_lone_argument(np.empty(0)) if hasattr(sys, "getrefc
 
 def constant_like(value: object, reference: Optional["Tensor"]) -> "Tensor":
     """``value`` (a number or an array) as a constant Tensor; a Python number takes the
-    dtype of ``reference`` (a tensor it is combined with), as in PyTorch."""
+    dtype of ``reference`` (a tensor it is combined with), as in PyTorch: any number with a
+    float tensor, an int with an integer tensor (an error if it does not fit, as PyTorch's
+    "cannot be converted ... without overflow"); with a bool tensor an int stays int64 and a
+    float float32 (``mask * 3`` is 3, not True)."""
     if isinstance(value, Tensor):
         return value
     if reference is not None and isinstance(value, numbers.Number) and not isinstance(value, bool):
-        if reference.dtype.kind == "f" or isinstance(value, numbers.Integral):
+        kind = reference.dtype.kind
+        if kind == "f":
+            return Tensor(value, dtype=reference.dtype)
+        if kind in "iu" and isinstance(value, numbers.Integral):
+            limits = np.iinfo(reference.dtype)
+            if not limits.min <= value <= limits.max:
+                raise OverflowError(f"the number {value} does not fit the tensor's dtype {reference.dtype} "
+                                    f"({limits.min}..{limits.max}); convert the tensor first, e.g. .astype(np.int64)")
             return Tensor(value, dtype=reference.dtype)
     return Tensor(value)
 
@@ -1193,6 +1203,9 @@ def _check_axes(name: str, axis: Optional[int | Sequence[int]], ndim: int) -> No
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis) if isinstance(axis, (tuple, list)) else None
     if axes is None or not all(isinstance(single, (int, np.integer)) and not isinstance(single, bool) for single in axes):
         raise TypeError(f"{name}: axis must be an int or a sequence of ints, got {axis!r}")
+    if not axes:
+        raise ValueError(f"{name}: axis={axis!r} names no axis (numpy would reduce none, PyTorch all); "
+                         "pass axis=None to reduce over every axis")
     if len({int(a) % max(ndim, 1) for a in axes if isinstance(a, (int, np.integer))}) != len(axes):
         raise ValueError(f"{name}: axis {axis} names the same axis twice")
     for single in axes:

@@ -212,12 +212,14 @@ class Clip(Function):
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.inside = np.ones(x.shape, dtype=bool)
         output = x
-        if self.low is not None:
-            self.inside &= x >= self.low
-            output = np.maximum(output, np.asarray(self.low, dtype=x.dtype))
+        if self.low is not None:  # the bounds in x's dtype, for the mask as for the values
+            low = np.asarray(self.low, dtype=x.dtype)
+            self.inside &= x >= low
+            output = np.maximum(output, low)
         if self.high is not None:
-            self.inside &= x <= self.high
-            output = np.minimum(output, np.asarray(self.high, dtype=x.dtype))
+            high = np.asarray(self.high, dtype=x.dtype)
+            self.inside &= x <= high
+            output = np.minimum(output, high)
         return output
 
     def backward(self, grad_out: np.ndarray) -> Gradients:

@@ -19,7 +19,8 @@ def _normalize_axes(axis: Optional[int | Sequence[int]], ndim: int) -> tuple[int
 
 
 class Sum(Function):
-    """y = Σ x over ``axis``.   VJP: dx = G broadcast back over the summed axes."""
+    """y = Σ x over ``axis`` (integers and bools summed as int64, as PyTorch: numpy would give
+    uint64 for unsigned ones, which wraps around below 0).   VJP: dx = G broadcast back."""
 
     label = "Sum"
 
@@ -29,7 +30,8 @@ class Sum(Function):
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.input_shape = x.shape
         self.axes = _normalize_axes(self.axis, x.ndim)
-        return np.asarray(x.sum(axis=self.axes, keepdims=self.keepdims))
+        dtype = np.int64 if x.dtype.kind in "biu" else None
+        return np.asarray(x.sum(axis=self.axes, keepdims=self.keepdims, dtype=dtype))
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
         if not self.keepdims:
