@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from common import CommandLineError  # examples/common.py, next to this file
+from common import CommandLineError, prepare_output_file  # examples/common.py, next to this file
 from mnist import accuracy_percent, predict  # examples/mnist.py, next to this file
 
 from tinygrad_cnn import Tensor, train_mode
@@ -75,9 +75,15 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     try:
+        if args.json:  # checked before training, so a bad path does not lose the run's result
+            prepare_output_file(args.json, "--json")
+    except CommandLineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    try:
         x_train, y_train, x_test, y_test = mnist(args.data_dir)
     except (OSError, ValueError, RuntimeError) as error:
-        print(f"error: could not load MNIST: {error}")
+        print(f"error: could not load MNIST: {error}", file=sys.stderr)
         return 1
     x_train, y_train = x_train[:args.limit_train], y_train[:args.limit_train]
     x_test, y_test = x_test[:args.limit_test], y_test[:args.limit_test]

@@ -99,7 +99,8 @@ def plot_feature_maps(model: Any, image: np.ndarray, path: PathLike, channels: i
                       label: int | None = None) -> Path:
     """Save a figure that follows one digit through ``model``: the input image, then the first
     ``channels`` feature maps after every conv / bias / relu / pool stage (one row each, on a
-    common colour scale per row, so a dead channel shows as dark), then the predicted class
+    common colour scale per row, so a channel weak on this digit shows as dark; a dark map is
+    not yet a dead unit, which is 0 on every image), then the predicted class
     probabilities. ``image``: one raw 0..255 image, 1x28x28 or 28x28."""
     pyplot = _pyplot()
     image = np.asarray(image).reshape(1, 28, 28)

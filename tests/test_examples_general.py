@@ -50,3 +50,17 @@ def test_lenet_stops_with_an_error_line_when_its_logits_are_not_finite(data_dir,
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "error: the model diverged: its logits are NaN or inf on 20 of 20 test images (epoch 1, lr 0.002); "
         "try a lower --lr")
+
+
+def test_lenet_checks_its_json_path_before_training_and_reports_errors_on_stderr(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "TINYGRAD_CNN_DATA": str(tmp_path / "nowhere")}
+    result = subprocess.run([sys.executable, str(REPOSITORY / "examples" / "lenet.py"), "--json",
+                             str(blocker / "result.json")], capture_output=True, text=True, timeout=60, env=environment)
+    assert result.returncode == 1 and result.stdout == ""  # refused before loading any data
+    assert result.stderr.startswith("error: --json") and "a file stands at" in result.stderr
+    result = subprocess.run([sys.executable, str(REPOSITORY / "examples" / "lenet.py")],
+                            capture_output=True, text=True, timeout=60, env=environment)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: could not load MNIST")
