@@ -61,6 +61,7 @@ DATASET_FOLDERS: dict[str, str] = {"mnist": MNIST_FOLDER, "fashion": FASHION_MNI
 
 #: the names --model takes -> the model class
 MODELS = {"cnn": SeedCNN, "mlp": SeedMLP}
+OPTIMIZERS = ("sgd", "adam")
 
 
 def data_location(data_dir: Optional[PathLike], dataset: str) -> Path:
@@ -178,6 +179,8 @@ def check_meta(meta: Any, path: PathLike) -> None:
         raise refuse(f"names the model {config['model']!r}, expected one of {', '.join(MODELS)}")
     if config.get("dataset", "mnist") not in DATASETS:
         raise refuse(f"names the data set {config['dataset']!r}, expected one of {', '.join(DATASETS)}")
+    if config.get("optimizer") not in OPTIMIZERS:  # (anything else would quietly train with SGD)
+        raise refuse(f"names the optimizer {config.get('optimizer')!r}, expected one of {', '.join(OPTIMIZERS)}")
     if not isinstance(meta["history"], list) or not isinstance(meta["running"], dict):
         raise refuse("has a \"history\" that is not a list or a \"running\" that is not an object")
 

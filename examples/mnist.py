@@ -30,6 +30,7 @@ import numpy as np
 from common import (
     CLASS_NAMES,
     DATASETS,
+    OPTIMIZERS,
     CommandLineError,
     ModelDiverged,
     accuracy_percent,
@@ -78,7 +79,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     training.add_argument("--recipe", choices=sorted(RECIPES),
                           help="default values of the flags below: 'fast' (default) = 3 epochs, batch 64, lr 0.05, "
                                "momentum 0.9; 'seed' = the original: 9 epochs, batch 1, max lr 0.001, no momentum")
-    training.add_argument("--optimizer", choices=("sgd", "adam"),
+    training.add_argument("--optimizer", choices=OPTIMIZERS,
                           help="sgd (with --momentum; the recipes' choice) or adam (betas 0.9, 0.999)")
     training.add_argument("--betas", type=float, nargs=2, metavar=("BETA1", "BETA2"),
                           help="Adam's moment decay rates (default 0.9 0.999)")

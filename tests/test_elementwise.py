@@ -486,3 +486,34 @@ def test_clip_with_numpy_float64_bounds_on_float32_passes_the_gradient_at_the_bo
     y = Tensor(np.array([0.7], dtype=np.float32), requires_grad=True)
     y.clip(min=np.float64(0.7)).sum().backward()
     np.testing.assert_array_equal(y.grad, [1.0])
+
+
+def test_an_op_whose_output_shares_memory_with_two_inputs_joins_one_family():
+    """Joining a family must not compare tensors with == (an op on tensors): an output that is
+    a view of two inputs, or of an input given twice, used to crash inside the WeakSet."""
+    from tinygrad_cnn import Function
+
+    class PassFirst(Function):
+        def forward(self, a, b):
+            return a[:]
+
+        def backward(self, grad_out):
+            return grad_out, None
+
+    x = Tensor(np.ones((2, 2), dtype=np.float32), requires_grad=True)
+    same = PassFirst.apply(x, x)
+    row_view = PassFirst.apply(x, x[0])
+    assert same.shape == row_view.shape == (2, 2)
+    constant = Tensor(np.ones((2, 2), dtype=np.float32))
+    loss = (x * PassFirst.apply(constant, constant[0])).sum()
+    constant += 1.0  # reaches the view the graph saved
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        loss.backward()
+
+
+def test_comparing_an_integer_tensor_with_an_int_beyond_its_dtype_gives_the_true_answer():
+    """uint8 < 256 is True everywhere (numpy 2 too); only arithmetic that would wrap is refused."""
+    pixels = Tensor(np.array([0, 250], dtype=np.uint8))
+    assert (pixels < 256).data.tolist() == [True, True]
+    assert (pixels > -1).data.tolist() == [True, True]
+    assert (pixels == 300).data.tolist() == [False, False]

@@ -621,6 +621,8 @@ MALFORMED_META = {
     "no position": ({"format": 1, "config": CONFIG}, 'lacks "epoch", "step_in_epoch"'),
     "unknown model": ({"format": 1, "config": {**CONFIG, "model": "resnet"}, **POSITION}, "names the model 'resnet'"),
     "unknown data set": ({"format": 1, "config": {**CONFIG, "dataset": "cifar"}, **POSITION}, "names the data set 'cifar'"),
+    "unknown optimizer": ({"format": 1, "config": {**CONFIG, "optimizer": "rmsprop"}, **POSITION},
+                          "names the optimizer 'rmsprop'"),
 }
 
 

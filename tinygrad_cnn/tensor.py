@@ -224,9 +224,11 @@ def _join_memory_family(tensor: "Tensor", relative: "Tensor") -> None:
     together, as a PyTorch view shares its base's version counter."""
     family = relative.memory_family
     if family is None:
-        family = relative.memory_family = weakref.WeakSet((relative,))
-    for member in tensor.memory_family or (tensor,):  # (a tensor already in another family brings it along)
-        family.add(member)
+        family = relative.memory_family = weakref.WeakValueDictionary({id(relative): relative})
+    # keyed by id: a WeakSet would compare members with ==, which for tensors is an op
+    members = list(tensor.memory_family.values()) if tensor.memory_family is not None else [tensor]
+    for member in members:  # (a tensor already in another family brings it along)
+        family[id(member)] = member
         member.memory_family = family
 
 
@@ -244,9 +246,9 @@ _LONE_ARGUMENT = _count_of_a_lone_argument(np.empty(0)) if hasattr(sys, "getrefc
 def constant_like(value: object, reference: Optional["Tensor"]) -> "Tensor":
     """``value`` (a number or an array) as a constant Tensor; a Python number takes the
     dtype of ``reference`` (a tensor it is combined with), as in PyTorch: any number with a
-    float tensor, an int with an integer tensor (an error if it does not fit, as PyTorch's
-    "cannot be converted ... without overflow"); with a bool tensor an int stays int64 and a
-    float float32 (``mask * 3`` is 3, not True)."""
+    float tensor, an int with an integer tensor (an OverflowError if it does not fit, as
+    numpy 2; PyTorch would wrap around); with a bool tensor an int stays int64 and a float
+    float32 (``mask * 3`` is 3, not True)."""
     if isinstance(value, Tensor):
         return value
     if reference is not None and isinstance(value, numbers.Number) and not isinstance(value, bool):
@@ -306,8 +308,8 @@ class Tensor:
         self.node: Optional[Node] = None
         self.version: int = 0  # how many in-place updates changed data (see Node.check_unmodified)
         #: the tensors whose arrays share memory with this one (views, detach(), Tensor(t)),
-        #: this one included, or None while there are none: an in-place update counts for all
-        self.memory_family: Optional[weakref.WeakSet[Tensor]] = None
+        #: this one included, by id, or None while there are none: an in-place update counts for all
+        self.memory_family: Optional[weakref.WeakValueDictionary[int, Tensor]] = None
         if isinstance(data, Tensor) and self.data is data.data:
             _join_memory_family(self, data)
 
@@ -773,6 +775,8 @@ class Tensor:
             other = self._operand(other)
         except TypeError:  # e.g. tensor == None: let Python decide (identity for ==, an error for <)
             return NotImplemented
+        except OverflowError:  # an int beyond an integer tensor's dtype (uint8 < 256): compare as int64
+            other = Tensor(other)
         _check_broadcast(symbol, self, other)
         if _recording and (self.requires_grad or other.requires_grad):
             with no_grad():  # the mask never requires grad: no Node, nothing saved
@@ -834,7 +838,7 @@ class Tensor:
         the tensor it is a view of, ``detach()``, ``Tensor(t)``): a graph that saved one of them
         then raises at backward() instead of using the new values. The in-place operators and
         the optimizers' steps call it; call it after changing ``.data`` in place yourself."""
-        for tensor in self.memory_family or (self,):
+        for tensor in list(self.memory_family.values()) if self.memory_family is not None else (self,):
             tensor.version += 1
 
     def __iadd__(self, other: ArrayLike) -> "Tensor":
