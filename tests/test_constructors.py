@@ -78,9 +78,9 @@ def test_manual_seed_is_exported_and_replaces_the_package_generator():
     np.testing.assert_array_equal(generator().random(3), np.random.default_rng(5).random(3))
 
 
-@pytest.mark.parametrize("seed", [-1, 1.5, "7", True])
-def test_manual_seed_needs_a_non_negative_integer(seed):
-    with pytest.raises(ValueError, match="manual_seed needs a non-negative integer"):
+@pytest.mark.parametrize("seed, error", [(-1, ValueError), (1.5, TypeError), ("7", TypeError), (True, TypeError)])
+def test_manual_seed_needs_a_non_negative_integer(seed, error):
+    with pytest.raises(error, match="manual_seed: seed must be a non-negative integer"):
         manual_seed(seed)
 
 

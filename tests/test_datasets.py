@@ -834,7 +834,7 @@ def test_batches_rejects_scalars_and_bad_rng() -> None:
     images, labels = numbered_samples(4)
     with pytest.raises(TypeError, match=r"rng must be None, an int seed or a numpy\.random\.Generator"):
         batches(images, labels, 2, rng=1.5)
-    with pytest.raises(ValueError, match=r"rng must be a non-negative int seed \(or a numpy\.random\.Generator\), got -1"):
+    with pytest.raises(ValueError, match=r"rng \(an int seed, or a numpy\.random\.Generator\) must be a non-negative integer, got -1"):
         batches(images, labels, 2, rng=-1)
 
 

@@ -144,8 +144,8 @@ def test_nan_or_infinite_images_get_their_own_message(bad):
 
 @pytest.mark.parametrize("model_class", [SeedCNN, SeedMLP])
 def test_a_bad_seed_is_refused_naming_the_argument(model_class):
-    with pytest.raises(ValueError, match=r"seed must be a non-negative integer seed, got -1"):
+    with pytest.raises(ValueError, match=r"seed must be a non-negative integer, got -1"):
         model_class(seed=-1)
-    with pytest.raises(TypeError, match=r"seed must be a non-negative integer seed, got float 1.5"):
+    with pytest.raises(TypeError, match=r"seed must be a non-negative integer, got float 1.5"):
         model_class(seed=1.5)
     model_class(seed=np.int64(3))

@@ -250,7 +250,7 @@ def batch_norm_call(*shape, **options):
      r"running_mean must be a float numpy array of shape \(3,\).*got ndarray of shape \(2,\)"),
     (batch_norm_call(4, 3, running_mean=[0, 0, 0], running_var=np.ones(3)), r"updated in place.*got list"),
     (batch_norm_call(4, 3, momentum=1.5), r"momentum must lie in \[0, 1\], got 1.5"),
-    (batch_norm_call(4, 3, eps=0), r"eps must be positive, got 0"),
+    (batch_norm_call(4, 3, eps=0), r"batch_norm: eps must be a finite number > 0, got 0"),
     (batch_norm_call(1, 3, training=True), r"more than one value per channel, got input shape \(1, 3\)"),
 ])
 def test_batch_norm_errors_name_the_problem(call, message):
@@ -260,15 +260,15 @@ def test_batch_norm_errors_name_the_problem(call, message):
 
 @pytest.mark.parametrize("momentum", [None, "0.1", True])
 def test_batch_norm_momentum_must_be_a_number_and_none_is_not_supported(momentum):
-    message = r"batch_norm momentum must be a number in \[0, 1\], got .*momentum=None, PyTorch's cumulative"
+    message = r"batch_norm: momentum must be a number in \[0, 1\], got .*momentum=None, PyTorch's cumulative"
     with pytest.raises(TypeError, match=message):
         Tensor(np.ones((4, 3))).batch_norm(momentum=momentum, training=True)
-    with pytest.raises(TypeError, match=r"BatchNorm2d: momentum must be a number, got .*momentum=None, PyTorch's cumulative"):
+    with pytest.raises(TypeError, match=r"BatchNorm2d: momentum must be a number in \[0, 1\], got .*momentum=None, PyTorch's"):
         BatchNorm2d(3, momentum=momentum)  # refused when the layer is built
 
 
 def test_batch_norm_eps_must_be_a_number():
-    with pytest.raises(TypeError, match=r"batch_norm eps must be a positive number, got None"):
+    with pytest.raises(TypeError, match=r"batch_norm: eps must be a finite number > 0, got None"):
         Tensor(np.ones((4, 3))).batch_norm(eps=None)
 
 
@@ -409,12 +409,12 @@ def test_conv2d_groups_must_divide_the_channels():
     (lambda: Conv2d(0, 2, 3), ValueError, r"Conv2d: in_channels must be a positive int, got 0"),
     (lambda: Conv2d(2, -2, 3), ValueError, r"Conv2d: out_channels must be a positive int, got -2"),
     (lambda: Conv2d(2, 2, 3, stride=0), ValueError, r"Conv2d: stride must be positive, got 0"),
-    (lambda: Conv2d(2, 2, 3, padding=-1), ValueError, r"Conv2d: padding must be >= 0, got -1"),
+    (lambda: Conv2d(2, 2, 3, padding=-1), ValueError, r"Conv2d: padding must be non-negative, got -1"),
     (lambda: Conv2d(2, 2, 3, dilation=(1, 0)), ValueError, r"Conv2d: dilation must be positive, got \(1, 0\)"),
     (lambda: Conv2d(2, 2, 3, stride=1.5), TypeError, r"Conv2d: stride must be an int or a pair of ints, got 1.5"),
     (lambda: BatchNorm2d(-1), ValueError, r"BatchNorm2d: num_features must be a positive int, got -1"),
     (lambda: BatchNorm2d(2, eps=0), ValueError, r"BatchNorm2d: eps must be a finite number > 0, got 0"),
-    (lambda: BatchNorm2d(2, momentum=None), TypeError, r"BatchNorm2d: momentum must be a number, got None"),
+    (lambda: BatchNorm2d(2, momentum=None), TypeError, r"BatchNorm2d: momentum must be a number in \[0, 1\], got None"),
     (lambda: BatchNorm2d(2, momentum=1.5), ValueError, r"BatchNorm2d: momentum must lie in \[0, 1\], got 1.5"),
 ])
 def test_layer_constructors_name_the_bad_argument(build, error, message):
@@ -438,3 +438,18 @@ def test_layers_in_a_network_evaluate_without_a_graph():
     with no_grad():
         output = layers[1](layers[0](x))
     assert output.shape == (2, 2, 4, 4) and not output.requires_grad
+
+
+def test_the_functional_and_layer_forms_share_one_check_of_their_numbers():
+    """Tensor.batch_norm and BatchNorm2d refuse the same eps (inf normalized everything to 0
+    in the functional form); conv2d and Conv2d refuse the same bool stride."""
+    x = Tensor(np.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"batch_norm: eps must be a finite number > 0, got inf"):
+        x.batch_norm(eps=float("inf"), training=True)
+    with pytest.raises(ValueError, match=r"BatchNorm2d: eps must be a finite number > 0, got inf"):
+        BatchNorm2d(3, eps=float("inf"))
+    image, weight = Tensor(np.ones((1, 1, 5, 5))), Tensor(np.ones((1, 1, 3, 3)))
+    with pytest.raises(TypeError, match=r"stride must be an int or a pair of ints, got True"):
+        image.conv2d(weight, stride=True)
+    with pytest.raises(TypeError, match=r"Conv2d: stride must be an int or a pair of ints, got True"):
+        Conv2d(1, 1, 3, stride=True)

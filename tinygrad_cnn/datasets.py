@@ -55,6 +55,8 @@ from typing import Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from tinygrad_cnn.random import checked_seed
+
 __all__ = [
     "MIRRORS",
     "SHA256",
@@ -723,9 +725,7 @@ def _as_generator(rng: Union[None, int, np.integer, np.random.Generator]) -> np.
     if rng is None:
         return np.random.default_rng()
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        if rng < 0:
-            raise ValueError(f"rng must be a non-negative int seed (or a numpy.random.Generator), got {rng}")
-        return np.random.default_rng(int(rng))
+        return np.random.default_rng(checked_seed("rng (an int seed, or a numpy.random.Generator)", rng))
     raise TypeError(f"rng must be None, an int seed or a numpy.random.Generator, not {type(rng).__name__}")
 
 

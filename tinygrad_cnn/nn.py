@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, Callable, Mapping, Union
 import numpy as np
 
 from tinygrad_cnn.random import generator
-from tinygrad_cnn.tensor import Tensor
+from tinygrad_cnn.tensor import Tensor, check_batch_norm_numbers, int_pair
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -309,19 +309,6 @@ def _positive_int(layer: str, name: str, value: Any) -> int:
     return int(value)
 
 
-def _int_pair(layer: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
-    """``value`` (an int, or a pair of them, Python or numpy, not bools) as a pair of ints >= ``minimum``."""
-    def is_int(item: Any) -> bool:
-        return isinstance(item, (int, np.integer)) and not isinstance(item, bool)
-
-    pair = (value, value) if is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(pair) != 2 or not all(is_int(item) for item in pair):
-        raise TypeError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}")
-    if any(item < minimum for item in pair):
-        raise ValueError(f"{layer}: {name} must be {'positive' if minimum == 1 else '>= 0'}, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
 def _float_dtype(layer: str, dtype: Any) -> np.dtype:
     """The parameters' dtype: float32 or float64, the only dtypes that can hold gradients."""
     try:
@@ -376,10 +363,10 @@ class Conv2d:
         in_channels = _positive_int("Conv2d", "in_channels", in_channels)
         out_channels = _positive_int("Conv2d", "out_channels", out_channels)
         groups = _positive_int("Conv2d", "groups", groups)
-        kernel_h, kernel_w = _int_pair("Conv2d", "kernel_size", kernel_size, minimum=1)
-        _int_pair("Conv2d", "stride", stride, minimum=1)
-        _int_pair("Conv2d", "padding", padding, minimum=0)
-        _int_pair("Conv2d", "dilation", dilation, minimum=1)
+        kernel_h, kernel_w = int_pair("Conv2d: kernel_size", kernel_size, minimum=1)
+        int_pair("Conv2d: stride", stride, minimum=1)
+        int_pair("Conv2d: padding", padding, minimum=0)
+        int_pair("Conv2d: dilation", dilation, minimum=1)
         dtype = _float_dtype("Conv2d", dtype)
         if in_channels % groups or out_channels % groups:
             raise ValueError(
@@ -416,14 +403,7 @@ class BatchNorm2d:
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype=np.float32):
         num_features = _positive_int("BatchNorm2d", "num_features", num_features)
-        for name, value in (("eps", eps), ("momentum", momentum)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                unsupported = " (momentum=None, PyTorch's cumulative moving average, is not supported)" if name == "momentum" else ""
-                raise TypeError(f"BatchNorm2d: {name} must be a number, got {value!r} ({type(value).__name__}){unsupported}")
-        if not 0 < eps < np.inf:
-            raise ValueError(f"BatchNorm2d: eps must be a finite number > 0, got {eps!r}")
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"BatchNorm2d: momentum must lie in [0, 1], got {momentum!r}")
+        check_batch_norm_numbers("BatchNorm2d", momentum, eps)
         dtype = _float_dtype("BatchNorm2d", dtype)
         self.num_features, self.eps, self.momentum = num_features, float(eps), float(momentum)
         self.weight = Tensor(np.ones(num_features, dtype=dtype), requires_grad=True)

@@ -23,10 +23,9 @@ _generator: np.random.Generator = np.random.default_rng()
 
 def manual_seed(seed: int) -> np.random.Generator:
     """Seed the package's generator with the non-negative integer ``seed`` and return it."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"manual_seed needs a non-negative integer, got {seed!r}")
+    seed = checked_seed("manual_seed: seed", seed)
     global _generator
-    _generator = np.random.default_rng(int(seed))
+    _generator = np.random.default_rng(seed)
     return _generator
 
 
@@ -34,9 +33,9 @@ def checked_seed(argument: str, seed: object) -> int:
     """``seed`` as an int, or an error naming ``argument`` (numpy's own says only "expected
     non-negative integer", or fails deep inside SeedSequence for a float)."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"{argument} must be a non-negative integer seed, got {type(seed).__name__} {seed!r}")
+        raise TypeError(f"{argument} must be a non-negative integer, got {type(seed).__name__} {seed!r}")
     if seed < 0:
-        raise ValueError(f"{argument} must be a non-negative integer seed, got {seed}")
+        raise ValueError(f"{argument} must be a non-negative integer, got {seed}")
     return int(seed)
 
 

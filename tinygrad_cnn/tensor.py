@@ -1021,7 +1021,7 @@ class Tensor:
         if bias is not None:
             x, bias = _promoted(x, self._operand(bias))
             weight = _promoted(x, weight)[1]  # x has become float if only the bias was
-        stride, padding, dilation = _pair("stride", stride, 1), _pair("padding", padding, 0), _pair("dilation", dilation, 1)
+        stride, padding, dilation = int_pair("stride", stride, 1), int_pair("padding", padding, 0), int_pair("dilation", dilation, 1)
         out_shape = _check_conv2d(x.shape, weight.shape, stride, padding, dilation, groups)
         if bias is not None and bias.shape not in ((out_shape[0],), out_shape):
             raise ValueError(
@@ -1217,12 +1217,27 @@ def _check_axes(name: str, axis: Optional[int | Sequence[int]], ndim: int) -> No
             raise ValueError(f"{name}: axis {single} is out of range for a tensor with {ndim} dimensions")
 
 
-def _pair(name: str, value: int | Sequence[int], minimum: int) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)):
-        pair: tuple = (value, value)
-    else:
-        pair = tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
+def check_batch_norm_numbers(caller: str, momentum: object, eps: object) -> None:
+    """Batch norm's ``momentum`` must be a number in [0, 1] and ``eps`` a finite number > 0
+    (for ``Tensor.batch_norm`` and the ``nn.BatchNorm2d`` layer alike)."""
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
+        raise TypeError(f"{caller}: momentum must be a number in [0, 1], got {momentum!r} (momentum=None, "
+                        "PyTorch's cumulative moving average, is not supported)")
+    if not 0 <= momentum <= 1:
+        raise ValueError(f"{caller}: momentum must lie in [0, 1], got {momentum}")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
+        error = TypeError if isinstance(eps, bool) or not isinstance(eps, numbers.Real) else ValueError
+        raise error(f"{caller}: eps must be a finite number > 0, got {eps!r}")
+
+
+def int_pair(name: str, value: int | Sequence[int], minimum: int) -> tuple[int, int]:
+    """``value`` (an int, or a pair of them, Python or numpy, not bools) as a pair of ints >=
+    ``minimum`` (0 or 1), else an error naming ``name``: a kernel size, stride, padding, ..."""
+    def is_int(item: object) -> bool:
+        return isinstance(item, (int, np.integer)) and not isinstance(item, bool)
+
+    pair: tuple = (value, value) if is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(pair) != 2 or not all(is_int(v) for v in pair):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if any(v < minimum for v in pair):
         kind = "positive" if minimum == 1 else "non-negative"
@@ -1298,8 +1313,8 @@ def _pool_padding(padding: object) -> tuple[tuple[int, int], tuple[int, int]]:
 
 
 def _pool_geometry(kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int]]:
-    kernel = _pair("kernel_size", kernel_size, 1)
-    return kernel, kernel if stride is None else _pair("stride", stride, 1)
+    kernel = int_pair("kernel_size", kernel_size, 1)
+    return kernel, kernel if stride is None else int_pair("stride", stride, 1)
 
 
 def _check_pool2d(name: str, x_shape: tuple[int, ...], kernel: tuple[int, int]) -> None:
@@ -1426,14 +1441,6 @@ def _check_batch_norm(shape: tuple[int, ...], dtype: np.dtype, weight, bias, run
                 f"batch_norm {name} must be a float numpy array of shape ({channels},) (it is updated "
                 f"in place), got {type(value).__name__} of shape {np.shape(value)}"
             )
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
-        raise TypeError(f"batch_norm momentum must be a number in [0, 1], got {momentum!r} (momentum=None, "
-                        "PyTorch's cumulative moving average, is not supported)")
-    if not 0 <= momentum <= 1:
-        raise ValueError(f"batch_norm momentum must lie in [0, 1], got {momentum}")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise TypeError(f"batch_norm eps must be a positive number, got {eps!r}")
-    if not eps > 0:
-        raise ValueError(f"batch_norm eps must be positive, got {eps}")
+    check_batch_norm_numbers("batch_norm", momentum, eps)
     if training and int(np.prod(shape[:1] + shape[2:])) <= 1:
         raise ValueError(f"batch_norm in training needs more than one value per channel, got input shape {shape}")
