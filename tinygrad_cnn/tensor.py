@@ -224,12 +224,11 @@ def _join_memory_family(tensor: "Tensor", relative: "Tensor") -> None:
     together, as a PyTorch view shares its base's version counter."""
     family = relative.memory_family
     if family is None:
-        family = relative.memory_family = weakref.WeakValueDictionary({id(relative): relative})
-    # keyed by id: a WeakSet would compare members with ==, which for tensors is an op
-    members = list(tensor.memory_family.values()) if tensor.memory_family is not None else [tensor]
-    for member in members:  # (a tensor already in another family brings it along)
-        family[id(member)] = member
-        member.memory_family = family
+        family = relative.memory_family = weakref.WeakSet((relative,))
+    for member in list(tensor.memory_family or (tensor,)):  # (one in another family brings it along)
+        if member.memory_family is not family:  # never add a member twice: the WeakSet would
+            family.add(member)                  # compare the two with ==, which for tensors is an op
+            member.memory_family = family
 
 
 def _count_of_a_lone_argument(array: np.ndarray) -> int:
@@ -308,8 +307,8 @@ class Tensor:
         self.node: Optional[Node] = None
         self.version: int = 0  # how many in-place updates changed data (see Node.check_unmodified)
         #: the tensors whose arrays share memory with this one (views, detach(), Tensor(t)),
-        #: this one included, by id, or None while there are none: an in-place update counts for all
-        self.memory_family: Optional[weakref.WeakValueDictionary[int, Tensor]] = None
+        #: this one included, or None while there are none: an in-place update counts for all
+        self.memory_family: Optional[weakref.WeakSet[Tensor]] = None
         if isinstance(data, Tensor) and self.data is data.data:
             _join_memory_family(self, data)
 
@@ -838,7 +837,7 @@ class Tensor:
         the tensor it is a view of, ``detach()``, ``Tensor(t)``): a graph that saved one of them
         then raises at backward() instead of using the new values. The in-place operators and
         the optimizers' steps call it; call it after changing ``.data`` in place yourself."""
-        for tensor in list(self.memory_family.values()) if self.memory_family is not None else (self,):
+        for tensor in self.memory_family or (self,):
             tensor.version += 1
 
     def __iadd__(self, other: ArrayLike) -> "Tensor":
@@ -1230,14 +1229,18 @@ def check_batch_norm_numbers(caller: str, momentum: object, eps: object) -> None
         raise error(f"{caller}: eps must be a finite number > 0, got {eps!r}")
 
 
+def _is_int(item: object) -> bool:
+    """A Python or numpy integer, not a bool."""
+    return isinstance(item, (int, np.integer)) and not isinstance(item, bool)
+
+
 def int_pair(name: str, value: int | Sequence[int], minimum: int) -> tuple[int, int]:
     """``value`` (an int, or a pair of them, Python or numpy, not bools) as a pair of ints >=
     ``minimum`` (0 or 1), else an error naming ``name``: a kernel size, stride, padding, ..."""
-    def is_int(item: object) -> bool:
-        return isinstance(item, (int, np.integer)) and not isinstance(item, bool)
-
-    pair: tuple = (value, value) if is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(pair) != 2 or not all(is_int(v) for v in pair):
+    if type(value) is int and value >= minimum:  # the usual case first: every conv call checks three
+        return value, value
+    pair: tuple = (value, value) if _is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(pair) != 2 or not all(_is_int(v) for v in pair):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if any(v < minimum for v in pair):
         kind = "positive" if minimum == 1 else "non-negative"
