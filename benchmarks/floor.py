@@ -24,10 +24,13 @@ convolutions' GEMMs alone.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Optional
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")  # 2 BLAS threads, as PyTorch's side gets (set before numpy loads)
+
+import numpy as np  # noqa: E402
 
 from tinygrad_cnn.kernels import PoolWindows
 
