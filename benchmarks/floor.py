@@ -123,15 +123,19 @@ def torch_convolutions_seconds(batch: int) -> Optional[float]:
 def traffic_bytes(batch: int) -> int:
     """Bytes written once and read once by a train step's non-GEMM passes (float32)."""
     elements = 0
-    for _, channels, out_channels, size, pooled in CONVS:
+    for index, (_, channels, out_channels, size, pooled) in enumerate(CONVS):
         columns = 9 * channels * size * size * batch
         output = out_channels * size * size * batch
-        elements += 2 * columns + 2 * output  # columns (forward) and their gradient's col2im; output and its gradient
+        elements += columns + 2 * output  # the columns (forward); the output and its gradient
+        if index > 0:  # col2im's input gradient (conv1 has none: the images need no gradient)
+            elements += columns
         if pooled:
             windows = PoolWindows((batch, out_channels, size, size), (3, 3), (2, 2), ((0, 1), (0, 1)))
             planes = 4 * windows.plane_size
             grid = int(np.prod(windows.grid_shape))
-            elements += 2 * planes + 2 * grid  # planes and their gradient; the pooled output and its gradient
+            # the phase planes (forward); the pooled output and its gradient (the input gradient,
+            # the conv output's, is counted above: the pool's backward scatters straight into it)
+            elements += planes + 2 * grid
     return 2 * 4 * elements  # each written once and read once, 4 bytes each
 
 
