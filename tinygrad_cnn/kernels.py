@@ -53,13 +53,13 @@ def keep_freed_memory() -> bool:
 
     A train step allocates tens of MB of activations, columns and gradients and frees them
     all after backward. By default glibc gives the freed top of its heap back to the system
-    whenever it exceeds twice the largest block freed so far (about 29 MB at batch 128,
-    in a process that only trains), and the next step takes every page of it back one page
-    fault at a time: 3,600–5,500 faults and 14–19 ms of kernel time per SeedCNN step at
-    batch 128 (none at batch ≤ 64, whose free top stays under that line). Keeping up to
-    256 MB of free heap, with blocks up to 32 MB taken from the heap, leaves no faults: the
-    step went 41.8–43.7 → 26.5–27.5 ms. The process's peak memory is unchanged (115 MB at
-    batch 128); it keeps that peak until it exits. Skipped off glibc, where the user set malloc's own
+    whenever it exceeds twice the largest block freed so far (about 29 MB at batch 128),
+    and the next step takes every page of it back one page fault at a time: 3,600–5,500
+    faults and 14–19 ms of kernel time per SeedCNN step at batch 128 (not at batch ≤ 64,
+    whose free top stays under that line). Keeping up to 256 MB of free heap, with blocks
+    up to 32 MB taken from the heap, leaves no faults in the step: 45–49 → 28 ms in one
+    measurement. The process's peak memory is unchanged (the same 115 MB at batch 128); it
+    keeps that peak until it exits. Skipped off glibc, where the user set malloc's own
     ``MALLOC_*_`` variables or ``GLIBC_TUNABLES``, or with TINYGRAD_CNN_KEEP_FREED_MEMORY=0.
     Returns whether the settings were made.
     """
