@@ -2,12 +2,6 @@
 hand-written VJPs against float64 finite differences, and values and gradients equal to the
 separate primitives they replace (ties included)."""
 
-import os
-import platform
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 from hypothesis import given
@@ -226,42 +220,6 @@ def test_work_buffer_cache_stays_bounded():
         conv_bias_relu(Tensor(np.ones((size, 2, 30, 30))), Tensor(np.ones((3, 2, 3, 3))), Tensor(np.zeros(3)),
                        dict(padding=(1, 1)))
     assert sum(buffer.nbytes for buffer in kernels.scratch_buffers.values()) <= kernels.SCRATCH_BYTES
-
-
-FAULTS_PER_ROUND = textwrap.dedent("""
-    import resource
-    import numpy as np
-    import tinygrad_cnn.kernels
-
-    def one_round():  # a step's worth of big temporaries, all freed at the end, as in a batch-128 train step
-        arrays = [np.ones(2 * 2**20, np.float32) for _ in range(6)]  # 6 x 8 MB
-        del arrays
-
-    one_round()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(3):
-        one_round()
-    print(tinygrad_cnn.kernels.freed_memory_kept, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 3)
-""")
-
-
-def faults_per_round(keep: str) -> tuple[str, int]:
-    environment = {name: value for name, value in os.environ.items()
-                   if not name.startswith("MALLOC_") and name != "GLIBC_TUNABLES"}
-    environment["TINYGRAD_CNN_KEEP_FREED_MEMORY"] = keep
-    result = subprocess.run([sys.executable, "-c", FAULTS_PER_ROUND], env=environment, capture_output=True,
-                            text=True, check=True)
-    kept, faults = result.stdout.split()
-    return kept, int(faults)
-
-
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-                    reason="the setting is glibc's malloc's, and page faults are counted by Linux")
-def test_freed_memory_is_kept_for_the_next_step_instead_of_being_faulted_back_in():
-    kept, faults = faults_per_round("1")
-    assert kept == "True" and faults < 100
-    kept, faults = faults_per_round("0")  # glibc's default: the freed 48 MB go back and fault in again
-    assert kept == "False" and faults > 1000
 
 
 def test_padded_max_pool_without_grad_reuses_buffers_correctly():

@@ -29,10 +29,7 @@ plane, of which the first Ho × Wo (per channel and image) are *real* and the re
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import os
-import platform
 from typing import Iterator
 
 import numpy as np
@@ -42,40 +39,6 @@ Pair = tuple[int, int]
 # ---------------------------------------------------------------------------
 # Layout and work buffers
 # ---------------------------------------------------------------------------
-
-KEEP_FREED_BYTES = 256 * 2**20  # free memory glibc's malloc may keep at the top of its heap
-HEAP_LIMIT_BYTES = 32 * 2**20  # blocks up to this size come from the heap (glibc's largest setting)
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed memory for the next step instead of returning it to
-    the system (``mallopt``): the trick "keep freed memory". Called once, on import.
-
-    A train step allocates tens of MB of activations, columns and gradients and frees them
-    all after backward. By default glibc gives the freed top of its heap back to the system
-    whenever it exceeds twice the largest block freed so far (about 29 MB at batch 128),
-    and the next step takes every page of it back one page fault at a time: 3,600–5,500
-    faults and 14–19 ms of kernel time per SeedCNN step at batch 128 (not at batch ≤ 64,
-    whose free top stays under that line). Keeping up to 256 MB of free heap, with blocks
-    up to 32 MB taken from the heap, leaves no faults in the step: 45–49 → 28 ms in one
-    measurement. The process's peak memory is unchanged (the same 115 MB at batch 128); it
-    keeps that peak until it exits. Skipped off glibc, where the user set malloc's own
-    ``MALLOC_*_`` variables or ``GLIBC_TUNABLES``, or with TINYGRAD_CNN_KEEP_FREED_MEMORY=0.
-    Returns whether the settings were made.
-    """
-    if os.environ.get("TINYGRAD_CNN_KEEP_FREED_MEMORY", "1") == "0" or platform.libc_ver()[0] != "glibc":
-        return False
-    if "GLIBC_TUNABLES" in os.environ or any(name.startswith("MALLOC_") and name.endswith("_") for name in os.environ):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    trim_threshold, mmap_threshold = -1, -3  # glibc's M_TRIM_THRESHOLD and M_MMAP_THRESHOLD
-    return bool(mallopt(mmap_threshold, HEAP_LIMIT_BYTES)) and bool(mallopt(trim_threshold, KEEP_FREED_BYTES))
-
-
-freed_memory_kept = keep_freed_memory()
 
 scratch_buffers: dict[tuple, np.ndarray] = {}  # least recently used first
 SCRATCH_BYTES = 64 * 2**20  # beyond this, the least recently used buffers are dropped
