@@ -10,6 +10,7 @@ import http.server
 import os
 import re
 import socket
+import stat
 import tempfile
 import threading
 import time
@@ -477,6 +478,27 @@ def test_interrupted_download_leaves_no_file(tmp_path: Path, server: LocalServer
     with pytest.raises(DownloadError, match=r"(connection closed after 100 of 100000 bytes|IncompleteRead)"):
         download_files(GZ_FILES[:1], tmp_path, [server.url("truncated")], checksums, timeout=5, progress=False)
     assert files_in(tmp_path) == []
+
+
+def test_download_syncs_the_directory_and_gets_the_umask_permissions(tmp_path: Path, server: LocalServer, checksums, monkeypatch) -> None:
+    """Written through nn.atomic_file: the rename is durable (the directory is synced after it)
+    and the file is readable as any new file is, not left private as mkstemp makes it."""
+    synced: list[bool] = []
+    original_fsync = os.fsync
+
+    def recording_fsync(descriptor: int) -> None:
+        synced.append(stat.S_ISDIR(os.fstat(descriptor).st_mode))
+        original_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    previous_umask = os.umask(0o022)
+    try:
+        download_files(GZ_FILES[:1], tmp_path, [server.url("good")], checksums, timeout=5, progress=False)
+    finally:
+        os.umask(previous_umask)
+    assert synced == [False, True]  # the file's data, then its directory
+    assert stat.S_IMODE((tmp_path / GZ_FILES[0]).stat().st_mode) == 0o644
+    assert files_in(tmp_path) == [GZ_FILES[0]]
 
 
 def test_all_mirrors_failing_raises_runtime_error_with_guidance(tmp_path: Path, server: LocalServer, checksums) -> None:

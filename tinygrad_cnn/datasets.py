@@ -48,13 +48,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 import zlib
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from tinygrad_cnn.nn import atomic_file
 from tinygrad_cnn.random import checked_seed
 
 __all__ = [
@@ -471,38 +471,31 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
 
     ``timeout`` bounds the wait for the connection and for each read; ``deadline`` (seconds)
     the whole file: each ``read1`` returns what one socket read brings, so the clock is
-    checked at least once per ``timeout``. The bytes go to a hidden temporary file next to
-    ``destination``, which is renamed with ``os.replace`` once complete and verified, and
-    removed on any failure or interruption.
+    checked at least once per ``timeout``. The bytes go through ``nn.atomic_file`` (a hidden
+    ``.<name>.*.tmp``, renamed into place only once complete and verified); network errors
+    come out unchanged, for ``_failure_reason``.
     """
     give_up_at = time.monotonic() + deadline
-    temporary = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:12]}.part")
     request = urllib.request.Request(url, headers={"User-Agent": "tinygrad_cnn-datasets"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            length_header = response.headers.get("Content-Length")
-            expected_length = int(length_header) if length_header and length_header.isdigit() else None
-            digest = hashlib.sha256()
-            received = 0
-            with open(temporary, "xb") as file, _progress_bar(expected_length, destination.name, progress) as bar:
-                while chunk := response.read1(DOWNLOAD_CHUNK_BYTES):
-                    file.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-                    if time.monotonic() > give_up_at:
-                        of_total = f" of {expected_length}" if expected_length is not None else ""
-                        raise _BadDownload(f"too slow: {received}{of_total} bytes after {deadline:g} s, the limit per file")
-                file.flush()
-                os.fsync(file.fileno())
-        if expected_length is not None and received != expected_length:
-            raise _BadDownload(f"connection closed after {received} of {expected_length} bytes")
-        actual_sha256 = digest.hexdigest()
-        if actual_sha256 != expected_sha256.lower():
-            raise _BadDownload(f"SHA256 mismatch: got {actual_sha256}, expected {expected_sha256.lower()}")
-        os.replace(temporary, destination)
-    finally:
-        temporary.unlink(missing_ok=True)  # already gone after a successful os.replace
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        length_header = response.headers.get("Content-Length")
+        expected_length = int(length_header) if length_header and length_header.isdigit() else None
+        digest = hashlib.sha256()
+        received = 0
+        with atomic_file(destination) as file, _progress_bar(expected_length, destination.name, progress) as bar:
+            while chunk := response.read1(DOWNLOAD_CHUNK_BYTES):
+                file.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+                if time.monotonic() > give_up_at:
+                    of_total = f" of {expected_length}" if expected_length is not None else ""
+                    raise _BadDownload(f"too slow: {received}{of_total} bytes after {deadline:g} s, the limit per file")
+            if expected_length is not None and received != expected_length:
+                raise _BadDownload(f"connection closed after {received} of {expected_length} bytes")
+            actual_sha256 = digest.hexdigest()
+            if actual_sha256 != expected_sha256.lower():
+                raise _BadDownload(f"SHA256 mismatch: got {actual_sha256}, expected {expected_sha256.lower()}")
 
 
 def _failure_reason(error: Exception, timeout: float) -> str:

@@ -14,13 +14,14 @@ parameters and buffers, as PyTorch's do.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Mapping, Union
+from typing import Any, BinaryIO, Callable, Iterator, Mapping, Union
 
 import numpy as np
 
@@ -144,17 +145,19 @@ def _sync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
-    """Create or replace the file ``path`` with what ``write(file)`` writes, atomically.
+@contextlib.contextmanager
+def atomic_file(path: PathLike) -> Iterator[BinaryIO]:
+    """Create or replace the file ``path`` with what the ``with`` block writes, atomically.
 
-    ``write`` fills a temporary file in the same directory, which is flushed to disk
-    (fsync), given the permissions any other new file would get (the umask) or those of the
-    file it replaces, and renamed over ``path``; the directory is then synced too, so the
-    rename itself survives a power loss. An interrupt, a kill or a full disk at any moment
-    leaves the previous file (or none), never a broken one; an error or interrupt removes the
-    temporary file (only a hard kill can leave the hidden ``.<name>.*.tmp`` behind).
-    A symlink is followed: the file it points to is replaced and the link stays. A failed
-    write raises OSError naming ``path``; any other error from ``write`` is raised as it is.
+    The block writes to a temporary file in the same directory. When it ends normally the
+    file is flushed to disk (fsync), given the permissions any other new file would get (the
+    umask) or those of the file it replaces, and renamed over ``path``; the directory is then
+    synced too, so the rename itself survives a power loss. An interrupt, a kill or a full
+    disk at any moment leaves the previous file (or none), never a broken one; an error or
+    interrupt removes the temporary file (only a hard kill can leave the hidden
+    ``.<name>.*.tmp`` behind). A symlink is followed: the file it points to is replaced and
+    the link stays. Creating, syncing or renaming the file raises OSError naming ``path``;
+    an error raised inside the block comes out as it is.
     """
     path = Path(path)
     target = Path(os.path.realpath(path))  # through symlinks: replace the file, keep the link
@@ -166,19 +169,31 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
         descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     except OSError as error:
         raise OSError(error.errno, error.strerror, str(path)) from None
+    block_finished = False
     try:
         with os.fdopen(descriptor, "wb") as file:
-            write(file)
+            yield file
+            block_finished = True
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, permissions)  # mkstemp made it private (0600)
         os.replace(temporary, target)
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, OSError):
+        if block_finished and isinstance(error, OSError):
             raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
     _sync_directory(directory)
+
+
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """``atomic_file`` filled by ``write(file)``. A failed write raises OSError naming
+    ``path``; any other error from ``write`` is raised as it is."""
+    with atomic_file(path) as file:
+        try:
+            write(file)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
 
 
 NPY_SUFFIX = ".npy"  # an .npz holds each array as the zip member "<key>.npy"
