@@ -50,7 +50,8 @@ def avg_pool2d_loops(x: np.ndarray, kernel=(2, 2), stride=(2, 2)) -> np.ndarray:
 
 def max_pool2d_loops(x: np.ndarray, kernel=(2, 2), stride=(2, 2), grad_out=None):
     """Window maxima, and (if grad_out is given) the gradient routed to each window's
-    first maximum in row-major order, adding up where windows overlap."""
+    first maximum in row-major order (a window holding a NaN: its last NaN, whose value it
+    takes), adding up where windows overlap."""
     batch, channels, height, width = x.shape
     out_h = (height - kernel[0]) // stride[0] + 1
     out_w = (width - kernel[1]) // stride[1] + 1
@@ -64,7 +65,7 @@ def max_pool2d_loops(x: np.ndarray, kernel=(2, 2), stride=(2, 2), grad_out=None)
                     for p in range(kernel[0]):
                         for q in range(kernel[1]):
                             value = x[n, c, i * stride[0] + p, j * stride[1] + q]
-                            if best is None or value > best:
+                            if best is None or value > best or np.isnan(value):  # PyTorch's rule: the last NaN wins
                                 best, best_position = value, (i * stride[0] + p, j * stride[1] + q)
                     output[n, c, i, j] = best
                     if grad_out is not None:

@@ -87,13 +87,16 @@ def test_padded_max_pool_vjp_without_ties(relu, case, seed):
 
 
 @pytest.mark.parametrize("relu", [False, True])
-@given(case=pool_cases(), seed=seeds, levels=st.integers(1, 4))
-def test_padded_max_pool_equals_pad_then_pool_ties_included(relu, case, seed, levels):
-    """Few levels (from -1 up, so 0 = the padding value is one of them) make many ties;
+@given(case=pool_cases(), seed=seeds, levels=st.integers(1, 4), nans=st.integers(0, 3))
+def test_padded_max_pool_equals_pad_then_pool_ties_included(relu, case, seed, levels, nans):
+    """Few levels (from -1 up, so 0 = the padding value is one of them) make many ties, and
+    a few NaNs go to their window's last NaN (PyTorch's rule; relu passes NaN on, as PyTorch's);
     the loop specification runs on the relu'd input when the op applies relu."""
     shape, kernel, stride, padding = case
     rng = np.random.default_rng(seed)
-    x = Tensor(rng.integers(-1, levels - 1, size=shape).astype(np.float64), requires_grad=True)
+    values = rng.integers(-1, levels - 1, size=shape).astype(np.float64)
+    values.reshape(-1)[rng.integers(0, values.size, size=nans)] = np.nan
+    x = Tensor(values, requires_grad=True)
     output = padded_max_pool(x, kernel, stride, padding, relu)
     grad_out = rng.standard_normal(output.shape)
     output.backward(grad_out)
@@ -103,8 +106,8 @@ def test_padded_max_pool_equals_pad_then_pool_ties_included(relu, case, seed, le
     np.testing.assert_array_equal(output.data, expected_output)
     height, width = shape[2:]
     expected_grad = expected_grad[:, :, padding[0][0] : padding[0][0] + height, padding[1][0] : padding[1][0] + width]
-    if relu:
-        expected_grad = expected_grad * (x.data > 0)
+    if relu:  # PyTorch's relu passes the gradient on unless its output is <= 0 (a NaN passes)
+        expected_grad = expected_grad * ~(x.data <= 0)
     np.testing.assert_allclose(x.grad, expected_grad, rtol=1e-12, atol=1e-12)
 
 
@@ -124,6 +127,18 @@ def test_fused_ops_keep_float32_and_return_the_public_layout():
         weight = Tensor(rng.standard_normal((out_channels, in_channels, 3, 3)), requires_grad=True)
         Tensor(rng.standard_normal((2, in_channels, 5, 5))).conv2d(weight, padding=1).sum().backward()
         assert weight.grad.flags.c_contiguous
+
+
+def test_conv2d_relu_passes_the_gradient_of_a_nan_output_on_as_pytorch():
+    """PyTorch's relu backward zeroes the gradient where its output is <= 0, and NaN <= 0 is
+    false: a NaN output passes G on (it used to be dropped, as if the unit were off)."""
+    x = Tensor(np.ones((1, 1, 2, 2), dtype=np.float32), requires_grad=True)
+    weight = Tensor(np.full((1, 1, 1, 1), 2.0, dtype=np.float32), requires_grad=True)
+    bias = Tensor(np.array([[[np.nan, -5.0], [1.0, 1.0]]], dtype=np.float32), requires_grad=True)
+    x.conv2d(weight, bias, relu=True).backward(np.ones((1, 1, 2, 2), dtype=np.float32))
+    np.testing.assert_array_equal(bias.grad, [[[1.0, 0.0], [1.0, 1.0]]])
+    np.testing.assert_array_equal(x.grad, [[[[2.0, 0.0], [2.0, 2.0]]]])
+    np.testing.assert_array_equal(weight.grad, [[[[3.0]]]])
 
 
 @pytest.mark.parametrize("padding, relu", [(0, False), (1, True)])
@@ -245,9 +260,8 @@ def test_pool_work_buffers_of_the_same_shape_but_other_input_size_are_not_mixed_
 
 def test_pool_gradient_grids_of_the_same_shape_but_other_windows_are_not_mixed_up():
     """3x3/2 and 2x2/2 pools of a 28-wide input both work on a 14x14 window grid, with 13x13
-    and 14x14 real windows. A 2x2 window holding a NaN routes its gradient nowhere, so it
-    stays in that pool's work grid at row 13, a spare row for the 3x3 pool: it must not reach
-    the 3x3 pool's gradient."""
+    and 14x14 real windows. The 2x2 pool's work grids hold its counts (a NaN window's too)
+    at row 13, a spare row for the 3x3 pool: they must not reach the 3x3 pool's gradient."""
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 2, 28, 28))
     with_nan = x.copy()

@@ -242,12 +242,14 @@ def test_max_pool2d_vjp_without_ties(case, seed):
     assert gradcheck(lambda t: t.max_pool2d(kernel, stride), [distinct_values(seed, shape)])
 
 
-@given(case=pool_cases(), seed=seeds, levels=st.integers(1, 4))
-def test_max_pool2d_matches_the_loop_specification_ties_included(case, seed, levels):
-    """Few distinct levels make many exact ties, as the zeros of a ReLU'd MNIST image do."""
+@given(case=pool_cases(), seed=seeds, levels=st.integers(1, 4), nans=st.integers(0, 3))
+def test_max_pool2d_matches_the_loop_specification_ties_included(case, seed, levels, nans):
+    """Few distinct levels make many exact ties, as the zeros of a ReLU'd MNIST image do; a
+    few NaNs (as a diverged training makes) are routed as PyTorch does, to a window's last NaN."""
     shape, kernel, stride = case
     rng = np.random.default_rng(seed)
     x = rng.integers(0, levels, size=shape).astype(np.float64)
+    x.reshape(-1)[rng.integers(0, x.size, size=nans)] = np.nan
     x = Tensor(x, requires_grad=True)
     output = x.max_pool2d(kernel, stride)
     grad_out = rng.standard_normal(output.shape)

@@ -300,9 +300,10 @@ def _phases(size: int, before: int, stride: int) -> list[tuple[int, slice, slice
 def route_to_first_maximum(windows: PoolWindows, planes: np.ndarray, output_grid: np.ndarray,
                            grad_out: np.ndarray, relu: bool) -> np.ndarray:
     """dx (N,C,H,W view of C,H,W,N memory): each real window's G goes to its first tap, in
-    row-major order, that equals the window's output (PyTorch's tie rule); overlapping windows
-    add up; what lands on the padding is dropped, and so is the G of a window no tap equals
-    (a NaN window) or, with ``relu``, of a window whose output is 0.
+    row-major order, that equals the window's output (PyTorch's tie rule), or, in a window
+    holding a NaN (its output is NaN), to its last NaN tap (PyTorch's rule there); overlapping
+    windows add up; what lands on the padding is dropped, and so is, with ``relu``, the G of a
+    window whose output is 0.
 
     Finding the winners (flat taps): per tap, in order, ``hit = tap == output``, ``found |=
     hit``, ``count += found``; a window's count ends as the number of taps from its first hit
@@ -329,6 +330,10 @@ def route_to_first_maximum(windows: PoolWindows, planes: np.ndarray, output_grid
     if relu:  # relu'(0) = 0: a window whose output is 0 routes nothing
         np.greater(output, 0, out=hit)
         np.multiply(count, hit.view(np.uint8), out=count)
+    if length and np.isnan(np.max(output)):  # (one fast reduction: the loop runs only where some window holds a NaN)
+        nan_windows = np.isnan(output)  # no tap equals NaN: PyTorch routes such a window to its LAST NaN tap
+        for position, tap in enumerate(windows.tap_slices(planes)):  # (relu passes NaN on, as PyTorch's)
+            np.copyto(count, taps - position, where=nan_windows & np.isnan(tap))
     channels, batch = windows.grid_shape[0], windows.grid_shape[-1]
     height, width = windows.input_hw
     size = channels * height * width * batch

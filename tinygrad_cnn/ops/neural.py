@@ -65,7 +65,7 @@ class Conv2d(Function):
     per group: group g sees only its C/groups channels and makes its O/groups outputs) and
     Wm = weight as (O, kh·kw·C/groups):  Z = Wm X + bias,  Y = max(Z, 0) with relu, else Z.
     Tap (p, q) of window (i, j) reads xp[n, c, i·sh + p·dh, j·sw + q·dw] (dilation d).
-    VJP: G' = G · [Y > 0] with relu, else G;  dbias = Σ_n G' (and Σ_ij for a per-channel bias);
+    VJP: G' = G · [not Y ≤ 0] with relu (a NaN passes G on, as in PyTorch), else G;  dbias = Σ_n G' (and Σ_ij for a per-channel bias);
          dWm = G' Xᵀ;  dX = Wmᵀ G', added back to each window position (col2im), padding cut off.
     The routines (im2col, col2im, the grouped GEMMs) are in kernels.py.
     """
@@ -97,7 +97,7 @@ class Conv2d(Function):
     def backward(self, grad_out: np.ndarray) -> Gradients:
         output, groups = self.output, self.groups
         if self.relu:
-            grad_z = np.multiply(kernels.batch_last(grad_out), output > 0, out=np.empty_like(output))
+            grad_z = np.multiply(kernels.batch_last(grad_out), ~(output <= 0), out=np.empty_like(output))
         else:
             grad_z = np.ascontiguousarray(kernels.batch_last(grad_out))  # O,Ho,Wo,N
         grad_matrix = grad_z.reshape(groups, output.shape[0] // groups, -1)
@@ -141,11 +141,12 @@ class MaxPool2d(Function):
     PyTorch's −∞ — then relu(y) with ``relu`` (= pooling relu(x): relu is monotonic, relu(0) = 0,
     but on the smaller output).
 
-    VJP: G' = G · [y > 0] with relu, else G. Each G'[n,c,i,j] goes to the first tap (p, q) in
-    row-major order with xp[…] = y[n,c,i,j] (PyTorch's tie rule); overlapping windows add
+    VJP: G' = G · [not y ≤ 0] with relu, else G. Each G'[n,c,i,j] goes to the first tap (p, q)
+    in row-major order with xp[…] = y[n,c,i,j] (PyTorch's tie rule); overlapping windows add
     up; what a padding zero wins is dropped. (With relu, where y > 0 that is the first maximum
-    of the relu'd window too; where y = 0, G' = 0.) The winners are found again in backward
-    from the saved phase planes (kernels.py) and the output.
+    of the relu'd window too; where y = 0, G' = 0.) A window holding a NaN has y = NaN and sends
+    G to its last NaN tap, as PyTorch's max pool does (relu passes NaN on). The winners are
+    found again in backward from the saved phase planes (kernels.py) and the output.
     """
 
     label = "Max pooling"
