@@ -69,6 +69,49 @@ def test_gradient_at_the_kink_x_equals_zero(call, expected_grad):
     np.testing.assert_allclose(x.grad, expected_grad, rtol=1e-12)
 
 
+
+# -- NaN and inf inputs: gradients by PyTorch's rules ------------------------------------------
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("call, expected_grad", [
+    (lambda t: t.relu(), [1.0, 1.0, 0.0, 0.0]),           # G passes unless y <= 0; NaN <= 0 is False
+    (lambda t: t.abs(), [0.0, 1.0, -1.0, -1.0]),          # sign(NaN) = 0
+    (lambda t: t.elu(alpha=0.5), [1.0, 1.0, 0.0, 0.5 * np.exp(-1.0)]),  # the x <= 0 branch only for x <= 0
+    (lambda t: t.leaky_relu(0.2), [0.2, 1.0, 0.2, 0.2]),  # the slope unless x > 0; NaN > 0 is False
+    (lambda t: t.clip(-1.0, 1.0), [0.0, 0.0, 0.0, 1.0]),  # G only inside the bounds; NaN is not
+])
+def test_gradient_at_nan_and_inf_inputs_as_pytorch(call, expected_grad):
+    x = Tensor(np.array([np.nan, np.inf, -np.inf, -1.0]), requires_grad=True)
+    call(x).sum().backward()
+    np.testing.assert_allclose(x.grad, expected_grad, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["log", "sqrt"])
+def test_log_and_sqrt_gradients_at_zero_are_inf_and_backward_does_not_warn(name):
+    x = Tensor(np.array([0.0, -1.0, np.nan, np.inf]), requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore"):  # the forward's own log(0), sqrt(-1)
+        output = getattr(x, name)()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        output.sum().backward()
+    expected = [np.inf, -1.0, np.nan, 0.0] if name == "log" else [np.inf, np.nan, np.nan, 0.0]
+    np.testing.assert_array_equal(x.grad, expected)
+
+
+
+def test_division_by_zero_backward_gives_inf_and_does_not_warn():
+    a = Tensor(np.array([1.0, np.nan]), requires_grad=True)
+    b = Tensor(np.array([0.0, 0.0]), requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore"):  # the forward's own 1/0
+        output = a / b
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        output.sum().backward()
+    np.testing.assert_array_equal(a.grad, [np.inf, np.inf])
+    np.testing.assert_array_equal(b.grad, [-np.inf, np.nan])
+
+
 # -- powers ----------------------------------------------------------------------------------
 
 
@@ -215,6 +258,26 @@ def test_maximum_with_a_number_is_a_relu_with_a_half_gradient_at_zero():
     x = Tensor(np.array([-1.0, 0.0, 3.0]), requires_grad=True)
     x.maximum(0).sum().backward()
     np.testing.assert_array_equal(x.grad, [0.0, 0.5, 1.0])
+
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("name", ["maximum", "minimum"])
+def test_maximum_minimum_at_nan_give_both_sides_the_gradient(name):
+    """As PyTorch: a side gets no gradient only where it is strictly beaten, half on a tie;
+    where a or b is NaN neither is beaten nor tied, so both get all of G."""
+    a = Tensor(np.array([np.nan, 1.0, np.nan, np.inf, 1.0]), requires_grad=True)
+    b = Tensor(np.array([0.0, np.nan, np.nan, np.inf, 3.0]), requires_grad=True)
+    getattr(a, name)(b).backward(np.array([1.0, 2.0, 4.0, 8.0, 16.0]))
+    if name == "maximum":  # 1 < 3: a loses the last place
+        np.testing.assert_array_equal(a.grad, [1.0, 2.0, 4.0, 4.0, 0.0])
+        np.testing.assert_array_equal(b.grad, [1.0, 2.0, 4.0, 4.0, 16.0])
+    else:
+        np.testing.assert_array_equal(a.grad, [1.0, 2.0, 4.0, 4.0, 16.0])
+        np.testing.assert_array_equal(b.grad, [1.0, 2.0, 4.0, 4.0, 0.0])
+    c = Tensor(np.array([-1.0, 2.0]), requires_grad=True)
+    getattr(c, name)(np.nan).sum().backward()  # a NaN number: c is never beaten
+    np.testing.assert_array_equal(c.grad, [1.0, 1.0])
 
 
 @given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=3), seed=seeds)

@@ -57,6 +57,31 @@ def test_max_ties_by_hand():
     np.testing.assert_array_equal(x.grad, [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
 
 
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_max_min_at_nan_give_the_gradient_to_the_nans_shared_equally():
+    """As torch.max(x) (and torch.max(x, dim) when one NaN): where the result is NaN the
+    NaN elements are the extremes; ±inf ties share as any tie."""
+    nan, inf = np.nan, np.inf
+    x = Tensor(np.array([[nan, 1.0, 1.0], [1.0, nan, nan], [inf, inf, 1.0], [-inf, -inf, -inf]]),
+               requires_grad=True)
+    x.max(axis=1).backward(np.array([1.0, 2.0, 4.0, 3.0]))
+    np.testing.assert_array_equal(x.grad, [[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [2.0, 2.0, 0.0], [1.0, 1.0, 1.0]])
+    x.grad = None
+    x.min(axis=-1, keepdims=True).backward(np.array([[1.0], [2.0], [4.0], [3.0]]))
+    np.testing.assert_array_equal(x.grad, [[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 4.0], [1.0, 1.0, 1.0]])
+    x.grad = None
+    x.max().backward(np.array(3.0))  # three NaNs over the whole tensor
+    np.testing.assert_array_equal(x.grad, [[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    x.grad = None
+    x.min(axis=0).backward(np.array([1.0, 2.0, 4.0]))  # a NaN in every column
+    np.testing.assert_array_equal(x.grad, [[1.0, 0.0, 0.0], [0.0, 2.0, 4.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    y = Tensor(np.array([[nan, 1.0]], dtype=np.float32), requires_grad=True)
+    y.max(axis=1).sum().backward()
+    assert y.grad.dtype == np.float32
+    np.testing.assert_array_equal(y.grad, [[1.0, 0.0]])
+
+
 @pytest.mark.parametrize("name", ["max", "min"])
 def test_max_min_of_a_0d_tensor_and_float32(name):
     scalar = Tensor(np.array(2.5, dtype=np.float32), requires_grad=True)

@@ -29,6 +29,7 @@ rng = np.random.default_rng(0)
 x = rng.standard_normal((3, 4))
 positive = rng.uniform(0.5, 2.0, (3, 4))
 kinks = np.array([[-1.0, 0.0, 1.0, 0.0], [2.0, -2.0, 0.0, 0.5]])  # exact zeros and bounds
+specials = np.array([[np.nan, np.inf, -np.inf, 0.0], [1.0, -1.0, np.nan, 0.5]])  # one NaN a row
 
 
 @pytest.mark.parametrize("ours, theirs, data", [
@@ -49,6 +50,13 @@ kinks = np.array([[-1.0, 0.0, 1.0, 0.0], [2.0, -2.0, 0.0, 0.5]])  # exact zeros 
     (lambda t: t.max(axis=1), lambda t: torch.amax(t, 1), np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])),
     (lambda t: t.min(), torch.amin, np.array([[1.0, 0.0], [0.0, 4.0]])),
     (lambda t: t.sum(axis=(0, 1)), lambda t: t.sum((0, 1)), x),
+    (lambda t: t.relu(), torch.relu, specials),
+    (lambda t: t.abs(), torch.abs, specials),
+    (lambda t: t.elu(1.5), lambda t: functional.elu(t, 1.5), specials),
+    (lambda t: t.leaky_relu(0.1), lambda t: functional.leaky_relu(t, 0.1), specials),
+    (lambda t: t.clip(-1.0, 1.0), lambda t: torch.clamp(t, -1.0, 1.0), specials),
+    (lambda t: t.max(axis=1), lambda t: torch.max(t, 1).values, specials),  # amax would give NaN
+    (lambda t: t.min(), torch.min, specials),  # the two NaNs share
     (lambda t: t.transpose(0, 1), lambda t: t.transpose(0, 1), x),
     (lambda t: t.permute(1, 0), lambda t: t.permute(1, 0), x),
     (lambda t: t[np.array([[0, 0, 2]]), 1:], lambda t: t[torch.tensor([[0, 0, 2]]), 1:], x),
@@ -69,6 +77,16 @@ def test_unary_ops_match_pytorch(ours, theirs, data):
 def test_binary_ops_match_pytorch_ties_included(ours, theirs):
     a = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 5.0]])
     b = np.array([[1.0, 0.0, 4.0], [0.0, 2.0, 5.0]])  # ties at three places
+    compare(ours, theirs, a, b)
+
+
+@pytest.mark.parametrize("ours, theirs", [
+    (lambda a, b: a.maximum(b), torch.maximum),
+    (lambda a, b: a.minimum(b), torch.minimum),
+])
+def test_maximum_minimum_match_pytorch_at_nan_and_inf(ours, theirs):
+    a = np.array([[np.nan, 1.0, np.nan], [np.inf, -np.inf, 2.0]])
+    b = np.array([[0.0, np.nan, np.nan], [np.inf, 0.0, -np.inf]])
     compare(ours, theirs, a, b)
 
 

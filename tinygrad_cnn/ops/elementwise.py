@@ -69,10 +69,11 @@ class Div(Function):
         return f"Division by {self.b.item()!r}" if self.b.size == 1 else "Division"
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        grad_a = unbroadcast(grad_out / self.b, self.a.shape) if self.needs_input_grad[0] else None
-        grad_b = None
-        if self.needs_input_grad[1]:
-            grad_b = unbroadcast(-grad_out * self.a / (self.b * self.b), self.b.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):  # b = 0 gives inf/NaN, as PyTorch; the forward warned
+            grad_a = unbroadcast(grad_out / self.b, self.a.shape) if self.needs_input_grad[0] else None
+            grad_b = None
+            if self.needs_input_grad[1]:
+                grad_b = unbroadcast(-grad_out * self.a / (self.b * self.b), self.b.shape)
         return grad_a, grad_b
 
 
@@ -89,7 +90,8 @@ class Neg(Function):
 
 
 class ReLU(Function):
-    """y = max(x, 0).   VJP: dx = G · [x > 0]  (0 at the kink x = 0, as in PyTorch)."""
+    """y = max(x, 0).   VJP: dx = 0 where y <= 0, else G  (0 at the kink x = 0; G at x = NaN,
+    where y is NaN and NaN <= 0 is False: all as PyTorch)."""
 
     label = "ReLU"
 
@@ -99,7 +101,7 @@ class ReLU(Function):
         return output
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        return (grad_out * (self.output > 0),)
+        return (np.where(self.output <= 0, 0, grad_out),)
 
 
 class Exp(Function):
@@ -114,25 +116,28 @@ class Exp(Function):
 
 
 class Log(Function):
-    """y = ln x.   VJP: dx = G / x.   (x < 0 gives NaN and x = 0 gives −inf, as in PyTorch.)"""
+    """y = ln x.   VJP: dx = G / x.   (x < 0 gives NaN and x = 0 gives −inf, with the gradient
+    inf there, as in PyTorch; the forward's numpy warning is the only one.)"""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = x
         return np.log(x)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        return (grad_out / self.x,)
+        with np.errstate(divide="ignore"):  # G / 0 = inf at x = 0 is the answer
+            return (grad_out / self.x,)
 
 
 class Sqrt(Function):
-    """y = √x.   VJP: dx = G / (2y).   (At x = 0 the gradient is inf, as in PyTorch.)"""
+    """y = √x.   VJP: dx = G / (2y).   (At x = 0 the gradient is inf, without a warning, as in PyTorch.)"""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.output = np.sqrt(x)
         return self.output
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        return (grad_out / (2 * self.output),)
+        with np.errstate(divide="ignore"):  # G / 0 = inf at x = 0 is the answer
+            return (grad_out / (2 * self.output),)
 
 
 class Pow(Function):
@@ -189,14 +194,17 @@ class Sigmoid(Function):
 
 
 class Abs(Function):
-    """y = |x|.   VJP: dx = G ⊙ sign(x), with sign(0) = 0: gradient 0 at the kink, as PyTorch."""
+    """y = |x|.   VJP: dx = G ⊙ sign(x), with sign(0) = 0 (gradient 0 at the kink) and
+    sign(NaN) = 0 (numpy's is NaN), as PyTorch."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = x
         return np.abs(x)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        return (grad_out * np.sign(self.x),)
+        sign = np.zeros(self.x.shape, dtype=grad_out.dtype)
+        np.sign(self.x, out=sign, where=self.x == self.x)  # x == x is False only at NaN: sign stays 0
+        return (grad_out * sign,)
 
 
 class Clip(Function):
@@ -226,11 +234,13 @@ class Clip(Function):
         return (grad_out * self.inside,)
 
 
-def _share_between(grad_out: np.ndarray, a_wins: np.ndarray, tie: np.ndarray,
+def _share_between(grad_out: np.ndarray, a_loses: np.ndarray, b_loses: np.ndarray, tie: np.ndarray,
                    a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> Gradients:
-    """Route G to whichever side was chosen; on a tie each side gets G/2."""
-    a_share = np.where(tie, 0.5, a_wins).astype(grad_out.dtype, copy=False)
-    return unbroadcast(grad_out * a_share, a_shape), unbroadcast(grad_out * (1 - a_share), b_shape)
+    """Each side gets G unless it lost, G/2 on a tie. As PyTorch, where a or b is NaN neither
+    lost nor tied (every comparison with NaN is False), so both sides get all of G."""
+    shared = np.where(tie, grad_out * 0.5, grad_out)
+    return (unbroadcast(np.where(a_loses, 0, shared), a_shape),
+            unbroadcast(np.where(b_loses, 0, shared), b_shape))
 
 
 class Maximum(Function):
@@ -238,6 +248,7 @@ class Maximum(Function):
 
     VJP: da = G ⊙ [a > b], db = G ⊙ [b > a]; where a = b each side gets G/2, as torch.maximum
     (the average of the two one-sided derivatives, so the gradient is symmetric in a and b).
+    Where a or b is NaN (so is y) both get G, as torch.maximum: a side gets 0 only if smaller.
     """
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -245,13 +256,15 @@ class Maximum(Function):
         return np.maximum(a, b)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        return _share_between(grad_out, self.a > self.b, self.a == self.b, self.a.shape, self.b.shape)
+        return _share_between(grad_out, self.a < self.b, self.b < self.a, self.a == self.b,
+                              self.a.shape, self.b.shape)
 
 
 class Minimum(Function):
     """y = min(a, b) element-wise (broadcasting).
 
-    VJP: da = G ⊙ [a < b], db = G ⊙ [b < a]; where a = b each side gets G/2, as torch.minimum.
+    VJP: da = G ⊙ [a < b], db = G ⊙ [b < a]; where a = b each side gets G/2, as torch.minimum;
+    where a or b is NaN both get G (a side gets 0 only if larger).
     """
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -259,7 +272,8 @@ class Minimum(Function):
         return np.minimum(a, b)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        return _share_between(grad_out, self.a < self.b, self.a == self.b, self.a.shape, self.b.shape)
+        return _share_between(grad_out, self.a > self.b, self.b > self.a, self.a == self.b,
+                              self.a.shape, self.b.shape)
 
 
 class Where(Function):
@@ -324,10 +338,11 @@ class LeakyReLU(Function):
 
 
 class ELU(Function):
-    """y = x for x > 0, α(eˣ − 1) otherwise.   VJP: dx = G ⊙ (1 if x > 0 else y + α).
+    """y = α(eˣ − 1) for x ≤ 0, x otherwise.   VJP: dx = G ⊙ (y + α if x ≤ 0 else 1).
 
     For x ≤ 0, dy/dx = α eˣ = y + α, so the saved output is enough; at x = 0 the gradient is
-    α, as PyTorch. eˣ is only evaluated on min(x, 0), so large x cannot overflow.
+    α and at x = NaN (not ≤ 0) it is 1, as PyTorch. eˣ is only evaluated on min(x, 0), so
+    large x cannot overflow.
     """
 
     def __init__(self, alpha: float = 1.0):
@@ -335,10 +350,10 @@ class ELU(Function):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         alpha = np.asarray(self.alpha, dtype=x.dtype)
-        self.positive = x > 0
-        self.output = np.where(self.positive, x, alpha * np.expm1(np.minimum(x, 0)))
+        self.not_positive = x <= 0
+        self.output = np.where(self.not_positive, alpha * np.expm1(np.minimum(x, 0)), x)
         return self.output
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
         alpha = np.asarray(self.alpha, dtype=grad_out.dtype)
-        return (np.where(self.positive, grad_out, grad_out * (self.output + alpha)),)
+        return (np.where(self.not_positive, grad_out * (self.output + alpha), grad_out),)

@@ -65,6 +65,8 @@ class Max(Function):
     VJP: dx = G ⊙ [x = y] / (number of maxima), broadcast back: tied maxima share G equally,
     as torch.amax. Any split of G among the ties that adds up to G is a valid subgradient;
     the equal one favours no position (max pooling instead picks the first, see MaxPool2d).
+    Where y is NaN the NaN elements are the maxima (sharing G equally), as torch.max(x) and
+    torch.max(x, dim) (torch.amax gives NaN there: 0/0, as no element equals NaN).
     """
 
     reduce = staticmethod(np.max)
@@ -76,6 +78,8 @@ class Max(Function):
         self.axes = _normalize_axes(self.axis, x.ndim)
         extreme = np.asarray(self.reduce(x, axis=self.axes, keepdims=True))
         self.chosen = x == extreme
+        if extreme.dtype.kind == "f" and np.isnan(extreme).any():  # checked on the small result
+            self.chosen |= np.isnan(x) & np.isnan(extreme)  # NaN == NaN is False
         return extreme if self.keepdims else np.squeeze(extreme, axis=self.axes)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
