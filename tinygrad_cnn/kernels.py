@@ -30,6 +30,7 @@ plane, of which the first Ho × Wo (per channel and image) are *real* and the re
 from __future__ import annotations
 
 import functools
+import math
 from typing import Iterator
 
 import numpy as np
@@ -330,7 +331,7 @@ def route_to_first_maximum(windows: PoolWindows, planes: np.ndarray, output_grid
     if relu:  # relu'(0) = 0: a window whose output is 0 routes nothing
         np.greater(output, 0, out=hit)
         np.multiply(count, hit.view(np.uint8), out=count)
-    if length and np.isnan(np.max(output)):  # (one fast reduction: the loop runs only where some window holds a NaN)
+    if length and math.isnan(output.max()):  # (one fast reduction: the loop runs only where some window holds a NaN)
         nan_windows = np.isnan(output)  # no tap equals NaN: PyTorch routes such a window to its LAST NaN tap
         for position, tap in enumerate(windows.tap_slices(planes)):  # (relu passes NaN on, as PyTorch's)
             np.copyto(count, taps - position, where=nan_windows & np.isnan(tap))
