@@ -100,6 +100,26 @@ def test_log_and_sqrt_gradients_at_zero_are_inf_and_backward_does_not_warn(name)
 
 
 
+def test_backward_with_a_zero_or_infinite_gradient_at_the_edge_does_not_warn():
+    """p·log(p) at p = 0 (entropy), elu at inf times 0, abs with an infinite G: the gradients
+    are PyTorch's (NaN or 0) and backward adds no numpy warning ("invalid value")."""
+    p = Tensor(np.array([0.0, 0.5]), requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore"):  # the forward's own log(0) and 0 · -inf
+        entropy = p * p.log()
+    x = Tensor(np.array([np.inf, -1.0]), requires_grad=True)
+    with np.errstate(invalid="ignore"):  # the forward's own inf · 0
+        dead_elu = x.elu() * 0.0
+    y = Tensor(np.array([0.0, 1.0]), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        entropy.sum().backward()
+        dead_elu.sum().backward()
+        y.abs().backward(np.array([np.inf, 1.0]))
+    np.testing.assert_array_equal(p.grad, [np.nan, np.log(0.5) + 1])
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+    np.testing.assert_array_equal(y.grad, [np.nan, 1.0])
+
+
 def test_division_by_zero_backward_gives_inf_and_does_not_warn():
     a = Tensor(np.array([1.0, np.nan]), requires_grad=True)
     b = Tensor(np.array([0.0, 0.0]), requires_grad=True)

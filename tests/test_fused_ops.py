@@ -141,6 +141,23 @@ def test_conv2d_relu_passes_the_gradient_of_a_nan_output_on_as_pytorch():
     np.testing.assert_array_equal(weight.grad, [[[[3.0]]]])
 
 
+def test_conv2d_relu_gives_a_dead_unit_zero_gradient_even_when_g_is_infinite():
+    """sqrt after the relu: at a dead unit (output 0) G is inf, and the relu must give 0 there,
+    as the unfused relu and PyTorch do (G times the mask gave inf · 0 = NaN)."""
+    x = Tensor(np.ones((1, 1, 2, 2)), requires_grad=True)
+    weight = Tensor(np.ones((1, 1, 1, 1)), requires_grad=True)
+    bias = Tensor(np.array([[[-5.0, 3.0], [-5.0, -1.0]]]), requires_grad=True)
+    with np.errstate(divide="ignore"):
+        x.conv2d(weight, bias, relu=True).sqrt().sum().backward()
+        fused = [tensor.grad.copy() for tensor in (x, weight, bias)]
+        for tensor in (x, weight, bias):
+            tensor.grad = None
+        (x.conv2d(weight) + bias).relu().sqrt().sum().backward()
+    for fused_grad, tensor in zip(fused, (x, weight, bias)):
+        np.testing.assert_array_equal(fused_grad, tensor.grad)
+    np.testing.assert_array_equal(bias.grad, [[[0.0, 0.5 / np.sqrt(4.0)], [0.0, 0.0]]])
+
+
 @pytest.mark.parametrize("padding, relu", [(0, False), (1, True)])
 def test_conv2d_on_an_empty_batch_gives_empty_outputs_and_zero_gradients(padding, relu):
     """N = 0 works as in PyTorch: an empty output, and parameter gradients of zeros."""

@@ -1,5 +1,7 @@
 """Parameter discovery, state dicts, and .npz save/load (atomic, never pickle)."""
 
+import errno
+import io
 import os
 import subprocess
 import sys
@@ -164,6 +166,30 @@ def test_save_refuses_what_load_could_not_give_back_before_writing(tmp_path, arr
         save(arrays, path)
     assert list(load(path)) == ["kept"]  # the previous file is untouched
     assert [entry.name for entry in tmp_path.iterdir()] == ["state.npz"]  # and nothing else was written
+
+
+def test_atomic_file_raises_the_block_s_error_even_when_closing_fails(tmp_path, monkeypatch):
+    """Closing flushes what is still buffered; on a full disk that fails too. The error the
+    block raised (here Ctrl-C) must come out, not the flush's, and nothing is left behind."""
+    from tinygrad_cnn import nn
+
+    class FullDiskFile(io.BytesIO):
+        def close(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def open_on_a_full_disk(descriptor: int, mode: str) -> FullDiskFile:
+        os.close(descriptor)
+        return FullDiskFile()
+
+    monkeypatch.setattr(nn.os, "fdopen", open_on_a_full_disk)
+    target = tmp_path / "model.npz"
+    target.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt):
+        with nn.atomic_file(target) as file:
+            file.write(b"new")
+            raise KeyboardInterrupt
+    assert target.read_bytes() == b"old"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.npz"]
 
 
 def test_save_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):

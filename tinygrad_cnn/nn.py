@@ -170,15 +170,18 @@ def atomic_file(path: PathLike) -> Iterator[BinaryIO]:
     except OSError as error:
         raise OSError(error.errno, error.strerror, str(path)) from None
     block_finished = False
+    file = os.fdopen(descriptor, "wb")
     try:
-        with os.fdopen(descriptor, "wb") as file:
-            yield file
-            block_finished = True
-            file.flush()
-            os.fsync(file.fileno())
+        yield file
+        block_finished = True
+        file.flush()
+        os.fsync(file.fileno())
+        file.close()
         os.chmod(temporary, permissions)  # mkstemp made it private (0600)
         os.replace(temporary, target)
     except BaseException as error:
+        with contextlib.suppress(OSError):  # (closing flushes what is buffered: on a full disk that
+            file.close()                    # fails too, and must not hide the error being raised)
         Path(temporary).unlink(missing_ok=True)
         if block_finished and isinstance(error, OSError):
             raise OSError(error.errno, error.strerror or str(error), str(path)) from error

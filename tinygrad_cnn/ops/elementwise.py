@@ -124,7 +124,7 @@ class Log(Function):
         return np.log(x)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        with np.errstate(divide="ignore"):  # G / 0 = inf at x = 0 is the answer
+        with np.errstate(divide="ignore", invalid="ignore"):  # G / 0 = ±inf (NaN for G = 0) at x = 0, as PyTorch
             return (grad_out / self.x,)
 
 
@@ -136,7 +136,7 @@ class Sqrt(Function):
         return self.output
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        with np.errstate(divide="ignore"):  # G / 0 = inf at x = 0 is the answer
+        with np.errstate(divide="ignore", invalid="ignore"):  # G / 0 = ±inf (NaN for G = 0) at x = 0, as PyTorch
             return (grad_out / (2 * self.output),)
 
 
@@ -204,7 +204,8 @@ class Abs(Function):
     def backward(self, grad_out: np.ndarray) -> Gradients:
         sign = np.zeros(self.x.shape, dtype=grad_out.dtype)
         np.sign(self.x, out=sign, where=self.x == self.x)  # x == x is False only at NaN: sign stays 0
-        return (grad_out * sign,)
+        with np.errstate(invalid="ignore"):  # G = ±inf times sign 0 is NaN, as PyTorch
+            return (grad_out * sign,)
 
 
 class Clip(Function):
@@ -356,4 +357,5 @@ class ELU(Function):
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
         alpha = np.asarray(self.alpha, dtype=grad_out.dtype)
-        return (np.where(self.not_positive, grad_out * (self.output + alpha), grad_out),)
+        with np.errstate(invalid="ignore"):  # (the unused branch may hold 0 · inf)
+            return (np.where(self.not_positive, grad_out * (self.output + alpha), grad_out),)

@@ -65,7 +65,7 @@ class Conv2d(Function):
     per group: group g sees only its C/groups channels and makes its O/groups outputs) and
     Wm = weight as (O, kh·kw·C/groups):  Z = Wm X + bias,  Y = max(Z, 0) with relu, else Z.
     Tap (p, q) of window (i, j) reads xp[n, c, i·sh + p·dh, j·sw + q·dw] (dilation d).
-    VJP: G' = G · [not Y ≤ 0] with relu (a NaN passes G on, as in PyTorch), else G;  dbias = Σ_n G' (and Σ_ij for a per-channel bias);
+    VJP: G' = 0 where Y ≤ 0, else G, with relu (a NaN passes G on, as in PyTorch), else G;  dbias = Σ_n G' (and Σ_ij for a per-channel bias);
          dWm = G' Xᵀ;  dX = Wmᵀ G', added back to each window position (col2im), padding cut off.
     The routines (im2col, col2im, the grouped GEMMs) are in kernels.py.
     """
@@ -97,7 +97,9 @@ class Conv2d(Function):
     def backward(self, grad_out: np.ndarray) -> Gradients:
         output, groups = self.output, self.groups
         if self.relu:
-            grad_z = np.multiply(kernels.batch_last(grad_out), ~(output <= 0), out=np.empty_like(output))
+            grad_z = np.empty_like(output)  # G where Y > 0 or NaN, exactly 0 where Y <= 0 (even for G = inf or NaN)
+            np.copyto(grad_z, kernels.batch_last(grad_out))
+            np.copyto(grad_z, 0, where=output <= 0)
         else:
             grad_z = np.ascontiguousarray(kernels.batch_last(grad_out))  # O,Ho,Wo,N
         grad_matrix = grad_z.reshape(groups, output.shape[0] // groups, -1)
