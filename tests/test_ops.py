@@ -1,6 +1,8 @@
 """Every primitive op: its VJP against float64 finite differences on hypothesis-drawn cases,
 and the fast conv2d / max_pool2d against the loop specification in reference.py."""
 
+import warnings
+
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
@@ -405,3 +407,15 @@ def test_softmax_family_of_an_empty_tensor_is_empty(name, shape, axis):
         assert output.shape == shape and output.dtype == dtype
         output.sum().backward()
         assert x.grad.shape == shape
+
+
+def test_cross_entropy_of_an_empty_batch_is_nan_without_warnings_as_pytorch():
+    """The mean over no examples is NaN (PyTorch's answer too); numpy's mean and the
+    backward's G / 0 used to add RuntimeWarnings."""
+    logits = Tensor(np.zeros((0, 10), dtype=np.float32), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = logits.cross_entropy(np.zeros(0, dtype=np.int64))
+        loss.backward()
+    assert np.isnan(loss.item()) and loss.dtype == np.float32
+    assert logits.grad.shape == (0, 10)

@@ -291,12 +291,15 @@ class CrossEntropy(Function):
         log_probabilities = shifted[rows, self.labels] - np.log(sums[:, 0])
         if self.needs_input_grad[0]:
             self.softmax = exponentials / sums
+        if logits.shape[0] == 0:  # an empty batch: the mean of nothing is NaN, as in PyTorch (numpy would warn)
+            return np.asarray(np.nan, dtype=logits.dtype)
         return np.asarray(-log_probabilities.mean(), dtype=logits.dtype)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
         grad = self.softmax  # reused in place: the saved softmax is not needed afterwards
-        grad[np.arange(grad.shape[0]), self.labels] -= 1
-        grad *= grad_out / grad.shape[0]
+        if grad.shape[0]:  # (an empty batch has an empty gradient)
+            grad[np.arange(grad.shape[0]), self.labels] -= 1
+            grad *= grad_out / grad.shape[0]
         return (grad,)
 
 
