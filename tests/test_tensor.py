@@ -245,6 +245,21 @@ def test_promotion_as_pytorch():
     assert (Tensor(np.ones(2)) * 3).dtype == np.float64  # a Python number takes the tensor's dtype
 
 
+def test_a_0d_float_tensor_takes_the_other_side_s_float_dtype_as_pytorch():
+    """PyTorch treats a 0-d tensor as a number in promotion: float32 x times a float64 0-d t is
+    float32 (it was float64), with t's gradient kept, in t's own dtype."""
+    x = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    scale = Tensor(np.array(2.0), requires_grad=True)  # float64, 0-d
+    for product in (x * scale, scale * x):
+        assert product.dtype == np.float32
+    (x * scale).sum().backward()
+    assert x.grad.dtype == np.float32 and scale.grad.dtype == np.float64
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0])
+    assert scale.grad == 3.0
+    assert (Tensor(np.ones(2)) + Tensor(np.array(1.0, dtype=np.float32))).dtype == np.float64
+    assert (Tensor(np.array(1.0)) + Tensor(np.array(1.0, dtype=np.float32))).dtype == np.float64  # both 0-d
+
+
 def test_a_list_of_tensors_that_require_grad_is_refused():
     a = Tensor(1.0, requires_grad=True)
     with pytest.raises(TypeError, match="stack"):

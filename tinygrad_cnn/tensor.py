@@ -1134,7 +1134,8 @@ def _promoted(a: Tensor, b: Tensor, true_division: bool = False) -> tuple[Tensor
     """PyTorch's promotion for a binary op: an integer or bool operand mixed with a float
     one takes the float's dtype (numpy would make int64 + float32 float64); two integer
     operands stay integer, except under true division, which gives float32. Float32 mixed
-    with float64 is left to numpy (float64; the VJP casts back when it accumulates)."""
+    with float64 gives float64 (the VJP casts back when it accumulates), except that a 0-d
+    float tensor takes the other side's dtype: PyTorch treats it as a number there."""
     if a.data.dtype is b.data.dtype and not true_division:  # the same dtype: nothing to promote
         return a, b
     a_float, b_float = a.dtype.kind == "f", b.dtype.kind == "f"
@@ -1144,6 +1145,8 @@ def _promoted(a: Tensor, b: Tensor, true_division: bool = False) -> tuple[Tensor
         return Tensor(a.data.astype(b.dtype)), b
     if true_division and not a_float:
         return Tensor(a.data.astype(np.float32)), Tensor(b.data.astype(np.float32))
+    if a_float and b_float and (a.ndim == 0) != (b.ndim == 0):  # (a recorded cast: the 0-d side keeps its gradient)
+        return (a.astype(b.dtype), b) if a.ndim == 0 else (a, b.astype(a.dtype))
     return a, b
 
 
