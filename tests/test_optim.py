@@ -122,6 +122,14 @@ def test_warmup_cosine_schedule():
         WarmupCosine(0.1, total_steps=5, warmup_steps=6)
 
 
+def test_warmup_cosine_that_is_all_warm_up_still_ends_at_min_lr():
+    """warmup_steps == total_steps leaves no decay: the ramp, then min_lr from step total on
+    (it gave max_lr at step total and min_lr only one step later)."""
+    schedule = WarmupCosine(max_lr=0.1, total_steps=10, warmup_steps=10, min_lr=0.01)
+    assert math.isclose(schedule(5), 0.05)
+    assert schedule(10) == 0.01 and schedule(11) == 0.01
+
+
 # -- what can be optimized ----------------------------------------------------------------------
 
 

@@ -260,6 +260,6 @@ class WarmupCosine:
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return self.start_lr + (self.max_lr - self.start_lr) * step / self.warmup_steps
-        decay_steps = max(self.total_steps - self.warmup_steps, 1)
-        progress = min((step - self.warmup_steps) / decay_steps, 1.0)
+        decay_steps = self.total_steps - self.warmup_steps
+        progress = 1.0 if decay_steps == 0 else min((step - self.warmup_steps) / decay_steps, 1.0)  # (all warm-up: min at the end)
         return self.min_lr + (self.max_lr - self.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
