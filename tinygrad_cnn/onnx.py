@@ -25,11 +25,11 @@ graph's leaves:
 * every other leaf (a number like the 255 of ``x / 255``) is a constant initializer.
 
 The model is traced a second time on another input: a constant that changes with the
-input was computed outside the graph (``argmax`` gives a plain tensor; so do ``.data`` and
-numpy) and would be frozen into the file, so it is an error, as are different ops for
-different inputs (control flow on the values). Comparisons such as ``x > 0`` are ops
-(``Compare``): they export as Greater, Less, …, so ``where(x > 0, x, 0)`` runs on the mask
-of each new input.
+input was computed outside the graph (``.data`` and numpy give plain arrays) and would be
+frozen into the file, so it is an error, as are different ops for different inputs (control
+flow on the values). Comparisons such as ``x > 0`` are ops (``Compare``): they export as
+Greater, Less, …, so ``where(x > 0, x, 0)`` runs on the mask of each new input; ``argmax``
+and ``argmin`` export as ArgMax and ArgMin.
 
 With a dynamic batch (the default) it is traced a third time, on a batch one larger: a
 constant that changes with the batch size (``y.sum(axis=0) / y.shape[0]``: write
@@ -128,9 +128,8 @@ def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
         raise TypeError(f"the model must return one Tensor to export; it returned {type(result).__name__}")
     if not any(step.output is result for step in steps):
         raise ValueError(
-            "the model's output was not computed by a traced op: argmax and argmin give plain tensors "
-            "outside the graph (export the model that returns the logits), "
-            "and so does rebuilding a tensor from numpy arrays, e.g. running a big batch in chunks "
+            "the model's output was not computed by a traced op: rebuilding a tensor from numpy arrays "
+            "(Tensor(x.data), numpy), e.g. running a big batch in chunks, puts it outside the graph "
             "(export with a smaller batch, e.g. input_shape (1, ...))"
         )
     return _needed_steps(steps, result), result
@@ -173,8 +172,8 @@ def _check_fixed_graph(steps: list[Step], again: list[Step], leaves_to_skip: set
                        batch: Optional[int] = None) -> None:
     """``again`` (the trace on another input of the same shape, or, given the example's
     ``batch``, on a batch one larger) must run the same ops on the same constants. Otherwise something depends on the
-    input (or its batch size) outside the graph (``argmax``, which gives a plain tensor,
-    ``.data``, numpy, ``x.shape[0]``, Python control flow), and the file would hold its
+    input (or its batch size) outside the graph (``.data``, numpy, ``x.shape[0]``, Python
+    control flow), and the file would hold its
     value for the example input only."""
     if [(step.op.name, len(step.tensors)) for step in steps] != [(step.op.name, len(step.tensors)) for step in again]:
         if batch is not None:
@@ -200,8 +199,8 @@ def _check_fixed_graph(steps: list[Step], again: list[Step], leaves_to_skip: set
                     "x.shape[0]), or export a fixed batch size with dynamic_batch=False"
                 )
             raise ValueError(
-                f"{where} depends on the model's input but was computed outside the graph (argmax gives a "
-                "plain tensor, as do .data and numpy); the ONNX file would freeze its value for the example "
+                f"{where} depends on the model's input but was computed outside the graph (.data and numpy "
+                "give plain arrays); the ONNX file would freeze its value for the example "
                 "input. Compute it with Tensor ops, or leave it out of the exported model"
             )
 
@@ -346,6 +345,22 @@ def _reduction(onnx_type: str, axes_as_input: bool) -> Converter:
         if axes_as_input:
             return graph.node(onnx_type, [step.inputs[0], graph.int64s(axes, "axes")], keepdims=keepdims)
         return graph.node(onnx_type, step.inputs[:1], axes=axes, keepdims=keepdims)
+
+    convert.__name__ = f"convert_to_{onnx_type}"
+    return convert
+
+
+def _index_of_extreme(onnx_type: str) -> Converter:
+    """ArgMax/ArgMin along ``axis`` (the first index on ties, as numpy); axis None: over the
+    flattened input (Reshape to [-1], then axis 0), with keepdims an all-ones shape."""
+
+    def convert(graph: GraphBuilder, step: Step) -> str:
+        keepdims = int(bool(step.op.keepdims))
+        if step.op.axis is not None:
+            return graph.node(onnx_type, step.inputs[:1], axis=int(step.op.axis), keepdims=keepdims, select_last_index=0)
+        flat = graph.node("Reshape", [step.inputs[0], graph.int64s([-1], "shape")])
+        index = graph.node(onnx_type, [flat], axis=0, keepdims=0, select_last_index=0)
+        return graph.node("Reshape", [index, graph.int64s(list(step.output.shape), "shape")]) if keepdims else index
 
     convert.__name__ = f"convert_to_{onnx_type}"
     return convert
@@ -582,6 +597,8 @@ CONVERTERS: dict[str, Converter] = {
     "Mean": _reduction("ReduceMean", axes_as_input=False),
     "Max": _reduction("ReduceMax", axes_as_input=False),
     "Min": _reduction("ReduceMin", axes_as_input=False),
+    "ArgMax": _index_of_extreme("ArgMax"),
+    "ArgMin": _index_of_extreme("ArgMin"),
     # movement
     "Reshape": convert_reshape,
     "Pad": convert_pad,

@@ -757,13 +757,20 @@ class Tensor:
         """int64 index of the largest element along ``axis`` (the first on ties); with
         axis=None, the index into the flattened tensor. Indices have no gradient."""
         _check_index_axis("argmax", axis, self.shape)
-        return Tensor(np.argmax(self.data, axis=axis, keepdims=keepdims).astype(np.int64))
+        return self._index_of_extreme(ops.ArgMax, axis, keepdims)
 
     @pytorch_spellings
     def argmin(self, axis: Optional[int] = None, keepdims: bool = False) -> "Tensor":
         """int64 index of the smallest element along ``axis`` (the first on ties), as argmax."""
         _check_index_axis("argmin", axis, self.shape)
-        return Tensor(np.argmin(self.data, axis=axis, keepdims=keepdims).astype(np.int64))
+        return self._index_of_extreme(ops.ArgMin, axis, keepdims)
+
+    def _index_of_extreme(self, op: type[ops.ArgMax], axis: Optional[int], keepdims: bool) -> "Tensor":
+        """ArgMax or ArgMin applied, never recorded for backward (an index has no gradient)."""
+        if _recording and self.requires_grad:
+            with no_grad():
+                return op.apply(self, axis=axis, keepdims=keepdims)
+        return op.apply(self, axis=axis, keepdims=keepdims)
 
     # -- comparisons and in-place updates -----------------------------------------------
 

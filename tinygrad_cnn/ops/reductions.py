@@ -8,7 +8,7 @@ import numpy as np
 
 from tinygrad_cnn.function import Function, Gradients
 
-__all__ = ["Sum", "Mean", "Max", "Min"]
+__all__ = ["Sum", "Mean", "Max", "Min", "ArgMax", "ArgMin"]
 
 
 def _normalize_axes(axis: Optional[int | Sequence[int]], ndim: int) -> tuple[int, ...]:
@@ -93,3 +93,30 @@ class Min(Max):
     """y = min x over ``axis``.   VJP: dx = G ⊙ [x = y] / (number of minima), as Max."""
 
     reduce = staticmethod(np.min)
+
+
+class ArgMax(Function):
+    """y = the int64 index of the largest x along ``axis`` (the first on ties; the first NaN
+    where there is one, as numpy and PyTorch); axis None: the index into the flattened x.
+
+    VJP: none: an index is piecewise constant in x, so (as Compare) the op is applied without
+    being recorded and ``argmax`` never requires grad. It is an op so that tracers see it:
+    the ONNX exporter writes it as ArgMax.
+    """
+
+    find = staticmethod(np.argmax)
+
+    def __init__(self, axis: Optional[int] = None, keepdims: bool = False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.find(x, axis=self.axis, keepdims=self.keepdims)).astype(np.int64, copy=False)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (None,)
+
+
+class ArgMin(ArgMax):
+    """y = the int64 index of the smallest x along ``axis``, as ArgMax."""
+
+    find = staticmethod(np.argmin)
