@@ -15,7 +15,7 @@ import numbers
 import sys
 import time
 import weakref
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -757,20 +757,13 @@ class Tensor:
         """int64 index of the largest element along ``axis`` (the first on ties); with
         axis=None, the index into the flattened tensor. Indices have no gradient."""
         _check_index_axis("argmax", axis, self.shape)
-        return self._index_of_extreme(ops.ArgMax, axis, keepdims)
+        return _apply_unrecorded(ops.ArgMax, self, axis=axis, keepdims=keepdims)
 
     @pytorch_spellings
     def argmin(self, axis: Optional[int] = None, keepdims: bool = False) -> "Tensor":
         """int64 index of the smallest element along ``axis`` (the first on ties), as argmax."""
         _check_index_axis("argmin", axis, self.shape)
-        return self._index_of_extreme(ops.ArgMin, axis, keepdims)
-
-    def _index_of_extreme(self, op: type[ops.ArgMax], axis: Optional[int], keepdims: bool) -> "Tensor":
-        """ArgMax or ArgMin applied, never recorded for backward (an index has no gradient)."""
-        if _recording and self.requires_grad:
-            with no_grad():
-                return op.apply(self, axis=axis, keepdims=keepdims)
-        return op.apply(self, axis=axis, keepdims=keepdims)
+        return _apply_unrecorded(ops.ArgMin, self, axis=axis, keepdims=keepdims)
 
     # -- comparisons and in-place updates -----------------------------------------------
 
@@ -784,10 +777,7 @@ class Tensor:
         except OverflowError:  # an int beyond an integer tensor's dtype (uint8 < 256): compare as int64
             other = Tensor(other)
         _check_broadcast(symbol, self, other)
-        if _recording and (self.requires_grad or other.requires_grad):
-            with no_grad():  # the mask never requires grad: no Node, nothing saved
-                return ops.Compare.apply(self, other, symbol=symbol)
-        return ops.Compare.apply(self, other, symbol=symbol)
+        return _apply_unrecorded(ops.Compare, self, other, symbol=symbol)
 
     def __lt__(self, other: ArrayLike) -> "Tensor":
         return self._compare("<", other)
@@ -994,9 +984,8 @@ class Tensor:
         dtype = _dtype_argument("astype", dtype, default=None)
         if dtype == self.dtype:
             return self
-        if dtype.kind != "f" and _recording and self.requires_grad:
-            with no_grad():  # an integer or bool tensor never requires grad: no Node
-                return ops.Cast.apply(self, dtype=dtype)
+        if dtype.kind != "f":  # an integer or bool tensor never requires grad
+            return _apply_unrecorded(ops.Cast, self, dtype=dtype)
         return ops.Cast.apply(self, dtype=dtype)
 
     # -- neural-network ops -----------------------------------------------------------
@@ -1135,6 +1124,16 @@ def _resolve_shape(shape: tuple[int, ...], original: tuple[int, ...]) -> tuple[i
     if problem or math.prod(shape) != size:
         raise ValueError(f"cannot reshape a tensor of shape {original} ({size} elements) into {shape}")
     return shape
+
+
+def _apply_unrecorded(op: type[Function], *inputs: Tensor, **options: Any) -> Tensor:
+    """``op`` applied but never recorded for backward, for results that have no gradient
+    (a comparison's mask, an index, an integer cast): no Node, nothing saved. It is still an
+    op, so tracers (forward hooks: the ONNX exporter, the summary) see it."""
+    if _recording and any(tensor.requires_grad for tensor in inputs):
+        with no_grad():
+            return op.apply(*inputs, **options)
+    return op.apply(*inputs, **options)
 
 
 def _promoted(a: Tensor, b: Tensor, true_division: bool = False) -> tuple[Tensor, Tensor]:
