@@ -229,6 +229,7 @@ CASES = [
     case("sum over an axis", (2, 3, 4), lambda x: x.sum(axis=1)),
     case("sum over axes, kept", (2, 3, 4), lambda x: x.sum(axis=(0, -1), keepdims=True)),
     case("sum of all", (2, 3, 4), lambda x: x.sum()),
+    case("sum of a bool mask (int64)", (2, 3, 4), lambda x: (x > 0.0).sum(axis=1)),
     case("mean over an axis", (2, 3, 4), lambda x: x.mean(axis=-1)),
     case("mean over axes, kept", (2, 3, 4), lambda x: x.mean(axis=(0, 2), keepdims=True)),
     case("mean of all", (2, 3, 4), lambda x: x.mean()),
@@ -240,6 +241,8 @@ CASES = [
     case("argmin of all", (2, 3, 4), lambda x: x.argmin()),
     case("argmin of all, kept", (2, 3, 4), lambda x: x.argmin(keepdims=True)),
     case("argmax on ties (the first)", (2, 3, 4), lambda x: x.clip(min=0.5).argmax(axis=0), defines("clip")),
+    case("argmax of a bool mask", (2, 3, 4), lambda x: (x > 0.0).argmax(axis=1)),
+    case("argmin of a 0-d tensor along axis 0", (2, 3), lambda x: x.sum().argmin(axis=0)),
     case("reshape", (2, 3, 4), lambda x: x.reshape(2, 12)),
     case("reshape to a vector", (2, 3, 4), lambda x: x.reshape(-1)),
     case("flatten", (2, 3, 4), lambda x: x.flatten()),
@@ -500,6 +503,19 @@ def test_a_model_whose_input_cannot_be_found_is_a_clear_error():
     twice = lambda array: Tensor(array).relu() + Tensor(array)  # noqa: E731
     with pytest.raises(ValueError, match=r"2 different leaf tensors hold"):
         to_onnx(twice, (2, 3))
+
+
+def test_an_index_computed_from_the_input_is_an_error_not_frozen_into_the_file():
+    """x.argmax() used as a GetItem index is an option of the op, not an input tensor: the
+    second trace must still notice that it changed, or the file would keep the example's."""
+    table = np.arange(10, dtype=np.float32) * 10
+
+    def lookup(array: np.ndarray) -> Tensor:
+        x = Tensor(array)
+        return Tensor(table)[x.argmax(axis=1).data] + x.sum(axis=1)
+
+    with pytest.raises(ValueError, match=r"index of op GetItem .* depends on the model's input"):
+        to_onnx(lookup, images=uniform(0, (4, 10)))
 
 
 def test_a_model_output_not_computed_by_an_op_or_not_a_tensor_is_a_clear_error():

@@ -260,6 +260,22 @@ def test_a_0d_float_tensor_takes_the_other_side_s_float_dtype_as_pytorch():
     assert (Tensor(np.array(1.0)) + Tensor(np.array(1.0, dtype=np.float32))).dtype == np.float64  # both 0-d
 
 
+def test_comparisons_and_in_place_updates_treat_a_0d_float_tensor_as_a_number_too():
+    """x == t must agree with x - t == 0 (both in float32, as PyTorch), and x += t must round
+    once, as x + t does (computing in float64 and then storing float32 rounded twice)."""
+    x = Tensor(np.array([0.1, 0.2], dtype=np.float32))
+    t = Tensor(np.array(0.1))  # float64, 0-d: not equal to float32 0.1 in float64
+    np.testing.assert_array_equal((x == t).data, ((x - t) == 0).data)
+    np.testing.assert_array_equal((x == t).data, [True, False])
+    np.testing.assert_array_equal((x <= t).data, [True, False])
+    y = Tensor(np.array([1.0], dtype=np.float32))
+    tiny = Tensor(np.array(2.0**-24 + 2.0**-50))  # float32(tiny) = 2**-24: 1 + it rounds to even, 1
+    expected = (y + tiny).data
+    y += tiny
+    np.testing.assert_array_equal(y.data, expected)
+    np.testing.assert_array_equal(y.data, [1.0])
+
+
 def test_a_list_of_tensors_that_require_grad_is_refused():
     a = Tensor(1.0, requires_grad=True)
     with pytest.raises(TypeError, match="stack"):

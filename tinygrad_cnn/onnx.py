@@ -183,6 +183,13 @@ def _check_fixed_graph(steps: list[Step], again: list[Step], leaves_to_skip: set
                          "the values): ONNX export needs one fixed graph")
     produced = {id(step.output) for step in steps}
     for index, (step, repeat) in enumerate(zip(steps, again)):
+        if step.op.name == "GetItem" and not _same_index(step.op.index, repeat.op.index):
+            raise ValueError(
+                f"the index of op GetItem (op {index + 1} of {len(steps)}) depends on the model's input"
+                + (" or its batch size" if batch is not None else "") + " (e.g. an argmax result, .data or numpy "
+                "used as an index): the ONNX file would freeze the example's index. Use Tensor ops instead "
+                "(e.g. a one-hot mask: Tensor.where(x.argmax(axis=1, keepdims=True) == positions, x, 0))"
+            )
         for position, (tensor, other) in enumerate(zip(step.tensors, repeat.tensors)):
             if id(tensor) in produced or id(tensor) in leaves_to_skip:
                 continue
@@ -203,6 +210,14 @@ def _check_fixed_graph(steps: list[Step], again: list[Step], leaves_to_skip: set
                 "give plain arrays); the ONNX file would freeze its value for the example "
                 "input. Compute it with Tensor ops, or leave it out of the exported model"
             )
+
+
+def _same_index(index: object, other: object) -> bool:
+    """Whether two GetItem indices (ints, slices, None, Ellipsis, arrays, or a tuple of them) are equal."""
+    parts, other_parts = (index if isinstance(index, tuple) else (index,)), (other if isinstance(other, tuple) else (other,))
+    return len(parts) == len(other_parts) and all(
+        np.array_equal(part, other_part) if isinstance(part, np.ndarray) or isinstance(other_part, np.ndarray)
+        else part == other_part for part, other_part in zip(parts, other_parts))
 
 
 def _describe(tensor: Tensor) -> str:
@@ -340,25 +355,31 @@ def _reduction(onnx_type: str, axes_as_input: bool) -> Converter:
 
     def convert(graph: GraphBuilder, step: Step) -> str:
         axes, keepdims = _axes(step.op.axis), int(bool(step.op.keepdims))
+        # the input cast to the output's dtype: a sum of bools or small ints is int64, as ours
+        source = graph.cast(step.inputs[0], step.tensors[0], step.output.dtype)
         if axes is None:  # no axes: ONNX reduces over all of them
-            return graph.node(onnx_type, step.inputs[:1], keepdims=keepdims)
+            return graph.node(onnx_type, [source], keepdims=keepdims)
         if axes_as_input:
-            return graph.node(onnx_type, [step.inputs[0], graph.int64s(axes, "axes")], keepdims=keepdims)
-        return graph.node(onnx_type, step.inputs[:1], axes=axes, keepdims=keepdims)
+            return graph.node(onnx_type, [source, graph.int64s(axes, "axes")], keepdims=keepdims)
+        return graph.node(onnx_type, [source], axes=axes, keepdims=keepdims)
 
     convert.__name__ = f"convert_to_{onnx_type}"
     return convert
 
 
 def _index_of_extreme(onnx_type: str) -> Converter:
-    """ArgMax/ArgMin along ``axis`` (the first index on ties, as numpy); axis None: over the
-    flattened input (Reshape to [-1], then axis 0), with keepdims an all-ones shape."""
+    """ArgMax/ArgMin along ``axis`` (the first index on ties, as numpy); axis None, or a 0-d
+    input: over the flattened input (Reshape to [-1], then axis 0), with keepdims an all-ones
+    shape. A bool input is cast to int32 (ONNX defines ArgMax on numbers only). Where a NaN is
+    the extreme, the file gives whatever the runtime does (onnxruntime skips NaN; numpy and
+    PyTorch give the first NaN)."""
 
     def convert(graph: GraphBuilder, step: Step) -> str:
-        keepdims = int(bool(step.op.keepdims))
-        if step.op.axis is not None:
-            return graph.node(onnx_type, step.inputs[:1], axis=int(step.op.axis), keepdims=keepdims, select_last_index=0)
-        flat = graph.node("Reshape", [step.inputs[0], graph.int64s([-1], "shape")])
+        keepdims, (x,) = int(bool(step.op.keepdims)), step.tensors
+        name = graph.cast(step.inputs[0], x, np.dtype(np.int32)) if x.dtype == np.bool_ else step.inputs[0]
+        if step.op.axis is not None and x.ndim > 0:
+            return graph.node(onnx_type, [name], axis=int(step.op.axis), keepdims=keepdims, select_last_index=0)
+        flat = graph.node("Reshape", [name, graph.int64s([-1], "shape")])
         index = graph.node(onnx_type, [flat], axis=0, keepdims=0, select_last_index=0)
         return graph.node("Reshape", [index, graph.int64s(list(step.output.shape), "shape")]) if keepdims else index
 

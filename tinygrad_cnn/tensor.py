@@ -777,7 +777,7 @@ class Tensor:
         except OverflowError:  # an int beyond an integer tensor's dtype (uint8 < 256): compare as int64
             other = Tensor(other)
         _check_broadcast(symbol, self, other)
-        return _apply_unrecorded(ops.Compare, self, other, symbol=symbol)
+        return _apply_unrecorded(ops.Compare, *_promoted(self, other), symbol=symbol)  # (compared as x - t is computed)
 
     def __lt__(self, other: ArrayLike) -> "Tensor":
         return self._compare("<", other)
@@ -819,8 +819,11 @@ class Tensor:
         if result_shape != self.shape:
             raise ValueError(f"in-place {symbol}: the result would have shape {result_shape}, "
                              f"but the tensor has shape {self.shape}")
+        other_data = other.data
+        if other.ndim == 0 and self.ndim > 0 and self.dtype.kind == other.dtype.kind == "f":
+            other_data = other_data.astype(self.dtype)  # a 0-d tensor acts as a number, as in _promoted
         try:
-            operation(self.data, other.data, out=self.data, casting="same_kind")
+            operation(self.data, other_data, out=self.data, casting="same_kind")
         except TypeError as error:
             raise TypeError(
                 f"in-place {symbol} keeps the tensor's dtype {self.dtype}, which cannot hold the result of "
