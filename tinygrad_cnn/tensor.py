@@ -819,11 +819,9 @@ class Tensor:
         if result_shape != self.shape:
             raise ValueError(f"in-place {symbol}: the result would have shape {result_shape}, "
                              f"but the tensor has shape {self.shape}")
-        other_data = other.data
-        if other.ndim == 0 and self.ndim > 0 and self.dtype.kind == other.dtype.kind == "f":
-            other_data = other_data.astype(self.dtype)  # a 0-d tensor acts as a number, as in _promoted
+        _, other = _promoted(self, other)  # (a 0-d float acts as a number, as in x + t; nothing is recorded here)
         try:
-            operation(self.data, other_data, out=self.data, casting="same_kind")
+            operation(self.data, other.data, out=self.data, casting="same_kind")
         except TypeError as error:
             raise TypeError(
                 f"in-place {symbol} keeps the tensor's dtype {self.dtype}, which cannot hold the result of "
