@@ -2,6 +2,8 @@
 hand-written VJPs against float64 finite differences, and values and gradients equal to the
 separate primitives they replace (ties included)."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -156,6 +158,23 @@ def test_conv2d_relu_gives_a_dead_unit_zero_gradient_even_when_g_is_infinite():
     for fused_grad, tensor in zip(fused, (x, weight, bias)):
         np.testing.assert_array_equal(fused_grad, tensor.grad)
     np.testing.assert_array_equal(bias.grad, [[[0.0, 0.5 / np.sqrt(4.0)], [0.0, 0.0]]])
+
+
+def test_max_pool_relu_drops_infinite_gradients_of_dead_windows_without_a_warning():
+    """Windows whose output is 0 (relu) route nothing; their G may be inf and -inf (a sqrt or a
+    log after the pool), and they used to meet in the scatter's discarded element with numpy's
+    'invalid value' warning, though no gradient held a NaN."""
+    x = Tensor(np.array([[[[-1.0, -2.0, 3.0, -1.0]] * 4]], dtype=np.float32), requires_grad=True)
+    pooled = x.pad_max_pool2d(((0, 1), (0, 1)), 3, 2, relu=True)
+    np.testing.assert_array_equal(pooled.data, [[[[3.0, 3.0], [3.0, 3.0]]]])
+    dead = Tensor(-np.ones((1, 1, 4, 4), dtype=np.float32), requires_grad=True)
+    dead_pooled = dead.pad_max_pool2d(((0, 1), (0, 1)), 3, 2, relu=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dead_pooled.backward(np.array([[[[np.inf, -np.inf], [-np.inf, np.inf]]]], dtype=np.float32))
+        pooled.backward(np.array([[[[1.0, 2.0], [4.0, 8.0]]]], dtype=np.float32))
+    np.testing.assert_array_equal(dead.grad, np.zeros((1, 1, 4, 4)))
+    np.testing.assert_array_equal(x.grad[0, 0, :, 2], [1.0 + 2.0, 0.0, 4.0 + 8.0, 0.0])
 
 
 @pytest.mark.parametrize("padding, relu", [(0, False), (1, True)])

@@ -345,7 +345,8 @@ def route_to_first_maximum(windows: PoolWindows, planes: np.ndarray, output_grid
     places += (np.arange(channels) * (height * width * batch))[:, None, None, None] + np.arange(batch)
     np.minimum(places, size, out=places)  # every window with no winner, or a padding one, at element `size`
     grad_x = np.zeros(size + 1, dtype=grad_out.dtype)  # element `size` is discarded
-    np.add.at(grad_x, places.reshape(-1), np.ascontiguousarray(batch_last(grad_out)).reshape(-1))
+    with np.errstate(invalid="ignore"):  # (G = inf and -inf of dead windows meet in the discarded element)
+        np.add.at(grad_x, places.reshape(-1), np.ascontiguousarray(batch_last(grad_out)).reshape(-1))
     return batch_first(grad_x[:size].reshape(channels, height, width, batch))
 
 
