@@ -192,6 +192,33 @@ def test_atomic_file_raises_the_block_s_error_even_when_closing_fails(tmp_path, 
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.npz"]
 
 
+def test_atomic_file_interrupted_before_its_block_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """Ctrl-C between creating the temporary file and opening it used to leave the hidden
+    temporary file (and its descriptor) behind: the cleanup began only after the open."""
+    from tinygrad_cnn import nn
+
+    closed = []
+    original_close = os.close
+
+    def interrupted_open(descriptor: int, mode: str):
+        raise KeyboardInterrupt
+
+    def recording_close(descriptor: int) -> None:
+        closed.append(descriptor)
+        original_close(descriptor)
+
+    monkeypatch.setattr(nn.os, "fdopen", interrupted_open)
+    monkeypatch.setattr(nn.os, "close", recording_close)
+    target = tmp_path / "model.npz"
+    target.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt):
+        with nn.atomic_file(target):
+            pass
+    assert target.read_bytes() == b"old"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.npz"]
+    assert len(closed) == 1  # the temporary file's descriptor
+
+
 def test_save_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
     target = tmp_path / "runs" / "weights.npz"
     target.parent.mkdir()

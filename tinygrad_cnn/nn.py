@@ -21,7 +21,7 @@ import stat
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Mapping, Union
+from typing import Any, BinaryIO, Callable, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
@@ -165,13 +165,15 @@ def atomic_file(path: PathLike) -> Iterator[BinaryIO]:
     if not directory.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no such directory to save into", str(directory))
     permissions = _permissions_for(target)
-    try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    except OSError as error:
-        raise OSError(error.errno, error.strerror, str(path)) from None
+    temporary: Optional[str] = None
+    file: Optional[BinaryIO] = None
     block_finished = False
-    file = os.fdopen(descriptor, "wb")
-    try:
+    try:  # (from before the temporary file exists: an interrupt at any point after removes it)
+        try:
+            descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, str(path)) from None
+        file = os.fdopen(descriptor, "wb")
         yield file
         block_finished = True
         file.flush()
@@ -180,9 +182,13 @@ def atomic_file(path: PathLike) -> Iterator[BinaryIO]:
         os.chmod(temporary, permissions)  # mkstemp made it private (0600)
         os.replace(temporary, target)
     except BaseException as error:
-        with contextlib.suppress(OSError):  # (closing flushes what is buffered: on a full disk that
-            file.close()                    # fails too, and must not hide the error being raised)
-        Path(temporary).unlink(missing_ok=True)
+        if file is not None:
+            with contextlib.suppress(OSError):  # (closing flushes what is buffered: on a full disk that
+                file.close()                    # fails too, and must not hide the error being raised)
+        elif temporary is not None:  # (interrupted between mkstemp and fdopen)
+            os.close(descriptor)
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
         if block_finished and isinstance(error, OSError):
             raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
