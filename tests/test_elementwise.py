@@ -120,6 +120,20 @@ def test_backward_with_a_zero_or_infinite_gradient_at_the_edge_does_not_warn():
     np.testing.assert_array_equal(y.grad, [np.nan, 1.0])
 
 
+def test_clip_gives_a_clipped_place_zero_gradient_even_when_g_is_infinite():
+    """clip(min=0).sqrt() on values a hair below 0 (a squared distance after round-off): sqrt's
+    G there is inf, and the clipped place must get 0, as torch.clamp gives (G times the
+    inside-mask gave inf · 0 = NaN, and one NaN spoils every parameter's update)."""
+    x = Tensor(np.array([-1e-7, 0.25, 4.0, 9.0]), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x.clip(min=0.0, max=4.0).sqrt().sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.25, 0.0])
+    y = Tensor(np.array([-1.0, 0.5, 2.0]), requires_grad=True)
+    y.clip(0.0, 1.0).backward(np.array([np.nan, np.inf, -np.inf]))
+    np.testing.assert_array_equal(y.grad, [0.0, np.inf, 0.0])
+
+
 def test_division_by_zero_backward_gives_inf_and_does_not_warn():
     a = Tensor(np.array([1.0, np.nan]), requires_grad=True)
     b = Tensor(np.array([0.0, 0.0]), requires_grad=True)

@@ -211,8 +211,9 @@ class Abs(Function):
 class Clip(Function):
     """y = min(max(x, low), high) (a bound of None is absent); with low > high every y is high.
 
-    VJP: dx = G ⊙ [low ≤ x ≤ high]: the gradient passes where x is inside the bounds, the
-    bounds themselves included, as PyTorch's clamp.
+    VJP: dx = G where low ≤ x ≤ high, else 0: the gradient passes where x is inside the
+    bounds, the bounds themselves included, as PyTorch's clamp; a clipped place gets 0 even
+    when G is inf or NaN (a mask multiply would give inf · 0 = NaN: clip(min=0).sqrt()).
     """
 
     def __init__(self, low: Optional[float] = None, high: Optional[float] = None):
@@ -232,7 +233,7 @@ class Clip(Function):
         return output
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        return (grad_out * self.inside,)
+        return (np.where(self.inside, grad_out, np.zeros((), grad_out.dtype)),)
 
 
 def _share_between(grad_out: np.ndarray, a_loses: np.ndarray, b_loses: np.ndarray, tie: np.ndarray,
