@@ -574,6 +574,20 @@ def test_an_int_that_does_not_fit_an_integer_tensor_is_an_error_not_a_wrap_aroun
     assert (pixels + 3).dtype == np.uint8
 
 
+@pytest.mark.parametrize("data", [[2**63], 2**63, [1, 2**63], [[1], [-(2**63) - 1]], [2**64]])
+def test_python_ints_beyond_int64_are_an_error_not_a_wrap_around(data):
+    """A Tensor of Python ints is int64, as in PyTorch (which raises here too); numpy made
+    [2**63] uint64 and wrapped it to -2**63, and [1, 2**63] float32."""
+    with pytest.raises(OverflowError, match=r"the Python int -?\d+ does not fit in int64"):
+        Tensor(data)
+    assert Tensor([2**63 - 1, -(2**63)]).data.tolist() == [2**63 - 1, -(2**63)]
+    assert Tensor([1.5, 2**63]).dtype == np.float32  # with a float among them: a float tensor
+    assert Tensor([2**63], dtype=np.uint64).data.tolist() == [2**63]
+    with pytest.raises(OverflowError, match=r"does not fit the tensor's dtype int64 .*astype\(np.float64\)"):
+        Tensor([1]) + 2**63
+    np.testing.assert_array_equal((Tensor.zeros(2) + 2**70).data, np.float32(2.0**70))  # a float tensor takes it
+
+
 def test_clip_with_numpy_float64_bounds_on_float32_passes_the_gradient_at_the_bound():
     """The bound is compared in x's dtype, as it is applied: x = float32(0.1) equals the bound
     float64(0.1) once that is rounded to float32, so the gradient passes (torch.clamp)."""

@@ -161,6 +161,9 @@ def _as_array(data: object, dtype: Optional[np.dtype] = None) -> np.ndarray:
         )
     from_python = not isinstance(data, (np.ndarray, np.generic))
     array = np.asarray(data)
+    if from_python and dtype is None and (array.dtype.kind in "uO" or (
+            array.dtype.kind == "f" and array.size and np.abs(array).max() >= 2.0**63)):
+        _check_python_ints_fit_int64(data)  # numpy made uint64, float64 or objects of them
     if array.dtype.kind not in "biuf":
         raise TypeError(f"Tensor needs numeric data (bool, int or float); got an array of dtype {array.dtype}")
     if dtype is not None:
@@ -172,6 +175,25 @@ def _as_array(data: object, dtype: Optional[np.dtype] = None) -> np.ndarray:
     if array.dtype == np.float16:
         return array.astype(np.float32)
     return array
+
+
+def _check_python_ints_fit_int64(data: object) -> None:
+    """Python ints become int64 (as in PyTorch); one beyond int64's range, in data of ints only,
+    is an OverflowError (numpy would wrap it, or make the data uint64 or float64)."""
+    items, too_big = [data], None
+    while items:
+        item = items.pop()
+        if isinstance(item, (list, tuple)):
+            items.extend(item)
+        elif isinstance(item, float) or (isinstance(item, np.generic) and item.dtype.kind == "f"):
+            return  # floats among them: the data becomes float32, which holds such a number
+        elif isinstance(item, int) and not -(2**63) <= item < 2**63:
+            too_big = item
+    if too_big is not None:
+        raise OverflowError(
+            f"Tensor: the Python int {too_big} does not fit in int64, the dtype of a Tensor of Python ints "
+            "(as in PyTorch); pass it as a float, or give dtype="
+        )
 
 
 #: what an op's forward may return: an array, or the numpy scalar that numpy gives for 0-d operands
@@ -252,13 +274,15 @@ def constant_like(value: object, reference: Optional["Tensor"]) -> "Tensor":
         return value
     if reference is not None and isinstance(value, numbers.Number) and not isinstance(value, bool):
         kind = reference.dtype.kind
-        if kind == "f":
-            return Tensor(value, dtype=reference.dtype)
+        if kind == "f":  # (an int beyond int64 through float: numpy would hold it as an object)
+            big = isinstance(value, numbers.Integral) and not -(2**63) <= value < 2**63
+            return Tensor(float(value) if big else value, dtype=reference.dtype)
         if kind in "iu" and isinstance(value, numbers.Integral):
             limits = np.iinfo(reference.dtype)
             if not limits.min <= value <= limits.max:
                 raise OverflowError(f"the number {value} does not fit the tensor's dtype {reference.dtype} "
-                                    f"({limits.min}..{limits.max}); convert the tensor first, e.g. .astype(np.int64)")
+                                    f"({limits.min}..{limits.max}); convert the tensor first, e.g. "
+                                    f".astype(np.{'float64' if reference.dtype == np.int64 else 'int64'})")
             return Tensor(value, dtype=reference.dtype)
     return Tensor(value)
 
