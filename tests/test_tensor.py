@@ -276,6 +276,21 @@ def test_comparisons_and_in_place_updates_treat_a_0d_float_tensor_as_a_number_to
     np.testing.assert_array_equal(y.data, [1.0])
 
 
+def test_a_0d_integer_tensor_takes_the_other_side_s_integer_dtype_as_a_number_does():
+    """uint8 x + Tensor(100) is uint8, as x + 100 and PyTorch (it was int64), and x += Tensor(10)
+    works as x += 10 (it was a TypeError); a value that does not fit keeps numpy's wider dtype,
+    whose result is the true one, as comparisons with such a number give."""
+    x = Tensor(np.array([200, 3], dtype=np.uint8))
+    for result in (x + Tensor(100), Tensor(100) + x):
+        assert result.dtype == np.uint8 and result.data.tolist() == (x + 100).data.tolist() == [44, 103]
+    assert (Tensor(np.array([1, 2], dtype=np.int32)) * Tensor(3)).dtype == np.int32
+    assert (x + Tensor(300)).dtype == np.int64 and (x + Tensor(300)).data.tolist() == [500, 303]
+    assert (x < Tensor(256)).data.tolist() == [True, True] and (x == Tensor(-56)).data.tolist() == [False, False]
+    assert (Tensor(np.array([True])) + Tensor(np.array(3, dtype=np.int8))).dtype == np.int8  # a higher kind: its own
+    x += Tensor(60)
+    assert x.dtype == np.uint8 and x.data.tolist() == [4, 63]
+
+
 def test_a_list_of_tensors_that_require_grad_is_refused():
     a = Tensor(1.0, requires_grad=True)
     with pytest.raises(TypeError, match="stack"):

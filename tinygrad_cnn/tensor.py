@@ -1166,7 +1166,9 @@ def _promoted(a: Tensor, b: Tensor, true_division: bool = False) -> tuple[Tensor
     one takes the float's dtype (numpy would make int64 + float32 float64); two integer
     operands stay integer, except under true division, which gives float32. Float32 mixed
     with float64 gives float64 (the VJP casts back when it accumulates), except that a 0-d
-    float tensor takes the other side's dtype: PyTorch treats it as a number there."""
+    tensor takes the dtype of an n-d one of its kind (float, or integer): PyTorch treats it
+    as a number there (an integer one that does not fit that dtype keeps numpy's promotion,
+    which gives the true result: uint8 + Tensor(300) is int64)."""
     if a.data.dtype is b.data.dtype and not true_division:  # the same dtype: nothing to promote
         return a, b
     a_float, b_float = a.dtype.kind == "f", b.dtype.kind == "f"
@@ -1176,8 +1178,15 @@ def _promoted(a: Tensor, b: Tensor, true_division: bool = False) -> tuple[Tensor
         return Tensor(a.data.astype(b.dtype)), b
     if true_division and not a_float:
         return Tensor(a.data.astype(np.float32)), Tensor(b.data.astype(np.float32))
-    if a_float and b_float and (a.ndim == 0) != (b.ndim == 0):  # (a recorded cast: the 0-d side keeps its gradient)
-        return (a.astype(b.dtype), b) if a.ndim == 0 else (a, b.astype(a.dtype))
+    if (a.ndim == 0) != (b.ndim == 0):
+        if a_float and b_float:  # (a recorded cast: the 0-d side keeps its gradient)
+            return (a.astype(b.dtype), b) if a.ndim == 0 else (a, b.astype(a.dtype))
+        number, other = (a, b) if a.ndim == 0 else (b, a)
+        if number.dtype.kind in "iu" and other.dtype.kind in "iu":
+            limits = np.iinfo(other.dtype)
+            if limits.min <= number.item() <= limits.max:  # (else numpy's wider dtype: the true result)
+                number = Tensor(number.data.astype(other.dtype))
+                return (number, b) if a.ndim == 0 else (a, number)
     return a, b
 
 
