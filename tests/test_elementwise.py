@@ -588,6 +588,19 @@ def test_python_ints_beyond_int64_are_an_error_not_a_wrap_around(data):
     np.testing.assert_array_equal((Tensor.zeros(2) + 2**70).data, np.float32(2.0**70))  # a float tensor takes it
 
 
+def test_clip_of_an_integer_tensor_with_a_bound_beyond_its_dtype_gives_the_true_answer():
+    """numpy raised its own OverflowError from inside the op for uint8 clipped to max=300 (a
+    bound that limits nothing); PyTorch refuses that and wraps min=-5 to 251."""
+    x = Tensor(np.array([0, 1, 2, 250], dtype=np.uint8))
+    for bounds, expected in [({"max": 300}, [0, 1, 2, 250]), ({"min": -5}, [0, 1, 2, 250]),
+                             ({"min": -5, "max": 2}, [0, 1, 2, 2]), ({"min": 300, "max": 1}, [1, 1, 1, 1])]:
+        clipped = x.clip(**bounds)
+        assert clipped.dtype == np.uint8 and clipped.data.tolist() == expected, bounds
+    for bounds in ({"min": 300}, {"max": -5}, {"min": 256, "max": 300}):
+        with pytest.raises(OverflowError, match=r"clip: every element would become -?\d+, which does not fit .* uint8"):
+            x.clip(**bounds)
+
+
 def test_clip_with_numpy_float64_bounds_on_float32_passes_the_gradient_at_the_bound():
     """The bound is compared in x's dtype, as it is applied: x = float32(0.1) equals the bound
     float64(0.1) once that is rounded to float32, so the gradient passes (torch.clamp)."""

@@ -722,7 +722,10 @@ class Tensor:
 
     def clip(self, min: Optional[float] = None, max: Optional[float] = None) -> "Tensor":
         """Limit every element to [min, max] (a bound of None is absent), as torch.clamp: the
-        gradient passes where min <= x <= max, bounds included; min > max gives max everywhere."""
+        gradient passes where min <= x <= max, bounds included; min > max gives max everywhere.
+        An integer tensor with an int bound beyond its dtype's range gets the true answer
+        (uint8 clipped to max=300 is unchanged; PyTorch refuses it, or wraps a min of -5), or an
+        OverflowError where that answer does not fit (uint8 clipped to min=300)."""
         if min is None and max is None:
             raise ValueError("clip needs at least one of min= and max=")
         for name, bound in (("min", min), ("max", max)):
@@ -730,6 +733,14 @@ class Tensor:
                 _check_number("clip", name, bound)
         integral_bounds = all(isinstance(bound, (numbers.Integral, type(None))) for bound in (min, max))
         x = self if integral_bounds else _floating(self)  # an int tensor clipped to 0.5 becomes float32
+        if x.dtype.kind in "iu":  # a bound beyond the dtype's range (uint8 to 300) limits nothing beyond it
+            limits = np.iinfo(x.dtype)
+            if (max is not None and max < limits.min) or (min is not None and min > limits.max and (max is None or max >= min)):
+                every = max if max is not None and (min is None or max < min) else min
+                raise OverflowError(f"clip: every element would become {every}, "
+                                    f"which does not fit the tensor's dtype {x.dtype} ({limits.min}..{limits.max}); "
+                                    "convert the tensor first, e.g. .astype(np.int64)")
+            min, max = (None if bound is None else int(np.clip(bound, limits.min, limits.max)) for bound in (min, max))
         return ops.Clip.apply(x, low=min, high=max)
 
     def maximum(self, other: ArrayLike) -> "Tensor":
