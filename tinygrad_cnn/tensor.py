@@ -1263,11 +1263,11 @@ def _check_axes(name: str, axis: Optional[int | Sequence[int]], ndim: int) -> No
     if not axes:
         raise ValueError(f"{name}: axis={axis!r} names no axis (numpy would reduce none, PyTorch all); "
                          "pass axis=None to reduce over every axis")
-    if len({int(a) % max(ndim, 1) for a in axes if isinstance(a, (int, np.integer))}) != len(axes):
-        raise ValueError(f"{name}: axis {axis} names the same axis twice")
-    for single in axes:
+    for single in axes:  # (the range first: axis 3 of a 3-D tensor is not "axis 0 again")
         if not -ndim <= single < max(ndim, 1):
             raise ValueError(f"{name}: axis {single} is out of range for a tensor with {ndim} dimensions")
+    if len({int(a) % max(ndim, 1) for a in axes}) != len(axes):
+        raise ValueError(f"{name}: axis {axis} names the same axis twice")
 
 
 def check_batch_norm_numbers(caller: str, momentum: object, eps: object) -> None:
@@ -1330,7 +1330,7 @@ def _check_conv2d(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], strid
         raise ValueError(f"conv2d input must be 4-D (N,C,H,W), got shape {x_shape}")
     if len(weight_shape) != 4:
         raise ValueError(f"conv2d weight must be 4-D (O,C/groups,kh,kw), got shape {weight_shape}")
-    if not isinstance(groups, (int, np.integer)) or groups < 1:
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"conv2d groups must be a positive int, got {groups!r}")
     if weight_shape[0] == 0:
         raise ValueError(f"conv2d weight needs at least one output channel, got weight of shape {weight_shape}")
