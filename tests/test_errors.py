@@ -75,6 +75,8 @@ def tensor(*shape):
     (lambda: Tensor([1.0, 2.0], dtype=np.float16), TypeError, r"dtype must be bool, an integer type, float32 or float64, got float16"),
     (lambda: Tensor([1.0, 2.0], dtype="no such dtype"), TypeError, r"Tensor: 'no such dtype' is not a dtype"),
     (lambda: tensor(4, 3).cross_entropy([0, 1, 2, 3]), ValueError, r"label 3 is out of range for 3 classes \(0..2\)"),
+    (lambda: tensor(1, 3).cross_entropy(np.array([1e20])), ValueError, r"label 1e\+20 is out of range for 3 classes"),
+    (lambda: tensor(1, 3).cross_entropy(np.array([2**63 + 5], dtype=np.uint64)), ValueError, r"label 9223372036854775813 is out of range"),
     (lambda: tensor(4, 3).cross_entropy([0, -1, 2, 1]), ValueError, r"label -1 is out of range"),
     (lambda: tensor(2, 3).cross_entropy([0.5, 1.0]), TypeError, r"labels must be integers, got dtype float64"),
     (lambda: tensor(2, 3).cross_entropy(["a", "b"]), TypeError, r"labels must be integers"),

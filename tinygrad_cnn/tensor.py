@@ -1390,9 +1390,8 @@ def check_labels(logits_shape: tuple[int, ...], labels: ArrayLike) -> np.ndarray
     if isinstance(labels, Tensor):
         labels = labels.data
     labels = np.asarray(labels)
-    if labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0):
-        labels = labels.astype(np.int64)
-    if labels.dtype.kind not in "iu":
+    whole_floats = labels.dtype.kind == "f" and bool(np.all(np.mod(labels, 1) == 0))  # (cast after the range check)
+    if labels.dtype.kind not in "iu" and not whole_floats:
         raise TypeError(f"cross_entropy labels must be integers, got dtype {labels.dtype}")
     if labels.shape != (logits_shape[0],):
         raise ValueError(
@@ -1402,7 +1401,7 @@ def check_labels(logits_shape: tuple[int, ...], labels: ArrayLike) -> np.ndarray
     if labels.size and (labels.min() < 0 or labels.max() >= logits_shape[1]):
         bad = labels[(labels < 0) | (labels >= logits_shape[1])][0]
         raise ValueError(
-            f"cross_entropy label {bad} is out of range for {logits_shape[1]} classes (0..{logits_shape[1] - 1})"
+            f"cross_entropy label {bad if labels.dtype.kind in 'iu' else format(bad, 'g')} is out of range for {logits_shape[1]} classes (0..{logits_shape[1] - 1})"
         )
     return labels.astype(np.intp, copy=False)
 
