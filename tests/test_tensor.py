@@ -291,6 +291,26 @@ def test_a_0d_integer_tensor_takes_the_other_side_s_integer_dtype_as_a_number_do
     assert x.dtype == np.uint8 and x.data.tolist() == [4, 63]
 
 
+@pytest.mark.parametrize("data, dtype", [
+    ([np.float64(0.1), np.float64(1 + 1e-9)], np.float64),  # numpy float64 scalars keep float64 (were float32)
+    ([np.float64(0.1), 0.2], np.float64),
+    ([[np.float32(1.0)], [2.0]], np.float32),
+    ([np.array([1.0, 2.0])], np.float64),
+    ([np.int32(1)], np.int32),  # (was int64)
+    ([np.uint8(1), np.int8(2)], np.int16),
+    ([True, np.int8(3)], np.int8),
+    ([np.int32(1), 5], np.int64),  # a Python int is int64
+    ([1.5, 2.5], np.float32), ([1, 2], np.int64), ([True, False], np.bool_), (5.0, np.float32), (5, np.int64),
+])
+def test_a_list_of_numpy_scalars_or_tensors_takes_their_dtype_as_pytorch(data, dtype):
+    """Only Python floats default to float32: a float64 among the elements keeps the precision
+    (it was rounded to float32: 1 + 1e-9 became 1.0)."""
+    tensor = Tensor(data)
+    assert tensor.dtype == dtype
+    np.testing.assert_array_equal(tensor.data, np.asarray(data).astype(dtype))
+    assert Tensor([Tensor(np.float64(1 + 1e-12)), Tensor(np.float64(2.0))]).dtype == np.float64
+
+
 def test_a_list_of_tensors_that_require_grad_is_refused():
     a = Tensor(1.0, requires_grad=True)
     with pytest.raises(TypeError, match="stack"):

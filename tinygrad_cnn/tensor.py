@@ -15,7 +15,7 @@ import numbers
 import sys
 import time
 import weakref
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -147,7 +147,7 @@ def _as_array(data: object, dtype: Optional[np.dtype] = None) -> np.ndarray:
 
     As in PyTorch: Python floats (and lists of them) become float32, Python ints int64 and
     bools bool; numpy arrays keep their dtype (no copy), except float16, which becomes
-    float32. ``dtype`` converts explicitly, to a dtype a Tensor can hold (bool, an integer
+    float32; a list of numpy scalars or tensors takes their dtype (``_inferred_dtype``). ``dtype`` converts explicitly, to a dtype a Tensor can hold (bool, an integer
     type, float32 or float64, as ``Tensor.zeros`` and ``astype`` take): any other, float16
     included, is a TypeError rather than silently another dtype. A Tensor that requires grad cannot hide inside
     a list: that would silently cut it out of the graph.
@@ -161,39 +161,63 @@ def _as_array(data: object, dtype: Optional[np.dtype] = None) -> np.ndarray:
         )
     from_python = not isinstance(data, (np.ndarray, np.generic))
     array = np.asarray(data)
-    if from_python and dtype is None and (array.dtype.kind in "uO" or (
-            array.dtype.kind == "f" and array.size and np.abs(array).max() >= 2.0**63)):
-        _check_python_ints_fit_int64(data)  # numpy made uint64, float64 or objects of them
+    if from_python and dtype is None and array.dtype.kind in "biufO":
+        array = array.astype(_inferred_dtype(data, array), copy=False)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"Tensor needs numeric data (bool, int or float); got an array of dtype {array.dtype}")
     if dtype is not None:
         return array.astype(_dtype_argument("Tensor", dtype), copy=False)
-    if from_python and array.dtype.kind == "f":
-        return array.astype(np.float32)
-    if from_python and array.dtype.kind in "iu":
-        return array.astype(np.int64)
     if array.dtype == np.float16:
         return array.astype(np.float32)
     return array
 
 
-def _check_python_ints_fit_int64(data: object) -> None:
-    """Python ints become int64 (as in PyTorch); one beyond int64's range, in data of ints only,
-    is an OverflowError (numpy would wrap it, or make the data uint64 or float64)."""
-    items, too_big = [data], None
+def _inferred_dtype(data: object, array: np.ndarray) -> np.dtype:
+    """The dtype PyTorch gives a Tensor of Python data (numbers, nested lists of them and of
+    numpy scalars, arrays or tensors) that numpy read as ``array``: floats float32 unless a
+    float64 (a numpy scalar or array, or a tensor) is among them; ints int64 unless all are
+    typed (numpy ints, arrays, tensors: numpy's promotion, as PyTorch's). A Python int beyond
+    int64 among ints only is an OverflowError (numpy would wrap it, or make the data uint64).
+    (The element types are collected a whole list at a time: a loop per element was 20x
+    slower than numpy's own reading.)"""
+    typed: set[np.dtype] = set()
+    python_floats = python_ints = False
+    sequences = [data]
+    while sequences:
+        sequence = sequences.pop()
+        if not isinstance(sequence, (list, tuple)):
+            sequence = (sequence,)
+        types = set(map(type, sequence))
+        python_floats |= float in types
+        python_ints |= int in types
+        for kind in types:
+            if issubclass(kind, (list, tuple)):
+                sequences.extend(item for item in sequence if type(item) is kind)
+            elif issubclass(kind, (Tensor, np.ndarray, np.generic)):
+                typed.update(item.dtype for item in sequence if type(item) is kind)
+    if array.dtype.kind in "uO" or (array.dtype.kind == "f" and array.size and np.abs(array).max() >= 2.0**63):
+        too_big = next((item for item in _python_ints(data) if not -(2**63) <= item < 2**63), None)
+        if too_big is not None and not python_floats and all(kind.kind != "f" for kind in typed):
+            raise OverflowError(
+                f"Tensor: the Python int {too_big} does not fit in int64, the dtype of a Tensor of Python ints "
+                "(as in PyTorch); pass it as a float, or give dtype="
+            )
+    if array.dtype.kind == "f":
+        return np.dtype(np.float64) if np.dtype(np.float64) in typed else np.dtype(np.float32)
+    if array.dtype.kind in "iu" and (python_ints or not typed):
+        return np.dtype(np.int64)
+    return array.dtype
+
+
+def _python_ints(data: object) -> Iterator[int]:
+    """The Python ints in ``data`` (nested lists and tuples)."""
+    items = [data]
     while items:
         item = items.pop()
         if isinstance(item, (list, tuple)):
             items.extend(item)
-        elif isinstance(item, float) or (isinstance(item, np.generic) and item.dtype.kind == "f"):
-            return  # floats among them: the data becomes float32, which holds such a number
-        elif isinstance(item, int) and not -(2**63) <= item < 2**63:
-            too_big = item
-    if too_big is not None:
-        raise OverflowError(
-            f"Tensor: the Python int {too_big} does not fit in int64, the dtype of a Tensor of Python ints "
-            "(as in PyTorch); pass it as a float, or give dtype="
-        )
+        elif type(item) is int:
+            yield item
 
 
 #: what an op's forward may return: an array, or the numpy scalar that numpy gives for 0-d operands
@@ -209,6 +233,8 @@ def _not_an_array(op: Function, returned: object) -> str:
 
 
 def _holds_grad_tensor(items: Sequence) -> bool:
+    if not any(issubclass(kind, (Tensor, list, tuple)) for kind in set(map(type, items))):
+        return False  # (numbers only: a look at each element's type is 10x faster than a generator)
     return any(
         (isinstance(item, Tensor) and item.requires_grad)
         or (isinstance(item, (list, tuple)) and _holds_grad_tensor(item))
