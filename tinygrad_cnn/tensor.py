@@ -147,10 +147,11 @@ def _as_array(data: object, dtype: Optional[np.dtype] = None) -> np.ndarray:
 
     As in PyTorch: Python floats (and lists of them) become float32, Python ints int64 and
     bools bool; numpy arrays keep their dtype (no copy), except float16, which becomes
-    float32; a list of numpy scalars or tensors takes their dtype (``_inferred_dtype``). ``dtype`` converts explicitly, to a dtype a Tensor can hold (bool, an integer
-    type, float32 or float64, as ``Tensor.zeros`` and ``astype`` take): any other, float16
-    included, is a TypeError rather than silently another dtype. A Tensor that requires grad cannot hide inside
-    a list: that would silently cut it out of the graph.
+    float32; a list of numpy scalars or tensors takes their dtype (``_inferred_dtype``).
+    ``dtype`` converts explicitly, to a dtype a Tensor can hold (bool, an integer type,
+    float32 or float64, as ``Tensor.zeros`` and ``astype`` take): any other, float16
+    included, is a TypeError rather than silently another dtype. A Tensor that requires grad
+    cannot hide inside a list: that would silently cut it out of the graph.
     """
     if isinstance(data, Tensor):
         data = data.data
@@ -759,14 +760,8 @@ class Tensor:
                 _check_number("clip", name, bound)
         integral_bounds = all(isinstance(bound, (numbers.Integral, type(None))) for bound in (min, max))
         x = self if integral_bounds else _floating(self)  # an int tensor clipped to 0.5 becomes float32
-        if x.dtype.kind in "iu":  # a bound beyond the dtype's range (uint8 to 300) limits nothing beyond it
-            limits = np.iinfo(x.dtype)
-            if (max is not None and max < limits.min) or (min is not None and min > limits.max and (max is None or max >= min)):
-                every = max if max is not None and (min is None or max < min) else min
-                raise OverflowError(f"clip: every element would become {every}, "
-                                    f"which does not fit the tensor's dtype {x.dtype} ({limits.min}..{limits.max}); "
-                                    "convert the tensor first, e.g. .astype(np.int64)")
-            min, max = (None if bound is None else int(np.clip(bound, limits.min, limits.max)) for bound in (min, max))
+        if x.dtype.kind in "iu":
+            min, max = _integer_clip_bounds(x.dtype, min, max)
         return ops.Clip.apply(x, low=min, high=max)
 
     def maximum(self, other: ArrayLike) -> "Tensor":
@@ -1236,6 +1231,25 @@ def _floating(tensor: Tensor) -> Tensor:
 def _check_number(name: str, argument: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: {argument} must be a number, got {value!r}")
+
+
+def _integer_clip_bounds(dtype: np.dtype, low: Optional[int], high: Optional[int]) -> tuple[Optional[int], Optional[int]]:
+    """``clip``'s int bounds for an integer tensor, limited to its dtype's range: a bound beyond
+    it limits nothing there (uint8 to high=300). An OverflowError where every element would
+    become a value the dtype cannot hold (uint8 to low=300, or to high=-5)."""
+    limits = np.iinfo(dtype)
+    if high is not None and high < limits.min:
+        every = high
+    elif low is not None and low > limits.max and (high is None or high >= low):
+        every = low
+    else:
+        every = None
+    if every is not None:
+        raise OverflowError(f"clip: every element would become {every}, which does not fit the tensor's dtype "
+                            f"{dtype} ({limits.min}..{limits.max}); convert the tensor first, e.g. .astype(np.int64)")
+    def limited(bound: Optional[int]) -> Optional[int]:
+        return None if bound is None else int(np.clip(bound, limits.min, limits.max))
+    return limited(low), limited(high)
 
 
 def _check_reducible(name: str, axis: Optional[int | Sequence[int]], shape: tuple[int, ...]) -> None:
