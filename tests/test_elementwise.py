@@ -484,6 +484,69 @@ def test_an_in_place_change_of_an_unrelated_tensor_or_of_a_copy_does_not_stop_ba
     np.testing.assert_array_equal(x.grad, np.full(4, 3.0))
 
 
+# every op whose VJP keeps no input array (saves_inputs = False), applied to positive inputs
+OPS_KEEPING_NO_INPUT = {
+    "Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Neg": lambda a, b: -a, "ReLU": lambda a, b: (a - 1.0).relu(),
+    "Exp": lambda a, b: a.exp(), "Sqrt": lambda a, b: a.sqrt(), "Tanh": lambda a, b: a.tanh(),
+    "Sigmoid": lambda a, b: a.sigmoid(), "Clip": lambda a, b: a.clip(0.8, 1.2),
+    "LeakyReLU": lambda a, b: (a - 1.0).leaky_relu(0.1), "ELU": lambda a, b: (a - 1.0).elu(),
+    "Reshape": lambda a, b: a.reshape(3, 2, 2, 2), "Pad": lambda a, b: a.pad(((1, 0), (0, 2), (0, 0), (0, 0))),
+    "Permute": lambda a, b: a.transpose(0, 3), "GetItem": lambda a, b: a[[0, 0, 1], 1:],
+    "Cat": lambda a, b: Tensor.cat([a, b], axis=1), "Stack": lambda a, b: Tensor.stack([a, b], axis=0),
+    "Cast": lambda a, b: a.astype(np.float32), "Sum": lambda a, b: a.sum(axis=(0, 2)),
+    "Mean": lambda a, b: a.mean(axis=1), "Max": lambda a, b: a.max(axis=3),
+    "MaxPool2d": lambda a, b: a.max_pool2d(2, 1), "AvgPool2d": lambda a, b: a.avg_pool2d(2),
+    "Softmax": lambda a, b: a.softmax(axis=1), "LogSoftmax": lambda a, b: a.log_softmax(axis=1),
+    "CrossEntropy": lambda a, b: a.reshape(6, 4).cross_entropy([0, 1, 2, 3, 0, 1]),
+}
+# and every op whose VJP keeps no output array (saves_output = False)
+OPS_KEEPING_NO_OUTPUT = {
+    **{name: OPS_KEEPING_NO_INPUT[name] for name in ("Add", "Sub", "Neg", "Clip", "LeakyReLU", "Reshape", "Pad",
+                                                      "Permute", "GetItem", "Cat", "Stack", "Cast", "Sum", "Mean",
+                                                      "Max", "AvgPool2d", "CrossEntropy")},
+    "Mul": lambda a, b: a * b, "Div": lambda a, b: a / b, "Log": lambda a, b: a.log(), "Abs": lambda a, b: (a - 1.0).abs(),
+    "Maximum": lambda a, b: a.maximum(b), "Minimum": lambda a, b: a.minimum(b),
+    "Where": lambda a, b: Tensor.where(a > 1.0, a, b), "MatMul": lambda a, b: a @ b.transpose(2, 3),
+}
+
+
+def _gradients_after(call, change: str | None, seed: int = 0) -> list[np.ndarray]:
+    """Gradients of the inputs of ``call``'s op, for a random G, after changing the op's inputs
+    or its output in place (under no_grad) between forward and backward, or after no change."""
+    rng = np.random.default_rng(seed)
+    a, b = (Tensor(rng.uniform(0.5, 1.5, (2, 3, 2, 2)), requires_grad=True) for _ in range(2))
+    y = call(a, b)
+    with no_grad():
+        for tensor in ((a, b) if change == "inputs" else (y,) if change == "output" else ()):
+            tensor += 0.25
+    y.backward(rng.standard_normal(y.shape))
+    return [tensor.grad if tensor.grad is not None else np.zeros(tensor.shape) for tensor in (a, b)]
+
+
+@pytest.mark.parametrize("name, change", [(name, "inputs") for name in OPS_KEEPING_NO_INPUT]
+                         + [(name, "output") for name in OPS_KEEPING_NO_OUTPUT])
+def test_an_in_place_change_the_vjp_cannot_see_does_not_stop_backward_as_pytorch(name, change):
+    """The check runs on the arrays an op keeps, as PyTorch's on its saved tensors: (a + a).sum()
+    with a changed before backward used to raise, and torch gives the gradient. Each op that
+    says it keeps no input (or no output) array must give the same gradients whether or not
+    that changed: a wrong declaration would let a wrong gradient through, and fails here."""
+    call = (OPS_KEEPING_NO_INPUT if change == "inputs" else OPS_KEEPING_NO_OUTPUT)[name]
+    y = call(Tensor(np.ones((2, 3, 2, 2)), requires_grad=True), Tensor(np.ones((2, 3, 2, 2)), requires_grad=True))
+    assert type(y.node.op).__name__ == name  # the op under test made the output
+    assert getattr(type(y.node.op), "saves_" + ("inputs" if change == "inputs" else "output")) is False
+    for unchanged, changed in zip(_gradients_after(call, None), _gradients_after(call, change)):
+        np.testing.assert_array_equal(changed, unchanged)
+
+
+def test_a_change_an_op_s_vjp_would_read_still_stops_backward():
+    """Ops that keep an input (Mul, MatMul, ...) or their output (Exp, ReLU, ...) still raise."""
+    for call, change in [(lambda a, b: a * b, "inputs"), (lambda a, b: a @ b.transpose(2, 3), "inputs"),
+                         (lambda a, b: a.exp(), "output"), (lambda a, b: a.relu(), "output"),
+                         (lambda a, b: a.max_pool2d(2, 1), "output")]:
+        with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+            _gradients_after(call, change)
+
+
 def test_an_optimizer_step_before_backward_makes_backward_raise():
     from tinygrad_cnn.optim import SGD
 

@@ -3,7 +3,8 @@
 Every primitive op (``tinygrad_cnn.ops``) and every op a user writes is a subclass:
 
 * ``__init__(**options)`` takes the op's options (an axis, a stride, ...);
-* ``forward(*arrays)`` computes the output with numpy and keeps in ``self`` what the VJP needs;
+* ``forward(*arrays)`` computes the output with numpy and keeps in ``self`` what the VJP needs
+  (``saves_inputs`` / ``saves_output`` say whether that includes the input or output arrays);
 * ``backward(grad_out)`` receives G = dLoss/dOutput and returns dLoss/dInput for every
   input, in order: a tuple with one array (of that input's shape) or ``None`` per input;
   an op with one input may return the bare array.
@@ -61,6 +62,13 @@ class Function:
     needs_input_grad: tuple[bool, ...] = ()
     #: the op's name in the words of the seed documents (summary table, graph picture)
     label: str = ""
+    #: whether ``backward`` reads input arrays that ``forward`` kept (by reference, as numpy
+    #: passes them) or ``forward``'s output array: an in-place change to such an input or to the
+    #: output between forward and backward makes ``backward()`` raise, as PyTorch's check of
+    #: its saved tensors. An op that keeps only shapes, masks or fresh copies says False, and
+    #: such a change is then harmless; an op of your own keeps the safe default, True.
+    saves_inputs: bool = True
+    saves_output: bool = True
 
     @classmethod
     def apply(cls, *inputs: Any, **options: Any) -> "Tensor":

@@ -18,6 +18,9 @@ __all__ = [
 class Add(Function):
     """y = a + b.   VJP: da = G, db = G (each summed back over broadcast axes)."""
 
+    saves_inputs = False
+    saves_output = False
+
     label = "Addition"
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -30,6 +33,9 @@ class Add(Function):
 
 class Sub(Function):
     """y = a - b.   VJP: da = G, db = -G (summed back over broadcast axes)."""
+
+    saves_inputs = False
+    saves_output = False
 
     label = "Subtraction"
 
@@ -45,6 +51,8 @@ class Sub(Function):
 class Mul(Function):
     """y = a * b.   VJP: da = G * b, db = G * a (summed back over broadcast axes)."""
 
+    saves_output = False
+
     label = "Multiplication"
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -59,6 +67,8 @@ class Mul(Function):
 
 class Div(Function):
     """y = a / b.   VJP: da = G / b, db = -G a / b² (summed back over broadcast axes)."""
+
+    saves_output = False
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.a, self.b = a, b
@@ -80,6 +90,9 @@ class Div(Function):
 class Neg(Function):
     """y = -x.   VJP: dx = -G."""
 
+    saves_inputs = False
+    saves_output = False
+
     label = "Negation"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -92,6 +105,8 @@ class Neg(Function):
 class ReLU(Function):
     """y = max(x, 0).   VJP: dx = 0 where y <= 0, else G  (0 at the kink x = 0; G at x = NaN,
     where y is NaN and NaN <= 0 is False: all as PyTorch)."""
+
+    saves_inputs = False
 
     label = "ReLU"
 
@@ -107,6 +122,8 @@ class ReLU(Function):
 class Exp(Function):
     """y = eˣ.   VJP: dx = G ⊙ y  (eˣ is its own derivative; the saved output is enough)."""
 
+    saves_inputs = False
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.output = np.exp(x)
         return self.output
@@ -119,6 +136,8 @@ class Log(Function):
     """y = ln x.   VJP: dx = G / x.   (x < 0 gives NaN and x = 0 gives −inf, with the gradient
     inf there, as in PyTorch; the forward's numpy warning is the only one.)"""
 
+    saves_output = False
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = x
         return np.log(x)
@@ -130,6 +149,8 @@ class Log(Function):
 
 class Sqrt(Function):
     """y = √x.   VJP: dx = G / (2y).   (At x = 0 the gradient is inf, without a warning, as in PyTorch.)"""
+
+    saves_inputs = False
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.output = np.sqrt(x)
@@ -168,6 +189,8 @@ class Pow(Function):
 class Tanh(Function):
     """y = tanh x.   VJP: dx = G ⊙ (1 − y²)."""
 
+    saves_inputs = False
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.output = np.tanh(x)
         return self.output
@@ -184,6 +207,8 @@ class Sigmoid(Function):
     where 1/(1 + e⁻ˣ) would overflow e⁻ˣ.
     """
 
+    saves_inputs = False
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         z = np.exp(-np.abs(x))
         self.output = np.where(x >= 0, 1 / (1 + z), z / (1 + z))
@@ -196,6 +221,8 @@ class Sigmoid(Function):
 class Abs(Function):
     """y = |x|.   VJP: dx = G ⊙ sign(x), with sign(0) = 0 (gradient 0 at the kink) and
     sign(NaN) = 0 (numpy's is NaN), as PyTorch."""
+
+    saves_output = False
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = x
@@ -215,6 +242,9 @@ class Clip(Function):
     bounds, the bounds themselves included, as PyTorch's clamp; a clipped place gets 0 even
     when G is inf or NaN (a mask multiply would give inf · 0 = NaN: clip(min=0).sqrt()).
     """
+
+    saves_inputs = False
+    saves_output = False
 
     def __init__(self, low: Optional[float] = None, high: Optional[float] = None):
         self.low, self.high = low, high
@@ -253,6 +283,8 @@ class Maximum(Function):
     Where a or b is NaN (so is y) both get G, as torch.maximum: a side gets 0 only if smaller.
     """
 
+    saves_output = False
+
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.a, self.b = a, b
         return np.maximum(a, b)
@@ -269,6 +301,8 @@ class Minimum(Function):
     where a or b is NaN both get G (a side gets 0 only if larger).
     """
 
+    saves_output = False
+
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.a, self.b = a, b
         return np.minimum(a, b)
@@ -284,6 +318,8 @@ class Where(Function):
     VJP: d cond = None (a mask has no gradient), da = G ⊙ cond, db = G ⊙ ¬cond
     (summed back over broadcast axes).
     """
+
+    saves_output = False
 
     def forward(self, condition: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.condition, self.a_shape, self.b_shape = condition, a.shape, b.shape
@@ -328,6 +364,9 @@ class LeakyReLU(Function):
     At the kink x = 0 the gradient is slope, as PyTorch.
     """
 
+    saves_inputs = False
+    saves_output = False
+
     def __init__(self, negative_slope: float = 0.01):
         self.negative_slope = negative_slope
 
@@ -346,6 +385,8 @@ class ELU(Function):
     α and at x = NaN (not ≤ 0) it is 1, as PyTorch. eˣ is only evaluated on min(x, 0), so
     large x cannot overflow.
     """
+
+    saves_inputs = False
 
     def __init__(self, alpha: float = 1.0):
         self.alpha = alpha

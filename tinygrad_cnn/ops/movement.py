@@ -20,6 +20,9 @@ def sides_text(padding: Sequence[Sequence[int]]) -> str:
 class Reshape(Function):
     """y = x viewed with a new shape (same elements, row-major).   VJP: dx = G reshaped back."""
 
+    saves_inputs = False
+    saves_output = False
+
     def __init__(self, shape: tuple[int, ...]):
         self.shape = shape
 
@@ -40,6 +43,9 @@ class Pad(Function):
 
     VJP: dx = G with the padding sliced off (the zeros do not depend on x).
     """
+
+    saves_inputs = False
+    saves_output = False
 
     def __init__(self, widths: tuple[tuple[int, int], ...]):
         self.widths = widths
@@ -71,6 +77,9 @@ class Permute(Function):
     VJP: dx = G with the inverse permutation applied, ``np.transpose(G, argsort(axes))``.
     """
 
+    saves_inputs = False
+    saves_output = False
+
     def __init__(self, axes: tuple[int, ...]):
         self.axes = axes
 
@@ -90,6 +99,9 @@ class GetItem(Function):
     Basic indices (ints, slices, None, Ellipsis) read each element at most once, so for them
     the plain ``dx[index] = G`` gives the same result, hundreds of times faster.
     """
+
+    saves_inputs = False
+    saves_output = False
 
     def __init__(self, index: object):
         self.index = index
@@ -119,6 +131,9 @@ class Cat(Function):
     VJP: dx_i = the slice of G that x_i filled: G split along ``axis`` at the inputs' offsets.
     """
 
+    saves_inputs = False
+    saves_output = False
+
     def __init__(self, axis: int):
         self.axis = axis
 
@@ -137,6 +152,9 @@ class Stack(Function):
 
     VJP: dx_i = G[..., i, ...], the i-th slice of G along the new axis.
     """
+
+    saves_inputs = False
+    saves_output = False
 
     def __init__(self, axis: int):
         self.axis = axis
@@ -159,6 +177,9 @@ class Cast(Function):
     Jacobian is the identity; only the precision of G changes). A cast to an int or bool type
     has no gradient and is never recorded for backward (``Tensor.astype``).
     """
+
+    saves_inputs = False
+    saves_output = False
 
     def __init__(self, dtype: np.dtype):
         self.dtype = dtype

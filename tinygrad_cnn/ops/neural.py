@@ -22,6 +22,8 @@ class MatMul(Function):
     VJP: dA = G Bᵀ, dB = Aᵀ G (leading batch axes summed back where they were broadcast).
     """
 
+    saves_output = False
+
     label = "Matrix multiply"
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -153,6 +155,8 @@ class MaxPool2d(Function):
     found again in backward from the saved phase planes (kernels.py) and the output.
     """
 
+    saves_inputs = False
+
     label = "Max pooling"
 
     def __init__(self, kernel_size: Pair, stride: Pair, padding: tuple[Pair, Pair] = ((0, 0), (0, 0)),
@@ -191,6 +195,9 @@ class AvgPool2d(Function):
     VJP: dx[n, c, i·sh + p, j·sw + q] += G[n,c,i,j] / (kh·kw) for every tap (p, q): each
     window hands an equal share of its G to each element it averaged.
     """
+
+    saves_inputs = False
+    saves_output = False
 
     label = "Average pooling"
 
@@ -231,6 +238,8 @@ def _pair_text(pair: Pair) -> str:
 class Softmax(Function):
     """s = exp(x − max x) / Σ exp(x − max x) along ``axis``.   VJP: dx = s ⊙ (G − Σ G ⊙ s)."""
 
+    saves_inputs = False
+
     label = "Softmax"
 
     def __init__(self, axis: int = -1):
@@ -251,6 +260,8 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     """y = x − max x − log Σ exp(x − max x) along ``axis``.   VJP: dx = G − softmax(x) · Σ G."""
+
+    saves_inputs = False
 
     label = "Log-softmax"
 
@@ -277,6 +288,9 @@ class CrossEntropy(Function):
     L = (1/N) Σ_n [log Σ_k exp z[n,k] − z[n, t_n]], computed max-shifted so it is finite for
     huge logits.   VJP: dz = G · (softmax(z) − onehot(t)) / N.
     """
+
+    saves_inputs = False
+    saves_output = False
 
     label = "Softmax + cross-entropy"
 
@@ -318,6 +332,9 @@ class Dropout(Function):
     rescaling. p = 1 drops everything: y = 0 (the scale is 0, not 1/0).
     """
 
+    saves_inputs = False
+    saves_output = False
+
     def __init__(self, p: float = 0.5):
         self.p = p
 
@@ -347,6 +364,8 @@ class BatchNorm(Function):
         evaluation:  dx = G · weight/σ;
         training (μ and σ depend on x):  dx = (weight/σ)/m · (m·G − Σ G − x̂ · Σ G · x̂).
     """
+
+    saves_output = False
 
     def __init__(self, eps: float = 1e-5, batch_statistics: bool = True, momentum: float = 0.1,
                  running_mean: Optional[np.ndarray] = None, running_var: Optional[np.ndarray] = None):

@@ -22,6 +22,9 @@ class Sum(Function):
     """y = Σ x over ``axis`` (integers and bools summed as int64, as PyTorch: numpy would give
     uint64 for unsigned ones, which wraps around below 0).   VJP: dx = G broadcast back."""
 
+    saves_inputs = False
+    saves_output = False
+
     label = "Sum"
 
     def __init__(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False):
@@ -41,6 +44,9 @@ class Sum(Function):
 
 class Mean(Function):
     """y = (1/n) Σ x over ``axis`` (n elements per output).   VJP: dx = G / n, broadcast back."""
+
+    saves_inputs = False
+    saves_output = False
 
     label = "Mean"
 
@@ -68,6 +74,9 @@ class Max(Function):
     Where y is NaN the NaN elements are the maxima (sharing G equally), as torch.max(x) and
     torch.max(x, dim) (torch.amax gives NaN there: 0/0, as no element equals NaN).
     """
+
+    saves_inputs = False
+    saves_output = False
 
     reduce = staticmethod(np.max)
 
