@@ -362,6 +362,65 @@ def test_the_batch_stays_dynamic_through_reshape_and_flatten(tmp_path):
     np.testing.assert_allclose(run_onnx(tmp_path / "batch.onnx", batch), forward(model, batch), rtol=1e-5, atol=1e-6)
 
 
+def test_promotions_between_dtypes_inside_the_model_export_as_casts(tmp_path):
+    """x * (x > 0) promotes the bool mask to float32; the cast was a plain array outside the
+    graph, so export said the model used .data or numpy. A uint8 input whose only use is a
+    cast to float32 (pixels / 255) is taken as float32, as before; one also used as an
+    integer (compared) stays uint8, with the Cast node after the comparison."""
+    weight = Tensor(uniform(3, (4, 3)))
+    models = {
+        "mask": lambda array: (lambda x: x * (x > 0))(Tensor(array)),
+        "scaled mask": lambda array: (lambda x: x + (x > 0) * 0.5)(Tensor(array)),
+        "pixels": lambda array: (Tensor(array) / 255) @ weight,
+        "int mean": lambda array: (Tensor(array) > 100).mean(axis=1),
+    }
+    for name, model in models.items():
+        integer = name in ("pixels", "int mean")
+        example = np.random.default_rng(1).integers(0, 256, (2, 4)).astype(np.uint8) if integer else uniform(1, (2, 4))
+        path = tmp_path / f"{name}.onnx"
+        export(model, path, images=example)
+        file = onnx.load(str(path))
+        uint8_input = name == "int mean"
+        assert file.graph.input[0].type.tensor_type.elem_type == (
+            onnx.TensorProto.UINT8 if uint8_input else onnx.TensorProto.FLOAT), name
+        assert [node.op_type for node in file.graph.node].count("Cast") == (1 if name != "pixels" else 0), name
+        batch = np.random.default_rng(2).integers(0, 256, (5, 4)).astype(np.uint8) if integer else uniform(2, (5, 4))
+        if integer and not uint8_input:
+            np.testing.assert_allclose(run_onnx(path, batch.astype(np.float32)), forward(model, batch), rtol=1e-6,
+                                       atol=1e-6, err_msg=name)
+            continue
+        np.testing.assert_allclose(run_onnx(path, batch), forward(model, batch), rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("model, message", [
+    (lambda array: (lambda mask: mask + mask)(Tensor(array) > 0), r"op Add \(op 2 of 2\) on bool tensors"),
+    (lambda array: -Tensor(array.astype(np.uint8)), r"op Neg \(op 1 of 1\) on uint8 tensors: .*signed ints, floats"),
+    (lambda array: Tensor(array.astype(np.int64)).max_pool2d(2), r"op MaxPool2d \(op 1 of 1\) on int64 tensors"),
+])
+def test_an_op_onnx_defines_for_other_dtypes_only_is_an_error_naming_it(model, message):
+    """bool + bool, -uint8 and an int64 max pool run here, but ONNX has no such node: the
+    checker's InferenceError named only ONNX's node; the error names ours and the dtype."""
+    with pytest.raises(UnsupportedOpError, match=message):
+        to_onnx(model, images=uniform(0, (2, 1, 4, 4)))
+
+
+@pytest.mark.parametrize("model, example_shape, declared", [
+    (lambda array: Tensor(array).reshape(-1, 4), (2, 3, 4), ["logits_0", 4]),  # N·3 rows
+    (lambda array: Tensor(array).T, (2, 3, 4), [4, 3, "N"]),
+    (lambda array: (lambda x: x @ x.T)(Tensor(array)), (2, 3), ["N", "N"]),
+    (lambda array: Tensor(array).sum(axis=0), (2, 3), [3]),
+])
+def test_the_file_declares_every_output_axis_that_grows_with_the_batch(tmp_path, model, example_shape, declared):
+    """Only a leading batch axis was symbolic: x.reshape(-1, 4) was declared (6, 4), and
+    onnxruntime warned that the model's shape did not match at every other batch size."""
+    path = tmp_path / "shapes.onnx"
+    export(model, path, images=uniform(0, example_shape))
+    dims = onnx.load(str(path)).graph.output[0].type.tensor_type.shape.dim
+    assert [dim.dim_param or dim.dim_value for dim in dims] == declared
+    batch = uniform(1, (5,) + example_shape[1:])
+    np.testing.assert_allclose(run_onnx(path, batch), forward(model, batch), rtol=1e-5, atol=1e-5)
+
+
 def test_a_constant_that_depends_on_the_batch_size_is_an_error_unless_the_batch_is_fixed(tmp_path):
     """The review's case: y.sum(axis=0) / y.shape[0] traced at batch 1 froze the 1: at batch 5
     onnxruntime gave results off by hundreds, though the file claimed any batch size."""
@@ -371,7 +430,7 @@ def test_a_constant_that_depends_on_the_batch_size_is_an_error_unless_the_batch_
         y = Tensor(array) @ weight
         return y - y.sum(axis=0) / y.shape[0]
 
-    with pytest.raises(ValueError, match=r"input 1 of op Div \(op 3 of 4\) depends on the batch size.*"
+    with pytest.raises(ValueError, match=r"input 1 of op Div \(op 4 of 5\) depends on the batch size.*"
                                          r"it is 1 for batch 1 but 2 for batch 2.*dynamic_batch=False"):
         export(centred_by_hand, tmp_path / "centred.onnx", (1, 4))
     assert not (tmp_path / "centred.onnx").exists()

@@ -168,6 +168,34 @@ def _find_input(steps: list[Step], images: np.ndarray, parameter_ids: set[int]) 
     return next(iter(matches.values()))
 
 
+def _fold_casts(steps: list[Step], source: Tensor, parameter_ids: set[int], result: Tensor) -> tuple[list[Step], Tensor]:
+    """The steps without the casts the file needs no node for, and the input it takes.
+
+    Mixing dtypes casts inside the model (``x * (x > 0)``, an int tensor divided by 255: a
+    ``Cast`` op). A cast of a constant becomes the constant, cast. Where every use of an
+    integer input is the same cast to a float dtype (``Tensor(pixels) / 255``), the file takes
+    that float input: what a model given uint8 example pixels computes from (the pixels a
+    server sends are float32). An input also used as an integer (compared, indexed) stays one."""
+    produced = {id(step.output) for step in steps}
+    uses = [step for step in steps if any(tensor is source for tensor in step.tensors)]
+    input_casts = [step for step in uses if step.op.name == "Cast" and step.output.dtype.kind == "f"]
+    folded = set()
+    if (source.dtype.kind != "f" and uses and len(input_casts) == len(uses)
+            and len({step.output.dtype for step in input_casts}) == 1 and not any(step.output is result for step in uses)):
+        folded = {id(step) for step in input_casts}
+        first = input_casts[0].output
+        for step in steps:  # every other cast of the input reads the first one's result instead
+            step.tensors = tuple(first if any(tensor is cast.output for cast in input_casts) else tensor
+                                 for tensor in step.tensors)
+        source = first
+    for step in steps:
+        (tensor,) = step.tensors if step.op.name == "Cast" else (None,)
+        if tensor is not None and id(tensor) not in produced and id(tensor) not in parameter_ids \
+                and tensor is not source and step.output is not result:
+            folded.add(id(step))  # a cast constant: graph.value makes it an initializer
+    return [step for step in steps if id(step) not in folded], source
+
+
 def _check_fixed_graph(steps: list[Step], again: list[Step], leaves_to_skip: set[int],
                        batch: Optional[int] = None) -> None:
     """``again`` (the trace on another input of the same shape, or, given the example's
@@ -645,6 +673,30 @@ NOT_EXPORTABLE: dict[str, str] = {
     "CrossEntropy": "it is the loss: export the model that returns the logits, not the loss",
 }
 
+#: our ops whose ONNX node is defined for some input dtypes only (opset 17's type constraints;
+#: the rest take every dtype they can meet here): numpy dtype kinds ("i" signed ints, "u"
+#: unsigned, "f" floats) or dtype names
+ONNX_INPUT_TYPES: dict[str, tuple[str, ...]] = {
+    **{name: ("i", "u", "f") for name in ("Add", "Sub", "Mul", "Div")},  # no bool
+    "Neg": ("i", "f"),
+    "MaxPool2d": ("int8", "uint8", "f"),
+    "MatMul": ("int32", "int64", "uint32", "uint64", "f"),
+}
+_KIND_WORDS = {"i": "signed ints", "u": "unsigned ints", "f": "floats"}
+
+
+def _check_onnx_input_types(step: Step, position: int, count: int) -> None:
+    """An error naming our op and its dtype where ONNX defines no node for that dtype (the
+    checker would raise an InferenceError naming only the ONNX node)."""
+    allowed = ONNX_INPUT_TYPES.get(step.op.name, ())
+    for tensor in step.tensors if allowed else ():
+        if tensor.dtype.kind not in allowed and tensor.dtype.name not in allowed:
+            raise UnsupportedOpError(
+                f"cannot export op {step.op.name} (op {position} of {count}) on {tensor.dtype} tensors: ONNX "
+                f"defines it for {', '.join(_KIND_WORDS.get(kind, kind) for kind in allowed)} only; cast first "
+                "(e.g. .astype(np.float32))"
+            )
+
 
 def _converter(op: Function) -> Converter:
     """The op's converter, or an error that names the op and says why it has none."""
@@ -697,12 +749,19 @@ def _trace_other_batch(model: Any, images: np.ndarray) -> tuple[list[Step], Tens
         ) from error
 
 
-def _value_info(onnx, name: str, tensor: Tensor, batch_axis: bool):
-    """A graph input/output description: with ``batch_axis`` the leading axis is the symbolic "N"."""
-    shape: list[Union[int, str]] = list(tensor.shape)
-    if batch_axis and shape:
-        shape[0] = "N"
+def _value_info(onnx, name: str, tensor: Tensor, symbolic_axes: dict[int, str]):
+    """A graph input/output description; the axes in ``symbolic_axes`` get those names ("N")
+    instead of the example's sizes."""
+    shape: list[Union[int, str]] = [symbolic_axes.get(axis, size) for axis, size in enumerate(tensor.shape)]
     return onnx.helper.make_tensor_value_info(name, _onnx_type(onnx, tensor.dtype), shape)
+
+
+def _batch_axes(shape: tuple[int, ...], larger_shape: tuple[int, ...], batch: int, name: str) -> dict[int, str]:
+    """The output's axes that change with the batch size, each with its symbolic name: "N" for
+    an axis that is the batch (it grew from ``batch`` to ``batch + 1``), else "<name>_<axis>"
+    (one that grows otherwise: x.reshape(-1, 4) of N,3,4 has N·3 rows)."""
+    return {axis: "N" if (size, larger) == (batch, batch + 1) else f"{name}_{axis}"
+            for axis, (size, larger) in enumerate(zip(shape, larger_shape)) if size != larger}
 
 
 def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: Optional[np.ndarray] = None,
@@ -726,13 +785,17 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
     leaves = parameter_ids | {id(source)}
     _check_fixed_graph(steps, _trace(model, _example_inputs(input_shape, images, rng))[0], leaves)
     dynamic_batch = dynamic_batch and example.ndim > 0
-    batch_axis_of_output = False
+    output_axes: dict[int, str] = {}
     if dynamic_batch:
         batch = int(example.shape[0])
         larger = _example_inputs(input_shape, images, rng, batch=batch + 1)
         again, larger_result = _trace_other_batch(model, larger)
         _check_fixed_graph(steps, again, leaves, batch=batch)
-        batch_axis_of_output = larger_result.shape[:1] == (batch + 1,)
+        output_axes = _batch_axes(result.shape, larger_result.shape, batch, output_name)
+    steps, source = _fold_casts(steps, source, parameter_ids, result)
+    converters = [_converter(step.op) for step in steps]
+    for position, step in enumerate(steps, start=1):
+        _check_onnx_input_types(step, position, len(steps))
     graph = GraphBuilder(onnx, parameters)
     if hasattr(nn, "named_buffers"):
         graph.buffer_names = {id(array): name for name, array in nn.named_buffers(model).items()}
@@ -752,8 +815,8 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
 
     onnx_graph = onnx.helper.make_graph(
         graph.nodes, type(model).__name__,
-        inputs=[_value_info(onnx, graph.names[id(source)], source, dynamic_batch)],
-        outputs=[_value_info(onnx, output_name, result, batch_axis_of_output)],
+        inputs=[_value_info(onnx, graph.names[id(source)], source, {0: "N"} if dynamic_batch else {})],
+        outputs=[_value_info(onnx, output_name, result, output_axes)],
         initializer=graph.initializers,
     )
     onnx_model = onnx.helper.make_model(

@@ -1208,11 +1208,11 @@ def _promoted(a: Tensor, b: Tensor, true_division: bool = False) -> tuple[Tensor
         return a, b
     a_float, b_float = a.dtype.kind == "f", b.dtype.kind == "f"
     if a_float and not b_float:
-        return a, Tensor(b.data.astype(a.dtype))
+        return a, b.astype(a.dtype)
     if b_float and not a_float:
-        return Tensor(a.data.astype(b.dtype)), b
+        return a.astype(b.dtype), b
     if true_division and not a_float:
-        return Tensor(a.data.astype(np.float32)), Tensor(b.data.astype(np.float32))
+        return a.astype(np.float32), b.astype(np.float32)
     if (a.ndim == 0) != (b.ndim == 0):
         if a_float and b_float:  # (a recorded cast: the 0-d side keeps its gradient)
             return (a.astype(b.dtype), b) if a.ndim == 0 else (a, b.astype(a.dtype))
@@ -1220,7 +1220,7 @@ def _promoted(a: Tensor, b: Tensor, true_division: bool = False) -> tuple[Tensor
         if number.dtype.kind in "iu" and other.dtype.kind in "iu":
             limits = np.iinfo(other.dtype)
             if limits.min <= number.item() <= limits.max:  # (else numpy's wider dtype: the true result)
-                number = Tensor(number.data.astype(other.dtype))
+                number = number.astype(other.dtype)
                 return (number, b) if a.ndim == 0 else (a, number)
     return a, b
 
@@ -1228,7 +1228,7 @@ def _promoted(a: Tensor, b: Tensor, true_division: bool = False) -> tuple[Tensor
 def _floating(tensor: Tensor) -> Tensor:
     """The tensor itself if it is float, else its values as float32 (PyTorch gives float32
     for exp, log, ... of an integer tensor)."""
-    return tensor if tensor.dtype.kind == "f" else Tensor(tensor.data.astype(np.float32))
+    return tensor if tensor.dtype.kind == "f" else tensor.astype(np.float32)
 
 
 def _check_number(name: str, argument: str, value: object) -> None:
