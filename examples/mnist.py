@@ -171,7 +171,9 @@ class Run:
     rng: np.random.Generator
     resumed_from: Optional[str] = None
     session_train_seconds: float = 0.0
-    saved_at_step: Optional[int] = None  # global step of the last checkpoint this process wrote
+    #: (epoch, step in epoch) of the last checkpoint this process wrote: an epoch's last step and
+    #: the end of that epoch share a global step, but not a position (the end adds its record)
+    saved_at: Optional[tuple[int, int]] = None
     saved_where: Optional[str] = None  # and that position in words
     save_path: Optional[Path] = None
 
@@ -358,7 +360,7 @@ def where(position: dict[str, Any]) -> str:
 
 def write_checkpoint(run: Run) -> None:
     """Save the run to ``run.save_path`` (when saving); a failed write stops the run with one line."""
-    if run.save_path is None or run.saved_at_step == run.position["global_step"]:
+    if run.save_path is None or run.saved_at == (run.position["epoch"], run.position["step_in_epoch"]):
         return
     try:
         save_checkpoint(run.save_path, run.model, run.optimizer,
@@ -372,7 +374,7 @@ def write_checkpoint(run: Run) -> None:
             kept = "no checkpoint was written"
         raise CommandLineError(f"could not write the checkpoint {run.save_path}: {error.strerror or error}; "
                                f"training stopped {where(run.position)}; {kept}") from None
-    run.saved_at_step, run.saved_where = run.position["global_step"], where(run.position)
+    run.saved_at, run.saved_where = (run.position["epoch"], run.position["step_in_epoch"]), where(run.position)
 
 
 def train_epoch(run: Run, x_train: np.ndarray, y_train: np.ndarray, schedule, stop: StopOnSignal,

@@ -480,6 +480,17 @@ def test_sigterm_and_two_quick_ctrl_c_leave_a_checkpoint(data_dir, tmp_path):
 # ---------------------------------------------------------------------------
 
 
+def test_a_save_every_that_divides_the_epoch_still_saves_the_epoch_s_end(data_dir, tmp_path):
+    """The periodic save at an epoch's last step and the end-of-epoch save share a global step;
+    the second was skipped as a duplicate, so the file lacked the epoch's record and a finished
+    run resumed as unfinished."""
+    checkpoint = tmp_path / "run.npz"
+    run(data_dir, *TINY, "--epochs", "2", "--save", str(checkpoint), "--save-every", "6")  # 6 steps per epoch
+    assert position(checkpoint) == (2, 0, 12)
+    assert len(json.loads(str(np.load(checkpoint)["meta"]))["history"]) == 2
+    assert "is finished" in run(data_dir, "--limit-test", "50", "--resume", str(checkpoint)).stdout
+
+
 def test_resuming_a_finished_run_evaluates_it_and_a_larger_epochs_extends_it(data_dir, tmp_path, uninterrupted):
     checkpoint = tmp_path / "run.npz"
     checkpoint.write_bytes(uninterrupted.read_bytes())
