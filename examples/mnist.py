@@ -18,6 +18,8 @@ import argparse
 import importlib.util
 import json
 import math
+import os
+import shutil
 import signal
 import sys
 import time
@@ -131,6 +133,16 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
             parser.error(f"{flag_name(name)} must be a finite number >= 0, got {value}")
     if args.betas is not None and not all(0 <= beta < 1 for beta in args.betas):
         parser.error(f"--betas must lie in [0, 1), got {args.betas}")
+    if args.seed is not None and args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    optimizer = args.optimizer or RECIPES[args.recipe or DEFAULTS["recipe"]]["optimizer"]
+    if not args.resume and optimizer == "adam" and args.momentum is not None:  # (resuming ignores both, with a note)
+        parser.error("--momentum is SGD's; Adam would ignore it (its moment decay rates are --betas)")
+    if not args.resume and optimizer == "sgd" and args.betas is not None:
+        parser.error("--betas are Adam's (--optimizer adam); SGD would ignore them (its setting is --momentum)")
+    for name in ("save", "resume", "json", "plots", "graph", "export_onnx", "data_dir"):  # ~ as the shell would
+        if getattr(args, name):
+            setattr(args, name, os.path.expanduser(getattr(args, name)))  # (text kept: "out/" names a directory)
     if args.eval_only and not args.resume:
         parser.error("--eval-only needs --resume PATH (the checkpoint to evaluate)")
     if args.save_every and not (args.save or args.resume) or args.save_every and args.eval_only:
@@ -459,7 +471,10 @@ def write_graph_file(model, images: np.ndarray, labels: np.ndarray, path: str, l
     from tinygrad_cnn.graph import write_graph
 
     loss = model(images).cross_entropy(labels)
-    written = write_graph(loss, path, model=model)
+    try:
+        written = write_graph(loss, path, model=model)
+    except RuntimeError as error:  # Graphviz's dot failed (the checkpoint, if any, is already saved)
+        raise CommandLineError(f"--graph {path}: {error}") from None
     log("graph written to " + ", ".join(str(p) for p in written))
 
 
@@ -527,6 +542,9 @@ def check_outputs(args: argparse.Namespace) -> None:
     for flag, value in (("--json", args.json), ("--graph", args.graph), ("--export-onnx", args.export_onnx)):
         if value:
             prepare_output_file(value, flag)
+    if args.graph and Path(args.graph).suffix.lower() == ".png" and shutil.which("dot") is None:
+        raise CommandLineError(f"--graph {args.graph}: drawing the picture needs Graphviz's dot program, which is not "
+                               "on PATH; install Graphviz, or give a .dot path for the DOT text alone")
     if args.export_onnx and importlib.util.find_spec("onnx") is None:
         raise CommandLineError("--export-onnx needs the onnx package: pip install -e \".[onnx]\"")
     if args.resume and not Path(args.resume).expanduser().is_file():

@@ -182,6 +182,37 @@ def test_bad_flags_and_missing_data_are_reported(tmp_path):
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--seed", "-1"], "--seed must be >= 0, got -1"),  # (was a traceback from the model's constructor)
+    (["--optimizer", "adam", "--momentum", "0.5"], "--momentum is SGD's; Adam would ignore it"),  # (silently ignored)
+    (["--betas", "0.8", "0.99"], "--betas are Adam's (--optimizer adam); SGD would ignore them"),
+])
+def test_a_flag_the_run_cannot_use_is_refused_by_the_parser(flags, message):
+    result = subprocess.run([sys.executable, str(SCRIPT), *flags], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
+    assert result.returncode == 2 and f"mnist.py: error: {message}" in result.stderr, result.stderr
+
+
+def test_a_png_graph_without_graphviz_is_refused_before_training(tmp_path):
+    """A PATH without Graphviz's dot: the picture cannot be drawn, said in one line up front
+    (it was a traceback after training)."""
+    result = subprocess.run([sys.executable, str(SCRIPT), "--graph", str(tmp_path / "graph.png"),
+                             "--data-dir", str(tmp_path)], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPOSITORY), "PATH": str(tmp_path)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"error: --graph {tmp_path / 'graph.png'}: drawing the picture needs Graphviz's dot")
+
+
+def test_a_tilde_the_shell_did_not_expand_is_a_home_directory_in_every_path(data_dir, tmp_path, monkeypatch):
+    """--resume='~/run.npz' passed the up-front check (which expanded ~) and then failed to load."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    run(data_dir, *TINY, "--epochs", "1", "--save", "~/run.npz", "--json", "~/result.json")
+    assert (tmp_path / "run.npz").is_file() and (tmp_path / "result.json").is_file()
+    result = subprocess.run(command(data_dir, "--limit-test", "50", "--resume", "~/run.npz", "--eval-only"),
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
+    assert result.returncode == 0 and f"Test accuracy of {tmp_path / 'run.npz'}" in result.stdout, result.stderr
+
+
 def test_plots_and_every_other_output_are_written_into_missing_directories(data_dir, tmp_path):
     pytest.importorskip("matplotlib")
     run(data_dir, "--limit-train", "64", "--limit-test", "100", "--epochs", "1", "--batch-size", "32",
