@@ -1,5 +1,7 @@
 """The per-op profiler: counts and structure only (timings are never asserted)."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -74,3 +76,16 @@ def test_entering_the_same_profiler_again_inside_its_block_is_refused():
     with profiler:  # once its block has ended it may be entered again, and the counts add up
         small_graph()
     assert profiler.stats["MatMul"].forward_calls == 2
+
+
+def test_reset_inside_the_block_restarts_the_wall_clock_too():
+    """After warm-up steps inside the block, reset() dropped the op times but kept the warm-up
+    in wall_seconds (a second of sleep showed as a 1000 ms engine overhead)."""
+    x = Tensor(np.ones((4, 4), dtype=np.float32), requires_grad=True)
+    with Profiler() as profiler:
+        time.sleep(0.2)  # the warm-up
+        profiler.reset()
+        (x * x).sum().backward()
+    assert profiler.wall_seconds < 0.1
+    assert profiler.stats["Mul"].forward_calls == 1
+

@@ -82,9 +82,12 @@ class Profiler:
         tensor.backward_hooks.remove(self._on_backward)
 
     def reset(self) -> None:
-        """Forget everything measured so far (e.g. after warm-up steps)."""
+        """Forget everything measured so far (e.g. after warm-up steps); inside the block, the
+        wall clock restarts too, so wall_seconds counts from here like the op times."""
         self.stats.clear()
         self.wall_seconds = 0.0
+        if self._start is not None:
+            self._start = time.perf_counter()
 
     def rows(self) -> list[tuple[str, OpStats]]:
         """(op name, stats), the most expensive op (forward + backward) first."""
