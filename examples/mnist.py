@@ -49,6 +49,7 @@ from common import (
 )
 
 from tinygrad_cnn.datasets import batches
+from tinygrad_cnn.models import SeedCNN, SeedMLP
 from tinygrad_cnn.nn import get_parameters
 from tinygrad_cnn.optim import SGD, Adam, Optimizer, WarmupCosine
 
@@ -638,7 +639,8 @@ def evaluate_only(args: argparse.Namespace, started: float, log: Log):
     accuracy = checkpoint_accuracy(model, x_test, y_test, args.resume)
     log(f"Test accuracy of {args.resume}: {accuracy:.2f}% on {len(y_test)} images")
     config = meta["config"] if meta else {}
-    result = {"model": config.get("model"), "epochs": meta["epoch"] if meta else None,
+    network = {SeedCNN: "cnn", SeedMLP: "mlp"}.get(type(model))  # (a plain state dict has no config)
+    result = {"model": config.get("model", network), "epochs": meta["epoch"] if meta else None,
               "batch_size": config.get("batch_size"), "train_images": None, "test_images": len(x_test),
               "test_accuracy": accuracy, "train_seconds": meta["train_seconds"] if meta else None,
               "session_train_seconds": 0.0, "total_seconds": time.perf_counter() - started,

@@ -242,8 +242,11 @@ def test_resume_from_a_corrupt_or_foreign_checkpoint_is_refused(data_dir, tmp_pa
     np.savez(weights_only, **state_dict(SeedCNN(seed=1)))  # what tinygrad_cnn.nn.save(model, path) writes
     result = run(data_dir, "--resume", str(weights_only), expect=1)
     assert "not a training checkpoint" in result.stderr and "--eval-only" in result.stderr
-    evaluated = run(data_dir, "--resume", str(weights_only), "--eval-only", "--limit-test", "50")
+    result_file = tmp_path / "result.json"
+    evaluated = run(data_dir, "--resume", str(weights_only), "--eval-only", "--limit-test", "50",
+                    "--json", str(result_file))
     assert "Test accuracy of" in evaluated.stdout
+    assert json.loads(result_file.read_text())["model"] == "cnn"  # recognised by its weights (it was null)
 
 
 # ---------------------------------------------------------------------------
