@@ -20,8 +20,9 @@ graph's leaves:
   an op holds (a batch norm's ``bn.running_mean``);
 * the graph input is the one leaf that holds the example input (after the model's own
   cast, e.g. uint8 → float32): models turn the user's array into a fresh Tensor inside
-  ``__call__``, so that is how it is found. Its batch axis is symbolic ("N"): the file
-  runs on any batch size;
+  ``__call__``, so that is how it is found. An integer input whose every use is one cast
+  to float is taken as that float input (``_fold_casts``). Its batch axis is symbolic
+  ("N"): the file runs on any batch size, and so is every output axis that grows with it;
 * every other leaf (a number like the 255 of ``x / 255``) is a constant initializer.
 
 The model is traced a second time on another input: a constant that changes with the
@@ -189,10 +190,11 @@ def _fold_casts(steps: list[Step], source: Tensor, parameter_ids: set[int], resu
                                  for tensor in step.tensors)
         source = first
     for step in steps:
-        (tensor,) = step.tensors if step.op.name == "Cast" else (None,)
-        if tensor is not None and id(tensor) not in produced and id(tensor) not in parameter_ids \
-                and tensor is not source and step.output is not result:
-            folded.add(id(step))  # a cast constant: graph.value makes it an initializer
+        if step.op.name != "Cast" or step.output is result:
+            continue
+        (tensor,) = step.tensors
+        if id(tensor) not in produced and id(tensor) not in parameter_ids and tensor is not source:
+            folded.add(id(step))  # a cast constant: graph.value makes its result an initializer
     return [step for step in steps if id(step) not in folded], source
 
 
