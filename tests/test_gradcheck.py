@@ -111,3 +111,37 @@ def test_non_finite_inputs_and_tolerances_are_refused():
             gradcheck(lambda t: t * 2, [np.ones(2)], **{name: np.nan})
     with pytest.raises(ValueError, match="eps must be a finite number > 0, got 0"):
         gradcheck(lambda t: t * 2, [np.ones(2)], eps=0)
+
+
+class HalfSquare(ops.Function):
+    """y = x² with a VJP that is half the true one: G·x instead of 2·G·x."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, grad_out):
+        return (grad_out * self.x,)
+
+
+@given(size=st.integers(70, 100), scale=st.floats(1e-5, 1e-1), seed=st.integers(0, 2**32 - 1))
+def test_projection_check_catches_a_wrong_vjp_with_small_gradients(size, scale, seed):
+    # size² inputs and outputs: only the projections run. Each wrong Jacobian entry is off by
+    # x, at least 1e-5 in most places, which the full check would catch entry by entry; with
+    # unit-length projection vectors ⟨u, J v⟩ shrank by size² and fell under atol.
+    x = scale * np.random.default_rng(seed).standard_normal((size, size))
+    with pytest.raises(GradcheckError, match="random direction"):
+        gradcheck(lambda t: HalfSquare.apply(t), [x])
+    with pytest.raises(GradcheckError, match="random direction"):
+        gradcheck(lambda t: HalfSquare.apply(t).sum(), [x])
+    assert gradcheck(lambda t: t * t, [x]) and gradcheck(lambda t: (t * t).sum(), [x])
+
+
+def test_a_check_that_would_check_nothing_is_refused():
+    with pytest.raises(ValueError, match=r"projections=0 and the full Jacobian \(10000 inputs × 10000 outputs\) "
+                                         r"is over full_jacobian_limit=4096, so nothing would be checked"):
+        gradcheck(lambda t: HalfSquare.apply(t), [np.ones((100, 100))], projections=0)
+    with pytest.raises(ValueError, match="nothing would be checked"):
+        gradcheck(lambda t: HalfSquare.apply(t), [np.ones(2)], projections=0, full_jacobian_limit=0)
+    with pytest.raises(GradcheckError, match=r"d input\(0,\)"):  # small enough: the full Jacobian alone runs
+        gradcheck(lambda t: HalfSquare.apply(t), [np.ones(2)], projections=0)
