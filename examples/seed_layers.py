@@ -349,13 +349,13 @@ def compare_layer(layer: type[Function], arrays: Sequence[np.ndarray], rng: np.r
     framework_output, framework_grads = gradients(primitives, arrays, grad_out)
     # Finite differences are undefined at a ReLU kink or a pool tie (real images have many),
     # and a step across one fails the check. So gradcheck gets the input spread off them:
-    # each element moved by its own odd multiple of 0.5e-2 / size (a random permutation),
-    # so that no two elements that were equal, and no element that was 0, are within
-    # 1e-2 / size of each other or of 0 (4e-7 for 25,088 elements): about 4x what the steps
-    # of gradcheck with ε = 1e-8 can close (ε times a standard-normal entry each). The ties
+    # element i moves up by (k_i + ½)·1e-2/size, k a random permutation of 0 .. size−1, so
+    # two elements that were equal end at least 1e-2/size apart and one that was 0 at least
+    # half that above 0 (4e-7 and 2e-7 for 25,088 elements): about 4x what the steps of
+    # gradcheck with ε = 1e-8 (ε times a standard-normal entry each) can close. The ties
     # themselves are checked by the exact comparison with the framework.
     size = arrays[0].size
-    spread = (rng.permutation(size) + 0.5 - size / 2) * (1e-2 / size)
+    spread = (rng.permutation(size) + 0.5) * (1e-2 / size)
     jittered = [arrays[0] + spread.reshape(arrays[0].shape)] + arrays[1:]
     try:
         verdict = "pass" if gradcheck(seed, jittered, eps=1e-8) else "FAIL"
