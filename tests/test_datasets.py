@@ -224,6 +224,16 @@ def test_raw_name_on_a_gzip_file_hints_at_the_suffix(tmp_path: Path) -> None:
         read_idx(path)
 
 
+def test_gz_file_compressed_twice_says_so(tmp_path: Path) -> None:
+    """As when a server adds its own compression to an already-gzipped file: the file is named .gz
+    already, so the hint must not be "name it .gz"."""
+    path = tmp_path / "labels.gz"
+    path.write_bytes(gzip.compress(gzip.compress(idx_bytes(np.arange(5, dtype=np.uint8)))))
+    with pytest.raises(IDXFormatError, match=r"labels\.gz: gzip-compressed twice.*decompress it once") as caught:
+        read_idx(path)
+    assert "name it .gz" not in str(caught.value)
+
+
 def test_missing_file_raises_file_not_found_naming_the_path(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nowhere-idx1-ubyte\.gz"):
         read_idx(tmp_path / "nowhere-idx1-ubyte.gz")
@@ -519,6 +529,76 @@ def test_download_refuses_files_without_a_checksum(tmp_path: Path, server: Local
     assert server.requests == []
 
 
+@pytest.mark.parametrize("mirror, message", [
+    ("/srv/data/mnist/", r"mirror '/srv/data/mnist/' has no URL scheme.*http://, https://, file://.*file:///srv/data/mnist/"),
+    ("ftp://example.com/mnist/", r"mirror 'ftp://example\.com/mnist/' has the URL scheme 'ftp'.*http://, https://, file://"),
+    ("http:///mnist/", r"mirror 'http:///mnist/' names no host"),
+    ("http://[::1/mnist/", r"mirror 'http://\[::1/mnist/' is not a valid URL \(Invalid IPv6 URL\)"),
+    ("http://127.0.0.1:99999/mnist/", r"mirror 'http://127\.0\.0\.1:99999/mnist/' is not a valid URL \(Port out of range"),
+], ids=["a bare path", "ftp", "no host", "bad IPv6 address", "bad port"])
+def test_download_refuses_a_mirror_that_is_not_a_url_before_any_work(tmp_path: Path, server: LocalServer, checksums, mirror: str, message: str) -> None:
+    target = tmp_path / "target"
+    with pytest.raises(ValueError, match=message):
+        download_files(GZ_FILES[:1], target, [server.url("good"), mirror], checksums, progress=False)
+    assert not target.exists() and server.requests == []  # checked before the first download, and no folder made
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    ({"mirrors": "http://127.0.0.1/mnist/"}, TypeError, r"mirrors must be a list or tuple of base URLs, not str \(for one mirror"),
+    ({"mirrors": [b"http://127.0.0.1/mnist/"]}, TypeError, r"each mirror must be a str, not bytes: b'http://127\.0\.0\.1/mnist/'"),
+    ({"filenames": GZ_FILES[0]}, TypeError, r"filenames must be a list or tuple of file names, not str"),
+    ({"timeout": -1}, ValueError, r"timeout must be a positive, finite number of seconds, got -1"),
+    ({"timeout": 0}, ValueError, r"timeout must be a positive, finite number of seconds, got 0"),
+    ({"timeout": float("nan")}, ValueError, r"timeout must be a positive, finite number of seconds, got nan"),
+    ({"timeout": "5"}, TypeError, r"timeout must be a number of seconds, not str"),
+    ({"timeout": True}, TypeError, r"timeout must be a number of seconds, not bool"),
+    ({"deadline": float("inf")}, ValueError, r"deadline must be a positive, finite number of seconds, got inf"),
+], ids=["one mirror as a str", "mirror as bytes", "one file name as a str", "negative timeout", "zero timeout", "nan timeout",
+        "timeout as a str", "timeout as a bool", "infinite deadline"])
+def test_download_checks_its_arguments_before_any_work(tmp_path: Path, server: LocalServer, checksums, arguments: dict, error: type, message: str) -> None:
+    target = tmp_path / "target"
+    call = {"filenames": GZ_FILES[:1], "directory": target, "mirrors": [server.url("good")], "checksums": checksums, "progress": False}
+    with pytest.raises(error, match=message):
+        download_files(**{**call, **arguments})
+    assert not target.exists() and server.requests == []
+
+
+def test_download_from_a_file_url_and_past_a_url_that_cannot_be_sent(tmp_path: Path, server: LocalServer, checksums) -> None:
+    """file:// mirrors work (a local copy); a URL that passes the checks but cannot be sent over HTTP
+    (a non-ASCII path) fails that mirror only, and the next ones are still tried."""
+    local = tmp_path / "local copy"
+    write_mnist(local)
+    mirrors = [server.url("données"), (tmp_path / "nowhere").as_uri() + "/", local.as_uri() + "/"]
+    paths = download_files(GZ_FILES, tmp_path / "target", mirrors, checksums, timeout=5, progress=False)
+    assert files_in(tmp_path / "target") == sorted(GZ_FILES)
+    assert all(path.read_bytes() == (local / path.name).read_bytes() for path in paths)
+    with pytest.raises(DownloadError, match=r"données/train-images-idx3-ubyte\.gz: .*ascii") as caught:
+        download_files(GZ_FILES[:1], tmp_path / "other", mirrors[:2], checksums, timeout=5, progress=False)
+    assert len(caught.value.reasons) == 2 and "nowhere" in caught.value.reasons[1]
+    assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "broken symbolic link", "symbolic link to a file"])
+def test_download_into_a_path_that_is_not_a_directory(tmp_path: Path, server: LocalServer, checksums, kind: str) -> None:
+    target = tmp_path / "target"
+    if kind == "file":
+        target.write_text("not a folder")
+        description = "a file"
+    elif kind == "broken symbolic link":
+        target.symlink_to(tmp_path / "unmounted" / "disk")
+        description = f"a broken symbolic link to {tmp_path / 'unmounted' / 'disk'}"
+    else:
+        (tmp_path / "notes.txt").write_text("not a folder")
+        target.symlink_to(tmp_path / "notes.txt")
+        description = f"a symbolic link to {tmp_path / 'notes.txt'}, which is not a directory"
+    problem = f"{target} exists but is not a directory ({description})"
+    with pytest.raises(NotADirectoryError, match=rf"^{re.escape(problem)}"):
+        download_files(GZ_FILES[:1], target, [server.url("good")], checksums, progress=False)
+    with pytest.raises(NotADirectoryError, match=rf"^{re.escape(problem)}, so {re.escape(str(target / 'sub'))} cannot be created"):
+        download_files(GZ_FILES[:1], target / "sub", [server.url("good")], checksums, progress=False)
+    assert server.requests == []
+
+
 def test_mnist_downloads_only_missing_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, arrays, checksums) -> None:
     monkeypatch.setattr(datasets, "MIRRORS", (dead_port_url(), server.url("good")))
     monkeypatch.setattr(datasets, "SHA256", checksums)
@@ -594,6 +674,34 @@ def test_a_root_that_is_a_file_is_an_error(tmp_path: Path) -> None:
     write_mnist(tmp_path)
     with pytest.raises(NotADirectoryError, match=rf"{re.escape(str(tmp_path / MNIST_FILES[0]))}\.gz is not a directory\. Did you mean {re.escape(str(tmp_path))}\?"):
         mnist(tmp_path / f"{MNIST_FILES[0]}.gz")
+
+
+@pytest.mark.parametrize("loader, folder", [(mnist, "mnist"), (fashion_mnist, "fashion-mnist")])
+@pytest.mark.parametrize("download", [True, False])
+def test_a_data_set_folder_that_is_not_a_directory_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loader, folder: str, download: bool) -> None:
+    """root/mnist a broken link (to an unmounted disk) or a file: say so, not a bare FileExistsError
+    from mkdir (downloading) or "Missing from root/mnist" (not downloading)."""
+    monkeypatch.setattr(datasets, "MIRRORS", (dead_port_url(),))
+    monkeypatch.setattr(datasets, "FASHION_MNIST_MIRRORS", (dead_port_url(),))
+    (tmp_path / folder).symlink_to(tmp_path / "unmounted" / folder)
+    with pytest.raises(NotADirectoryError, match=re.escape(f"{tmp_path / folder} exists but is not a directory (a broken symbolic link to {tmp_path / 'unmounted' / folder})")):
+        loader(tmp_path, download=download)
+    (tmp_path / folder).unlink()
+    (tmp_path / folder).write_text("notes")
+    with pytest.raises(NotADirectoryError, match=re.escape(f"{tmp_path / folder} exists but is not a directory (a file)")):
+        loader(tmp_path, download=download)
+    write_mnist(tmp_path)  # a root holding the files itself is used as before
+    loader(tmp_path, download=download)
+
+
+def test_a_cache_folder_that_is_not_a_directory_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TINYGRAD_CNN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "cache").write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match=re.escape(
+        f"{tmp_path / 'cache'} exists but is not a directory (a file), so {tmp_path / 'cache' / 'tinygrad_cnn' / 'mnist'} cannot be created"
+    )):
+        mnist(download=False)
 
 
 def test_a_misspelt_root_suggests_the_directory_with_the_files(tmp_path: Path) -> None:
@@ -708,9 +816,9 @@ def test_fashion_mnist_refuses_gunzipped_mnist_files(tmp_path: Path, monkeypatch
     directory = tmp_path / "raw"
     write_mnist(directory, compress=False)
     content = (directory / TRAIN_LABELS).read_bytes()
-    monkeypatch.setattr(datasets, "LABELS_CONTENT_SHA256", {"MNIST": hashlib.sha256(content).hexdigest()})
+    monkeypatch.setattr(datasets, "LABELS_CONTENT_SHA256", {"MNIST": {TRAIN_LABELS: hashlib.sha256(content).hexdigest()}})
     with pytest.raises(ValueError, match=rf"{re.escape(str(directory))} holds the MNIST files, not Fashion-MNIST "
-                                         rf"\(its {TRAIN_LABELS} file is MNIST's\)"):
+                                         rf"\({TRAIN_LABELS} there is MNIST's published training labels file, not Fashion-MNIST's\)"):
         fashion_mnist(directory, download=False)
     mnist(directory, download=False)
     regzipped = tmp_path / "regzipped"  # gzipped again: other header bytes, same content
@@ -730,6 +838,52 @@ def test_fashion_mnist_refuses_the_real_mnist_labels_gunzipped(tmp_path: Path) -
     (tmp_path / TRAIN_LABELS).write_bytes(gzip.decompress((Path(root) / f"{TRAIN_LABELS}.gz").read_bytes()))
     with pytest.raises(ValueError, match=r"holds the MNIST files, not Fashion-MNIST"):
         fashion_mnist(tmp_path, download=False)
+
+
+def test_fashion_mnist_refuses_the_mnist_test_files_beside_other_training_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training on Fashion-MNIST and testing on MNIST's digits must not pass silently: the test
+    split's labels are recognised too, published (.gz) or by their content, and vice versa."""
+    directory = tmp_path / "mixed"
+    write_mnist(directory)  # stand-ins for the training files, the test files to be "MNIST's"
+    test_labels = directory / f"{MNIST_FILES[3]}.gz"
+    monkeypatch.setattr(datasets, "SHA256", {f"{MNIST_FILES[3]}.gz": hashlib.sha256(test_labels.read_bytes()).hexdigest()})
+    with pytest.raises(ValueError, match=re.escape(
+        f"{directory} holds the MNIST files, not Fashion-MNIST ({test_labels.name} there is MNIST's published test labels file, not Fashion-MNIST's)"
+    )):
+        fashion_mnist(directory, download=False)
+    mnist(directory, download=False)
+
+    content = gzip.decompress(test_labels.read_bytes())
+    test_labels.unlink()
+    write_file(directory / MNIST_FILES[3], content)  # gunzipped
+    monkeypatch.setattr(datasets, "LABELS_CONTENT_SHA256", {"MNIST": {MNIST_FILES[3]: hashlib.sha256(content).hexdigest()}})
+    with pytest.raises(ValueError, match=rf"\({MNIST_FILES[3]} there is MNIST's published test labels file"):
+        fashion_mnist(directory, download=False)
+
+    monkeypatch.setattr(datasets, "SHA256", {})
+    monkeypatch.setattr(datasets, "LABELS_CONTENT_SHA256", {})
+    write_file(test_labels, content)  # .gz again, preferred to the raw file
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SHA256", {test_labels.name: hashlib.sha256(test_labels.read_bytes()).hexdigest()})
+    with pytest.raises(ValueError, match=r"holds the Fashion-MNIST files, not MNIST \(t10k-labels-idx1-ubyte\.gz there is Fashion-MNIST's published test labels"):
+        mnist(directory, download=False)
+    fashion_mnist(directory, download=False)
+
+
+def test_fashion_mnist_refuses_the_real_mnist_test_labels(tmp_path: Path) -> None:
+    root = os.environ.get("TINYGRAD_CNN_DATA")
+    if not root:
+        if os.environ.get("CI"):  # CI always provides the data: never pass vacuously there
+            pytest.fail("CI must set TINYGRAD_CNN_DATA to the directory with the MNIST files")
+        pytest.skip("TINYGRAD_CNN_DATA not set")
+    test_labels = f"{MNIST_FILES[3]}.gz"
+    write_mnist(tmp_path / "published")
+    (tmp_path / "published" / test_labels).write_bytes((Path(root) / test_labels).read_bytes())
+    write_mnist(tmp_path / "gunzipped")
+    (tmp_path / "gunzipped" / test_labels).unlink()
+    (tmp_path / "gunzipped" / MNIST_FILES[3]).write_bytes(gzip.decompress((Path(root) / test_labels).read_bytes()))
+    for directory in ("published", "gunzipped"):
+        with pytest.raises(ValueError, match=r"holds the MNIST files, not Fashion-MNIST \(t10k-labels-idx1-ubyte(\.gz)? there is MNIST's published test labels"):
+            fashion_mnist(tmp_path / directory, download=False)
 
 
 def test_load_idx_directory_says_when_the_directory_is_missing_or_a_file(tmp_path: Path) -> None:

@@ -16,12 +16,14 @@ Where the files live
     is used (and created). Each file may be gzip-compressed (``.gz``, preferred when both
     exist) or raw. Files already present are validated for their structure, not their
     checksums, so any directory of IDX files in this layout loads (KMNIST, your own; see
-    ``load_idx_directory``); only the other known data set's files are refused, so that
-    Fashion-MNIST is never trained on MNIST's digits by mistake.
+    ``load_idx_directory``); only the other known data set's files are refused (recognised by
+    the labels of either split), so that Fashion-MNIST is never trained or tested on MNIST's
+    digits by mistake.
 
 Downloading
     Missing files are fetched as ``.gz`` from the mirrors in turn (``MIRRORS``,
-    ``FASHION_MNIST_MIRRORS``); stderr says which mirror is being tried. A mirror that does
+    ``FASHION_MNIST_MIRRORS``; ``http://``, ``https://`` or ``file://`` base URLs); stderr
+    says which mirror is being tried. A mirror that does
     not answer for ``DOWNLOAD_TIMEOUT_SECONDS`` (connecting or between two reads), or whose
     file takes longer than ``DOWNLOAD_DEADLINE_SECONDS`` in all, is given up for the next.
     Each download goes to a temporary file in the target directory, is checked against the
@@ -42,11 +44,13 @@ import gzip
 import hashlib
 import http.client
 import math
+import numbers
 import os
 import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from pathlib import Path
@@ -114,13 +118,16 @@ FASHION_MNIST_SHA256: dict[str, str] = {
     "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
 }
 
-# SHA-256 of the uncompressed training labels (the IDX bytes inside the .gz), so that a data
-# set is recognised gunzipped (or gzipped again, with another header) too. Only MNIST's is here
-# (from its published file): Fashion-MNIST publishes only the .gz sums. So fashion_mnist()
-# refuses MNIST's files in any form, the usual mix-up (MNIST is everywhere), while mnist()
-# recognises Fashion-MNIST only by its published .gz files.
-LABELS_CONTENT_SHA256: dict[str, str] = {
-    "MNIST": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+# SHA-256 of the uncompressed label files (the IDX bytes inside the published .gz), so that a
+# data set is recognised gunzipped (or gzipped again, with another header) too. Only MNIST's are
+# here (computed from its published files): Fashion-MNIST publishes only the .gz sums. So
+# fashion_mnist() refuses MNIST's labels in any form, the usual mix-up (MNIST is everywhere),
+# while mnist() recognises Fashion-MNIST only by its published .gz files.
+LABELS_CONTENT_SHA256: dict[str, dict[str, str]] = {
+    "MNIST": {
+        "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
 }
 
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
@@ -154,6 +161,8 @@ IDX_DTYPES: dict[int, np.dtype] = {
 }
 
 GZIP_MAGIC = b"\x1f\x8b"
+# The URL schemes a mirror may have: what urllib fetches here (file:// for a local copy).
+MIRROR_SCHEMES: tuple[str, ...] = ("http", "https", "file")
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 # A mirror that sends nothing for this long (connecting, or between two reads) is given up.
 DOWNLOAD_TIMEOUT_SECONDS = 10.0
@@ -226,9 +235,16 @@ def _read_file_bytes(path: Path) -> bytes:
             "if it is a raw IDX file, remove the .gz from its name",
         )
     try:
-        return gzip.decompress(content)
+        content = gzip.decompress(content)
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise IDXFormatError(path, f"corrupt or truncated gzip data ({error})") from error
+    if content[:2] == GZIP_MAGIC:
+        raise IDXFormatError(
+            path,
+            "gzip-compressed twice: its decompressed data starts with the gzip magic 0x1f8b again "
+            "(as when a server adds its own compression to a .gz file); decompress it once, keeping the .gz name",
+        )
+    return content
 
 
 def read_idx(path: PathLike, expected_magic: Optional[int] = None) -> np.ndarray:
@@ -329,19 +345,17 @@ def _holds_all_files(directory: Path) -> bool:
     return all(_find_idx_file(directory, name) is not None for name in MNIST_FILES)
 
 
-def _published_data_set(directory: Path) -> Optional[str]:
-    """``"MNIST"`` or ``"Fashion-MNIST"`` when ``directory`` holds that data set's published
-    training labels (by SHA-256: the two share every file name), else None. The ``.gz`` file
-    is compared with the published sums, then its content (or the gunzipped file's) with
+def _published_labels(path: Path) -> Optional[str]:
+    """``"MNIST"`` or ``"Fashion-MNIST"`` when the labels file ``path`` is that data set's
+    published one (by SHA-256: the two share every file name), else None. A ``.gz`` file is
+    compared with the published sums, then its content (or the raw file's) with
     ``LABELS_CONTENT_SHA256``."""
-    labels_path = _find_idx_file(directory, TRAIN_LABELS)
-    if labels_path is None:
-        return None
-    content = labels_path.read_bytes()
-    if labels_path.suffix.lower() == ".gz":
+    content = path.read_bytes()
+    base = path.name.removesuffix(".gz")
+    if path.suffix.lower() == ".gz":
         digest = hashlib.sha256(content).hexdigest()
         known = {"MNIST": SHA256, "Fashion-MNIST": FASHION_MNIST_SHA256}  # read now, so tests can swap them
-        name = next((name for name, checksums in known.items() if checksums.get(labels_path.name) == digest), None)
+        name = next((name for name, checksums in known.items() if checksums.get(f"{base}.gz") == digest), None)
         if name is not None:
             return name
         try:
@@ -349,7 +363,22 @@ def _published_data_set(directory: Path) -> Optional[str]:
         except (OSError, EOFError, zlib.error):  # not gzip: the loader says so
             return None
     digest = hashlib.sha256(content).hexdigest()
-    return next((name for name, checksum in LABELS_CONTENT_SHA256.items() if checksum == digest), None)
+    return next((name for name, checksums in LABELS_CONTENT_SHA256.items() if checksums.get(base) == digest), None)
+
+
+def _other_data_set(directory: Path, name: str) -> Optional[tuple[str, Path]]:
+    """The known data set other than ``name`` whose published labels ``directory`` holds, with
+    the labels file that shows it, else None. Both splits' labels are looked at (one split of
+    each data set is refused too); the images are not hashed: they are large, and a split's
+    labels tell which data set it is."""
+    for base in (TRAIN_LABELS, TEST_LABELS):
+        labels_path = _find_idx_file(directory, base)
+        if labels_path is None:
+            continue
+        owner = _published_labels(labels_path)
+        if owner is not None and owner != name:
+            return owner, labels_path
+    return None
 
 
 def _directories_holding_the_files(start: Path, depth: int = 2, limit: int = 300) -> list[Path]:
@@ -383,7 +412,7 @@ def _suggestion(near: Path, name: Optional[str] = None) -> str:
         return ""
     found = [
         directory for directory in _directories_holding_the_files(start)
-        if name is None or _published_data_set(directory) in (None, name)
+        if name is None or _other_data_set(directory, name) is None
     ]
     return f" Did you mean {' or '.join(map(str, found[:3]))}? (It holds the four files.)" if found else ""
 
@@ -413,6 +442,24 @@ def _data_directory(root: Optional[PathLike], folder: str, name: str) -> Path:
     if any(_find_idx_file(root, base) is not None for base in MNIST_FILES):
         return root
     return root / folder
+
+
+def _not_a_directory(directory: Path) -> Optional[str]:
+    """Why ``directory`` cannot hold files: ``"<path> exists but is not a directory (a file)"``,
+    where ``<path>`` is ``directory`` or the nearest of its parents that exists (then ``", so
+    <directory> cannot be created"`` follows), or (a broken symbolic link to …); None if it can."""
+    existing = directory
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir():
+        return None
+    if existing.is_symlink():
+        target = os.readlink(existing)
+        kind = f"a symbolic link to {target}, which is not a directory" if existing.exists() else f"a broken symbolic link to {target}"
+    else:
+        kind = "a file" if existing.is_file() else "a special file"
+    problem = f"{existing} exists but is not a directory ({kind})"
+    return problem if existing == directory else f"{problem}, so {directory} cannot be created"
 
 
 def _where_to_put_files(directory: Path, missing: Sequence[str], folder: Optional[str] = None, name: Optional[str] = None) -> str:
@@ -503,7 +550,43 @@ def _failure_reason(error: Exception, timeout: float) -> str:
     timeouts = (TimeoutError, socket.timeout)  # the same class from Python 3.10 on
     if isinstance(error, timeouts) or isinstance(getattr(error, "reason", None), timeouts):
         return f"no answer within {timeout:g} s"
+    if isinstance(error, ValueError):
+        return f"a URL that cannot be requested ({error})"
     return str(error)
+
+
+def _check_mirrors(mirrors: object) -> None:
+    """Raise ``TypeError`` unless ``mirrors`` is a list or tuple of strings, ``ValueError``
+    naming the first mirror that is not an ``http://``, ``https://`` or ``file://`` URL."""
+    if not isinstance(mirrors, (list, tuple)):
+        hint = f" (for one mirror, pass [{mirrors!r}])" if isinstance(mirrors, str) else ""
+        raise TypeError(f"mirrors must be a list or tuple of base URLs, not {type(mirrors).__name__}{hint}")
+    schemes = ", ".join(f"{scheme}://" for scheme in MIRROR_SCHEMES)
+    for mirror in mirrors:
+        if not isinstance(mirror, str):
+            raise TypeError(f"each mirror must be a str, not {type(mirror).__name__}: {mirror!r}")
+        try:
+            parts = urllib.parse.urlsplit(mirror)
+            parts.port  # a port that is not a number in 0..65535 raises ValueError
+        except ValueError as error:
+            raise ValueError(f"mirror {mirror!r} is not a valid URL ({error})") from None
+        scheme = parts.scheme.lower()
+        if not scheme:
+            local = f"; for a local directory use {Path(mirror).expanduser().absolute().as_uri()}/" if mirror else ""
+            raise ValueError(f"mirror {mirror!r} has no URL scheme: a mirror starts with {schemes}{local}")
+        if scheme not in MIRROR_SCHEMES:
+            raise ValueError(f"mirror {mirror!r} has the URL scheme {parts.scheme!r}: a mirror starts with {schemes}")
+        if scheme != "file" and not parts.hostname:
+            raise ValueError(f"mirror {mirror!r} names no host")
+
+
+def _checked_seconds(argument: str, value: object) -> float:
+    """``value`` as a float, or ``TypeError``/``ValueError`` unless it is a positive, finite number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argument} must be a number of seconds, not {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{argument} must be a positive, finite number of seconds, got {value!r}")
+    return float(value)
 
 
 def download_files(
@@ -519,33 +602,49 @@ def download_files(
 
     Args:
         filenames: names as served by the mirrors, e.g. ``"train-images-idx3-ubyte.gz"``.
-        directory: where they go; created if needed.
-        mirrors: base URLs; a file's URL is the base URL, a ``/``, and the file name.
+        directory: where they go; created (with its parents) if needed.
+        mirrors: a list or tuple of base URLs (``http://``, ``https://``, or ``file://`` for a
+            local copy); a file's URL is the base URL, a ``/``, and the file name.
         checksums: ``{filename: sha256 hex}``; every file must have one, and a download whose
             sum differs is discarded and the next mirror tried.
-        timeout: seconds to wait for a connection, or for data between two reads, before
-            trying the next mirror. None: ``DOWNLOAD_TIMEOUT_SECONDS`` (10 s).
+        timeout: seconds (positive) to wait for a connection, or for data between two reads,
+            before trying the next mirror. None: ``DOWNLOAD_TIMEOUT_SECONDS`` (10 s).
         progress: say on stderr which mirror is being tried and why one failed, and show a
             tqdm progress bar (only when stderr is a terminal).
-        deadline: seconds one file may take in all before the next mirror is tried.
+        deadline: seconds (positive) one file may take in all before the next mirror is tried.
             None: ``DOWNLOAD_DEADLINE_SECONDS`` (300 s).
 
     Returns:
         The paths of the downloaded files.
 
+    The arguments are checked before anything is downloaded or created.
+
     Raises:
-        ValueError: a file name has no checksum (nothing is downloaded).
+        TypeError: ``filenames`` or ``mirrors`` is not a list or tuple (one string, say), a
+            mirror is not a string, or ``timeout``/``deadline`` is not a number.
+        ValueError: a file name has no checksum, a mirror is not an ``http://``, ``https://``
+            or ``file://`` URL (a bare path, say), or ``timeout``/``deadline`` is not positive
+            and finite.
+        NotADirectoryError: ``directory``, or its nearest existing parent, is not a directory
+            (a file, a broken symbolic link).
         DownloadError: (a ``RuntimeError``) a file failed on every mirror. The message gives
             each mirror's reason, which files are still missing, the directory they belong in,
             and how to point to a directory that holds them. Files downloaded before the
             failure are kept; the remaining ones are not attempted.
     """
-    timeout = DOWNLOAD_TIMEOUT_SECONDS if timeout is None else timeout
-    deadline = DOWNLOAD_DEADLINE_SECONDS if deadline is None else deadline
+    if not isinstance(filenames, (list, tuple)):
+        hint = f" (for one file, pass [{filenames!r}])" if isinstance(filenames, str) else ""
+        raise TypeError(f"filenames must be a list or tuple of file names, not {type(filenames).__name__}{hint}")
+    _check_mirrors(mirrors)
+    timeout = _checked_seconds("timeout", DOWNLOAD_TIMEOUT_SECONDS if timeout is None else timeout)
+    deadline = _checked_seconds("deadline", DOWNLOAD_DEADLINE_SECONDS if deadline is None else deadline)
     directory = Path(directory).expanduser()
     unknown = [name for name in filenames if name not in checksums]
     if unknown:
         raise ValueError(f"no SHA256 checksum known for {', '.join(unknown)}; refusing to download unverified files")
+    problem = _not_a_directory(directory)
+    if problem is not None:
+        raise NotADirectoryError(problem)
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
 
@@ -559,7 +658,9 @@ def download_files(
                 print(f"downloading {filename} from mirror {number} of {len(mirrors)}: {url}", file=sys.stderr, flush=True)
             try:
                 _download_verified(url, destination, checksums[filename], timeout, deadline, progress)
-            except (OSError, http.client.HTTPException, _BadDownload) as error:  # URLError, HTTPError and timeouts are OSErrors
+            # URLError, HTTPError and timeouts are OSErrors; a ValueError is a URL urllib cannot send
+            # (a non-ASCII path over HTTP): either way this mirror failed, and the next is tried
+            except (OSError, ValueError, http.client.HTTPException, _BadDownload) as error:
                 failures.append(f"  {url}: {_failure_reason(error, timeout)}")
                 if progress:
                     print(f"  failed: {_failure_reason(error, timeout)}", file=sys.stderr, flush=True)
@@ -646,6 +747,12 @@ def _load_data_set(
 ) -> Splits:
     """Find (``_data_directory``), download what is missing, check and load one data set."""
     directory = _data_directory(root, folder, name)
+    problem = _not_a_directory(directory)
+    if problem is not None:  # root/mnist a file or a broken link (an unmounted disk): neither readable nor creatable
+        raise NotADirectoryError(
+            f"{problem}; {name}'s files are read from (and downloaded into) {directory}: "
+            f"fix or remove it, or pass a directory that holds the files as root"
+        )
     paths = {base: _find_idx_file(directory, base) for base in MNIST_FILES}
     missing = [f"{base}.gz" for base, path in paths.items() if path is None]
     if missing:
@@ -660,11 +767,14 @@ def _load_data_set(
                 directory, error.missing, error.reasons,
             ) from None
         paths = {base: _find_idx_file(directory, base) for base in MNIST_FILES}
-    other = _published_data_set(directory)
-    if other not in (None, name):  # same file names, other data: never train on it by mistake
+    other = _other_data_set(directory, name)
+    if other is not None:  # same file names, other data: never train or test on it by mistake
+        other_name, labels_path = other
+        split = "training" if labels_path.name.startswith(TRAIN_LABELS) else "test"
         raise ValueError(
-            f"{directory} holds the {other} files, not {name} (its {TRAIN_LABELS} file is {other}'s); point to a "
-            f"directory with {name}'s files, or to one that holds them in a folder named {folder}/"
+            f"{directory} holds the {other_name} files, not {name} ({labels_path.name} there is {other_name}'s "
+            f"published {split} labels file, not {name}'s); point to a directory with {name}'s files, "
+            f"or to one that holds them in a folder named {folder}/"
         )
     return _load_splits(paths)
 
@@ -687,12 +797,14 @@ def mnist(root: Optional[PathLike] = None, download: bool = True) -> Splits:
         FileNotFoundError: the root does not exist (it is never created), or files are missing
             and ``download`` is False (the message says which, where to put them, and how to
             point to them: root / ``--data-dir`` or ``$TINYGRAD_CNN_DATA``).
-        NotADirectoryError: the root is a file.
+        NotADirectoryError: the root is a file, or the data set's folder under it (``root/mnist``,
+            the cache folder) exists but is not a directory (a file, a broken symbolic link).
         DownloadError: (a ``RuntimeError``) files are missing and no mirror could supply them.
         IDXFormatError: a file is not well-formed IDX (see ``read_idx``).
         MNISTFormatError: images are not 28x28, a split's image and label counts differ,
             or a label is outside 0..9.
-        ValueError: the directory holds Fashion-MNIST's published files (use ``fashion_mnist``).
+        ValueError: the directory holds Fashion-MNIST's published labels, of either split (use
+            ``fashion_mnist``).
     """
     return _load_data_set("MNIST", MNIST_FOLDER, "mnist", root, download, MIRRORS, SHA256)
 
@@ -702,7 +814,8 @@ def fashion_mnist(root: Optional[PathLike] = None, download: bool = True) -> Spl
 
     As ``mnist``, with the folder ``fashion-mnist/`` (root, ``$TINYGRAD_CNN_DATA`` or the
     cache ``~/.cache/tinygrad_cnn/fashion-mnist``), the ``FASHION_MNIST_MIRRORS`` and the
-    ``FASHION_MNIST_SHA256`` table; a directory holding MNIST's published files is refused.
+    ``FASHION_MNIST_SHA256`` table; a directory holding MNIST's published labels (of either
+    split, gzipped or not) is refused.
     """
     return _load_data_set(
         "Fashion-MNIST", FASHION_MNIST_FOLDER, "fashion_mnist", root, download, FASHION_MNIST_MIRRORS, FASHION_MNIST_SHA256
