@@ -452,7 +452,9 @@ def train(run: Run, data, log: Log, save_every: Optional[int] = None, progress: 
     x_train, y_train, x_test, y_test = data
     steps_per_epoch = math.ceil(len(x_train) / run.config["batch_size"])
     total_steps = steps_per_epoch * run.config["epochs"]
-    warmup_steps = min(round(run.config["warmup_epochs"] * steps_per_epoch), total_steps)
+    # the warm-up reaches the peak lr at its end (WarmupCosine), so a run of one step has none:
+    # its only step would train at lr 0
+    warmup_steps = min(round(run.config["warmup_epochs"] * steps_per_epoch), total_steps if total_steps > 1 else 0)
     schedule = WarmupCosine(run.config["lr"], total_steps, warmup_steps)
     with StopOnSignal(keep_going=run.save_path is not None) as stop:
         while not run.finished and stop.signum is None:

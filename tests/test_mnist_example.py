@@ -704,3 +704,12 @@ def test_plots_name_the_classes_of_the_data_set(tmp_path, monkeypatch):
                              class_names=FASHION_MNIST_CLASSES)
     assert titles[:4] == ["True: T-shirt/top  Pred: T-shirt/top", "True: Ankle boot  Pred: Ankle boot",
                           "True: Trouser  Pred: Pullover", "True: Ankle boot  Pred: Bag"]
+
+
+def test_a_run_of_one_step_trains_it_at_the_peak_lr(data_dir, tmp_path):
+    # one step, and --warmup-epochs 1 would make it all warm-up, whose only step trains at lr 0
+    # (WarmupCosine refuses that schedule): the run drops the warm-up instead
+    run(data_dir, "--limit-train", "16", "--limit-test", "50", "--batch-size", "16", "--epochs", "1",
+        "--warmup-epochs", "1", "--save", str(tmp_path / "model.npz"))
+    trained, initial = weights(tmp_path / "model.npz"), state_dict(SeedCNN(seed=0))
+    assert not np.array_equal(trained["model/conv1.weight"], initial["conv1.weight"])

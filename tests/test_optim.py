@@ -130,6 +130,57 @@ def test_warmup_cosine_that_is_all_warm_up_still_ends_at_min_lr():
     assert schedule(10) == 0.01 and schedule(11) == 0.01
 
 
+def test_warmup_cosine_reaches_max_lr_at_step_warmup_steps_as_pytorch():
+    """transformers' get_cosine_schedule_with_warmup: lr(s) = max · s / warmup during the warm-up,
+    max_lr at step warmup_steps, min_lr at step total_steps."""
+    schedule = WarmupCosine(max_lr=0.1, total_steps=2, warmup_steps=1)
+    assert [schedule(step) for step in range(3)] == [0.0, 0.1, 0.0]
+    one_step = WarmupCosine(max_lr=0.1, total_steps=1, warmup_steps=0)
+    assert one_step(0) == 0.1 and one_step(1) == 0.0
+
+
+def test_warmup_cosine_refuses_a_one_step_run_that_is_all_warm_up():
+    """Its only step would train at start_lr (lr 0), never at max_lr."""
+    with pytest.raises(ValueError, match=r"warmup_steps \(1\) == total_steps \(1\).*warmup_steps=0"):
+        WarmupCosine(max_lr=0.1, total_steps=1, warmup_steps=1)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"max_lr": float("nan")}, "max_lr must be a finite number >= 0, got nan"),
+    ({"max_lr": float("inf")}, "max_lr must be a finite number >= 0, got inf"),
+    ({"max_lr": -0.1}, "max_lr must be a finite number >= 0, got -0.1"),
+    ({"min_lr": -0.01}, "min_lr must be a finite number >= 0, got -0.01"),
+    ({"start_lr": float("nan")}, "start_lr must be a finite number >= 0, got nan"),
+    ({"min_lr": 0.2}, r"min_lr \(0.2\) must not exceed max_lr \(0.1\)"),
+    ({"start_lr": 0.2}, r"start_lr \(0.2\) must not exceed max_lr \(0.1\)"),
+    ({"total_steps": 0}, "total_steps must be an integer >= 1, got 0"),
+    ({"total_steps": -5, "warmup_steps": 0}, "total_steps must be an integer >= 1, got -5"),
+    ({"total_steps": 10.0}, "total_steps must be an integer >= 1, got 10.0"),
+    ({"warmup_steps": -1}, "warmup_steps must be an integer >= 0, got -1"),
+    ({"warmup_steps": 2.5}, "warmup_steps must be an integer >= 0, got 2.5"),
+    ({"warmup_steps": True}, "warmup_steps must be an integer >= 0, got True"),
+    ({"warmup_steps": 11}, r"warmup_steps \(11\) must not exceed total_steps \(10\)"),
+])
+def test_warmup_cosine_arguments_are_checked(arguments, message):
+    with pytest.raises(ValueError, match=f"WarmupCosine {message}"):
+        WarmupCosine(**{"max_lr": 0.1, "total_steps": 10, "warmup_steps": 2, **arguments})
+
+
+@pytest.mark.parametrize("warmup_steps", [0, 2])
+@pytest.mark.parametrize("step", [-1, 2.5, True, "3"])
+def test_warmup_cosine_refuses_a_negative_or_non_integer_step(warmup_steps, step):
+    """A negative step gave a negative lr (or divided by zero without a warm-up)."""
+    schedule = WarmupCosine(max_lr=0.1, total_steps=10, warmup_steps=warmup_steps)
+    with pytest.raises(ValueError, match=f"WarmupCosine step must be an integer >= 0, got {step!r}"):
+        schedule(step)
+
+
+def test_warmup_cosine_takes_numpy_integers_and_stays_at_min_lr_after_the_end():
+    schedule = WarmupCosine(max_lr=np.float64(0.1), total_steps=np.int64(10), warmup_steps=np.int32(2), min_lr=0.01)
+    assert schedule(np.int64(2)) == 0.1
+    assert schedule(10) == schedule(1000) == 0.01
+
+
 # -- what can be optimized ----------------------------------------------------------------------
 
 

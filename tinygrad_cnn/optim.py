@@ -248,18 +248,49 @@ class WarmupCosine:
 
         lr(s) = start + (max − start) · s / warmup                        for s < warmup
         lr(s) = min + (max − min) · ½ (1 + cos(π · (s − warmup) / (total − warmup)))
+
+    ``s`` counts optimizer steps from 0; training runs steps 0 … total − 1, and from step
+    ``total`` on the rate stays at ``min_lr``. As in PyTorch (transformers'
+    ``get_cosine_schedule_with_warmup``, ``LinearLR`` followed by ``CosineAnnealingLR``), the
+    warm-up reaches ``max_lr`` at step ``warmup_steps``, the first step after it: step 0 trains
+    at ``start_lr``. ``warmup_steps == total_steps`` is a run that is all warm-up (it never
+    trains at ``max_lr``, and ends at ``min_lr``); it is refused for a one-step run, whose only
+    step would train at ``start_lr`` (use ``warmup_steps=0`` to train that step at ``max_lr``).
+
+    The rates must be finite and >= 0 with ``min_lr`` and ``start_lr`` at most ``max_lr``;
+    the step counts must be integers with 0 <= warmup_steps <= total_steps and total_steps >= 1.
+    Each problem is a ValueError naming the argument and its value.
     """
 
     def __init__(self, max_lr: float, total_steps: int, warmup_steps: int,
                  min_lr: float = 0.0, start_lr: float = 0.0):
-        if total_steps <= 0 or not 0 <= warmup_steps <= total_steps:
-            raise ValueError(f"need 0 <= warmup_steps ({warmup_steps}) <= total_steps ({total_steps}) and total_steps > 0")
-        self.max_lr, self.total_steps, self.warmup_steps = max_lr, total_steps, warmup_steps
-        self.min_lr, self.start_lr = min_lr, start_lr
+        self.max_lr = check_number("WarmupCosine max_lr", max_lr)
+        self.min_lr = check_number("WarmupCosine min_lr", min_lr)
+        self.start_lr = check_number("WarmupCosine start_lr", start_lr)
+        for name, rate in (("min_lr", self.min_lr), ("start_lr", self.start_lr)):
+            if rate > self.max_lr:
+                raise ValueError(f"WarmupCosine {name} ({rate}) must not exceed max_lr ({self.max_lr})")
+        self.total_steps = _check_step_count("WarmupCosine total_steps", total_steps, least=1)
+        self.warmup_steps = _check_step_count("WarmupCosine warmup_steps", warmup_steps)
+        if self.warmup_steps > self.total_steps:
+            raise ValueError(f"WarmupCosine warmup_steps ({warmup_steps}) must not exceed total_steps ({total_steps})")
+        if self.warmup_steps == self.total_steps == 1:
+            raise ValueError(f"WarmupCosine warmup_steps ({warmup_steps}) == total_steps ({total_steps}): the warm-up "
+                             f"reaches max_lr at step warmup_steps, so the only step (0) would train at start_lr "
+                             f"({self.start_lr}); use warmup_steps=0 to train it at max_lr")
 
     def __call__(self, step: int) -> float:
+        _check_step_count("WarmupCosine step", step)
         if step < self.warmup_steps:
             return self.start_lr + (self.max_lr - self.start_lr) * step / self.warmup_steps
         decay_steps = self.total_steps - self.warmup_steps
         progress = 1.0 if decay_steps == 0 else min((step - self.warmup_steps) / decay_steps, 1.0)  # (all warm-up: min at the end)
         return self.min_lr + (self.max_lr - self.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _check_step_count(name: str, value: Any, least: int = 0) -> int:
+    """``value`` as an int if it is an integer >= ``least`` (Python or numpy; not a bool),
+    else ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    return int(value)
