@@ -511,7 +511,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                                            "(default: $TINYGRAD_CNN_DATA or ~/.cache/tinygrad_cnn/mnist)")
     parser.add_argument("--download", action="store_true", help="download missing MNIST files (checksum-verified)")
     parser.add_argument("--images", type=int, default=8, metavar="N",
-                        help="test images for the per-layer table and the whole-network check (default 8)")
+                        help="test images for the per-layer table and the whole-network check (default 8; "
+                             "at most the test set's 10,000)")
     parser.add_argument("--steps", type=int, default=200, help="side-by-side training steps (default 200; 0 skips)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per training step (default 16)")
     parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate, momentum 0.9 (default 0.01)")
@@ -526,6 +527,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         parser.error(f"--steps must be >= 0, got {args.steps}")
     if not np.isfinite(args.lr) or args.lr < 0:
         parser.error(f"--lr must be a finite number >= 0, got {args.lr}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
     return args
 
 
@@ -536,6 +539,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (OSError, ValueError, RuntimeError) as error:
         message = " ".join(str(error).split()).replace("(Or call mnist(download=True).)", "(Or add --download.)")
         print(f"error: could not load MNIST: {message}", file=sys.stderr)
+        return 2
+    if args.images > len(x_test):
+        print(f"error: --images {args.images}: the MNIST test set has only {len(x_test)} images", file=sys.stderr)
         return 2
     images, labels = x_test[: args.images], y_test[: args.images]
     weights = state_dict(SeedCNN(seed=args.seed, dtype=np.float64))

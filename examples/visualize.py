@@ -49,6 +49,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
             parser.error(f"{trainer.flag_name(name)} must be positive, got {getattr(args, name)}")
     if args.index < 0:
         parser.error(f"--index must be >= 0, got {args.index}")
+    if args.seed is not None and args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
     return args
 
 

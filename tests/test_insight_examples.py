@@ -121,6 +121,18 @@ def test_visualize_uses_a_checkpoint_instead_of_training(tmp_path):
     assert (tmp_path / "plots" / "conv1_filters.png").stat().st_size > 1000
 
 
+@pytest.mark.parametrize("flags", [["--seed", "-1"], ["--seed", "-1", "--resume", "weights.npz"]])
+def test_visualize_refuses_a_negative_seed_at_its_parser(flags, capsys, monkeypatch):
+    """As examples/mnist.py does; it was a traceback from the trainer's seeding."""
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    import visualize
+
+    with pytest.raises(SystemExit) as stop:
+        visualize.parse_args(flags)
+    assert stop.value.code == 2
+    assert "error: --seed must be >= 0, got -1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("problem", ["missing checkpoint", "text checkpoint", "mlp checkpoint", "index",
                                      "plots is a file"])
 def test_visualize_reports_problems_as_one_error_line(tmp_path, problem):

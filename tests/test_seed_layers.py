@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from reference import conv2d_loops, max_pool2d_loops
+from test_insight_examples import write_tiny_mnist
 
 from tinygrad_cnn import Tensor, gradcheck
 from tinygrad_cnn.datasets import mnist
@@ -320,7 +321,8 @@ def test_help_explains_the_program():
 @pytest.mark.parametrize("flags, problem", [(["--no-such-flag"], "unrecognized arguments"),
                                             (["--steps", "-1"], "--steps"),
                                             (["--images", "0"], "--images"),
-                                            (["--dtype", "float16"], "invalid choice")])
+                                            (["--dtype", "float16"], "invalid choice"),
+                                            (["--seed", "-1"], "--seed must be >= 0, got -1")])
 def test_bad_flags_give_a_one_line_error(flags, problem):
     result = run_script(*flags)
     assert result.returncode == 2
@@ -338,6 +340,15 @@ def test_missing_data_gives_a_one_line_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: could not load MNIST") and "t10k-images" in result.stderr
     assert "--download" in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_more_images_than_the_test_set_holds_are_refused_before_any_work(tmp_path, capsys):
+    """--images was silently cut to the test set's size (10,000 for MNIST)."""
+    data = write_tiny_mnist(tmp_path / "mnist", train=4, test=3)
+    assert seed_layers.main(["--data-dir", str(data), "--images", "4", "--steps", "0"]) == 2
+    output = capsys.readouterr()
+    assert output.err == "error: --images 4: the MNIST test set has only 3 images\n"
+    assert output.out == ""
 
 
 def test_the_program_runs_on_real_data(test_images):
