@@ -280,3 +280,16 @@ def test_a_bad_input_shape_gets_a_clear_error(input_shape, error):
     with pytest.raises(error, match=r"input_shape must be a tuple of non-negative ints, the batch's shape "
                                         r"such as \(1, 1, 28, 28\); got"):
         summary(SeedCNN(), input_shape, print_table=False)
+
+
+def test_an_op_that_takes_a_parameter_twice_lists_and_counts_it_once():
+    class Square:
+        def __init__(self):
+            self.weight = Tensor(np.ones((3, 4)), requires_grad=True)
+
+        def __call__(self, images):
+            return self.weight * self.weight + Tensor(images)
+
+    rows = summary(Square(), (3, 4), print_table=False)
+    assert rows[0]["op"] == "Mul" and rows[0]["param_names"] == ["weight"] and rows[0]["params"] == 12
+    assert rows[0]["param_shapes"] == [(3, 4)] and "1. Multiplication: input 4, output 4, parameter 3 x 4\n" in format_summary(rows)

@@ -56,7 +56,9 @@ def trace(model: Any, input_shape: Optional[Sequence[int]] = None, images: Optio
 
     def record(op: Function, inputs: tuple[Tensor, ...], output: Tensor, seconds: float) -> None:
         input_shapes = [tuple(tensor.shape) for tensor in inputs]
-        params = [(parameter_names[id(tensor)], tensor) for tensor in inputs if id(tensor) in parameter_names]
+        # each parameter once, in input order, though an op may take it twice (w * w)
+        params = list({id(tensor): (parameter_names[id(tensor)], tensor) for tensor in inputs
+                       if id(tensor) in parameter_names}.values())
         param_shapes = [tuple(tensor.shape) for _, tensor in params]
         row = {
             "index": len(rows),
