@@ -583,6 +583,16 @@ def test_a_model_output_not_computed_by_an_op_or_not_a_tensor_is_a_clear_error()
         to_onnx(rebuilt, (2, 3))
     with pytest.raises(TypeError, match=r"must return one Tensor.*tuple"):
         to_onnx(lambda array: (Tensor(array).relu(),), (2, 3))
+    with pytest.raises(ValueError, match=r"output is not computed by any op: it returns its input itself"):
+        to_onnx(lambda array: Tensor(array), (2, 3))
+
+    def input_beside_its_sum(array: np.ndarray) -> Tensor:
+        x = Tensor(array)
+        x.sum()  # an op runs, but the output is still the input
+        return x
+
+    with pytest.raises(ValueError, match=r"output is not computed by any op"):
+        to_onnx(input_beside_its_sum, (2, 3))
     with pytest.raises(ValueError, match=r"input_shape"):
         to_onnx(SeedMLP(), None)
 

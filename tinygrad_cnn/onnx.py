@@ -127,6 +127,13 @@ def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
             Tensor.training = training
     if not isinstance(result, Tensor):
         raise TypeError(f"the model must return one Tensor to export; it returned {type(result).__name__}")
+    if not any(step.output is result for step in steps) and (
+            not steps or any(tensor is result for step in steps for tensor in step.tensors)):
+        raise ValueError(
+            "the model's output is not computed by any op: it returns its input itself (or a tensor built "
+            "before the ops it runs), e.g. a model that is all dropout in eval mode, which is the identity; "
+            "an ONNX graph needs at least one op"
+        )
     if not any(step.output is result for step in steps):
         raise ValueError(
             "the model's output was not computed by a traced op: rebuilding a tensor from numpy arrays "
