@@ -15,7 +15,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pytest
@@ -828,14 +827,21 @@ def test_fashion_mnist_refuses_gunzipped_mnist_files(tmp_path: Path, monkeypatch
         fashion_mnist(regzipped, download=False)
 
 
-def test_fashion_mnist_refuses_the_real_mnist_labels_gunzipped(tmp_path: Path) -> None:
+def real_data_directory() -> Path:
+    """$TINYGRAD_CNN_DATA, the directory with the real MNIST files; skips the test without it,
+    except in CI, which always provides the data (a test there must never pass vacuously)."""
     root = os.environ.get("TINYGRAD_CNN_DATA")
     if not root:
-        if os.environ.get("CI"):  # CI always provides the data: never pass vacuously there
+        if os.environ.get("CI"):
             pytest.fail("CI must set TINYGRAD_CNN_DATA to the directory with the MNIST files")
         pytest.skip("TINYGRAD_CNN_DATA not set")
+    return Path(root)
+
+
+def test_fashion_mnist_refuses_the_real_mnist_labels_gunzipped(tmp_path: Path) -> None:
+    root = real_data_directory()
     write_mnist(tmp_path, compress=False)
-    (tmp_path / TRAIN_LABELS).write_bytes(gzip.decompress((Path(root) / f"{TRAIN_LABELS}.gz").read_bytes()))
+    (tmp_path / TRAIN_LABELS).write_bytes(gzip.decompress((root / f"{TRAIN_LABELS}.gz").read_bytes()))
     with pytest.raises(ValueError, match=r"holds the MNIST files, not Fashion-MNIST"):
         fashion_mnist(tmp_path, download=False)
 
@@ -870,17 +876,13 @@ def test_fashion_mnist_refuses_the_mnist_test_files_beside_other_training_files(
 
 
 def test_fashion_mnist_refuses_the_real_mnist_test_labels(tmp_path: Path) -> None:
-    root = os.environ.get("TINYGRAD_CNN_DATA")
-    if not root:
-        if os.environ.get("CI"):  # CI always provides the data: never pass vacuously there
-            pytest.fail("CI must set TINYGRAD_CNN_DATA to the directory with the MNIST files")
-        pytest.skip("TINYGRAD_CNN_DATA not set")
+    root = real_data_directory()
     test_labels = f"{MNIST_FILES[3]}.gz"
     write_mnist(tmp_path / "published")
-    (tmp_path / "published" / test_labels).write_bytes((Path(root) / test_labels).read_bytes())
+    (tmp_path / "published" / test_labels).write_bytes((root / test_labels).read_bytes())
     write_mnist(tmp_path / "gunzipped")
     (tmp_path / "gunzipped" / test_labels).unlink()
-    (tmp_path / "gunzipped" / MNIST_FILES[3]).write_bytes(gzip.decompress((Path(root) / test_labels).read_bytes()))
+    (tmp_path / "gunzipped" / MNIST_FILES[3]).write_bytes(gzip.decompress((root / test_labels).read_bytes()))
     for directory in ("published", "gunzipped"):
         with pytest.raises(ValueError, match=r"holds the MNIST files, not Fashion-MNIST \(t10k-labels-idx1-ubyte(\.gz)? there is MNIST's published test labels"):
             fashion_mnist(tmp_path / directory, download=False)
@@ -1020,11 +1022,7 @@ def test_batches_rejects_scalars_and_bad_rng() -> None:
 
 
 def test_real_mnist() -> None:
-    root: Optional[str] = os.environ.get("TINYGRAD_CNN_DATA")
-    if not root:
-        if os.environ.get("CI"):  # CI always provides the data: never pass vacuously there
-            pytest.fail("CI must set TINYGRAD_CNN_DATA to the directory with the MNIST files")
-        pytest.skip("TINYGRAD_CNN_DATA not set")
+    root = real_data_directory()
     x_train, y_train, x_test, y_test = mnist(root, download=False)
     assert x_train.shape == (60000, 1, 28, 28) and x_test.shape == (10000, 1, 28, 28)
     assert x_train.dtype == np.uint8 and x_test.dtype == np.uint8
@@ -1035,6 +1033,6 @@ def test_real_mnist() -> None:
         assert set(np.unique(labels)) == set(range(10))
     assert x_train.max() == 255 and x_train.min() == 0
     for filename, expected in SHA256.items():
-        assert hashlib.sha256((Path(root) / filename).read_bytes()).hexdigest() == expected, filename
+        assert hashlib.sha256((root / filename).read_bytes()).hexdigest() == expected, filename
     with pytest.raises(ValueError, match=r"holds the MNIST files, not Fashion-MNIST"):  # the real tables tell them apart
         fashion_mnist(root, download=False)
