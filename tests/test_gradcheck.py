@@ -145,3 +145,34 @@ def test_a_check_that_would_check_nothing_is_refused():
         gradcheck(lambda t: HalfSquare.apply(t), [np.ones(2)], projections=0, full_jacobian_limit=0)
     with pytest.raises(GradcheckError, match=r"d input\(0,\)"):  # small enough: the full Jacobian alone runs
         gradcheck(lambda t: HalfSquare.apply(t), [np.ones(2)], projections=0)
+
+
+@given(seed=st.integers(0, 2**32 - 1), op=st.sampled_from(["relu", "abs", "max_pool2d"]))
+def test_projections_pass_correct_ops_with_kinks_on_large_random_inputs(seed, op):
+    # 200,704 standard-normal values: some lie within a step (ε times a normal entry) of relu's
+    # or abs's kink at 0, or of a tie in a pool window; a step across one changes the
+    # difference quotient, so the check must look again with smaller steps, not fail
+    x = np.random.default_rng(seed).standard_normal((8, 32, 28, 28))
+    call = {"relu": lambda t: t.relu(), "abs": lambda t: t.abs(), "max_pool2d": lambda t: t.max_pool2d(2, 2)}[op]
+    assert gradcheck(call, [x])
+
+
+def test_projections_allow_for_the_rounding_of_large_outputs():
+    # sqrt of values near 1e8: outputs near 1e4 whose rounding, divided by 2ε, is about 2e-6 per
+    # output; summed over 90,000 outputs that is far above atol, though the VJP is right
+    x = 1e8 * (1 + np.random.default_rng(0).random((300, 300)))
+    assert gradcheck(lambda t: t.sqrt(), [x])
+    x = 1e6 * (1 + np.random.default_rng(0).random((300, 300)))  # and a 10 % error still fails there
+    with pytest.raises(GradcheckError, match="random direction"):
+        gradcheck(lambda t: ScaledSqrt.apply(t), [x])
+
+
+class ScaledSqrt(ops.Function):
+    """y = √x with a VJP 10 % too small."""
+
+    def forward(self, x):
+        self.y = np.sqrt(x)
+        return self.y
+
+    def backward(self, grad_out):
+        return (0.9 * grad_out / (2 * self.y),)
