@@ -256,3 +256,101 @@ def test_a_graph_built_before_load_state_dict_raises_at_backward():
     load_state_dict(model, state_dict(SeedMLP(seed=1)))
     with pytest.raises(RuntimeError, match="modified by an in-place operation"):
         loss.backward()
+
+
+@pytest.mark.parametrize("ending", sorted({os.sep, os.altsep or os.sep, os.sep + "."}))
+def test_save_to_a_path_naming_a_directory_is_refused_and_creates_nothing(tmp_path, ending):
+    """Path() drops a trailing separator: "checkpoints/" used to create a FILE "checkpoints"."""
+    path = str(tmp_path / "checkpoints") + ending
+    with pytest.raises(IsADirectoryError, match="names a directory") as caught:
+        save({"w": np.zeros(2)}, path)
+    assert caught.value.filename == path
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_onto_an_existing_directory_says_so_before_writing(tmp_path):
+    from tinygrad_cnn import nn
+
+    directory = tmp_path / "runs"
+    directory.mkdir()
+    link = tmp_path / "latest"
+    link.symlink_to(directory)
+    for path in (directory, link):
+        written = []
+        with pytest.raises(IsADirectoryError, match="is a directory, not a file") as caught:
+            nn.atomic_write(path, written.append)
+        assert caught.value.filename == str(path)
+        assert written == []  # refused before the block ran
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["latest", "runs"]
+    assert list(directory.iterdir()) == []
+
+
+def test_load_of_a_directory_says_it_is_a_directory(tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a directory, not a checkpoint file") as caught:
+        load(tmp_path)
+    assert caught.value.filename == str(tmp_path)
+
+
+@pytest.mark.parametrize("make_state, message", [
+    (lambda path: str(path), r"got a str.*load_state_dict\(model, load\(path\)\)"),
+    (lambda path: path, r"got a \w*Path.*load_state_dict\(model, load\(path\)\)"),
+    (lambda path: list(load(path).values()), r"got a list"),
+    (lambda path: SeedMLP(seed=0), r"got a SeedMLP"),
+])
+def test_load_state_dict_refuses_what_is_not_a_mapping(tmp_path, make_state, message):
+    path = tmp_path / "ck.npz"
+    model = SeedMLP(seed=1)
+    save(model, path)
+    before = state_dict(model)
+    with pytest.raises(TypeError, match=message):
+        load_state_dict(model, make_state(path))
+    for name, value in state_dict(model).items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_load_state_dict_with_swapped_arguments_says_so(tmp_path):
+    model = SeedMLP(seed=1)
+    with pytest.raises(TypeError, match=r"got a SeedMLP.*swapped"):
+        load_state_dict(state_dict(model), model)
+
+
+@pytest.mark.parametrize("read_only", [
+    lambda: np.frombuffer(np.arange(3, dtype=np.float32).tobytes(), dtype=np.float32),
+    lambda: np.broadcast_to(np.float32(2), (3,)),
+])
+@pytest.mark.parametrize("as_parameter", [True, False])
+def test_load_state_dict_refuses_a_read_only_parameter_before_writing_anything(read_only, as_parameter):
+    class Model:
+        def __init__(self):
+            self.a = Tensor(np.zeros(3, np.float32), requires_grad=True)
+            self.b = Tensor(read_only(), requires_grad=True) if as_parameter else read_only()
+
+    model = Model()
+    before = state_dict(model)
+    with pytest.raises(ValueError, match=r"b is backed by a read-only array.*the model was not changed"):
+        load_state_dict(model, {"a": np.ones(3), "b": np.ones(3)})
+    for name, value in state_dict(model).items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_reading_the_umask_does_not_change_it(tmp_path, monkeypatch):
+    """Setting the umask to read it made files other threads created meanwhile world-writable."""
+    from tinygrad_cnn import nn
+
+    old = os.umask(0o027)
+    try:
+        expected = os.umask(0o027)  # the old trick, as a reference
+        assert nn._current_umask() == expected == 0o027
+        if sys.platform.startswith("linux") and nn._PROC_STATUS.exists():
+            def refusing_umask(mask):
+                raise AssertionError("os.umask called: it changes the umask for every thread")
+
+            monkeypatch.setattr(os, "umask", refusing_umask)
+            assert nn._current_umask() == 0o027
+            assert nn._permissions_for(tmp_path / "new.npz") == 0o640
+            monkeypatch.undo()
+        monkeypatch.setattr(nn, "_PROC_STATUS", tmp_path / "absent" / "status")  # no /proc: the fallback
+        assert nn._current_umask() == 0o027
+        assert os.umask(0o027) == 0o027  # and it put the umask back
+    finally:
+        os.umask(old)

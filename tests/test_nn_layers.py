@@ -453,3 +453,29 @@ def test_the_functional_and_layer_forms_share_one_check_of_their_numbers():
         image.conv2d(weight, stride=True)
     with pytest.raises(TypeError, match=r"Conv2d: stride must be an int or a pair of ints, got True"):
         Conv2d(1, 1, 3, stride=True)
+
+
+@pytest.mark.parametrize("layer, shape, dtype", [
+    (layer, shape, dtype)
+    for layer, shape, dtypes in [
+        (Linear(4, 2), (3, 4), (np.float32, np.float64, np.uint8)),
+        (Conv2d(3, 8, 3, padding=1), (2, 3, 5, 5), (np.float32, np.float64, np.uint8)),
+        (BatchNorm2d(3), (2, 3, 4, 4), (np.float32, np.float64)),  # (batch_norm needs float input)
+    ]
+    for dtype in dtypes
+])
+def test_layers_take_a_numpy_array_as_a_constant_tensor(layer, shape, dtype):
+    """Linear accepted a numpy array (numpy hands `x @ weight` to the Tensor); Conv2d and
+    BatchNorm2d raised "'numpy.ndarray' object has no attribute 'conv2d'"."""
+    x = (np.arange(np.prod(shape)).reshape(shape) % 7).astype(dtype)
+    expected = layer(Tensor(x))
+    result = layer(x)
+    assert isinstance(result, Tensor) and result.dtype == expected.dtype
+    np.testing.assert_array_equal(result.data, expected.data)
+
+
+@pytest.mark.parametrize("layer, name", [(Linear(4, 2), "Linear"), (Conv2d(3, 8, 3), "Conv2d"),
+                                         (BatchNorm2d(3), "BatchNorm2d")])
+def test_layers_name_an_input_that_is_not_a_tensor_or_array(layer, name):
+    with pytest.raises(TypeError, match=rf"{name}\(.*\) expects a Tensor or a numpy array, got a list"):
+        layer([[1.0, 2.0, 3.0, 4.0]])

@@ -88,9 +88,12 @@ def _array(item: Union[Tensor, np.ndarray]) -> np.ndarray:
 def load_state_dict(model: Any, state: Mapping[str, np.ndarray]) -> None:
     """Copy ``state``'s arrays into the model's parameters and buffers, keeping the model's dtype.
 
-    Every key and shape is checked before anything is written, so a failed load leaves
-    the model exactly as it was.
+    ``state`` is a mapping of names to arrays (``state_dict(model)``, ``load(path)``); anything
+    else, a path included, is a TypeError. Every key, shape and dtype, and that every target
+    array is writable, is checked before anything is written, so a failed load leaves the
+    model exactly as it was.
     """
+    _check_state_mapping(model, state)
     items = _named_state(model)
     targets = {name: _array(item) for name, item in items.items()}
     missing = [name for name in targets if name not in state]
@@ -112,6 +115,12 @@ def load_state_dict(model: Any, state: Mapping[str, np.ndarray]) -> None:
             )
         if value.dtype.kind not in "biuf":
             raise TypeError(f"load_state_dict: {name} holds non-numeric data of dtype {value.dtype}")
+        if not target.flags.writeable:
+            raise ValueError(
+                f"load_state_dict: {name} is backed by a read-only array (as np.frombuffer, np.load with "
+                f"mmap_mode='r' or np.broadcast_to give), which cannot be loaded into; give the model a "
+                f"writable copy (np.array(...)) first; the model was not changed"
+            )
         converted[name] = value.astype(target.dtype, copy=False)
     for name, target in targets.items():
         target[...] = converted[name]
@@ -120,14 +129,65 @@ def load_state_dict(model: Any, state: Mapping[str, np.ndarray]) -> None:
             item.note_in_place_change()
 
 
+def _check_state_mapping(model: Any, state: Any) -> None:
+    """Refuse a ``state`` that is not a mapping of names to arrays, saying what it is instead."""
+    if isinstance(state, Mapping):
+        return
+    message = (f"load_state_dict needs a state dict (a mapping of names to arrays, from state_dict(model) "
+               f"or load(path)), got a {type(state).__name__}")
+    if isinstance(state, (str, os.PathLike)):
+        message += "; to load a checkpoint file, read it first: load_state_dict(model, load(path))"
+    elif isinstance(model, Mapping):
+        message += " (are the arguments swapped? it is load_state_dict(model, state))"
+    raise TypeError(message)
+
+
+# Linux: the "Umask:" line of this file (since Linux 4.7) gives the umask without changing it.
+_PROC_STATUS = Path("/proc/self/status")
+
+
+def _current_umask() -> int:
+    """The process's umask, read without changing it where the platform allows.
+
+    ``os.umask`` can only read the umask by setting another one and putting it back; for that
+    moment every other thread creates its files with the wrong permissions. So Linux's
+    /proc/self/status is read instead; only without it is ``os.umask`` used, setting the
+    strictest mask (0o077) for that moment, so that other threads' files come out too private
+    rather than world-writable.
+    """
+    try:
+        with _PROC_STATUS.open() as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
+
+
 def _permissions_for(path: Path) -> int:
     """The mode a new file at ``path`` gets from ``open()``: an existing file's own mode, else
-    0666 less the umask (read once, then put back: Python has no other way to read it)."""
+    0666 less the umask."""
     if path.exists():
         return stat.S_IMODE(path.stat().st_mode)
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    return 0o666 & ~_current_umask()
+
+
+def _refuse_directory(path: PathLike, target: Path) -> None:
+    """Refuse a ``path`` that names a directory rather than a file to write: one that ends in a
+    separator, "." or ".." (``Path`` drops a trailing "/" or "/.", so "checkpoints/" would
+    silently become a file "checkpoints"), or one that is a directory (``target``, the path
+    through any symlinks)."""
+    text = os.fspath(path)
+    separators = tuple(separator for separator in (os.sep, os.altsep) if separator)
+    if text.endswith(separators) or os.path.basename(text) in (".", ".."):
+        raise IsADirectoryError(errno.EISDIR, "the path names a directory, not a file to write "
+                                "(remove the trailing separator, or add a file name)", text)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "the path is a directory, not a file; give a file path "
+                                "(e.g. one inside it)", text)
 
 
 def _sync_directory(directory: Path) -> None:
@@ -156,11 +216,14 @@ def atomic_file(path: PathLike) -> Iterator[BinaryIO]:
     disk at any moment leaves the previous file (or none), never a broken one; an error or
     interrupt removes the temporary file (only a hard kill can leave the hidden
     ``.<name>.*.tmp`` behind). A symlink is followed: the file it points to is replaced and
-    the link stays. Creating, syncing or renaming the file raises OSError naming ``path``;
-    an error raised inside the block comes out as it is.
+    the link stays. A path that names a directory (an existing one, or one ending in a
+    separator) is an IsADirectoryError naming it, before anything is written. Creating,
+    syncing or renaming the file raises OSError naming ``path``; an error raised inside the
+    block comes out as it is.
     """
-    path = Path(path)
     target = Path(os.path.realpath(path))  # through symlinks: replace the file, keep the link
+    _refuse_directory(path, target)
+    path = Path(path)
     directory = target.parent
     if not directory.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no such directory to save into", str(directory))
@@ -291,10 +354,13 @@ def _not_an_npz(path: Path, head: bytes) -> str:
 def load(path: PathLike) -> dict[str, np.ndarray]:
     """Read an .npz file written by ``save``. Pickled objects are refused, never unpickled.
 
-    Raises FileNotFoundError when there is no file, and ValueError naming the file and what it
-    is instead (text, an .npy array, a pickle, a corrupt archive, object arrays) otherwise.
+    Raises FileNotFoundError when there is no file, IsADirectoryError when ``path`` is a
+    directory, and ValueError naming the file and what it is instead (text, an .npy array, a
+    pickle, a corrupt archive, object arrays) otherwise.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a checkpoint file", str(path))
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
     with path.open("rb") as file:
@@ -322,6 +388,16 @@ def _uniform_parameter(shape: tuple[int, ...], fan_in: int, dtype) -> Tensor:
     of Linear and Conv2d (kaiming-uniform with a = √5 for weights, the same bound for biases)."""
     bound = 1 / np.sqrt(fan_in)
     return Tensor(generator().uniform(-bound, bound, size=shape).astype(dtype), requires_grad=True)
+
+
+def _layer_input(layer: str, x: Any) -> Tensor:
+    """A layer's input as a Tensor: a numpy array becomes a constant one (``Tensor(x)``, its dtype
+    kept), as ``x @ weight`` makes it for ``Linear``; anything else is a TypeError naming ``layer``."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return Tensor(x)
+    raise TypeError(f"{layer} expects a Tensor or a numpy array, got a {type(x).__name__}")
 
 
 def _positive_int(layer: str, name: str, value: Any) -> int:
@@ -361,12 +437,11 @@ class Linear:
         self.weight = _uniform_parameter((in_features, out_features), in_features, dtype)
         self.bias = _uniform_parameter((out_features,), in_features, dtype) if bias else None
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        name = f"Linear({self.in_features}, {self.out_features})"
+        x = _layer_input(name, x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"Linear({self.in_features}, {self.out_features}) expects inputs of shape "
-                f"(…, {self.in_features}), got {x.shape}"
-            )
+            raise ValueError(f"{name} expects inputs of shape (…, {self.in_features}), got {x.shape}")
         y = x @ self.weight
         return y if self.bias is None else y + self.bias
 
@@ -403,12 +478,11 @@ class Conv2d:
         self.weight = _uniform_parameter((out_channels, in_channels // groups, kernel_h, kernel_w), fan_in, dtype)
         self.bias = _uniform_parameter((out_channels,), fan_in, dtype) if bias else None
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        name = f"Conv2d({self.in_channels}, {self.out_channels}, …)"
+        x = _layer_input(name, x)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"Conv2d({self.in_channels}, {self.out_channels}, …) expects inputs of shape "
-                f"(N, {self.in_channels}, H, W), got {x.shape}"
-            )
+            raise ValueError(f"{name} expects inputs of shape (N, {self.in_channels}, H, W), got {x.shape}")
         return x.conv2d(self.weight, self.bias, stride=self.stride, padding=self.padding,
                         dilation=self.dilation, groups=self.groups)
 
@@ -435,11 +509,10 @@ class BatchNorm2d:
         self.running_mean = np.zeros(num_features, dtype=dtype)
         self.running_var = np.ones(num_features, dtype=dtype)
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        name = f"BatchNorm2d({self.num_features})"
+        x = _layer_input(name, x)
         if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ValueError(
-                f"BatchNorm2d({self.num_features}) expects inputs of shape (N, {self.num_features}, H, W), "
-                f"got {x.shape}"
-            )
+            raise ValueError(f"{name} expects inputs of shape (N, {self.num_features}, H, W), got {x.shape}")
         return x.batch_norm(self.weight, self.bias, self.running_mean, self.running_var,
                             momentum=self.momentum, eps=self.eps)
