@@ -543,16 +543,23 @@ def test_download_refuses_a_mirror_that_is_not_a_url_before_any_work(tmp_path: P
 
 
 @pytest.mark.parametrize("arguments, error, message", [
-    ({"mirrors": "http://127.0.0.1/mnist/"}, TypeError, r"mirrors must be a list or tuple of base URLs, not str \(for one mirror"),
+    ({"mirrors": "http://127.0.0.1/mnist/"}, TypeError,
+     r"mirrors must be an iterable of str, not a single str \(for one mirror, pass \['http://127\.0\.0\.1/mnist/'\]\)"),
+    ({"mirrors": b"http://127.0.0.1/mnist/"}, TypeError, r"mirrors must be an iterable of str, not a single bytes$"),
     ({"mirrors": [b"http://127.0.0.1/mnist/"]}, TypeError, r"each mirror must be a str, not bytes: b'http://127\.0\.0\.1/mnist/'"),
-    ({"filenames": GZ_FILES[0]}, TypeError, r"filenames must be a list or tuple of file names, not str"),
+    ({"mirrors": None}, TypeError, r"mirrors must be an iterable of str, not NoneType: None"),
+    ({"filenames": GZ_FILES[0]}, TypeError,
+     r"filenames must be an iterable of str, not a single str \(for one file name, pass \['train-images-idx3-ubyte\.gz'\]\)"),
+    ({"filenames": 3}, TypeError, r"filenames must be an iterable of str, not int: 3"),
+    ({"filenames": (name for name in [GZ_FILES[0], Path("x.gz")])}, TypeError, r"each file name must be a str, not PosixPath: PosixPath\('x\.gz'\)"),
     ({"timeout": -1}, ValueError, r"timeout must be a positive, finite number of seconds, got -1"),
     ({"timeout": 0}, ValueError, r"timeout must be a positive, finite number of seconds, got 0"),
     ({"timeout": float("nan")}, ValueError, r"timeout must be a positive, finite number of seconds, got nan"),
     ({"timeout": "5"}, TypeError, r"timeout must be a number of seconds, not str"),
     ({"timeout": True}, TypeError, r"timeout must be a number of seconds, not bool"),
     ({"deadline": float("inf")}, ValueError, r"deadline must be a positive, finite number of seconds, got inf"),
-], ids=["one mirror as a str", "mirror as bytes", "one file name as a str", "negative timeout", "zero timeout", "nan timeout",
+], ids=["one mirror as a str", "mirrors as bytes", "mirror as bytes", "mirrors as None", "one file name as a str",
+        "file names as an int", "a file name as a path", "negative timeout", "zero timeout", "nan timeout",
         "timeout as a str", "timeout as a bool", "infinite deadline"])
 def test_download_checks_its_arguments_before_any_work(tmp_path: Path, server: LocalServer, checksums, arguments: dict, error: type, message: str) -> None:
     target = tmp_path / "target"
@@ -560,6 +567,47 @@ def test_download_checks_its_arguments_before_any_work(tmp_path: Path, server: L
     with pytest.raises(error, match=message):
         download_files(**{**call, **arguments})
     assert not target.exists() and server.requests == []
+
+
+def test_download_takes_any_iterable_of_file_names_and_mirrors(tmp_path: Path, server: LocalServer, checksums) -> None:
+    """A dict's keys, a generator: each is read once, into a list, before any work."""
+    wanted = {name: checksums[name] for name in GZ_FILES[:2]}
+    paths = download_files(wanted.keys(), tmp_path / "keys", (url for url in [server.url("good")]), checksums, timeout=5, progress=False)
+    assert paths == [tmp_path / "keys" / name for name in GZ_FILES[:2]]
+    with pytest.raises(DownloadError, match=r"missing/train-images-idx3-ubyte\.gz: .*404") as caught:
+        download_files(iter(GZ_FILES), tmp_path / "none", iter([server.url("missing")]), checksums, timeout=5, progress=False)
+    assert caught.value.missing == GZ_FILES and len(caught.value.reasons) == 1
+
+
+@pytest.mark.parametrize("mirror", [
+    "localhost:8000/mnist/", "LOCALHOST/mnist/", "127.0.0.1:8000/mnist/", "example.com/mnist/", "example.com:8080/mnist/",
+    "[::1]:8000/mnist/",
+])
+def test_download_suggests_http_for_a_host_typed_without_its_scheme(tmp_path: Path, mirror: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        download_files(GZ_FILES[:1], tmp_path / "target", [mirror], SHA256, progress=False)
+    message = str(caught.value)
+    assert message.startswith(f"mirror {mirror!r} has no URL scheme: a mirror starts with http://, https://, file://")
+    assert message.endswith(f"; did you mean {'http://' + mirror!r}?")
+    assert "local directory" not in message
+    assert not (tmp_path / "target").exists()
+
+
+@pytest.mark.parametrize("mirror, directory", [
+    ("./mnist/", "mnist"), ("../mnist/", "../mnist"), ("~/mnist/", "home/mnist"), ("mnist/", "mnist"),
+    ("copy.v2/mnist", "copy.v2/mnist"),  # looks like a host, but is a directory here
+], ids=["dot slash", "dot dot slash", "tilde", "a plain name", "an existing dotted directory"])
+def test_download_suggests_a_file_url_for_a_local_path(tmp_path: Path, monkeypatch, mirror: str, directory: str) -> None:
+    work = tmp_path / "work"
+    (work / "copy.v2" / "mnist").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(work / "home"))
+    with pytest.raises(ValueError) as caught:
+        download_files(GZ_FILES[:1], tmp_path / "target", [mirror], SHA256, progress=False)
+    expected = (work / directory).absolute().as_uri()
+    assert str(caught.value) == (
+        f"mirror {mirror!r} has no URL scheme: a mirror starts with http://, https://, file://; for a local directory use {expected}/"
+    )
 
 
 def test_download_from_a_file_url_and_past_a_url_that_cannot_be_sent(tmp_path: Path, server: LocalServer, checksums) -> None:

@@ -46,6 +46,7 @@ import http.client
 import math
 import numbers
 import os
+import re
 import socket
 import sys
 import time
@@ -54,7 +55,7 @@ import urllib.parse
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Iterator, Mapping, Optional, Sequence, Union
+from typing import Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -163,6 +164,9 @@ IDX_DTYPES: dict[int, np.dtype] = {
 GZIP_MAGIC = b"\x1f\x8b"
 # The URL schemes a mirror may have: what urllib fetches here (file:// for a local copy).
 MIRROR_SCHEMES: tuple[str, ...] = ("http", "https", "file")
+# What a mirror typed without its scheme starts with when it is meant as a host: localhost, a
+# dotted name or IPv4 address, or a bracketed IPv6 address; then an optional port.
+_HOST_PATTERN = re.compile(r"(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+|\[[0-9a-f:.]+\])(:[0-9]+)?", re.IGNORECASE)
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 # A mirror that sends nothing for this long (connecting, or between two reads) is given up.
 DOWNLOAD_TIMEOUT_SECONDS = 10.0
@@ -555,22 +559,50 @@ def _failure_reason(error: Exception, timeout: float) -> str:
     return str(error)
 
 
-def _check_mirrors(mirrors: object) -> None:
-    """Raise ``TypeError`` unless ``mirrors`` is a list or tuple of strings, ``ValueError``
-    naming the first mirror that is not an ``http://``, ``https://`` or ``file://`` URL."""
-    if not isinstance(mirrors, (list, tuple)):
-        hint = f" (for one mirror, pass [{mirrors!r}])" if isinstance(mirrors, str) else ""
-        raise TypeError(f"mirrors must be a list or tuple of base URLs, not {type(mirrors).__name__}{hint}")
+def _strings(values: object, argument: str, item: str) -> list[str]:
+    """``values`` as a list, or ``TypeError`` unless it is an iterable of strings. A single
+    ``str`` (or ``bytes``) is refused too, since it would be taken one character at a time;
+    for a ``str`` the message says to wrap it in a list."""
+    if isinstance(values, (str, bytes)):
+        hint = f" (for one {item}, pass [{values!r}])" if isinstance(values, str) else ""
+        raise TypeError(f"{argument} must be an iterable of str, not a single {type(values).__name__}{hint}")
+    if not isinstance(values, Iterable):
+        raise TypeError(f"{argument} must be an iterable of str, not {type(values).__name__}: {values!r}")
+    items = list(values)
+    for value in items:
+        if not isinstance(value, str):
+            raise TypeError(f"each {item} must be a str, not {type(value).__name__}: {value!r}")
+    return items
+
+
+def _looks_like_a_host(mirror: str) -> bool:
+    """Whether ``mirror``, typed without its scheme, starts with a host (``localhost:8000/mnist/``,
+    ``example.com/mnist/``) rather than being a local path: one that starts with ``/``, ``./``,
+    ``../`` or ``~``, or names something on disk, is not."""
+    if mirror.startswith(("/", "./", "../", "~")) or not _HOST_PATTERN.fullmatch(mirror.split("/", 1)[0]):
+        return False
+    try:
+        return not Path(mirror).exists()
+    except (OSError, ValueError):  # a name too long, or with a NUL byte: not a path here
+        return True
+
+
+def _check_mirrors(mirrors: object) -> list[str]:
+    """``mirrors`` as a list; ``TypeError`` unless it is an iterable of strings (not a single
+    one), ``ValueError`` naming the first mirror that is not an ``http://``, ``https://`` or
+    ``file://`` URL."""
+    mirror_urls = _strings(mirrors, "mirrors", "mirror")
     schemes = ", ".join(f"{scheme}://" for scheme in MIRROR_SCHEMES)
-    for mirror in mirrors:
-        if not isinstance(mirror, str):
-            raise TypeError(f"each mirror must be a str, not {type(mirror).__name__}: {mirror!r}")
+    for mirror in mirror_urls:
         try:
             parts = urllib.parse.urlsplit(mirror)
             parts.port  # a port that is not a number in 0..65535 raises ValueError
         except ValueError as error:
             raise ValueError(f"mirror {mirror!r} is not a valid URL ({error})") from None
         scheme = parts.scheme.lower()
+        # "localhost:8000/mnist/" parses with the URL scheme "localhost": a host is looked for first
+        if scheme not in MIRROR_SCHEMES and _looks_like_a_host(mirror):
+            raise ValueError(f"mirror {mirror!r} has no URL scheme: a mirror starts with {schemes}; did you mean {'http://' + mirror!r}?")
         if not scheme:
             local = f"; for a local directory use {Path(mirror).expanduser().absolute().as_uri()}/" if mirror else ""
             raise ValueError(f"mirror {mirror!r} has no URL scheme: a mirror starts with {schemes}{local}")
@@ -578,6 +610,7 @@ def _check_mirrors(mirrors: object) -> None:
             raise ValueError(f"mirror {mirror!r} has the URL scheme {parts.scheme!r}: a mirror starts with {schemes}")
         if scheme != "file" and not parts.hostname:
             raise ValueError(f"mirror {mirror!r} names no host")
+    return mirror_urls
 
 
 def _checked_seconds(argument: str, value: object) -> float:
@@ -590,9 +623,9 @@ def _checked_seconds(argument: str, value: object) -> float:
 
 
 def download_files(
-    filenames: Sequence[str],
+    filenames: Iterable[str],
     directory: PathLike,
-    mirrors: Sequence[str],
+    mirrors: Iterable[str],
     checksums: Mapping[str, str],
     timeout: Optional[float] = None,
     progress: bool = True,
@@ -601,10 +634,12 @@ def download_files(
     """Download each of ``filenames`` into ``directory``, trying the ``mirrors`` in turn.
 
     Args:
-        filenames: names as served by the mirrors, e.g. ``"train-images-idx3-ubyte.gz"``.
+        filenames: names as served by the mirrors, e.g. ``"train-images-idx3-ubyte.gz"``: any
+            iterable of str (a list, ``SHA256.keys()``, a generator, read once), not one str.
         directory: where they go; created (with its parents) if needed.
-        mirrors: a list or tuple of base URLs (``http://``, ``https://``, or ``file://`` for a
-            local copy); a file's URL is the base URL, a ``/``, and the file name.
+        mirrors: base URLs (``http://``, ``https://``, or ``file://`` for a local copy), tried in
+            order: any iterable of str, not one str. A file's URL is the base URL, a ``/``, and
+            the file name.
         checksums: ``{filename: sha256 hex}``; every file must have one, and a download whose
             sum differs is discarded and the next mirror tried.
         timeout: seconds (positive) to wait for a connection, or for data between two reads,
@@ -620,11 +655,12 @@ def download_files(
     The arguments are checked before anything is downloaded or created.
 
     Raises:
-        TypeError: ``filenames`` or ``mirrors`` is not a list or tuple (one string, say), a
-            mirror is not a string, or ``timeout``/``deadline`` is not a number.
+        TypeError: ``filenames`` or ``mirrors`` is a single str (pass ``[name]``) or not an
+            iterable, a file name or mirror is not a str, or ``timeout``/``deadline`` is not a
+            number.
         ValueError: a file name has no checksum, a mirror is not an ``http://``, ``https://``
-            or ``file://`` URL (a bare path, say), or ``timeout``/``deadline`` is not positive
-            and finite.
+            or ``file://`` URL (a bare path, or a host typed without ``http://``: the message
+            suggests the URL meant), or ``timeout``/``deadline`` is not positive and finite.
         NotADirectoryError: ``directory``, or its nearest existing parent, is not a directory
             (a file, a broken symbolic link).
         DownloadError: (a ``RuntimeError``) a file failed on every mirror. The message gives
@@ -632,14 +668,12 @@ def download_files(
             and how to point to a directory that holds them. Files downloaded before the
             failure are kept; the remaining ones are not attempted.
     """
-    if not isinstance(filenames, (list, tuple)):
-        hint = f" (for one file, pass [{filenames!r}])" if isinstance(filenames, str) else ""
-        raise TypeError(f"filenames must be a list or tuple of file names, not {type(filenames).__name__}{hint}")
-    _check_mirrors(mirrors)
+    file_names = _strings(filenames, "filenames", "file name")  # lists: a generator is read only once
+    mirror_urls = _check_mirrors(mirrors)
     timeout = _checked_seconds("timeout", DOWNLOAD_TIMEOUT_SECONDS if timeout is None else timeout)
     deadline = _checked_seconds("deadline", DOWNLOAD_DEADLINE_SECONDS if deadline is None else deadline)
     directory = Path(directory).expanduser()
-    unknown = [name for name in filenames if name not in checksums]
+    unknown = [name for name in file_names if name not in checksums]
     if unknown:
         raise ValueError(f"no SHA256 checksum known for {', '.join(unknown)}; refusing to download unverified files")
     problem = _not_a_directory(directory)
@@ -649,13 +683,13 @@ def download_files(
     directory.mkdir(parents=True, exist_ok=True)
 
     downloaded: list[Path] = []
-    for position, filename in enumerate(filenames):
+    for position, filename in enumerate(file_names):
         destination = directory / filename
         failures: list[str] = []
-        for number, mirror in enumerate(mirrors, start=1):
+        for number, mirror in enumerate(mirror_urls, start=1):
             url = mirror.rstrip("/") + "/" + filename
             if progress:
-                print(f"downloading {filename} from mirror {number} of {len(mirrors)}: {url}", file=sys.stderr, flush=True)
+                print(f"downloading {filename} from mirror {number} of {len(mirror_urls)}: {url}", file=sys.stderr, flush=True)
             try:
                 _download_verified(url, destination, checksums[filename], timeout, deadline, progress)
             # URLError, HTTPError and timeouts are OSErrors; a ValueError is a URL urllib cannot send
@@ -673,7 +707,7 @@ def download_files(
                     directory.rmdir()
                 except OSError:  # something else was put there meanwhile: keep it
                     pass
-            missing = list(filenames[position:])
+            missing = file_names[position:]
             reasons = "\n".join(failures) if failures else "  (no mirrors given)"
             raise DownloadError(
                 f"could not download {filename} from any mirror:\n{reasons}\n" + _where_to_put_files(directory, missing),
