@@ -139,10 +139,21 @@ def test_warmup_cosine_reaches_max_lr_at_step_warmup_steps_as_pytorch():
     assert one_step(0) == 0.1 and one_step(1) == 0.0
 
 
-def test_warmup_cosine_refuses_a_one_step_run_that_is_all_warm_up():
-    """Its only step would train at start_lr (lr 0), never at max_lr."""
+def test_warmup_cosine_refuses_a_one_step_run_that_is_all_warm_up_at_lr_0():
+    """Its only step would train at start_lr, lr 0, never at max_lr; from a start_lr above 0
+    that step trains, and the schedule is accepted."""
     with pytest.raises(ValueError, match=r"warmup_steps \(1\) == total_steps \(1\).*warmup_steps=0"):
         WarmupCosine(max_lr=0.1, total_steps=1, warmup_steps=1)
+    assert WarmupCosine(max_lr=0.1, total_steps=1, warmup_steps=1, start_lr=0.01)(0) == 0.01
+
+
+def test_warmup_cosine_takes_whole_floats_and_a_min_lr_above_max_lr_as_pytorch():
+    # step counts from float arithmetic (np.ceil gives 2814.0), and a rising "decay", which
+    # CosineAnnealingLR allows (eta_min above the base lr)
+    schedule = WarmupCosine(max_lr=0.1, total_steps=np.ceil(2813.2), warmup_steps=0.05 * 1000, min_lr=0.2)
+    assert (schedule.total_steps, schedule.warmup_steps) == (2814, 50)
+    assert type(schedule.total_steps) is int and schedule(50.0) == schedule(50) == 0.1
+    assert schedule(2814) == 0.2 and schedule(100) < schedule(2000)
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -151,14 +162,13 @@ def test_warmup_cosine_refuses_a_one_step_run_that_is_all_warm_up():
     ({"max_lr": -0.1}, "max_lr must be a finite number >= 0, got -0.1"),
     ({"min_lr": -0.01}, "min_lr must be a finite number >= 0, got -0.01"),
     ({"start_lr": float("nan")}, "start_lr must be a finite number >= 0, got nan"),
-    ({"min_lr": 0.2}, r"min_lr \(0.2\) must not exceed max_lr \(0.1\)"),
     ({"start_lr": 0.2}, r"start_lr \(0.2\) must not exceed max_lr \(0.1\)"),
-    ({"total_steps": 0}, "total_steps must be an integer >= 1, got 0"),
-    ({"total_steps": -5, "warmup_steps": 0}, "total_steps must be an integer >= 1, got -5"),
-    ({"total_steps": 10.0}, "total_steps must be an integer >= 1, got 10.0"),
-    ({"warmup_steps": -1}, "warmup_steps must be an integer >= 0, got -1"),
-    ({"warmup_steps": 2.5}, "warmup_steps must be an integer >= 0, got 2.5"),
-    ({"warmup_steps": True}, "warmup_steps must be an integer >= 0, got True"),
+    ({"total_steps": 0}, "total_steps must be a whole number >= 1, got 0"),
+    ({"total_steps": -5, "warmup_steps": 0}, "total_steps must be a whole number >= 1, got -5"),
+    ({"total_steps": 10.5}, "total_steps must be a whole number >= 1, got 10.5"),
+    ({"warmup_steps": -1}, "warmup_steps must be a whole number >= 0, got -1"),
+    ({"warmup_steps": 2.5}, "warmup_steps must be a whole number >= 0, got 2.5"),
+    ({"warmup_steps": True}, "warmup_steps must be a whole number >= 0, got True"),
     ({"warmup_steps": 11}, r"warmup_steps \(11\) must not exceed total_steps \(10\)"),
 ])
 def test_warmup_cosine_arguments_are_checked(arguments, message):
@@ -171,7 +181,7 @@ def test_warmup_cosine_arguments_are_checked(arguments, message):
 def test_warmup_cosine_refuses_a_negative_or_non_integer_step(warmup_steps, step):
     """A negative step gave a negative lr (or divided by zero without a warm-up)."""
     schedule = WarmupCosine(max_lr=0.1, total_steps=10, warmup_steps=warmup_steps)
-    with pytest.raises(ValueError, match=f"WarmupCosine step must be an integer >= 0, got {step!r}"):
+    with pytest.raises(ValueError, match=f"WarmupCosine step must be a whole number >= 0, got {step!r}"):
         schedule(step)
 
 
@@ -251,7 +261,7 @@ def test_sgd_without_momentum_refuses_momentum_buffers():
 
 
 def test_a_failed_sgd_load_leaves_the_state_as_it_was():
-    param = Tensor(np.ones(2))
+    param = Tensor(np.ones(2), requires_grad=True)
     optimizer = SGD([param], lr=0.1, momentum=0.9)
     quadratic_step(optimizer, param, np.zeros(2))
     before = optimizer.state_dict()
@@ -294,3 +304,26 @@ def test_adam_counts_steps_per_parameter_as_pytorch():
     old_format = {**optimizer.state_dict(), "steps": np.array(3)}  # one count, as older versions saved
     restored.load_state_dict(old_format)
     assert restored.steps == [3, 3]
+
+
+@pytest.mark.parametrize("make", [lambda params: SGD(params, lr=0.1, momentum=0.9, weight_decay=0.1),
+                                  lambda params: Adam(params, lr=0.1, weight_decay=0.1)])
+def test_a_parameter_that_does_not_require_grad_is_frozen_as_in_pytorch(make):
+    # freezing a layer the PyTorch way: requires_grad = False, the optimizer still holds it
+    trained, frozen = Tensor(np.ones(3), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
+    frozen.requires_grad = False
+    optimizer = make([trained, frozen])
+    assert not frozen.requires_grad
+    for _ in range(3):
+        optimizer.zero_grad()
+        ((trained * frozen) ** 2).sum().backward()
+        optimizer.step()
+    assert frozen.grad is None and np.array_equal(frozen.data, np.ones(3))
+    assert not np.array_equal(trained.data, np.ones(3))
+
+
+def test_a_read_only_parameter_is_refused_before_any_step():
+    read_only = Tensor(np.broadcast_to(np.float64(1.0), (3,)), requires_grad=True)
+    writable = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(ValueError, match=r"optimizer parameter 1 \(shape \(3,\)\) is backed by a read-only array"):
+        SGD([writable, read_only], lr=0.1)

@@ -29,8 +29,11 @@ class Optimizer:
     Every parameter must be a leaf float32/float64 Tensor, given once: an integer tensor
     can't hold a gradient (TypeError); a computed (non-leaf) tensor never gets a ``grad``, so
     it would silently never train (ValueError, as PyTorch); the same tensor twice would be
-    updated twice per step (ValueError; PyTorch only warns). The optimizer sets
-    ``requires_grad`` on every parameter.
+    updated twice per step (ValueError; PyTorch only warns); a read-only array could not be
+    updated (ValueError, before any step). As in PyTorch, a parameter with
+    ``requires_grad=False`` is frozen: it gets no gradient, and ``step`` leaves it alone, so
+    a layer is frozen by ``layer.weight.requires_grad = False`` while the optimizer holds all
+    of the model's tensors. (If none requires grad, ``loss.backward()`` says so.)
     """
 
     def __init__(self, params: Iterable[Tensor], lr: float):
@@ -56,10 +59,12 @@ class Optimizer:
             if id(param) in first_index:
                 raise ValueError(f"optimizer parameter {index} is the same Tensor as parameter "
                                  f"{first_index[id(param)]}: it would be updated twice per step")
+            if not param.data.flags.writeable:
+                raise ValueError(f"optimizer parameter {index} (shape {param.shape}) is backed by a read-only array "
+                                 "(as np.frombuffer, np.load with mmap_mode='r' or np.broadcast_to give), which a "
+                                 "step cannot update; give the model a writable copy (np.array(...)) first")
             first_index[id(param)] = index
         self.lr = check_number("learning rate", lr)
-        for param in self.params:
-            param.requires_grad = True
 
     def zero_grad(self) -> None:
         """Forget the accumulated gradients (set every ``grad`` to None)."""
@@ -254,12 +259,15 @@ class WarmupCosine:
     ``get_cosine_schedule_with_warmup``, ``LinearLR`` followed by ``CosineAnnealingLR``), the
     warm-up reaches ``max_lr`` at step ``warmup_steps``, the first step after it: step 0 trains
     at ``start_lr``. ``warmup_steps == total_steps`` is a run that is all warm-up (it never
-    trains at ``max_lr``, and ends at ``min_lr``); it is refused for a one-step run, whose only
-    step would train at ``start_lr`` (use ``warmup_steps=0`` to train that step at ``max_lr``).
+    trains at ``max_lr``, and ends at ``min_lr``); it is refused for a one-step run with
+    ``start_lr`` 0, whose only step would train at lr 0 (use ``warmup_steps=0`` to train that
+    step at ``max_lr``).
 
-    The rates must be finite and >= 0 with ``min_lr`` and ``start_lr`` at most ``max_lr``;
-    the step counts must be integers with 0 <= warmup_steps <= total_steps and total_steps >= 1.
-    Each problem is a ValueError naming the argument and its value.
+    The rates must be finite and >= 0, ``start_lr`` at most ``max_lr`` (as PyTorch's
+    ``LinearLR`` factor, at most 1); ``min_lr`` above ``max_lr`` makes the "decay" rise, as
+    ``CosineAnnealingLR`` allows. The step counts must be whole numbers (an int, or a float such
+    as 2814.0 from ``math.ceil``-style arithmetic) with 0 <= warmup_steps <= total_steps and
+    total_steps >= 1. Each problem is a ValueError naming the argument and its value.
     """
 
     def __init__(self, max_lr: float, total_steps: int, warmup_steps: int,
@@ -267,17 +275,16 @@ class WarmupCosine:
         self.max_lr = check_number("WarmupCosine max_lr", max_lr)
         self.min_lr = check_number("WarmupCosine min_lr", min_lr)
         self.start_lr = check_number("WarmupCosine start_lr", start_lr)
-        for name, rate in (("min_lr", self.min_lr), ("start_lr", self.start_lr)):
-            if rate > self.max_lr:
-                raise ValueError(f"WarmupCosine {name} ({rate}) must not exceed max_lr ({self.max_lr})")
+        if self.start_lr > self.max_lr:
+            raise ValueError(f"WarmupCosine start_lr ({self.start_lr}) must not exceed max_lr ({self.max_lr})")
         self.total_steps = _check_step_count("WarmupCosine total_steps", total_steps, least=1)
         self.warmup_steps = _check_step_count("WarmupCosine warmup_steps", warmup_steps)
         if self.warmup_steps > self.total_steps:
             raise ValueError(f"WarmupCosine warmup_steps ({warmup_steps}) must not exceed total_steps ({total_steps})")
-        if self.warmup_steps == self.total_steps == 1:
+        if self.warmup_steps == self.total_steps == 1 and self.start_lr == 0:
             raise ValueError(f"WarmupCosine warmup_steps ({warmup_steps}) == total_steps ({total_steps}): the warm-up "
                              f"reaches max_lr at step warmup_steps, so the only step (0) would train at start_lr "
-                             f"({self.start_lr}); use warmup_steps=0 to train it at max_lr")
+                             f"0; use warmup_steps=0 to train it at max_lr")
 
     def __call__(self, step: int) -> float:
         _check_step_count("WarmupCosine step", step)
@@ -289,8 +296,9 @@ class WarmupCosine:
 
 
 def _check_step_count(name: str, value: Any, least: int = 0) -> int:
-    """``value`` as an int if it is an integer >= ``least`` (Python or numpy; not a bool),
-    else ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    """``value`` as an int if it is a whole number >= ``least`` (a Python or numpy int, or a
+    float such as 50.0; not a bool), else ValueError naming it."""
+    whole = isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
+    if isinstance(value, bool) or not whole or value < least:
+        raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
     return int(value)
