@@ -593,6 +593,8 @@ def test_a_model_output_not_computed_by_an_op_or_not_a_tensor_is_a_clear_error()
 
     with pytest.raises(ValueError, match=r"output is not computed by any op"):
         to_onnx(input_beside_its_sum, (2, 3))
+    with pytest.raises(ValueError, match=r"output was not computed by a traced op: rebuilding a tensor from numpy"):
+        to_onnx(lambda array: Tensor(np.asarray(array) * 2.0), (2, 3))  # numpy work, no op: not the input
     with pytest.raises(ValueError, match=r"input_shape"):
         to_onnx(SeedMLP(), None)
 

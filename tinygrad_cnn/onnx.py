@@ -127,12 +127,10 @@ def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
             Tensor.training = training
     if not isinstance(result, Tensor):
         raise TypeError(f"the model must return one Tensor to export; it returned {type(result).__name__}")
-    if not any(step.output is result for step in steps) and (
-            not steps or any(tensor is result for step in steps for tensor in step.tensors)):
+    if not any(step.output is result for step in steps) and np.shares_memory(result.data, images):
         raise ValueError(
-            "the model's output is not computed by any op: it returns its input itself (or a tensor built "
-            "before the ops it runs), e.g. a model that is all dropout in eval mode, which is the identity; "
-            "an ONNX graph needs at least one op"
+            "the model's output is not computed by any op: it returns its input itself, e.g. a model that "
+            "is all dropout in eval mode, which is the identity; an ONNX graph needs at least one op"
         )
     if not any(step.output is result for step in steps):
         raise ValueError(
