@@ -25,8 +25,9 @@ from typing import Any, BinaryIO, Callable, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
+from tinygrad_cnn.checks import check_batch_norm_numbers, int_pair
 from tinygrad_cnn.random import generator
-from tinygrad_cnn.tensor import Tensor, check_batch_norm_numbers, int_pair
+from tinygrad_cnn.tensor import Tensor
 
 PathLike = Union[str, "os.PathLike[str]"]
 

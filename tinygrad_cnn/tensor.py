@@ -20,6 +20,28 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from tinygrad_cnn import ops, random
+from tinygrad_cnn.checks import (  # argument checks: clear errors before any work
+    FLOAT_TYPES,
+    check_axes,
+    check_batch_norm,
+    check_broadcast,
+    check_conv2d,
+    check_dropout,
+    check_index_axis,
+    check_is_number,
+    check_pool2d,
+    check_reducible,
+    dtype_argument,
+    in_place_refusal,
+    int_pair,
+    integer_clip_bounds,
+    integers_argument,
+    normalize_pad_width,
+    pool_geometry,
+    pool_padding,
+    resolve_shape,
+    shape_argument,
+)
 from tinygrad_cnn.function import Function, checked_gradients
 
 ArrayLike = Union["Tensor", np.ndarray, numbers.Number, Sequence]
@@ -142,9 +164,6 @@ class Node:
         self.op, self.inputs, self.versions, self.released = None, (), [], True
 
 
-_FLOAT_TYPES = (np.float32, np.float64)
-
-
 def _as_array(data: object, dtype: Optional[np.dtype] = None) -> np.ndarray:
     """Convert user data to the array a Tensor holds, or say why not.
 
@@ -170,7 +189,7 @@ def _as_array(data: object, dtype: Optional[np.dtype] = None) -> np.ndarray:
     if array.dtype.kind not in "biuf":
         raise TypeError(f"Tensor needs numeric data (bool, int or float); got an array of dtype {array.dtype}")
     if dtype is not None:
-        return array.astype(_dtype_argument("Tensor", dtype), copy=False)
+        return array.astype(dtype_argument("Tensor", dtype), copy=False)
     if array.dtype == np.float16:
         return array.astype(np.float32)
     return array
@@ -352,7 +371,7 @@ class Tensor:
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype=None):
         self.data: np.ndarray = _as_array(data, dtype)
         self.grad: Optional[np.ndarray] = None
-        if requires_grad and self.data.dtype.type not in _FLOAT_TYPES:
+        if requires_grad and self.data.dtype.type not in FLOAT_TYPES:
             raise TypeError(
                 f"only float32 and float64 tensors can require grad; this one is {self.data.dtype} "
                 "(integer and bool tensors hold labels, indices and masks)"
@@ -409,14 +428,14 @@ class Tensor:
     @classmethod
     def zeros(cls, *shape: int | Sequence[int], dtype=None, requires_grad: bool = False) -> "Tensor":
         """A tensor of zeros."""
-        shape = _shape_argument("zeros", shape)
-        return cls(np.zeros(shape, dtype=_dtype_argument("zeros", dtype)), requires_grad=requires_grad)
+        shape = shape_argument("zeros", shape)
+        return cls(np.zeros(shape, dtype=dtype_argument("zeros", dtype)), requires_grad=requires_grad)
 
     @classmethod
     def ones(cls, *shape: int | Sequence[int], dtype=None, requires_grad: bool = False) -> "Tensor":
         """A tensor of ones."""
-        shape = _shape_argument("ones", shape)
-        return cls(np.ones(shape, dtype=_dtype_argument("ones", dtype)), requires_grad=requires_grad)
+        shape = shape_argument("ones", shape)
+        return cls(np.ones(shape, dtype=dtype_argument("ones", dtype)), requires_grad=requires_grad)
 
     @classmethod
     def zeros_like(cls, other: ArrayLike, dtype=None, requires_grad: bool = False) -> "Tensor":
@@ -434,15 +453,15 @@ class Tensor:
     def randn(cls, *shape: int | Sequence[int], dtype=None, requires_grad: bool = False) -> "Tensor":
         """Samples of the standard normal distribution N(0, 1) from the package's generator
         (``tinygrad_cnn.manual_seed`` makes them repeatable)."""
-        shape = _shape_argument("randn", shape)
-        dtype = _dtype_argument("randn", dtype, floats_only=True)
+        shape = shape_argument("randn", shape)
+        dtype = dtype_argument("randn", dtype, floats_only=True)
         return cls(random.generator().standard_normal(shape, dtype=dtype), requires_grad=requires_grad)
 
     @classmethod
     def rand(cls, *shape: int | Sequence[int], dtype=None, requires_grad: bool = False) -> "Tensor":
         """Samples of the uniform distribution on [0, 1) from the package's generator."""
-        shape = _shape_argument("rand", shape)
-        dtype = _dtype_argument("rand", dtype, floats_only=True)
+        shape = shape_argument("rand", shape)
+        dtype = dtype_argument("rand", dtype, floats_only=True)
         return cls(random.generator().random(shape, dtype=dtype), requires_grad=requires_grad)
 
     @classmethod
@@ -461,14 +480,14 @@ class Tensor:
         if step == 0:
             raise ValueError("arange: step must not be zero")
         integers = all(isinstance(value, numbers.Integral) for value in (start, stop, step))
-        dtype = _dtype_argument("arange", np.int64 if integers and dtype is None else dtype)
+        dtype = dtype_argument("arange", np.int64 if integers and dtype is None else dtype)
         return cls(np.arange(start, stop, step).astype(dtype), requires_grad=requires_grad)
 
     @classmethod
     def eye(cls, n: int, m: Optional[int] = None, dtype=None, requires_grad: bool = False) -> "Tensor":
         """The n×m identity matrix (ones on the diagonal; m defaults to n)."""
-        rows, columns = _shape_argument("eye", (n, n if m is None else m))
-        return cls(np.eye(rows, columns, dtype=_dtype_argument("eye", dtype)), requires_grad=requires_grad)
+        rows, columns = shape_argument("eye", (n, n if m is None else m))
+        return cls(np.eye(rows, columns, dtype=dtype_argument("eye", dtype)), requires_grad=requires_grad)
 
     # -- plain properties -------------------------------------------------------------
 
@@ -637,7 +656,7 @@ class Tensor:
 
     def __add__(self, other: ArrayLike) -> "Tensor":
         left, right = _promoted(self, self._operand(other))
-        _check_broadcast("+", left, right)
+        check_broadcast("+", left, right)
         return ops.Add.apply(left, right)
 
     def __radd__(self, other: ArrayLike) -> "Tensor":
@@ -645,7 +664,7 @@ class Tensor:
 
     def __sub__(self, other: ArrayLike) -> "Tensor":
         left, right = _promoted(self, self._operand(other))
-        _check_broadcast("-", left, right)
+        check_broadcast("-", left, right)
         return ops.Sub.apply(left, right)
 
     def __rsub__(self, other: ArrayLike) -> "Tensor":
@@ -653,7 +672,7 @@ class Tensor:
 
     def __mul__(self, other: ArrayLike) -> "Tensor":
         left, right = _promoted(self, self._operand(other))
-        _check_broadcast("*", left, right)
+        check_broadcast("*", left, right)
         return ops.Mul.apply(left, right)
 
     def __rmul__(self, other: ArrayLike) -> "Tensor":
@@ -661,7 +680,7 @@ class Tensor:
 
     def __truediv__(self, other: ArrayLike) -> "Tensor":
         left, right = _promoted(self, self._operand(other), true_division=True)
-        _check_broadcast("/", left, right)
+        check_broadcast("/", left, right)
         return ops.Div.apply(left, right)
 
     def __rtruediv__(self, other: ArrayLike) -> "Tensor":
@@ -696,7 +715,7 @@ class Tensor:
         if right.ndim == 1:
             return left.matmul(right.reshape(-1, 1)).reshape(*left.shape[:-1])
         if left.ndim > 2 or right.ndim > 2:  # the batch axes must broadcast
-            _check_broadcast("@", Tensor(np.empty(left.shape[:-2])), Tensor(np.empty(right.shape[:-2])))
+            check_broadcast("@", Tensor(np.empty(left.shape[:-2])), Tensor(np.empty(right.shape[:-2])))
         return ops.MatMul.apply(left, right)
 
     # -- element-wise math ----------------------------------------------------------
@@ -727,18 +746,18 @@ class Tensor:
 
     def leaky_relu(self, negative_slope: float = 0.01) -> "Tensor":
         """x for x > 0, negative_slope · x otherwise (gradient negative_slope at 0, as PyTorch)."""
-        _check_number("leaky_relu", "negative_slope", negative_slope)
+        check_is_number("leaky_relu", "negative_slope", negative_slope)
         return ops.LeakyReLU.apply(_floating(self), negative_slope=negative_slope)
 
     def elu(self, alpha: float = 1.0) -> "Tensor":
         """x for x > 0, alpha · (eˣ − 1) otherwise (gradient alpha at 0, as PyTorch)."""
-        _check_number("elu", "alpha", alpha)
+        check_is_number("elu", "alpha", alpha)
         return ops.ELU.apply(_floating(self), alpha=alpha)
 
     def __pow__(self, exponent: ArrayLike) -> "Tensor":
         """self ** exponent, element-wise; the exponent may be a number, an array or a Tensor."""
         base, exponent = _promoted(self, self._operand(exponent))
-        _check_broadcast("**", base, exponent)
+        check_broadcast("**", base, exponent)
         if base.dtype.kind != "f" and exponent.dtype.kind != "f" and np.any(exponent.data < 0):
             raise ValueError("integers to negative integer powers are not allowed (as in PyTorch); "
                              "make the base a float tensor")
@@ -760,23 +779,23 @@ class Tensor:
             raise ValueError("clip needs at least one of min= and max=")
         for name, bound in (("min", min), ("max", max)):
             if bound is not None:
-                _check_number("clip", name, bound)
+                check_is_number("clip", name, bound)
         integral_bounds = all(isinstance(bound, (numbers.Integral, type(None))) for bound in (min, max))
         x = self if integral_bounds else _floating(self)  # an int tensor clipped to 0.5 becomes float32
         if x.dtype.kind in "iu":
-            min, max = _integer_clip_bounds(x.dtype, min, max)
+            min, max = integer_clip_bounds(x.dtype, min, max)
         return ops.Clip.apply(x, low=min, high=max)
 
     def maximum(self, other: ArrayLike) -> "Tensor":
         """Element-wise larger of self and other (broadcasting); ties give each side half the gradient."""
         left, right = _promoted(self, self._operand(other))
-        _check_broadcast("maximum", left, right)
+        check_broadcast("maximum", left, right)
         return ops.Maximum.apply(left, right)
 
     def minimum(self, other: ArrayLike) -> "Tensor":
         """Element-wise smaller of self and other (broadcasting); ties give each side half the gradient."""
         left, right = _promoted(self, self._operand(other))
-        _check_broadcast("minimum", left, right)
+        check_broadcast("minimum", left, right)
         return ops.Minimum.apply(left, right)
 
     def where(self, a: ArrayLike, b: ArrayLike) -> "Tensor":
@@ -802,26 +821,26 @@ class Tensor:
     def max(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
         """Largest element over ``axis`` (all by default); tied maxima share the gradient
         equally. Returns the values only, as torch.amax; ``argmax`` gives the indices."""
-        _check_reducible("max", axis, self.shape)
+        check_reducible("max", axis, self.shape)
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
     @pytorch_spellings
     def min(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
         """Smallest element over ``axis``; tied minima share the gradient equally (as torch.amin)."""
-        _check_reducible("min", axis, self.shape)
+        check_reducible("min", axis, self.shape)
         return ops.Min.apply(self, axis=axis, keepdims=keepdims)
 
     @pytorch_spellings
     def argmax(self, axis: Optional[int] = None, keepdims: bool = False) -> "Tensor":
         """int64 index of the largest element along ``axis`` (the first on ties); with
         axis=None, the index into the flattened tensor. Indices have no gradient."""
-        _check_index_axis("argmax", axis, self.shape)
+        check_index_axis("argmax", axis, self.shape)
         return _apply_unrecorded(ops.ArgMax, self, axis=axis, keepdims=keepdims)
 
     @pytorch_spellings
     def argmin(self, axis: Optional[int] = None, keepdims: bool = False) -> "Tensor":
         """int64 index of the smallest element along ``axis`` (the first on ties), as argmax."""
-        _check_index_axis("argmin", axis, self.shape)
+        check_index_axis("argmin", axis, self.shape)
         return _apply_unrecorded(ops.ArgMin, self, axis=axis, keepdims=keepdims)
 
     # -- comparisons and in-place updates -----------------------------------------------
@@ -835,7 +854,7 @@ class Tensor:
             return NotImplemented
         except OverflowError:  # an int beyond an integer tensor's dtype (uint8 < 256): compare as int64
             other = Tensor(other)
-        _check_broadcast(symbol, self, other)
+        check_broadcast(symbol, self, other)
         return _apply_unrecorded(ops.Compare, *_promoted(self, other), symbol=symbol)  # (compared as x - t is computed)
 
     def __lt__(self, other: ArrayLike) -> "Tensor":
@@ -872,8 +891,8 @@ class Tensor:
         """
         other = self._operand(other)
         if _recording and (self.requires_grad or other.requires_grad):
-            raise RuntimeError(_in_place_refusal(symbol, self, other))
-        _check_broadcast(symbol, self, other)
+            raise RuntimeError(in_place_refusal(symbol, self, other))
+        check_broadcast(symbol, self, other)
         result_shape = np.broadcast_shapes(self.shape, other.shape)
         if result_shape != self.shape:
             raise ValueError(f"in-place {symbol}: the result would have shape {result_shape}, "
@@ -913,14 +932,14 @@ class Tensor:
 
     @pytorch_spellings
     def sum(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
-        _check_axes("sum", axis, self.ndim)
+        check_axes("sum", axis, self.ndim)
         return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
     @pytorch_spellings
     def mean(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
         """Mean over ``axis`` (all by default). PyTorch refuses the mean of an integer or bool
         tensor; here it is float32, as for every float-valued op (exp, log, softmax, ...)."""
-        _check_axes("mean", axis, self.ndim)
+        check_axes("mean", axis, self.ndim)
         return ops.Mean.apply(_floating(self), axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape: int | Sequence[int]) -> "Tensor":
@@ -930,7 +949,7 @@ class Tensor:
         for size in shape:
             if type(size) is not int and not isinstance(size, np.integer):
                 raise TypeError(f"reshape: sizes must be ints, got {size!r} in {shape!r}")
-        resolved = _resolve_shape(tuple(int(size) for size in shape), self.shape)
+        resolved = resolve_shape(tuple(int(size) for size in shape), self.shape)
         if resolved == self.shape:
             return self
         return ops.Reshape.apply(self, shape=resolved)
@@ -952,14 +971,14 @@ class Tensor:
 
     def pad(self, pad_width: int | Sequence) -> "Tensor":
         """Zero padding, numpy-style: ((before, after), ...) per axis, or one int for all sides."""
-        return ops.Pad.apply(self, widths=_normalize_pad_width(pad_width, self.shape))
+        return ops.Pad.apply(self, widths=normalize_pad_width(pad_width, self.shape))
 
     # -- shape, indexing and movement -------------------------------------------------
 
     def permute(self, *dims: int | Sequence[int]) -> "Tensor":
         """The axes reordered: result.shape[i] = self.shape[dims[i]]; ``dims`` as separate ints
         or one sequence, negative ones counting from the end."""
-        dims = _integers_argument("permute", dims)
+        dims = integers_argument("permute", dims)
         normalized = [dim % self.ndim for dim in dims if -self.ndim <= dim < self.ndim]
         if len(dims) != self.ndim or sorted(normalized) != list(range(self.ndim)):
             raise ValueError(
@@ -972,8 +991,8 @@ class Tensor:
 
     def transpose(self, dim0: int, dim1: int) -> "Tensor":
         """The axes ``dim0`` and ``dim1`` swapped (PyTorch's transpose, not numpy's)."""
-        _check_axes("transpose", dim0, self.ndim)
-        _check_axes("transpose", dim1, self.ndim)
+        check_axes("transpose", dim0, self.ndim)
+        check_axes("transpose", dim1, self.ndim)
         axes = list(range(self.ndim))
         if self.ndim:
             axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
@@ -1009,7 +1028,7 @@ class Tensor:
         first = tensors[0]
         if first.ndim == 0:
             raise ValueError("cat: zero-dimensional tensors cannot be joined; use Tensor.stack")
-        _check_axes("cat", axis, first.ndim)
+        check_axes("cat", axis, first.ndim)
         axis %= first.ndim
         for tensor in tensors[1:]:
             if tensor.ndim != first.ndim:
@@ -1028,7 +1047,7 @@ class Tensor:
         """
         tensors, axis = _joinable("stack", tensors, axis, dim)
         first = tensors[0]
-        _check_axes("stack", axis, first.ndim + 1)
+        check_axes("stack", axis, first.ndim + 1)
         for tensor in tensors[1:]:
             if tensor.shape != first.shape:
                 raise ValueError(f"stack needs tensors of one shape, got shapes {first.shape} and {tensor.shape}")
@@ -1041,7 +1060,7 @@ class Tensor:
         integer or bool result has no gradient, as in PyTorch: the op ``Cast`` is still applied
         (so tracers such as the ONNX exporter see it) but never recorded for backward.
         """
-        dtype = _dtype_argument("astype", dtype, default=None)
+        dtype = dtype_argument("astype", dtype, default=None)
         if dtype == self.dtype:
             return self
         if dtype.kind != "f":  # an integer or bool tensor never requires grad
@@ -1055,12 +1074,12 @@ class Tensor:
 
     @pytorch_spellings
     def softmax(self, axis: int = -1) -> "Tensor":
-        _check_axes("softmax", axis, self.ndim)
+        check_axes("softmax", axis, self.ndim)
         return ops.Softmax.apply(_floating(self), axis=axis)
 
     @pytorch_spellings
     def log_softmax(self, axis: int = -1) -> "Tensor":
-        _check_axes("log_softmax", axis, self.ndim)
+        check_axes("log_softmax", axis, self.ndim)
         return ops.LogSoftmax.apply(_floating(self), axis=axis)
 
     def conv2d(self, weight: "Tensor", bias: Optional[ArrayLike] = None, stride: int | tuple[int, int] = 1,
@@ -1077,7 +1096,7 @@ class Tensor:
             x, bias = _promoted(x, self._operand(bias))
             weight = _promoted(x, weight)[1]  # x has become float if only the bias was
         stride, padding, dilation = int_pair("stride", stride, 1), int_pair("padding", padding, 0), int_pair("dilation", dilation, 1)
-        out_shape = _check_conv2d(x.shape, weight.shape, stride, padding, dilation, groups)
+        out_shape = check_conv2d(x.shape, weight.shape, stride, padding, dilation, groups)
         if bias is not None and bias.shape not in ((out_shape[0],), out_shape):
             raise ValueError(
                 f"conv2d: bias of shape {bias.shape} fits neither one value per output channel "
@@ -1098,16 +1117,16 @@ class Tensor:
         (left, right)) of zeros (PyTorch's max_pool2d pads with −∞ instead)."""
         if self.ndim != 4:
             raise ValueError(f"max_pool2d input must be 4-D (N,C,H,W), got shape {self.shape}")
-        widths = ((0, 0), (0, 0)) + _pool_padding(padding)
-        kernel, stride = _pool_geometry(kernel_size, stride)
-        _check_pool2d("max_pool2d", tuple(size + sum(pair) for size, pair in zip(self.shape, widths)), kernel)
+        widths = ((0, 0), (0, 0)) + pool_padding(padding)
+        kernel, stride = pool_geometry(kernel_size, stride)
+        check_pool2d("max_pool2d", tuple(size + sum(pair) for size, pair in zip(self.shape, widths)), kernel)
         return ops.MaxPool2d.apply(self, kernel_size=kernel, stride=stride, padding=widths[2:], relu=bool(relu))
 
     def avg_pool2d(self, kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]] = None) -> "Tensor":
         """Mean over kh×kw windows of (N,C,H,W), moved by ``stride`` (default: the kernel size).
         An integer or bool tensor gives float32, as every float-valued op."""
-        kernel, stride = _pool_geometry(kernel_size, stride)
-        _check_pool2d("avg_pool2d", self.shape, kernel)
+        kernel, stride = pool_geometry(kernel_size, stride)
+        check_pool2d("avg_pool2d", self.shape, kernel)
         return ops.AvgPool2d.apply(_floating(self), kernel_size=kernel, stride=stride)
 
     def cross_entropy(self, labels: ArrayLike) -> "Tensor":
@@ -1125,7 +1144,7 @@ class Tensor:
         ``p`` and the kept ones are scaled by 1/(1 − p), so the expectation is unchanged. The
         mask comes from ``tinygrad_cnn.random.generator()`` (``manual_seed`` repeats it).
         Outside training, and for p = 0, it returns ``self`` (no op is recorded)."""
-        _check_dropout(p, self.dtype)
+        check_dropout(p, self.dtype)
         if not Tensor.training or p == 0:
             return self
         return ops.Dropout.apply(self, p=float(p))
@@ -1144,7 +1163,7 @@ class Tensor:
         statistics normalize; without them the batch statistics are always used.
         """
         training = Tensor.training if training is None else bool(training)
-        _check_batch_norm(self.shape, self.dtype, weight, bias, running_mean, running_var, training, momentum, eps)
+        check_batch_norm(self.shape, self.dtype, weight, bias, running_mean, running_var, training, momentum, eps)
         channels = self.shape[1]
         weight = Tensor(np.ones(channels, dtype=self.dtype)) if weight is None else self._operand(weight)
         bias = Tensor(np.zeros(channels, dtype=self.dtype)) if bias is None else self._operand(bias)
@@ -1167,23 +1186,9 @@ class Tensor:
 
 
 # ---------------------------------------------------------------------------
-# Argument checks: clear errors at the public API instead of deep numpy tracebacks
+# Helpers of the methods: unrecorded ops, dtype promotion, labels, indices, joining
+# (the argument checks that need no Tensor are in checks.py)
 # ---------------------------------------------------------------------------
-
-
-def _resolve_shape(shape: tuple[int, ...], original: tuple[int, ...]) -> tuple[int, ...]:
-    """Replace a single -1 in ``shape`` by the size that keeps the element count."""
-    size = math.prod(original)  # (math.prod, not np.prod: 1 µs, not 3, on a short tuple)
-    unknown = [axis for axis, length in enumerate(shape) if length == -1]
-    known = math.prod([length for length in shape if length != -1])
-    problem = len(unknown) > 1 or any(length < -1 for length in shape)
-    if not problem and unknown:
-        problem = known == 0 or size % known != 0
-        if not problem:
-            shape = shape[: unknown[0]] + (size // known,) + shape[unknown[0] + 1 :]
-    if problem or math.prod(shape) != size:
-        raise ValueError(f"cannot reshape a tensor of shape {original} ({size} elements) into {shape}")
-    return shape
 
 
 def _apply_unrecorded(op: type[Function], *inputs: Tensor, **options: Any) -> Tensor:
@@ -1231,199 +1236,6 @@ def _floating(tensor: Tensor) -> Tensor:
     return tensor if tensor.dtype.kind == "f" else tensor.astype(np.float32)
 
 
-def _check_number(name: str, argument: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: {argument} must be a number, got {value!r}")
-
-
-def _integer_clip_bounds(dtype: np.dtype, low: Optional[int], high: Optional[int]) -> tuple[Optional[int], Optional[int]]:
-    """``clip``'s int bounds for an integer tensor, limited to its dtype's range: a bound beyond
-    it limits nothing there (uint8 to high=300). An OverflowError where every element would
-    become a value the dtype cannot hold (uint8 to low=300, or to high=-5)."""
-    limits = np.iinfo(dtype)
-    if high is not None and high < limits.min:
-        every = high
-    elif low is not None and low > limits.max and (high is None or high >= low):
-        every = low
-    else:
-        every = None
-    if every is not None:
-        raise OverflowError(f"clip: every element would become {every}, which does not fit the tensor's dtype "
-                            f"{dtype} ({limits.min}..{limits.max}); convert the tensor first, e.g. .astype(np.int64)")
-    def limited(bound: Optional[int]) -> Optional[int]:
-        return None if bound is None else int(np.clip(bound, limits.min, limits.max))
-    return limited(low), limited(high)
-
-
-def _check_reducible(name: str, axis: Optional[int | Sequence[int]], shape: tuple[int, ...]) -> None:
-    """max/min need at least one element in every group they reduce."""
-    _check_axes(name, axis, len(shape))
-    if axis is None or not shape:  # all axes (a 0-d tensor has one element)
-        empty = [position for position, size in enumerate(shape) if size == 0]
-    else:
-        axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-        empty = [int(a) % len(shape) for a in axes if shape[a] == 0]
-    if empty:
-        raise ValueError(f"{name}: cannot reduce a tensor of shape {shape} over axis {empty[0]}, "
-                         f"which has size 0: there is no {name} of no elements")
-
-
-def _check_index_axis(name: str, axis: Optional[int], shape: tuple[int, ...]) -> None:
-    if axis is not None and not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{name}: axis must be an int or None, got {axis!r}")
-    _check_reducible(name, axis, shape)
-
-
-def _in_place_refusal(symbol: str, target: Tensor, other: Tensor) -> str:
-    """Why an in-place update outside no_grad() is refused (the RuntimeError's message)."""
-    if target.requires_grad and target.is_leaf:
-        problem = (f"a leaf tensor that requires grad is being used in an in-place operation ({symbol}) "
-                   "outside no_grad(): the update would not be recorded in the graph")
-    elif target.requires_grad:
-        problem = (f"in-place {symbol} on a tensor computed by {target.node.op.name}, which requires grad: "
-                   "in-place updates are not recorded in the graph")
-    else:
-        problem = (f"in-place {symbol} with a right-hand side that requires grad: the tensor would have "
-                   "to join the graph, and in-place updates are not recorded in it")
-    return (f"{problem}. Update parameters inside `with no_grad():` (as optimizers do: "
-            f"p -= lr * p.grad), or write x = x {symbol[:-1]} y to make a new tensor.")
-
-
-def _check_broadcast(symbol: str, a: Tensor, b: Tensor) -> None:
-    """numpy's rule, aligned from the right: two sizes fit when equal or one is 1 (in plain
-    Python: 0.5 µs, where np.broadcast_shapes takes 2.5 µs, on every binary op)."""
-    for size_a, size_b in zip(reversed(a.shape), reversed(b.shape)):
-        if size_a != size_b and size_a != 1 and size_b != 1:
-            raise ValueError(f"shapes {a.shape} and {b.shape} cannot be broadcast together for '{symbol}'")
-
-
-def _check_axes(name: str, axis: Optional[int | Sequence[int]], ndim: int) -> None:
-    if axis is None:
-        return
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis) if isinstance(axis, (tuple, list)) else None
-    if axes is None or not all(isinstance(single, (int, np.integer)) and not isinstance(single, bool) for single in axes):
-        raise TypeError(f"{name}: axis must be an int or a sequence of ints, got {axis!r}")
-    if not axes:
-        raise ValueError(f"{name}: axis={axis!r} names no axis (numpy would reduce none, PyTorch all); "
-                         "pass axis=None to reduce over every axis")
-    for single in axes:  # (the range first: axis 3 of a 3-D tensor is not "axis 0 again")
-        if not -ndim <= single < max(ndim, 1):
-            raise ValueError(f"{name}: axis {single} is out of range for a tensor with {ndim} dimensions")
-    if len({int(a) % max(ndim, 1) for a in axes}) != len(axes):
-        raise ValueError(f"{name}: axis {axis} names the same axis twice")
-
-
-def check_batch_norm_numbers(caller: str, momentum: object, eps: object) -> None:
-    """Batch norm's ``momentum`` must be a number in [0, 1] and ``eps`` a finite number > 0
-    (for ``Tensor.batch_norm`` and the ``nn.BatchNorm2d`` layer alike)."""
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
-        raise TypeError(f"{caller}: momentum must be a number in [0, 1], got {momentum!r} (momentum=None, "
-                        "PyTorch's cumulative moving average, is not supported)")
-    if not 0 <= momentum <= 1:
-        raise ValueError(f"{caller}: momentum must lie in [0, 1], got {momentum}")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
-        error = TypeError if isinstance(eps, bool) or not isinstance(eps, numbers.Real) else ValueError
-        raise error(f"{caller}: eps must be a finite number > 0, got {eps!r}")
-
-
-def _is_int(item: object) -> bool:
-    """A Python or numpy integer, not a bool."""
-    return isinstance(item, (int, np.integer)) and not isinstance(item, bool)
-
-
-def int_pair(name: str, value: int | Sequence[int], minimum: int) -> tuple[int, int]:
-    """``value`` (an int, or a pair of them, Python or numpy, not bools) as a pair of ints >=
-    ``minimum`` (0 or 1), else an error naming ``name``: a kernel size, stride, padding, ..."""
-    if type(value) is int and value >= minimum:  # the usual case first: every conv call checks three
-        return value, value
-    pair: tuple = (value, value) if _is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(pair) != 2 or not all(_is_int(v) for v in pair):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if any(v < minimum for v in pair):
-        kind = "positive" if minimum == 1 else "non-negative"
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def _normalize_pad_width(pad_width: int | Sequence, shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
-    """np.pad's rules: one int for every side, one (before, after) pair for every axis, or a
-    pair per axis; returned as a pair per axis."""
-    if (isinstance(pad_width, (tuple, list)) and len(pad_width) == len(shape)
-            and all(isinstance(pair, (tuple, list)) and len(pair) == 2
-                    and all(type(width) is int and width >= 0 for width in pair) for pair in pad_width)):
-        # already a pair of non-negative ints per axis, as the seed's pools give: no numpy (3 µs, not 11)
-        return tuple((pair[0], pair[1]) for pair in pad_width)
-    try:
-        array = np.asarray(pad_width)
-        widths = np.broadcast_to(array, (len(shape), 2)) if array.dtype.kind in "iu" else None
-    except ValueError:
-        raise ValueError(
-            f"pad widths {pad_width!r} must be an int, a (before, after) pair, or one pair per axis "
-            f"of the tensor's {len(shape)} axes (shape {shape})"
-        ) from None
-    if widths is None or np.any(widths < 0):
-        raise ValueError(f"pad widths must be non-negative integers, got {pad_width!r}")
-    return tuple((int(before), int(after)) for before, after in widths)
-
-
-def _check_conv2d(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], stride: tuple[int, int],
-                  padding: tuple[int, int], dilation: tuple[int, int], groups: int) -> tuple[int, int, int]:
-    """Check a conv2d's shapes and options; return the output's (O, Ho, Wo)."""
-    if len(x_shape) != 4:
-        raise ValueError(f"conv2d input must be 4-D (N,C,H,W), got shape {x_shape}")
-    if len(weight_shape) != 4:
-        raise ValueError(f"conv2d weight must be 4-D (O,C/groups,kh,kw), got shape {weight_shape}")
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"conv2d groups must be a positive int, got {groups!r}")
-    if weight_shape[0] == 0:
-        raise ValueError(f"conv2d weight needs at least one output channel, got weight of shape {weight_shape}")
-    if x_shape[1] % groups or weight_shape[0] % groups:
-        raise ValueError(
-            f"conv2d groups={groups} must divide the input channels ({x_shape[1]}) and the output "
-            f"channels ({weight_shape[0]})"
-        )
-    if x_shape[1] != weight_shape[1] * groups:
-        raise ValueError(
-            f"conv2d channel mismatch: input {x_shape} has {x_shape[1]} channels, weight {weight_shape} "
-            f"with groups={groups} expects {weight_shape[1] * groups}"
-        )
-    padded = (x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1])
-    reach = tuple(d * (k - 1) + 1 for d, k in zip(dilation, weight_shape[2:]))
-    if min(weight_shape[2:]) < 1 or reach[0] > padded[0] or reach[1] > padded[1]:
-        raise ValueError(
-            f"conv2d kernel {weight_shape[2]}x{weight_shape[3]} (dilation {dilation}) does not fit the "
-            f"padded input {padded[0]}x{padded[1]} (input {x_shape}, padding {padding})"
-        )
-    return (weight_shape[0],) + tuple((size - span) // step + 1 for size, span, step in zip(padded, reach, stride))
-
-
-def _pool_padding(padding: object) -> tuple[tuple[int, int], tuple[int, int]]:
-    """pad_max_pool2d's ``padding``, ((top, bottom), (left, right)) of non-negative ints, checked."""
-    def is_pair(value: object) -> bool:
-        return (isinstance(value, (tuple, list)) and len(value) == 2
-                and all(isinstance(width, (int, np.integer)) and not isinstance(width, bool) for width in value))
-
-    if not (isinstance(padding, (tuple, list)) and len(padding) == 2 and all(is_pair(pair) for pair in padding)):
-        raise TypeError(f"pad_max_pool2d padding must be ((top, bottom), (left, right)), pairs of ints, "
-                        f"got {padding!r}")
-    if any(width < 0 for pair in padding for width in pair):
-        raise ValueError(f"pad_max_pool2d padding must be non-negative, got {padding!r}")
-    (top, bottom), (left, right) = padding
-    return (int(top), int(bottom)), (int(left), int(right))
-
-
-def _pool_geometry(kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int]]:
-    kernel = int_pair("kernel_size", kernel_size, 1)
-    return kernel, kernel if stride is None else int_pair("stride", stride, 1)
-
-
-def _check_pool2d(name: str, x_shape: tuple[int, ...], kernel: tuple[int, int]) -> None:
-    if len(x_shape) != 4:
-        raise ValueError(f"{name} input must be 4-D (N,C,H,W), got shape {x_shape}")
-    if kernel[0] > x_shape[2] or kernel[1] > x_shape[3]:
-        raise ValueError(f"{name} kernel {kernel[0]}x{kernel[1]} is larger than the input {x_shape[2]}x{x_shape[3]}")
-
-
 def check_labels(logits_shape: tuple[int, ...], labels: ArrayLike) -> np.ndarray:
     """Class labels for logits of shape (N, K), checked: one integer in 0..K-1 per row (floats
     that are whole numbers are accepted), as an intp array; a clear error otherwise. What
@@ -1447,39 +1259,6 @@ def check_labels(logits_shape: tuple[int, ...], labels: ArrayLike) -> np.ndarray
             f"cross_entropy label {bad if labels.dtype.kind in 'iu' else format(bad, 'g')} is out of range for {logits_shape[1]} classes (0..{logits_shape[1] - 1})"
         )
     return labels.astype(np.intp, copy=False)
-
-
-# -- constructors, indexing and joining ------------------------------------------------
-
-
-def _integers_argument(name: str, values: tuple) -> tuple[int, ...]:
-    """Ints given separately or as one sequence: f(2, 3) or f((2, 3))."""
-    if len(values) == 1 and isinstance(values[0], (tuple, list)):
-        values = tuple(values[0])
-    if not all(isinstance(value, (int, np.integer)) and not isinstance(value, bool) for value in values):
-        raise TypeError(f"{name} needs ints, got {values!r}")
-    return tuple(int(value) for value in values)
-
-
-def _shape_argument(name: str, sizes: tuple) -> tuple[int, ...]:
-    shape = _integers_argument(name, sizes)
-    if any(size < 0 for size in shape):
-        raise ValueError(f"{name}: sizes must be non-negative, got shape {shape}")
-    return shape
-
-
-def _dtype_argument(name: str, dtype, default=np.float32, floats_only: bool = False) -> np.dtype:
-    """``dtype`` (``default`` when None) as a numpy dtype a Tensor can hold, or a TypeError."""
-    if dtype is None and default is None:
-        raise TypeError(f"{name} needs a dtype")
-    try:
-        resolved = np.dtype(default if dtype is None else dtype)
-    except TypeError:
-        raise TypeError(f"{name}: {dtype!r} is not a dtype") from None
-    if not (resolved.type in _FLOAT_TYPES or (not floats_only and resolved.kind in "biu")):
-        allowed = "float32 or float64" if floats_only else "bool, an integer type, float32 or float64"
-        raise TypeError(f"{name}: dtype must be {allowed}, got {resolved}")
-    return resolved
 
 
 def _checked_index(index: object, shape: tuple[int, ...]) -> object:
@@ -1514,32 +1293,3 @@ def _joinable(name: str, tensors: Sequence[ArrayLike], axis: Optional[int],
     return [tensor.astype(dtype) for tensor in tensors], int(axis)
 
 
-def _check_dropout(p: float, dtype: np.dtype) -> None:
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
-        raise ValueError(f"dropout probability p must be a number in [0, 1], got {p!r}")
-    if dtype.kind != "f":
-        raise TypeError(f"dropout needs a float tensor, got dtype {dtype}")
-
-
-def _check_batch_norm(shape: tuple[int, ...], dtype: np.dtype, weight, bias, running_mean, running_var,
-                      training: bool, momentum: float, eps: float) -> None:
-    if len(shape) < 2:
-        raise ValueError(f"batch_norm input must have a batch and a channel axis (N,C,…), got shape {shape}")
-    if dtype.kind != "f":
-        raise TypeError(f"batch_norm needs a float tensor, got dtype {dtype}")
-    channels = shape[1]
-    for name, value in (("weight", weight), ("bias", bias)):
-        if value is not None and np.shape(value) != (channels,):
-            raise ValueError(f"batch_norm {name} must have shape ({channels},) for input {shape}, got {np.shape(value)}")
-    if (running_mean is None) != (running_var is None):
-        raise ValueError("batch_norm needs both running_mean and running_var, or neither")
-    for name, value in (("running_mean", running_mean), ("running_var", running_var)):
-        if value is not None and (not isinstance(value, np.ndarray) or value.dtype.kind != "f"
-                                  or value.shape != (channels,)):
-            raise ValueError(
-                f"batch_norm {name} must be a float numpy array of shape ({channels},) (it is updated "
-                f"in place), got {type(value).__name__} of shape {np.shape(value)}"
-            )
-    check_batch_norm_numbers("batch_norm", momentum, eps)
-    if training and int(np.prod(shape[:1] + shape[2:])) <= 1:
-        raise ValueError(f"batch_norm in training needs more than one value per channel, got input shape {shape}")
