@@ -146,6 +146,20 @@ def test_division_by_zero_backward_gives_inf_and_does_not_warn():
     np.testing.assert_array_equal(b.grad, [-np.inf, np.nan])
 
 
+
+def test_division_gradient_of_a_huge_or_tiny_float32_divisor_is_finite():
+    # -G·a/b² with b² formed first overflows above |b| ≈ 1.8e19 and underflows below 1e-19 in
+    # float32, where the gradient itself is a float32 number; PyTorch forms -G·(a/b)/b
+    a = np.array([1e20, 1e-30, 1.0], np.float32)
+    b = np.array([1e20, 1e-30, 3e19], np.float32)
+    divisor = Tensor(b, requires_grad=True)
+    (Tensor(a) / divisor).sum().backward()
+    exact = (-(a.astype(np.float64) / b) / b).astype(np.float32)  # -1e-20, -1e30, -1.1e-39
+    np.testing.assert_allclose(divisor.grad, exact, rtol=1e-6)
+    values = Tensor(np.full(4, 1e19, np.float32), requires_grad=True)
+    (values / values.sum()).sum().backward()  # scale-invariant: the gradient is 0
+    np.testing.assert_array_equal(values.grad, np.zeros(4, np.float32))
+
 # -- powers ----------------------------------------------------------------------------------
 
 

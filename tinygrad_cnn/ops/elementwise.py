@@ -66,7 +66,7 @@ class Mul(Function):
 
 
 class Div(Function):
-    """y = a / b.   VJP: da = G / b, db = -G a / b² (summed back over broadcast axes)."""
+    """y = a / b.   VJP: da = G / b, db = -G a / b² = -G (a/b) / b (summed back over broadcast axes)."""
 
     saves_output = False
 
@@ -83,7 +83,9 @@ class Div(Function):
             grad_a = unbroadcast(grad_out / self.b, self.a.shape) if self.needs_input_grad[0] else None
             grad_b = None
             if self.needs_input_grad[1]:
-                grad_b = unbroadcast(-grad_out * self.a / (self.b * self.b), self.b.shape)
+                # −G·(a/b)/b, never b·b: in float32 b² overflows above |b| ≈ 1.8e19 and underflows
+                # below 1e-19 where the gradient itself is finite (PyTorch's order too)
+                grad_b = unbroadcast(-(grad_out * (self.a / self.b)) / self.b, self.b.shape)
         return grad_a, grad_b
 
 
