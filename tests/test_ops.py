@@ -419,3 +419,7 @@ def test_cross_entropy_of_an_empty_batch_is_nan_without_warnings_as_pytorch():
         loss.backward()
     assert np.isnan(loss.item()) and loss.dtype == np.float32
     assert logits.grad.shape == (0, 10)
+    no_classes = Tensor(np.zeros((0, 0), dtype=np.float32), requires_grad=True)  # not numpy's max error
+    loss = no_classes.cross_entropy(np.zeros(0, dtype=np.int64))
+    loss.backward()
+    assert np.isnan(loss.item()) and no_classes.grad.shape == (0, 0)

@@ -382,3 +382,23 @@ def test_np_array_copies_and_np_asarray_shares():
     x.data += 1
     np.testing.assert_array_equal(copied, [1.0, 1.0, 1.0])
     np.testing.assert_array_equal(shared, [2.0, 2.0, 2.0])
+
+
+def test_a_one_element_integer_tensor_is_an_index_as_in_pytorch():
+    count = Tensor(3)
+    assert np.array_equal(Tensor(np.arange(5.0))[:count].data, [0.0, 1.0, 2.0])
+    assert list(range(count)) == [0, 1, 2] and [10, 20, 30, 40][Tensor(np.array([1]))] == 20
+    with pytest.raises(TypeError, match="only an integer or bool tensor can be used as an index, got dtype float32"):
+        [1, 2, 3][Tensor(1.0)]
+    with pytest.raises(ValueError, match="needs a tensor with one element; this one has shape"):
+        range(Tensor(np.arange(2)))
+
+
+def test_a_0d_tensor_takes_axis_0_or_minus_1_as_in_pytorch():
+    x = Tensor(3.0)
+    assert x.softmax().item() == 1.0 and x.log_softmax().item() == 0.0
+    assert x.sum(-1).item() == x.sum(0).item() == x.max(-1).item() == 3.0
+    with pytest.raises(ValueError, match="axis 1 is out of range for a tensor with 0 dimensions"):
+        x.sum(1)
+    with pytest.raises(ValueError, match="axis -2 is out of range for a tensor with 0 dimensions"):
+        x.sum(-2)

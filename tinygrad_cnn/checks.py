@@ -111,8 +111,9 @@ def check_axes(name: str, axis: Optional[int | Sequence[int]], ndim: int) -> Non
     if not axes:
         raise ValueError(f"{name}: axis={axis!r} names no axis (numpy would reduce none, PyTorch all); "
                          "pass axis=None to reduce over every axis")
+    dims = max(ndim, 1)  # a 0-d tensor takes axis 0 or -1, as in PyTorch
     for single in axes:  # (the range first: axis 3 of a 3-D tensor is not "axis 0 again")
-        if not -ndim <= single < max(ndim, 1):
+        if not -dims <= single < dims:
             raise ValueError(f"{name}: axis {single} is out of range for a tensor with {ndim} dimensions")
     if len({int(a) % max(ndim, 1) for a in axes}) != len(axes):
         raise ValueError(f"{name}: axis {axis} names the same axis twice")

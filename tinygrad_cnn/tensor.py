@@ -540,6 +540,13 @@ class Tensor:
     def __int__(self) -> int:
         return int(self._one_element("int(tensor)"))
 
+    def __index__(self) -> int:
+        """A one-element integer or bool tensor as a Python int, where Python needs one (``x[:n]``,
+        ``range(n)``), as PyTorch; a float tensor is a TypeError, as a float is."""
+        if self.dtype.kind not in "biu":
+            raise TypeError(f"only an integer or bool tensor can be used as an index, got dtype {self.dtype}")
+        return int(self._one_element("a tensor used as an index"))
+
     def __bool__(self) -> bool:
         return bool(self._one_element("bool(tensor) (e.g. `if tensor:`)"))
 

@@ -298,6 +298,9 @@ class CrossEntropy(Function):
         self.labels = labels
 
     def forward(self, logits: np.ndarray) -> np.ndarray:
+        if logits.shape[0] == 0:  # an empty batch: the mean of nothing is NaN, as in PyTorch (numpy would warn)
+            self.softmax = np.empty_like(logits)  # (even with no classes, where the max below has nothing to reduce)
+            return np.asarray(np.nan, dtype=logits.dtype)
         shifted = logits - logits.max(axis=1, keepdims=True)
         exponentials = np.exp(shifted)
         sums = exponentials.sum(axis=1, keepdims=True)
@@ -305,8 +308,6 @@ class CrossEntropy(Function):
         log_probabilities = shifted[rows, self.labels] - np.log(sums[:, 0])
         if self.needs_input_grad[0]:
             self.softmax = exponentials / sums
-        if logits.shape[0] == 0:  # an empty batch: the mean of nothing is NaN, as in PyTorch (numpy would warn)
-            return np.asarray(np.nan, dtype=logits.dtype)
         return np.asarray(-log_probabilities.mean(), dtype=logits.dtype)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
