@@ -622,3 +622,15 @@ def test_values_computed_outside_the_graph_from_the_input_are_an_error_not_froze
     with pytest.raises(ValueError, match=r"different ops on different inputs"):
         to_onnx(branching, (2, 3))
     assert len(calls) == 2 and not np.array_equal(calls[0], calls[1])
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_an_integer_relu_exports_as_a_max_that_onnxruntime_runs(tmp_path, dtype):
+    """ONNX's Relu takes integers, but onnxruntime has no integer Relu kernel: the file was
+    valid and could not be run."""
+    model = lambda array: Tensor(array).relu()  # noqa: E731
+    example = np.array([[-3, 0, 5], [7, -1, 2]], dtype=dtype)
+    export(model, tmp_path / "relu.onnx", images=example)
+    batch = np.array([[4, -4, 0], [-9, 9, 1], [0, 0, -2]], dtype=dtype)
+    output = run_onnx(tmp_path / "relu.onnx", batch)
+    assert output.dtype == dtype and np.array_equal(output, forward(model, batch))

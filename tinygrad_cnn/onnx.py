@@ -487,6 +487,14 @@ def convert_clip(graph: GraphBuilder, step: Step) -> str:
     return graph.node("Clip", [step.inputs[0], *bounds])
 
 
+def convert_relu(graph: GraphBuilder, step: Step) -> str:
+    """Relu; on an integer tensor Max(x, 0), which onnxruntime runs (its Relu has no integer kernel)."""
+    if step.output.dtype.kind == "f":
+        return graph.node("Relu", step.inputs[:1])
+    zero = graph.initializer(np.zeros((), dtype=step.output.dtype), "zero")
+    return graph.node("Max", [step.inputs[0], zero])
+
+
 def convert_leaky_relu(graph: GraphBuilder, step: Step) -> str:
     return graph.node("LeakyRelu", step.inputs[:1], alpha=float(step.op.negative_slope))
 
@@ -633,7 +641,7 @@ CONVERTERS: dict[str, Converter] = {
     "Mul": _same("Mul"),
     "Div": _same("Div"),
     "Neg": _same("Neg"),
-    "ReLU": _same("Relu"),
+    "ReLU": convert_relu,
     "Exp": _same("Exp"),
     "Log": _same("Log"),
     "Sqrt": _same("Sqrt"),
