@@ -314,6 +314,16 @@ def test_load_state_dict_with_swapped_arguments_says_so(tmp_path):
         load_state_dict(state_dict(model), model)
 
 
+def test_save_with_swapped_arguments_says_so_and_writes_nothing(tmp_path):
+    model = SeedMLP(seed=1)
+    with pytest.raises(TypeError, match=r"save needs a file path \(a str or os.PathLike\) as its second argument, got SeedMLP \(are the "
+                                        r"arguments swapped\? it is save\(model or state, path\)\)"):
+        save(tmp_path / "model.npz", model)
+    with pytest.raises(TypeError, match=r"as its second argument, got int$"):
+        save(model, 3)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("read_only", [
     lambda: np.frombuffer(np.arange(3, dtype=np.float32).tobytes(), dtype=np.float32),
     lambda: np.broadcast_to(np.float32(2), (3,)),

@@ -323,6 +323,9 @@ def save(arrays: Union[Mapping[str, np.ndarray], Any], path: PathLike) -> None:
     file gets the permissions any other new file would (the umask), or keeps those of the
     file it replaces. A failed write raises OSError naming ``path``.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        swapped = " (are the arguments swapped? it is save(model or state, path))" if isinstance(arrays, (str, os.PathLike)) else ""
+        raise TypeError(f"save needs a file path (a str or os.PathLike) as its second argument, got {type(path).__name__}{swapped}")
     if not isinstance(arrays, Mapping):
         arrays = state_dict(arrays)
     checked = _checked_arrays(arrays)
