@@ -8,7 +8,7 @@ The layout: C,H,W,N inside, N,C,H,W outside
 Inside these routines an activation is laid out C,H,W,N: the batch is the innermost axis.
 Shifting a window by (p, q) pixels then moves whole contiguous runs of W·N numbers, so
 
-* a convolution is one GEMM per group, weight (O, kh·kw·C) @ columns (kh·kw·C, Ho·Wo·N),
+* a convolution is one GEMM per group, weight (O/g, kh·kw·C/g) @ columns (kh·kw·C/g, Ho·Wo·N),
   whose result is C,H,W,N again (im2col, with no transposes);
 * each of the kh·kw window offsets ("taps") of a pool reads one contiguous slice of a
   stride phase plane ("flat taps", below).

@@ -71,8 +71,9 @@ class Max(Function):
     VJP: dx = G ⊙ [x = y] / (number of maxima), broadcast back: tied maxima share G equally,
     as torch.amax. Any split of G among the ties that adds up to G is a valid subgradient;
     the equal one favours no position (max pooling instead picks the first, see MaxPool2d).
-    Where y is NaN the NaN elements are the maxima (sharing G equally), as torch.max(x) and
-    torch.max(x, dim) (torch.amax gives NaN there: 0/0, as no element equals NaN).
+    Where y is NaN the NaN elements are the maxima (sharing G equally), as torch.max(x) (the
+    full reduction; torch.max(x, dim) gives all of G to the one index it returns, and
+    torch.amax gives NaN there: 0/0, as no element equals NaN).
     """
 
     saves_inputs = False
