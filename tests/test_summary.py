@@ -293,3 +293,11 @@ def test_an_op_that_takes_a_parameter_twice_lists_and_counts_it_once():
     rows = summary(Square(), (3, 4), print_table=False)
     assert rows[0]["op"] == "Mul" and rows[0]["param_names"] == ["weight"] and rows[0]["params"] == 12
     assert rows[0]["param_shapes"] == [(3, 4)] and "1. Multiplication: input 4, output 4, parameter 3 x 4\n" in format_summary(rows)
+
+
+def test_a_batch_above_the_inference_chunk_is_traced_once_with_its_own_shapes():
+    # without a graph SeedCNN runs big batches in chunks of 128; the tracer saw every op once
+    # per chunk, with the chunk's shapes
+    rows = summary(SeedCNN(), (200, 1, 28, 28), print_table=False)
+    assert len(rows) == len(summary(SeedCNN(), (1, 1, 28, 28), print_table=False))
+    assert rows[0]["input_shapes"][0] == (200, 1, 28, 28) and rows[-1]["output_shape"] == (200, 10)

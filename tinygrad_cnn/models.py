@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_cnn.random import checked_seed
-from tinygrad_cnn.tensor import Tensor, is_grad_enabled
+from tinygrad_cnn.tensor import Tensor, forward_hooks, is_grad_enabled
 
 IMAGE_SHAPE = (1, 28, 28)
 
@@ -70,8 +70,17 @@ def pixels_to_tensor(images: Tensor | np.ndarray, dtype) -> Tensor:
         elif array.ndim == 3 and array.shape[1:] == (28, 28):
             hint = " (add the channel axis with images[:, None])"
         raise ValueError(f"expected images of shape (N, 1, 28, 28), got {array.shape}{hint}")
-    if array.dtype != np.uint8 and array.dtype.kind != "b" and array.size:  # (uint8 is always 0..255)
-        _check_pixel_values(array)
+    if array.dtype.kind == "b":
+        raise TypeError("the model takes raw 0..255 pixels, but these images are bool (a thresholded image, "
+                        "x > 127?), which would be read as pixels 0 and 1, almost black; pass "
+                        "images.astype(np.uint8) * 255")
+    if array.size:
+        if array.dtype != np.uint8:  # (uint8 is always 0..255)
+            _check_pixel_values(array)
+        brightest = array.max()
+        if 0 < brightest <= 1:  # a raw digit is never that dark: 0/1 images, binarized or scaled
+            raise ValueError("the model takes raw 0..255 pixels, but these images lie within 0..1 (binarized, or "
+                             "already scaled?), which would be read as almost black; multiply by 255")
     if isinstance(images, Tensor):
         return images.astype(dtype)
     return Tensor(array.astype(dtype, copy=False))
@@ -137,12 +146,13 @@ class SeedCNN:
         return x
 
     #: without a graph, big batches are run in chunks of this many images (same numbers):
-    #: the chunk's activations stay in the CPU caches instead of streaming through memory
+    #: the chunk's activations stay in the CPU caches instead of streaming through memory.
+    #: Not while a tracer watches the ops (summary, ONNX export): it would see each op once per chunk.
     inference_chunk = 128
 
     def __call__(self, images: Tensor | np.ndarray) -> Tensor:
         pixels = pixels_to_tensor(images, self.dtype)
-        if not is_grad_enabled() and len(pixels) > self.inference_chunk:
+        if not is_grad_enabled() and not forward_hooks and len(pixels) > self.inference_chunk:
             chunks = [self.logits(Tensor(pixels.data[start : start + self.inference_chunk]))
                       for start in range(0, len(pixels), self.inference_chunk)]
             return Tensor(np.concatenate([chunk.data for chunk in chunks]))
