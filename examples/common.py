@@ -11,12 +11,13 @@ the examples' conventions. The package supplies what they are built from (``nn.s
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 import numpy as np
 
@@ -95,8 +96,11 @@ def build_model(name: str, seed: int):
 
 
 def predict(model: Any, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """The model's logits (N, classes) for every image, computed under no_grad in batches."""
+    """The model's logits (N, classes) for every image, computed under no_grad in batches;
+    no images give an empty (0, classes) array."""
     with no_grad():
+        if len(images) == 0:  # (np.concatenate needs at least one batch; the model takes an empty one)
+            return model(images).data
         return np.concatenate([model(images[start:start + batch_size]).data
                                for start in range(0, len(images), batch_size)])
 
@@ -175,6 +179,9 @@ def check_meta(meta: Any, path: PathLike) -> None:
     missing = [key for key in CONFIG_KEYS if key not in config] + [key for key in POSITION_KEYS if key not in meta]
     if missing:
         raise refuse("lacks " + ", ".join(f"\"{key}\"" for key in missing))
+    for key in ("model", "dataset", "optimizer"):  # (a list would fail the lookups below with a TypeError)
+        if key in config and not isinstance(config[key], str):
+            raise refuse(f"has a \"{key}\" that is a {type(config[key]).__name__}, not a string")
     if config["model"] not in MODELS:
         raise refuse(f"names the model {config['model']!r}, expected one of {', '.join(MODELS)}")
     if config.get("dataset", "mnist") not in DATASETS:
@@ -216,6 +223,16 @@ def model_from_checkpoint(path: PathLike) -> tuple[Any, Optional[dict[str, Any]]
 # ---------------------------------------------------------------------------
 # Output paths, checked before any work starts
 # ---------------------------------------------------------------------------
+
+
+def expand_home(args: argparse.Namespace, names: Iterable[str]) -> None:
+    """Expand a leading ``~`` in each named path argument, right after parsing, as the shell
+    would have (it leaves ``--json=~/r.json`` alone): every later check, read and write then
+    sees the same path. The text is otherwise kept: ``out/`` still names a directory."""
+    for name in names:
+        value = getattr(args, name)
+        if value:
+            setattr(args, name, os.path.expanduser(value))
 
 
 def _first_file_in_the_way(directory: Path) -> Optional[Path]:

@@ -16,17 +16,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-from common import CommandLineError, prepare_output_file  # examples/common.py, next to this file
-from mnist import accuracy_percent, predict  # examples/mnist.py, next to this file
+from common import (  # examples/common.py, next to this file
+    CommandLineError,
+    accuracy_percent,
+    expand_home,
+    load_data,
+    predict,
+    prepare_output_file,
+)
 
 from tinygrad_cnn import Tensor, train_mode
-from tinygrad_cnn.datasets import batches, mnist
+from tinygrad_cnn.datasets import batches
 from tinygrad_cnn.models import pixels_to_tensor
 from tinygrad_cnn.nn import Conv2d, Linear, get_parameters
 from tinygrad_cnn.optim import Adam
@@ -67,34 +74,43 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
-    if not args.lr > 0:
-        parser.error(f"--lr must be positive, got {args.lr}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        parser.error(f"--lr must be a finite number > 0, got {args.lr}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    expand_home(args, ("data_dir", "json"))  # ~ as the shell would have, so the check and the write agree
     return args
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        if args.json:  # checked before training, so a bad path does not lose the run's result
-            prepare_output_file(args.json, "--json")
-    except CommandLineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    try:
-        x_train, y_train, x_test, y_test = mnist(args.data_dir)
-    except (OSError, ValueError, RuntimeError) as error:
-        print(f"error: could not load MNIST: {error}", file=sys.stderr)
-        return 1
-    x_train, y_train = x_train[:args.limit_train], y_train[:args.limit_train]
-    x_test, y_test = x_test[:args.limit_test], y_test[:args.limit_test]
+@dataclass
+class Progress:
+    """How far the run got, for the line printed on Ctrl-C."""
+
+    epochs: int
+    epoch: int = 0  # the epoch being trained (1-based); 0 before training starts
+    step: int = 0  # optimizer steps finished in that epoch
+    steps_per_epoch: int = 0
+
+    def __str__(self) -> str:
+        if self.epoch == 0:
+            return "before training started"
+        return f"in epoch {self.epoch}/{self.epochs}, after {self.step} of {self.steps_per_epoch} steps"
+
+
+def train_and_test(args: argparse.Namespace, progress: Progress) -> None:
+    """Train LeNet-5 as the flags say, print each epoch's test accuracy, and write --json."""
+    json_path = prepare_output_file(args.json, "--json") if args.json else None  # before training: keeps the result
+    x_train, y_train, x_test, y_test = load_data(args.data_dir, args.limit_train, args.limit_test)
     print(f"Training LeNet-5 on {len(x_train)} images, testing on {len(x_test)}", flush=True)
 
     manual_seed(args.seed)
     model = LeNet5()
     optimizer = Adam(get_parameters(model), lr=args.lr)
     rng = np.random.default_rng(args.seed)
+    progress.steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
     started = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
+        progress.epoch, progress.step = epoch, 0
         loss_sum, epoch_start = 0.0, time.perf_counter()
         with train_mode():  # LeNet has no dropout or batch norm, but this is where they would train
             for images, labels in batches(x_train, y_train, args.batch_size, rng=rng):
@@ -103,17 +119,33 @@ def main(argv: Optional[list[str]] = None) -> int:
                 loss.backward()
                 optimizer.step()
                 loss_sum += loss.item() * len(labels)
+                progress.step += 1
         try:
             accuracy = accuracy_percent(predict(model, x_test), y_test)
         except CommandLineError as error:  # NaN or infinite logits: the model diverged
-            print(f"error: {error} (epoch {epoch}, lr {args.lr:g}); try a lower --lr", file=sys.stderr)
-            return 1
+            raise CommandLineError(f"{error} (epoch {epoch}, lr {args.lr:g}); try a lower --lr") from None
         print(f"Epoch {epoch}/{args.epochs}  avg loss {loss_sum / len(x_train):.4f}  test acc {accuracy:.2f}%  "
               f"({time.perf_counter() - epoch_start:.1f} s)", flush=True)
     seconds = time.perf_counter() - started
     print(f"Final test accuracy: {accuracy:.2f}%  ({seconds:.1f} s)")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"test_accuracy": accuracy, "seconds": seconds}, indent=2) + "\n")
+    if json_path is not None:
+        try:
+            json_path.write_text(json.dumps({"test_accuracy": accuracy, "seconds": seconds}, indent=2) + "\n")
+        except OSError as error:
+            raise CommandLineError(f"--json {args.json}: could not write the results: {error.strerror}") from None
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    progress = Progress(args.epochs)
+    try:
+        train_and_test(args, progress)
+    except CommandLineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"Interrupted by Ctrl-C {progress}; nothing was saved.", flush=True)
+        return 130
     return 0
 
 

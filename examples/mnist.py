@@ -18,7 +18,6 @@ import argparse
 import importlib.util
 import json
 import math
-import os
 import shutil
 import signal
 import sys
@@ -38,6 +37,7 @@ from common import (
     accuracy_percent,
     build_model,
     check_free_space,
+    expand_home,
     load_data,
     load_weights,
     model_from_checkpoint,
@@ -141,9 +141,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         parser.error("--momentum is SGD's; Adam would ignore it (its moment decay rates are --betas)")
     if not args.resume and optimizer == "sgd" and args.betas is not None:
         parser.error("--betas are Adam's (--optimizer adam); SGD would ignore them (its setting is --momentum)")
-    for name in ("save", "resume", "json", "plots", "graph", "export_onnx", "data_dir"):  # ~ as the shell would
-        if getattr(args, name):
-            setattr(args, name, os.path.expanduser(getattr(args, name)))  # (text kept: "out/" names a directory)
+    expand_home(args, ("save", "resume", "json", "plots", "graph", "export_onnx", "data_dir"))
     if args.eval_only and not args.resume:
         parser.error("--eval-only needs --resume PATH (the checkpoint to evaluate)")
     if args.save_every and not (args.save or args.resume) or args.save_every and args.eval_only:
@@ -541,7 +539,7 @@ def check_outputs(args: argparse.Namespace) -> None:
     if args.plots:
         from plotting import prepare_plots_directory  # imports matplotlib only when called
 
-        prepare_plots_directory(args.plots)
+        prepare_plots_directory(args.plots, PLOT_FILES)
     for flag, value in (("--json", args.json), ("--graph", args.graph), ("--export-onnx", args.export_onnx)):
         if value:
             prepare_output_file(value, flag)

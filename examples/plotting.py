@@ -17,6 +17,7 @@ The feature maps are read off the real forward pass with ``tensor.forward_hooks`
 from __future__ import annotations
 
 import math
+import os
 import textwrap
 from pathlib import Path
 from typing import Any, Sequence, Union
@@ -44,14 +45,24 @@ def require_matplotlib():
     return matplotlib
 
 
-def prepare_plots_directory(path: PathLike, flag: str = "--plots") -> Path:
-    """Before any work: matplotlib is importable and ``path`` is a directory files can be
-    written into (created when missing); else CommandLineError naming ``flag`` and the path."""
+def prepare_plots_directory(path: PathLike, file_names: Sequence[str], flag: str = "--plots") -> Path:
+    """Before any work: matplotlib is importable, ``path`` is a directory files can be written
+    into (created when missing), and none of the ``file_names`` to be written there is a
+    directory or a read-only file; else CommandLineError naming ``flag`` and the path.
+    Returns the directory (``~`` expanded): the place to write the pictures."""
     try:
         require_matplotlib()
     except ImportError as error:
         raise CommandLineError(f"{flag} {path}: {error}") from None
-    return prepare_output_directory(path, flag)
+    directory = prepare_output_directory(path, flag)
+    for name in file_names:
+        picture = directory / name
+        if picture.is_dir():
+            raise CommandLineError(f"{flag} {path}: {picture} is a directory, where the picture {name} is to be "
+                                   f"written; move it or give another {flag}")
+        if picture.exists() and not os.access(picture, os.W_OK):
+            raise CommandLineError(f"{flag} {path}: {picture} is read-only, where the picture {name} is to be written")
+    return directory
 
 
 def _pyplot():

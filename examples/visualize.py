@@ -23,10 +23,12 @@ import sys
 from typing import Optional
 
 import mnist as trainer  # examples/mnist.py: its training loop, and its signal handling
-from common import CommandLineError, accuracy_percent, load_data, model_from_checkpoint, predict
+from common import CommandLineError, accuracy_percent, expand_home, load_data, model_from_checkpoint, predict
 from plotting import plot_conv1_filters, plot_feature_maps, prepare_plots_directory
 
 DEFAULT_TRAINING_IMAGES = 10_000
+#: the pictures written into the --plots directory
+PLOT_FILES = ("feature_maps.png", "conv1_filters.png")
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
@@ -51,6 +53,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         parser.error(f"--index must be >= 0, got {args.index}")
     if args.seed is not None and args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
+    expand_home(args, ("resume", "plots", "data_dir"))
     return args
 
 
@@ -65,7 +68,7 @@ def train_briefly(args: argparse.Namespace, data, log) -> object:
 
 
 def draw(args: argparse.Namespace, log) -> None:
-    prepare_plots_directory(args.plots)
+    directory = prepare_plots_directory(args.plots, PLOT_FILES)
     dataset = "mnist"
     if args.resume:
         model, meta = model_from_checkpoint(args.resume)
@@ -85,8 +88,8 @@ def draw(args: argparse.Namespace, log) -> None:
     if not args.resume:
         model = train_briefly(args, data, log)
     log(f"test accuracy on {len(x_test)} images: {accuracy_percent(predict(model, x_test), y_test):.2f}%")
-    maps = plot_feature_maps(model, x_test[args.index], f"{args.plots}/feature_maps.png", label=int(y_test[args.index]))
-    filters = plot_conv1_filters(model, f"{args.plots}/conv1_filters.png")
+    maps = plot_feature_maps(model, x_test[args.index], directory / "feature_maps.png", label=int(y_test[args.index]))
+    filters = plot_conv1_filters(model, directory / "conv1_filters.png")
     log(f"wrote {maps} and {filters}")
 
 

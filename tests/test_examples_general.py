@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_mnist_example import data_dir  # noqa: F401  (the fixture: the MNIST directory, or skip / fail in CI)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -64,3 +65,78 @@ def test_lenet_checks_its_json_path_before_training_and_reports_errors_on_stderr
                             capture_output=True, text=True, timeout=60, env=environment)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("error: could not load MNIST")
+
+
+@pytest.fixture
+def lenet_module(monkeypatch):
+    """examples/lenet.py imported as a module (its main runs in-process: fast, and HOME can be patched)."""
+    monkeypatch.syspath_prepend(str(REPOSITORY / "examples"))
+    import lenet
+
+    return lenet
+
+
+def test_lenet_expands_a_tilde_the_shell_left_in_its_paths(lenet_module, tmp_path, monkeypatch, capsys):
+    """--json=~/out/r.json: the up-front check expanded ~ (and made $HOME/out), the final write did
+    not, so the run failed after training and its result was lost."""
+    from test_datasets import write_mnist
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    write_mnist(tmp_path / "digits", train=8, test=4)
+    args = lenet_module.parse_args(["--json", "~/out/r.json", "--data-dir", "~/digits"])
+    assert (args.json, args.data_dir) == (str(tmp_path / "out" / "r.json"), str(tmp_path / "digits"))
+    code = lenet_module.main(["--json", "~/out/r.json", "--data-dir", "~/digits", "--epochs", "1", "--batch-size", "4"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "r.json").read_text())["test_accuracy"] >= 0
+    assert not (tmp_path / "~").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["--lr", "inf"], "--lr must be a finite number > 0, got inf"),
+    (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+    (["--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
+])
+def test_lenet_refuses_a_negative_seed_and_a_non_finite_lr_at_its_parser(lenet_module, flags, message, capsys):
+    """Both were tracebacks (from manual_seed and from Adam) instead of a usage error."""
+    with pytest.raises(SystemExit) as stop:
+        lenet_module.parse_args(flags)
+    assert stop.value.code == 2
+    assert f"error: {message}" in capsys.readouterr().err
+
+
+def test_lenet_on_ctrl_c_says_how_far_it_got_and_exits_130(lenet_module, tmp_path, monkeypatch, capsys):
+    """Ctrl-C was a KeyboardInterrupt traceback; now one line, as examples/visualize.py prints."""
+    from test_datasets import write_mnist
+
+    write_mnist(tmp_path, train=40, test=4)
+
+    class InterruptedAdam(lenet_module.Adam):
+        steps = 0
+
+        def step(self) -> None:
+            InterruptedAdam.steps += 1
+            if InterruptedAdam.steps == 3:
+                raise KeyboardInterrupt
+            super().step()
+
+    monkeypatch.setattr(lenet_module, "Adam", InterruptedAdam)
+    code = lenet_module.main(["--data-dir", str(tmp_path), "--epochs", "2", "--batch-size", "8"])
+    output = capsys.readouterr()
+    assert code == 130 and "Traceback" not in output.err, output.err
+    assert output.out.strip().splitlines()[-1] == (
+        "Interrupted by Ctrl-C in epoch 1/2, after 2 of 5 steps; nothing was saved.")
+
+
+def test_lenet_refuses_an_empty_test_split_before_training(lenet_module, tmp_path, capsys):
+    """It loaded the files itself and failed after training with numpy's 'need at least one
+    array to concatenate'; the examples' shared loader names the empty split instead."""
+    from test_datasets import write_mnist
+
+    write_mnist(tmp_path, train=8, test=0)
+    assert lenet_module.main(["--data-dir", str(tmp_path), "--epochs", "1"]) == 1
+    output = capsys.readouterr()
+    assert "Training" not in output.out
+    assert output.err == (f"error: the MNIST test split in {tmp_path} is empty "
+                          "(t10k-images-idx3-ubyte holds 0 images): nothing to test on\n")

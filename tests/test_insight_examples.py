@@ -148,3 +148,95 @@ def test_visualize_reports_problems_as_one_error_line(tmp_path, problem):
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr and "training" not in result.stdout
+
+
+def test_prediction_on_no_images_is_an_empty_array_of_logits(common_module):
+    """np.concatenate of no batches raised 'need at least one array to concatenate'."""
+    images = np.zeros((0, 1, 28, 28), dtype=np.uint8)
+    for model in (SeedCNN(seed=0), SeedMLP(seed=0)):
+        logits = common_module.predict(model, images)
+        assert logits.shape == (0, 10) and logits.dtype == np.float32
+
+
+@pytest.mark.parametrize("key", ["model", "dataset", "optimizer"])
+def test_a_meta_entry_that_is_not_text_is_refused_naming_the_file(tmp_path, common_module, key):
+    """"model": ["cnn"] raised "TypeError: unhashable type: 'list'" from the lookup in MODELS."""
+    config = {"model": "cnn", "optimizer": "sgd", "epochs": 1, "batch_size": 64, "lr": 0.1, "momentum": 0.0,
+              "warmup_epochs": 0.0, "seed": 5, "dataset": "mnist"}
+    position = {"epoch": 1, "step_in_epoch": 0, "global_step": 1, "history": [], "train_seconds": 0.0,
+                "running": {}, "epoch_rng_state": {}}
+    meta = {"format": 1, "config": {**config, key: [config[key]]}, **position}
+    path = tmp_path / "odd.npz"
+    with pytest.raises(common_module.CommandLineError) as refused:
+        common_module.check_meta(meta, path)
+    assert str(refused.value) == (f"{path}: its 'meta' entry has a \"{key}\" that is a list, not a string; "
+                                  "it is not a checkpoint examples/mnist.py wrote")
+
+
+@pytest.fixture
+def visualize_module(monkeypatch):
+    """examples/visualize.py imported as a module (main runs in-process: fast, and HOME can be patched)."""
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    import visualize
+
+    return visualize
+
+
+def test_visualize_expands_a_tilde_the_shell_left_in_its_paths(tmp_path, visualize_module, monkeypatch, capsys):
+    """--plots=~/x checked and created $HOME/x but wrote the PNGs to ./~/x; --resume=~/run.npz
+    said there was no checkpoint file at ~/run.npz."""
+    pytest.importorskip("matplotlib")
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    write_tiny_mnist(home / "digits", train=4, test=2)
+    save(SeedCNN(seed=5), home / "weights.npz")
+    elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    flags = ["--resume", "~/weights.npz", "--plots", "~/pictures", "--data-dir", "~/digits", "--limit-test", "2"]
+    args = visualize_module.parse_args(flags)
+    assert (args.resume, args.plots, args.data_dir) == (str(home / "weights.npz"), str(home / "pictures"),
+                                                        str(home / "digits"))
+    assert visualize_module.main(flags) == 0, capsys.readouterr().err
+    for name in ("feature_maps.png", "conv1_filters.png"):
+        assert (home / "pictures" / name).stat().st_size > 1000, name
+    assert list(elsewhere.iterdir()) == []
+    assert f"wrote {home / 'pictures' / 'feature_maps.png'}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["feature_maps.png", "conv1_filters.png"])
+def test_visualize_refuses_a_directory_where_a_picture_goes_before_any_work(tmp_path, visualize_module, capsys, name):
+    """It was an IsADirectoryError traceback after the training."""
+    pytest.importorskip("matplotlib")
+    data = write_tiny_mnist(tmp_path / "mnist", train=4, test=2)
+    (tmp_path / "plots" / name).mkdir(parents=True)
+    code = visualize_module.main(["--plots", str(tmp_path / "plots"), "--data-dir", str(data), "--no-progress"])
+    output = capsys.readouterr()
+    assert code == 1 and "training" not in output.out
+    assert output.err == (f"error: --plots {tmp_path / 'plots'}: {tmp_path / 'plots' / name} is a directory, "
+                          f"where the picture {name} is to be written; move it or give another --plots\n")
+
+
+@pytest.fixture
+def plotting_module(monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    import plotting
+
+    return plotting
+
+
+def test_the_plots_directory_check_returns_the_directory_with_home_expanded(tmp_path, plotting_module, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert plotting_module.prepare_plots_directory("~/plots", ["a.png"]) == tmp_path / "plots"
+    assert (tmp_path / "plots").is_dir()
+
+
+def test_the_plots_directory_check_refuses_a_read_only_picture(tmp_path, plotting_module, common_module, monkeypatch):
+    (tmp_path / "curves.png").write_bytes(b"last week's picture")
+    (tmp_path / "curves.png").chmod(0o444)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # root may write a read-only file: ask as a user would
+        monkeypatch.setattr(plotting_module.os, "access", lambda path, mode: not str(path).endswith("curves.png"))
+    with pytest.raises(common_module.CommandLineError) as refused:
+        plotting_module.prepare_plots_directory(tmp_path, ["curves.png"])
+    assert str(refused.value) == (f"--plots {tmp_path}: {tmp_path / 'curves.png'} is read-only, "
+                                  "where the picture curves.png is to be written")

@@ -713,3 +713,13 @@ def test_a_run_of_one_step_trains_it_at_the_peak_lr(data_dir, tmp_path):
         "--warmup-epochs", "1", "--save", str(tmp_path / "model.npz"))
     trained, initial = weights(tmp_path / "model.npz"), state_dict(SeedCNN(seed=0))
     assert not np.array_equal(trained["model/conv1.weight"], initial["conv1.weight"])
+
+
+@pytest.mark.parametrize("name", ["curves.png", "feature_maps.png"])
+def test_a_directory_where_a_plot_goes_is_refused_before_training(tmp_path, name):
+    """It was an IsADirectoryError traceback after the training, the run's result lost."""
+    pytest.importorskip("matplotlib")
+    (tmp_path / "plots" / name).mkdir(parents=True)
+    result = run_without_data(tmp_path, "--plots", str(tmp_path / "plots"))
+    assert_one_error_line(result, f"--plots {tmp_path / 'plots'}: {tmp_path / 'plots' / name} is a directory, "
+                                  f"where the picture {name} is to be written")
