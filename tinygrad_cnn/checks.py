@@ -115,7 +115,7 @@ def check_axes(name: str, axis: Optional[int | Sequence[int]], ndim: int) -> Non
     for single in axes:  # (the range first: axis 3 of a 3-D tensor is not "axis 0 again")
         if not -dims <= single < dims:
             raise ValueError(f"{name}: axis {single} is out of range for a tensor with {ndim} dimensions")
-    if len({int(a) % max(ndim, 1) for a in axes}) != len(axes):
+    if len({int(a) % dims for a in axes}) != len(axes):
         raise ValueError(f"{name}: axis {axis} names the same axis twice")
 
 
