@@ -158,11 +158,17 @@ def _check_full_jacobian(fn, arrays, requires, checked, output, eps, atol, rtol)
             )
 
 
-def _central_difference(fn, arrays, index, step, eps) -> np.ndarray:
-    """(f(x + step) − f(x − step)) / 2ε, flattened, for a step on input ``index``."""
+def _values_around(fn, arrays, index, step) -> tuple[np.ndarray, np.ndarray]:
+    """(f(x + step), f(x − step)) for a step on input ``index``."""
     plus = [array + step if position == index else array for position, array in enumerate(arrays)]
     minus = [array - step if position == index else array for position, array in enumerate(arrays)]
-    return ((_evaluate(fn, plus) - _evaluate(fn, minus)) / (2 * eps)).reshape(-1)
+    return _evaluate(fn, plus), _evaluate(fn, minus)
+
+
+def _central_difference(fn, arrays, index, step, eps) -> np.ndarray:
+    """(f(x + step) − f(x − step)) / 2ε, flattened, for a step on input ``index``."""
+    f_plus, f_minus = _values_around(fn, arrays, index, step)
+    return ((f_plus - f_minus) / (2 * eps)).reshape(-1)
 
 
 def _check_projection(fn, arrays, requires, checked, output, eps, atol, rtol, rng) -> None:
@@ -206,9 +212,7 @@ def _directional_derivative(fn, arrays, index, u, v, step) -> tuple[float, float
     rounding alone can explain: each f value is off by about one ulp, and the 2·step division
     magnifies that; summed over the outputs with weights u, as a random walk (√ of Σ squares),
     three times over.)"""
-    plus = [array + step * v if position == index else array for position, array in enumerate(arrays)]
-    minus = [array - step * v if position == index else array for position, array in enumerate(arrays)]
-    f_plus, f_minus = _evaluate(fn, plus), _evaluate(fn, minus)
+    f_plus, f_minus = _values_around(fn, arrays, index, step * v)
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite values are reported by the caller
         numeric = float(np.dot(u.reshape(-1), ((f_plus - f_minus) / (2 * step)).reshape(-1)))
         rounding = np.finfo(np.float64).eps * (np.abs(f_plus) + np.abs(f_minus)) / (2 * step)
