@@ -561,6 +561,50 @@ def test_a_change_an_op_s_vjp_would_read_still_stops_backward():
             _gradients_after(call, change)
 
 
+# ops whose VJP reads an input only for the other input's gradient: (call, inputs that need a
+# gradient, the inputs the VJP then reads)
+NARROW_READS = [
+    ("Mul", lambda a, b: a * b, (0,), (1,)), ("Mul", lambda a, b: a * b, (1,), (0,)),
+    ("Div", lambda a, b: a / b, (0,), (1,)), ("Div", lambda a, b: a / b, (1,), (0, 1)),
+    ("MatMul", lambda a, b: a @ b.transpose(2, 3), (0,), (1,)),
+    ("MatMul", lambda a, b: a @ b.transpose(2, 3), (1,), (0,)),
+]
+
+
+@pytest.mark.parametrize("name, call, needing, read", NARROW_READS)
+def test_an_in_place_change_to_an_input_the_vjp_will_not_read_is_harmless_as_pytorch(name, call, needing, read):
+    """Mul's da reads only b: (a * 3).sum() after a changed gets its gradient, as in PyTorch
+    (which saves b only when a needs a gradient). Changing an input the VJP will not read must
+    leave the gradients bit-identical (a wrong declaration fails here); changing one it reads
+    must still raise."""
+    def gradients_after(changed: tuple[int, ...]) -> list[np.ndarray]:
+        rng = np.random.default_rng(0)
+        inputs = [Tensor(rng.uniform(0.5, 1.5, (2, 3, 2, 2)), requires_grad=position in needing) for position in (0, 1)]
+        y = call(*inputs)
+        assert type(y.node.op).__name__ == name
+        with no_grad():
+            for position in changed:
+                inputs[position] += 0.25
+        y.backward(rng.standard_normal(y.shape))
+        return [inputs[position].grad for position in needing]
+
+    unread = tuple(position for position in (0, 1) if position not in read)
+    for unchanged, changed in zip(gradients_after(()), gradients_after(unread)):
+        np.testing.assert_array_equal(changed, unchanged)
+    for position in read:
+        with pytest.raises(RuntimeError, match=f"input {position} .* of {name} was modified by an in-place operation"):
+            gradients_after((position,))
+
+
+def test_a_scaled_tensor_changed_after_the_product_keeps_its_gradient():
+    x = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    loss = (x * 3.0).sum() + (x / 2.0).sum()
+    with no_grad():
+        x += 1.0
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, np.full(3, 3.5, dtype=np.float32))
+
+
 def test_an_optimizer_step_before_backward_makes_backward_raise():
     from tinygrad_cnn.optim import SGD
 

@@ -101,6 +101,13 @@ class Function:
     def backward(self, grad_out: np.ndarray) -> Gradients:
         raise NotImplementedError(f"{self.name} has no backward()")
 
+    def inputs_read_by_backward(self) -> Sequence[int]:
+        """The positions of the inputs whose arrays ``backward`` will read: every input if
+        ``saves_inputs``, else none. An op whose VJP reads only some of them, depending on
+        which inputs need a gradient, narrows this (Mul: a's gradient reads only b), so an
+        in-place change to an input it will not read is harmless, as in PyTorch."""
+        return range(len(self.needs_input_grad)) if self.saves_inputs else ()
+
     def macs(self, input_shapes: Sequence[tuple[int, ...]], output_shape: tuple[int, ...]) -> int:
         """Multiply-accumulates done by this op's forward (0 for ops that do none)."""
         return 0

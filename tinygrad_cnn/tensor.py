@@ -141,15 +141,16 @@ class Node:
         self.versions = [tensor.version for tensor in inputs]
 
     def check_unmodified(self, output: "Tensor") -> None:
-        """Raise if the output or an input whose array the op kept (``Function.saves_output``,
-        ``saves_inputs``) was changed in place after the op ran: the VJP would silently use
-        the new values (PyTorch raises here too; a change the VJP cannot see is harmless)."""
+        """Raise if the output or an input whose array the op's VJP will read
+        (``Function.saves_output``, ``inputs_read_by_backward``) was changed in place after
+        the op ran: the VJP would silently use the new values (PyTorch raises here too; a
+        change the VJP cannot see is harmless)."""
         op = self.op
         if ((not output.version or not op.saves_output)
                 and (not op.saves_inputs or [tensor.version for tensor in self.inputs] == self.versions)):
             return
-        changed = [position for position, (tensor, version) in enumerate(zip(self.inputs, self.versions))
-                   if tensor.version != version] if op.saves_inputs else []
+        changed = [position for position in op.inputs_read_by_backward()
+                   if self.inputs[position].version != self.versions[position]]
         if changed or (output.version and op.saves_output):
             what = f"input {changed[0]} (shape {self.inputs[changed[0]].shape})" if changed else "the output"
             raise RuntimeError(

@@ -59,6 +59,11 @@ class Mul(Function):
         self.a, self.b = a, b
         return a * b
 
+    def inputs_read_by_backward(self) -> list[int]:
+        """da reads b, db reads a: ``a * 3`` keeps a's gradient when a changes afterwards (PyTorch too)."""
+        a_needs_grad, b_needs_grad = self.needs_input_grad
+        return ([1] if a_needs_grad else []) + ([0] if b_needs_grad else [])
+
     def backward(self, grad_out: np.ndarray) -> Gradients:
         grad_a = unbroadcast(grad_out * self.b, self.a.shape) if self.needs_input_grad[0] else None
         grad_b = unbroadcast(grad_out * self.a, self.b.shape) if self.needs_input_grad[1] else None
@@ -73,6 +78,11 @@ class Div(Function):
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.a, self.b = a, b
         return a / b
+
+    def inputs_read_by_backward(self) -> list[int]:
+        """da reads b; db reads a and b: ``a / 255`` keeps a's gradient when a changes afterwards."""
+        a_needs_grad, b_needs_grad = self.needs_input_grad
+        return ([1] if a_needs_grad or b_needs_grad else []) + ([0] if b_needs_grad else [])
 
     def describe(self) -> str:
         """'Division by 255.0' when the divisor is one number (the seed's first layer)."""

@@ -30,6 +30,11 @@ class MatMul(Function):
         self.a, self.b = a, b
         return a @ b
 
+    def inputs_read_by_backward(self) -> list[int]:
+        """dA reads B, dB reads A (and only the other's shape and layout), as PyTorch's saved tensors."""
+        a_needs_grad, b_needs_grad = self.needs_input_grad
+        return ([1] if a_needs_grad else []) + ([0] if b_needs_grad else [])
+
     def macs(self, input_shapes, output_shape) -> int:
         """One multiply-accumulate per output element and inner index: (…·n·m)·k."""
         return int(np.prod(output_shape, dtype=np.int64)) * input_shapes[0][-1]
