@@ -273,7 +273,7 @@ def checkpoint_bytes(run: Run) -> int:
 # Ctrl-C and SIGTERM
 # ---------------------------------------------------------------------------
 
-SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+SIGNAL_NAMES: dict[int, str] = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
 
 class Interrupted(BaseException):
@@ -657,7 +657,8 @@ def write_results(args: argparse.Namespace, model, result: dict, test_data, log:
     if args.plots:
         from plotting import save_training_plots
 
-        written = save_training_plots(model, result["history"], *test_data, args.plots,
+        x_test, y_test = test_data
+        written = save_training_plots(model, result["history"], x_test, y_test, args.plots,
                                       CLASS_NAMES[args.dataset or "mnist"])
         log("plots written: " + ", ".join(str(path) for path in written))
     if args.export_onnx:

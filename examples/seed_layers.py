@@ -34,7 +34,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Callable, NoReturn, Optional, Sequence
+from typing import Any, Callable, NoReturn, Optional, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -327,10 +327,11 @@ def gradients(function: Callable[..., Tensor], arrays: Sequence[np.ndarray],
     return output.data, [tensor.grad for tensor in inputs]
 
 
-def compare_layer(layer: type[Function], arrays: Sequence[np.ndarray], rng: np.random.Generator,
+def compare_layer(layer: Any, arrays: Sequence[np.ndarray], rng: np.random.Generator,
                   **options) -> dict:
-    """Run the hand-written layer and the framework's primitives on the same float64 inputs
-    and the same random dLoss/dOut; gradcheck the hand-written one off its kinks and ties.
+    """Run the hand-written ``layer`` (one of the Seed… Function classes above: ``apply`` and
+    ``as_primitives``) and the framework's primitives on the same float64 inputs and the same
+    random dLoss/dOut; gradcheck the hand-written one off its kinks and ties.
 
     Returns {"output_shape", "gradcheck": "pass" or the GradcheckError's message, and the
     largest absolute differences "output", "input_grad", "param_grads" (None: no parameters)}.
