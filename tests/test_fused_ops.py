@@ -47,6 +47,17 @@ def test_conv2d_bias_relu_vjp(relu, case, seed):
     assert gradcheck(lambda x, w, b: conv_bias_relu(x, w, b, options, relu), list(arrays))
 
 
+@given(case=plain_conv_cases(), seed=seeds)
+def test_conv2d_relu_without_bias_vjp(case, seed):
+    """relu fused in with no bias input: the op's backward returns two gradients, not three."""
+    x_shape, weight_shape, options = case
+    rng = np.random.default_rng(seed)
+    x, weight = rng.standard_normal(x_shape), rng.standard_normal(weight_shape)
+    assert gradcheck(lambda t, w: t.conv2d(w, relu=True, **options), [x, weight])
+    np.testing.assert_allclose(Tensor(x).conv2d(Tensor(weight), relu=True, **options).data,
+                               np.maximum(Tensor(x).conv2d(Tensor(weight), **options).data, 0), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("relu", [True, False])
 @given(case=conv_cases(), seed=seeds)
 def test_conv2d_bias_relu_equals_the_unfused_ops(relu, case, seed):
@@ -70,9 +81,11 @@ def test_conv2d_bias_relu_equals_the_unfused_ops(relu, case, seed):
 
 @st.composite
 def pool_cases(draw):
-    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    """Kernel, stride and each of the four paddings drawn; a padding may reach the kernel's
+    size, so whole windows (and whole phase-plane rows) can lie in the padding."""
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    padding = tuple((draw(st.integers(0, 1)), draw(st.integers(0, 1))) for _ in range(2))
+    padding = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
     height = draw(st.integers(max(1, kernel[0] - sum(padding[0])), kernel[0] + 5))
     width = draw(st.integers(max(1, kernel[1] - sum(padding[1])), kernel[1] + 5))
     return (draw(st.integers(1, 2)), draw(st.integers(1, 3)), height, width), kernel, stride, padding

@@ -194,6 +194,28 @@ def test_batch_norm_vjp_with_running_statistics(shape, seed):
                                batch_norm_reference(x, weight, bias, mean, variance), rtol=1e-10, atol=1e-12)
 
 
+# (N,C,…) of any rank from 2 to 5, at least two values per channel
+any_rank_batch_norm_shapes = hnp.array_shapes(min_dims=2, max_dims=5, min_side=1, max_side=3).filter(
+    lambda shape: np.prod(shape) // shape[1] >= 2)
+
+
+@given(shape=any_rank_batch_norm_shapes, seed=seeds, eps=st.floats(1e-5, 1.0), training=st.booleans())
+def test_batch_norm_vjp_for_any_rank_and_eps(shape, seed, eps, training):
+    """(N,C,L) and (N,C,D,H,W) as well as (N,C) and (N,C,H,W), with eps drawn, in both modes."""
+    x = random_array(seed, shape)
+    weight, bias = random_array(seed + 1, shape[1]), random_array(seed + 2, shape[1])
+    mean, variance = random_array(seed + 3, shape[1]), random_array(seed + 4, shape[1], 0.5, 2.0)
+    statistics = (None, None) if training else (mean, variance)
+
+    def normalize(t, w, b):
+        running = [None if value is None else value.copy() for value in statistics]
+        return t.batch_norm(w, b, *running, training=training, eps=eps)
+
+    assert gradcheck(normalize, [x, weight, bias])
+    np.testing.assert_allclose(normalize(Tensor(x), weight, bias).data,
+                               batch_norm_reference(x, weight, bias, *statistics, eps=eps), rtol=1e-10, atol=1e-12)
+
+
 def test_batch_norm_running_statistics_follow_pytorchs_update_rule():
     rng = np.random.default_rng(0)
     running_mean, running_var = np.zeros(3), np.ones(3)

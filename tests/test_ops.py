@@ -113,6 +113,20 @@ def test_matmul_with_vectors(inner, columns, seed):
     np.testing.assert_allclose((Tensor(vector) @ Tensor(other)).data, vector @ other)
 
 
+@given(batch=hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=3),
+       sizes=st.tuples(st.integers(1, 4), st.integers(1, 4)), seed=seeds)
+def test_matmul_of_a_vector_and_a_batch_of_matrices_vjp(batch, sizes, seed):
+    """A 1-D operand against a batched one: the vector is a row (left) or a column (right)
+    broadcast over the batch axes, and its gradient is summed back over them."""
+    inner, columns = sizes
+    vector = random_array(seed, (inner,))
+    on_the_right, on_the_left = random_array(seed + 1, batch + (inner, columns)), random_array(seed + 2, batch + (columns, inner))
+    assert gradcheck(lambda v, m: v @ m, [vector, on_the_right])
+    assert gradcheck(lambda m, v: m @ v, [on_the_left, vector])
+    np.testing.assert_allclose((Tensor(vector) @ Tensor(on_the_right)).data, vector @ on_the_right)
+    np.testing.assert_allclose((Tensor(on_the_left) @ Tensor(vector)).data, on_the_left @ vector)
+
+
 @given(inner=st.integers(1, 40), columns=st.integers(1, 12), seed=seeds)
 def test_matmul_weight_gradient_of_one_row_is_exactly_the_outer_product(inner, columns, seed):
     """A batch of one: dB = aᵀ G has one rounded product per entry, whichever routine computes it."""
@@ -130,8 +144,9 @@ def shape_and_axes(draw):
     axis = draw(
         st.none()
         | st.integers(-len(shape), len(shape) - 1)
-        | st.lists(st.integers(0, len(shape) - 1), min_size=1, unique=True).map(tuple)
-    )
+        | st.lists(st.integers(0, len(shape) - 1), min_size=1, unique=True).flatmap(
+            lambda axes: st.tuples(*[st.sampled_from([axis, axis - len(shape)]) for axis in axes]))
+    )  # a tuple's axes spelled non-negative or negative, each drawn
     return shape, axis
 
 
