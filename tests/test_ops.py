@@ -209,11 +209,18 @@ def test_conv2d_vjp(case, seed):
 
 
 @given(case=conv_cases(), seed=seeds)
-def test_conv2d_matches_the_loop_specification(case, seed):
+def test_conv2d_and_its_gradients_match_the_loop_specification(case, seed):
+    """The output and both gradients (col2im's input gradient, the weight gradient's GEMMs)
+    equal the definition summed term by term, for every drawn geometry."""
     x_shape, weight_shape, options = case
-    x, weight = random_array(seed, x_shape), random_array(seed + 1, weight_shape)
-    fast = Tensor(x).conv2d(Tensor(weight), **options).data
-    np.testing.assert_allclose(fast, conv2d_loops(x, weight, **options), rtol=1e-10, atol=1e-10)
+    x, weight = Tensor(random_array(seed, x_shape), requires_grad=True), Tensor(random_array(seed + 1, weight_shape), requires_grad=True)
+    output = x.conv2d(weight, **options)
+    grad_out = random_array(seed + 2, output.shape)
+    output.backward(grad_out)
+    expected_output, expected_grad_x, expected_grad_weight = conv2d_loops(x.data, weight.data, **options, grad_out=grad_out)
+    np.testing.assert_allclose(output.data, expected_output, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(x.grad, expected_grad_x, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(weight.grad, expected_grad_weight, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("groups", [1, 2])
@@ -281,8 +288,13 @@ def test_avg_pool2d_vjp_and_the_loop_specification(case, seed):
     shape, kernel, stride = case
     x = random_array(seed, shape)
     assert gradcheck(lambda t: t.avg_pool2d(kernel, stride), [x])
-    np.testing.assert_allclose(Tensor(x).avg_pool2d(kernel, stride).data, avg_pool2d_loops(x, kernel, stride),
-                               rtol=1e-12, atol=1e-12)
+    tensor = Tensor(x, requires_grad=True)
+    output = tensor.avg_pool2d(kernel, stride)
+    grad_out = random_array(seed + 1, output.shape)
+    output.backward(grad_out)
+    expected_output, expected_grad = avg_pool2d_loops(x, kernel, stride, grad_out)
+    np.testing.assert_allclose(output.data, expected_output, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(tensor.grad, expected_grad, rtol=1e-12, atol=1e-12)
 
 
 def test_max_pool2d_3x3_stride_2_overlapping_windows_add_up():
