@@ -280,6 +280,20 @@ def test_batch_norm_errors_name_the_problem(call, message):
         call()
 
 
+def test_batch_norm_refuses_read_only_running_statistics_in_training_before_updating_either():
+    """Training updates the running statistics in place. A read-only running_var (a broadcast
+    or memory-mapped array) used to fail in numpy ("output array is read-only") after
+    running_mean had already moved; now both are checked first and the error names the array.
+    Evaluation only reads them, so there a read-only array is fine."""
+    layer = BatchNorm2d(2)
+    layer.running_var = np.broadcast_to(np.ones(1, dtype=np.float32), (2,))
+    images = np.arange(16, dtype=np.float32).reshape(2, 2, 2, 2)
+    with train_mode(), pytest.raises(ValueError, match=r"batch_norm running_var is a read-only array.*np.array"):
+        layer(images)
+    assert np.array_equal(layer.running_mean, np.zeros(2))  # not moved
+    assert layer(images).shape == (2, 2, 2, 2)  # evaluation reads it
+
+
 @pytest.mark.parametrize("momentum", [None, "0.1", True])
 def test_batch_norm_momentum_must_be_a_number_and_none_is_not_supported(momentum):
     message = r"batch_norm: momentum must be a number in \[0, 1\], got .*momentum=None, PyTorch's cumulative"

@@ -301,3 +301,33 @@ def test_a_batch_above_the_inference_chunk_is_traced_once_with_its_own_shapes():
     rows = summary(SeedCNN(), (200, 1, 28, 28), print_table=False)
     assert len(rows) == len(summary(SeedCNN(), (1, 1, 28, 28), print_table=False))
     assert rows[0]["input_shapes"][0] == (200, 1, 28, 28) and rows[-1]["output_shape"] == (200, 10)
+
+
+def test_summary_in_training_mode_leaves_the_model_and_the_generator_unchanged():
+    """Tracing runs in evaluation mode: summarizing inside a training block used to move a
+    batch norm's running statistics towards the zeros it traced (running_var 1 → 0.9) and to
+    draw dropout masks from the package generator; now neither changes, and the caller's
+    mode is restored."""
+    from tinygrad_cnn import manual_seed
+    from tinygrad_cnn.nn import BatchNorm2d, Conv2d, state_dict
+    from tinygrad_cnn.random import generator
+    from tinygrad_cnn.tensor import train_mode
+
+    class Model:
+        def __init__(self):
+            self.conv, self.norm = Conv2d(1, 2, 3), BatchNorm2d(2)
+
+        def __call__(self, images):
+            return self.norm(self.conv(Tensor(images).astype(np.float32))).dropout(0.5)
+
+    model = Model()
+    before = state_dict(model)
+    manual_seed(0)
+    with train_mode():
+        rows = summary(model, (2, 1, 8, 8), print_table=False)
+        assert Tensor.training
+    assert not Tensor.training
+    after = state_dict(model)
+    assert all(np.array_equal(before[name], after[name]) for name in before)
+    assert [row["op"] for row in rows] == ["Cast", "Conv2d", "BatchNorm"]  # no Dropout: evaluation mode
+    assert generator().random() == manual_seed(0).random()  # no draw was taken

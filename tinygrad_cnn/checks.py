@@ -286,6 +286,13 @@ def check_batch_norm(shape: tuple[int, ...], dtype: np.dtype, weight, bias, runn
                 f"batch_norm {name} must be a float numpy array of shape ({channels},) (it is updated "
                 f"in place), got {type(value).__name__} of shape {np.shape(value)}"
             )
+        if training and value is not None and not value.flags.writeable:
+            # checked for both before either is updated: a failing in-place update of the second
+            # would leave the first one moved, and numpy's "output array is read-only" names neither
+            raise ValueError(
+                f"batch_norm {name} is a read-only array (as np.broadcast_to or np.load with mmap_mode='r' "
+                f"give), which training updates in place; give it a writable copy (np.array(...)) first"
+            )
     check_batch_norm_numbers("batch_norm", momentum, eps)
     if training and int(np.prod(shape[:1] + shape[2:])) <= 1:
         raise ValueError(f"batch_norm in training needs more than one value per channel, got input shape {shape}")

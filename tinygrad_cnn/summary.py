@@ -28,13 +28,20 @@ from tinygrad_cnn import tensor as tensor_module
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.graph import to_dot, write_graph
 from tinygrad_cnn.nn import named_parameters
-from tinygrad_cnn.tensor import Tensor, no_grad
+from tinygrad_cnn.tensor import Tensor, no_grad, train_mode
 
 __all__ = ["summary", "format_summary", "trace", "to_dot", "write_graph"]
 
 def trace(model: Any, input_shape: Optional[Sequence[int]] = None, images: Optional[np.ndarray] = None,
           keep_outputs: bool = False) -> list[dict]:
     """Run ``model`` once under no_grad and describe every op it applies, in execution order.
+
+    The pass runs in evaluation mode (``Tensor.training`` off for the call, then restored), as
+    the ONNX exporter's does: looking at a model must not change it, and in training mode a
+    batch norm would move its running statistics towards those of the traced input (zeros:
+    running_var shrinks by a factor 1 − momentum per call) and dropout would draw from the
+    package generator, shifting every later mask of a seeded run. So the table shows the
+    evaluation graph (no dropout rows), whatever mode the caller is in.
 
     The input is ``images`` if given, else zeros (uint8) of ``input_shape``. Returns one dict
     per op application (see ``summary`` for the keys); with ``keep_outputs`` each row also
@@ -78,7 +85,7 @@ def trace(model: Any, input_shape: Optional[Sequence[int]] = None, images: Optio
 
     tensor_module.forward_hooks.append(record)
     try:
-        with no_grad():
+        with no_grad(), train_mode(False):
             model(images)
     finally:
         tensor_module.forward_hooks.remove(record)
@@ -88,7 +95,8 @@ def trace(model: Any, input_shape: Optional[Sequence[int]] = None, images: Optio
 
 
 def summary(model: Any, input_shape: Sequence[int], print_table: bool = True) -> list[dict]:
-    """Trace one forward pass of ``model`` on zeros of ``input_shape`` and tabulate its ops.
+    """Trace one forward pass of ``model`` on zeros of ``input_shape`` and tabulate its ops
+    (in evaluation mode, leaving the model unchanged: see ``trace``).
 
     Each row is a dict with:
 
