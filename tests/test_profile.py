@@ -61,6 +61,19 @@ def test_table_lists_every_op_and_reset_forgets():
     assert profiler.stats == {} and profiler.wall_seconds == 0.0
 
 
+def test_table_divides_by_the_steps_profiled_and_refuses_a_count_that_is_not_one():
+    """steps=0 or -3 used to be taken as 1 without a word, printing totals as per-step times."""
+    with Profiler() as profiler:
+        for _ in range(4):
+            loss, _ = small_graph()
+            loss.backward()
+    per_step = {line.split()[0]: line.split() for line in profiler.table(steps=4).splitlines()[1:]}
+    assert float(per_step["MatMul"][2]) == profiler.stats["MatMul"].forward_calls / 4
+    for steps in (0, -3, 2.5, True, "4"):
+        with pytest.raises(ValueError, match="steps must be a whole number >= 1"):
+            profiler.table(steps=steps)
+
+
 def test_entering_the_same_profiler_again_inside_its_block_is_refused():
     """Nested, its hooks would run twice and count every op twice (PyTorch's profiler refuses too)."""
     before = (list(tensor.forward_hooks), list(tensor.backward_hooks))

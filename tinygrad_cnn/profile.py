@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
+
 from tinygrad_cnn import ops, tensor
 
 
@@ -94,8 +96,11 @@ class Profiler:
         return sorted(self.stats.items(), key=lambda item: item[1].total_seconds, reverse=True)
 
     def table(self, steps: int = 1) -> str:
-        """A readable table of milliseconds and calls per op, divided by ``steps``."""
-        scale = 1000.0 / max(steps, 1)
+        """A readable table of milliseconds and calls per op, divided by ``steps`` (the number
+        of training steps profiled: a whole number ≥ 1, else a ValueError)."""
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"Profiler.table: steps must be a whole number >= 1 (the steps profiled), got {steps!r}")
+        scale = 1000.0 / steps
         lines = [
             f"{'op':<22}{'fwd ms':>9}{'fwd calls':>10}{'bwd ms':>9}{'bwd calls':>10}{'total ms':>10}{'share':>7}",
         ]
@@ -103,8 +108,8 @@ class Profiler:
         for name, entry in self.rows():
             share = entry.total_seconds / summed if summed else 0.0
             lines.append(
-                f"{name:<22}{entry.forward_seconds * scale:>9.3f}{entry.forward_calls / max(steps, 1):>10.1f}"
-                f"{entry.backward_seconds * scale:>9.3f}{entry.backward_calls / max(steps, 1):>10.1f}"
+                f"{name:<22}{entry.forward_seconds * scale:>9.3f}{entry.forward_calls / steps:>10.1f}"
+                f"{entry.backward_seconds * scale:>9.3f}{entry.backward_calls / steps:>10.1f}"
                 f"{entry.total_seconds * scale:>10.3f}{share:>7.1%}"
             )
         lines.append(f"{'all ops':<22}{'':>38}{summed * scale:>10.3f}")
