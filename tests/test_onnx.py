@@ -256,6 +256,12 @@ CASES = [
     case("index ellipsis and None", (3, 4, 5), lambda x: x[..., None, 2], defines("__getitem__")),
     case("index an integer array", (3, 4, 5), lambda x: x[:, [0, 2, 2, 3]], defines("__getitem__")),
     case("index a bool mask", (3, 4, 5), lambda x: x[np.array([True, False, True])], defines("__getitem__")),
+    case("index a bool mask given as a list, then summed", (3, 4, 5), lambda x: x[:, [True, False, True, True]].sum(axis=1),
+         defines("__getitem__")),
+    case("sum of a 0-d tensor along axis 0", (2, 3), lambda x: x.sum().sum(axis=0) + x.mean().max(axis=-1, keepdims=True)),
+    case("softmax and log_softmax of a 0-d tensor", (2, 3), lambda x: x.sum().softmax(axis=0) + x.sum().log_softmax(axis=-1)),
+    case("where between bool masks", (2, 3, 4), lambda x: Tensor.where(Tensor.where(x > 0.0, x < 1.0, x < -1.0), x, 0.0)),
+    case("relu of a bool mask (int64)", (2, 3, 4), lambda x: (x > 0.0).relu()),
     case("cat", (2, 3), lambda x: Tensor.cat([x, x * 2.0, x + 1.0], axis=1), defines("cat")),
     case("stack", (2, 3), lambda x: Tensor.stack([x, -x], axis=-1), defines("stack")),
     case("astype", (2, 3), lambda x: x.astype(np.float64) * 2.0 + x.double().float(), defines("astype", "double", "float")),
@@ -396,6 +402,10 @@ def test_promotions_between_dtypes_inside_the_model_export_as_casts(tmp_path):
     (lambda array: (lambda mask: mask + mask)(Tensor(array) > 0), r"op Add \(op 2 of 2\) on bool tensors"),
     (lambda array: -Tensor(array.astype(np.uint8)), r"op Neg \(op 1 of 1\) on uint8 tensors: .*signed ints, floats"),
     (lambda array: Tensor(array.astype(np.int64)).max_pool2d(2), r"op MaxPool2d \(op 1 of 1\) on int64 tensors"),
+    (lambda array: (Tensor(array) > 0).max(axis=1), r"op Max \(op 2 of 2\) on bool tensors"),
+    (lambda array: (Tensor(array) > 0).abs(), r"op Abs \(op 2 of 2\) on bool tensors"),
+    (lambda array: (lambda x: (x > 0).maximum(x < 1))(Tensor(array)), r"op Maximum \(op 3 of 3\) on bool tensors"),
+    (lambda array: Tensor(array.astype(np.uint8)) ** 2, r"op Pow \(op 1 of 1\) on uint8 tensors: .*int32, int64, floats"),
 ])
 def test_an_op_onnx_defines_for_other_dtypes_only_is_an_error_naming_it(model, message):
     """bool + bool, -uint8 and an int64 max pool run here, but ONNX has no such node: the
@@ -419,6 +429,60 @@ def test_the_file_declares_every_output_axis_that_grows_with_the_batch(tmp_path,
     assert [dim.dim_param or dim.dim_value for dim in dims] == declared
     batch = uniform(1, (5,) + example_shape[1:])
     np.testing.assert_allclose(run_onnx(path, batch), forward(model, batch), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("function", [
+    lambda x: x.transpose(0, 2).flatten(),  # the batch last: (4, 3, N) → (4, 3N); the leading 4 was "copy the batch"
+    lambda x: x.reshape(2, -1),  # at batch 2 the leading 2 equals the batch by chance; (2, 6N) at any batch
+    lambda x: x.permute(1, 0, 2).reshape(3, x.shape[0] * 4),
+])
+def test_a_reshape_runs_at_every_batch_size(tmp_path, function):
+    """The target shape was guessed from the example: a leading axis equal to the input's was
+    written as 0 ("copy the batch"), so x.T flattened, exported at batch 2, failed in
+    onnxruntime at batch 5, and x.reshape(2, -1) gave (5, 12) where ours is (2, 30)."""
+    model = Expression(function)
+    path = tmp_path / "reshape.onnx"
+    export(model, path, images=uniform(0, (2, 3, 4)))
+    for batch in (1, 2, 5):
+        array = uniform(batch, (batch, 3, 4))
+        theirs, ours = run_onnx(path, array), forward(model, array)
+        assert theirs.shape == ours.shape
+        np.testing.assert_array_equal(theirs, ours)
+
+
+def test_the_input_and_output_names_are_checked_not_renamed(tmp_path):
+    """An input named like a parameter was silently renamed "fc.bias_1" (a server feeding
+    "fc.bias" failed); equal or clashing names gave the checker's SSA error, an empty one its
+    'name is required'."""
+    from tinygrad_cnn import nn
+
+    class Dense:
+        def __init__(self) -> None:
+            self.fc = nn.Linear(4, 3)
+
+        def __call__(self, array: np.ndarray) -> Tensor:
+            return self.fc(Tensor(array)).relu()
+
+    for names, message in [
+        (dict(input_name="fc.bias"), r"input_name 'fc.bias' is the name of one of the model's parameters"),
+        (dict(output_name="fc.weight"), r"output_name 'fc.weight' is the name of one of the model's parameters"),
+        (dict(input_name="x", output_name="x"), r"input_name and output_name are both 'x'"),
+        (dict(input_name=""), r"input_name must be a non-empty string"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            export(Dense(), tmp_path / "named.onnx", images=uniform(0, (2, 4)), **names)
+        assert not (tmp_path / "named.onnx").exists()
+    export(Dense(), tmp_path / "named.onnx", images=uniform(0, (2, 4)), input_name="x", output_name="relu")
+    loaded = session(tmp_path / "named.onnx")
+    assert [value.name for value in loaded.get_inputs()] == ["x"] and [value.name for value in loaded.get_outputs()] == ["relu"]
+
+
+def test_an_index_onnx_cannot_gather_is_an_error_naming_it():
+    """A bool scalar (x[True] adds an axis) and a mask of several axes were written as Gathers
+    of the wrong rank: the checker's shape InferenceError, naming no index."""
+    for function in (lambda x: x[True], lambda x: x[:, np.ones((3, 4), dtype=bool)]):
+        with pytest.raises(UnsupportedOpError, match=r"(?s)GetItem with index .*only 1-D bool masks"):
+            to_onnx(Expression(function), images=uniform(0, (2, 3, 4)))
 
 
 def test_a_constant_that_depends_on_the_batch_size_is_an_error_unless_the_batch_is_fixed(tmp_path):

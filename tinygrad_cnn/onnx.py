@@ -43,7 +43,10 @@ computes in float32 whatever the model's dtype: a float64 model's parameters, bu
 constants are written as float32, its input and output are float32, and a cast to float64
 becomes a cast to float32. Files are served with float32 input, and onnxruntime has no
 float64 kernel for Conv or the pools (a float64 file would load and then fail to run). A reshape keeps
-the batch dynamic by writing 0 ("copy this axis") for a leading axis it keeps, else -1.
+the batch dynamic by comparing its target shape in the traces at the two batch sizes: an axis
+that changes with the batch is 0 ("copy the input's axis") where it equals the input's axis in
+both, else -1 (``convert_reshape``). The graph's input and output names are checked, never
+renamed: a server feeds the input under the name it gave.
 Zero padding stays zero padding: a pool's ``padding`` becomes an explicit ``Pad`` node
 (ONNX MaxPool would pad with −inf). An op's ``relu=True`` option becomes a ``Relu`` node
 after it. Dropout exports as Identity. An op with no ONNX equivalent (the loss, a user's
@@ -103,6 +106,9 @@ class Step:
     tensors: tuple[Tensor, ...]
     output: Tensor
     inputs: tuple[str, ...] = ()
+    #: with a dynamic batch, the same op in the trace on a batch one larger (None for a fixed
+    #: batch): what changes between the two is what the file must compute from the batch size
+    at_larger_batch: Optional["Step"] = None
 
 
 def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
@@ -283,6 +289,7 @@ class GraphBuilder:
         self.keep_alive: list[Tensor] = list(parameters.values())  # ids stay unique while the tensors live
         self.int64_constants: dict[tuple[str, tuple[int, ...]], str] = {}  # reused, not repeated
         self.buffer_names: dict[int, str] = {}  # id(numpy array) → its state-dict name (see ``buffer``)
+        self.written_buffers: set[str] = set()  # (their names are reserved in ``taken`` from the start)
 
     def fresh(self, stem: str) -> str:
         """A value name not used yet: ``stem``, else ``stem_1``, ``stem_2``, …"""
@@ -313,8 +320,8 @@ class GraphBuilder:
         name = self.buffer_names.get(id(array))
         if name is None or _exported_dtype(array.dtype) != _exported_dtype(dtype):
             return self.initializer(np.asarray(array, dtype=dtype), stem)
-        if name not in self.taken:
-            self.taken.add(name)
+        if name not in self.written_buffers:
+            self.written_buffers.add(name)
             self.initializers.append(self.onnx.numpy_helper.from_array(_exported_array(array), name))
         return name
 
@@ -386,12 +393,16 @@ def _axes(axis: Optional[Union[int, Sequence[int]]]) -> Optional[list[int]]:
 
 def _reduction(onnx_type: str, axes_as_input: bool) -> Converter:
     """Sum/Mean/Max/Min over ``axis`` (None = all) with ``keepdims``. In opset 17 ReduceSum
-    takes the axes as an input, the others as an attribute."""
+    takes the axes as an input, the others as an attribute. A 0-d input (which takes axis 0
+    or -1, as in PyTorch) has nothing to reduce: the result is the value itself, an Identity
+    (ONNX refuses any axis of a rank-0 input)."""
 
     def convert(graph: GraphBuilder, step: Step) -> str:
         axes, keepdims = _axes(step.op.axis), int(bool(step.op.keepdims))
         # the input cast to the output's dtype: a sum of bools or small ints is int64, as ours
         source = graph.cast(step.inputs[0], step.tensors[0], step.output.dtype)
+        if step.tensors[0].ndim == 0:
+            return graph.node("Identity", [source])
         if axes is None:  # no axes: ONNX reduces over all of them
             return graph.node(onnx_type, [source], keepdims=keepdims)
         if axes_as_input:
@@ -423,7 +434,13 @@ def _index_of_extreme(onnx_type: str) -> Converter:
 
 
 def _softmax(onnx_type: str) -> Converter:
+    """Softmax/LogSoftmax along ``axis``; a 0-d input (axis 0 or -1) is taken as one of shape
+    (1,) and reshaped back, since ONNX's Softmax needs rank ≥ 1 (the result is 1, or 0 for the log)."""
+
     def convert(graph: GraphBuilder, step: Step) -> str:
+        if step.tensors[0].ndim == 0:
+            vector = graph.node("Reshape", [step.inputs[0], graph.int64s([1], "shape")])
+            return graph.node("Reshape", [graph.node(onnx_type, [vector], axis=0), graph.int64s([], "shape")])
         return graph.node(onnx_type, step.inputs[:1], axis=int(step.op.axis))
 
     convert.__name__ = f"convert_to_{onnx_type}"
@@ -431,14 +448,38 @@ def _softmax(onnx_type: str) -> Converter:
 
 
 def convert_reshape(graph: GraphBuilder, step: Step) -> str:
-    """Reshape to ``op.shape``, the batch kept dynamic: a leading axis equal to the input's
-    becomes 0 (ONNX: copy the input's axis), else the leading axis becomes -1 (inferred)."""
-    target, source = list(step.op.shape), step.tensors[0].shape
-    if target and source and target[0] == source[0]:
-        target[0] = 0
-    elif target and -1 not in target:
-        target[0] = -1
-    return graph.node("Reshape", [step.inputs[0], graph.int64s(target, "shape")])
+    """Reshape to ``op.shape``. With a fixed batch the file holds that shape. With a dynamic
+    batch each target axis is read off the two traces (``step.at_larger_batch``): an axis of
+    the same size in both is that size; one that changes with the batch is 0 (ONNX: copy the
+    input's axis) where it equals the input's axis at the same position in both traces, else
+    -1 (inferred; ONNX allows one). Guessing from the example alone is wrong both ways: a
+    leading 2 that equals the input's 2 by chance (``x.reshape(2, -1)``, or x.T flattened,
+    the batch last) would become "copy the batch", and a leading axis that is not the batch
+    would become -1 while the batch axis stays the example's size."""
+    target, source = [int(size) for size in step.op.shape], step.tensors[0].shape
+    larger = step.at_larger_batch
+    if larger is None:
+        # allowzero: a 0 in the shape is an empty axis, not ONNX's default "copy the input's axis"
+        return graph.node("Reshape", [step.inputs[0], graph.int64s(target, "shape")], allowzero=int(0 in target))
+    other_target, other_source = [int(size) for size in larger.op.shape], larger.tensors[0].shape
+    shape: list[int] = []
+    for axis, (size, other_size) in enumerate(zip(target, other_target) if len(target) == len(other_target) else ()):
+        if size == other_size and size != 0:
+            shape.append(size)
+        elif axis < len(source) and (size, other_size) == (source[axis], other_source[axis]):
+            shape.append(0)
+        elif size != other_size and -1 not in shape:
+            shape.append(-1)
+        else:
+            break
+    if len(shape) != len(target):
+        raise UnsupportedOpError(
+            f"cannot export op Reshape from {source} to {tuple(target)} with a dynamic batch: at a batch one "
+            f"larger it reshapes {other_source} to {tuple(other_target)}, and ONNX's Reshape cannot compute "
+            "that shape from its input (one inferred axis at most, and an empty axis only where the input "
+            "has one at the same position); export with dynamic_batch=False"
+        )
+    return graph.node("Reshape", [step.inputs[0], graph.int64s(shape, "shape")])
 
 
 def _zero_pad(graph: GraphBuilder, name: str, widths: Sequence[Sequence[int]]) -> str:
@@ -488,11 +529,12 @@ def convert_clip(graph: GraphBuilder, step: Step) -> str:
 
 
 def convert_relu(graph: GraphBuilder, step: Step) -> str:
-    """Relu; on an integer tensor Max(x, 0), which onnxruntime runs (its Relu has no integer kernel)."""
+    """Relu; on an integer tensor Max(x, 0), which onnxruntime runs (its Relu has no integer
+    kernel), x first cast to the output's dtype (a bool x gives int64, as numpy's maximum)."""
     if step.output.dtype.kind == "f":
         return graph.node("Relu", step.inputs[:1])
     zero = graph.initializer(np.zeros((), dtype=step.output.dtype), "zero")
-    return graph.node("Max", [step.inputs[0], zero])
+    return graph.node("Max", [graph.cast(step.inputs[0], step.tensors[0], step.output.dtype), zero])
 
 
 def convert_leaky_relu(graph: GraphBuilder, step: Step) -> str:
@@ -504,8 +546,13 @@ def convert_elu(graph: GraphBuilder, step: Step) -> str:
 
 
 def convert_where(graph: GraphBuilder, step: Step) -> str:
+    """Where(condition, a, b), a and b cast to the output's dtype. Between two bool masks it
+    selects uint8 and casts the result back: ONNX defines Where for bools, but onnxruntime has
+    no bool kernel (the file would load and fail)."""
     (condition, a, b), dtype = step.inputs, step.output.dtype
-    return graph.node("Where", [condition, graph.cast(a, step.tensors[1], dtype), graph.cast(b, step.tensors[2], dtype)])
+    chosen = np.dtype(np.uint8) if dtype == np.bool_ else dtype
+    selected = graph.node("Where", [condition, graph.cast(a, step.tensors[1], chosen), graph.cast(b, step.tensors[2], chosen)])
+    return graph.node("Cast", [selected], to=_onnx_type(graph.onnx, dtype)) if chosen != dtype else selected
 
 
 #: Compare's symbol → the ONNX node (``!=`` is Not(Equal))
@@ -599,9 +646,18 @@ def convert_getitem(graph: GraphBuilder, step: Step) -> str:
     batch stays dynamic), an int a Gather of a scalar (removing the axis), None an Unsqueeze,
     an array a Gather (its axes replace the indexed one, as numpy does for one array)."""
     index = step.op.index if isinstance(step.op.index, tuple) else (step.op.index,)
+    # a list is an array to numpy: [True, False, True] is a mask (read as the integers 1, 0, 1 it
+    # would gather other elements, silently wrong where the shapes agree: a sum over the axis)
+    index = tuple(np.asarray(item) if isinstance(item, list) else item for item in index)
+    for item in index:
+        if isinstance(item, (bool, np.bool_)) or (isinstance(item, np.ndarray) and item.dtype == bool and item.ndim != 1):
+            raise UnsupportedOpError(
+                f"GetItem with index {step.op.index!r}: only 1-D bool masks can be exported (a bool scalar "
+                "adds an axis, a mask of several axes indexes them together; neither is one ONNX Gather)"
+            )
     index = tuple(np.flatnonzero(item) if isinstance(item, np.ndarray) and item.dtype == bool else item
                   for item in index)
-    arrays = [item for item in index if isinstance(item, (np.ndarray, list, Tensor))]
+    arrays = [item for item in index if isinstance(item, (np.ndarray, Tensor))]
     if len(arrays) > 1 or (arrays and any(isinstance(item, (int, np.integer)) for item in index)):
         raise UnsupportedOpError(
             f"GetItem with index {step.op.index!r}: only one integer array (and no integers beside it) "
@@ -694,6 +750,9 @@ NOT_EXPORTABLE: dict[str, str] = {
 ONNX_INPUT_TYPES: dict[str, tuple[str, ...]] = {
     **{name: ("i", "u", "f") for name in ("Add", "Sub", "Mul", "Div")},  # no bool
     "Neg": ("i", "f"),
+    **{name: ("i", "u", "f") for name in ("Abs", "Clip", "Maximum", "Minimum")},  # no bool
+    **{name: ("int8", "uint8", "int32", "int64", "uint32", "uint64", "f") for name in ("Max", "Min")},  # ReduceMax/Min
+    "Pow": ("int32", "int64", "f"),
     "MaxPool2d": ("int8", "uint8", "f"),
     "MatMul": ("int32", "int64", "uint32", "uint64", "f"),
 }
@@ -779,6 +838,22 @@ def _batch_axes(shape: tuple[int, ...], larger_shape: tuple[int, ...], batch: in
             for axis, (size, larger) in enumerate(zip(shape, larger_shape)) if size != larger}
 
 
+def _check_names(input_name: object, output_name: object, state_names: set[str]) -> None:
+    """The input's and output's names must be non-empty strings, different from each other and
+    from the parameters' and buffers' names (the initializers'): ONNX needs every value name
+    once, and a server feeds the input under the name it asked for (renaming it "fc.bias_1"
+    would break that silently)."""
+    for role, name in (("input_name", input_name), ("output_name", output_name)):
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{role} must be a non-empty string (the name of the graph's {role[:-5]}), got {name!r}")
+        if name in state_names:
+            raise ValueError(f"{role} {name!r} is the name of one of the model's parameters or buffers, which the "
+                             "file holds under that name; choose another name")
+    if input_name == output_name:
+        raise ValueError(f"input_name and output_name are both {input_name!r}: the graph's input and output "
+                         "need different names")
+
+
 def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: Optional[np.ndarray] = None,
             input_name: str = "images", output_name: str = "logits", dynamic_batch: bool = True):
     """The ONNX ModelProto of ``model``'s forward pass (see the module docstring).
@@ -790,6 +865,8 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
     before it is returned.
     """
     onnx = _import_onnx()
+    buffers = nn.named_buffers(model) if hasattr(nn, "named_buffers") else {}
+    _check_names(input_name, output_name, set(nn.named_parameters(model)) | set(buffers))
     rng = np.random.default_rng(0)
     example = np.asarray(images) if images is not None else _example_inputs(input_shape, None, rng)
     steps, result = _trace(model, example)
@@ -807,15 +884,16 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
         again, larger_result = _trace_other_batch(model, larger)
         _check_fixed_graph(steps, again, leaves, batch=batch)
         output_axes = _batch_axes(result.shape, larger_result.shape, batch, output_name)
+        for step, repeat in zip(steps, again):
+            step.at_larger_batch = repeat
     steps, source = _fold_casts(steps, source, parameter_ids, result)
     converters = [_converter(step.op) for step in steps]
     for position, step in enumerate(steps, start=1):
         _check_onnx_input_types(step, position, len(steps))
     graph = GraphBuilder(onnx, parameters)
-    if hasattr(nn, "named_buffers"):
-        graph.buffer_names = {id(array): name for name, array in nn.named_buffers(model).items()}
-    graph.bind(source, graph.fresh(input_name))
-    graph.taken.add(output_name)
+    graph.buffer_names = {id(array): name for name, array in buffers.items()}
+    graph.taken |= set(buffers) | {input_name, output_name}  # no node or constant takes these names
+    graph.bind(source, input_name)
     for step, converter in zip(steps, converters):
         step.inputs = tuple(graph.value(tensor) for tensor in step.tensors)
         output = converter(graph, step)
