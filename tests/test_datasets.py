@@ -936,6 +936,114 @@ def test_fashion_mnist_refuses_the_real_mnist_test_labels(tmp_path: Path) -> Non
             fashion_mnist(tmp_path / directory, download=False)
 
 
+def swap_splits(directory: Path) -> None:
+    """Give the training files the test files' names and the other way round (a consistent swap:
+    the counts still match, so only the labels' checksums show it)."""
+    for train, test in ((MNIST_FILES[0], MNIST_FILES[2]), (MNIST_FILES[1], MNIST_FILES[3])):
+        for suffix in (".gz", ""):
+            if (directory / f"{train}{suffix}").exists():
+                (directory / f"{train}{suffix}").rename(directory / "swapping")
+                (directory / f"{test}{suffix}").rename(directory / f"{train}{suffix}")
+                (directory / "swapping").rename(directory / f"{test}{suffix}")
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_swapped_training_and_test_files_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compress: bool) -> None:
+    """A data set's own labels under the other split's name (swapped, or the test files copied
+    over the training files) loaded silently: training on the test set, a meaningless test accuracy."""
+    directory = tmp_path / "swapped"
+    write_mnist(directory, compress=compress)
+    suffix = ".gz" if compress else ""
+    sums = {name: hashlib.sha256((directory / f"{name}{suffix}").read_bytes()).hexdigest() for name in (MNIST_FILES[1], MNIST_FILES[3])}
+    if compress:
+        monkeypatch.setattr(datasets, "SHA256", {f"{name}.gz": digest for name, digest in sums.items()})
+    else:
+        monkeypatch.setattr(datasets, "LABELS_CONTENT_SHA256", {"MNIST": sums})
+    mnist(directory, download=False)  # in place: loads
+    swap_splits(directory)
+    with pytest.raises(ValueError, match=re.escape(
+        f"{directory / (MNIST_FILES[1] + suffix)} is MNIST's published test labels file, not its training labels: "
+        f"the training and test files in {directory} are swapped"
+    )):
+        mnist(directory, download=False)
+    load_idx_directory(directory)  # the generic loader knows no checksums
+
+    copied = tmp_path / "copied"  # the test files copied over the training files: both splits the same
+    write_mnist(copied, compress=compress)
+    for source, target in ((MNIST_FILES[2], MNIST_FILES[0]), (MNIST_FILES[3], MNIST_FILES[1])):
+        (copied / f"{target}{suffix}").write_bytes((copied / f"{source}{suffix}").read_bytes())
+    with pytest.raises(ValueError, match=r"is MNIST's published test labels file, not its training labels"):
+        mnist(copied, download=False)
+
+
+def test_fashion_mnist_refuses_the_mnist_files_under_each_others_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MNIST's labels were recognised only under their own file name: with the splits swapped,
+    fashion_mnist() loaded MNIST's digits without a word (and mnist() Fashion-MNIST's clothes)."""
+    directory = tmp_path / "data"
+    write_mnist(directory)
+    gz_sums = {f"{name}.gz": hashlib.sha256((directory / f"{name}.gz").read_bytes()).hexdigest() for name in MNIST_FILES}
+    swap_splits(directory)
+    monkeypatch.setattr(datasets, "SHA256", gz_sums)
+    with pytest.raises(ValueError, match=re.escape(
+        f"{directory} holds the MNIST files, not Fashion-MNIST ({MNIST_FILES[1]}.gz there is MNIST's published test labels file"
+    )):
+        fashion_mnist(directory, download=False)
+    monkeypatch.setattr(datasets, "SHA256", {})
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SHA256", gz_sums)
+    with pytest.raises(ValueError, match=r"holds the Fashion-MNIST files, not MNIST \(train-labels-idx1-ubyte\.gz there is Fashion-MNIST's published test labels"):
+        mnist(directory, download=False)
+
+
+def test_the_real_mnist_files_swapped_are_refused(tmp_path: Path) -> None:
+    root = real_data_directory()
+    for name in MNIST_FILES:
+        (tmp_path / f"{name}.gz").write_bytes((root / f"{name}.gz").read_bytes())
+    swap_splits(tmp_path)
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte\.gz is MNIST's published test labels file, not its training labels"):
+        mnist(tmp_path, download=False)
+    with pytest.raises(ValueError, match=r"holds the MNIST files, not Fashion-MNIST"):
+        fashion_mnist(tmp_path, download=False)
+
+
+def test_a_folder_in_place_of_a_file_is_named_not_reported_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums) -> None:
+    """Kaggle's copy of MNIST keeps each file in a folder of the file's name. Those folders were
+    skipped as if the files were missing: "Missing from root/mnist", and with download=True a
+    new root/mnist/ was created and downloaded into, beside the user's files."""
+    arrays = write_mnist(tmp_path / "flat", compress=False)
+    root = tmp_path / "kaggle"
+    for name in MNIST_FILES:
+        (root / name).mkdir(parents=True)
+        (tmp_path / "flat" / name).rename(root / name / name)
+    monkeypatch.setattr(datasets, "MIRRORS", (server.url("good"),))
+    monkeypatch.setattr(datasets, "SHA256", checksums)
+    message = re.escape(f"is a directory, expected the IDX file {MNIST_FILES[0]} there; it holds {MNIST_FILES[0]}: move that file up into {root}")
+    for load in (lambda: mnist(root, download=False), lambda: mnist(root), lambda: load_idx_directory(root)):
+        with pytest.raises(IsADirectoryError, match=message) as caught:
+            load()
+        assert caught.value.filename == str(root / MNIST_FILES[0])
+    assert server.requests == [] and files_in(root) == sorted(MNIST_FILES)  # nothing downloaded or created
+    for name in MNIST_FILES:  # moved up: loads
+        (root / name / name).rename(root / f"{name}.tmp")
+        (root / name).rmdir()
+        (root / f"{name}.tmp").rename(root / name)
+    assert_loaded(mnist(root, download=False), arrays)
+
+
+def test_a_broken_link_or_a_fifo_in_place_of_a_file_is_named(tmp_path: Path) -> None:
+    write_mnist(tmp_path)
+    labels = tmp_path / f"{MNIST_FILES[3]}.gz"
+    labels.unlink()
+    labels.symlink_to(tmp_path / "unmounted" / labels.name)
+    with pytest.raises(FileNotFoundError, match=re.escape(f"is a broken symbolic link to {tmp_path / 'unmounted' / labels.name}, "
+                                                          f"expected the IDX file {labels.name} there")):
+        mnist(tmp_path, download=False)
+    labels.unlink()
+    os.mkfifo(labels)  # reading it would block until a writer comes
+    with pytest.raises(OSError, match=rf"is not a regular file \(a FIFO, socket or device\), expected the IDX file {re.escape(labels.name)}") as caught:
+        load_idx_directory(tmp_path)
+    assert caught.value.filename == str(labels)
+
+
 def test_load_idx_directory_says_when_the_directory_is_missing_or_a_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=rf"the directory {re.escape(str(tmp_path / 'nope'))} does not exist"):
         load_idx_directory(tmp_path / "nope")

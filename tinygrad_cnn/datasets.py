@@ -17,8 +17,11 @@ Where the files live
     exist) or raw. Files already present are validated for their structure, not their
     checksums, so any directory of IDX files in this layout loads (KMNIST, your own; see
     ``load_idx_directory``); only the other known data set's files are refused (recognised by
-    the labels of either split), so that Fashion-MNIST is never trained or tested on MNIST's
-    digits by mistake.
+    the labels of either split, under either split's name), so that Fashion-MNIST is never
+    trained or tested on MNIST's digits by mistake, and so are a data set's own training and
+    test files swapped or copied over each other (its published labels under the other
+    split's name), so that a model is never trained on the test set. A file's name that
+    exists but is not a file (a directory, a broken link) is an error naming it.
 
 Downloading
     Missing files are fetched as ``.gz`` from the mirrors in turn (``MIRRORS``,
@@ -141,6 +144,7 @@ TRAIN_LABELS = "train-labels-idx1-ubyte"
 TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 MNIST_FILES: tuple[str, ...] = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+LABEL_FILES: tuple[str, ...] = (TRAIN_LABELS, TEST_LABELS)
 
 IMAGES_MAGIC = 0x00000803  # ubyte, 3 dimensions
 LABELS_MAGIC = 0x00000801  # ubyte, 1 dimension
@@ -338,50 +342,101 @@ def default_root(dataset: str = MNIST_FOLDER) -> Path:
 
 
 def _find_idx_file(directory: Path, name: str) -> Optional[Path]:
-    """``directory/name.gz`` if it exists, else ``directory/name`` if it exists, else None."""
-    for candidate in (directory / f"{name}.gz", directory / name):
+    """``directory/name.gz`` if it is a file, else ``directory/name`` if it is, else None.
+
+    When neither is a file but one of them exists as something else, the error names it:
+    a directory (Kaggle's copy of MNIST keeps each file in a folder of the file's name), a
+    broken symbolic link, a FIFO or device (whose read would block or never end). Calling
+    that "missing" pointed at the wrong problem, and a download put a second copy elsewhere.
+    """
+    candidates = (directory / f"{name}.gz", directory / name)
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
+    for candidate in candidates:
+        if os.path.lexists(candidate):
+            raise _not_a_file_error(candidate)
     return None
 
 
+def _not_a_file_error(path: Path) -> OSError:
+    """The error for an IDX file's name that exists but is not a file: IsADirectoryError for a
+    directory (saying which file inside it looks like the one meant), FileNotFoundError for a
+    broken symbolic link, OSError for anything else."""
+    expected = f"expected the IDX file {path.name} there"
+    if path.is_dir():
+        inside = next((path / name for name in (path.name, path.name.removesuffix(".gz")) if (path / name).is_file()), None)
+        hint = f"; it holds {inside.name}: move that file up into {path.parent} (in place of the folder)" if inside else ""
+        return IsADirectoryError(errno.EISDIR, f"is a directory, {expected}{hint}", os.fspath(path))
+    if path.is_symlink() and not path.exists():
+        return FileNotFoundError(errno.ENOENT, f"is a broken symbolic link to {os.readlink(path)}, {expected}", os.fspath(path))
+    return OSError(errno.EINVAL, f"is not a regular file (a FIFO, socket or device), {expected}", os.fspath(path))
+
+
 def _holds_all_files(directory: Path) -> bool:
-    return all(_find_idx_file(directory, name) is not None for name in MNIST_FILES)
+    return all(any((directory / f"{name}{suffix}").is_file() for suffix in (".gz", "")) for name in MNIST_FILES)
 
 
-def _published_labels(path: Path) -> Optional[str]:
-    """``"MNIST"`` or ``"Fashion-MNIST"`` when the labels file ``path`` is that data set's
-    published one (by SHA-256: the two share every file name), else None. A ``.gz`` file is
-    compared with the published sums, then its content (or the raw file's) with
-    ``LABELS_CONTENT_SHA256``."""
+def _published_labels(path: Path) -> Optional[tuple[str, str]]:
+    """``(data set, labels file)`` when the labels file ``path`` is a known data set's published
+    labels file, by SHA-256, whatever it is named: ``("MNIST", "t10k-labels-idx1-ubyte")`` for
+    MNIST's test labels, even when they sit under the training labels' name; else None. The
+    two data sets share every file name, and a renamed file is the same data, so each known
+    sum of either split is compared. A ``.gz`` file is compared with the published sums, then
+    its content (or the raw file's) with ``LABELS_CONTENT_SHA256``."""
     content = path.read_bytes()
-    base = path.name.removesuffix(".gz")
     if path.suffix.lower() == ".gz":
         digest = hashlib.sha256(content).hexdigest()
         known = {"MNIST": SHA256, "Fashion-MNIST": FASHION_MNIST_SHA256}  # read now, so tests can swap them
-        name = next((name for name, checksums in known.items() if checksums.get(f"{base}.gz") == digest), None)
-        if name is not None:
-            return name
+        for name, checksums in known.items():
+            for base in LABEL_FILES:
+                if checksums.get(f"{base}.gz") == digest:
+                    return name, base
         try:
             content = gzip.decompress(content)
         except (OSError, EOFError, zlib.error):  # not gzip: the loader says so
             return None
     digest = hashlib.sha256(content).hexdigest()
-    return next((name for name, checksums in LABELS_CONTENT_SHA256.items() if checksums.get(base) == digest), None)
+    for name, checksums in LABELS_CONTENT_SHA256.items():
+        for base in LABEL_FILES:
+            if checksums.get(base) == digest:
+                return name, base
+    return None
 
 
-def _other_data_set(directory: Path, name: str) -> Optional[tuple[str, Path]]:
-    """The known data set other than ``name`` whose published labels ``directory`` holds, with
-    the labels file that shows it, else None. Both splits' labels are looked at (one split of
-    each data set is refused too); the images are not hashed: they are large, and a split's
-    labels tell which data set it is."""
-    for base in (TRAIN_LABELS, TEST_LABELS):
+def _split_name(labels_file: str) -> str:
+    return "training" if labels_file.startswith(TRAIN_LABELS) else "test"
+
+
+def _wrong_labels(directory: Path, name: str, folder: str) -> Optional[str]:
+    """Why ``directory`` must not be loaded as the data set ``name``, judged by its labels files
+    (both splits), else None: one is the other known data set's published labels (the same
+    file names, other data), or ``name``'s own labels of the other split (the training and
+    test files swapped or copied over each other: a model would be trained on the test set,
+    or tested on the data it learned). The images are not hashed: they are large, and a
+    split's labels tell which data set and split it is (images that do not go with their
+    labels differ in count, or are another data set's, which the labels do not show)."""
+    for base in LABEL_FILES:
         labels_path = _find_idx_file(directory, base)
         if labels_path is None:
             continue
-        owner = _published_labels(labels_path)
-        if owner is not None and owner != name:
-            return owner, labels_path
+        published = _published_labels(labels_path)
+        if published is None:
+            continue
+        owner, owner_file = published
+        if owner != name:
+            return (
+                f"{directory} holds the {owner} files, not {name} ({labels_path.name} there is {owner}'s "
+                f"published {_split_name(owner_file)} labels file, not {name}'s); point to a directory with {name}'s files, "
+                f"or to one that holds them in a folder named {folder}/"
+            )
+        if owner_file != base:
+            return (
+                f"{labels_path} is {name}'s published {_split_name(owner_file)} labels file, not its "
+                f"{_split_name(base)} labels: the training and test files in {directory} are swapped or copied "
+                f"over each other (a model would be tested on the images it was trained on, or trained on the test set); "
+                f"give each file its published name (train-* for the training split, t10k-* for the test split)"
+            )
     return None
 
 
@@ -416,7 +471,7 @@ def _suggestion(near: Path, name: Optional[str] = None) -> str:
         return ""
     found = [
         directory for directory in _directories_holding_the_files(start)
-        if name is None or _other_data_set(directory, name) is None
+        if name is None or _wrong_labels(directory, name, "") is None
     ]
     return f" Did you mean {' or '.join(map(str, found[:3]))}? (It holds the four files.)" if found else ""
 
@@ -801,15 +856,9 @@ def _load_data_set(
                 directory, error.missing, error.reasons,
             ) from None
         paths = {base: _find_idx_file(directory, base) for base in MNIST_FILES}
-    other = _other_data_set(directory, name)
-    if other is not None:  # same file names, other data: never train or test on it by mistake
-        other_name, labels_path = other
-        split = "training" if labels_path.name.startswith(TRAIN_LABELS) else "test"
-        raise ValueError(
-            f"{directory} holds the {other_name} files, not {name} ({labels_path.name} there is {other_name}'s "
-            f"published {split} labels file, not {name}'s); point to a directory with {name}'s files, "
-            f"or to one that holds them in a folder named {folder}/"
-        )
+    problem = _wrong_labels(directory, name, folder)
+    if problem is not None:  # same file names, other data, or the splits mixed up: never train or test on it by mistake
+        raise ValueError(problem)
     return _load_splits(paths)
 
 
@@ -838,7 +887,10 @@ def mnist(root: Optional[PathLike] = None, download: bool = True) -> Splits:
         MNISTFormatError: images are not 28x28, a split's image and label counts differ,
             or a label is outside 0..9.
         ValueError: the directory holds Fashion-MNIST's published labels, of either split (use
-            ``fashion_mnist``).
+            ``fashion_mnist``), or MNIST's published labels under the other split's name (the
+            training and test files swapped, or one split copied over the other).
+        IsADirectoryError, FileNotFoundError, OSError: a file's name (``.gz`` or raw) exists
+            but is a directory, a broken symbolic link, or a FIFO or device.
     """
     return _load_data_set("MNIST", MNIST_FOLDER, "mnist", root, download, MIRRORS, SHA256)
 
@@ -849,7 +901,7 @@ def fashion_mnist(root: Optional[PathLike] = None, download: bool = True) -> Spl
     As ``mnist``, with the folder ``fashion-mnist/`` (root, ``$TINYGRAD_CNN_DATA`` or the
     cache ``~/.cache/tinygrad_cnn/fashion-mnist``), the ``FASHION_MNIST_MIRRORS`` and the
     ``FASHION_MNIST_SHA256`` table; a directory holding MNIST's published labels (of either
-    split, gzipped or not) is refused.
+    split, under either name, gzipped or not) is refused.
     """
     return _load_data_set(
         "Fashion-MNIST", FASHION_MNIST_FOLDER, "fashion_mnist", root, download, FASHION_MNIST_MIRRORS, FASHION_MNIST_SHA256
