@@ -182,3 +182,87 @@ def test_a_tensor_option_that_requires_grad_is_refused_naming_the_option():
     y = ScaleByOption.apply(x, w=Tensor(np.full(2, 3.0)))  # a constant Tensor is a fine option
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+
+
+class SumOfAll(Function):
+    """y = Σ x, returned as numpy gives it: a numpy scalar, not an array.   VJP: dx = G everywhere."""
+
+    def forward(self, x):
+        self.shape = x.shape
+        return x.sum()
+
+    def backward(self, grad_out):
+        return np.broadcast_to(grad_out, self.shape)
+
+
+def test_a_numpy_scalar_result_is_held_as_a_0d_array_so_in_place_updates_work():
+    x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    total = SumOfAll.apply(x)
+    product = Tensor(np.float32(2.0)) * Tensor(np.float32(3.0))  # numpy multiplies 0-d arrays into a scalar
+    for tensor in (total, product):
+        assert type(tensor.data) is np.ndarray and tensor.shape == ()
+    total.backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0])
+    product += 1  # a TypeError ("cannot hold the result") when data was a numpy scalar
+    assert product.item() == 7.0
+
+
+class Rounding(Function):
+    """y = round(x) as int64: a result without a gradient (PyTorch marks it non-differentiable)."""
+
+    def forward(self, x):
+        return np.round(x).astype(np.int64)
+
+    def backward(self, grad_out):
+        return grad_out.astype(np.float32)
+
+
+def test_an_integer_result_of_a_user_op_never_requires_grad():
+    x = Tensor(np.array([1.2, 2.6], dtype=np.float32), requires_grad=True)
+    y = Rounding.apply(x)
+    np.testing.assert_array_equal(y.data, [1, 3])
+    assert y.dtype == np.int64 and not y.requires_grad and y.is_leaf  # it was int64 requiring grad
+
+
+class ConstantBoolGradient(Function):
+    """y = x; a VJP (wrongly typed, but meaning 1 everywhere) that returns a bool array."""
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, grad_out):
+        return np.ones(grad_out.shape, dtype=bool)
+
+
+class ConstantInt8Gradient(Function):
+    """y = x; a VJP that returns 100 everywhere as int8."""
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, grad_out):
+        return np.full(grad_out.shape, 100, dtype=np.int8)
+
+
+@pytest.mark.parametrize("op, expected", [(ConstantBoolGradient, 2.0), (ConstantInt8Gradient, 200.0)])
+def test_integer_or_bool_gradients_take_the_input_s_dtype_before_they_are_added(op, expected):
+    # two paths into one non-leaf: its gradient is the sum of both. Added as they came, two bool
+    # gradients gave True (a logical or: 1, not 2) and two int8 gradients of 100 wrapped to -56
+    x = Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+    hidden = x * 1
+    (op.apply(hidden) + op.apply(hidden)).sum().backward()
+    np.testing.assert_array_equal(x.grad, [expected, expected])
+
+
+class TensorGradient(Function):
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, grad_out):
+        return Tensor(grad_out)
+
+
+def test_a_tensor_returned_by_backward_is_refused_saying_to_return_its_data():
+    x = Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(TypeError, match=r"TensorGradient.backward returned a Tensor.*return its .data"):
+        TensorGradient.apply(x).sum().backward()  # it said "1 input(s), got Tensor": a wrong count

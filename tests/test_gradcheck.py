@@ -157,6 +157,13 @@ def test_projections_pass_correct_ops_with_kinks_on_large_random_inputs(seed, op
     assert gradcheck(call, [x])
 
 
+def test_projections_look_again_with_steps_small_enough_for_a_near_tie():
+    # this seed puts two values of one 2x2 window 2.4e-8 apart: steps of 1e-6, 1e-7 and 1e-8 all
+    # cross that tie (and fail the correct max pool); one of 1e-9 does not
+    x = np.random.default_rng(797005838).standard_normal((8, 32, 28, 28))
+    assert gradcheck(lambda t: t.max_pool2d(2, 2), [x])
+
+
 def test_projections_allow_for_the_rounding_of_large_outputs():
     # sqrt of values near 1e8: outputs near 1e4 whose rounding, divided by 2ε, is about 2e-6 per
     # output; summed over 90,000 outputs that is far above atol, though the VJP is right
@@ -176,3 +183,31 @@ class ScaledSqrt(ops.Function):
 
     def backward(self, grad_out):
         return (0.9 * grad_out / (2 * self.y),)
+
+
+class DoublingInPlace(ops.Function):
+    """y = x with a wrong VJP, 2G instead of G, written into G itself."""
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, grad_out):
+        grad_out *= 2
+        return grad_out
+
+
+def test_a_vjp_that_changes_its_gradient_in_place_cannot_change_the_projection():
+    # backward(u) handed u itself to the VJP, which doubled it: the numeric side ⟨u, J v⟩, computed
+    # afterwards, used the doubled u too and agreed with the wrong analytic side (it passed)
+    x = np.random.default_rng(0).standard_normal((100, 50))  # too big for the full Jacobian
+    with pytest.raises(GradcheckError, match="random direction"):
+        gradcheck(lambda t: DoublingInPlace.apply(t), [x])
+
+
+def test_the_full_jacobian_allows_for_the_rounding_of_large_outputs():
+    # f(x) = x + 1e8 has derivative exactly 1, but its difference quotient is 0.998 (rounding of
+    # values near 1e8, divided by 2ε): the full check failed it, though the projections passed it
+    x = np.random.default_rng(0).standard_normal(3)
+    assert gradcheck(lambda t: t + 1e8, [x])
+    with pytest.raises(GradcheckError, match="2 analytically but 0.998"):
+        gradcheck(lambda t: DoublingInPlace.apply(t) + 1e8, [x])  # a wrong VJP still fails there

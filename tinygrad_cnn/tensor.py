@@ -244,10 +244,6 @@ def _python_ints(data: object) -> Iterator[int]:
             yield item
 
 
-#: what an op's forward may return: an array, or the numpy scalar that numpy gives for 0-d operands
-_NUMPY_RESULTS = (np.ndarray, np.generic)
-
-
 def _not_an_array(op: Function, returned: object) -> str:
     """Why the output of ``op.forward`` cannot become a Tensor (the TypeError's message)."""
     hint = " (return its .data, or compute with numpy)" if isinstance(returned, Tensor) else \
@@ -277,7 +273,8 @@ def _run_vjp(tensor: "Tensor", grad: np.ndarray, grads: dict[int, np.ndarray]) -
     if backward_hooks:
         start = time.perf_counter()
     input_grads = checked_gradients(op, op.backward(grad), [parent.shape if parent.requires_grad else None
-                                                            for parent in inputs])
+                                                            for parent in inputs],
+                                    [parent.dtype for parent in inputs])
     if backward_hooks:
         seconds = time.perf_counter() - start
         for hook in backward_hooks:
@@ -405,8 +402,13 @@ class Tensor:
             seconds = time.perf_counter() - start
         else:
             output.data = op.forward(*[tensor.data for tensor in inputs])
-        if not isinstance(output.data, _NUMPY_RESULTS):
-            raise TypeError(_not_an_array(op, output.data))
+        if not isinstance(output.data, np.ndarray):
+            if not isinstance(output.data, np.generic):
+                raise TypeError(_not_an_array(op, output.data))
+            # numpy gives a scalar for 0-d operands (Tensor(1.0) * Tensor(2.0), x.sum() in a
+            # Function of your own): held as a 0-d array, as every other tensor's data, so that
+            # in-place updates (``out=``), ``.numpy()`` and views behave as for any tensor
+            output.data = np.asarray(output.data)
         output.grad = None
         output.version = 0
         output.memory_family = None
@@ -415,6 +417,11 @@ class Tensor:
         for tensor in inputs:  # a view of an input (Reshape, GetItem, ...) shares its versions
             if data is tensor.data or (base is not None and np.may_share_memory(data, tensor.data)):
                 _join_memory_family(output, tensor)
+        if requires_grad and data.dtype.kind in "biu":
+            # an integer or bool result (a rounding or an index computed by a Function of your
+            # own) has no gradient and never requires grad, as in PyTorch, which marks such
+            # outputs non-differentiable: a graph through it would pass G on as if it did
+            requires_grad = False
         output.requires_grad = requires_grad
         output.node = Node(op, inputs) if requires_grad else None
         if forward_hooks:
