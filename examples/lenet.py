@@ -35,7 +35,7 @@ from common import (  # examples/common.py, next to this file
 from tinygrad_cnn import Tensor, train_mode
 from tinygrad_cnn.datasets import batches
 from tinygrad_cnn.models import pixels_to_tensor
-from tinygrad_cnn.nn import Conv2d, Linear, get_parameters
+from tinygrad_cnn.nn import Conv2d, Linear, atomic_write, get_parameters
 from tinygrad_cnn.optim import Adam
 from tinygrad_cnn.random import manual_seed
 
@@ -130,7 +130,9 @@ def train_and_test(args: argparse.Namespace, progress: Progress) -> None:
     print(f"Final test accuracy: {accuracy:.2f}%  ({seconds:.1f} s)")
     if json_path is not None:
         try:
-            json_path.write_text(json.dumps({"test_accuracy": accuracy, "seconds": seconds}, indent=2) + "\n")
+            # atomically: a full disk or a kill mid-write keeps the file's previous results whole
+            text = json.dumps({"test_accuracy": accuracy, "seconds": seconds}, indent=2) + "\n"
+            atomic_write(json_path, lambda file: file.write(text.encode()))
         except OSError as error:
             raise CommandLineError(f"--json {args.json}: could not write the results: {error.strerror}") from None
 

@@ -50,7 +50,7 @@ from common import (
 
 from tinygrad_cnn.datasets import batches
 from tinygrad_cnn.models import SeedCNN, SeedMLP
-from tinygrad_cnn.nn import get_parameters
+from tinygrad_cnn.nn import atomic_write, get_parameters
 from tinygrad_cnn.optim import SGD, Adam, Optimizer, WarmupCosine
 
 Log = Callable[[str], None]
@@ -451,8 +451,10 @@ def train(run: Run, data, log: Log, save_every: Optional[int] = None, progress: 
     steps_per_epoch = math.ceil(len(x_train) / run.config["batch_size"])
     total_steps = steps_per_epoch * run.config["epochs"]
     # the warm-up reaches the peak lr at its end (WarmupCosine), so a run of one step has none:
-    # its only step would train at lr 0
-    warmup_steps = min(round(run.config["warmup_epochs"] * steps_per_epoch), total_steps if total_steps > 1 else 0)
+    # its only step would train at lr 0; a warm-up longer than the run is the whole run (cut in
+    # epochs first: --warmup-epochs 1e308 times the steps per epoch is inf, which round() refuses)
+    warmup_epochs = min(run.config["warmup_epochs"], run.config["epochs"])
+    warmup_steps = min(round(warmup_epochs * steps_per_epoch), total_steps if total_steps > 1 else 0)
     schedule = WarmupCosine(run.config["lr"], total_steps, warmup_steps)
     with StopOnSignal(keep_going=run.save_path is not None) as stop:
         while not run.finished and stop.signum is None:
@@ -651,7 +653,9 @@ def evaluate_only(args: argparse.Namespace, started: float, log: Log):
 def write_results(args: argparse.Namespace, model, result: dict, test_data, log: Log) -> None:
     if args.json:
         try:
-            Path(args.json).expanduser().write_text(json.dumps(result, indent=2) + "\n")
+            # atomically: a full disk or a kill mid-write keeps the file's previous results whole
+            text = json.dumps(result, indent=2) + "\n"
+            atomic_write(Path(args.json).expanduser(), lambda file: file.write(text.encode()))
         except OSError as error:
             raise CommandLineError(f"--json {args.json}: could not write the results: {error.strerror}") from None
     if args.plots:

@@ -723,3 +723,43 @@ def test_a_directory_where_a_plot_goes_is_refused_before_training(tmp_path, name
     result = run_without_data(tmp_path, "--plots", str(tmp_path / "plots"))
     assert_one_error_line(result, f"--plots {tmp_path / 'plots'}: {tmp_path / 'plots' / name} is a directory, "
                                   f"where the picture {name} is to be written")
+
+
+def test_a_warm_up_longer_than_any_run_is_the_whole_run_not_a_traceback(trainer, data_dir, tmp_path, capsys):
+    """--warmup-epochs 1e308 passed the parser (finite, >= 0), but times the steps per epoch it
+    is inf, and round() raised OverflowError after the data was loaded; it is all warm-up, as
+    --warmup-epochs 2 would be for this one-epoch run."""
+    result = tmp_path / "result.json"
+    flags = ["--data-dir", data_dir, "--no-progress", *TINY, "--epochs", "1", "--json", str(result)]
+    assert trainer.main([*flags, "--warmup-epochs", "1e308"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    huge = json.loads(result.read_text())["history"][0]["lr"]
+    assert trainer.main([*flags, "--warmup-epochs", "2"]) == 0
+    assert huge == json.loads(result.read_text())["history"][0]["lr"] == pytest.approx(0.05 * 5 / 6)
+
+
+def test_a_json_write_that_fails_keeps_the_previous_results_whole(data_dir, tmp_path):
+    """The results are written atomically, as the checkpoints are: a write cut short (here by
+    a file size limit, as a full disk would) leaves the file's previous results, not the first
+    bytes of the new ones."""
+    import resource
+
+    from tinygrad_cnn.nn import save
+
+    model, results = tmp_path / "model.npz", tmp_path / "results.json"
+    save(SeedCNN(seed=0), model)
+    previous = '{"test_accuracy": 99.0}\n'
+    results.write_text(previous)
+
+    def limit_file_size() -> None:  # (in the child: writes past 100 bytes fail with EFBIG)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    result = subprocess.run(command(data_dir, "--eval-only", "--resume", str(model), "--limit-test", "20",
+                                    "--json", str(results)), capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPOSITORY), "PYTHONDONTWRITEBYTECODE": "1"},
+                            preexec_fn=limit_file_size)
+    assert result.returncode == 1 and "Test accuracy of" in result.stdout, result.stdout + result.stderr
+    assert result.stderr.startswith(f"error: --json {results}: could not write the results: File too large")
+    assert results.read_text() == previous
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.npz", "results.json"]

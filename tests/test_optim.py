@@ -327,3 +327,37 @@ def test_a_read_only_parameter_is_refused_before_any_step():
     writable = Tensor(np.ones(3), requires_grad=True)
     with pytest.raises(ValueError, match=r"optimizer parameter 1 \(shape \(3,\)\) is backed by a read-only array"):
         SGD([writable, read_only], lr=0.1)
+
+
+@pytest.mark.parametrize("make", [lambda params: SGD(params, lr=0.1, momentum=0.9),
+                                  lambda params: SGD(params, lr=0.1), lambda params: Adam(params, lr=0.1)])
+@pytest.mark.parametrize("grad, error, message", [
+    (np.ones(3, np.float32), ValueError, r"parameter 1 has shape \(2, 3\), but its grad has shape \(3,\)"),
+    (np.ones((), np.float32), ValueError, r"parameter 1 has shape \(2, 3\), but its grad has shape \(\)"),
+    ([[1.0] * 3] * 2, TypeError, "parameter 1 has a grad that is a list"),
+    (np.ones((2, 3), complex), TypeError, "parameter 1 has a grad that is an array of dtype complex128"),
+])
+def test_a_grad_assigned_by_hand_that_does_not_fit_is_refused_before_any_parameter_moves(make, grad, error, message):
+    # PyTorch refuses such a grad when it is assigned; numpy would broadcast a (3,) grad over
+    # every row of the (2, 3) weight
+    first, second = Tensor(np.ones(4, np.float32), requires_grad=True), Tensor(np.ones((2, 3), np.float32),
+                                                                               requires_grad=True)
+    optimizer = make([first, second])
+    first.grad, second.grad = np.ones(4, np.float32), grad
+    with pytest.raises(error, match=message):
+        optimizer.step()
+    assert np.array_equal(first.data, np.ones(4)) and np.array_equal(second.data, np.ones((2, 3)))
+    second.grad = np.ones((2, 3), np.float32)  # a fitting one trains as before
+    optimizer.step()
+    assert not np.array_equal(second.data, np.ones((2, 3)))
+
+
+def test_a_float64_grad_assigned_to_a_float32_parameter_keeps_the_momentum_buffer_float32():
+    """The update casts such a grad anyway; the momentum buffer must not keep float64, or a
+    checkpoint (which stores buffers in the parameter's dtype) would resume from a rounded one."""
+    param = Tensor(np.ones(3, np.float32), requires_grad=True)
+    optimizer = SGD([param], lr=0.1, momentum=0.9)
+    param.grad = np.array([0.1, 0.2, 0.3])  # float64, as np.array gives
+    optimizer.step()
+    velocity = optimizer.velocities[0]
+    assert velocity is not None and velocity.dtype == np.float32 and param.data.dtype == np.float32

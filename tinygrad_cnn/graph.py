@@ -22,6 +22,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from tinygrad_cnn.nn import atomic_write
 from tinygrad_cnn.tensor import GraphFreedError, Tensor
 
 __all__ = ["to_dot", "write_graph", "GraphFreedError"]
@@ -118,7 +119,7 @@ def write_graph(tensor: Tensor, path: Union[str, Path], model: Any = None) -> li
     else:
         dot_path, png_path = path, path.with_suffix(".png")
     dot_path.parent.mkdir(parents=True, exist_ok=True)
-    dot_path.write_text(text)
+    atomic_write(dot_path, lambda file: file.write(text.encode()))  # a kill mid-write keeps the previous file
     written = [dot_path]
     if program is not None:
         result = subprocess.run([program, "-Tpng", str(dot_path), "-o", str(png_path)],

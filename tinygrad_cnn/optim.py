@@ -74,6 +74,40 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError
 
+    def _gradients(self) -> list[Optional[np.ndarray]]:
+        """Every parameter's ``grad`` (None: no gradient, the step skips it) as an array of the
+        parameter's dtype, all checked before a step changes anything.
+
+        ``backward()`` always leaves an array of the parameter's shape and dtype, but a ``grad``
+        assigned by hand is not checked when it is set. One of another shape would be
+        broadcast by the update without a word (a (3,) grad moves every row of a (2, 3)
+        weight alike; PyTorch refuses it when it is assigned): a ValueError naming the
+        parameter, before any parameter has moved. One of another number dtype (``np.array([1.0])``
+        for a float32 parameter) is converted, as the update would convert it anyway; kept, it
+        would make SGD's momentum buffer float64, which a checkpoint then restores rounded.
+        Anything else (a list, complex or object data) is a TypeError naming the parameter.
+        """
+        grads: list[Optional[np.ndarray]] = []
+        for index, param in enumerate(self.params):
+            grad, data = param.grad, param.data
+            if grad is not None and (type(grad) is not np.ndarray or grad.shape != data.shape or grad.dtype != data.dtype):
+                grad = self._fitted_gradient(index, param, grad)  # (the usual grad, from backward, never gets here)
+            grads.append(grad)
+        return grads
+
+    def _fitted_gradient(self, index: int, param: Tensor, grad: object) -> np.ndarray:
+        """``_gradients``' check of a grad that is not an array of its parameter's shape and dtype."""
+        if not isinstance(grad, np.ndarray) or grad.dtype.kind not in "iuf":
+            kind = f"an array of dtype {grad.dtype}" if isinstance(grad, np.ndarray) else f"a {type(grad).__name__}"
+            raise TypeError(f"{type(self).__name__}.step: parameter {index} has a grad that is {kind}; "
+                            f"a grad must be None or a real-number numpy array of its parameter's shape "
+                            f"{param.shape}")
+        if grad.shape != param.shape:
+            raise ValueError(f"{type(self).__name__}.step: parameter {index} has shape {param.shape}, but "
+                             f"its grad has shape {grad.shape} (was it assigned by hand?); the update would "
+                             "broadcast it instead of failing")
+        return grad.astype(param.dtype, copy=False)
+
     # the per-parameter buffers (momentum, moments), for checkpoints
     def state_dict(self) -> dict[str, np.ndarray]:
         return {}
@@ -101,8 +135,7 @@ class SGD(Optimizer):
         self.velocities: list[Optional[np.ndarray]] = [None] * len(self.params)
 
     def step(self) -> None:
-        for index, param in enumerate(self.params):
-            grad = param.grad
+        for index, (param, grad) in enumerate(zip(self.params, self._gradients())):
             if grad is None:
                 continue
             if self.weight_decay:
@@ -171,12 +204,14 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         beta1, beta2 = self.betas
-        for index, (param, m, v) in enumerate(zip(self.params, self.first_moments, self.second_moments)):
-            if param.grad is None:
+        for index, (param, grad, m, v) in enumerate(zip(self.params, self._gradients(), self.first_moments,
+                                                        self.second_moments)):
+            if grad is None:
                 continue
             self.steps[index] += 1
             correction1, correction2 = 1 - beta1 ** self.steps[index], 1 - beta2 ** self.steps[index]
-            grad = param.grad + self.weight_decay * param.data if self.weight_decay else param.grad
+            if self.weight_decay:
+                grad = grad + self.weight_decay * param.data
             m *= beta1
             m += (1 - beta1) * grad
             v *= beta2
