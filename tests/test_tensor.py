@@ -173,6 +173,50 @@ def test_no_grad_records_nothing():
     assert z.requires_grad and z.node is not None
 
 
+def test_enable_grad_records_inside_no_grad_and_restores_the_mode_after():
+    from tinygrad_cnn import enable_grad, is_grad_enabled
+
+    x = Tensor(np.ones(3), requires_grad=True)
+    with no_grad():
+        with enable_grad():
+            y = x * 2.0
+        z = x * 2.0
+        assert not is_grad_enabled()
+    assert y.requires_grad and not z.requires_grad
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, np.full(3, 2.0))
+
+    @enable_grad()
+    def doubled(t):
+        return t * 2.0
+
+    with no_grad():
+        assert doubled(x).requires_grad and not is_grad_enabled()
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_set_grad_enabled_as_pytorch_a_block_or_from_now_on(mode):
+    """One loop for training and evaluation: ``with set_grad_enabled(training):``; called on
+    its own it sets the mode until changed (PyTorch's two uses)."""
+    from tinygrad_cnn import is_grad_enabled, set_grad_enabled
+
+    x = Tensor(np.ones(3), requires_grad=True)
+    with no_grad():
+        with set_grad_enabled(mode):
+            assert (x * 2.0).requires_grad is mode and is_grad_enabled() is mode
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+    try:
+        set_grad_enabled(False)
+        assert not (x * 2.0).requires_grad
+    finally:
+        set_grad_enabled(True)
+    assert (x * 2.0).requires_grad
+    with pytest.raises(TypeError, match="mode must be True or False, got 'no'"):
+        set_grad_enabled("no")
+    assert is_grad_enabled()
+
+
 def test_no_grad_as_a_decorator_restores_recording_after_an_exception():
     @no_grad()
     def failing(t):

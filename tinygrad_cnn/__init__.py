@@ -3,8 +3,8 @@
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.gradcheck import GradcheckError, gradcheck
 from tinygrad_cnn.random import manual_seed
-from tinygrad_cnn.tensor import Tensor, is_grad_enabled, no_grad, train_mode
+from tinygrad_cnn.tensor import Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled, train_mode
 
-__all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "train_mode", "gradcheck", "GradcheckError",
-           "manual_seed"]
+__all__ = ["Tensor", "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "train_mode",
+           "gradcheck", "GradcheckError", "manual_seed"]
 __version__ = "0.1.0"

@@ -77,7 +77,54 @@ class no_grad:
         return without_grad
 
 
+class enable_grad(no_grad):
+    """Context manager (and decorator) that records the graph again inside a ``no_grad``
+    block (PyTorch's ``torch.enable_grad``), then restores the previous mode.
+
+    >>> with no_grad():
+    ...     with enable_grad():
+    ...         loss = model(images).cross_entropy(labels)   # recorded: loss.backward() works
+    """
+
+    def __enter__(self) -> None:
+        global _recording
+        self.previous, _recording = _recording, True
+
+    def __call__(self, function):  # use as a decorator
+        @functools.wraps(function)
+        def with_grad(*args, **kwargs):
+            with enable_grad():
+                return function(*args, **kwargs)
+
+        return with_grad
+
+
+class set_grad_enabled:
+    """Turn recording on or off, as PyTorch's ``torch.set_grad_enabled(mode)``: called on its
+    own it sets the mode from then on; used as a context manager it sets the mode for the
+    block and restores the previous one after it (one loop for training and evaluation).
+
+    >>> with set_grad_enabled(training):
+    ...     loss = model(images).cross_entropy(labels)
+    >>> set_grad_enabled(False)          # from here on, nothing is recorded
+    """
+
+    def __init__(self, mode: bool):
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"set_grad_enabled(mode): mode must be True or False, got {mode!r}")
+        global _recording
+        self.previous, _recording = _recording, bool(mode)
+
+    def __enter__(self) -> None:
+        pass  # (the mode was set when the object was made)
+
+    def __exit__(self, *exception_info: object) -> None:
+        global _recording
+        _recording = self.previous
+
+
 def is_grad_enabled() -> bool:
+    """Whether operations are recorded now (False inside ``no_grad``, as PyTorch's)."""
     return _recording
 
 
