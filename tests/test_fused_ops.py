@@ -205,6 +205,33 @@ def test_conv2d_on_an_empty_batch_gives_empty_outputs_and_zero_gradients(padding
     np.testing.assert_array_equal(bias.grad, np.zeros((3, size, size)))
 
 
+
+@pytest.mark.parametrize("batch", [2, 30])  # 30: M = 30·28·28 ≥ 16,384, the weight gradient's per-row path
+def test_conv2d_with_no_input_channels_gives_zeros_and_empty_gradients(batch):
+    """C = 0 (weight O,0,kh,kw): every output is the bias alone (an empty sum), dx is empty and
+    dweight empty. The backward once reshaped the empty weight and columns with a -1 axis,
+    which numpy cannot infer for an empty array (ValueError: cannot reshape array of size 0)."""
+    x = Tensor(np.zeros((batch, 0, 28, 28)), requires_grad=True)
+    weight = Tensor(np.zeros((4, 0, 3, 3)), requires_grad=True)
+    bias = Tensor(np.arange(4.0), requires_grad=True)
+    y = x.conv2d(weight, bias, padding=1)
+    np.testing.assert_array_equal(y.data, np.broadcast_to(np.arange(4.0)[:, None, None], (batch, 4, 28, 28)))
+    y.sum().backward()
+    assert x.grad.shape == (batch, 0, 28, 28) and weight.grad.shape == (4, 0, 3, 3)
+    np.testing.assert_array_equal(bias.grad, np.full(4, batch * 28 * 28.0))
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_max_pool_with_no_channels_has_an_empty_output_and_gradient(relu):
+    """C = 0 with taps past the first plane place (kernel 3 > stride 1): the flat window count
+    (planes' size minus the farthest tap's offset) came out negative and backward failed
+    allocating a work buffer of negative length."""
+    x = Tensor(np.zeros((2, 0, 5, 5)), requires_grad=True)
+    y = padded_max_pool(x, (3, 3), (1, 1), ((1, 1), (0, 1)), relu)
+    assert y.shape == (2, 0, 5, 4)
+    y.sum().backward()
+    assert x.grad.shape == (2, 0, 5, 5)
+
 def test_two_forward_passes_before_backward_do_not_share_buffers():
     """Work buffers are reused between calls; nothing saved for backward may be one of them."""
     rng = np.random.default_rng(1)

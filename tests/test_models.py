@@ -162,3 +162,14 @@ def test_a_bad_seed_is_refused_naming_the_argument(model_class):
     with pytest.raises(TypeError, match=r"seed must be a non-negative integer, got float 1.5"):
         model_class(seed=1.5)
     model_class(seed=np.int64(3))
+
+
+@pytest.mark.parametrize("model_class", [SeedCNN, SeedMLP])
+@pytest.mark.parametrize("dtype", [np.float16, np.int64, np.longdouble])
+def test_a_dtype_other_than_float32_or_float64_is_refused_naming_the_model(model_class, dtype):
+    """float16 was accepted: the weights were drawn, rounded to half precision and held as
+    float32 (a Tensor holds no float16), and the model's dtype said float16; int64 failed
+    later with a message about requires_grad."""
+    with pytest.raises(TypeError, match=rf"{model_class.__name__}: dtype must be float32 or float64, got"):
+        model_class(dtype=dtype)
+    assert model_class(dtype="float64").dtype is np.float64

@@ -150,8 +150,11 @@ def weight_gradient(columns: np.ndarray, grad_matrix: np.ndarray, weight_shape: 
     """
     groups, group_out, length = grad_matrix.shape
     if columns.shape[1] * group_out <= 512 and length >= 16384:
-        row_columns = columns.reshape(groups, columns.shape[1], out_rows, -1).transpose(0, 2, 1, 3)
-        row_grads = grad_matrix.reshape(groups, group_out, out_rows, -1).transpose(0, 2, 3, 1)
+        # (sizes spelled out, not -1: with no input channels the columns have no rows, and
+        # numpy cannot infer an axis of an empty array)
+        row_length = length // out_rows
+        row_columns = columns.reshape(groups, columns.shape[1], out_rows, row_length).transpose(0, 2, 1, 3)
+        row_grads = grad_matrix.reshape(groups, group_out, out_rows, row_length).transpose(0, 2, 3, 1)
         product = (row_columns @ row_grads).sum(axis=1)  # (groups, kh·kw·C/g, O/g)
     elif columns.shape[1] >= group_out:
         product = columns @ grad_matrix.transpose(0, 2, 1)  # (groups, kh·kw·C/g, O/g)
@@ -172,7 +175,8 @@ def col2im(weight: np.ndarray, grad_matrix: np.ndarray, groups: int, stride: Pai
     """
     batch, channels, height, width = input_shape
     out_channels, group_channels, kernel_h, kernel_w = weight.shape
-    weight_rows = weight.transpose(2, 3, 1, 0).reshape(kernel_h, kernel_w * group_channels, groups, -1)
+    # (O/g spelled out, not -1: a weight with no input channels is empty, and numpy cannot infer an axis of it)
+    weight_rows = weight.transpose(2, 3, 1, 0).reshape(kernel_h, kernel_w * group_channels, groups, out_channels // groups)
     weight_rows = weight_rows.transpose(0, 2, 1, 3)  # (kh, groups, kw·C/g, O/g)
     row_shape = (groups, kernel_w * group_channels, grad_matrix.shape[2])
     kernel_row_grad = scratch("conv gradient of one kernel row", row_shape, grad_matrix.dtype)
@@ -229,7 +233,8 @@ class PoolWindows:
                      for p in range(kernel[0]) for q in range(kernel[1])]
         self.plane_size = plane_size
         #: windows 0 .. length-1 of the flat grid: every real one, and every tap's slice stays inside its plane
-        self.length = plane_size - max(offset for _, _, offset in self.taps)
+        #: (0 for an empty grid: with no channels the planes are empty but a tap's offset is not)
+        self.length = max(plane_size - max(offset for _, _, offset in self.taps), 0)
         self.phase_pairs = list(self._phase_pairs())
 
     def tap_slices(self, planes: np.ndarray) -> Iterator[np.ndarray]:

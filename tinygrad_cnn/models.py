@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinygrad_cnn.checks import dtype_argument
 from tinygrad_cnn.random import checked_seed
 from tinygrad_cnn.tensor import Tensor, forward_hooks, is_grad_enabled
 
@@ -111,6 +112,14 @@ def _check_finite(array: np.ndarray) -> None:
                          f"(e.g. {array[~finite].flat[0]:g}); the model takes raw 0..255 pixels")
 
 
+def model_dtype(name: str, dtype) -> type:
+    """The scalar type of a model's parameters, float32 or float64 (None: float32), else a
+    TypeError naming the model. Another float would pass silently: float16 weights were drawn,
+    rounded to half precision, then held as float32 (a Tensor holds no float16) by a model
+    whose ``dtype`` said float16; an integer one failed later, on requires_grad."""
+    return dtype_argument(name, dtype, floats_only=True).type
+
+
 class SeedCNN:
     """The seed's convolutional network; ``model(images)`` returns logits N,10.
 
@@ -120,7 +129,7 @@ class SeedCNN:
     """
 
     def __init__(self, seed: int = 0, dtype=np.float32, fused: bool = True):
-        self.dtype = np.dtype(dtype).type
+        self.dtype = model_dtype("SeedCNN", dtype)
         self.fused = fused
         rng = np.random.default_rng(checked_seed("seed", seed))
         self.conv1 = _conv(rng, 1, 16, 28, self.dtype)
@@ -171,7 +180,7 @@ class SeedMLP:
     """The seed's fully connected network 784 → 1000 → 100 → 10; ``model(images)`` gives logits."""
 
     def __init__(self, seed: int = 0, dtype=np.float32):
-        self.dtype = np.dtype(dtype).type
+        self.dtype = model_dtype("SeedMLP", dtype)
         rng = np.random.default_rng(checked_seed("seed", seed))
         self.fc1 = _dense(rng, 784, 1000, self.dtype)
         self.fc2 = _dense(rng, 1000, 100, self.dtype)
