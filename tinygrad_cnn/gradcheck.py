@@ -6,7 +6,7 @@ Two checks, both in float64 with central differences (f(x + εv) − f(x − εv
 * random projections (as in HIPS autograd): for random vectors u (output-shaped) and v
   (input-shaped) with standard-normal entries, the analytic ⟨Jᵀu, v⟩ from one backward
   pass must equal the numeric directional derivative ⟨u, (f(x + εv) − f(x − εv)) / 2ε⟩.
-  This costs two forward passes per input and projection (up to six when a projection is
+  This costs two forward passes per input and projection (up to eight when a projection is
   measured again with smaller steps), so it scales to conv layers of any size.
 
 The projections' vectors are not normalised to length 1, so that atol keeps its

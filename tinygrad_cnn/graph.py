@@ -4,7 +4,8 @@
     print(to_dot(loss, model))                  # before loss.backward(): backward frees the graph
     write_graph(loss, "runs/graph.dot", model)  # → [graph.dot, graph.png] (graph.gv → [graph.gv, graph.png])
 
-Every recorded op becomes one ellipse with its class name and output shape; every leaf
+Every recorded op becomes one ellipse with its description (``op.describe()``, as in the
+layer table: ``3x3/1 1 pad Convolution + Addition``) and output shape; every leaf
 tensor becomes a box: parameters filled (named after ``nn.named_parameters(model)`` when a
 model is given, e.g. ``conv1.weight (16,1,3,3)``), other leaves that want a gradient filled
 in another colour, and constants (data, literals, and anything computed without a graph)
@@ -45,9 +46,9 @@ def _quote(text: str) -> str:
 def to_dot(tensor: Tensor, model: Any = None, name: str = "graph") -> str:
     """Graphviz DOT text of the graph that produced ``tensor``.
 
-    One node per op (its class name and output shape) and one box per leaf tensor
-    (parameters filled and, given ``model``, named as in ``named_parameters(model)``;
-    constants dashed). Raises ``GraphFreedError`` (a RuntimeError) when ``backward()`` has
+    One node per op (its description, as in the layer table, and output shape) and one box
+    per leaf tensor (parameters filled and, given ``model``, named as in
+    ``named_parameters(model)``; constants dashed). Raises ``GraphFreedError`` (a RuntimeError) when ``backward()`` has
     already freed the graph.
     """
     if not isinstance(tensor, Tensor):

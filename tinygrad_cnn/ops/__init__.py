@@ -6,8 +6,9 @@ C = channels, H/W = height and width, O = output channels, K = classes, G = grad
 
     elementwise.py   + - * / neg relu exp log sqrt pow tanh sigmoid abs clip maximum where …
     reductions.py    sum mean max min argmax argmin
-    movement.py      reshape pad transpose getitem cat stack
+    movement.py      reshape pad transpose getitem cat stack cast
     neural.py        matmul conv2d max_pool2d avg_pool2d softmax log_softmax cross_entropy dropout
+                     batch_norm
 """
 
 from tinygrad_cnn.function import Function, Gradients, unbroadcast
