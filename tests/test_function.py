@@ -266,3 +266,18 @@ def test_a_tensor_returned_by_backward_is_refused_saying_to_return_its_data():
     x = Tensor(np.ones(2), requires_grad=True)
     with pytest.raises(TypeError, match=r"TensorGradient.backward returned a Tensor.*return its .data"):
         TensorGradient.apply(x).sum().backward()  # it said "1 input(s), got Tensor": a wrong count
+
+
+class TensorInATuple(Function):
+    def forward(self, x, y):
+        return x * y
+
+    def backward(self, grad_out):
+        return grad_out, Tensor(grad_out)
+
+
+def test_a_tensor_inside_the_returned_gradients_is_refused_too():
+    """A Tensor in the tuple went through np.asarray and was taken, while a bare one was refused."""
+    x, y = Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(TypeError, match=r"TensorInATuple.backward returned a Tensor as the gradient for input 1.*\.data"):
+        TensorInATuple.apply(x, y).sum().backward()

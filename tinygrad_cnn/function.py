@@ -139,7 +139,7 @@ def checked_gradients(op: Function, gradients: Gradients,
     if isinstance(gradients, (np.ndarray, np.generic)) and len(input_shapes) == 1:
         gradients = (gradients,)
     if not isinstance(gradients, (tuple, list)) or len(gradients) != len(input_shapes):
-        from tinygrad_cnn.tensor import Tensor
+        from tinygrad_cnn.tensor import Tensor  # (here, not at the top: tensor.py imports this module)
 
         if isinstance(gradients, Tensor):
             raise TypeError(f"{op.name}.backward returned a Tensor; a VJP works on numpy arrays: "
@@ -153,6 +153,11 @@ def checked_gradients(op: Function, gradients: Gradients,
         if gradient is None or shape is None:
             continue
         if not isinstance(gradient, np.ndarray):  # a list or a number: as an array, so that + adds
+            from tinygrad_cnn.tensor import Tensor
+
+            if isinstance(gradient, Tensor):  # (np.asarray would take it: refused as a bare one is)
+                raise TypeError(f"{op.name}.backward returned a Tensor as the gradient for input {position}; "
+                                "a VJP works on numpy arrays: return its .data (or compute the gradient with numpy)")
             try:
                 gradient = np.asarray(gradient)
             except ValueError as error:  # a ragged list
