@@ -126,16 +126,13 @@ class Function:
 
 
 def checked_gradients(op: Function, gradients: Gradients,
-                      input_shapes: Sequence[Optional[tuple[int, ...]]],
-                      input_dtypes: Optional[Sequence[np.dtype]] = None) -> Sequence[Optional[np.ndarray]]:
+                      input_shapes: Sequence[Optional[tuple[int, ...]]]) -> Sequence[Optional[np.ndarray]]:
     """``op.backward``'s result as one entry per input, each a numpy array (a list or a number
     is converted), or a ValueError (count, shape) or TypeError (dtype) naming what is off.
 
     ``input_shapes`` holds None for an input that needs no gradient: whatever is returned
-    for it is ignored, so it is not checked. With ``input_dtypes``, an integer or bool
-    gradient is converted to its input's dtype, as PyTorch converts a gradient to its input's
-    dtype: gradients arriving along two paths are added with ``+``, which for bool is a
-    logical or (True + True is True, not 2) and for small integer types wraps around."""
+    for it is ignored, so it is not checked. (An integer or bool gradient is accepted here;
+    the engine converts it to its input's dtype before adding it: see ``_run_vjp``.)"""
     if isinstance(gradients, (np.ndarray, np.generic)) and len(input_shapes) == 1:
         gradients = (gradients,)
     if not isinstance(gradients, (tuple, list)) or len(gradients) != len(input_shapes):
@@ -175,7 +172,4 @@ def checked_gradients(op: Function, gradients: Gradients,
                 f"{op.name}.backward returned a gradient of shape {gradient.shape} for input "
                 f"{position}, which has shape {shape}"
             )
-        if gradient.dtype.kind != "f" and input_dtypes is not None:
-            gradients = list(gradients)
-            gradients[position] = gradient.astype(input_dtypes[position])
     return gradients

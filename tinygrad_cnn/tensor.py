@@ -320,8 +320,7 @@ def _run_vjp(tensor: "Tensor", grad: np.ndarray, grads: dict[int, np.ndarray]) -
     if backward_hooks:
         start = time.perf_counter()
     input_grads = checked_gradients(op, op.backward(grad), [parent.shape if parent.requires_grad else None
-                                                            for parent in inputs],
-                                    [parent.dtype for parent in inputs])
+                                                            for parent in inputs])
     if backward_hooks:
         seconds = time.perf_counter() - start
         for hook in backward_hooks:
@@ -329,6 +328,11 @@ def _run_vjp(tensor: "Tensor", grad: np.ndarray, grads: dict[int, np.ndarray]) -
     for parent, parent_grad in zip(inputs, input_grads):
         if parent_grad is None or not parent.requires_grad:
             continue
+        if parent_grad.dtype.kind != "f":
+            # an int or bool gradient (from a Function of your own) takes its input's dtype, as
+            # PyTorch converts a gradient: gradients arriving along two paths are added with +,
+            # which for bool is a logical or (True + True is True) and for int8 wraps around
+            parent_grad = parent_grad.astype(parent.dtype)
         key = id(parent)
         grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
     node.release()
