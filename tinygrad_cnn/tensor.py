@@ -60,21 +60,23 @@ class no_grad:
     ...     logits = model(images)      # logits.requires_grad is False, nothing is saved
     """
 
+    recording = False  # what the block sets
+
     def __enter__(self) -> None:
         global _recording
-        self.previous, _recording = _recording, False
+        self.previous, _recording = _recording, self.recording
 
     def __exit__(self, *exception_info: object) -> None:
         global _recording
         _recording = self.previous
 
-    def __call__(self, function):  # use as a decorator
+    def __call__(self, function):  # use as a decorator: a fresh block for each call
         @functools.wraps(function)
-        def without_grad(*args, **kwargs):
-            with no_grad():
+        def in_block(*args, **kwargs):
+            with type(self)():
                 return function(*args, **kwargs)
 
-        return without_grad
+        return in_block
 
 
 class enable_grad(no_grad):
@@ -86,17 +88,7 @@ class enable_grad(no_grad):
     ...         loss = model(images).cross_entropy(labels)   # recorded: loss.backward() works
     """
 
-    def __enter__(self) -> None:
-        global _recording
-        self.previous, _recording = _recording, True
-
-    def __call__(self, function):  # use as a decorator
-        @functools.wraps(function)
-        def with_grad(*args, **kwargs):
-            with enable_grad():
-                return function(*args, **kwargs)
-
-        return with_grad
+    recording = True
 
 
 class set_grad_enabled:
