@@ -87,6 +87,10 @@ def test_manual_seed_needs_a_non_negative_integer(seed, error):
 @given(start=st.integers(-10, 10), stop=st.integers(-10, 10),
        step=st.integers(-4, 4).filter(lambda step: step != 0))
 def test_arange_of_integers_is_int64_as_numpy(start, stop, step):
+    if (stop - start) * step < 0:  # a step away from stop: an error, as PyTorch (numpy: empty)
+        with pytest.raises(ValueError, match="moves away from stop"):
+            Tensor.arange(start, stop, step)
+        return
     values = Tensor.arange(start, stop, step)
     assert values.dtype == np.int64
     np.testing.assert_array_equal(values.data, np.arange(start, stop, step))
@@ -95,6 +99,10 @@ def test_arange_of_integers_is_int64_as_numpy(start, stop, step):
 @given(start=st.floats(-5, 5), stop=st.floats(-5, 5),
        step=st.floats(0.1, 2).flatmap(lambda size: st.sampled_from([size, -size])))
 def test_arange_with_a_float_argument_is_float32(start, stop, step):
+    if (stop - start) * step < 0:
+        with pytest.raises(ValueError, match="moves away from stop"):
+            Tensor.arange(start, stop, step)
+        return
     values = Tensor.arange(start, stop, step)
     assert values.dtype == np.float32
     np.testing.assert_allclose(values.data, np.arange(start, stop, step), rtol=1e-6, atol=1e-6)
@@ -102,6 +110,8 @@ def test_arange_with_a_float_argument_is_float32(start, stop, step):
 
 def test_arange_one_argument_dtype_and_grad():
     np.testing.assert_array_equal(Tensor.arange(4).data, [0, 1, 2, 3])
+    assert Tensor.arange(0).shape == (0,) and Tensor.arange(3, 3, -1).shape == (0,)  # start == stop: empty
+    assert Tensor.arange(2**70, 2**70 + 2, 1, dtype=np.float64).shape == (2,)  # (a huge int is finite)
     scaled = Tensor.arange(3, dtype=np.float64, requires_grad=True)
     assert scaled.dtype == np.float64 and scaled.requires_grad
     # computed in float64, then rounded: each value is the float32 nearest to start + i·step
@@ -124,6 +134,13 @@ def test_eye(rows, columns, dtype):
     (lambda: Tensor.rand(2, dtype=np.float16), TypeError, r"rand: dtype must be float32 or float64"),
     (lambda: Tensor.arange(0, 5, 0), ValueError, r"arange: step must not be zero"),
     (lambda: Tensor.arange("5"), TypeError, r"arange: stop must be a number, got '5'"),
+    # numpy gives an empty tensor for these (PyTorch refuses them): a swapped start and stop,
+    # or arange(n) of a negative n, surfaced only as a shape error far from the cause
+    (lambda: Tensor.arange(5, 0), ValueError, r"arange: step 1 moves away from stop 0 \(start 5\)"),
+    (lambda: Tensor.arange(-3), ValueError, r"arange: step 1 moves away from stop -3"),
+    (lambda: Tensor.arange(0, 5, -0.5), ValueError, r"arange: step -0.5 moves away from stop 5"),
+    (lambda: Tensor.arange(0, float("inf")), ValueError, r"arange: start, stop and step must be finite"),
+    (lambda: Tensor.arange(0, 1, float("nan")), ValueError, r"arange: start, stop and step must be finite"),
     (lambda: Tensor.arange(5, dtype=np.int64, requires_grad=True), TypeError, r"can require grad"),
     (lambda: Tensor.eye(-2), ValueError, r"eye: sizes must be non-negative"),
 ])

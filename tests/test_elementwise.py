@@ -762,3 +762,25 @@ def test_comparing_an_integer_tensor_with_an_int_beyond_its_dtype_gives_the_true
     assert (pixels < 256).data.tolist() == [True, True]
     assert (pixels > -1).data.tolist() == [True, True]
     assert (pixels == 300).data.tolist() == [False, False]
+
+
+@pytest.mark.parametrize("scalar", [np.float64(0.5), np.float32(0.5)])
+def test_a_numpy_float_scalar_acts_as_a_python_float(scalar):
+    """As in PyTorch, a numpy scalar (what np.sqrt(2) or an array's .sum() gives) is a number:
+    an int or bool tensor with it is float32, as with 0.5 (np.float64 made it float64, so the
+    next op with a float32 model became float64 too), on either side and in where/maximum."""
+    counts, mask = Tensor([1, 2]), Tensor([True, False])
+    for result in (counts * scalar, scalar * counts, counts / scalar, counts + scalar, mask * scalar,
+                   counts ** scalar, counts.maximum(scalar), mask.where(counts, scalar)):
+        assert result.dtype == np.float32
+    np.testing.assert_array_equal((counts * scalar).data, [0.5, 1.0])
+    assert (Tensor([1.0], dtype=np.float64) * scalar).dtype == np.float64  # a float tensor keeps its dtype
+
+
+def test_a_numpy_integer_scalar_acts_as_a_python_int():
+    """bool tensor + np.int32(5) is int64 as with 5 (PyTorch), not numpy's int32; one that does
+    not fit an integer tensor's dtype is an OverflowError, as a Python int's."""
+    assert (Tensor([True]) + np.int32(5)).dtype == np.int64
+    assert (Tensor(np.array([1], np.int8)) + np.int64(5)).dtype == np.int8
+    with pytest.raises(OverflowError, match="300 does not fit the tensor's dtype uint8"):
+        Tensor(np.array([1], np.uint8)) + np.uint16(300)

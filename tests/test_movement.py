@@ -65,6 +65,9 @@ def test_permute_with_the_identity_order_returns_the_tensor_itself():
     (lambda x: x.flatten(-5), IndexError, r"start_dim -5 is out of range .* \[-3, 2\]"),
     (lambda x: x.flatten(3), IndexError, r"start_dim 3 is out of range"),
     (lambda x: x.flatten(1.0), TypeError, r"flatten: start_dim must be an int, got 1.0"),
+    (lambda x: x.flatten(0, 3), IndexError, r"flatten: end_dim 3 is out of range .* \[-3, 2\]"),
+    (lambda x: x.flatten(2, 1), ValueError, r"flatten: start_dim 2 comes after end_dim 1 .* \(2, 3, 4\)"),
+    (lambda x: x.flatten(0, None), TypeError, r"flatten: end_dim must be an int, got None"),
     (lambda x: x.reshape(2.9, 12), TypeError, r"reshape: sizes must be ints, got 2.9 in \(2.9, 12\)"),
     (lambda x: x.reshape((6.0, 4)), TypeError, r"reshape: sizes must be ints, got 6.0"),
 ])
@@ -79,6 +82,20 @@ def test_flatten_of_an_empty_batch_and_of_negative_and_0d_dims():
     assert Tensor.zeros(2, 3, 4).flatten(-2).shape == (2, 12)
     assert Tensor(5.0).flatten(0).shape == (1,) and Tensor(5.0).flatten(-1).shape == (1,)
     assert Tensor.zeros(2, 3).reshape(np.int64(3), np.int64(2)).shape == (3, 2)
+
+
+def test_flatten_end_dim_as_pytorch():
+    """PyTorch's x.flatten(0, 1) (merge the first two axes) was a TypeError "takes from 1 to 2
+    positional arguments": end_dim did not exist."""
+    x = Tensor(np.arange(24.0).reshape(2, 3, 4), requires_grad=True)
+    merged = x.flatten(0, 1)
+    assert merged.shape == (6, 4)
+    np.testing.assert_array_equal(merged.data, x.data.reshape(6, 4))
+    assert x.flatten(1, -1).shape == (2, 12) and x.flatten(-2, -2).shape == (2, 3, 4)
+    assert x.flatten(end_dim=-2).shape == (2, 3, 4) and x.flatten(0, -2).shape == (6, 4)
+    assert Tensor(5.0).flatten(0, -1).shape == (1,)
+    merged.sum().backward()
+    np.testing.assert_array_equal(x.grad, np.ones((2, 3, 4)))
 
 
 # -- indexing ------------------------------------------------------------------------------

@@ -196,3 +196,21 @@ def test_an_empty_axis_tuple_is_an_error_naming_the_ambiguity(method):
         getattr(x, method)(axis=())
     with pytest.raises(ValueError, match="names no axis"):
         getattr(x, method)(dim=[])
+
+
+@pytest.mark.parametrize("method", ["sum", "mean", "max", "min", "argmax", "argmin"])
+def test_keepdims_must_be_a_bool(method):
+    """numpy takes any int for keepdims: x.sum(0, 1), meant as a sum over axes 0 and 1, gave
+    the sum over axis 0 with that axis kept, and keepdims="no" (truthy) kept it too, without
+    a word; PyTorch refuses both ("argument 'keepdim' must be bool")."""
+    x = Tensor(np.arange(6.0).reshape(2, 3))
+    reduce = getattr(x, method)
+    with pytest.raises(TypeError, match=rf"{method}: keepdims must be True or False, got 1 .*axis=\(0, 1\)"):
+        reduce(0, 1)
+    for wrong in ("no", None, 1.0):
+        with pytest.raises(TypeError, match=rf"{method}: keepdims must be True or False, got {wrong!r}"):
+            reduce(axis=0, keepdims=wrong)
+    with pytest.raises(TypeError, match="keepdims must be True or False"):
+        reduce(dim=0, keepdim="yes")
+    assert reduce(axis=0, keepdims=np.True_).shape == (1, 3)  # a numpy bool is a bool
+    assert reduce(axis=0, keepdims=False).shape == (3,)

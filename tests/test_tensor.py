@@ -446,3 +446,11 @@ def test_a_0d_tensor_takes_axis_0_or_minus_1_as_in_pytorch():
         x.sum(1)
     with pytest.raises(ValueError, match="axis -2 is out of range for a tensor with 0 dimensions"):
         x.sum(-2)
+
+
+def test_tolist_gives_python_numbers_as_pytorch():
+    """PyTorch's x.tolist() was an AttributeError."""
+    assert Tensor([[1.5, 2.0]]).tolist() == [[1.5, 2.0]]
+    values = Tensor([1, 2]).tolist()
+    assert values == [1, 2] and all(type(value) is int for value in values)
+    assert Tensor(np.float64(0.25)).tolist() == 0.25 and Tensor([True]).tolist() == [True]

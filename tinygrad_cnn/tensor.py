@@ -29,6 +29,7 @@ from tinygrad_cnn.checks import (  # argument checks: clear errors before any wo
     check_dropout,
     check_index_axis,
     check_is_number,
+    check_keepdims,
     check_pool2d,
     check_reducible,
     dtype_argument,
@@ -359,9 +360,13 @@ def constant_like(value: object, reference: Optional["Tensor"]) -> "Tensor":
     dtype of ``reference`` (a tensor it is combined with), as in PyTorch: any number with a
     float tensor, an int with an integer tensor (an OverflowError if it does not fit, as
     numpy 2; PyTorch would wrap around); with a bool tensor an int stays int64 and a float
-    float32 (``mask * 3`` is 3, not True)."""
+    float32 (``mask * 3`` is 3, not True). A numpy scalar (``np.float64(0.5)``, what
+    ``np.sqrt`` or an array's ``.sum()`` gives) counts as a Python number here, as PyTorch
+    treats it: int tensor · ``np.float64(0.5)`` is float32, as it is for 0.5, not float64."""
     if isinstance(value, Tensor):
         return value
+    if isinstance(value, np.generic) and reference is not None:
+        value = value.item()  # (its Python number: bool, int or float)
     if reference is not None and isinstance(value, numbers.Number) and not isinstance(value, bool):
         kind = reference.dtype.kind
         if kind == "f":  # (an int beyond int64 through float: numpy would hold it as an object)
@@ -522,6 +527,9 @@ class Tensor:
 
         As in PyTorch: int64 when start, stop and step are all integers, float32 otherwise.
         The values are computed in float64 and then converted, so float32 steps do not drift.
+        A step whose sign leads away from stop (``arange(5, 0)``, ``arange(-3)``) is a
+        ValueError, as in PyTorch, where numpy gives an empty tensor; so is an infinite or NaN
+        argument. start == stop gives an empty tensor.
         """
         if stop is None:
             start, stop = 0, start
@@ -530,6 +538,13 @@ class Tensor:
                 raise TypeError(f"arange: {name} must be a number, got {value!r}")
         if step == 0:
             raise ValueError("arange: step must not be zero")
+        if not all(isinstance(value, numbers.Integral) or math.isfinite(value) for value in (start, stop, step)):
+            raise ValueError(f"arange: start, stop and step must be finite, got {start!r}, {stop!r}, {step!r}")
+        if (stop - start) * step < 0:
+            # as PyTorch: numpy gives an empty tensor, which hides a swapped start and stop
+            # (or arange(n) with a negative n) until a later shape error far from the cause
+            raise ValueError(f"arange: step {step!r} moves away from stop {stop!r} (start {start!r}); "
+                             f"the step's sign must be that of stop - start")
         integers = all(isinstance(value, numbers.Integral) for value in (start, stop, step))
         dtype = dtype_argument("arange", np.int64 if integers and dtype is None else dtype)
         return cls(np.arange(start, stop, step).astype(dtype), requires_grad=requires_grad)
@@ -564,6 +579,11 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         return self.data
+
+    def tolist(self) -> Any:
+        """The values as nested Python lists of Python numbers (a 0-d tensor: one number), as
+        PyTorch's ``tolist``."""
+        return self.data.tolist()
 
     def item(self) -> float:
         if self.data.size != 1:
@@ -880,26 +900,30 @@ class Tensor:
         """Largest element over ``axis`` (all by default); tied maxima share the gradient
         equally. Returns the values only, as torch.amax; ``argmax`` gives the indices."""
         check_reducible("max", axis, self.shape)
-        return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+        check_keepdims("max", keepdims)
+        return ops.Max.apply(self, axis=axis, keepdims=bool(keepdims))
 
     @pytorch_spellings
     def min(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
         """Smallest element over ``axis``; tied minima share the gradient equally (as torch.amin)."""
         check_reducible("min", axis, self.shape)
-        return ops.Min.apply(self, axis=axis, keepdims=keepdims)
+        check_keepdims("min", keepdims)
+        return ops.Min.apply(self, axis=axis, keepdims=bool(keepdims))
 
     @pytorch_spellings
     def argmax(self, axis: Optional[int] = None, keepdims: bool = False) -> "Tensor":
         """int64 index of the largest element along ``axis`` (the first on ties); with
         axis=None, the index into the flattened tensor. Indices have no gradient."""
         check_index_axis("argmax", axis, self.shape)
-        return _apply_unrecorded(ops.ArgMax, self, axis=axis, keepdims=keepdims)
+        check_keepdims("argmax", keepdims)
+        return _apply_unrecorded(ops.ArgMax, self, axis=axis, keepdims=bool(keepdims))
 
     @pytorch_spellings
     def argmin(self, axis: Optional[int] = None, keepdims: bool = False) -> "Tensor":
         """int64 index of the smallest element along ``axis`` (the first on ties), as argmax."""
         check_index_axis("argmin", axis, self.shape)
-        return _apply_unrecorded(ops.ArgMin, self, axis=axis, keepdims=keepdims)
+        check_keepdims("argmin", keepdims)
+        return _apply_unrecorded(ops.ArgMin, self, axis=axis, keepdims=bool(keepdims))
 
     # -- comparisons and in-place updates -----------------------------------------------
 
@@ -991,14 +1015,16 @@ class Tensor:
     @pytorch_spellings
     def sum(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
         check_axes("sum", axis, self.ndim)
-        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+        check_keepdims("sum", keepdims)
+        return ops.Sum.apply(self, axis=axis, keepdims=bool(keepdims))
 
     @pytorch_spellings
     def mean(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
         """Mean over ``axis`` (all by default). PyTorch refuses the mean of an integer or bool
         tensor; here it is float32, as for every float-valued op (exp, log, softmax, ...)."""
         check_axes("mean", axis, self.ndim)
-        return ops.Mean.apply(_floating(self), axis=axis, keepdims=keepdims)
+        check_keepdims("mean", keepdims)
+        return ops.Mean.apply(_floating(self), axis=axis, keepdims=bool(keepdims))
 
     def reshape(self, *shape: int | Sequence[int]) -> "Tensor":
         """Same elements in a new shape; one axis may be -1 (inferred)."""
@@ -1012,20 +1038,30 @@ class Tensor:
             return self
         return ops.Reshape.apply(self, shape=resolved)
 
-    def flatten(self, start_dim: int = 1) -> "Tensor":
-        """Merge the axes from ``start_dim`` on into one (default keeps the batch axis).
+    def flatten(self, start_dim: int = 1, end_dim: int = -1) -> "Tensor":
+        """Merge the axes from ``start_dim`` through ``end_dim`` (default: the last) into one;
+        the default keeps the batch axis. ``x.flatten(0, 1)`` merges the first two, as PyTorch.
 
-        As in PyTorch, ``start_dim`` must lie in [-ndim, ndim - 1] (a 0-d tensor counts as
-        1-D: 0 or -1 make it shape (1,)); an empty tensor keeps its sizes: (0, 1, 28, 28) → (0, 784).
+        As in PyTorch, both must lie in [-ndim, ndim - 1] (a 0-d tensor counts as 1-D: 0 or -1
+        make it shape (1,)), and start_dim may not come after end_dim; an empty tensor keeps
+        its sizes: (0, 1, 28, 28) → (0, 784).
         """
-        if not isinstance(start_dim, (int, np.integer)) or isinstance(start_dim, bool):
-            raise TypeError(f"flatten: start_dim must be an int, got {start_dim!r}")
         dims = max(self.ndim, 1)
-        if not -dims <= start_dim < dims:
-            raise IndexError(f"flatten: start_dim {start_dim} is out of range for a tensor of shape "
-                             f"{self.shape} (expected it in [{-dims}, {dims - 1}])")
-        start = int(start_dim) % dims
-        return self.reshape(*self.shape[:start], math.prod(self.shape[start:]))
+        bounds = []
+        for name, dim in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+                raise TypeError(f"flatten: {name} must be an int, got {dim!r}")
+            if not -dims <= dim < dims:
+                raise IndexError(f"flatten: {name} {dim} is out of range for a tensor of shape "
+                                 f"{self.shape} (expected it in [{-dims}, {dims - 1}])")
+            bounds.append(int(dim) % dims)
+        start, end = bounds
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
+                             f"for a tensor of shape {self.shape}")
+        if self.ndim == 0:
+            return self.reshape(1)
+        return self.reshape(*self.shape[:start], math.prod(self.shape[start:end + 1]), *self.shape[end + 1:])
 
     def pad(self, pad_width: int | Sequence) -> "Tensor":
         """Zero padding, numpy-style: ((before, after), ...) per axis, or one int for all sides."""
