@@ -225,6 +225,15 @@ def model_from_checkpoint(path: PathLike) -> tuple[Any, Optional[dict[str, Any]]
 # ---------------------------------------------------------------------------
 
 
+def refuse_empty_paths(parser: argparse.ArgumentParser, args: argparse.Namespace, names: Iterable[str]) -> None:
+    """A path flag given an empty value (``--save "$OUT"`` with OUT unset) stops at the parser:
+    the empty text reads as false, so the flag would be dropped without a word (nothing saved,
+    a fresh run instead of a resumed one) or name the current directory."""
+    for name in names:
+        if getattr(args, name) == "":
+            parser.error(f"--{name.replace('_', '-')} was given an empty path")
+
+
 def expand_home(args: argparse.Namespace, names: Iterable[str]) -> None:
     """Expand a leading ``~`` in each named path argument, right after parsing, as the shell
     would have (it leaves ``--json=~/r.json`` alone): every later check, read and write then

@@ -30,6 +30,7 @@ from common import (  # examples/common.py, next to this file
     load_data,
     predict,
     prepare_output_file,
+    refuse_empty_paths,
 )
 
 from tinygrad_cnn import Tensor, train_mode
@@ -78,6 +79,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         parser.error(f"--lr must be a finite number > 0, got {args.lr}")
     if args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
+    refuse_empty_paths(parser, args, ("data_dir", "json"))
     expand_home(args, ("data_dir", "json"))  # ~ as the shell would have, so the check and the write agree
     return args
 

@@ -15,7 +15,7 @@ training starts.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import json
 import math
 import shutil
@@ -45,6 +45,7 @@ from common import (
     prepare_output_file,
     read_checkpoint,
     refuse_directory_name,
+    refuse_empty_paths,
     save_checkpoint,
 )
 
@@ -141,7 +142,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         parser.error("--momentum is SGD's; Adam would ignore it (its moment decay rates are --betas)")
     if not args.resume and optimizer == "sgd" and args.betas is not None:
         parser.error("--betas are Adam's (--optimizer adam); SGD would ignore them (its setting is --momentum)")
-    expand_home(args, ("save", "resume", "json", "plots", "graph", "export_onnx", "data_dir"))
+    paths = ("save", "resume", "json", "plots", "graph", "export_onnx", "data_dir")
+    refuse_empty_paths(parser, args, paths)
+    expand_home(args, paths)
     if args.eval_only and not args.resume:
         parser.error("--eval-only needs --resume PATH (the checkpoint to evaluate)")
     if args.save_every and not (args.save or args.resume) or args.save_every and args.eval_only:
@@ -328,9 +331,26 @@ class TrainingDiverged(CommandLineError):
     pass
 
 
-def progress_bar(total: int, initial: int, description: str, disabled: bool):
-    from tqdm import tqdm
+class NoProgressBar:
+    """What ``progress_bar`` returns without tqdm: the bar's calls, doing nothing."""
 
+    def update(self, count: int) -> None:
+        pass
+
+    def set_postfix(self, **values: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, initial: int, description: str, disabled: bool):
+    """A tqdm bar on stderr (shown only on a terminal, unless ``disabled``), or a silent stand-in
+    when tqdm is missing: it is a dependency, but a missing progress bar must not stop training."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return NoProgressBar()
     return tqdm(total=total, initial=initial, desc=description, unit="img", unit_scale=True,
                 disable=True if disabled else None, leave=False, dynamic_ncols=True)
 
@@ -444,9 +464,11 @@ def end_epoch(run: Run, x_test: np.ndarray, y_test: np.ndarray, schedule, log: L
         f"{running['seen'] / max(record['train_seconds'], 1e-9):.0f} img/s)")
 
 
-def train(run: Run, data, log: Log, save_every: Optional[int] = None, progress: bool = True) -> None:
+def train(run: Run, data, log: Log, save_every: Optional[int] = None, progress: bool = True,
+          unsaved: str = "nothing saved (no --save given)") -> None:
     """Train until the run's last epoch, checkpointing to ``run.save_path`` after every epoch
-    (and every ``save_every`` steps); on Ctrl-C or SIGTERM, checkpoint and raise Interrupted."""
+    (and every ``save_every`` steps); on Ctrl-C or SIGTERM, checkpoint and raise Interrupted
+    (``unsaved`` ends its line when there is no ``run.save_path``)."""
     x_train, y_train, x_test, y_test = data
     steps_per_epoch = math.ceil(len(x_train) / run.config["batch_size"])
     total_steps = steps_per_epoch * run.config["epochs"]
@@ -466,7 +488,7 @@ def train(run: Run, data, log: Log, save_every: Optional[int] = None, progress: 
             write_checkpoint(run)
             stopped_at = f"epoch {run.position['epoch'] + 1}, step {run.position['step_in_epoch']}/{steps_per_epoch}"
             saved = (f"checkpoint saved to {run.save_path}; continue with --resume {run.save_path}"
-                     if run.save_path is not None else "nothing saved (no --save given)")
+                     if run.save_path is not None else unsaved)
             raise Interrupted(f"Interrupted by {SIGNAL_NAMES[stop.signum]} at {stopped_at}: {saved}", stop.signum)
 
 
@@ -478,6 +500,8 @@ def write_graph_file(model, images: np.ndarray, labels: np.ndarray, path: str, l
         written = write_graph(loss, path, model=model)
     except RuntimeError as error:  # Graphviz's dot failed (the checkpoint, if any, is already saved)
         raise CommandLineError(f"--graph {path}: {error}") from None
+    except OSError as error:  # the path changed since check_outputs looked at it
+        raise CommandLineError(f"--graph {path}: could not write the graph: {error.strerror or error}") from None
     log("graph written to " + ", ".join(str(p) for p in written))
 
 
@@ -548,8 +572,18 @@ def check_outputs(args: argparse.Namespace) -> None:
     if args.graph and Path(args.graph).suffix.lower() == ".png" and shutil.which("dot") is None:
         raise CommandLineError(f"--graph {args.graph}: drawing the picture needs Graphviz's dot program, which is not "
                                "on PATH; install Graphviz, or give a .dot path for the DOT text alone")
-    if args.export_onnx and importlib.util.find_spec("onnx") is None:
-        raise CommandLineError("--export-onnx needs the onnx package: pip install -e \".[onnx]\"")
+    if args.graph:  # the file written beside the one named: the DOT text of a .png, the picture of a .dot
+        named = Path(args.graph).expanduser()
+        beside = named.with_suffix(".dot" if named.suffix.lower() == ".png" else ".png")
+        if beside.is_dir() and (beside.suffix == ".dot" or shutil.which("dot") is not None):
+            raise CommandLineError(f"--graph {args.graph}: {beside} is a directory, where its "
+                                   f"{'DOT text' if beside.suffix == '.dot' else 'picture'} is to be written; "
+                                   "move it or give another --graph")
+    if args.export_onnx:
+        try:  # imported, not only found: an installed onnx that fails to import fails the export after training
+            importlib.import_module("onnx")
+        except ImportError as error:
+            raise CommandLineError(f"--export-onnx needs the onnx package: pip install -e \".[onnx]\" ({error})") from None
     if args.resume and not Path(args.resume).expanduser().is_file():
         raise CommandLineError(f"--resume {args.resume}: no checkpoint file there")
 
@@ -668,7 +702,11 @@ def write_results(args: argparse.Namespace, model, result: dict, test_data, log:
     if args.export_onnx:
         from tinygrad_cnn.onnx import export
 
-        export(model, Path(args.export_onnx).expanduser(), (1, 1, 28, 28))
+        try:
+            export(model, Path(args.export_onnx).expanduser(), (1, 1, 28, 28))
+        except OSError as error:  # a full disk: the export is atomic, any previous file stays whole
+            raise CommandLineError(f"--export-onnx {args.export_onnx}: could not write the model: "
+                                   f"{error.strerror or error}") from None
         log(f"ONNX model written to {args.export_onnx} ({Path(args.export_onnx).expanduser().stat().st_size:,} bytes)")
 
 

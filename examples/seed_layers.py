@@ -516,7 +516,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         help="test images for the per-layer table and the whole-network check (default 8; "
                              "at most the test set's 10,000)")
     parser.add_argument("--steps", type=int, default=200, help="side-by-side training steps (default 200; 0 skips)")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per training step (default 16)")
+    parser.add_argument("--batch-size", type=int, default=16,
+                        help="images per training step (default 16; at most the training set's 60,000)")
     parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate, momentum 0.9 (default 0.01)")
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                         help="training precision: float64 (default; the weights stay equal to ~1e-15) or float32 "
@@ -544,6 +545,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     if args.images > len(x_test):
         print(f"error: --images {args.images}: the MNIST test set has only {len(x_test)} images", file=sys.stderr)
+        return 2
+    if args.steps and args.batch_size > len(x_train):  # (a batch is drawn with replacement: larger only costs memory)
+        print(f"error: --batch-size {args.batch_size}: the MNIST training set has only {len(x_train)} images",
+              file=sys.stderr)
         return 2
     images, labels = x_test[: args.images], y_test[: args.images]
     weights = state_dict(SeedCNN(seed=args.seed, dtype=np.float64))

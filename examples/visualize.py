@@ -23,7 +23,15 @@ import sys
 from typing import Optional
 
 import mnist as trainer  # examples/mnist.py: its training loop, and its signal handling
-from common import CommandLineError, accuracy_percent, expand_home, load_data, model_from_checkpoint, predict
+from common import (
+    CommandLineError,
+    accuracy_percent,
+    expand_home,
+    load_data,
+    model_from_checkpoint,
+    predict,
+    refuse_empty_paths,
+)
 from plotting import plot_conv1_filters, plot_feature_maps, prepare_plots_directory
 
 DEFAULT_TRAINING_IMAGES = 10_000
@@ -53,6 +61,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         parser.error(f"--index must be >= 0, got {args.index}")
     if args.seed is not None and args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
+    refuse_empty_paths(parser, args, ("resume", "plots", "data_dir"))
     expand_home(args, ("resume", "plots", "data_dir"))
     return args
 
@@ -63,7 +72,8 @@ def train_briefly(args: argparse.Namespace, data, log) -> object:
     log(f"no --resume: training the seed CNN for one epoch on {len(data[0])} images "
         f"(mnist.py's fast recipe: batch {config['batch_size']}, SGD lr {config['lr']}, momentum {config['momentum']})")
     run = trainer.new_run(config)
-    trainer.train(run, data, log, progress=not args.no_progress)
+    trainer.train(run, data, log, progress=not args.no_progress,
+                  unsaved="no pictures drawn (give --resume a checkpoint of examples/mnist.py --save to skip training)")
     return run.model
 
 

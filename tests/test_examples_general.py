@@ -140,3 +140,11 @@ def test_lenet_refuses_an_empty_test_split_before_training(lenet_module, tmp_pat
     assert "Training" not in output.out
     assert output.err == (f"error: the MNIST test split in {tmp_path} is empty "
                           "(t10k-images-idx3-ubyte holds 0 images): nothing to test on\n")
+
+
+def test_lenet_refuses_an_empty_json_path_at_its_parser(lenet_module, capsys):
+    """--json "" (an unset shell variable) trained and wrote nothing, without a word."""
+    with pytest.raises(SystemExit) as stop:
+        lenet_module.parse_args(["--json", ""])
+    assert stop.value.code == 2
+    assert "error: --json was given an empty path" in capsys.readouterr().err

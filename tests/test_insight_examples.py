@@ -240,3 +240,32 @@ def test_the_plots_directory_check_refuses_a_read_only_picture(tmp_path, plottin
         plotting_module.prepare_plots_directory(tmp_path, ["curves.png"])
     assert str(refused.value) == (f"--plots {tmp_path}: {tmp_path / 'curves.png'} is read-only, "
                                   "where the picture curves.png is to be written")
+
+
+@pytest.mark.parametrize("flag", ["--resume", "--plots", "--data-dir"])
+def test_visualize_refuses_an_empty_path_at_its_parser(visualize_module, flag, capsys):
+    """--resume "" trained a fresh model and drew it instead of the checkpoint; --plots "" wrote into ./"""
+    with pytest.raises(SystemExit) as stop:
+        visualize_module.parse_args([flag, ""])
+    assert stop.value.code == 2
+    assert f"error: {flag} was given an empty path" in capsys.readouterr().err
+
+
+def test_visualize_interrupted_while_training_names_no_flag_it_lacks(tmp_path, visualize_module, monkeypatch, capsys):
+    """Ctrl-C in its brief training said "nothing saved (no --save given)": visualize.py has no --save."""
+    import signal
+
+    pytest.importorskip("matplotlib")
+    data = write_tiny_mnist(tmp_path / "mnist", train=96, test=2)
+    original = visualize_module.trainer.train_step
+
+    def step_then_ctrl_c(run, *arguments):
+        original(run, *arguments)
+        if run.position["global_step"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(visualize_module.trainer, "train_step", step_then_ctrl_c)
+    code = visualize_module.main(["--data-dir", str(data), "--plots", str(tmp_path / "plots"), "--no-progress"])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert code == 130 and last.startswith("Interrupted by Ctrl-C at epoch 1, step 1/2: no pictures drawn"), last
+    assert "no --save given" not in last and not (tmp_path / "plots" / "feature_maps.png").exists()

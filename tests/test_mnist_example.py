@@ -4,6 +4,7 @@ without the data these tests fail in CI (never pass vacuously) and skip on a lap
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -284,6 +285,54 @@ def test_an_impossible_output_path_stops_before_training(tmp_path, flag, target,
     (tmp_path / "a_directory").mkdir()
     result = run_without_data(tmp_path, flag, target)
     assert_one_error_line(result, f"{flag} {target}", fragment)
+
+
+@pytest.mark.parametrize("flag", ["--save", "--resume", "--json", "--plots", "--graph", "--export-onnx", "--data-dir"])
+def test_an_empty_path_is_refused_by_the_parser(flag, monkeypatch, capsys):
+    """--save "$OUT" with OUT unset trained and saved nothing without a word; --resume "" trained a
+    fresh model and reported it as if resumed."""
+    monkeypatch.syspath_prepend(str(REPOSITORY / "examples"))
+    import mnist
+
+    with pytest.raises(SystemExit) as stop:
+        mnist.parse_args([flag, ""])
+    assert stop.value.code == 2
+    assert f"error: {flag} was given an empty path" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="the picture beside a .dot is drawn only with Graphviz")
+@pytest.mark.parametrize("named, beside, words", [("net.png", "net.dot", "its DOT text"),
+                                                  ("net.dot", "net.png", "its picture")])
+def test_a_directory_where_the_graph_s_second_file_goes_is_refused_before_training(tmp_path, named, beside, words):
+    """--graph net.png with a directory net.dot was an IsADirectoryError traceback (after loading the data)."""
+    (tmp_path / beside).mkdir()
+    result = run_without_data(tmp_path, "--graph", named)
+    assert_one_error_line(result, f"--graph {named}: {beside} is a directory, where {words} is to be written")
+
+
+def test_an_onnx_that_is_installed_but_fails_to_import_stops_before_training(tmp_path):
+    """find_spec found such a package, and the export failed with a traceback after training."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "onnx.py").write_text("raise ImportError('onnx is broken here')\n")
+    result = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", str(tmp_path / "no-data-here"),
+                             "--export-onnx", str(tmp_path / "model.onnx")], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path, env={**os.environ, "PYTHONPATH": f"{shadow}{os.pathsep}{REPOSITORY}"})
+    assert_one_error_line(result, "--export-onnx needs the onnx package", "onnx is broken here")
+
+
+def test_training_runs_without_tqdm(monkeypatch):
+    """tqdm is a dependency, but without it every run was an ImportError traceback, --no-progress included."""
+    monkeypatch.syspath_prepend(str(REPOSITORY / "examples"))
+    import mnist
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
+    for disabled in (True, False):
+        bar = mnist.progress_bar(10, 0, "epoch 1/1", disabled)
+        bar.update(5)
+        bar.set_postfix(loss="0.1", refresh=False)
+        bar.close()
+        assert isinstance(bar, mnist.NoProgressBar)
 
 
 @pytest.mark.parametrize("flags, fragments", [

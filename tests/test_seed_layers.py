@@ -367,3 +367,13 @@ def test_docs_section_3_links_every_seed_layer_to_the_example():
     assert len(layers) == 7
     for name in layers:
         assert f"[`{name}`](../examples/seed_layers.py)" in section, name
+
+
+def test_a_batch_larger_than_the_training_set_is_refused_before_any_work(tmp_path, capsys):
+    """--batch-size 10**12 was a MemoryError traceback (7 TiB of batch indices)."""
+    data = write_tiny_mnist(tmp_path / "mnist", train=4, test=3)
+    assert seed_layers.main(["--data-dir", str(data), "--images", "2", "--steps", "1",
+                             "--batch-size", str(10**12)]) == 2
+    output = capsys.readouterr()
+    assert output.err == f"error: --batch-size {10**12}: the MNIST training set has only 4 images\n"
+    assert output.out == ""
