@@ -90,7 +90,7 @@ class Optimizer:
         grads: list[Optional[np.ndarray]] = []
         for index, param in enumerate(self.params):
             grad, data = param.grad, param.data
-            if grad is not None and (type(grad) is not np.ndarray or grad.shape != data.shape or grad.dtype != data.dtype):
+            if grad is not None and (type(grad) is not np.ndarray or grad.shape != data.shape or grad.dtype is not data.dtype):
                 grad = self._fitted_gradient(index, param, grad)  # (the usual grad, from backward, never gets here)
             grads.append(grad)
         return grads
