@@ -147,3 +147,27 @@ def test_eye(rows, columns, dtype):
 def test_constructor_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("fill, dtype", [(1.5, np.float32), (7, np.int64), (True, np.bool_), (np.float64(0.25), np.float32)])
+def test_full_takes_its_dtype_from_the_value_as_pytorch(fill, dtype):
+    tensor = Tensor.full((2, 3), fill)
+    assert tensor.shape == (2, 3) and tensor.dtype == dtype and (tensor.data == fill).all()
+    assert Tensor.full(4, fill).shape == (4,) and Tensor.full([1, 2], fill).shape == (1, 2)
+    assert Tensor.full(2, 1, dtype=np.float64).dtype == np.float64
+    assert Tensor.full(2, 0.5, requires_grad=True).requires_grad
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: Tensor.full((2,), "x"), TypeError, "full: fill_value must be a number, got 'x'"),
+    (lambda: Tensor.full((-1,), 1.0), ValueError, r"full: sizes must be non-negative"),
+    (lambda: Tensor.full((2,), 1.0, dtype=np.float16), TypeError, "full"),
+])
+def test_full_errors_name_the_argument(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_int_and_bool_casts_as_pytorch():
+    assert Tensor([1.7, -2.2]).int().data.tolist() == [1, -2] and Tensor([1.7]).int().dtype == np.int32
+    assert Tensor([0, 2]).bool().data.tolist() == [False, True] and Tensor([0.0]).bool().dtype == np.bool_

@@ -385,3 +385,15 @@ def test_max_pool_with_more_than_255_taps_routes_to_the_first_maximum(relu):
     np.testing.assert_array_equal(output.data, expected_output)
     expected_grad = expected_grad[:, :, 1:, :19] * ((x > 0) if relu else 1)
     np.testing.assert_allclose(tensor.grad, expected_grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda x, w: x.conv2d(w, relu="no"), "conv2d"),
+    (lambda x, w: x.conv2d(w, relu=None), "conv2d"),
+    (lambda x, w: x.pad_max_pool2d(((0, 0), (0, 0)), 2, relu=1), "max_pool2d"),
+])
+def test_a_relu_switch_must_be_a_bool(call, name):
+    """relu="no" was read as a truth value: the relu ran."""
+    x, weight = Tensor(np.ones((1, 1, 4, 4))), Tensor(np.ones((1, 1, 3, 3)))
+    with pytest.raises(TypeError, match=f"{name}: relu must be True or False, got"):
+        call(x, weight)

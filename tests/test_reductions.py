@@ -214,3 +214,4 @@ def test_keepdims_must_be_a_bool(method):
         reduce(dim=0, keepdim="yes")
     assert reduce(axis=0, keepdims=np.True_).shape == (1, 3)  # a numpy bool is a bool
     assert reduce(axis=0, keepdims=False).shape == (3,)
+

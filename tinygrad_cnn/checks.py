@@ -73,14 +73,20 @@ def check_reducible(name: str, axis: Optional[int | Sequence[int]], shape: tuple
                          f"which has size 0: there is no {name} of no elements")
 
 
+def check_flag(name: str, argument: str, value: object, hint: str = "") -> None:
+    """A switch (``keepdims``, ``relu``) must be True or False, a Python or numpy bool, as
+    PyTorch's: read as a truth value, the string "no" would switch it on."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: {argument} must be True or False, got {value!r}{hint}")
+
+
 def check_keepdims(name: str, keepdims: object) -> None:
-    """``keepdims`` must be True or False (a Python or numpy bool), as PyTorch's ``keepdim``.
-    numpy takes any int there, so ``x.sum(0, 1)``, meant as a sum over axes 0 and 1, summed
-    axis 0 only and kept it; a string was taken as True, and None failed deep in numpy."""
-    if not isinstance(keepdims, (bool, np.bool_)):
-        hint = (" (to reduce over several axes, pass them as one tuple: axis=(0, 1))"
-                if isinstance(keepdims, (int, np.integer)) else "")
-        raise TypeError(f"{name}: keepdims must be True or False, got {keepdims!r}{hint}")
+    """``keepdims`` must be a bool, as PyTorch's ``keepdim``. numpy takes any int there, so
+    ``x.sum(0, 1)``, meant as a sum over axes 0 and 1, summed axis 0 only and kept it; a
+    string was taken as True, and None failed deep in numpy."""
+    hint = (" (to reduce over several axes, pass them as one tuple: axis=(0, 1))"
+            if isinstance(keepdims, (int, np.integer)) and not isinstance(keepdims, bool) else "")
+    check_flag(name, "keepdims", keepdims, hint)
 
 
 def check_index_axis(name: str, axis: Optional[int], shape: tuple[int, ...]) -> None:

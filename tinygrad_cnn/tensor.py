@@ -27,6 +27,7 @@ from tinygrad_cnn.checks import (  # argument checks: clear errors before any wo
     check_broadcast,
     check_conv2d,
     check_dropout,
+    check_flag,
     check_index_axis,
     check_is_number,
     check_keepdims,
@@ -492,6 +493,19 @@ class Tensor:
         """A tensor of ones."""
         shape = shape_argument("ones", shape)
         return cls(np.ones(shape, dtype=dtype_argument("ones", dtype)), requires_grad=requires_grad)
+
+    @classmethod
+    def full(cls, shape: int | Sequence[int], fill_value: bool | int | float, dtype=None,
+             requires_grad: bool = False) -> "Tensor":
+        """A tensor of ``shape`` holding ``fill_value`` everywhere; as PyTorch's, its dtype
+        follows the value unless given: bool for a bool, int64 for an int, float32 for a float."""
+        shape = shape_argument("full", tuple(shape) if isinstance(shape, (tuple, list)) else (shape,))
+        if not isinstance(fill_value, (numbers.Real, np.bool_)):
+            raise TypeError(f"full: fill_value must be a number, got {fill_value!r}")
+        if dtype is None:
+            dtype = (np.bool_ if isinstance(fill_value, (bool, np.bool_)) else
+                     np.int64 if isinstance(fill_value, numbers.Integral) else np.float32)
+        return cls(np.full(shape, fill_value, dtype=dtype_argument("full", dtype)), requires_grad=requires_grad)
 
     @classmethod
     def zeros_like(cls, other: ArrayLike, dtype=None, requires_grad: bool = False) -> "Tensor":
@@ -1185,6 +1199,7 @@ class Tensor:
         "Addition" layers; ``relu=True`` applies a relu in the same op (the seed's fused form).
         An integer input, weight or bias mixed with a float one takes the float's dtype (as ``+``).
         """
+        check_flag("conv2d", "relu", relu)
         x, weight = _promoted(self, self._operand(weight))
         if bias is not None:
             x, bias = _promoted(x, self._operand(bias))
@@ -1211,6 +1226,7 @@ class Tensor:
         (left, right)) of zeros (PyTorch's max_pool2d pads with −∞ instead)."""
         if self.ndim != 4:
             raise ValueError(f"max_pool2d input must be 4-D (N,C,H,W), got shape {self.shape}")
+        check_flag("max_pool2d", "relu", relu)
         widths = ((0, 0), (0, 0)) + pool_padding(padding)
         kernel, stride = pool_geometry(kernel_size, stride)
         check_pool2d("max_pool2d", tuple(size + sum(pair) for size, pair in zip(self.shape, widths)), kernel)
@@ -1277,6 +1293,12 @@ class Tensor:
 
     def long(self) -> "Tensor":
         return self.astype(np.int64)
+
+    def int(self) -> "Tensor":
+        return self.astype(np.int32)
+
+    def bool(self) -> "Tensor":
+        return self.astype(np.bool_)
 
 
 # ---------------------------------------------------------------------------
