@@ -512,12 +512,13 @@ OPS_KEEPING_NO_INPUT = {
     "MaxPool2d": lambda a, b: a.max_pool2d(2, 1), "AvgPool2d": lambda a, b: a.avg_pool2d(2),
     "Softmax": lambda a, b: a.softmax(axis=1), "LogSoftmax": lambda a, b: a.log_softmax(axis=1),
     "CrossEntropy": lambda a, b: a.reshape(6, 4).cross_entropy([0, 1, 2, 3, 0, 1]),
+    "Remainder": lambda a, b: a % (b * 0.3),
 }
 # and every op whose VJP keeps no output array (saves_output = False)
 OPS_KEEPING_NO_OUTPUT = {
     **{name: OPS_KEEPING_NO_INPUT[name] for name in ("Add", "Sub", "Neg", "Clip", "LeakyReLU", "Reshape", "Pad",
                                                       "Permute", "GetItem", "Cat", "Stack", "Cast", "Sum", "Mean",
-                                                      "Max", "AvgPool2d", "CrossEntropy")},
+                                                      "Max", "AvgPool2d", "CrossEntropy", "Remainder")},
     "Mul": lambda a, b: a * b, "Div": lambda a, b: a / b, "Log": lambda a, b: a.log(), "Abs": lambda a, b: (a - 1.0).abs(),
     "Maximum": lambda a, b: a.maximum(b), "Minimum": lambda a, b: a.minimum(b),
     "Where": lambda a, b: Tensor.where(a > 1.0, a, b), "MatMul": lambda a, b: a @ b.transpose(2, 3),

@@ -54,6 +54,45 @@ def test_binary_op_vjp_with_broadcasting(name, shapes, seed):
     np.testing.assert_allclose(output.data, binary_ops[name](a, b))
 
 
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=4, max_side=4), seed=seeds)
+def test_remainder_vjp_with_broadcasting_away_from_its_jumps(shapes, seed):
+    """a % b = a − b·⌊a/b⌋, b broadcast against a (its gradient summed back): a is drawn as
+    b·(k + f) with f in [0.1, 0.9], so that no finite-difference step crosses a jump of
+    ⌊a/b⌋; b of either sign."""
+    rng = np.random.default_rng(seed)
+    b_shape, shape = shapes.input_shapes[1], shapes.result_shape
+    b = rng.uniform(0.5, 2.0, b_shape) * rng.choice([-1.0, 1.0], b_shape)
+    a = np.broadcast_to(b, shape) * (rng.integers(-3, 3, shape) + rng.uniform(0.1, 0.9, shape))
+    assert gradcheck(lambda t, d: t % d, [a, b])
+    np.testing.assert_allclose((Tensor(a) % Tensor(b)).data, np.remainder(a, b))
+
+
+@pytest.mark.parametrize("a, b", [
+    ([7, -7, 7, -7, 0], [2, 2, -2, -2, 3]),  # int: the sign of the divisor, as Python's %
+    ([3.5, -1.25, 4.0, -0.5], [2.0, 0.5, -3.0, 0.25]),
+])
+def test_remainder_and_floor_division_as_python(a, b):
+    for left, right in zip(a, b):
+        assert (Tensor([left]) % right).item() == left % right
+        assert (Tensor([left]) // right).item() == left // right
+        assert (left % Tensor([right])).item() == left % right and (left // Tensor([right])).item() == left // right
+    ints = Tensor([7, -7]) // 2
+    assert ints.dtype == np.int64 and ints.data.tolist() == [3, -4]
+    assert (Tensor([7]) // 2.5).dtype == np.float32 and (Tensor([7]) % Tensor([2.5])).dtype == np.float32
+
+
+def test_floor_division_has_no_gradient_and_an_integer_zero_divisor_is_an_error():
+    x = Tensor([3.5, -1.0], requires_grad=True)
+    quotient = x // 2.0
+    assert not quotient.requires_grad and quotient.data.tolist() == [1.0, -1.0]
+    (quotient * x).sum().backward()  # a constant in the graph, as a comparison
+    np.testing.assert_array_equal(x.grad, [1.0, -1.0])
+    assert np.isnan((Tensor([1.0]) % 0.0).item())  # a float divisor 0: NaN, as PyTorch
+    for call in (lambda: Tensor([1, 2]) // Tensor([1, 0]), lambda: Tensor([5]) % 0, lambda: 5 % Tensor([0])):
+        with pytest.raises(ZeroDivisionError, match="integer (//|%) by zero"):
+            call()
+
+
 @given(shape=small_shapes, seed=seeds, scalar=st.floats(0.5, 3.0))
 def test_python_numbers_mix_in(shape, seed, scalar):
     x = random_array(seed, shape)

@@ -73,6 +73,7 @@ def test_unary_ops_match_pytorch(ours, theirs, data):
     (lambda a, b: Tensor.cat([a, b], axis=1), lambda a, b: torch.cat([a, b], 1)),
     (lambda a, b: Tensor.stack([a, b], axis=0), lambda a, b: torch.stack([a, b], 0)),
     (lambda a, b: a @ b.T, lambda a, b: a @ b.T),
+    (lambda a, b: a % (b - 0.5), lambda a, b: torch.remainder(a, b - 0.5)),
 ])
 def test_binary_ops_match_pytorch_ties_included(ours, theirs):
     a = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 5.0]])

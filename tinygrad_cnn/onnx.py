@@ -742,6 +742,10 @@ CONVERTERS: dict[str, Converter] = {
 #: the ops of ``tinygrad_cnn.ops`` that are deliberately not exported, and why
 NOT_EXPORTABLE: dict[str, str] = {
     "CrossEntropy": "it is the loss: export the model that returns the logits, not the loss",
+    "Remainder": ("it is not translated yet: ONNX's Mod takes the divisor's sign only for integers (for floats "
+                  "it needs fmod=1, C's fmod, with the dividend's sign), so a float % needs a − b·Floor(a/b)"),
+    "FloorDivide": ("it is not translated yet: ONNX's Div truncates integers toward zero where // rounds down, "
+                    "so it needs Floor(Div) for floats and a correction for negative integers"),
 }
 
 #: our ops whose ONNX node is defined for some input dtypes only (opset 17's type constraints;

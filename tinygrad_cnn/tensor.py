@@ -778,6 +778,23 @@ class Tensor:
     def __rtruediv__(self, other: ArrayLike) -> "Tensor":
         return self._operand(other).__truediv__(self)
 
+    def __mod__(self, other: ArrayLike) -> "Tensor":
+        """Remainder with the sign of the divisor, as Python's ``%`` and PyTorch's ``remainder``."""
+        left, right = _integer_divisor_checked("%", *_promoted(self, self._operand(other)))
+        return ops.Remainder.apply(left, right)
+
+    def __rmod__(self, other: ArrayLike) -> "Tensor":
+        return self._operand(other).__mod__(self)
+
+    def __floordiv__(self, other: ArrayLike) -> "Tensor":
+        """⌊self / other⌋, as Python's ``//`` and PyTorch's ``floor_divide``; it has no gradient
+        (see ``ops.FloorDivide``). int // int is int64, a float operand gives a float."""
+        left, right = _integer_divisor_checked("//", *_promoted(self, self._operand(other)))
+        return _apply_unrecorded(ops.FloorDivide, left, right)
+
+    def __rfloordiv__(self, other: ArrayLike) -> "Tensor":
+        return self._operand(other).__floordiv__(self)
+
     def __neg__(self) -> "Tensor":
         return ops.Neg.apply(self)
 
@@ -1315,6 +1332,16 @@ def _apply_unrecorded(op: type[Function], *inputs: Tensor, **options: Any) -> Te
         with no_grad():
             return op.apply(*inputs, **options)
     return op.apply(*inputs, **options)
+
+
+def _integer_divisor_checked(symbol: str, left: Tensor, right: Tensor) -> tuple[Tensor, Tensor]:
+    """The operands of ``%`` or ``//`` (already promoted), once they broadcast and, for integers,
+    no divisor is 0: a ZeroDivisionError there, as PyTorch (numpy would give 0 with a warning)."""
+    check_broadcast(symbol, left, right)
+    if right.dtype.kind in "biu" and left.dtype.kind in "biu" and not np.all(right.data):
+        raise ZeroDivisionError(f"integer {symbol} by zero: the divisor holds a 0 (PyTorch raises too; "
+                                "a float divisor gives NaN or inf instead)")
+    return left, right
 
 
 def _promoted(a: Tensor, b: Tensor, true_division: bool = False) -> tuple[Tensor, Tensor]:

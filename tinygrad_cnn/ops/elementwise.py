@@ -11,7 +11,7 @@ from tinygrad_cnn.function import Function, Gradients, unbroadcast
 __all__ = [
     "Add", "Sub", "Mul", "Div", "Neg", "ReLU",
     "Exp", "Log", "Sqrt", "Pow", "Tanh", "Sigmoid", "Abs", "Clip", "Maximum", "Minimum", "Where",
-    "Compare", "LeakyReLU", "ELU",
+    "Compare", "LeakyReLU", "ELU", "Remainder", "FloorDivide",
 ]
 
 
@@ -413,3 +413,50 @@ class ELU(Function):
         alpha = np.asarray(self.alpha, dtype=grad_out.dtype)
         with np.errstate(invalid="ignore"):  # (the unused branch may hold 0 · inf)
             return (np.where(self.not_positive, grad_out * (self.output + alpha), grad_out),)
+
+
+class Remainder(Function):
+    """y = a mod b = a − b·⌊a/b⌋, with the sign of b (Python's ``%``, numpy's ``remainder``,
+    PyTorch's ``remainder``); a float b = 0 gives NaN, as in PyTorch.
+
+    VJP: da = G,  db = −G·⌊a/b⌋ (summed back over broadcast axes). ⌊a/b⌋ is piecewise constant:
+    its derivative is 0 wherever it exists, and at a jump (a/b a whole number) this takes the
+    value on the side the forward's ⌊a/b⌋ is on, as PyTorch does.
+    """
+
+    saves_inputs = False
+    saves_output = False
+
+    label = "Remainder"
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        self.a_shape, self.b_shape = a.shape, b.shape
+        with np.errstate(divide="ignore", invalid="ignore"):  # float b = 0: NaN, as PyTorch
+            if self.needs_input_grad[1]:
+                self.quotient = np.floor_divide(a, b)  # (a fresh array: an in-place change of a or b is harmless)
+            return np.remainder(a, b)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        grad_a = unbroadcast(grad_out, self.a_shape) if self.needs_input_grad[0] else None
+        grad_b = unbroadcast(-grad_out * self.quotient, self.b_shape) if self.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class FloorDivide(Function):
+    """y = ⌊a/b⌋ (Python's ``//``, numpy's ``floor_divide``, PyTorch's ``floor_divide``); a float
+    b = 0 gives ±inf or NaN, as in PyTorch.
+
+    VJP: none: y is piecewise constant in a and b, so, as a comparison, it is applied without
+    recording (``Tensor.__floordiv__``) and never requires grad. (PyTorch records it and raises
+    at backward, "derivative for floor_divide is not implemented"; here a graph through it
+    treats it as the constant it is almost everywhere.)
+    """
+
+    label = "Floor division"
+
+    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.floor_divide(a, b)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return None, None
