@@ -8,6 +8,9 @@ OpenBLAS at 2 threads (as benchmarks/train_step.py runs it) and at 1 thread
 (OPENBLAS_NUM_THREADS is read once, when numpy loads). Within a process the two ways of
 running alternate round by round; the medians are printed.
 
+* hand-offs: the price of giving the second thread one pass: 100 empty tasks handed over and
+  waited for; 100 multiplies of 100,000 and of 400,000 floats (a pass of a batch-32 and of a
+  batch-128 step), whole in this thread or as two halves on two threads, one hand-off each;
 * adds: 50 ``np.add`` of 400,000 floats in this thread, or 25 in each of two threads, timed
   on their own, and from right after a GEMM (as each element-wise pass of a step comes soon
   after one);
@@ -98,6 +101,31 @@ def adds(worker: ThreadPoolExecutor, rng: np.random.Generator, after_gemm: bool)
                      repeat=5, before=(lambda: gemm_a @ gemm_b) if after_gemm else None)
 
 
+def handoffs(worker: ThreadPoolExecutor, rng: np.random.Generator) -> dict[str, float]:
+    """One hand-off per pass, as splitting every pass of a kernel over two threads would need:
+    100 empty tasks handed to the worker and waited for, and 100 multiplies of 100,000 and of
+    400,000 floats (a pass of a batch-32 step and of a batch-128 one), each whole in this thread
+    or as two halves, one on each thread. ms per 100 = µs per hand-off or pass."""
+    results = alternate({"100 hand-offs of an empty task": lambda: _hand_off(worker, 100, lambda: None,
+                                                                              lambda: None)}, repeat=5)
+    for size in (100_000, 400_000):
+        x, out = rng.random((2, size // 2), np.float32), np.empty((2, size // 2), np.float32)
+        halves = [lambda index=index: np.multiply(x[index], 0.5, out=out[index]) for index in (0, 1)]
+        results.update(alternate({
+            f"100 multiplies of {size:,}, one thread": lambda: [np.multiply(x, 0.5, out=out) for _ in range(100)],
+            f"100 multiplies of {size:,}, two threads": lambda: _hand_off(worker, 100, *halves),
+        }, repeat=5))
+    return results
+
+
+def _hand_off(worker: ThreadPoolExecutor, count: int, mine: Callable[[], object], theirs: Callable[[], object]) -> None:
+    """``count`` times: hand ``theirs`` to the worker, run ``mine`` here, wait for the worker."""
+    for _ in range(count):
+        other = worker.submit(theirs)
+        mine()
+        other.result()
+
+
 def pools(worker: ThreadPoolExecutor, rng: np.random.Generator) -> dict[str, float]:
     """Both pools of a batch-128 step, forward and backward, each as two halves of its
     channels: one after the other, or on two threads, each right after a GEMM."""
@@ -179,7 +207,8 @@ def steps(worker: ThreadPoolExecutor, batch: int) -> dict[str, float]:
 def child() -> None:
     kernels.scratch = per_thread_scratch
     worker, rng = ThreadPoolExecutor(1), np.random.default_rng(0)
-    results = {**adds(worker, rng, after_gemm=False), **adds(worker, rng, after_gemm=True), **pools(worker, rng),
+    results = {**handoffs(worker, rng), **adds(worker, rng, after_gemm=False), **adds(worker, rng, after_gemm=True),
+               **pools(worker, rng),
                **steps(worker, 32), **steps(worker, 128)}
     print(json.dumps(results))
 
@@ -196,9 +225,9 @@ def main() -> None:
         if done.returncode != 0:
             raise SystemExit(f"the child with OpenBLAS at {blas_threads} thread(s) failed:\n{done.stderr}")
         results[blas_threads] = json.loads(done.stdout.splitlines()[-1])
-    print(f"{'ms (median of ' + str(ROUNDS) + ' rounds)':36}{'OpenBLAS 2 threads':>20}{'OpenBLAS 1 thread':>20}")
+    print(f"{'ms (median of ' + str(ROUNDS) + ' rounds)':44}{'OpenBLAS 2 threads':>20}{'OpenBLAS 1 thread':>20}")
     for name in results["2"]:
-        print(f"{name:36}{results['2'][name]:>20.2f}{results['1'][name]:>20.2f}")
+        print(f"{name:44}{results['2'][name]:>20.2f}{results['1'][name]:>20.2f}")
 
 
 if __name__ == "__main__":
