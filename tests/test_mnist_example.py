@@ -137,6 +137,7 @@ def test_kill_9_mid_epoch_leaves_a_loadable_checkpoint_and_resume_is_bit_exact(d
     assert not [p for p in tmp_path.iterdir() if p.name != "run.npz" and not p.name.endswith(".tmp")]
     run(data_dir, "--resume", str(checkpoint), "--save", str(checkpoint), "--limit-test", "500")
     assert_bit_identical(checkpoint, uninterrupted)
+    assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]  # a temporary the kill left is removed by a later save
 
 
 def test_ctrl_c_without_save_exits_cleanly(data_dir):

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ import pytest
 from tinygrad_cnn import Tensor
 from tinygrad_cnn.models import SeedCNN, SeedMLP
 from tinygrad_cnn.nn import get_parameters, load, load_state_dict, named_parameters, save, state_dict
+
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 class Block:
@@ -245,6 +248,79 @@ def test_save_syncs_the_directory_after_the_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", recording_fsync)
     save({"w": np.zeros(2)}, tmp_path / "weights.npz")
     assert synced == [False, True]  # the file's data, then its directory
+
+
+def a_finished_process_id() -> int:
+    """The pid of a process that has ended (and been waited for): no process has it now."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_save_removes_the_temporaries_a_killed_save_of_the_same_file_left(tmp_path):
+    """kill -9 (or a power loss) mid-save leaves the hidden temporary file; the next save of
+    the same file removes it, since the process that wrote it is gone."""
+    target = tmp_path / "model.npz"
+    save({"w": np.zeros(2)}, target)
+    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from tinygrad_cnn.nn import atomic_file
+        with atomic_file({str(target)!r}) as file:
+            file.write(b"half a checkpoint")
+            file.flush()
+            print("writing", flush=True)
+            time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        left = [path.name for path in tmp_path.iterdir() if path.name != "model.npz"]
+        assert len(left) == 1 and left[0].endswith(f".{writer.pid}.tmp")  # a live writer's: kept
+        save({"w": np.ones(2)}, target)
+        assert (tmp_path / left[0]).exists()
+    finally:
+        writer.kill()
+        writer.wait()
+    save({"w": np.full(2, 2.0)}, target)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.npz"]
+    assert load(target)["w"].tolist() == [2.0, 2.0]
+
+
+def test_only_abandoned_temporaries_of_the_file_being_saved_are_removed(tmp_path):
+    dead, alive = a_finished_process_id(), os.getpid()
+    stale = tmp_path / f".model.npz.abc_1234.{dead}.tmp"
+    kept = [
+        f".model.npz.abc_1234.{alive}.tmp",  # being written by a live process (this one)
+        f".other.npz.abc_1234.{dead}.tmp",  # another file's
+        f".model.npz.7.abc_1234.{dead}.tmp",  # the file "model.npz.7"'s
+        ".model.npz.abc_1234.tmp",  # written before pids were in the names: its writer is unknown
+        f".model.npz.abc_12345.{dead}.tmp",  # not mkstemp's 8 random characters
+        f"model.npz.abc_1234.{dead}.tmp",  # not hidden
+        f".model.npz.abc_1234.{dead}.tmp.old",
+        f".model.npz.abc_1234.{dead}.tmp.npz",
+        "model.npz.tmp",
+    ]
+    stale.write_bytes(b"half a checkpoint")
+    for name in kept:
+        (tmp_path / name).write_bytes(b"not ours")
+    (tmp_path / f".model.npz.abc_9999.{dead}.tmp").mkdir()  # the right name, but a directory
+    kept.append(f".model.npz.abc_9999.{dead}.tmp")
+    save({"w": np.zeros(2)}, tmp_path / "model.npz")
+    assert not stale.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*kept, "model.npz"])
+
+
+def test_a_temporary_that_cannot_be_removed_does_not_stop_the_save(tmp_path, monkeypatch):
+    from tinygrad_cnn import nn
+
+    stale = tmp_path / f".model.npz.abc_1234.{a_finished_process_id()}.tmp"
+    stale.write_bytes(b"half a checkpoint")
+
+    def refused(path):
+        raise PermissionError(errno.EACCES, "Permission denied", path)
+
+    monkeypatch.setattr(nn.os, "unlink", refused)
+    save({"w": np.zeros(2)}, tmp_path / "model.npz")
+    assert stale.exists() and load(tmp_path / "model.npz")["w"].tolist() == [0.0, 0.0]
 
 
 def test_a_graph_built_before_load_state_dict_raises_at_backward():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 import tempfile
 import zipfile
@@ -206,6 +207,63 @@ def _sync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
+def temporary_name_pattern(target_name: str) -> re.Pattern[str]:
+    """The names ``atomic_file`` gives the temporary files of a file called ``target_name``:
+    ``.<target_name>.<8 random characters>.<pid of the writing process>.tmp``.
+
+    The pid comes last, after mkstemp's 8 random letters, digits or underscores, and a pid has
+    at most 7 digits (Linux's largest is 4194304): so no other file's temporary matches, nor
+    one written before pids were in the names (``.<name>.<8 random characters>.tmp``, whose
+    last part has 8 characters)."""
+    return re.compile(rf"\.{re.escape(target_name)}\.[a-z0-9_]{{8}}\.([1-9][0-9]{{0,6}})\.tmp")
+
+
+def process_is_running(pid: int) -> bool:
+    """Whether a process with this id runs on this machine. True whenever that cannot be told:
+    a process of another user (PermissionError), or Windows, where ``os.kill(pid, 0)`` would
+    end the process instead of asking after it."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent; only whether the process exists is checked
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_abandoned_temporaries(target: Path) -> list[Path]:
+    """Remove the temporary files that ``atomic_file`` of ``target`` left behind in processes
+    that were killed (kill -9, a power loss) before they could remove them; returns them.
+
+    The rule, so that nothing else is ever removed: a file is removed only when its name is
+    exactly this target's temporary name (``temporary_name_pattern``), it is a plain file
+    (not a link or a directory), and the process whose pid the name holds is no longer
+    running. A temporary being written by a live process (this one included) is left alone;
+    so is one whose pid has since been reused (it stays until that process ends). Pids are
+    per machine: a directory shared with another machine or container that writes the same
+    file at the same moment is not protected (two writers of one file race anyway). Removing
+    is best-effort: a file that cannot be removed is left, and the save goes on."""
+    pattern = temporary_name_pattern(target.name)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or process_is_running(int(match.group(1))):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:  # (gone already, or not ours to remove)
+            pass
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_file(path: PathLike) -> Iterator[BinaryIO]:
     """Create or replace the file ``path`` with what the ``with`` block writes, atomically.
@@ -215,8 +273,10 @@ def atomic_file(path: PathLike) -> Iterator[BinaryIO]:
     umask) or those of the file it replaces, and renamed over ``path``; the directory is then
     synced too, so the rename itself survives a power loss. An interrupt, a kill or a full
     disk at any moment leaves the previous file (or none), never a broken one; an error or
-    interrupt removes the temporary file (only a hard kill can leave the hidden
-    ``.<name>.*.tmp`` behind). A symlink is followed: the file it points to is replaced and
+    interrupt removes the temporary file. Only a hard kill (or a power loss) can leave the
+    hidden ``.<name>.<random>.<pid>.tmp`` behind: the next ``atomic_file`` of the same path
+    removes it once its process is gone (``remove_abandoned_temporaries``), before it writes.
+    A symlink is followed: the file it points to is replaced and
     the link stays. A path that names a directory (an existing one, or one ending in a
     separator) is an IsADirectoryError naming it, before anything is written. Creating,
     syncing or renaming the file raises OSError naming ``path``; an error raised inside the
@@ -229,12 +289,14 @@ def atomic_file(path: PathLike) -> Iterator[BinaryIO]:
     if not directory.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no such directory to save into", str(directory))
     permissions = _permissions_for(target)
+    remove_abandoned_temporaries(target)  # (first: on a full disk, they may be what fills it)
     temporary: Optional[str] = None
     file: Optional[BinaryIO] = None
     block_finished = False
     try:  # (from before the temporary file exists: an interrupt at any point after removes it)
         try:
-            descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+            descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".{os.getpid()}.tmp",
+                                                     dir=directory)
         except OSError as error:
             raise OSError(error.errno, error.strerror, str(path)) from None
         file = os.fdopen(descriptor, "wb")
