@@ -590,21 +590,24 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def checkpoint_path(args: argparse.Namespace, run: Run) -> Optional[Path]:
     """Where this run's checkpoints go, checked: --save, else the --resume file, else nowhere.
-    An existing file is replaced only when it is the checkpoint being resumed."""
+    An existing file is replaced only when it is the checkpoint being resumed. A finished run
+    trains nothing and writes no checkpoint: its --save is not checked, so no missing
+    directory is created for a file that will never be written."""
+    if run.finished:
+        return None
     if args.save:
         path = prepare_output_file(args.save, "--save")
         if path.exists() and not (args.resume and path.samefile(args.resume)):
             raise CommandLineError(f"--save {path}: the file exists and this run would replace it; continue that "
                                    f"run with --resume {path}, or choose another path, or delete it first")
-    elif args.resume and not run.finished:
+    elif args.resume:
         try:
             path = prepare_output_file(args.resume, "--resume")
         except CommandLineError as error:
             raise CommandLineError(f"{error} (give --save PATH to keep the resumed run elsewhere)") from None
     else:
         return None
-    if not run.finished:
-        check_free_space(path, checkpoint_bytes(run), "--save" if args.save else "--resume")
+    check_free_space(path, checkpoint_bytes(run), "--save" if args.save else "--resume")
     return path
 
 

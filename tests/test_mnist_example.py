@@ -607,6 +607,40 @@ def test_resuming_a_finished_run_evaluates_it_and_a_larger_epochs_extends_it(dat
     assert "after 3 epochs" in final and "the whole run trained" in final
 
 
+@pytest.fixture
+def tiny_trainer(tmp_path, monkeypatch):
+    """examples/mnist.py imported as a module, and its flags for a made-up MNIST of 32 training
+    and 8 test images (one step per epoch): for what needs a checkpoint, not learning."""
+    from test_datasets import write_mnist
+
+    write_mnist(tmp_path / "data", train=32, test=8)
+    monkeypatch.syspath_prepend(str(REPOSITORY / "examples"))
+    import mnist
+
+    return mnist, ["--data-dir", str(tmp_path / "data"), "--no-progress", "--batch-size", "32"]
+
+
+def test_resuming_a_finished_run_with_save_elsewhere_creates_and_writes_nothing(tiny_trainer, tmp_path, capsys):
+    """The up-front check of --save created its missing directory, though a finished run
+    writes no checkpoint."""
+    trainer, flags = tiny_trainer
+    checkpoint, elsewhere, taken = tmp_path / "run.npz", tmp_path / "other" / "x.npz", tmp_path / "taken.npz"
+    assert trainer.main([*flags, "--epochs", "1", "--save", str(checkpoint)]) == 0
+    taken.write_bytes(b"last week's run")
+    before = sorted(path.name for path in tmp_path.iterdir())
+    capsys.readouterr()
+    for save in (elsewhere, taken):  # (an existing file is no reason to stop a run that replaces nothing)
+        assert trainer.main([*flags, "--resume", str(checkpoint), "--save", str(save)]) == 0
+        output = capsys.readouterr().out
+        assert "is finished" in output and f"note: nothing was trained, so --save {save} is ignored" in output
+        assert sorted(path.name for path in tmp_path.iterdir()) == before
+    assert taken.read_bytes() == b"last week's run"
+
+    # a run that will train still has its --save checked, and its directory made, before it starts
+    assert trainer.main([*flags, "--resume", str(checkpoint), "--epochs", "2", "--save", str(elsewhere)]) == 0
+    assert position(elsewhere) == (2, 0, 2)
+
+
 def test_dataset_fashion_trains_on_fashion_mnist_files_and_names_the_classes(tmp_path):
     """--dataset fashion loads Fashion-MNIST's files (made here: the machine has no copy) and
     titles the plots with its class names; the choice is kept by the checkpoint."""
