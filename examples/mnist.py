@@ -65,6 +65,10 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 # What a flag left out means (kept None in the parsed arguments, so a given flag can be told apart).
 DEFAULTS: dict[str, Any] = {"model": "cnn", "recipe": "fast", "seed": 0, "dataset": "mnist"}
+ADAM_BETAS = (0.9, 0.999)  # what --betas left out means
+#: the optimizer's own setting; the other optimizer has no use for it
+OPTIMIZER_SETTINGS = {"sgd": "momentum", "adam": "betas"}
+OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}
 TRAINING_FLAGS = ("model", "recipe", "optimizer", "betas", "epochs", "batch_size", "lr", "momentum", "warmup_epochs",
                   "seed", "limit_train", "dataset")
 
@@ -198,7 +202,7 @@ class Run:
 
 def make_optimizer(config: dict[str, Any], model: Any) -> Optimizer:
     if config["optimizer"] == "adam":
-        return Adam(get_parameters(model), lr=config["lr"], betas=tuple(config.get("betas") or (0.9, 0.999)))
+        return Adam(get_parameters(model), lr=config["lr"], betas=tuple(config.get("betas") or ADAM_BETAS))
     return SGD(get_parameters(model), lr=config["lr"], momentum=config["momentum"])
 
 
@@ -214,13 +218,29 @@ def as_text(value: Any) -> str:
     return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
+def value_in_use(config: dict[str, Any], name: str) -> Any:
+    """The value of the setting ``name`` that the run ``config`` describes trains with: a run
+    started without --betas trains with Adam's defaults (``make_optimizer``), not with none."""
+    if name == "betas" and config.get("betas") is None:
+        return ADAM_BETAS
+    return config.get(name, DEFAULTS.get(name))
+
+
 def ignored_flags(args: argparse.Namespace, config: dict[str, Any], names) -> list[str]:
-    """``--flag value`` for every flag among ``names`` the user gave with a value the run does not use."""
+    """``--flag value (why)`` for every flag among ``names`` the user gave with a value the run
+    does not use: one that differs from the value the run trains with, or the other
+    optimizer's setting (--momentum for an Adam run, --betas for an SGD run), whatever its value."""
     ignored = []
+    optimizer = config.get("optimizer")
     for name in names:
-        given, stored = getattr(args, name), config.get(name, DEFAULTS.get(name))
-        if given is not None and as_text(given) != as_text(stored):
-            ignored.append(f"{flag_name(name)} {as_text(given)} (the checkpoint has {as_text(stored)})")
+        given = getattr(args, name)
+        if given is None:
+            continue
+        if name in OPTIMIZER_SETTINGS.values() and OPTIMIZER_SETTINGS.get(optimizer) != name:
+            ignored.append(f"{flag_name(name)} {as_text(given)} (the checkpoint trains with "
+                           f"{OPTIMIZER_NAMES.get(optimizer, optimizer)}, which has no {flag_name(name)})")
+        elif as_text(given) != as_text(value_in_use(config, name)):
+            ignored.append(f"{flag_name(name)} {as_text(given)} (the checkpoint has {as_text(value_in_use(config, name))})")
     return ignored
 
 

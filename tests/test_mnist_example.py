@@ -641,6 +641,32 @@ def test_resuming_a_finished_run_with_save_elsewhere_creates_and_writes_nothing(
     assert position(elsewhere) == (2, 0, 2)
 
 
+def resume_notes(trainer, flags: list[str], capsys) -> list[str]:
+    assert trainer.main(flags) == 0
+    return [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: resuming")]
+
+
+def test_the_resume_note_names_only_settings_the_run_does_not_use(tiny_trainer, tmp_path, capsys):
+    """An Adam run started without --betas trains with 0.9 0.999; resuming it with
+    --betas 0.9 0.999 said those were ignored and that the checkpoint had "none"."""
+    trainer, flags = tiny_trainer
+    adam, sgd = str(tmp_path / "adam.npz"), str(tmp_path / "sgd.npz")
+    assert trainer.main([*flags, "--epochs", "1", "--optimizer", "adam", "--save", adam]) == 0
+    assert trainer.main([*flags, "--epochs", "1", "--save", sgd]) == 0
+    capsys.readouterr()
+    ignoring = "note: resuming with the checkpoint's settings; ignoring "
+    assert resume_notes(trainer, [*flags, "--resume", adam, "--betas", "0.9", "0.999"], capsys) == []
+    assert resume_notes(trainer, [*flags, "--resume", adam, "--betas", "0.8", "0.99"], capsys) == [
+        ignoring + "--betas 0.8 0.99 (the checkpoint has 0.9 0.999)"]
+    assert resume_notes(trainer, [*flags, "--resume", adam, "--momentum", "0.9"], capsys) == [  # (the recipe's value)
+        ignoring + "--momentum 0.9 (the checkpoint trains with Adam, which has no --momentum)"]
+    assert resume_notes(trainer, [*flags, "--resume", sgd, "--betas", "0.9", "0.999"], capsys) == [
+        ignoring + "--betas 0.9 0.999 (the checkpoint trains with SGD, which has no --betas)"]
+    assert resume_notes(trainer, [*flags, "--resume", sgd, "--momentum", "0.9"], capsys) == []
+    assert resume_notes(trainer, [*flags, "--resume", sgd, "--momentum", "0.5"], capsys) == [
+        ignoring + "--momentum 0.5 (the checkpoint has 0.9)"]
+
+
 def test_dataset_fashion_trains_on_fashion_mnist_files_and_names_the_classes(tmp_path):
     """--dataset fashion loads Fashion-MNIST's files (made here: the machine has no copy) and
     titles the plots with its class names; the choice is kept by the checkpoint."""
