@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -221,6 +222,38 @@ def model_from_checkpoint(path: PathLike) -> tuple[Any, Optional[dict[str, Any]]
 
 
 # ---------------------------------------------------------------------------
+# Numbers on the command line, checked by the parser
+# ---------------------------------------------------------------------------
+
+#: how the scripts' --lr help ends: the rule refuse_negative applies, and why 0 passes it
+LEARNING_RATE_RULE = ("a finite number >= 0; 0 is allowed, as PyTorch's optimizers allow it: the weights then never "
+                      "change, a dry run of the data, the loop and the outputs")
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of an argparse destination: ``batch_size`` -> ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def refuse_non_positive(parser: argparse.ArgumentParser, args: argparse.Namespace, names: Iterable[str]) -> None:
+    """Each named count (epochs, batch size, images, steps), when given, must be at least 1."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            parser.error(f"{flag_name(name)} must be positive, got {value}")
+
+
+def refuse_negative(parser: argparse.ArgumentParser, args: argparse.Namespace, names: Iterable[str]) -> None:
+    """Each named float flag (a learning rate, a momentum, a warm-up length), when given, must be
+    a finite number >= 0 (NaN and inf are refused too): the rule of the package's optimizers
+    and schedules (``optim.check_number``) and of PyTorch's, which accept lr=0."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and (not math.isfinite(value) or value < 0):
+            parser.error(f"{flag_name(name)} must be a finite number >= 0, got {value}")
+
+
+# ---------------------------------------------------------------------------
 # Output paths, checked before any work starts
 # ---------------------------------------------------------------------------
 
@@ -231,7 +264,7 @@ def refuse_empty_paths(parser: argparse.ArgumentParser, args: argparse.Namespace
     a fresh run instead of a resumed one) or name the current directory."""
     for name in names:
         if getattr(args, name) == "":
-            parser.error(f"--{name.replace('_', '-')} was given an empty path")
+            parser.error(f"{flag_name(name)} was given an empty path")
 
 
 def expand_home(args: argparse.Namespace, names: Iterable[str]) -> None:

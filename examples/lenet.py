@@ -24,6 +24,7 @@ from typing import Optional
 
 import numpy as np
 from common import (  # examples/common.py, next to this file
+    LEARNING_RATE_RULE,
     CommandLineError,
     accuracy_percent,
     expand_home,
@@ -31,6 +32,8 @@ from common import (  # examples/common.py, next to this file
     predict,
     prepare_output_file,
     refuse_empty_paths,
+    refuse_negative,
+    refuse_non_positive,
 )
 
 from tinygrad_cnn import Tensor, train_mode
@@ -63,7 +66,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=2, help="passes over the training set (default 2)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per Adam step (default 32)")
-    parser.add_argument("--lr", type=float, default=2e-3, help="Adam's learning rate (default 0.002)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="Adam's learning rate (default 0.002): "
+                        + LEARNING_RATE_RULE)
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order (default 0)")
     parser.add_argument("--limit-train", type=int, metavar="N", help="train on the first N training images only")
     parser.add_argument("--limit-test", type=int, metavar="N", help="evaluate on the first N test images only")
@@ -71,12 +75,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                                            "(default: $TINYGRAD_CNN_DATA or ~/.cache/tinygrad_cnn/mnist)")
     parser.add_argument("--json", metavar="PATH", help="write the final test accuracy and timings as JSON")
     args = parser.parse_args(argv)
-    for name in ("epochs", "batch_size", "limit_train", "limit_test"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
-    if not (math.isfinite(args.lr) and args.lr > 0):
-        parser.error(f"--lr must be a finite number > 0, got {args.lr}")
+    refuse_non_positive(parser, args, ("epochs", "batch_size", "limit_train", "limit_test"))
+    refuse_negative(parser, args, ("lr",))
     if args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
     refuse_empty_paths(parser, args, ("data_dir", "json"))

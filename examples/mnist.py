@@ -31,6 +31,7 @@ import numpy as np
 from common import (
     CLASS_NAMES,
     DATASETS,
+    LEARNING_RATE_RULE,
     OPTIMIZERS,
     CommandLineError,
     ModelDiverged,
@@ -38,6 +39,7 @@ from common import (
     build_model,
     check_free_space,
     expand_home,
+    flag_name,
     load_data,
     load_weights,
     model_from_checkpoint,
@@ -46,6 +48,8 @@ from common import (
     read_checkpoint,
     refuse_directory_name,
     refuse_empty_paths,
+    refuse_negative,
+    refuse_non_positive,
     save_checkpoint,
 )
 
@@ -73,10 +77,6 @@ TRAINING_FLAGS = ("model", "recipe", "optimizer", "betas", "epochs", "batch_size
                   "seed", "limit_train", "dataset")
 
 
-def flag_name(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -95,7 +95,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                           help="passes over the training set; with --resume, a new length for the run (extends a "
                                "finished run; the learning-rate schedule is rebuilt for the new length)")
     training.add_argument("--batch-size", type=int, help="images per SGD step")
-    training.add_argument("--lr", type=float, help="peak learning rate (reached after the warm-up)")
+    training.add_argument("--lr", type=float, help="peak learning rate (reached after the warm-up): "
+                          + LEARNING_RATE_RULE)
     training.add_argument("--momentum", type=float, help="SGD momentum (0 = plain SGD)")
     training.add_argument("--warmup-epochs", type=float,
                           help="linear warm-up length in epochs, then cosine decay to 0 at the end")
@@ -129,14 +130,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     output.add_argument("--no-progress", action="store_true", help="no live progress bar")
     args = parser.parse_args(argv)
 
-    for name in ("epochs", "batch_size", "limit_train", "limit_test", "save_every"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            parser.error(f"{flag_name(name)} must be positive, got {value}")
-    for name in ("lr", "momentum", "warmup_epochs"):
-        value = getattr(args, name)
-        if value is not None and (not math.isfinite(value) or value < 0):
-            parser.error(f"{flag_name(name)} must be a finite number >= 0, got {value}")
+    refuse_non_positive(parser, args, ("epochs", "batch_size", "limit_train", "limit_test", "save_every"))
+    refuse_negative(parser, args, ("lr", "momentum", "warmup_epochs"))
     if args.betas is not None and not all(0 <= beta < 1 for beta in args.betas):
         parser.error(f"--betas must lie in [0, 1), got {args.betas}")
     if args.seed is not None and args.seed < 0:

@@ -31,6 +31,7 @@ from common import (
     model_from_checkpoint,
     predict,
     refuse_empty_paths,
+    refuse_non_positive,
 )
 from plotting import plot_conv1_filters, plot_feature_maps, prepare_plots_directory
 
@@ -54,9 +55,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, help="without --resume: the seed of the brief training (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no live progress bar")
     args = parser.parse_args(argv)
-    for name in ("limit_train", "limit_test"):
-        if getattr(args, name) is not None and getattr(args, name) <= 0:
-            parser.error(f"{trainer.flag_name(name)} must be positive, got {getattr(args, name)}")
+    refuse_non_positive(parser, args, ("limit_train", "limit_test"))
     if args.index < 0:
         parser.error(f"--index must be >= 0, got {args.index}")
     if args.seed is not None and args.seed < 0:

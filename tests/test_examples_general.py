@@ -94,9 +94,8 @@ def test_lenet_expands_a_tilde_the_shell_left_in_its_paths(lenet_module, tmp_pat
 
 @pytest.mark.parametrize("flags, message", [
     (["--seed", "-1"], "--seed must be >= 0, got -1"),
-    (["--lr", "inf"], "--lr must be a finite number > 0, got inf"),
-    (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
-    (["--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
+    (["--lr", "inf"], "--lr must be a finite number >= 0, got inf"),
+    (["--lr", "nan"], "--lr must be a finite number >= 0, got nan"),
 ])
 def test_lenet_refuses_a_negative_seed_and_a_non_finite_lr_at_its_parser(lenet_module, flags, message, capsys):
     """Both were tracebacks (from manual_seed and from Adam) instead of a usage error."""
@@ -148,3 +147,53 @@ def test_lenet_refuses_an_empty_json_path_at_its_parser(lenet_module, capsys):
         lenet_module.parse_args(["--json", ""])
     assert stop.value.code == 2
     assert "error: --json was given an empty path" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["lenet", "mnist"])
+@pytest.mark.parametrize("value, refused", [("0", False), ("0.0", False), ("-0.1", True), ("inf", True), ("nan", True)])
+def test_lenet_and_mnist_take_the_same_learning_rates(script, value, refused, monkeypatch, capsys):
+    """lenet.py refused --lr 0, which mnist.py (and PyTorch's optimizers) accept: one shared
+    rule now, a finite number >= 0, and each script's help says 0 is allowed."""
+    monkeypatch.syspath_prepend(str(REPOSITORY / "examples"))
+    module = __import__(script)
+    if refused:
+        with pytest.raises(SystemExit) as stop:
+            module.parse_args(["--lr", value])
+        assert stop.value.code == 2
+        assert f"error: --lr must be a finite number >= 0, got {float(value)}" in capsys.readouterr().err
+    else:
+        assert module.parse_args(["--lr", value]).lr == 0.0
+    with pytest.raises(SystemExit):
+        module.parse_args(["--help"])
+    assert "0 is allowed" in " ".join(capsys.readouterr().out.split())
+
+
+def test_lr_0_is_a_dry_run_that_leaves_the_weights_as_initialised(lenet_module, tmp_path, monkeypatch, capsys):
+    import mnist
+    import numpy as np
+    from test_datasets import write_mnist
+
+    from tinygrad_cnn.models import SeedCNN
+    from tinygrad_cnn.nn import load, state_dict
+    from tinygrad_cnn.random import manual_seed
+
+    write_mnist(tmp_path, train=16, test=4)
+    models = []
+
+    class RecordedLeNet5(lenet_module.LeNet5):
+        def __init__(self):
+            super().__init__()
+            models.append(self)
+
+    monkeypatch.setattr(lenet_module, "LeNet5", RecordedLeNet5)
+    assert lenet_module.main(["--data-dir", str(tmp_path), "--epochs", "1", "--batch-size", "8", "--lr", "0"]) == 0
+    manual_seed(0)
+    initial = state_dict(lenet_module.LeNet5())
+    assert all(np.array_equal(value, initial[name]) for name, value in state_dict(models[0]).items())
+
+    checkpoint = tmp_path / "run.npz"
+    assert mnist.main(["--data-dir", str(tmp_path), "--no-progress", "--epochs", "1", "--batch-size", "8", "--lr", "0",
+                       "--save", str(checkpoint)]) == 0
+    trained, initial = load(checkpoint), state_dict(SeedCNN(seed=0))
+    assert all(np.array_equal(trained[f"model/{name}"], value) for name, value in initial.items())
+    assert "Traceback" not in capsys.readouterr().err
