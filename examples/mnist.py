@@ -703,29 +703,49 @@ def evaluate_only(args: argparse.Namespace, started: float, log: Log):
 
 
 def write_results(args: argparse.Namespace, model, result: dict, test_data, log: Log) -> None:
-    if args.json:
-        try:
-            # atomically: a full disk or a kill mid-write keeps the file's previous results whole
-            text = json.dumps(result, indent=2) + "\n"
-            atomic_write(Path(args.json).expanduser(), lambda file: file.write(text.encode()))
-        except OSError as error:
-            raise CommandLineError(f"--json {args.json}: could not write the results: {error.strerror}") from None
-    if args.plots:
-        from plotting import save_training_plots
+    """Write the outputs asked for after the run: --json, --plots, --export-onnx. One that
+    fails (a full disk, a permission taken away since the up-front check) does not stop the
+    others: each is tried, and the failures then stop the run as one error line."""
+    failures = []
+    for wanted, write in ((args.json, lambda: write_json(args.json, result)),
+                          (args.plots, lambda: write_plots(args, model, result, test_data, log)),
+                          (args.export_onnx, lambda: export_onnx(model, args.export_onnx, log))):
+        if wanted:
+            try:
+                write()
+            except CommandLineError as error:
+                failures.append(str(error))
+    if failures:
+        raise CommandLineError("; ".join(failures))
 
-        x_test, y_test = test_data
+
+def write_json(path: str, result: dict) -> None:
+    try:
+        # atomically: a full disk or a kill mid-write keeps the file's previous results whole
+        text = json.dumps(result, indent=2) + "\n"
+        atomic_write(Path(path).expanduser(), lambda file: file.write(text.encode()))
+    except OSError as error:
+        raise CommandLineError(f"--json {path}: could not write the results: {error.strerror}") from None
+
+
+def write_plots(args: argparse.Namespace, model, result: dict, test_data, log: Log) -> None:
+    from plotting import reporting_write_errors, save_training_plots
+
+    x_test, y_test = test_data
+    with reporting_write_errors("--plots", args.plots):
         written = save_training_plots(model, result["history"], x_test, y_test, args.plots,
                                       CLASS_NAMES[args.dataset or "mnist"])
-        log("plots written: " + ", ".join(str(path) for path in written))
-    if args.export_onnx:
-        from tinygrad_cnn.onnx import export
+    log("plots written: " + ", ".join(str(path) for path in written))
 
-        try:
-            export(model, Path(args.export_onnx).expanduser(), (1, 1, 28, 28))
-        except OSError as error:  # a full disk: the export is atomic, any previous file stays whole
-            raise CommandLineError(f"--export-onnx {args.export_onnx}: could not write the model: "
-                                   f"{error.strerror or error}") from None
-        log(f"ONNX model written to {args.export_onnx} ({Path(args.export_onnx).expanduser().stat().st_size:,} bytes)")
+
+def export_onnx(model, path: str, log: Log) -> None:
+    from tinygrad_cnn.onnx import export
+
+    try:
+        export(model, Path(path).expanduser(), (1, 1, 28, 28))
+    except OSError as error:  # a full disk: the export is atomic, any previous file stays whole
+        raise CommandLineError(f"--export-onnx {path}: could not write the model: {error.strerror or error}") from None
+    log(f"ONNX model written to {path} ({Path(path).expanduser().stat().st_size:,} bytes)")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -16,17 +16,18 @@ The feature maps are read off the real forward pass with ``tensor.forward_hooks`
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import textwrap
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Iterator, Sequence, Union
 
 import numpy as np
 from common import CommandLineError, predict, prepare_output_directory, softmax  # examples/common.py
 
 from tinygrad_cnn.datasets import MNIST_CLASSES
-from tinygrad_cnn.nn import named_parameters
+from tinygrad_cnn.nn import atomic_write, named_parameters
 from tinygrad_cnn.summary import trace
 
 PathLike = Union[str, Path]
@@ -75,11 +76,30 @@ def _pyplot():
 
 
 def _save(figure, path: PathLike) -> Path:
+    """Write ``figure`` to ``path`` (in the format its suffix names: PNG here) and close it. The
+    write is atomic (``nn.atomic_write``): a kill or a full disk keeps the previous picture,
+    never half of one. A picture that cannot be written raises OSError naming its file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=72)
-    _pyplot().close(figure)
+    picture_format = path.suffix[1:].lower() or None  # (None: matplotlib's default, PNG)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda file: figure.savefig(file, format=picture_format, dpi=72))
+    finally:
+        _pyplot().close(figure)
     return path
+
+
+@contextlib.contextmanager
+def reporting_write_errors(flag: str, value: PathLike) -> Iterator[None]:
+    """Turn a picture that could not be written inside the block (the disk filled up, the
+    directory's permissions changed since ``prepare_plots_directory`` looked) into one
+    CommandLineError naming ``flag``, the file and the reason, for the scripts' ``error:``
+    line; the files written before it, and the pictures drawn before it, stay."""
+    try:
+        yield
+    except OSError as error:
+        raise CommandLineError(f"{flag} {value}: could not write {error.filename or value}: "
+                               f"{error.strerror or error}") from None
 
 
 def feature_map_stages(model: Any, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
@@ -198,7 +218,7 @@ def plot_conv1_filters(model: Any, path: PathLike) -> Path:
 
 
 __all__ = ["plot_feature_maps", "plot_conv1_filters", "feature_map_stages", "first_conv_weight", "require_matplotlib",
-           "prepare_plots_directory", "save_training_plots"]
+           "prepare_plots_directory", "reporting_write_errors", "save_training_plots"]
 
 
 # ---------------------------------------------------------------------------
@@ -247,7 +267,8 @@ def plot_digit_grid(images: np.ndarray, labels: np.ndarray, predictions: np.ndar
 def save_training_plots(model, history: Sequence[dict[str, Any]], x_test: np.ndarray, y_test: np.ndarray,
                         directory: str | Path, class_names: Sequence[str] = MNIST_CLASSES) -> list[Path]:
     """Draw every picture of the module docstring into ``directory`` (``class_names`` title the
-    images: the digits, or Fashion-MNIST's clothes); returns the paths."""
+    images: the digits, or Fashion-MNIST's clothes); returns the paths. A picture that cannot
+    be written raises OSError naming its file; the ones before it are written."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     logits = predict(model, x_test)

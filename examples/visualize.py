@@ -33,7 +33,7 @@ from common import (
     refuse_empty_paths,
     refuse_non_positive,
 )
-from plotting import plot_conv1_filters, plot_feature_maps, prepare_plots_directory
+from plotting import plot_conv1_filters, plot_feature_maps, prepare_plots_directory, reporting_write_errors
 
 DEFAULT_TRAINING_IMAGES = 10_000
 #: the pictures written into the --plots directory
@@ -97,8 +97,10 @@ def draw(args: argparse.Namespace, log) -> None:
     if not args.resume:
         model = train_briefly(args, data, log)
     log(f"test accuracy on {len(x_test)} images: {accuracy_percent(predict(model, x_test), y_test):.2f}%")
-    maps = plot_feature_maps(model, x_test[args.index], directory / "feature_maps.png", label=int(y_test[args.index]))
-    filters = plot_conv1_filters(model, directory / "conv1_filters.png")
+    with reporting_write_errors("--plots", args.plots):
+        maps = plot_feature_maps(model, x_test[args.index], directory / "feature_maps.png",
+                                 label=int(y_test[args.index]))
+        filters = plot_conv1_filters(model, directory / "conv1_filters.png")
     log(f"wrote {maps} and {filters}")
 
 

@@ -216,6 +216,24 @@ def test_visualize_refuses_a_directory_where_a_picture_goes_before_any_work(tmp_
                           f"where the picture {name} is to be written; move it or give another --plots\n")
 
 
+def test_visualize_reports_a_picture_it_cannot_write_as_one_error_line(tmp_path, visualize_module, monkeypatch,
+                                                                       capsys):
+    """A picture made unwritable after the up-front check was a traceback."""
+    pytest.importorskip("matplotlib")
+    from test_mnist_example import refuse_to_save_a_picture
+
+    data = write_tiny_mnist(tmp_path / "mnist", train=4, test=2)
+    save(SeedCNN(seed=0), tmp_path / "weights.npz")
+    refuse_to_save_a_picture(monkeypatch, 2)  # feature_maps.png, then conv1_filters.png
+    plots = tmp_path / "plots"
+    code = visualize_module.main(["--resume", str(tmp_path / "weights.npz"), "--plots", str(plots),
+                                  "--data-dir", str(data), "--limit-test", "2"])
+    output = capsys.readouterr()
+    assert code == 1
+    assert output.err == f"error: --plots {plots}: could not write {plots / 'conv1_filters.png'}: Permission denied\n"
+    assert [path.name for path in plots.iterdir()] == ["feature_maps.png"]
+
+
 @pytest.fixture
 def plotting_module(monkeypatch):
     pytest.importorskip("matplotlib")

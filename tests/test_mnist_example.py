@@ -2,6 +2,8 @@
 determinism, Ctrl-C, SIGTERM, kill -9, divergence, output paths checked before training, a full disk. CI sets TINYGRAD_CNN_DATA to ../shared/data/mnist;
 without the data these tests fail in CI (never pass vacuously) and skip on a laptop."""
 
+import errno
+import importlib.util
 import json
 import os
 import shutil
@@ -665,6 +667,44 @@ def test_the_resume_note_names_only_settings_the_run_does_not_use(tiny_trainer, 
     assert resume_notes(trainer, [*flags, "--resume", sgd, "--momentum", "0.9"], capsys) == []
     assert resume_notes(trainer, [*flags, "--resume", sgd, "--momentum", "0.5"], capsys) == [
         ignoring + "--momentum 0.5 (the checkpoint has 0.9)"]
+
+
+def refuse_to_save_a_picture(monkeypatch, number: int) -> None:
+    """Make matplotlib's savefig fail with EACCES for the ``number``-th picture (1 = the first),
+    as a directory whose permissions changed after the up-front check would (root ignores
+    chmod, so the failure is faked)."""
+    from matplotlib.figure import Figure
+
+    original, calls = Figure.savefig, []
+
+    def refused(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == number:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", refused)
+
+
+def test_a_plot_that_cannot_be_written_is_one_error_line_and_every_other_output_is_kept(tiny_trainer, tmp_path,
+                                                                                         monkeypatch, capsys):
+    """It was a PermissionError traceback after the training, and the ONNX export after the
+    plots was never written."""
+    pytest.importorskip("matplotlib")
+    trainer, flags = tiny_trainer
+    refuse_to_save_a_picture(monkeypatch, 3)  # curves.png, predictions.png, then mistakes.png
+    plots, checkpoint, results, model = tmp_path / "plots", tmp_path / "run.npz", tmp_path / "run.json", tmp_path / "m.onnx"
+    onnx = ["--export-onnx", str(model)] if importlib.util.find_spec("onnx") else []
+    code = trainer.main([*flags, "--epochs", "1", "--save", str(checkpoint), "--json", str(results),
+                         "--plots", str(plots), *onnx])
+    output = capsys.readouterr()
+    assert code == 1, output.err
+    assert output.err == f"error: --plots {plots}: could not write {plots / 'mistakes.png'}: Permission denied\n"
+    assert "Final test accuracy" in output.out
+    assert position(checkpoint) == (1, 0, 1) and json.loads(results.read_text())["epochs"] == 1
+    assert sorted(path.name for path in plots.iterdir()) == ["curves.png", "predictions.png"]  # (no temporary left)
+    if onnx:
+        assert model.stat().st_size > 1000 and "ONNX model written" in output.out
 
 
 def test_dataset_fashion_trains_on_fashion_mnist_files_and_names_the_classes(tmp_path):
