@@ -665,6 +665,48 @@ def test_mnist_offline_raises_runtime_error_naming_the_directory(tmp_path: Path,
     assert files_in(tmp_path) == []  # the mnist/ folder made to download into is not left behind empty
 
 
+def test_a_failed_download_removes_the_folders_it_created(tmp_path: Path, server: LocalServer, checksums) -> None:
+    """Only the deepest folder was removed: a download into new/parents/mnist that failed left
+    new/ and new/parents/ behind, empty."""
+    target = tmp_path / "new" / "parents" / "mnist"
+    with pytest.raises(DownloadError):
+        download_files(GZ_FILES[:1], target, [server.url("missing")], checksums, timeout=5, progress=False)
+    assert files_in(tmp_path) == []
+
+    (tmp_path / "existing").mkdir()  # a folder that was there before is kept, empty or not
+    with pytest.raises(DownloadError):
+        download_files(GZ_FILES[:1], tmp_path / "existing" / "a" / "b", [server.url("missing")], checksums, timeout=5, progress=False)
+    assert files_in(tmp_path) == ["existing"] and files_in(tmp_path / "existing") == []
+
+
+def test_a_failed_download_keeps_the_folders_holding_verified_files(tmp_path: Path, server: LocalServer, checksums) -> None:
+    target = tmp_path / "new" / "mnist"
+    wrong_second = {**checksums, GZ_FILES[1]: "0" * 64}  # the first file verifies, the second never does
+    with pytest.raises(DownloadError) as caught:
+        download_files(GZ_FILES[:2], target, [server.url("good")], wrong_second, timeout=5, progress=False)
+    assert caught.value.missing == [GZ_FILES[1]]
+    assert files_in(target) == [GZ_FILES[0]]  # kept, with the folders above it
+
+
+def test_an_interrupted_download_removes_the_folders_it_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums) -> None:
+    def interrupted(*arguments: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(datasets, "_download_verified", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        download_files(GZ_FILES[:1], tmp_path / "new" / "mnist", [server.url("good")], checksums, progress=False)
+    assert files_in(tmp_path) == []
+
+
+def test_mnist_offline_leaves_no_cache_folders_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TINYGRAD_CNN_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # cache/tinygrad_cnn/mnist: three new folders
+    monkeypatch.setattr(datasets, "MIRRORS", (dead_port_url(),))
+    with pytest.raises(DownloadError):
+        mnist()
+    assert files_in(tmp_path) == []
+
+
 # ----------------------------------------------------------------------------- timeouts: silent and slow mirrors
 
 

@@ -721,7 +721,10 @@ def download_files(
         DownloadError: (a ``RuntimeError``) a file failed on every mirror. The message gives
             each mirror's reason, which files are still missing, the directory they belong in,
             and how to point to a directory that holds them. Files downloaded before the
-            failure are kept; the remaining ones are not attempted.
+            failure are kept; the remaining ones are not attempted. The folders this call
+            created (``directory`` and any missing parents) are removed again, deepest first,
+            as long as they are empty: a folder that existed before, or that holds a verified
+            download, is kept.
     """
     file_names = _strings(filenames, "filenames", "file name")  # lists: a generator is read only once
     mirror_urls = _check_mirrors(mirrors)
@@ -734,9 +737,54 @@ def download_files(
     problem = _not_a_directory(directory)
     if problem is not None:
         raise NotADirectoryError(problem)
-    created = not directory.exists()
-    directory.mkdir(parents=True, exist_ok=True)
+    created_folders = _make_directories(directory)
+    try:
+        return _download_each(file_names, directory, mirror_urls, checksums, timeout, deadline, progress)
+    except BaseException:  # a failure or an interrupt: leave no empty folder behind, to be mistaken later for the data's
+        _remove_empty_folders(created_folders)
+        raise
 
+
+def _make_directories(directory: Path) -> list[Path]:
+    """Create ``directory`` and those of its parents that are missing; return the folders this
+    call created, deepest first. A folder that existed before (or that another process creates
+    meanwhile) is not in the list, so it is never removed by ``_remove_empty_folders``. If a
+    mkdir fails, the folders created before it are removed again and the OSError comes out."""
+    missing: list[Path] = []
+    folder = directory
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    created: list[Path] = []
+    try:
+        for folder in reversed(missing):  # the outermost first
+            try:
+                folder.mkdir()
+            except FileExistsError:  # made meanwhile by someone else: not ours
+                continue
+            created.insert(0, folder)
+    except BaseException:
+        _remove_empty_folders(created)
+        raise
+    return created
+
+
+def _remove_empty_folders(folders: Sequence[Path]) -> None:
+    """Remove each of ``folders`` (a chain of nested folders, deepest first) while it is empty.
+    The first that is not empty (it holds verified downloads, or something put there meanwhile)
+    is kept, and so are the folders above it."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _download_each(
+    file_names: Sequence[str], directory: Path, mirror_urls: Sequence[str], checksums: Mapping[str, str],
+    timeout: float, deadline: float, progress: bool,
+) -> list[Path]:
+    """``download_files``'s loop, once its arguments are checked and ``directory`` exists."""
     downloaded: list[Path] = []
     for position, filename in enumerate(file_names):
         destination = directory / filename
@@ -757,11 +805,6 @@ def download_files(
             downloaded.append(destination)
             break
         else:
-            if created and not downloaded:  # leave no empty folder behind, to be mistaken later for the data's
-                try:
-                    directory.rmdir()
-                except OSError:  # something else was put there meanwhile: keep it
-                    pass
             missing = file_names[position:]
             reasons = "\n".join(failures) if failures else "  (no mirrors given)"
             raise DownloadError(
