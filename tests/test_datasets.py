@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import gzip
 import hashlib
@@ -663,6 +664,88 @@ def test_mnist_offline_raises_runtime_error_naming_the_directory(tmp_path: Path,
     message = str(caught.value)
     assert "--data-dir" in message and "set $TINYGRAD_CNN_DATA to it" in message
     assert files_in(tmp_path) == []  # the mnist/ folder made to download into is not left behind empty
+
+
+def refuse_writing_in(monkeypatch: pytest.MonkeyPatch, folder: Path, error_number: int) -> None:
+    """Make creating a file in ``folder`` fail as the OS does for a folder we may not write (the
+    tests run as root too, which chmod does not stop)."""
+    original_open = os.open
+
+    def open_refusing(path, flags, *arguments, **keywords):
+        if Path(os.fsdecode(path)).parent == folder and flags & os.O_CREAT:
+            raise OSError(error_number, os.strerror(error_number), os.fsdecode(path))
+        return original_open(path, flags, *arguments, **keywords)
+
+    monkeypatch.setattr(os, "open", open_refusing)
+
+
+@pytest.mark.parametrize("error_number, error_type", [(errno.EACCES, PermissionError), (errno.EROFS, OSError)],
+                         ids=["permission denied", "read-only file system"])
+def test_a_folder_that_cannot_be_written_is_named_before_any_mirror_is_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums, error_number: int, error_type: type
+) -> None:
+    """Every mirror was asked, and the error listed their "failures" (Permission denied once per
+    mirror), as if the network were at fault."""
+    monkeypatch.delenv("TINYGRAD_CNN_DATA", raising=False)
+    target = tmp_path / "shared"
+    target.mkdir()
+    refuse_writing_in(monkeypatch, target, error_number)
+    with pytest.raises(error_type) as caught:
+        download_files(GZ_FILES[:2], target, [server.url("good")], checksums, timeout=5, progress=False)
+    assert not isinstance(caught.value, DownloadError) and caught.value.errno == error_number
+    message = str(caught.value)
+    assert message.startswith(f"[Errno {error_number}] cannot download into {target}: creating a file in it failed "
+                              f"({os.strerror(error_number)}), so nothing was downloaded")
+    assert "as root (--data-dir in examples/mnist.py), or set $TINYGRAD_CNN_DATA to it" in message
+    assert f"make {target} writable, or put {GZ_FILES[0]}, {GZ_FILES[1]} there yourself" in message
+    assert server.requests == [] and files_in(target) == []
+
+
+def test_a_folder_that_cannot_be_created_is_named_and_its_new_parents_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums
+) -> None:
+    target = tmp_path / "new" / "mnist"
+    original_mkdir = os.mkdir
+
+    def mkdir_refusing(path, *arguments, **keywords):
+        if Path(os.fsdecode(path)) == target:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+        original_mkdir(path, *arguments, **keywords)
+
+    monkeypatch.setattr(os, "mkdir", mkdir_refusing)
+    with pytest.raises(PermissionError, match=re.escape(f"cannot download into {target}: creating the folder {target} failed (Permission denied)")):
+        download_files(GZ_FILES[:1], target, [server.url("good")], checksums, timeout=5, progress=False)
+    assert server.requests == [] and files_in(tmp_path) == []  # new/ was made, then removed again
+
+
+def test_mnist_into_a_folder_that_cannot_be_written_says_how_to_point_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums
+) -> None:
+    monkeypatch.setattr(datasets, "MIRRORS", (server.url("good"),))
+    monkeypatch.setattr(datasets, "SHA256", checksums)
+    monkeypatch.setenv("TINYGRAD_CNN_DATA", str(tmp_path))
+    (tmp_path / "mnist").mkdir()
+    refuse_writing_in(monkeypatch, tmp_path / "mnist", errno.EROFS)
+    with pytest.raises(OSError) as caught:
+        mnist()
+    message = str(caught.value)
+    assert f"cannot download into {tmp_path / 'mnist'}: creating a file in it failed (Read-only file system)" in message
+    assert f"point $TINYGRAD_CNN_DATA (now set to {tmp_path}) or root (--data-dir) to a directory you can write" in message
+    assert server.requests == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into a read-only folder anyway")
+def test_a_read_only_folder_is_refused_before_any_mirror_is_asked(tmp_path: Path, server: LocalServer, checksums) -> None:
+    """The same as the simulated tests above, through the real permission check."""
+    target = tmp_path / "read-only"
+    target.mkdir()
+    target.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError, match=re.escape(f"cannot download into {target}: creating a file in it failed (Permission denied)")):
+            download_files(GZ_FILES[:1], target, [server.url("good")], checksums, timeout=5, progress=False)
+    finally:
+        target.chmod(0o700)
+    assert server.requests == []
 
 
 def test_a_failed_download_removes_the_folders_it_created(tmp_path: Path, server: LocalServer, checksums) -> None:

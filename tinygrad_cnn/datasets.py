@@ -31,7 +31,12 @@ Downloading
     file takes longer than ``DOWNLOAD_DEADLINE_SECONDS`` in all, is given up for the next.
     Each download goes to a temporary file in the target directory, is checked against the
     SHA-256 table (``SHA256``, ``FASHION_MNIST_SHA256``) and only then renamed into place, so
-    an interrupted or corrupt download never leaves a file under its final name.
+    an interrupted or corrupt download never leaves a file under its final name. Before any
+    mirror is asked, the target directory is created (with its missing parents) and an empty
+    hidden file is created and removed in it: a directory that cannot be written (permission
+    denied, a read-only file system) is an OSError naming it and the OS's reason, not a list
+    of mirrors that "failed". The folders a failed download created are removed again while
+    they are empty.
 
 The IDX format
     A big-endian 32-bit magic number ``0x0000TTDD`` (two zero bytes, the data type TT,
@@ -52,6 +57,7 @@ import os
 import re
 import socket
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -524,18 +530,25 @@ def _not_a_directory(directory: Path) -> Optional[str]:
 def _where_to_put_files(directory: Path, missing: Sequence[str], folder: Optional[str] = None, name: Optional[str] = None) -> str:
     """Which files are missing where, and how to point the loader at a directory that has them."""
     holding = "a directory that holds them" + (f" (or holds them in a folder named {folder}/)" if folder else "")
+    return (
+        f"Missing from {directory}: {', '.join(missing)}. "
+        f"Put the files there (gzip-compressed .gz or uncompressed), "
+        f"or {_how_to_point_elsewhere(directory, holding)}.{_suggestion(directory, name)}"
+    )
+
+
+def _how_to_point_elsewhere(directory: Path, other: str) -> str:
+    """How to make the loader use ``other`` (``"a directory that holds them"``) instead of
+    ``directory``: pass it as root (``--data-dir``), or set ``$TINYGRAD_CNN_DATA`` to it, worded
+    for whether the variable is set, and whether ``directory`` came from it (the variable's
+    directory itself, or its data-set folder such as ``mnist/``)."""
     environment = os.environ.get(DATA_ENVIRONMENT_VARIABLE)
     variable = f"${DATA_ENVIRONMENT_VARIABLE}"
     if not environment:
-        elsewhere = f"pass {holding} as root (--data-dir in examples/mnist.py), or set {variable} to it"
-    elif directory in (Path(environment).expanduser(), Path(environment).expanduser() / (folder or "")):
-        elsewhere = f"point {variable} (now set to {environment}) or root (--data-dir) to {holding}"
-    else:
-        elsewhere = f"pass {holding} as root (--data-dir; it takes precedence over {variable}, which is set to {environment})"
-    return (
-        f"Missing from {directory}: {', '.join(missing)}. "
-        f"Put the files there (gzip-compressed .gz or uncompressed), or {elsewhere}.{_suggestion(directory, name)}"
-    )
+        return f"pass {other} as root (--data-dir in examples/mnist.py), or set {variable} to it"
+    if Path(environment).expanduser() in (directory, directory.parent):
+        return f"point {variable} (now set to {environment}) or root (--data-dir) to {other}"
+    return f"pass {other} as root (--data-dir; it takes precedence over {variable}, which is set to {environment})"
 
 
 # ----------------------------------------------------------------------------- download
@@ -718,6 +731,10 @@ def download_files(
             suggests the URL meant), or ``timeout``/``deadline`` is not positive and finite.
         NotADirectoryError: ``directory``, or its nearest existing parent, is not a directory
             (a file, a broken symbolic link).
+        PermissionError, OSError: ``directory`` cannot be created or written (permission denied,
+            a read-only file system): found before any mirror is asked, by creating and removing
+            an empty hidden file there. The message names the folder and the OS's reason, and
+            says how to download elsewhere (root / ``--data-dir``, ``$TINYGRAD_CNN_DATA``).
         DownloadError: (a ``RuntimeError``) a file failed on every mirror. The message gives
             each mirror's reason, which files are still missing, the directory they belong in,
             and how to point to a directory that holds them. Files downloaded before the
@@ -737,12 +754,42 @@ def download_files(
     problem = _not_a_directory(directory)
     if problem is not None:
         raise NotADirectoryError(problem)
-    created_folders = _make_directories(directory)
+    created_folders: list[Path] = []
     try:
+        # before any mirror is asked: a folder that cannot be written must not read as a network failure
+        try:
+            created_folders = _make_directories(directory)
+        except OSError as error:
+            raise _cannot_write_error(directory, f"creating the folder {error.filename or directory}", error, file_names) from None
+        try:
+            _try_writing_in(directory)
+        except OSError as error:
+            raise _cannot_write_error(directory, "creating a file in it", error, file_names) from None
         return _download_each(file_names, directory, mirror_urls, checksums, timeout, deadline, progress)
     except BaseException:  # a failure or an interrupt: leave no empty folder behind, to be mistaken later for the data's
         _remove_empty_folders(created_folders)
         raise
+
+
+def _try_writing_in(directory: Path) -> None:
+    """Create and remove an empty hidden file in ``directory``; the OS's error if it cannot
+    (PermissionError, OSError for a read-only file system or a full disk)."""
+    with tempfile.NamedTemporaryFile(dir=directory, prefix=".tinygrad_cnn-write-test.", suffix=".tmp"):
+        pass
+
+
+def _cannot_write_error(directory: Path, action: str, error: OSError, file_names: Sequence[str]) -> OSError:
+    """The error for a download ``directory`` that cannot be created or written: an OSError of
+    the same errno as ``error`` (so a PermissionError stays one) naming the folder, what failed,
+    the OS's reason, and the ways out."""
+    reason = error.strerror or str(error)
+    message = (
+        f"cannot download into {directory}: {action} failed ({reason}), so nothing was downloaded. "
+        f"Download into a directory you can write instead: "
+        f"{_how_to_point_elsewhere(directory, 'a directory you can write')}; "
+        f"or make {directory} writable, or put {', '.join(file_names)} there yourself"
+    )
+    return OSError(error.errno, message) if error.errno is not None else OSError(message)
 
 
 def _make_directories(directory: Path) -> list[Path]:
