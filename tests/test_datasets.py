@@ -821,6 +821,44 @@ def test_mirror_trickling_bytes_is_given_up_at_the_deadline(tmp_path: Path, serv
         download_files(GZ_FILES[:1], tmp_path / "other", [server.url("slow")], checksums, timeout=5, deadline=0.5, progress=False)
 
 
+@pytest.fixture
+def hanging_name_lookup(monkeypatch: pytest.MonkeyPatch):
+    """socket.getaddrinfo hangs (up to 5 s) for the host mirror.invalid, as a resolver without
+    an answer does, then fails; other names (127.0.0.1) are looked up as usual. No proxy is
+    used, so nothing goes out: the test never touches the network. Yields the names asked for."""
+    for variable in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    release = threading.Event()
+    original_getaddrinfo = socket.getaddrinfo
+    asked: list[str] = []
+
+    def getaddrinfo(host, *arguments, **keywords):
+        if host == "mirror.invalid":
+            asked.append(host)
+            release.wait(5)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return original_getaddrinfo(host, *arguments, **keywords)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield asked
+    release.set()  # let the abandoned lookup end
+
+
+def test_a_name_lookup_that_hangs_is_given_up_after_the_timeout(tmp_path: Path, server: LocalServer, checksums, hanging_name_lookup) -> None:
+    """urllib's timeout does not cover getaddrinfo: a mirror whose name got no answer held the
+    download for as long as the resolver took, whatever the timeout."""
+    silent_name = "http://mirror.invalid/mnist/"
+    start = time.monotonic()
+    download_files(GZ_FILES[1:2], tmp_path, [silent_name, server.url("good")], checksums, timeout=0.3, progress=False)
+    assert time.monotonic() - start < 3
+    assert files_in(tmp_path) == [GZ_FILES[1]] and hanging_name_lookup == ["mirror.invalid"]
+    with pytest.raises(DownloadError, match=re.escape(
+        f"{silent_name}{GZ_FILES[0]}: looking up the host name mirror.invalid gave no answer within 0.3 s"
+    )):
+        download_files(GZ_FILES[:1], tmp_path / "other", [silent_name], checksums, timeout=0.3, progress=False)
+    assert time.monotonic() - start < 5
+
+
 def test_mnist_uses_the_module_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, arrays, checksums, silent_url) -> None:
     monkeypatch.setattr(datasets, "DOWNLOAD_TIMEOUT_SECONDS", 0.5)
     monkeypatch.setattr(datasets, "MIRRORS", (silent_url, server.url("good")))

@@ -26,8 +26,8 @@ Where the files live
 Downloading
     Missing files are fetched as ``.gz`` from the mirrors in turn (``MIRRORS``,
     ``FASHION_MNIST_MIRRORS``; ``http://``, ``https://`` or ``file://`` base URLs); stderr
-    says which mirror is being tried. A mirror that does
-    not answer for ``DOWNLOAD_TIMEOUT_SECONDS`` (connecting or between two reads), or whose
+    says which mirror is being tried. A mirror that does not answer for
+    ``DOWNLOAD_TIMEOUT_SECONDS`` (looking up its name, connecting or between two reads), or whose
     file takes longer than ``DOWNLOAD_DEADLINE_SECONDS`` in all, is given up for the next.
     Each download goes to a temporary file in the target directory, is checked against the
     SHA-256 table (``SHA256``, ``FASHION_MNIST_SHA256``) and only then renamed into place, so
@@ -58,6 +58,7 @@ import re
 import socket
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -178,7 +179,8 @@ MIRROR_SCHEMES: tuple[str, ...] = ("http", "https", "file")
 # dotted name or IPv4 address, or a bracketed IPv6 address; then an optional port.
 _HOST_PATTERN = re.compile(r"(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+|\[[0-9a-f:.]+\])(:[0-9]+)?", re.IGNORECASE)
 DOWNLOAD_CHUNK_BYTES = 1 << 20
-# A mirror that sends nothing for this long (connecting, or between two reads) is given up.
+# A mirror that sends nothing for this long (looking up its name, connecting, or between two
+# reads) is given up.
 DOWNLOAD_TIMEOUT_SECONDS = 10.0
 # A file that takes longer than this in all is given up too (a mirror trickling bytes would
 # never trip the read timeout); 300 s allows the 9.9 MB training images at 33 kB/s.
@@ -588,13 +590,14 @@ class _NoProgressBar:
 def _download_verified(url: str, destination: Path, expected_sha256: str, timeout: float, deadline: float, progress: bool) -> None:
     """Fetch ``url`` into ``destination`` atomically, keeping it only if its SHA-256 matches.
 
-    ``timeout`` bounds the wait for the connection and for each read; ``deadline`` (seconds)
-    the whole file: each ``read1`` returns what one socket read brings, so the clock is
-    checked at least once per ``timeout``. The bytes go through ``nn.atomic_file`` (a hidden
-    ``.<name>.*.tmp``, renamed into place only once complete and verified); network errors
-    come out unchanged, for ``_failure_reason``.
+    ``timeout`` bounds the host name's lookup (``_look_up_host``), the wait for the connection
+    and for each read; ``deadline`` (seconds) the whole file: each ``read1`` returns what one
+    socket read brings, so the clock is checked at least once per ``timeout``. The bytes go
+    through ``nn.atomic_file`` (a hidden ``.<name>.*.tmp``, renamed into place only once
+    complete and verified); network errors come out unchanged, for ``_failure_reason``.
     """
     give_up_at = time.monotonic() + deadline
+    _look_up_host(url, timeout)
     request = urllib.request.Request(url, headers={"User-Agent": "tinygrad_cnn-datasets"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         length_header = response.headers.get("Content-Length")
@@ -617,8 +620,50 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
                 raise _BadDownload(f"SHA256 mismatch: got {actual_sha256}, expected {expected_sha256.lower()}")
 
 
+class _HostLookupTimeout(TimeoutError):
+    """A mirror's host name was not looked up within the timeout."""
+
+
+def _look_up_host(url: str, timeout: float) -> None:
+    """Look up the host name of ``url``, giving up after ``timeout`` seconds (``_HostLookupTimeout``).
+
+    urllib's timeout covers connecting and reading but not the name lookup before them:
+    ``socket.getaddrinfo`` takes no timeout, and a resolver that gets no answer (a network
+    without DNS) can block far longer. So the name is looked up here first, in a daemon thread
+    that is waited for ``timeout`` seconds; a lookup that hangs is left to end on its own.
+    urllib then looks the name up once more to connect: that second lookup is not bounded,
+    but the resolver has just answered the same question. A lookup error (an unknown host) is
+    raised as it is. Nothing is looked up for ``file://`` URLs, nor when a proxy is set for the
+    URL (the proxy looks the name up; the proxy's own name is not bounded)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        return
+    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    outcome: list[Optional[BaseException]] = []
+
+    def look_up() -> None:
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            outcome.append(None)
+        except Exception as error:  # handed to the waiting thread, which raises it
+            outcome.append(error)
+
+    worker = threading.Thread(target=look_up, name=f"look up {host}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        raise _HostLookupTimeout(f"looking up the host name {host} gave no answer within {timeout:g} s")
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
 def _failure_reason(error: Exception, timeout: float) -> str:
     """Why a mirror failed, in words: a timeout says how long was waited."""
+    if isinstance(error, _HostLookupTimeout):
+        return str(error)
     timeouts = (TimeoutError, socket.timeout)  # the same class from Python 3.10 on
     if isinstance(error, timeouts) or isinstance(getattr(error, "reason", None), timeouts):
         return f"no answer within {timeout:g} s"
@@ -710,8 +755,10 @@ def download_files(
             the file name.
         checksums: ``{filename: sha256 hex}``; every file must have one, and a download whose
             sum differs is discarded and the next mirror tried.
-        timeout: seconds (positive) to wait for a connection, or for data between two reads,
-            before trying the next mirror. None: ``DOWNLOAD_TIMEOUT_SECONDS`` (10 s).
+        timeout: seconds (positive) to wait for the mirror's host name to be looked up, for a
+            connection, or for data between two reads, before trying the next mirror. None:
+            ``DOWNLOAD_TIMEOUT_SECONDS`` (10 s). (The lookup is bounded by waiting for it in a
+            worker thread: urllib's own timeout does not cover it; see ``_look_up_host``.)
         progress: say on stderr which mirror is being tried and why one failed, and show a
             tqdm progress bar (only when stderr is a terminal).
         deadline: seconds (positive) one file may take in all before the next mirror is tried.
