@@ -1026,7 +1026,7 @@ def test_fashion_mnist_refuses_gunzipped_mnist_files(tmp_path: Path, monkeypatch
     directory = tmp_path / "raw"
     write_mnist(directory, compress=False)
     content = (directory / TRAIN_LABELS).read_bytes()
-    monkeypatch.setattr(datasets, "LABELS_CONTENT_SHA256", {"MNIST": {TRAIN_LABELS: hashlib.sha256(content).hexdigest()}})
+    monkeypatch.setattr(datasets, "CONTENT_SHA256", {"MNIST": {TRAIN_LABELS: hashlib.sha256(content).hexdigest()}})
     with pytest.raises(ValueError, match=rf"{re.escape(str(directory))} holds the MNIST files, not Fashion-MNIST "
                                          rf"\({TRAIN_LABELS} there is MNIST's published training labels file, not Fashion-MNIST's\)"):
         fashion_mnist(directory, download=False)
@@ -1038,6 +1038,50 @@ def test_fashion_mnist_refuses_gunzipped_mnist_files(tmp_path: Path, monkeypatch
         fashion_mnist(regzipped, download=False)
 
 
+@pytest.mark.parametrize("loader, folder", [(mnist, "mnist"), (fashion_mnist, "fashion-mnist")])
+@pytest.mark.parametrize("in_folder", [False, True], ids=["in the root", "in the data set's folder"])
+def test_uncompressed_files_load_for_both_data_sets(tmp_path: Path, loader, folder: str, in_folder: bool) -> None:
+    """The four IDX files without .gz, as gunzip, 7-Zip or torchvision's raw/ folder leave them,
+    load for Fashion-MNIST as for MNIST, through the same file lookup (and a mix of both forms)."""
+    directory = tmp_path / folder if in_folder else tmp_path
+    arrays = write_mnist(directory, compress=False)
+    assert_loaded(loader(tmp_path, download=False), arrays)
+    write_idx(directory / f"{MNIST_FILES[0]}.gz", arrays[MNIST_FILES[0]])
+    (directory / MNIST_FILES[0]).unlink()
+    assert_loaded(loader(tmp_path, download=False), arrays)
+
+
+def test_the_content_sums_cover_every_file_of_both_data_sets() -> None:
+    """Fashion-MNIST had no content sums: gunzipped, its files were recognised by nothing
+    (mnist() loaded them as digits, and their training and test files swapped passed)."""
+    assert sorted(datasets.CONTENT_SHA256) == ["Fashion-MNIST", "MNIST"]
+    sums = [digest for table in datasets.CONTENT_SHA256.values() for digest in table.values()]
+    for table in datasets.CONTENT_SHA256.values():
+        assert sorted(table) == sorted(MNIST_FILES)
+    assert len(set(sums)) == len(sums) == 8 and all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest in sums)
+
+
+def test_mnist_refuses_gunzipped_fashion_mnist_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same check as for MNIST's files, the other way round: Fashion-MNIST's labels are
+    recognised by their content, gunzipped or gzipped again, and so are its splits swapped."""
+    directory = tmp_path / "raw"
+    arrays = write_mnist(directory, compress=False)
+    sums = {name: hashlib.sha256(idx_bytes(arrays[name])).hexdigest() for name in MNIST_FILES}
+    monkeypatch.setattr(datasets, "CONTENT_SHA256", {**datasets.CONTENT_SHA256, "Fashion-MNIST": sums})
+    with pytest.raises(ValueError, match=rf"{re.escape(str(directory))} holds the Fashion-MNIST files, not MNIST "
+                                         rf"\({TRAIN_LABELS} there is Fashion-MNIST's published training labels file, not MNIST's\)"):
+        mnist(directory, download=False)
+    assert_loaded(fashion_mnist(directory, download=False), arrays)
+    regzipped = tmp_path / "regzipped"
+    write_mnist(regzipped, seed=30)
+    write_file(regzipped / f"{MNIST_FILES[3]}.gz", idx_bytes(arrays[MNIST_FILES[3]]))
+    with pytest.raises(ValueError, match=r"holds the Fashion-MNIST files, not MNIST \(t10k-labels-idx1-ubyte\.gz there is Fashion-MNIST's published test labels"):
+        mnist(regzipped, download=False)
+    swap_splits(directory)
+    with pytest.raises(ValueError, match=re.escape(f"{directory / TRAIN_LABELS} is Fashion-MNIST's published test labels file, not its training labels")):
+        fashion_mnist(directory, download=False)
+
+
 def real_data_directory() -> Path:
     """$TINYGRAD_CNN_DATA, the directory with the real MNIST files; skips the test without it,
     except in CI, which always provides the data (a test there must never pass vacuously)."""
@@ -1047,6 +1091,13 @@ def real_data_directory() -> Path:
             pytest.fail("CI must set TINYGRAD_CNN_DATA to the directory with the MNIST files")
         pytest.skip("TINYGRAD_CNN_DATA not set")
     return Path(root)
+
+
+def test_the_mnist_content_sums_are_those_of_the_real_files() -> None:
+    root = real_data_directory()
+    for name in MNIST_FILES:
+        content = gzip.decompress((root / f"{name}.gz").read_bytes())
+        assert hashlib.sha256(content).hexdigest() == datasets.CONTENT_SHA256["MNIST"][name], name
 
 
 def test_fashion_mnist_refuses_the_real_mnist_labels_gunzipped(tmp_path: Path) -> None:
@@ -1073,12 +1124,12 @@ def test_fashion_mnist_refuses_the_mnist_test_files_beside_other_training_files(
     content = gzip.decompress(test_labels.read_bytes())
     test_labels.unlink()
     write_file(directory / MNIST_FILES[3], content)  # gunzipped
-    monkeypatch.setattr(datasets, "LABELS_CONTENT_SHA256", {"MNIST": {MNIST_FILES[3]: hashlib.sha256(content).hexdigest()}})
+    monkeypatch.setattr(datasets, "CONTENT_SHA256", {"MNIST": {MNIST_FILES[3]: hashlib.sha256(content).hexdigest()}})
     with pytest.raises(ValueError, match=rf"\({MNIST_FILES[3]} there is MNIST's published test labels file"):
         fashion_mnist(directory, download=False)
 
     monkeypatch.setattr(datasets, "SHA256", {})
-    monkeypatch.setattr(datasets, "LABELS_CONTENT_SHA256", {})
+    monkeypatch.setattr(datasets, "CONTENT_SHA256", {})
     write_file(test_labels, content)  # .gz again, preferred to the raw file
     monkeypatch.setattr(datasets, "FASHION_MNIST_SHA256", {test_labels.name: hashlib.sha256(test_labels.read_bytes()).hexdigest()})
     with pytest.raises(ValueError, match=r"holds the Fashion-MNIST files, not MNIST \(t10k-labels-idx1-ubyte\.gz there is Fashion-MNIST's published test labels"):
@@ -1121,7 +1172,7 @@ def test_swapped_training_and_test_files_are_refused(tmp_path: Path, monkeypatch
     if compress:
         monkeypatch.setattr(datasets, "SHA256", {f"{name}.gz": digest for name, digest in sums.items()})
     else:
-        monkeypatch.setattr(datasets, "LABELS_CONTENT_SHA256", {"MNIST": sums})
+        monkeypatch.setattr(datasets, "CONTENT_SHA256", {"MNIST": sums})
     mnist(directory, download=False)  # in place: loads
     swap_splits(directory)
     with pytest.raises(ValueError, match=re.escape(

@@ -20,8 +20,11 @@ Where the files live
     the labels of either split, under either split's name), so that Fashion-MNIST is never
     trained or tested on MNIST's digits by mistake, and so are a data set's own training and
     test files swapped or copied over each other (its published labels under the other
-    split's name), so that a model is never trained on the test set. A file's name that
-    exists but is not a file (a directory, a broken link) is an error naming it.
+    split's name), so that a model is never trained on the test set. A file is recognised by
+    its SHA-256: a ``.gz`` by the published sums, an uncompressed file (or one gzipped again)
+    by the sum of its IDX content (``CONTENT_SHA256``), for MNIST and Fashion-MNIST alike.
+    A file's name that exists but is not a file (a directory, a broken link) is an error
+    naming it.
 
 Downloading
     Missing files are fetched as ``.gz`` from the mirrors in turn (``MIRRORS``,
@@ -129,15 +132,27 @@ FASHION_MNIST_SHA256: dict[str, str] = {
     "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
 }
 
-# SHA-256 of the uncompressed label files (the IDX bytes inside the published .gz), so that a
-# data set is recognised gunzipped (or gzipped again, with another header) too. Only MNIST's are
-# here (computed from its published files): Fashion-MNIST publishes only the .gz sums. So
-# fashion_mnist() refuses MNIST's labels in any form, the usual mix-up (MNIST is everywhere),
-# while mnist() recognises Fashion-MNIST only by its published .gz files.
-LABELS_CONTENT_SHA256: dict[str, dict[str, str]] = {
+# SHA-256 of the uncompressed IDX files (the bytes inside the published .gz), so that a data
+# set's file is recognised gunzipped (or gzipped again, with other header bytes) too: a .gz sum
+# changes with every recompression, the content's never. (Recompressing a raw file to compare it
+# with the .gz sums would not work: gzip's bytes depend on its header's name and time stamp, its
+# level and its version.) MNIST's were computed here from its published files. Fashion-MNIST
+# publishes only its .gz sums, and these machines hold no copy of it: its content sums are the
+# ones several independent projects list for its gunzipped files (they agree with one another,
+# and the same lists give MNIST's correctly). A wrong sum could only leave a genuine file
+# unrecognised, never make another file pass for it.
+CONTENT_SHA256: dict[str, dict[str, str]] = {
     "MNIST": {
+        "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
         "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
         "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+    "Fashion-MNIST": {
+        "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     },
 }
 
@@ -385,19 +400,20 @@ def _holds_all_files(directory: Path) -> bool:
     return all(any((directory / f"{name}{suffix}").is_file() for suffix in (".gz", "")) for name in MNIST_FILES)
 
 
-def _published_labels(path: Path) -> Optional[tuple[str, str]]:
-    """``(data set, labels file)`` when the labels file ``path`` is a known data set's published
-    labels file, by SHA-256, whatever it is named: ``("MNIST", "t10k-labels-idx1-ubyte")`` for
+def _published_file(path: Path, bases: Sequence[str] = MNIST_FILES) -> Optional[tuple[str, str]]:
+    """``(data set, file)`` when ``path`` is one of a known data set's published files named in
+    ``bases``, by SHA-256, whatever it is named: ``("MNIST", "t10k-labels-idx1-ubyte")`` for
     MNIST's test labels, even when they sit under the training labels' name; else None. The
     two data sets share every file name, and a renamed file is the same data, so each known
-    sum of either split is compared. A ``.gz`` file is compared with the published sums, then
-    its content (or the raw file's) with ``LABELS_CONTENT_SHA256``."""
+    sum is compared. A ``.gz`` file is compared with the published sums (``SHA256``,
+    ``FASHION_MNIST_SHA256``), then its content, or the raw file, with ``CONTENT_SHA256``: an
+    uncompressed file is recognised by the sum of its content, for either data set."""
     content = path.read_bytes()
     if path.suffix.lower() == ".gz":
         digest = hashlib.sha256(content).hexdigest()
         known = {"MNIST": SHA256, "Fashion-MNIST": FASHION_MNIST_SHA256}  # read now, so tests can swap them
         for name, checksums in known.items():
-            for base in LABEL_FILES:
+            for base in bases:
                 if checksums.get(f"{base}.gz") == digest:
                     return name, base
         try:
@@ -405,8 +421,8 @@ def _published_labels(path: Path) -> Optional[tuple[str, str]]:
         except (OSError, EOFError, zlib.error):  # not gzip: the loader says so
             return None
     digest = hashlib.sha256(content).hexdigest()
-    for name, checksums in LABELS_CONTENT_SHA256.items():
-        for base in LABEL_FILES:
+    for name, checksums in CONTENT_SHA256.items():
+        for base in bases:
             if checksums.get(base) == digest:
                 return name, base
     return None
@@ -428,7 +444,7 @@ def _wrong_labels(directory: Path, name: str, folder: str) -> Optional[str]:
         labels_path = _find_idx_file(directory, base)
         if labels_path is None:
             continue
-        published = _published_labels(labels_path)
+        published = _published_file(labels_path, LABEL_FILES)
         if published is None:
             continue
         owner, owner_file = published
@@ -1023,9 +1039,9 @@ def mnist(root: Optional[PathLike] = None, download: bool = True) -> Splits:
         IDXFormatError: a file is not well-formed IDX (see ``read_idx``).
         MNISTFormatError: images are not 28x28, a split's image and label counts differ,
             or a label is outside 0..9.
-        ValueError: the directory holds Fashion-MNIST's published labels, of either split (use
-            ``fashion_mnist``), or MNIST's published labels under the other split's name (the
-            training and test files swapped, or one split copied over the other).
+        ValueError: the directory holds Fashion-MNIST's published labels, of either split,
+            gzipped or not (use ``fashion_mnist``), or MNIST's published labels under the other
+            split's name (the training and test files swapped, or one split copied over the other).
         IsADirectoryError, FileNotFoundError, OSError: a file's name (``.gz`` or raw) exists
             but is a directory, a broken symbolic link, or a FIFO or device.
     """
