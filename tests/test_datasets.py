@@ -647,13 +647,65 @@ def test_download_into_a_path_that_is_not_a_directory(tmp_path: Path, server: Lo
     assert server.requests == []
 
 
-def test_mnist_downloads_only_missing_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, arrays, checksums) -> None:
+def published_content(monkeypatch: pytest.MonkeyPatch, arrays: dict[str, np.ndarray]) -> None:
+    """Make the served good/ files' content "MNIST's published content" (CONTENT_SHA256)."""
+    sums = {name: hashlib.sha256(idx_bytes(array)).hexdigest() for name, array in arrays.items()}
+    monkeypatch.setattr(datasets, "CONTENT_SHA256", {**datasets.CONTENT_SHA256, "MNIST": sums})
+
+
+def test_mnist_downloads_only_missing_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, arrays, checksums, capsys) -> None:
+    """As torchvision's MNIST(download=True): what is there is checked, what is missing is fetched."""
     monkeypatch.setattr(datasets, "MIRRORS", (dead_port_url(), server.url("good")))
     monkeypatch.setattr(datasets, "SHA256", checksums)
-    write_idx(tmp_path / "train-images-idx3-ubyte", arrays["train-images-idx3-ubyte"])  # present, raw
+    published_content(monkeypatch, arrays)
+    write_idx(tmp_path / MNIST_FILES[0], arrays[MNIST_FILES[0]])  # present: the published file gunzipped
+    (tmp_path / GZ_FILES[1]).write_bytes(gzip.compress(idx_bytes(arrays[MNIST_FILES[1]]), mtime=12345))  # gzipped again
     assert_loaded(mnist(tmp_path), arrays)
-    assert sorted(server.requests) == sorted(f"/good/{name}" for name in GZ_FILES[1:])
-    assert files_in(tmp_path) == sorted(GZ_FILES[1:] + ["train-images-idx3-ubyte"])
+    assert sorted(server.requests) == sorted(f"/good/{name}" for name in GZ_FILES[2:])
+    assert files_in(tmp_path) == sorted(GZ_FILES[1:] + [MNIST_FILES[0]])
+    assert (f"MNIST: found {MNIST_FILES[0]}, {GZ_FILES[1]} in {tmp_path} (the published files: SHA-256 checked); "
+            f"downloading the missing {GZ_FILES[2]}, {GZ_FILES[3]}") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "your own"])
+def test_a_partial_folder_with_a_file_that_is_not_the_published_one_is_not_completed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, arrays, checksums, kind: str
+) -> None:
+    """The missing files were downloaded beside any present file, unchecked: the user's own
+    training pair (or a corrupt copy) was silently completed with MNIST's test files."""
+    monkeypatch.setattr(datasets, "MIRRORS", (server.url("good"),))
+    monkeypatch.setattr(datasets, "SHA256", checksums)
+    published_content(monkeypatch, arrays)
+    monkeypatch.delenv("TINYGRAD_CNN_DATA", raising=False)
+    write_idx(tmp_path / GZ_FILES[1], arrays[MNIST_FILES[1]])  # the published labels
+    images = arrays[MNIST_FILES[0]].copy()
+    if kind == "corrupt":
+        images[0, 0, 0] ^= 0xFF  # one pixel flipped
+    else:
+        images = make_split(len(images), seed=77)[0]
+    mine = write_idx(tmp_path / GZ_FILES[0], images)
+    before = mine.read_bytes()
+    with pytest.raises(ValueError) as caught:
+        mnist(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path} holds some of MNIST's files, and {GZ_FILES[0]} is not MNIST's published file")
+    assert f"the missing {GZ_FILES[2]}, {GZ_FILES[3]} are not downloaded" in message
+    assert f"Found there: {GZ_FILES[0]} (not the published file), {GZ_FILES[1]}." in message
+    assert f"move {GZ_FILES[0]} out of {tmp_path}" in message and "as root (--data-dir in examples/mnist.py)" in message
+    assert server.requests == [] and files_in(tmp_path) == sorted(GZ_FILES[:2])
+    assert mine.read_bytes() == before  # never overwritten
+
+
+def test_a_partial_folder_with_the_other_data_sets_labels_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, arrays, checksums
+) -> None:
+    monkeypatch.setattr(datasets, "FASHION_MNIST_MIRRORS", (server.url("good"),))
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SHA256", checksums)
+    monkeypatch.setattr(datasets, "SHA256", {GZ_FILES[1]: checksums[GZ_FILES[1]]})  # the good/ labels are "MNIST's"
+    write_idx(tmp_path / GZ_FILES[1], arrays[MNIST_FILES[1]])
+    with pytest.raises(ValueError, match=rf"{re.escape(str(tmp_path))} holds the MNIST files, not Fashion-MNIST"):
+        fashion_mnist(tmp_path)
+    assert server.requests == [] and files_in(tmp_path) == [GZ_FILES[1]]
 
 
 def test_mnist_offline_raises_runtime_error_naming_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,8 @@ Where the files live
     ``$XDG_CACHE_HOME/tinygrad_cnn/<data set>`` or ``~/.cache/tinygrad_cnn/<data set>``
     is used (and created). Each file may be gzip-compressed (``.gz``, preferred when both
     exist) or raw. Files already present are validated for their structure, not their
-    checksums, so any directory of IDX files in this layout loads (KMNIST, your own; see
+    checksums (except when some are missing and are to be downloaded beside them: see
+    Downloading), so any directory of IDX files in this layout loads (KMNIST, your own; see
     ``load_idx_directory``); only the other known data set's files are refused (recognised by
     the labels of either split, under either split's name), so that Fashion-MNIST is never
     trained or tested on MNIST's digits by mistake, and so are a data set's own training and
@@ -27,6 +28,11 @@ Where the files live
     naming it.
 
 Downloading
+    In a folder that holds some of the four files, the missing ones are downloaded only once
+    each present file is checked to be the data set's published one, by its SHA-256 (its
+    ``.gz``, or its uncompressed content): a file of your own, or a corrupt copy, is never
+    overwritten nor completed with downloaded files into a mixed data set (a ValueError says
+    which files were found, which are not the published ones, and what to do).
     Missing files are fetched as ``.gz`` from the mirrors in turn (``MIRRORS``,
     ``FASHION_MNIST_MIRRORS``; ``http://``, ``https://`` or ``file://`` base URLs); stderr
     says which mirror is being tried. A mirror that does not answer for
@@ -987,7 +993,8 @@ def _load_data_set(
     name: str, folder: str, function: str, root: Optional[PathLike], download: bool,
     mirrors: Sequence[str], checksums: Mapping[str, str],
 ) -> Splits:
-    """Find (``_data_directory``), download what is missing, check and load one data set."""
+    """Find (``_data_directory``), download what is missing (``_check_before_completing``), check
+    and load one data set."""
     directory = _data_directory(root, folder, name)
     problem = _not_a_directory(directory)
     if problem is not None:  # root/mnist a file or a broken link (an unmounted disk): neither readable nor creatable
@@ -1000,6 +1007,9 @@ def _load_data_set(
     if missing:
         if not download:
             raise FileNotFoundError(_where_to_put_files(directory, missing, folder, name) + f" (Or call {function}(download=True).)")
+        present = {base: path for base, path in paths.items() if path is not None}
+        if present:
+            _check_before_completing(directory, name, folder, present, missing)
         try:
             download_files(missing, directory, mirrors, checksums)
         except DownloadError as error:
@@ -1015,6 +1025,35 @@ def _load_data_set(
     return _load_splits(paths)
 
 
+def _check_before_completing(directory: Path, name: str, folder: str, present: Mapping[str, Path], missing: Sequence[str]) -> None:
+    """Before downloading ``missing`` beside the ``present`` files (``{base name: path}``) of a
+    partial ``directory``: check that each present file is ``name``'s published file under its
+    own name (``_published_file``: the ``.gz`` sum, or the content's), and say on stderr which
+    were found and which are being downloaded. A file that is not (your own data, a corrupt or
+    edited copy, the other data set's) is a ValueError naming it: the downloaded files are
+    never mixed with it into one data set, and it is never overwritten."""
+    problem = _wrong_labels(directory, name, folder)
+    if problem is not None:  # the other data set's labels, or the splits swapped: that message says more
+        raise ValueError(problem)
+    unpublished = [path for base, path in present.items() if _published_file(path, (base,)) != (name, base)]
+    found = ", ".join(path.name + (" (not the published file)" if path in unpublished else "") for path in present.values())
+    if unpublished:
+        names = ", ".join(path.name for path in unpublished)
+        one = len(unpublished) == 1
+        raise ValueError(
+            f"{directory} holds some of {name}'s files, and {names} {'is' if one else 'are'} not {name}'s published "
+            f"{'file' if one else 'files'} (the SHA-256 of neither the .gz nor the uncompressed content matches), so the "
+            f"missing {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not downloaded: {name}'s published files "
+            f"would be mixed with {'it' if one else 'them'} into one data set. Found there: {found}. To use your files, "
+            f"put the missing ones beside them yourself (any IDX files then load, unchecked); to download all of "
+            f"{name}, move {names} out of {directory}; or {_how_to_point_elsewhere(directory, 'a directory that holds all four files')}"
+        )
+    print(
+        f"{name}: found {found} in {directory} (the published files: SHA-256 checked); downloading the missing {', '.join(missing)}",
+        file=sys.stderr, flush=True,
+    )
+
+
 def mnist(root: Optional[PathLike] = None, download: bool = True) -> Splits:
     """Load MNIST: handwritten digits, 60000 training and 10000 test images (classes ``MNIST_CLASSES``).
 
@@ -1023,7 +1062,16 @@ def mnist(root: Optional[PathLike] = None, download: bool = True) -> Splits:
             when both exist), or a directory holding them in an ``mnist/`` folder. It must
             exist. None: ``$TINYGRAD_CNN_DATA`` (same rules), else the per-user cache
             ``~/.cache/tinygrad_cnn/mnist``.
-        download: fetch missing files (as ``.gz``, checksum-verified) from ``MIRRORS``.
+        download: fetch missing files (as ``.gz``, checksum-verified) from ``MIRRORS``. When
+            some of the four files are there already, only the missing ones are fetched, as
+            torchvision's ``MNIST(download=True)`` does, and only once each present file is
+            checked to be the published one (the SHA-256 of its ``.gz``, or of its uncompressed
+            content); stderr says which files were found and which are being downloaded. A
+            present file that is not the published one (your own data, a corrupt copy) is
+            never overwritten (torchvision downloads over a file whose checksum differs, and
+            over uncompressed files whose verified ``.gz`` is missing) nor completed with
+            downloaded files into a mixed data set: that is a ValueError naming it. When all
+            four files are there, nothing is downloaded or checksummed: any IDX files load.
 
     Returns:
         ``(x_train, y_train, x_test, y_test)``: images ``uint8`` of shape ``N,1,28,28``
@@ -1041,7 +1089,11 @@ def mnist(root: Optional[PathLike] = None, download: bool = True) -> Splits:
             or a label is outside 0..9.
         ValueError: the directory holds Fashion-MNIST's published labels, of either split,
             gzipped or not (use ``fashion_mnist``), or MNIST's published labels under the other
-            split's name (the training and test files swapped, or one split copied over the other).
+            split's name (the training and test files swapped, or one split copied over the other);
+            or, with files missing and ``download`` True, a present file is not MNIST's published
+            one (see ``download``).
+        PermissionError, OSError: files are missing and the directory they would be downloaded
+            into cannot be created or written (see ``download_files``).
         IsADirectoryError, FileNotFoundError, OSError: a file's name (``.gz`` or raw) exists
             but is a directory, a broken symbolic link, or a FIFO or device.
     """
