@@ -146,7 +146,8 @@ FASHION_MNIST_SHA256: dict[str, str] = {
 # publishes only its .gz sums, and these machines hold no copy of it: its content sums are the
 # ones several independent projects list for its gunzipped files (they agree with one another,
 # and the same lists give MNIST's correctly). A wrong sum could only leave a genuine file
-# unrecognised, never make another file pass for it.
+# unrecognised (and so refused as "not the published file" in a partial folder being
+# completed by a download), never make another file pass for it.
 CONTENT_SHA256: dict[str, dict[str, str]] = {
     "MNIST": {
         "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
