@@ -698,3 +698,62 @@ def test_an_integer_relu_exports_as_a_max_that_onnxruntime_runs(tmp_path, dtype)
     batch = np.array([[4, -4, 0], [-9, 9, 1], [0, 0, -2]], dtype=dtype)
     output = run_onnx(tmp_path / "relu.onnx", batch)
     assert output.dtype == dtype and np.array_equal(output, forward(model, batch))
+
+
+# ----------------------------------------------------------------------------- the model is left as it was
+
+
+class TrainingBatchNorm:
+    """A Linear layer, then a batch norm called with training=True on buffers the model holds."""
+
+    def __init__(self) -> None:
+        from tinygrad_cnn import nn
+
+        self.fc = nn.Linear(4, 3)
+        self.running_mean = uniform(20, (3,))
+        self.running_var = uniform(21, (3,), 0.5, 2.0)
+
+    def __call__(self, array: np.ndarray) -> Tensor:
+        return self.fc(Tensor(array)).batch_norm(running_mean=self.running_mean, running_var=self.running_var,
+                                                 training=True)
+
+
+def test_exporting_a_batch_norm_called_with_training_true_leaves_its_running_statistics(tmp_path):
+    """Each of export's traces (three with a dynamic batch) updated the running statistics:
+    exporting silently changed the model. The file computes the batch's statistics, as ours
+    (and torch.onnx, which warns the same way)."""
+    model = TrainingBatchNorm()
+    before = state_dict(model)
+    with pytest.warns(UserWarning, match=r"op BatchNorm \(op 3 of 3\) is called with training=True"):
+        export(model, tmp_path / "bn.onnx", images=uniform(0, (5, 4)))
+    after = state_dict(model)
+    assert list(after) == list(before)
+    for name, array in before.items():
+        assert after[name].tobytes() == array.tobytes(), f"export changed {name}"
+    assert "BatchNormalization" not in [node.op_type for node in onnx.load(str(tmp_path / "bn.onnx")).graph.node]
+    for batch in (2, 7):  # the batch's statistics at any batch size
+        fresh = uniform(batch, (batch, 4))
+        np.testing.assert_allclose(run_onnx(tmp_path / "bn.onnx", fresh), forward(model, fresh), rtol=1e-5, atol=1e-5)
+
+
+def test_a_batch_norm_layer_is_exported_in_evaluation_mode_from_a_training_block(tmp_path):
+    from tinygrad_cnn import nn, train_mode
+
+    class Normalized:
+        def __init__(self) -> None:
+            self.conv = nn.Conv2d(1, 3, 3)
+            self.bn = nn.BatchNorm2d(3)
+            self.bn.running_mean[:], self.bn.running_var[:] = uniform(22, (3,)), uniform(23, (3,), 0.5, 2.0)
+
+        def __call__(self, array: np.ndarray) -> Tensor:
+            return self.bn(self.conv(Tensor(array)))
+
+    model = Normalized()
+    before = state_dict(model)
+    with train_mode():
+        export(model, tmp_path / "bn.onnx", images=uniform(0, (2, 1, 5, 5)))
+        assert Tensor.training
+    assert all(state_dict(model)[name].tobytes() == array.tobytes() for name, array in before.items())
+    assert "BatchNormalization" in [node.op_type for node in onnx.load(str(tmp_path / "bn.onnx")).graph.node]
+    fresh = uniform(1, (3, 1, 5, 5))
+    np.testing.assert_allclose(run_onnx(tmp_path / "bn.onnx", fresh), forward(model, fresh), rtol=1e-5, atol=1e-5)

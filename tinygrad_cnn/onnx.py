@@ -51,11 +51,21 @@ Zero padding stays zero padding: a pool's ``padding`` becomes an explicit ``Pad`
 (ONNX MaxPool would pad with −inf). An op's ``relu=True`` option becomes a ``Relu`` node
 after it. Dropout exports as Identity. An op with no ONNX equivalent (the loss, a user's
 own ``Function``) is a clear error naming it.
+
+Batch norm follows ``Tensor.training``, which export turns off: a ``BatchNorm2d`` layer is
+exported with its running statistics whatever mode the caller is in. A ``batch_norm`` called
+with ``training=True`` uses the batch's statistics in every mode, so the file computes them
+too, from each input it is given, and export warns (``_warn_batch_statistics``): that is what
+the model computes, and what ``torch.onnx`` does with ``F.batch_norm(..., training=True)``
+(it warns the same way), where refusing would make a user rewrite a model that runs. Export
+never changes the model: each trace puts back every parameter and buffer it changed (such a
+batch norm updates its running statistics, once per trace).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -114,13 +124,18 @@ class Step:
 def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
     """Run ``model(images)`` once under no_grad in evaluation mode (``Tensor.training`` off,
     as PyTorch's exporter does: dropout off, batch norm on its running statistics); the
-    steps the output depends on, in execution order, and the output."""
+    steps the output depends on, in execution order, and the output.
+
+    The model is left as it was: every parameter and buffer the call changed is put back
+    (``_put_back``). A ``batch_norm(..., training=True)`` updates its running statistics
+    even here, and export traces two or three times, so each export moved them."""
     steps: list[Step] = []
 
     def record(op: Function, inputs: tuple[Tensor, ...], output: Tensor, seconds: float) -> None:
         steps.append(Step(op, tuple(inputs), output))
 
     training = getattr(Tensor, "training", None)  # None: a tinygrad_cnn without training mode
+    saved = nn.state_dict(model)  # copies of every parameter and buffer
     tensor_module.forward_hooks.append(record)
     try:
         if training is not None:
@@ -131,6 +146,7 @@ def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
         tensor_module.forward_hooks.remove(record)
         if training is not None:
             Tensor.training = training
+        _put_back(model, saved)
     if not isinstance(result, Tensor):
         raise TypeError(f"the model must return one Tensor to export; it returned {type(result).__name__}")
     if not any(step.output is result for step in steps) and np.shares_memory(result.data, images):
@@ -145,6 +161,20 @@ def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
             "(export with a smaller batch, e.g. input_shape (1, ...))"
         )
     return _needed_steps(steps, result), result
+
+
+def _put_back(model: Any, saved: dict[str, np.ndarray]) -> None:
+    """Copy ``saved`` (``nn.state_dict(model)`` taken before a trace) back into each parameter
+    and buffer whose bytes differ from it now, in place: the arrays the model holds stay the
+    same objects, and an unchanged (maybe read-only) array is not written. Arrays the model
+    does not hold as attributes (a global passed as a running mean) are not its state and
+    are not seen here."""
+    current = {name: tensor.data for name, tensor in nn.named_parameters(model).items()}
+    current.update(nn.named_buffers(model))
+    for name, array in current.items():
+        before = saved.get(name)
+        if before is not None and array.shape == before.shape and array.tobytes() != before.tobytes():
+            np.copyto(array, before)
 
 
 def _needed_steps(steps: list[Step], output: Tensor) -> list[Step]:
@@ -622,7 +652,8 @@ def _pool(onnx_type: str) -> Converter:
 def convert_batch_norm(graph: GraphBuilder, step: Step) -> str:
     """y = (x − μ) / sqrt(var + eps) · weight + bias per channel (axis 1). With the running
     statistics (evaluation): one BatchNormalization node. With the batch's statistics (a
-    batch_norm given no running statistics): μ and var computed in the graph, as in forward."""
+    batch_norm given no running statistics, or called with ``training=True``): μ and var
+    computed in the graph from each input, as in forward."""
     op, dtype = step.op, step.output.dtype
     x, weight, bias = step.inputs
     if not op.batch_statistics:
@@ -776,6 +807,20 @@ def _check_onnx_input_types(step: Step, position: int, count: int) -> None:
             )
 
 
+def _warn_batch_statistics(step: Step, position: int, count: int) -> None:
+    """Warn where a batch norm with running statistics normalizes with the batch's own (it was
+    called with ``training=True``): a file served one example at a time rarely wants that."""
+    op = step.op
+    if op.name == "BatchNorm" and op.batch_statistics and getattr(op, "running_mean", None) is not None:
+        warnings.warn(
+            f"op BatchNorm (op {position} of {count}) is called with training=True, so the ONNX file normalizes "
+            "each input with its own batch's mean and variance, as the model does (torch.onnx exports "
+            "F.batch_norm(..., training=True) the same way), not with the running statistics. To export "
+            "those, leave training at None: batch_norm then follows Tensor.training, which export turns off",
+            UserWarning, stacklevel=3,
+        )
+
+
 def _converter(op: Function) -> Converter:
     """The op's converter, or an error that names the op and says why it has none."""
     built_in = type(op).__module__.startswith("tinygrad_cnn.ops")
@@ -894,6 +939,7 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
     converters = [_converter(step.op) for step in steps]
     for position, step in enumerate(steps, start=1):
         _check_onnx_input_types(step, position, len(steps))
+        _warn_batch_statistics(step, position, len(steps))
     graph = GraphBuilder(onnx, parameters)
     graph.buffer_names = {id(array): name for name, array in buffers.items()}
     graph.taken |= set(buffers) | {input_name, output_name}  # no node or constant takes these names
