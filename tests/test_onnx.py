@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -757,3 +758,129 @@ def test_a_batch_norm_layer_is_exported_in_evaluation_mode_from_a_training_block
     assert "BatchNormalization" in [node.op_type for node in onnx.load(str(tmp_path / "bn.onnx")).graph.node]
     fresh = uniform(1, (3, 1, 5, 5))
     np.testing.assert_allclose(run_onnx(tmp_path / "bn.onnx", fresh), forward(model, fresh), rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- dtypes onnxruntime cannot run
+
+DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64"]
+
+
+def same_dtype(x: Tensor, value) -> Tensor:
+    return Tensor(np.asarray(value).astype(x.dtype))
+
+
+#: every exportable op that takes integers or bools, as a function of one input tensor
+OPS_ON_ANY_DTYPE: dict[str, Callable[[Tensor], Tensor]] = {
+    "add": lambda x: x + x, "sub": lambda x: x - same_dtype(x, 1), "mul": lambda x: x * x,
+    "div": lambda x: x / same_dtype(x, 3), "neg": lambda x: -x, "relu": lambda x: x.relu(), "exp": lambda x: x.exp(),
+    "log": lambda x: x.log(), "sqrt": lambda x: x.sqrt(), "pow": lambda x: x ** 2, "tanh": lambda x: x.tanh(),
+    "sigmoid": lambda x: x.sigmoid(), "abs": lambda x: x.abs(), "clip": lambda x: x.clip(min=2, max=5),
+    "maximum": lambda x: x.maximum(same_dtype(x, 2)), "minimum": lambda x: x.minimum(same_dtype(x, 2)),
+    "where": lambda x: Tensor.where(Tensor(np.array([True, False, True, False])), x, same_dtype(x, 1)),
+    "where on its own mask": lambda x: Tensor.where(x > same_dtype(x, 1), x, same_dtype(x, 0)),
+    "<": lambda x: x < same_dtype(x, 3), "==": lambda x: x == same_dtype(x, 3), "!=": lambda x: x != same_dtype(x, 3),
+    "leaky_relu": lambda x: x.leaky_relu(0.2), "elu": lambda x: x.elu(),
+    "sum": lambda x: x.sum(axis=1), "mean": lambda x: x.mean(axis=1), "max": lambda x: x.max(axis=1),
+    "min of all": lambda x: x.min(), "argmax": lambda x: x.argmax(axis=1), "argmin of all": lambda x: x.argmin(),
+    "reshape": lambda x: x.reshape(-1, 2), "pad": lambda x: x.pad(((0, 0), (1, 1))), "T": lambda x: x.T,
+    "index slices": lambda x: x[:, 1:3], "index an int": lambda x: x[:, 1], "index an array": lambda x: x[:, [0, 2, 2]],
+    "index None": lambda x: x[:, None], "cat": lambda x: Tensor.cat([x, x], axis=1),
+    "stack": lambda x: Tensor.stack([x, x], axis=1),
+    **{f"cast to {dtype}": (lambda dtype: lambda x: x[:, 1:].astype(np.dtype(dtype)))(dtype)  # (a cast to x's
+       for dtype in ("bool", "int16", "uint16", "int64", "float32")},  # own dtype is no op: sliced first)
+    "matmul": lambda x: x @ same_dtype(x, np.ones((4, 3))),
+    "conv2d": lambda x: x.reshape(-1, 1, 2, 2).conv2d(same_dtype(x, np.ones((2, 1, 2, 2)))),
+    "max_pool2d": lambda x: x.reshape(-1, 1, 2, 2).max_pool2d(2),
+    "pad_max_pool2d relu": lambda x: x.reshape(-1, 1, 2, 2).pad_max_pool2d(((0, 1), (0, 1)), 2, stride=1, relu=True),
+    "avg_pool2d": lambda x: x.reshape(-1, 1, 2, 2).avg_pool2d(2),
+    "softmax": lambda x: x.softmax(axis=1), "log_softmax": lambda x: x.log_softmax(axis=1),
+    "batch_norm": lambda x: x.batch_norm(),
+}
+
+
+def small_values(dtype: str, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0 if dtype == "bool" else 1, 2 if dtype == "bool" else 7, (3, 4)).astype(dtype)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero encountered in log:RuntimeWarning")  # the log of a False
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_op_on_every_dtype_is_refused_or_runs_in_onnxruntime_as_ours(dtype):
+    """ONNX defines Max, Where, Pad, ArgMax, … for int16, uint16 (and uint32, uint64), but
+    onnxruntime has no kernel for them: the export passed onnx.checker and the file failed to
+    load ("Could not find an implementation for Max(13)"). Each op ours runs on ``dtype`` is
+    now either refused by export, naming the op and the dtype, or runs in onnxruntime and
+    gives our result (exactly for integers: the wider dtype a node computes in holds them)."""
+    for name, function in OPS_ON_ANY_DTYPE.items():
+        model = lambda array, function=function: function(Tensor(array))  # noqa: E731
+        try:
+            ours = forward(model, small_values(dtype, 1))
+        except (TypeError, ValueError):
+            continue  # ours refuses this dtype: nothing to export
+        try:
+            proto = to_onnx(model, images=small_values(dtype, 0))
+        except UnsupportedOpError as error:
+            assert re.search(r"op \w+ \(op \d+ of \d+\) on \w+ (tensors|values)", str(error)), (name, str(error))
+            continue
+        loaded = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        array = small_values(dtype, 1)
+        if loaded.get_inputs()[0].type == "tensor(float)":  # a float64 model, or an integer input cast to float
+            array = array.astype(np.float32)
+        theirs = loaded.run(None, {"images": array})[0]
+        expected = ours.astype(np.float32) if ours.dtype == np.float64 else ours
+        assert theirs.dtype == expected.dtype and theirs.shape == expected.shape, (name, theirs.dtype, expected.dtype)
+        if expected.dtype.kind == "f":
+            np.testing.assert_allclose(theirs, expected, rtol=1e-5, atol=1e-6, err_msg=name)
+        else:
+            np.testing.assert_array_equal(theirs, expected, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "uint16", "uint32"])
+def test_the_wider_dtype_onnxruntime_computes_in_keeps_extreme_values_exact(dtype, tmp_path):
+    """int16 and uint16 Max, Clip, Where, Pad and ArgMax compute in int32, uint32 ReduceMax and
+    ArgMax in int64 (uint32's values above 2^31 do not fit int32), each cast back."""
+    info = np.iinfo(dtype)
+    values = np.array([[info.min, info.max, info.max - 1, 7], [5, info.min + 1, info.max, info.min]], dtype=dtype)
+    middle = same_dtype(Tensor(values), info.max // 2 + 3)
+    functions = {
+        "maximum": lambda x: x.maximum(middle), "relu": lambda x: x.relu(),
+        "clip": lambda x: x.clip(min=int(info.min) + 1, max=int(info.max) - 1),
+        "where": lambda x: Tensor.where(x > middle, x, middle), "pad": lambda x: x.pad(((1, 0), (0, 2))),
+        "max": lambda x: x.max(axis=1), "min": lambda x: x.min(axis=0), "argmax": lambda x: x.argmax(axis=1),
+        "argmin of all": lambda x: x.argmin(),
+    }
+    for name, function in functions.items():
+        model = lambda array, function=function: function(Tensor(array))  # noqa: E731
+        try:
+            export(model, tmp_path / "extreme.onnx", images=values[::-1].copy())
+        except UnsupportedOpError:
+            assert dtype != "uint32" or name not in ("max", "min", "argmax", "argmin of all"), name
+            assert dtype == "uint32" or name in ("max", "min"), name  # ONNX's ReduceMax has no 16-bit ints
+            continue
+        theirs, ours = run_onnx(tmp_path / "extreme.onnx", values), forward(model, values)
+        assert theirs.dtype == ours.dtype, name
+        np.testing.assert_array_equal(theirs, ours, err_msg=name)
+
+
+@pytest.mark.parametrize("model, message", [
+    (lambda array: (lambda x: Tensor.where(x > 2, x, 0))(Tensor(array)), r"op Where \(op 2 of 2\) on uint64 values"),
+    (lambda array: Tensor(array).max(axis=1), r"op Max \(op 1 of 1\) on uint64 values"),
+    (lambda array: Tensor(array).argmin(axis=0), r"op ArgMin \(op 1 of 1\) on uint64 values"),
+])
+def test_a_uint64_op_onnxruntime_cannot_run_is_an_error_naming_it(model, message):
+    """No wider integer type holds every uint64, so no cast keeps the result exact."""
+    with pytest.raises(UnsupportedOpError, match=message + r": onnxruntime has no uint64 kernel for ONNX's \w+"):
+        to_onnx(model, images=small_values("uint64", 0))
+
+
+def test_an_integer_conv_and_an_integer_pool_relu_are_refused_or_run(tmp_path):
+    """An int64 conv2d raised the checker's InferenceError, naming only ONNX's Conv; a fused
+    relu on a uint8 max pool was a Relu node, which ONNX does not define for uint8."""
+    weight = np.ones((2, 1, 2, 2), dtype=np.int64)
+    with pytest.raises(UnsupportedOpError, match=r"op Conv2d \(op 1 of 1\) on int64 tensors: ONNX defines it for floats only"):
+        to_onnx(lambda array: Tensor(array).conv2d(weight), images=small_values("int64", 0).reshape(3, 1, 2, 2))
+    pooled = lambda array: Tensor(array).pad_max_pool2d(((0, 1), (0, 1)), 2, stride=1, relu=True)  # noqa: E731
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 1, 4, 4)).astype(np.uint8)
+    export(pooled, tmp_path / "pool.onnx", images=pixels)
+    batch = np.random.default_rng(1).integers(0, 256, (3, 1, 4, 4)).astype(np.uint8)
+    theirs = run_onnx(tmp_path / "pool.onnx", batch)
+    assert theirs.dtype == np.uint8 and np.array_equal(theirs, forward(pooled, batch))

@@ -42,7 +42,12 @@ Decisions: opset 17 (``OPSET``), which onnxruntime has supported since 1.12. The
 computes in float32 whatever the model's dtype: a float64 model's parameters, buffers and
 constants are written as float32, its input and output are float32, and a cast to float64
 becomes a cast to float32. Files are served with float32 input, and onnxruntime has no
-float64 kernel for Conv or the pools (a float64 file would load and then fail to run). A reshape keeps
+float64 kernel for Conv or the pools (a float64 file would load and then fail to run). Likewise
+onnxruntime has no kernel for some integer dtypes that ONNX allows (int16 Max, Where and Pad,
+uint32 ReduceMax, …: the file passes onnx.checker and fails to load): such a node computes in
+a wider integer type that holds every value, its result cast back, so it stays exact
+(``RUNTIME_DTYPES``); a uint64 ``where``, ``max``/``min`` or ``argmax``/``argmin``, which no
+wider type holds, is an error naming the op and the dtype. A reshape keeps
 the batch dynamic by comparing its target shape in the traces at the two batch sizes: an axis
 that changes with the batch is 0 ("copy the input's axis") where it equals the input's axis in
 both, else -1 (``convert_reshape``). The graph's input and output names are checked, never
@@ -119,6 +124,8 @@ class Step:
     #: with a dynamic batch, the same op in the trace on a batch one larger (None for a fixed
     #: batch): what changes between the two is what the file must compute from the batch size
     at_larger_batch: Optional["Step"] = None
+    #: how an error names it: "op Where (op 3 of 5)" (set before the graph is built)
+    label: str = ""
 
 
 def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
@@ -373,9 +380,9 @@ class GraphBuilder:
             self.int64_constants[key] = self.initializer(np.asarray(key[1], dtype=np.int64), stem)
         return self.int64_constants[key]
 
-    def cast(self, name: str, tensor: Tensor, dtype: np.dtype) -> str:
-        """``name`` converted to ``dtype`` where the tensor has another dtype."""
-        if _exported_dtype(tensor.dtype) == _exported_dtype(dtype):
+    def cast(self, name: str, source: np.dtype, dtype: np.dtype) -> str:
+        """``name``, holding values of dtype ``source``, converted to ``dtype`` where they differ."""
+        if _exported_dtype(source) == _exported_dtype(dtype):
             return name
         return self.node("Cast", [name], to=_onnx_type(self.onnx, dtype))
 
@@ -403,12 +410,14 @@ Converter = Callable[[GraphBuilder, Step], str]
 
 
 def _same(onnx_type: str) -> Converter:
-    """An op that is one ONNX node with the same inputs (cast to the output dtype)."""
+    """An op that is one ONNX node with the same inputs (cast to the output dtype, or to the
+    wider one onnxruntime computes the node in: ``RUNTIME_DTYPES``, the result cast back)."""
 
     def convert(graph: GraphBuilder, step: Step) -> str:
         dtype = step.output.dtype
-        inputs = [graph.cast(name, tensor, dtype) for name, tensor in zip(step.inputs, step.tensors)]
-        return graph.node(onnx_type, inputs)
+        computed = _runtime_dtype(step, onnx_type, dtype)
+        inputs = [graph.cast(name, tensor.dtype, computed) for name, tensor in zip(step.inputs, step.tensors)]
+        return graph.cast(graph.node(onnx_type, inputs), computed, dtype)
 
     convert.__name__ = f"convert_to_{onnx_type}"
     return convert
@@ -425,19 +434,22 @@ def _reduction(onnx_type: str, axes_as_input: bool) -> Converter:
     """Sum/Mean/Max/Min over ``axis`` (None = all) with ``keepdims``. In opset 17 ReduceSum
     takes the axes as an input, the others as an attribute. A 0-d input (which takes axis 0
     or -1, as in PyTorch) has nothing to reduce: the result is the value itself, an Identity
-    (ONNX refuses any axis of a rank-0 input)."""
+    (ONNX refuses any axis of a rank-0 input). The node computes in the output's dtype (a
+    sum of bools or small ints is int64, as ours), or in the wider one of ``RUNTIME_DTYPES``."""
 
     def convert(graph: GraphBuilder, step: Step) -> str:
-        axes, keepdims = _axes(step.op.axis), int(bool(step.op.keepdims))
-        # the input cast to the output's dtype: a sum of bools or small ints is int64, as ours
-        source = graph.cast(step.inputs[0], step.tensors[0], step.output.dtype)
+        axes, keepdims, dtype = _axes(step.op.axis), int(bool(step.op.keepdims)), step.output.dtype
         if step.tensors[0].ndim == 0:
-            return graph.node("Identity", [source])
+            return graph.node("Identity", [graph.cast(step.inputs[0], step.tensors[0].dtype, dtype)])
+        computed = _runtime_dtype(step, onnx_type, dtype)
+        source = graph.cast(step.inputs[0], step.tensors[0].dtype, computed)
         if axes is None:  # no axes: ONNX reduces over all of them
-            return graph.node(onnx_type, [source], keepdims=keepdims)
-        if axes_as_input:
-            return graph.node(onnx_type, [source, graph.int64s(axes, "axes")], keepdims=keepdims)
-        return graph.node(onnx_type, [source], axes=axes, keepdims=keepdims)
+            reduced = graph.node(onnx_type, [source], keepdims=keepdims)
+        elif axes_as_input:
+            reduced = graph.node(onnx_type, [source, graph.int64s(axes, "axes")], keepdims=keepdims)
+        else:
+            reduced = graph.node(onnx_type, [source], axes=axes, keepdims=keepdims)
+        return graph.cast(reduced, computed, dtype)
 
     convert.__name__ = f"convert_to_{onnx_type}"
     return convert
@@ -446,13 +458,14 @@ def _reduction(onnx_type: str, axes_as_input: bool) -> Converter:
 def _index_of_extreme(onnx_type: str) -> Converter:
     """ArgMax/ArgMin along ``axis`` (the first index on ties, as numpy); axis None, or a 0-d
     input: over the flattened input (Reshape to [-1], then axis 0), with keepdims an all-ones
-    shape. A bool input is cast to int32 (ONNX defines ArgMax on numbers only). Where a NaN is
+    shape. A bool input is cast to int32 (ONNX defines ArgMax on numbers only), and the
+    dtypes onnxruntime has no ArgMax for to a wider one (``RUNTIME_DTYPES``). Where a NaN is
     the extreme, the file gives whatever the runtime does (onnxruntime skips NaN; numpy and
     PyTorch give the first NaN)."""
 
     def convert(graph: GraphBuilder, step: Step) -> str:
         keepdims, (x,) = int(bool(step.op.keepdims)), step.tensors
-        name = graph.cast(step.inputs[0], x, np.dtype(np.int32)) if x.dtype == np.bool_ else step.inputs[0]
+        name = graph.cast(step.inputs[0], x.dtype, _runtime_dtype(step, onnx_type, x.dtype))
         if step.op.axis is not None and x.ndim > 0:
             return graph.node(onnx_type, [name], axis=int(step.op.axis), keepdims=keepdims, select_last_index=0)
         flat = graph.node("Reshape", [name, graph.int64s([-1], "shape")])
@@ -512,17 +525,20 @@ def convert_reshape(graph: GraphBuilder, step: Step) -> str:
     return graph.node("Reshape", [step.inputs[0], graph.int64s(shape, "shape")])
 
 
-def _zero_pad(graph: GraphBuilder, name: str, widths: Sequence[Sequence[int]]) -> str:
-    """An ONNX Pad with zeros; ``widths`` = ((before, after), ...) per axis as in np.pad."""
+def _zero_pad(graph: GraphBuilder, step: Step, name: str, dtype: np.dtype, widths: Sequence[Sequence[int]]) -> str:
+    """An ONNX Pad with zeros of ``name`` (values of ``dtype``, in the wider ``RUNTIME_DTYPES``
+    one where onnxruntime has no Pad for it); ``widths`` = ((before, after), ...) per axis as in np.pad."""
     widths = [(int(before), int(after)) for before, after in widths]
     if not any(before or after for before, after in widths):
         return name
     pads = [before for before, _ in widths] + [after for _, after in widths]
-    return graph.node("Pad", [name, graph.int64s(pads, "pads")], mode="constant")
+    computed = _runtime_dtype(step, "Pad", dtype)
+    padded = graph.node("Pad", [graph.cast(name, dtype, computed), graph.int64s(pads, "pads")], mode="constant")
+    return graph.cast(padded, computed, dtype)
 
 
 def convert_pad(graph: GraphBuilder, step: Step) -> str:
-    return _zero_pad(graph, step.inputs[0], step.op.widths)
+    return _zero_pad(graph, step, step.inputs[0], step.tensors[0].dtype, step.op.widths)
 
 
 def convert_permute(graph: GraphBuilder, step: Step) -> str:
@@ -549,22 +565,32 @@ def convert_identity(graph: GraphBuilder, step: Step) -> str:
 
 
 def convert_clip(graph: GraphBuilder, step: Step) -> str:
-    """clip(x, low, high): the bounds as scalar inputs of x's dtype ("" = no bound)."""
+    """clip(x, low, high): the bounds as scalar inputs of x's dtype ("" = no bound), all in the
+    wider ``RUNTIME_DTYPES`` one where onnxruntime has no Clip for x's."""
     dtype = step.output.dtype
+    computed = _runtime_dtype(step, "Clip", dtype)
     bounds = [
-        "" if bound is None else graph.initializer(np.asarray(bound, dtype=dtype), stem)
+        "" if bound is None else graph.initializer(np.asarray(bound, dtype=dtype).astype(computed), stem)
         for bound, stem in ((step.op.low, "clip_low"), (step.op.high, "clip_high"))
     ]
-    return graph.node("Clip", [step.inputs[0], *bounds])
+    clipped = graph.node("Clip", [graph.cast(step.inputs[0], step.tensors[0].dtype, computed), *bounds])
+    return graph.cast(clipped, computed, dtype)
 
 
 def convert_relu(graph: GraphBuilder, step: Step) -> str:
-    """Relu; on an integer tensor Max(x, 0), which onnxruntime runs (its Relu has no integer
-    kernel), x first cast to the output's dtype (a bool x gives int64, as numpy's maximum)."""
-    if step.output.dtype.kind == "f":
-        return graph.node("Relu", step.inputs[:1])
-    zero = graph.initializer(np.zeros((), dtype=step.output.dtype), "zero")
-    return graph.node("Max", [graph.cast(step.inputs[0], step.tensors[0], step.output.dtype), zero])
+    return _relu(graph, step, step.inputs[0], step.tensors[0].dtype)
+
+
+def _relu(graph: GraphBuilder, step: Step, name: str, dtype: np.dtype) -> str:
+    """Relu of ``name`` (values of ``dtype``; also a conv's or pool's fused relu); on integers
+    Max(x, 0), which onnxruntime runs (ONNX has no unsigned Relu, onnxruntime no int32 one),
+    x first cast to the output's dtype (a bool x gives int64, as numpy's maximum)."""
+    output_dtype = step.output.dtype
+    if output_dtype.kind == "f":
+        return graph.node("Relu", [name])
+    computed = _runtime_dtype(step, "Max", output_dtype)
+    zero = graph.initializer(np.zeros((), dtype=computed), "zero")
+    return graph.cast(graph.node("Max", [graph.cast(name, dtype, computed), zero]), computed, output_dtype)
 
 
 def convert_leaky_relu(graph: GraphBuilder, step: Step) -> str:
@@ -576,13 +602,14 @@ def convert_elu(graph: GraphBuilder, step: Step) -> str:
 
 
 def convert_where(graph: GraphBuilder, step: Step) -> str:
-    """Where(condition, a, b), a and b cast to the output's dtype. Between two bool masks it
-    selects uint8 and casts the result back: ONNX defines Where for bools, but onnxruntime has
-    no bool kernel (the file would load and fail)."""
+    """Where(condition, a, b), a and b cast to the output's dtype. Between two bool masks (or
+    int16 values, …) it selects uint8 (int32, …: ``RUNTIME_DTYPES``) and casts the result
+    back: ONNX defines Where for bools, but onnxruntime has no bool kernel."""
     (condition, a, b), dtype = step.inputs, step.output.dtype
-    chosen = np.dtype(np.uint8) if dtype == np.bool_ else dtype
-    selected = graph.node("Where", [condition, graph.cast(a, step.tensors[1], chosen), graph.cast(b, step.tensors[2], chosen)])
-    return graph.node("Cast", [selected], to=_onnx_type(graph.onnx, dtype)) if chosen != dtype else selected
+    chosen = _runtime_dtype(step, "Where", dtype)
+    selected = graph.node("Where", [condition, graph.cast(a, step.tensors[1].dtype, chosen),
+                                    graph.cast(b, step.tensors[2].dtype, chosen)])
+    return graph.cast(selected, chosen, dtype)
 
 
 #: Compare's symbol → the ONNX node (``!=`` is Not(Equal))
@@ -596,7 +623,7 @@ def convert_compare(graph: GraphBuilder, step: Step) -> str:
     common = np.result_type(a.dtype, b.dtype)
     if common == np.bool_ and symbol not in ("==", "!="):
         common = np.dtype(np.int32)
-    inputs = [graph.cast(name, tensor, common) for name, tensor in zip(step.inputs, step.tensors)]
+    inputs = [graph.cast(name, tensor.dtype, common) for name, tensor in zip(step.inputs, step.tensors)]
     mask = graph.node(_COMPARISONS[symbol], inputs)
     return graph.node("Not", [mask]) if symbol == "!=" else mask
 
@@ -640,7 +667,7 @@ def _pool(onnx_type: str) -> Converter:
 
     def convert(graph: GraphBuilder, step: Step) -> str:
         widths = [(0, 0), (0, 0)] + _pool_widths(getattr(step.op, "padding", None))
-        padded = _zero_pad(graph, step.inputs[0], widths)
+        padded = _zero_pad(graph, step, step.inputs[0], step.tensors[0].dtype, widths)
         kernel = _pair(step.op.kernel_size)
         stride = _pair(step.op.stride if getattr(step.op, "stride", None) is not None else kernel)
         return graph.node(onnx_type, [padded], kernel_shape=kernel, strides=stride)
@@ -790,7 +817,43 @@ ONNX_INPUT_TYPES: dict[str, tuple[str, ...]] = {
     "Pow": ("int32", "int64", "f"),
     "MaxPool2d": ("int8", "uint8", "f"),
     "MatMul": ("int32", "int64", "uint32", "uint64", "f"),
+    "Conv2d": ("f",),
 }
+
+#: ONNX nodes that onnxruntime's CPU provider cannot run on some dtypes that ONNX defines them
+#: for (so the file passes onnx.checker, then fails to load: "Could not find an implementation
+#: for Max(13)"), or that ONNX does not define (ArgMax on bools): {node: {dtype: the dtype it
+#: computes in instead}}. The wider dtype holds every value exactly and these nodes only select
+#: or compare values (and Pad adds zeros), so the result, cast back, is exact. None: no such
+#: dtype exists (uint64 holds values above int64's), and export refuses the op naming the
+#: dtype. Found with onnxruntime 1.32 by exporting every op on every dtype and running the
+#: file (``test_every_op_on_every_dtype_is_refused_or_runs_in_onnxruntime_as_ours``).
+RUNTIME_DTYPES: dict[str, dict[str, Optional[str]]] = {
+    "Max": {"int16": "int32", "uint16": "int32"},  # element-wise: maximum, an integer relu
+    "Min": {"int16": "int32", "uint16": "int32"},
+    "Clip": {"int16": "int32", "uint16": "int32"},
+    "Pad": {"int16": "int32", "uint16": "int32"},
+    "Where": {"bool": "uint8", "int16": "int32", "uint16": "int32", "uint64": None},
+    "ReduceMax": {"uint32": "int64", "uint64": None},
+    "ReduceMin": {"uint32": "int64", "uint64": None},
+    **{name: {"bool": "int32", "int16": "int32", "uint16": "int32", "uint32": "int64", "uint64": None}
+       for name in ("ArgMax", "ArgMin")},
+}
+
+
+def _runtime_dtype(step: Step, onnx_type: str, dtype: np.dtype) -> np.dtype:
+    """The dtype the ``onnx_type`` node of ``step`` computes in, for values of ``dtype``: that
+    one as the file holds it, or the wider one of ``RUNTIME_DTYPES``; an error naming our op
+    and the dtype where onnxruntime could not run the node at all."""
+    dtype = _exported_dtype(dtype)
+    wider = RUNTIME_DTYPES.get(onnx_type, {}).get(dtype.name, dtype.name)
+    if wider is None:
+        raise UnsupportedOpError(
+            f"cannot export {step.label or 'op ' + step.op.name} on {dtype} values: onnxruntime has no {dtype} "
+            f"kernel for ONNX's {onnx_type} (the file would pass onnx.checker and then fail to load), and no "
+            f"wider type holds every {dtype} value; cast first (e.g. .astype(np.int64) where the values fit)"
+        )
+    return np.dtype(wider)
 _KIND_WORDS = {"i": "signed ints", "u": "unsigned ints", "f": "floats"}
 
 
@@ -944,11 +1007,12 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
     graph.buffer_names = {id(array): name for name, array in buffers.items()}
     graph.taken |= set(buffers) | {input_name, output_name}  # no node or constant takes these names
     graph.bind(source, input_name)
-    for step, converter in zip(steps, converters):
+    for position, (step, converter) in enumerate(zip(steps, converters), start=1):
+        step.label = f"op {step.op.name} (op {position} of {len(steps)})"
         step.inputs = tuple(graph.value(tensor) for tensor in step.tensors)
         output = converter(graph, step)
         if getattr(step.op, "relu", False) is True:  # the fused relu of a conv or pool
-            output = graph.node("Relu", [output])
+            output = _relu(graph, step, output, step.output.dtype)
         graph.bind(step.output, output)
     final = graph.names[id(result)]
     if graph.nodes and graph.nodes[-1].output[0] == final:  # name the last node's output
