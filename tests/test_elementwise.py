@@ -266,6 +266,78 @@ def test_clip_with_min_above_max_gives_max_everywhere_and_no_gradient():
     np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0, 0.0])
 
 
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=3), seed=seeds,
+       bounds=st.sampled_from([("min", "max"), ("min",), ("max",)]))
+def test_clip_to_tensor_bounds_vjp_with_broadcasting(shapes, seed, bounds):
+    """Tensor bounds broadcast with x (either may be the larger) and get their gradient. x lies
+    on the grid 0.1·k + 0.05, min on 0.1·k and max on 0.1·k + 0.02: no two are within 0.02, so
+    no kink is straddled, while min > max happens often."""
+    x_shape, low_shape, high_shape = shapes.input_shapes
+    x = np.round(random_array(seed, x_shape) * 10) / 10 + 0.05
+    low = np.round(random_array(seed + 1, low_shape) * 10) / 10
+    high = np.round(random_array(seed + 2, high_shape) * 10) / 10 + 0.02
+    given_bounds = {"min": low, "max": high}
+    arrays = [x] + [given_bounds[name] for name in bounds]
+
+    def clip(tensor, *bound_tensors):
+        return tensor.clip(**dict(zip(bounds, bound_tensors)))
+
+    assert gradcheck(clip, arrays)
+    expected = np.maximum(x, low) if "min" in bounds else x
+    expected = np.minimum(expected, high) if "max" in bounds else expected
+    output = clip(*[Tensor(array) for array in arrays])
+    assert output.shape == np.broadcast_shapes(*[array.shape for array in arrays])
+    np.testing.assert_array_equal(output.data, expected)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_clip_to_tensor_bounds_gives_each_place_s_gradient_to_one_input_as_torch_clamp():
+    """Who gets G, place by place (torch.clamp's rule, written out in ops.Clip): x inside the
+    bounds, the bounds included; min where x is below it and min < max; max where x is above it
+    or where max < min; nobody where x < min = max, nor at NaN. A place that is not its
+    input's gets 0 even for an infinite or NaN G."""
+    nan = np.nan
+    #                 x passes ...    min: x < min    max: x > max   min > max ........   min = max    NaN ...........
+    x = np.array([0.0, 0.5, 1.0, -1.0, 2.0, 0.5, 1.0, 0.0, 1.0, 0.0, 2.0, nan, 0.5, 0.5])
+    low = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, nan, 0.0])
+    high = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, nan])
+    grad_out = np.array([1.0, np.inf, 1.0, -np.inf, nan, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    tensors = [Tensor(array, requires_grad=True) for array in (x, low, high)]
+    output = tensors[0].clip(min=tensors[1], max=tensors[2])
+    output.backward(grad_out)
+    np.testing.assert_array_equal(output.data, [0.0, 0.5, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, nan, nan, nan])
+    np.testing.assert_array_equal(tensors[0].grad, [1.0, np.inf, 1.0, 0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(tensors[1].grad, [0, 0, 0, -np.inf, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(tensors[2].grad, [0, 0, 0, 0, nan, 1.0, 1.0, 1.0, 0, 0, 1.0, 0, 0, 0])
+
+
+def test_clip_to_one_tensor_bound_and_a_number():
+    """With one bound only, the bound gets G wherever x is beyond it (min: x < min; max:
+    x > max); a number beside a Tensor bound is a constant bound (PyTorch refuses the mix)."""
+    x = Tensor(np.array([-1.0, 0.0, 1.0, 2.0]), requires_grad=True)
+    low = Tensor(np.array([0.0]), requires_grad=True)
+    x.clip(min=low).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(low.grad, [1.0])
+    x.grad, high = None, Tensor(np.array([1.0]), requires_grad=True)
+    output = x.clip(min=-0.5, max=high)
+    output.sum().backward()
+    np.testing.assert_array_equal(output.data, [-0.5, 0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(high.grad, [1.0])
+
+
+def test_clip_to_array_bounds_promotes_dtypes_as_torch_clamp():
+    """An array bound is a constant; an int tensor clipped to a float bound becomes float32; a
+    float64 array bound makes a float32 tensor float64, unless it is 0-d (then it acts as a number)."""
+    assert Tensor([1, 2, 3]).clip(min=np.array([1.5, 1.5, 1.5], np.float32)).data.tolist() == [1.5, 2.0, 3.0]
+    assert Tensor([1, 2, 3]).clip(max=Tensor(1.5)).dtype == np.float32
+    x = Tensor(np.array([1.0, 2.0, 3.0], np.float32))
+    assert x.clip(min=np.array([1.5, 1.5, 1.5])).dtype == np.float64
+    assert x.clip(min=np.array(1.5)).dtype == np.float32
+    assert x.clip(min=np.array(1.5), max=Tensor(2)).data.tolist() == [1.5, 2.0, 2.0]
+
+
 def test_clip_of_an_integer_tensor():
     assert Tensor([-2, 0, 5]).clip(0, 3).dtype == np.int64
     clipped = Tensor([-2, 0, 5]).clip(max=0.5)
@@ -502,7 +574,7 @@ def test_an_in_place_change_of_an_unrelated_tensor_or_of_a_copy_does_not_stop_ba
 OPS_KEEPING_NO_INPUT = {
     "Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Neg": lambda a, b: -a, "ReLU": lambda a, b: (a - 1.0).relu(),
     "Exp": lambda a, b: a.exp(), "Sqrt": lambda a, b: a.sqrt(), "Tanh": lambda a, b: a.tanh(),
-    "Sigmoid": lambda a, b: a.sigmoid(), "Clip": lambda a, b: a.clip(0.8, 1.2),
+    "Sigmoid": lambda a, b: a.sigmoid(), "Clip": lambda a, b: a.clip(b - 0.2, 1.2),
     "LeakyReLU": lambda a, b: (a - 1.0).leaky_relu(0.1), "ELU": lambda a, b: (a - 1.0).elu(),
     "Reshape": lambda a, b: a.reshape(3, 2, 2, 2), "Pad": lambda a, b: a.pad(((1, 0), (0, 2), (0, 0), (0, 0))),
     "Permute": lambda a, b: a.transpose(0, 3), "GetItem": lambda a, b: a[[0, 0, 1], 1:],
@@ -637,7 +709,8 @@ float32_cases = {
     "exp": lambda x: x.exp(), "log": lambda x: (x * x + 1).log(), "sqrt": lambda x: (x * x + 1).sqrt(),
     "tanh": lambda x: x.tanh(), "sigmoid": lambda x: x.sigmoid(), "abs": lambda x: x.abs(),
     "pow": lambda x: x ** 3, "rpow": lambda x: 2 ** x, "pow_tensor": lambda x: (x * x + 1) ** x,
-    "clip": lambda x: x.clip(-0.5, 0.5), "maximum": lambda x: x.maximum(0.1), "minimum": lambda x: x.minimum(x * 2),
+    "clip": lambda x: x.clip(-0.5, 0.5), "clip to tensors": lambda x: x.clip(-x.abs() * 0.5, Tensor(np.float32(0.5))),
+    "maximum": lambda x: x.maximum(0.1), "minimum": lambda x: x.minimum(x * 2),
     "where": lambda x: (x > 0).where(x, 1.5), "leaky_relu": lambda x: x.leaky_relu(0.1), "elu": lambda x: x.elu(0.5),
 }
 
@@ -660,8 +733,10 @@ def test_integer_tensors_give_float32_for_transcendental_functions():
 
 @pytest.mark.parametrize("call, error, message", [
     (lambda x: x.clip(), ValueError, r"clip needs at least one of min= and max="),
-    (lambda x: x.clip(min="0"), TypeError, r"clip: min must be a number, got '0'"),
-    (lambda x: x.clip(max=np.ones(2)), TypeError, r"clip: max must be a number"),
+    (lambda x: x.clip(min="0"), TypeError, r"clip: min must be a number, a Tensor or an array, got '0'"),
+    (lambda x: x.clip(max=[1.0, 2.0]), TypeError, r"clip: max must be a number, a Tensor or an array, got \[1.0, 2.0\]"),
+    (lambda x: x.clip(min=np.ones(2), max="1"), TypeError, r"clip: max must be a number, a Tensor or an array, got '1'"),
+    (lambda x: x.clip(max=np.ones(2)), ValueError, r"clip: shapes \(2, 3\) \(the tensor\) and \(2,\) \(max\) cannot be broadcast"),
     (lambda x: x.leaky_relu(None), TypeError, r"leaky_relu: negative_slope must be a number, got None"),
     (lambda x: x.elu(alpha=True), TypeError, r"elu: alpha must be a number"),
     (lambda x: x.maximum(np.ones(4)), ValueError, r"shapes \(2, 3\) and \(4,\) cannot be broadcast together for 'maximum'"),

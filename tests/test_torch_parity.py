@@ -120,3 +120,15 @@ def test_batch_norm_in_training_matches_pytorch():
     weight, bias = np.array([1.0, 2.0, 0.5]), np.array([0.0, -1.0, 1.0])
     compare(lambda t, w, b: t.batch_norm(w, b, training=True),
             lambda t, w, b: functional.batch_norm(t, None, None, w, b, training=True), x, weight, bias)
+
+
+@pytest.mark.parametrize("bounds", [("min", "max"), ("min",), ("max",)])
+def test_clip_to_tensor_bounds_matches_torch_clamp_at_ties_and_crossed_bounds(bounds):
+    """x on the bounds, bounds crossed (min > max) and equal, NaN in each input, bounds that
+    broadcast (a column, a row): forward and every input's gradient."""
+    x = np.array([[0.0, 1.0, -1.0, 2.0, 0.5, np.nan], [1.0, 0.0, 2.0, -2.0, 0.5, 0.25]])
+    low = np.array([[0.0], [1.0]])  # row 0: min 0 < max; row 1: min 1, max crossed or equal
+    high = np.array([1.0, 1.0, 0.5, 1.0, np.nan, 1.0])
+    given = {"min": low, "max": high}
+    compare(lambda t, *b: t.clip(**dict(zip(bounds, b))), lambda t, *b: torch.clamp(t, **dict(zip(bounds, b))),
+            x, *[given[name] for name in bounds])

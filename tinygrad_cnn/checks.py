@@ -36,9 +36,9 @@ def resolve_shape(shape: tuple[int, ...], original: tuple[int, ...]) -> tuple[in
     return shape
 
 
-def check_is_number(name: str, argument: str, value: object) -> None:
+def check_is_number(name: str, argument: str, value: object, expected: str = "a number") -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: {argument} must be a number, got {value!r}")
+        raise TypeError(f"{name}: {argument} must be {expected}, got {value!r}")
 
 
 def integer_clip_bounds(dtype: np.dtype, low: Optional[int], high: Optional[int]) -> tuple[Optional[int], Optional[int]]:

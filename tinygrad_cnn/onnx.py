@@ -575,9 +575,17 @@ def convert_identity(graph: GraphBuilder, step: Step) -> str:
 
 
 def convert_clip(graph: GraphBuilder, step: Step) -> str:
-    """clip(x, low, high): the bounds as scalar inputs of x's dtype ("" = no bound), all in the
-    wider ``RUNTIME_DTYPES`` one where onnxruntime has no Clip for x's."""
+    """clip(x, low, high): number bounds as Clip's scalar inputs of x's dtype ("" = no bound);
+    tensor bounds (inputs after x, of x's dtype) as Max(x, low), then Min(that, high), which
+    broadcast (the bounds of ONNX's Clip must be scalars). Either way in the wider
+    ``RUNTIME_DTYPES`` one where onnxruntime has no kernel for x's."""
     dtype = step.output.dtype
+    if step.op.bound_inputs:
+        computed = _runtime_dtype(step, "Max", dtype)  # (Max and Min are widened alike)
+        output = graph.cast(step.inputs[0], step.tensors[0].dtype, computed)
+        for bound, name, tensor in zip(step.op.bound_inputs, step.inputs[1:], step.tensors[1:]):
+            output = graph.node("Max" if bound == "low" else "Min", [output, graph.cast(name, tensor.dtype, computed)])
+        return graph.cast(output, computed, dtype)
     computed = _runtime_dtype(step, "Clip", dtype)
     bounds = [
         "" if bound is None else graph.initializer(np.asarray(bound, dtype=dtype).astype(computed), stem)

@@ -878,22 +878,46 @@ class Tensor:
     def pow(self, exponent: ArrayLike) -> "Tensor":
         return self.__pow__(exponent)
 
-    def clip(self, min: Optional[float] = None, max: Optional[float] = None) -> "Tensor":
+    def clip(self, min: Optional[ArrayLike] = None, max: Optional[ArrayLike] = None) -> "Tensor":
         """Limit every element to [min, max] (a bound of None is absent), as torch.clamp: the
         gradient passes where min <= x <= max, bounds included; min > max gives max everywhere.
+
+        A bound is a number, or a Tensor or array that broadcasts with self (the result takes the
+        broadcast shape); a Tensor bound that requires grad gets torch.clamp's gradient (the G of
+        each place clipped to it: see ``ops.Clip``). A number beside a Tensor bound counts as a
+        constant one (PyTorch refuses that mix). Dtypes promote as for ``maximum``.
         An integer tensor with an int bound beyond its dtype's range gets the true answer
         (uint8 clipped to max=300 is unchanged; PyTorch refuses it, or wraps a min of -5), or an
         OverflowError where that answer does not fit (uint8 clipped to min=300)."""
         if min is None and max is None:
             raise ValueError("clip needs at least one of min= and max=")
+        if isinstance(min, (Tensor, np.ndarray)) or isinstance(max, (Tensor, np.ndarray)):
+            return self._clip_to_tensors(min, max)
         for name, bound in (("min", min), ("max", max)):
             if bound is not None:
-                check_is_number("clip", name, bound)
+                check_is_number("clip", name, bound, "a number, a Tensor or an array")
         integral_bounds = all(isinstance(bound, (numbers.Integral, type(None))) for bound in (min, max))
         x = self if integral_bounds else _floating(self)  # an int tensor clipped to 0.5 becomes float32
         if x.dtype.kind in "iu":
             min, max = integer_clip_bounds(x.dtype, min, max)
         return ops.Clip.apply(x, low=min, high=max)
+
+    def _clip_to_tensors(self, min: Optional[ArrayLike], max: Optional[ArrayLike]) -> "Tensor":
+        """``clip`` with a Tensor or array among its bounds: each bound becomes an input of the op."""
+        named = {name: bound for name, bound in (("min", min), ("max", max)) if bound is not None}
+        for name, bound in named.items():
+            if not isinstance(bound, (Tensor, np.ndarray)):
+                check_is_number("clip", name, bound, "a number, a Tensor or an array")
+        x, bounds = self, {name: self._operand(bound) for name, bound in named.items()}
+        for name, bound in bounds.items():
+            x, bounds[name] = _promoted(x, bound)
+        bounds = {name: _promoted(x, bound)[1] for name, bound in bounds.items()}  # (x may have become float)
+        try:
+            np.broadcast_shapes(x.shape, *[bound.shape for bound in bounds.values()])
+        except ValueError:
+            shapes = " and ".join(f"{bound.shape} ({name})" for name, bound in bounds.items())
+            raise ValueError(f"clip: shapes {x.shape} (the tensor) and {shapes} cannot be broadcast together") from None
+        return ops.Clip.apply(x, *bounds.values(), bound_inputs=tuple("low" if name == "min" else "high" for name in bounds))
 
     def maximum(self, other: ArrayLike) -> "Tensor":
         """Element-wise larger of self and other (broadcasting); ties give each side half the gradient."""

@@ -248,34 +248,58 @@ class Abs(Function):
 
 
 class Clip(Function):
-    """y = min(max(x, low), high) (a bound of None is absent); with low > high every y is high.
+    """y = min(max(x, low), high) (broadcasting); a bound of None is absent; where low > high, y is high.
 
-    VJP: dx = G where low ≤ x ≤ high, else 0: the gradient passes where x is inside the
-    bounds, the bounds themselves included, as PyTorch's clamp; a clipped place gets 0 even
-    when G is inf or NaN (a mask multiply would give inf · 0 = NaN: clip(min=0).sqrt()).
+    A bound is a number (the option ``low`` or ``high``) or an array: an input after x, in the
+    order ``bound_inputs`` names them (("low",), ("high",) or ("low", "high")).
+
+    VJP, as torch.clamp's (summed back over broadcast axes):
+        dx    = G where low ≤ x ≤ high (the bounds themselves included), else 0;
+        dlow  = G where x < low and low < high (without high: where x < low), else 0;
+        dhigh = G where x > high or high < low (without low: where x > high), else 0.
+    Each place's G goes to at most one input: to high wherever low > high (y is high there), and
+    to none where x < low = high, nor where x or a bound is NaN (y is NaN). A place whose mask is
+    0 gets 0 even when G is inf or NaN (a mask multiply would give inf · 0 = NaN: clip(min=0).sqrt()).
     """
 
-    saves_inputs = False
+    saves_inputs = False  # (the masks are made by forward)
     saves_output = False
 
-    def __init__(self, low: Optional[float] = None, high: Optional[float] = None):
-        self.low, self.high = low, high
+    def __init__(self, low: Optional[float] = None, high: Optional[float] = None,
+                 bound_inputs: tuple[str, ...] = ()):
+        self.low, self.high, self.bound_inputs = low, high, bound_inputs
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        self.inside = np.ones(x.shape, dtype=bool)
-        output = x
-        if self.low is not None:  # the bounds in x's dtype, for the mask as for the values
-            low = np.asarray(self.low, dtype=x.dtype)
-            self.inside &= x >= low
-            output = np.maximum(output, low)
-        if self.high is not None:
-            high = np.asarray(self.high, dtype=x.dtype)
-            self.inside &= x <= high
-            output = np.minimum(output, high)
-        return output
+    def forward(self, x: np.ndarray, *bound_arrays: np.ndarray) -> np.ndarray:
+        given = dict(zip(self.bound_inputs, bound_arrays))
+        # a number bound in x's dtype, for the masks as for the values
+        low = given.get("low", None if self.low is None else np.asarray(self.low, dtype=x.dtype))
+        high = given.get("high", None if self.high is None else np.asarray(self.high, dtype=x.dtype))
+        # where each input gets G (made only for the inputs that need a gradient), and its shape
+        rules = {"x": self.x_passes, "low": self.low_wins, "high": self.high_wins}
+        self.masks = [rules[name](x, low, high) if needs_grad else None
+                      for name, needs_grad in zip(("x",) + self.bound_inputs, self.needs_input_grad)]
+        self.shapes = [x.shape] + [array.shape for array in bound_arrays]
+        output = x if low is None else np.maximum(x, low)
+        return output if high is None else np.minimum(output, high)
+
+    @staticmethod
+    def x_passes(x: np.ndarray, low: Optional[np.ndarray], high: Optional[np.ndarray]) -> np.ndarray:
+        if low is None:
+            return x <= high
+        return x >= low if high is None else (x >= low) & (x <= high)
+
+    @staticmethod
+    def low_wins(x: np.ndarray, low: np.ndarray, high: Optional[np.ndarray]) -> np.ndarray:
+        return x < low if high is None else (x < low) & (low < high)
+
+    @staticmethod
+    def high_wins(x: np.ndarray, low: Optional[np.ndarray], high: np.ndarray) -> np.ndarray:
+        return x > high if low is None else (x > high) | (high < low)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        return (np.where(self.inside, grad_out, np.zeros((), grad_out.dtype)),)
+        zero = np.zeros((), grad_out.dtype)
+        return tuple(None if mask is None else unbroadcast(np.where(mask, grad_out, zero), shape)
+                     for mask, shape in zip(self.masks, self.shapes))
 
 
 def _share_between(grad_out: np.ndarray, a_loses: np.ndarray, b_loses: np.ndarray, tie: np.ndarray,
