@@ -291,9 +291,9 @@ def test_adam_counts_steps_per_parameter_as_pytorch():
     (torch.optim.Adam keeps one step count per parameter): b moves by lr, not by less."""
     a, b = Tensor([1.0], requires_grad=True), Tensor([1.0], requires_grad=True)
     optimizer = Adam([a, b], lr=0.1)
-    a.grad = np.array([1.0])
+    a.grad = np.array([1.0], np.float32)
     optimizer.step()  # b has no gradient yet
-    a.grad, b.grad = np.array([1.0]), np.array([1.0])
+    a.grad, b.grad = np.array([1.0], np.float32), np.array([1.0], np.float32)
     optimizer.step()
     np.testing.assert_allclose(a.data, [0.8], rtol=1e-7)  # two steps of lr · m̂/√v̂ = lr each
     np.testing.assert_allclose(b.data, [0.9], rtol=1e-7)  # (it was 0.9256 with one shared count)
@@ -337,13 +337,15 @@ def test_a_read_only_parameter_is_refused_before_any_step():
     ([[1.0] * 3] * 2, TypeError, "parameter 1 has a grad that is a list"),
     (np.ones((2, 3), complex), TypeError, "parameter 1 has a grad that is an array of dtype complex128"),
 ])
-def test_a_grad_assigned_by_hand_that_does_not_fit_is_refused_before_any_parameter_moves(make, grad, error, message):
-    # PyTorch refuses such a grad when it is assigned; numpy would broadcast a (3,) grad over
-    # every row of the (2, 3) weight
+def test_a_grad_that_does_not_fit_is_refused_before_any_parameter_moves(make, grad, error, message):
+    # Assigning such a grad is refused (as PyTorch does: tests/test_tensor.py), but a parameter's
+    # data can be replaced after its grad was set; numpy would broadcast a (3,) grad over every
+    # row of the (2, 3) weight
     first, second = Tensor(np.ones(4, np.float32), requires_grad=True), Tensor(np.ones((2, 3), np.float32),
                                                                                requires_grad=True)
     optimizer = make([first, second])
-    first.grad, second.grad = np.ones(4, np.float32), grad
+    first.grad = np.ones(4, np.float32)
+    second._grad = grad  # (past the check on assignment: a grad left from before .data was replaced)
     with pytest.raises(error, match=message):
         optimizer.step()
     assert np.array_equal(first.data, np.ones(4)) and np.array_equal(second.data, np.ones((2, 3)))
@@ -357,7 +359,7 @@ def test_a_float64_grad_assigned_to_a_float32_parameter_keeps_the_momentum_buffe
     checkpoint (which stores buffers in the parameter's dtype) would resume from a rounded one."""
     param = Tensor(np.ones(3, np.float32), requires_grad=True)
     optimizer = SGD([param], lr=0.1, momentum=0.9)
-    param.grad = np.array([0.1, 0.2, 0.3])  # float64, as np.array gives
+    param._grad = np.array([0.1, 0.2, 0.3])  # float64, as np.array gives (past the check on assignment)
     optimizer.step()
     velocity = optimizer.velocities[0]
     assert velocity is not None and velocity.dtype == np.float32 and param.data.dtype == np.float32

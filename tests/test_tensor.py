@@ -454,3 +454,65 @@ def test_tolist_gives_python_numbers_as_pytorch():
     values = Tensor([1, 2]).tolist()
     assert values == [1, 2] and all(type(value) is int for value in values)
     assert Tensor(np.float64(0.25)).tolist() == 0.25 and Tensor([True]).tolist() == [True]
+
+
+# -- assigning grad by hand: checked then, as PyTorch -------------------------------------------
+
+
+@pytest.mark.parametrize("grad, error, message", [
+    (np.ones(3, np.float32), ValueError, r"a grad of shape \(3,\) was assigned to a tensor of shape \(2, 3\)"),
+    (np.ones((1, 3), np.float32), ValueError, r"shape \(1, 3\) was assigned .* \(it would not be broadcast\)"),
+    (np.ones((2, 3)), TypeError, r"a grad of dtype float64 was assigned to a tensor of dtype float32.*astype\(np.float32\)"),
+    (np.ones((2, 3), np.int64), TypeError, r"a grad of dtype int64 was assigned to a tensor of dtype float32"),
+    ([[1.0] * 3] * 2, TypeError, r"tensor.grad must be None or a numpy array, got a list$"),
+    (2.0, TypeError, r"must be None or a numpy array, got a float"),
+    (Tensor(np.ones((2, 3), np.float32)), TypeError, r"got a Tensor: assign an array, e.g. t.data.copy\(\)"),
+    (np.broadcast_to(np.float32(1.0), (2, 3)), ValueError, r"read-only array .* backward\(\) adds into a grad in place"),
+])
+def test_assigning_a_grad_that_does_not_fit_is_refused_then_as_pytorch(grad, error, message):
+    x = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    with pytest.raises(error, match=message):
+        x.grad = grad
+    assert x.grad is None
+
+
+def test_a_tensor_s_own_data_or_an_integer_tensor_s_grad_is_refused():
+    x = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    with pytest.raises(ValueError, match="shares memory with the tensor's own data"):
+        x.grad = x.data
+    with pytest.raises(ValueError, match="shares memory with the tensor's own data"):
+        x.grad = x.data.reshape(3, 2).T  # (a view of it)
+    labels = Tensor([1, 2])
+    with pytest.raises(TypeError, match=r"a tensor of dtype int64 has no gradient .*its grad can only be None"):
+        labels.grad = np.zeros(2, np.int64)
+    labels.grad = None
+
+
+def test_an_assigned_grad_is_kept_and_backward_adds_into_it_in_place_as_pytorch():
+    x = Tensor(np.ones(3), requires_grad=True)
+    given = np.full(3, 0.5)
+    x.grad = given
+    assert x.grad is given
+    (x * 2.0).sum().backward()
+    assert x.grad is given
+    np.testing.assert_array_equal(given, [2.5, 2.5, 2.5])  # (torch: g = ones; x.grad = g; ... g is 3)
+    x.grad *= 2  # in place on the grad: assigns the same array again, which passes
+    x.grad = None
+    assert x.grad is None
+    y = x * 3.0
+    y.grad = np.zeros(3)  # a non-leaf may be given one too, as in PyTorch
+    assert y.grad is not None
+
+
+def test_backward_does_not_pay_for_the_assignment_check(monkeypatch):
+    """The check runs on assignment by hand only: backward's accumulation writes the slot."""
+    import tinygrad_cnn.tensor as tensor_module
+
+    def refuse(grad, data):
+        raise AssertionError("backward() went through the assignment check")
+
+    monkeypatch.setattr(tensor_module, "check_assigned_grad", refuse)
+    x = Tensor(np.ones(3), requires_grad=True)
+    (x * x).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [4.0, 4.0, 4.0])

@@ -41,6 +41,36 @@ def check_is_number(name: str, argument: str, value: object, expected: str = "a 
         raise TypeError(f"{name}: {argument} must be {expected}, got {value!r}")
 
 
+def check_assigned_grad(grad: object, data: np.ndarray) -> None:
+    """``tensor.grad = grad`` by hand, for a tensor holding ``data``: as PyTorch checks it, the
+    grad must match the tensor's shape and dtype (a float one: integer and bool tensors have no
+    gradient). It must be a numpy array, what ``backward()`` leaves there (a Tensor is refused:
+    backward would add into its data in place, behind its back), writable (backward adds in
+    place) and not the tensor's own data (a step would change both; PyTorch refuses a tensor
+    as its own grad)."""
+    if not isinstance(grad, np.ndarray):
+        from tinygrad_cnn.tensor import Tensor  # (here: tensor.py imports this module)
+
+        hint = (": assign an array, e.g. t.data.copy() (a grad is a numpy array, as backward() leaves it)"
+                if isinstance(grad, Tensor) else "")
+        raise TypeError(f"tensor.grad must be None or a numpy array, got a {type(grad).__name__}{hint}")
+    if data.dtype.type not in FLOAT_TYPES:
+        raise TypeError(f"tensor.grad: a tensor of dtype {data.dtype} has no gradient (only float32 and "
+                        "float64 tensors do); its grad can only be None")
+    if grad.dtype != data.dtype:
+        raise TypeError(f"tensor.grad: a grad of dtype {grad.dtype} was assigned to a tensor of dtype "
+                        f"{data.dtype}; it must have the tensor's dtype (convert it: .astype(np.{data.dtype}))")
+    if grad.shape != data.shape:
+        raise ValueError(f"tensor.grad: a grad of shape {grad.shape} was assigned to a tensor of shape "
+                         f"{data.shape}; it must have the tensor's shape (it would not be broadcast)")
+    if not grad.flags.writeable:
+        raise ValueError("tensor.grad: the assigned grad is a read-only array (as np.broadcast_to gives), and "
+                         "backward() adds into a grad in place; assign a writable copy (np.array(...))")
+    if np.may_share_memory(grad, data):
+        raise ValueError("tensor.grad: the assigned grad shares memory with the tensor's own data, so a step "
+                         "would change both (PyTorch refuses a tensor as its own grad); assign a copy")
+
+
 def integer_clip_bounds(dtype: np.dtype, low: Optional[int], high: Optional[int]) -> tuple[Optional[int], Optional[int]]:
     """``clip``'s int bounds for an integer tensor, limited to its dtype's range: a bound beyond
     it limits nothing there (uint8 to high=300). An OverflowError where every element would

@@ -78,8 +78,9 @@ class Optimizer:
         """Every parameter's ``grad`` (None: no gradient, the step skips it) as an array of the
         parameter's dtype, all checked before a step changes anything.
 
-        ``backward()`` always leaves an array of the parameter's shape and dtype, but a ``grad``
-        assigned by hand is not checked when it is set. One of another shape would be
+        ``backward()`` always leaves an array of the parameter's shape and dtype, and a ``grad``
+        assigned by hand is checked when it is set (``Tensor.grad``), but ``param.data`` may be
+        replaced after that by one of another shape or dtype. A grad of another shape would be
         broadcast by the update without a word (a (3,) grad moves every row of a (2, 3)
         weight alike; PyTorch refuses it when it is assigned): a ValueError naming the
         parameter, before any parameter has moved. One of another number dtype (``np.array([1.0])``

@@ -22,6 +22,7 @@ import numpy as np
 from tinygrad_cnn import ops, random
 from tinygrad_cnn.checks import (  # argument checks: clear errors before any work
     FLOAT_TYPES,
+    check_assigned_grad,
     check_axes,
     check_batch_norm,
     check_broadcast,
@@ -412,12 +413,12 @@ class Tensor:
     float32 and float64 tensors can require grad.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "node", "version", "memory_family", "__weakref__")
+    __slots__ = ("data", "_grad", "requires_grad", "node", "version", "memory_family", "__weakref__")
     __array_ufunc__ = None  # numpy defers to our reflected operators: ndarray + Tensor → Tensor
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype=None):
         self.data: np.ndarray = _as_array(data, dtype)
-        self.grad: Optional[np.ndarray] = None
+        self._grad: Optional[np.ndarray] = None  # (``grad``, checked when assigned by hand)
         if requires_grad and self.data.dtype.type not in FLOAT_TYPES:
             raise TypeError(
                 f"only float32 and float64 tensors can require grad; this one is {self.data.dtype} "
@@ -458,7 +459,7 @@ class Tensor:
             # Function of your own): held as a 0-d array, as every other tensor's data, so that
             # in-place updates (``out=``), ``.numpy()`` and views behave as for any tensor
             output.data = np.asarray(output.data)
-        output.grad = None
+        output._grad = None
         output.version = 0
         output.memory_family = None
         data = output.data
@@ -652,7 +653,24 @@ class Tensor:
         return Tensor(self)
 
     def zero_grad(self) -> None:
-        self.grad = None
+        self._grad = None
+
+    @property
+    def grad(self) -> Optional[np.ndarray]:
+        """dLoss/dself accumulated by ``backward()``: None, or a numpy array of this tensor's
+        shape and dtype."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, grad: Optional[np.ndarray]) -> None:
+        """Assign a gradient by hand, checked as PyTorch checks it then (not at the optimizer's
+        next step): None, or a writable numpy array of this float tensor's shape and dtype that
+        is not its own data (``check_assigned_grad``). The array is kept, not copied: as in
+        PyTorch, the next ``backward()`` adds into it in place. (``backward()`` itself writes
+        ``_grad``: its accumulation pays nothing for this check.)"""
+        if grad is not None:
+            check_assigned_grad(grad, self.data)
+        self._grad = grad
 
     # -- backward -----------------------------------------------------------------
 
@@ -695,8 +713,8 @@ class Tensor:
         """Add ``grad`` into ``self.grad``, which must be private to this tensor: a later
         in-place update (the next backward's ``+=``, a user's ``grad *= scale``) must not
         change another tensor's gradient or an array the user holds."""
-        if self.grad is not None:
-            self.grad += grad
+        if self._grad is not None:
+            self._grad += grad
         elif (type(grad) is np.ndarray and grad.dtype == self.dtype and grad.base is None
               and grad.flags.writeable and _LONE_ARGUMENT is not None and sys.getrefcount(grad) <= _LONE_ARGUMENT):
             # An array that owns its memory (no view) and that nothing else refers to (no other
@@ -704,9 +722,9 @@ class Tensor:
             # reference) can be kept without a copy: no one else can ever see it change.
             # Measured on the batch-1 step: SeedCNN -30 µs (fc1's 1.25 MB gradient), SeedMLP
             # -150 µs (fc1's 3.1 MB: the copy, and the cache contents it evicted).
-            self.grad = grad
+            self._grad = grad
         else:
-            self.grad = np.array(grad, dtype=self.dtype)  # a private copy of the right shape
+            self._grad = np.array(grad, dtype=self.dtype)  # a private copy of the right shape
 
     def _topological_order(self, all_inputs: bool = False) -> list["Tensor"]:
         """Tensors of the graph behind this one, every input before the tensors made from it:
