@@ -227,6 +227,66 @@ def test_no_grad_as_a_decorator_restores_recording_after_an_exception():
     assert (Tensor(1.0, requires_grad=True) * 2.0).requires_grad
 
 
+def test_grad_mode_is_per_thread_as_pytorch():
+    """A no_grad block in one thread does not stop recording in another (PyTorch's grad mode is
+    thread-local): while a worker sits inside its block, the main thread records, and its
+    in-place update of a leaf is still refused; the worker records nothing and may update one."""
+    import threading
+
+    from tinygrad_cnn import is_grad_enabled
+
+    x = Tensor(np.ones(2), requires_grad=True)
+    inside_block, main_done = threading.Event(), threading.Event()
+    seen = {}
+
+    def worker() -> None:
+        with no_grad():
+            inside_block.set()
+            main_done.wait(timeout=30)
+            seen["worker"] = (is_grad_enabled(), (x * 2.0).requires_grad)
+            parameter = Tensor(np.ones(2), requires_grad=True)
+            parameter -= 0.5  # allowed under no_grad: an optimizer's step
+            seen["worker's update"] = parameter.data.tolist()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        assert inside_block.wait(timeout=30)
+        seen["main"] = (is_grad_enabled(), (x * 2.0).requires_grad)
+        with pytest.raises(RuntimeError, match="outside no_grad"):
+            x += 1.0
+    finally:
+        main_done.set()
+        thread.join(timeout=30)
+    assert seen == {"main": (True, True), "worker": (False, False), "worker's update": [0.5, 0.5]}
+
+
+def test_a_new_thread_starts_with_recording_on_as_pytorch():
+    """Whatever the mode of the thread that starts it (no_grad, set_grad_enabled(False))."""
+    import threading
+
+    from tinygrad_cnn import is_grad_enabled, set_grad_enabled
+
+    x = Tensor(np.ones(2), requires_grad=True)
+    seen = []
+
+    def record_in_a_new_thread() -> None:
+        thread = threading.Thread(target=lambda: seen.append((is_grad_enabled(), (x * 2.0).requires_grad)))
+        thread.start()
+        thread.join(timeout=30)
+
+    with no_grad():
+        record_in_a_new_thread()
+        assert not is_grad_enabled()
+    try:
+        set_grad_enabled(False)
+        record_in_a_new_thread()
+        assert not (x * 2.0).requires_grad
+    finally:
+        set_grad_enabled(True)
+    assert seen == [(True, True), (True, True)]
+
+
 def test_requires_grad_propagates_and_constants_get_no_gradient():
     x = Tensor(np.ones(2), requires_grad=True)
     constant = Tensor(np.full(2, 3.0))
