@@ -87,6 +87,63 @@ def test_gradient_at_nan_and_inf_inputs_as_pytorch(call, expected_grad):
     np.testing.assert_allclose(x.grad, expected_grad, rtol=1e-12)
 
 
+def assert_identical(actual, expected):
+    """Equal values, NaN where NaN is expected, and the sign of every zero and infinity."""
+    actual, expected = np.asarray(actual), np.asarray(expected, dtype=actual.dtype)
+    np.testing.assert_array_equal(actual, expected)
+    numbers = ~np.isnan(expected)
+    np.testing.assert_array_equal(np.signbit(actual[numbers]), np.signbit(expected[numbers]))
+
+
+inf, nan = np.inf, np.nan
+POWER_INPUTS = [0.0, -0.0, inf, -inf, nan, -1e-300, -0.5, -2.0]
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # (backward adds no warning of its own)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("exponent, expected_output, expected_grad", [
+    # x =     0.0   −0.0   inf   −inf   NaN  −1e-300  −0.5  −2.0        (PyTorch's values, signs included)
+    (0.5, [0.0, -0.0, inf, nan, nan, nan, nan, nan], [inf, -inf, 0.0, nan, nan, nan, nan, nan]),  # as √x
+    (-0.5, [inf, -inf, 0.0, nan, nan, nan, nan, nan], [-inf, -inf, -0.0, -0.0, nan, nan, nan, nan]),  # as 1/√x
+    (1.5, [0.0, 0.0, inf, inf, nan, nan, nan, nan], [0.0, -0.0, inf, nan, nan, nan, nan, nan]),  # 1.5·√x
+    (2, [0.0, 0.0, inf, inf, nan, 0.0, 0.25, 4.0], [0.0, -0.0, inf, -inf, nan, -2e-300, -1.0, -4.0]),
+    (-1, [inf, -inf, 0.0, -0.0, nan, 1 / -1e-300, -2.0, -0.5], [-inf, -inf, -0.0, -0.0, nan, -inf, -4.0, -0.25]),
+    (0, [1.0] * 8, [0.0] * 8),
+])
+def test_power_at_signed_zeros_infinities_and_nan_as_pytorch(dtype, exponent, expected_output, expected_grad):
+    """x ** 0.5 and x ** -0.5 are √x and 1/√x, as PyTorch computes them (C's pow, which numpy
+    uses for −½, gives +inf, not −inf, at x = −0, and 0, not NaN, at x = −inf), in the forward and
+    in the gradient's x^(b−1): the gradient of x ** 0.5 at −0 was +inf and at −inf 0 (torch:
+    −inf and NaN). In float32, −1e-300 is −0 and 1e300 is inf."""
+    x = Tensor(np.array(POWER_INPUTS, dtype=dtype), requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # the forward's own
+        output = x ** exponent
+        expected_output = np.array(expected_output).astype(dtype)
+    output.backward(np.ones(output.shape, dtype))  # (a sum of inf and −inf would warn)
+    with np.errstate(over="ignore"):
+        expected_grad = np.array(expected_grad).astype(dtype)
+    if dtype == np.float32:  # (−1e-300 is −0.0 there: the −0 column)
+        expected_output[5], expected_grad[5] = expected_output[1], expected_grad[1]
+    assert_identical(output.data, expected_output)
+    assert_identical(x.grad, expected_grad)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_sqrt_and_power_one_half_agree_everywhere_and_x_to_the_0_gets_0_even_for_an_infinite_g():
+    values = np.array(POWER_INPUTS + [4.0, 1e-300])
+    roots, powers = Tensor(values, requires_grad=True), Tensor(values, requires_grad=True)
+    with np.errstate(invalid="ignore"):
+        root, power = roots.sqrt(), powers ** 0.5
+    grad_out = np.linspace(-1.0, 2.0, len(values))
+    root.backward(grad_out)
+    power.backward(grad_out)
+    assert_identical(power.data, root.data)
+    assert_identical(powers.grad, roots.grad)
+    x = Tensor(np.array([0.0, -0.0, 2.0]), requires_grad=True)
+    (x ** 0).backward(np.array([inf, nan, -inf]))  # PyTorch: 0 (it was G · 0 = NaN)
+    assert_identical(x.grad, [0.0, 0.0, 0.0])
+
+
 @pytest.mark.parametrize("name", ["log", "sqrt"])
 def test_log_and_sqrt_gradients_at_zero_are_inf_and_backward_does_not_warn(name):
     x = Tensor(np.array([0.0, -1.0, np.nan, np.inf]), requires_grad=True)

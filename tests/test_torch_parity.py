@@ -132,3 +132,24 @@ def test_clip_to_tensor_bounds_matches_torch_clamp_at_ties_and_crossed_bounds(bo
     given = {"min": low, "max": high}
     compare(lambda t, *b: t.clip(**dict(zip(bounds, b))), lambda t, *b: torch.clamp(t, **dict(zip(bounds, b))),
             x, *[given[name] for name in bounds])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("exponent", [0.5, -0.5, 2, -1, 0, 1.5, 3, -2, 1])
+def test_power_matches_pytorch_at_signed_zeros_infinities_and_nan(exponent, dtype):
+    """x ** p and its gradient for G = 1, inf, NaN, −inf: exactly (signs of zeros included)
+    wherever either side is 0, inf or NaN; to rounding elsewhere (libm's pow differs in the last bit)."""
+    values = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -1e-300, -5e-324, 5e-324, -0.5, -2.0, 0.5, 3.0], dtype)
+    for grad_value in (1.0, np.inf, np.nan, -np.inf):
+        x, torch_x = Tensor(values, requires_grad=True), torch.tensor(values, requires_grad=True)
+        with np.errstate(all="ignore"):
+            output = x ** exponent
+        expected = torch_x ** exponent
+        output.backward(np.full(values.shape, grad_value, dtype))
+        expected.backward(torch.full(values.shape, grad_value, dtype=expected.dtype))
+        for ours, theirs in ((output.data, expected.detach().numpy()), (x.grad, torch_x.grad.numpy())):
+            special = ~np.isfinite(theirs) | (theirs == 0) | ~np.isfinite(ours) | (ours == 0)
+            np.testing.assert_array_equal(ours[special], theirs[special])
+            numbers = special & ~np.isnan(theirs)
+            np.testing.assert_array_equal(np.signbit(ours[numbers]), np.signbit(theirs[numbers]))
+            np.testing.assert_allclose(ours[~special], theirs[~special], rtol=1e-6)

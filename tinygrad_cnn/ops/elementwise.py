@@ -173,27 +173,45 @@ class Sqrt(Function):
             return (grad_out / (2 * self.output),)
 
 
+def _power(base: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """base ** exponent as np.power, except for one exponent ½ or −½ (what ``x ** 0.5`` passes):
+    √base and 1/√base, as PyTorch computes those number exponents. C's pow, which np.power
+    uses, differs at base = −0 (+0 and +inf, where √ gives −0 and −inf) and at base = −inf
+    (+inf and +0, where √ gives NaN). (numpy 2.4's np.power takes √ for a single ½ itself,
+    but not 1/√ for −½.)"""
+    if exponent.ndim == 0 and base.dtype.kind == "f":
+        if exponent == 0.5:
+            return np.sqrt(base)
+        if exponent == -0.5:
+            return 1 / np.sqrt(base)
+    return np.power(base, exponent)
+
+
 class Pow(Function):
     """y = aᵇ (numpy broadcasting; ``x ** p`` and ``p ** x`` pass the number as a constant).
 
     VJP: da = G ⊙ b ⊙ aᵇ⁻¹,  db = G ⊙ y ⊙ ln a  (summed back over broadcast axes).
-    As PyTorch: da = 0 where b = 0 (x⁰ = 1 is constant, even at x = 0, where b·aᵇ⁻¹ = 0·∞);
-    db = 0 where a = 0 and b ≥ 0 (0ᵇ is 0 or 1 there, where y·ln a = 0·(−∞)).
+    As PyTorch: da = 0 where b = 0, even for an infinite or NaN G (x⁰ = 1 is constant, even at
+    x = 0, where b·aᵇ⁻¹ = 0·∞); db = G ⊙ 0 where a = 0 and b ≥ 0 (0ᵇ is 0 or 1 there, where
+    y·ln a = 0·(−∞)), which is NaN for an infinite or NaN G. A number exponent ½ or −½ is
+    computed as √a and 1/√a, as PyTorch does, in y and in aᵇ⁻¹ (``_power``): the gradient of
+    x ** 0.5 is −inf at x = −0 and NaN at x = −inf, as PyTorch's.
     """
 
     def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.a, self.b = a, b
-        self.output = np.power(a, b)
+        self.output = _power(a, b)
         return self.output
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
         grad_a = grad_b = None
-        with np.errstate(divide="ignore", invalid="ignore"):  # the 0·∞ cases are replaced below
+        zero = np.zeros((), grad_out.dtype)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # inf and NaN results are PyTorch's
             if self.needs_input_grad[0]:
-                slope = np.where(self.b == 0, 0, self.b * np.power(self.a, self.b - 1))
-                grad_a = unbroadcast(grad_out * slope, self.a.shape)
+                grad = grad_out * (self.b * _power(self.a, self.b - 1))
+                grad_a = unbroadcast(np.where(self.b == 0, zero, grad), self.a.shape)
             if self.needs_input_grad[1]:
-                slope = np.where((self.a == 0) & (self.b >= 0), 0, self.output * np.log(self.a))
+                slope = np.where((self.a == 0) & (self.b >= 0), zero, self.output * np.log(self.a))
                 grad_b = unbroadcast(grad_out * slope, self.b.shape)
         return grad_a, grad_b
 
