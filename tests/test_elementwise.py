@@ -128,6 +128,17 @@ def test_power_at_signed_zeros_infinities_and_nan_as_pytorch(dtype, exponent, ex
     assert_identical(x.grad, expected_grad)
 
 
+def test_relu_of_negative_zero_is_a_zero_with_pytorch_s_gradient():
+    """PyTorch's relu(−0.0) is −0.0; ours is a zero of either sign (README, Decisions: numpy's
+    maximum does not say which, and an exact −0.0 costs a slower pass on the seed path). The
+    values compare equal, and the gradient at ±0 is 0, even for an infinite G, as PyTorch's."""
+    x = Tensor(np.array([-0.0, 0.0, -1.0, 2.0]), requires_grad=True)
+    output = x.relu()
+    np.testing.assert_array_equal(output.data, [0.0, 0.0, 0.0, 2.0])
+    output.backward(np.array([inf, -inf, 1.0, 1.0]))
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0, 1.0])
+
+
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_sqrt_and_power_one_half_agree_everywhere_and_x_to_the_0_gets_0_even_for_an_infinite_g():
     values = np.array(POWER_INPUTS + [4.0, 1e-300])

@@ -116,7 +116,8 @@ class Neg(Function):
 
 class ReLU(Function):
     """y = max(x, 0).   VJP: dx = 0 where y <= 0, else G  (0 at the kink x = 0; G at x = NaN,
-    where y is NaN and NaN <= 0 is False: all as PyTorch)."""
+    where y is NaN and NaN <= 0 is False: all as PyTorch). At x = −0, y is a zero whose sign
+    numpy's maximum leaves open (PyTorch gives −0; README, "Decisions")."""
 
     saves_inputs = False
 
