@@ -105,7 +105,7 @@ class Optimizer:
                             f"{param.shape}")
         if grad.shape != param.shape:
             raise ValueError(f"{type(self).__name__}.step: parameter {index} has shape {param.shape}, but "
-                             f"its grad has shape {grad.shape} (was it assigned by hand?); the update would "
+                             f"its grad has shape {grad.shape} (was its .data replaced after the grad was set?); the update would "
                              "broadcast it instead of failing")
         return grad.astype(param.dtype, copy=False)
 
