@@ -778,6 +778,7 @@ OPS_ON_ANY_DTYPE: dict[str, Callable[[Tensor], Tensor]] = {
     "div": lambda x: x / same_dtype(x, 3), "neg": lambda x: -x, "relu": lambda x: x.relu(), "exp": lambda x: x.exp(),
     "log": lambda x: x.log(), "sqrt": lambda x: x.sqrt(), "pow": lambda x: x ** 2, "tanh": lambda x: x.tanh(),
     "sigmoid": lambda x: x.sigmoid(), "abs": lambda x: x.abs(), "clip": lambda x: x.clip(min=2, max=5),
+    "clip to tensors": lambda x: x.clip(min=same_dtype(x, [1, 2, 0, 3]), max=same_dtype(x, [[5], [4], [6]])[:2]),
     "maximum": lambda x: x.maximum(same_dtype(x, 2)), "minimum": lambda x: x.minimum(same_dtype(x, 2)),
     "where": lambda x: Tensor.where(Tensor(np.array([True, False, True, False])), x, same_dtype(x, 1)),
     "where on its own mask": lambda x: Tensor.where(x > same_dtype(x, 1), x, same_dtype(x, 0)),
@@ -847,6 +848,7 @@ def test_the_wider_dtype_onnxruntime_computes_in_keeps_extreme_values_exact(dtyp
     functions = {
         "maximum": lambda x: x.maximum(middle), "relu": lambda x: x.relu(),
         "clip": lambda x: x.clip(min=int(info.min) + 1, max=int(info.max) - 1),
+        "clip to tensors": lambda x: x.clip(min=middle - same_dtype(x, 5), max=same_dtype(x, [info.max, info.max - 2, 9, info.max])),
         "where": lambda x: Tensor.where(x > middle, x, middle), "pad": lambda x: x.pad(((1, 0), (0, 2))),
         "max": lambda x: x.max(axis=1), "min": lambda x: x.min(axis=0), "argmax": lambda x: x.argmax(axis=1),
         "argmin of all": lambda x: x.argmin(),
