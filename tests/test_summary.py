@@ -331,3 +331,51 @@ def test_summary_in_training_mode_leaves_the_model_and_the_generator_unchanged()
     assert all(np.array_equal(before[name], after[name]) for name in before)
     assert [row["op"] for row in rows] == ["Cast", "Conv2d", "BatchNorm"]  # no Dropout: evaluation mode
     assert generator().random() == manual_seed(0).random()  # no draw was taken
+
+
+def test_summary_of_a_batch_norm_called_with_training_true_leaves_the_state_dict_bit_identical():
+    """``batch_norm(..., training=True)`` updates the running statistics whatever mode the
+    trace runs in: summary used to move them towards the traced zeros (running_var × 0.9 per
+    call). Now every parameter and buffer the trace changed is put back (nn.unchanged_state),
+    in place: the model holds the same array objects."""
+    from tinygrad_cnn.nn import Linear, state_dict
+
+    class TrainingBatchNorm:
+        def __init__(self) -> None:
+            self.fc = Linear(4, 3)
+            self.running_mean = np.random.default_rng(0).uniform(-1, 1, 3).astype(np.float32)
+            self.running_var = np.random.default_rng(1).uniform(0.5, 2.0, 3).astype(np.float32)
+
+        def __call__(self, images: np.ndarray) -> Tensor:
+            return self.fc(Tensor(images).astype(np.float32)).batch_norm(
+                running_mean=self.running_mean, running_var=self.running_var, training=True)
+
+    model = TrainingBatchNorm()
+    running_mean, running_var = model.running_mean, model.running_var
+    before = state_dict(model)
+    rows = summary(model, (5, 4), print_table=False)
+    assert "BatchNorm" in [row["op"] for row in rows]
+    after = state_dict(model)
+    assert list(after) == list(before)
+    for name, array in before.items():
+        assert after[name].tobytes() == array.tobytes(), f"summary changed {name}"
+    assert model.running_mean is running_mean and model.running_var is running_var
+
+
+def test_unchanged_state_puts_back_what_the_block_changed_even_when_it_raises():
+    """The one implementation behind summary's and the ONNX export's traces: changed arrays are
+    restored in place, a changed parameter counts as changed in place, an unchanged read-only
+    buffer is not written."""
+    from tinygrad_cnn.nn import unchanged_state
+
+    model = SimpleNamespace(weight=Tensor(np.ones(3, dtype=np.float32), requires_grad=True),
+                            frozen=np.zeros(2), counts=np.arange(4))
+    model.frozen.flags.writeable = False
+    version = model.weight.version
+    with pytest.raises(RuntimeError, match="stop"):
+        with unchanged_state(model):
+            model.weight.data += 1
+            model.counts[0] = 99
+            raise RuntimeError("stop")
+    assert np.array_equal(model.weight.data, np.ones(3)) and np.array_equal(model.counts, np.arange(4))
+    assert model.weight.version > version

@@ -144,6 +144,31 @@ def _check_state_mapping(model: Any, state: Any) -> None:
     raise TypeError(message)
 
 
+@contextlib.contextmanager
+def unchanged_state(model: Any) -> Iterator[None]:
+    """Run the ``with`` block, then put back every parameter and buffer of ``model`` that it changed.
+
+    For code that only looks at a model (``summary``, the ONNX export) yet must call it: a
+    ``batch_norm(..., training=True)`` updates its running statistics in every mode. A copy
+    of the state (``state_dict``) is taken before the block; after it, whether it ended
+    normally or not, each array whose bytes differ from its copy is written back in place:
+    the arrays the model holds stay the same objects, and an unchanged (maybe read-only)
+    array is not written. A parameter put back counts as changed in place
+    (``note_in_place_change``), so a graph that saved it raises at backward(). Arrays the model
+    does not hold as attributes (a global passed as a running mean) are not its state and
+    are not seen here."""
+    saved = state_dict(model)
+    try:
+        yield
+    finally:
+        for name, item in _named_state(model).items():
+            array, before = _array(item), saved.get(name)
+            if before is not None and array.shape == before.shape and array.tobytes() != before.tobytes():
+                np.copyto(array, before)
+                if isinstance(item, Tensor):
+                    item.note_in_place_change()
+
+
 # Linux: the "Umask:" line of this file (since Linux 4.7) gives the umask without changing it.
 _PROC_STATUS = Path("/proc/self/status")
 

@@ -144,26 +144,24 @@ def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
     steps the output depends on, in execution order, and the output.
 
     The model is left as it was: every parameter and buffer the call changed is put back
-    (``_put_back``). A ``batch_norm(..., training=True)`` updates its running statistics
-    even here, and export traces two or three times, so each export moved them."""
+    (``nn.unchanged_state``). A ``batch_norm(..., training=True)`` updates its running
+    statistics even here, and export traces two or three times, so each export moved them."""
     steps: list[Step] = []
 
     def record(op: Function, inputs: tuple[Tensor, ...], output: Tensor, seconds: float) -> None:
         steps.append(Step(op, tuple(inputs), output))
 
     training = getattr(Tensor, "training", None)  # None: a tinygrad_cnn without training mode
-    saved = nn.state_dict(model)  # copies of every parameter and buffer
     tensor_module.forward_hooks.append(record)
     try:
         if training is not None:
             Tensor.training = False
-        with no_grad():
+        with no_grad(), nn.unchanged_state(model):
             result = model(images)
     finally:
         tensor_module.forward_hooks.remove(record)
         if training is not None:
             Tensor.training = training
-        _put_back(model, saved)
     if not isinstance(result, Tensor):
         raise TypeError(f"the model must return one Tensor to export; it returned {type(result).__name__}")
     if not any(step.output is result for step in steps) and np.shares_memory(result.data, images):
@@ -178,20 +176,6 @@ def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
             "(export with a smaller batch, e.g. input_shape (1, ...))"
         )
     return _needed_steps(steps, result), result
-
-
-def _put_back(model: Any, saved: dict[str, np.ndarray]) -> None:
-    """Copy ``saved`` (``nn.state_dict(model)`` taken before a trace) back into each parameter
-    and buffer whose bytes differ from it now, in place: the arrays the model holds stay the
-    same objects, and an unchanged (maybe read-only) array is not written. Arrays the model
-    does not hold as attributes (a global passed as a running mean) are not its state and
-    are not seen here."""
-    current = {name: tensor.data for name, tensor in nn.named_parameters(model).items()}
-    current.update(nn.named_buffers(model))
-    for name, array in current.items():
-        before = saved.get(name)
-        if before is not None and array.shape == before.shape and array.tobytes() != before.tobytes():
-            np.copyto(array, before)
 
 
 def _needed_steps(steps: list[Step], output: Tensor) -> list[Step]:

@@ -27,7 +27,7 @@ import numpy as np
 from tinygrad_cnn import tensor as tensor_module
 from tinygrad_cnn.function import Function
 from tinygrad_cnn.graph import to_dot, write_graph
-from tinygrad_cnn.nn import named_parameters
+from tinygrad_cnn.nn import named_parameters, unchanged_state
 from tinygrad_cnn.tensor import Tensor, no_grad, train_mode
 
 __all__ = ["summary", "format_summary", "trace", "to_dot", "write_graph"]
@@ -41,7 +41,9 @@ def trace(model: Any, input_shape: Optional[Sequence[int]] = None, images: Optio
     batch norm would move its running statistics towards those of the traced input (zeros:
     running_var shrinks by a factor 1 − momentum per call) and dropout would draw from the
     package generator, shifting every later mask of a seeded run. So the table shows the
-    evaluation graph (no dropout rows), whatever mode the caller is in.
+    evaluation graph (no dropout rows), whatever mode the caller is in. A
+    ``batch_norm(..., training=True)`` call updates its running statistics in any mode: every
+    parameter and buffer the pass changed is put back afterwards (``nn.unchanged_state``).
 
     The input is ``images`` if given, else zeros (uint8) of ``input_shape``. Returns one dict
     per op application (see ``summary`` for the keys); with ``keep_outputs`` each row also
@@ -85,7 +87,7 @@ def trace(model: Any, input_shape: Optional[Sequence[int]] = None, images: Optio
 
     tensor_module.forward_hooks.append(record)
     try:
-        with no_grad(), train_mode(False):
+        with no_grad(), train_mode(False), unchanged_state(model):
             model(images)
     finally:
         tensor_module.forward_hooks.remove(record)
