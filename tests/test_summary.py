@@ -1,5 +1,6 @@
 """summary.py and graph.py: the per-op table and the DOT export, read off the real graph."""
 
+import os
 import re
 import shutil
 from types import SimpleNamespace
@@ -255,6 +256,56 @@ def test_write_graph_to_a_png_without_graphviz_is_an_error_before_writing(tmp_pa
     with pytest.raises(RuntimeError, match=r"picture\.png needs Graphviz's 'dot'.*give a \.dot path"):
         write_graph((a * a).sum(), tmp_path / "picture.png")
     assert list(tmp_path.iterdir()) == []
+
+
+#: a stand-in for Graphviz's dot: like the real one it writes its picture to the file after -o,
+#: else to stdout; it writes part of one (as on a full disk), then fails or succeeds by $FAKE_DOT
+FAKE_DOT = """#!/bin/sh
+output=""
+while [ $# -gt 0 ]; do
+    if [ "$1" = "-o" ]; then output="$2"; shift; fi
+    shift
+done
+if [ "$FAKE_DOT" = "fail" ]; then
+    if [ -n "$output" ]; then printf 'partial' > "$output"; else printf 'partial'; fi
+    echo "Error: out of disk space" >&2
+    exit 1
+fi
+if [ -n "$output" ]; then printf 'new picture' > "$output"; else printf 'new picture'; fi
+"""
+
+
+@pytest.fixture
+def fake_dot(tmp_path, monkeypatch):
+    """A fake ``dot`` first on PATH, in its own directory."""
+    bin_directory = tmp_path / "bin"
+    bin_directory.mkdir()
+    program = bin_directory / "dot"
+    program.write_text(FAKE_DOT)
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_directory}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert shutil.which("dot") == str(program)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("name", ["graph.dot", "graph.png"])
+def test_a_failed_render_leaves_the_previous_picture_and_no_temporary(tmp_path, fake_dot, name):
+    """dot used to write the picture straight into the final file (-o): a failure, an interrupt
+    or a full disk part way left a broken picture where a good one was. Now its output is
+    written with atomic_write."""
+    a = Tensor(np.ones(3), requires_grad=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "graph.png").write_bytes(b"old picture")
+    fake_dot.setenv("FAKE_DOT", "fail")
+    with pytest.raises(RuntimeError, match="Graphviz 'dot' failed to render .*out of disk space"):
+        write_graph((a * a).sum(), out / name)
+    assert (out / "graph.png").read_bytes() == b"old picture"
+    assert sorted(path.name for path in out.iterdir()) == ["graph.dot", "graph.png"]  # no temporary
+    fake_dot.delenv("FAKE_DOT")
+    assert write_graph((a * a).sum(), out / name) == [out / "graph.dot", out / "graph.png"]
+    assert (out / "graph.png").read_bytes() == b"new picture"
+    assert sorted(path.name for path in out.iterdir()) == ["graph.dot", "graph.png"]
 
 
 def test_docs_derive_the_vjp_of_every_primitive_op():

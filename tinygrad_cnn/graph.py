@@ -108,7 +108,12 @@ def write_graph(tensor: Tensor, path: Union[str, Path], model: Any = None) -> li
     ``dot`` program (a RuntimeError, before anything is written, when ``dot`` is not on
     PATH), and the DOT text goes next to it as ``.dot``. Any other name (``graph.dot``,
     ``graph.gv``, ``graph``) gets the DOT text, and the picture is rendered next to it
-    with the suffix ``.png`` when ``dot`` is installed."""
+    with the suffix ``.png`` when ``dot`` is installed.
+
+    Both files are written atomically (``nn.atomic_write``): ``dot`` renders the picture to
+    its standard output, and the bytes go to a temporary file renamed into place, so an
+    interrupt, a failed render or a full disk leaves the previous picture (or none), never a
+    broken one. A failed render is a RuntimeError with Graphviz's message."""
     text = to_dot(tensor, model)  # raises before anything is written if the graph is freed
     path = Path(path)
     program: Optional[str] = shutil.which("dot")
@@ -123,9 +128,10 @@ def write_graph(tensor: Tensor, path: Union[str, Path], model: Any = None) -> li
     atomic_write(dot_path, lambda file: file.write(text.encode()))  # a kill mid-write keeps the previous file
     written = [dot_path]
     if program is not None:
-        result = subprocess.run([program, "-Tpng", str(dot_path), "-o", str(png_path)],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"Graphviz 'dot' failed to render {dot_path}: {result.stderr.strip()}")
+        result = subprocess.run([program, "-Tpng", str(dot_path)], capture_output=True)  # the PNG on stdout
+        if result.returncode != 0 or not result.stdout:
+            message = result.stderr.decode(errors="replace").strip() or "it wrote no picture"
+            raise RuntimeError(f"Graphviz 'dot' failed to render {dot_path}: {message}")
+        atomic_write(png_path, lambda file: file.write(result.stdout))
         written.append(png_path)
     return written
