@@ -34,7 +34,7 @@ from tinygrad_cnn.datasets import (
     mnist,
 )
 from tinygrad_cnn.models import SeedCNN, SeedMLP
-from tinygrad_cnn.nn import load, load_state_dict, named_parameters, save
+from tinygrad_cnn.nn import atomic_write, load, load_state_dict, named_parameters, save
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -132,10 +132,11 @@ MODEL_PREFIX, OPTIMIZER_PREFIX = "model/", "optimizer/"
 
 def save_checkpoint(path: PathLike, model: Any, optimizer: Any, meta: dict[str, Any]) -> None:
     """Write a training checkpoint atomically (``nn.save``): the previous file stays whole until
-    the new one is complete."""
+    the new one is complete. Missing directories above ``path`` are made first."""
     arrays = {f"{MODEL_PREFIX}{name}": tensor.data for name, tensor in named_parameters(model).items()}
     arrays.update({f"{OPTIMIZER_PREFIX}{key}": value for key, value in optimizer.state_dict().items()})
     arrays["meta"] = np.array(json.dumps({"format": CHECKPOINT_FORMAT, **meta}))
+    create_parent_directory(path)
     save(arrays, path)
 
 
@@ -278,29 +279,44 @@ def expand_home(args: argparse.Namespace, names: Iterable[str]) -> None:
 
 
 def _first_file_in_the_way(directory: Path) -> Optional[Path]:
-    """The first ancestor-or-self of ``directory`` that exists but is not a directory."""
+    """The first ancestor-or-self of ``directory`` that exists but is not a directory (a
+    broken symbolic link counts: no directory can be made there either)."""
     for candidate in reversed([directory, *directory.parents]):
-        if candidate.exists() and not candidate.is_dir():
+        if os.path.lexists(candidate) and not candidate.is_dir():
             return candidate
     return None
 
 
-def _make_directory(directory: Path, flag: str, path: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        in_the_way = _first_file_in_the_way(directory)
-        reason = f"a file stands at {in_the_way}" if in_the_way is not None else error.strerror
-        raise CommandLineError(f"{flag} {path}: cannot create the directory {directory}: {reason}") from None
+def _nearest_existing_directory(directory: Path) -> Path:
+    """``directory`` itself when it exists, else its nearest ancestor that does."""
+    return next((candidate for candidate in (directory, *directory.parents) if candidate.exists()), Path("."))
 
 
-def _check_writable(directory: Path, flag: str, path: Path) -> None:
-    """Create and delete a file in ``directory``: what really decides (permissions, read-only disks)."""
+def _check_directory(directory: Path, flag: str, path: Path) -> None:
+    """Check, creating nothing, that files can be written in ``directory`` once its missing
+    parts are made: no file stands where one of its directories must go, and the nearest
+    directory that exists is writable (a file is created and deleted there: what really
+    decides, with permissions and read-only disks). The missing directories are made only
+    by the write itself (``create_parent_directory``), so a run that is refused or stops
+    before writing anything leaves no empty directory behind."""
+    in_the_way = _first_file_in_the_way(directory)
+    if in_the_way is not None:
+        what = "a broken symbolic link" if in_the_way.is_symlink() else "a file"
+        raise CommandLineError(f"{flag} {path}: cannot create the directory {directory}: {what} stands at {in_the_way}")
+    existing = _nearest_existing_directory(directory)
     try:
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-test-"):
             pass
     except OSError as error:
-        raise CommandLineError(f"{flag} {path}: cannot write in {directory}: {error.strerror}") from None
+        problem = f"cannot write in {directory}" if existing == directory else f"cannot create the directory {directory}"
+        raise CommandLineError(f"{flag} {path}: {problem}: {error.strerror}") from None
+
+
+def create_parent_directory(path: PathLike) -> None:
+    """Make the missing directories above the file ``path``, right before it is written (the
+    up-front checks create nothing). They are made where ``nn.atomic_write`` will write:
+    above the file that ``path``'s symbolic links lead to, with ``..`` taken after them."""
+    Path(os.path.realpath(path)).parent.mkdir(parents=True, exist_ok=True)
 
 
 def refuse_directory_name(path: PathLike, flag: str) -> None:
@@ -312,34 +328,48 @@ def refuse_directory_name(path: PathLike, flag: str) -> None:
 
 
 def prepare_output_file(path: PathLike, flag: str) -> Path:
-    """Make sure a file can be written at ``path``: missing parent directories are created;
-    a directory standing at ``path``, a file in the way of its parents or a directory that
-    cannot be written raises CommandLineError naming ``flag`` and the path, as does a path
-    that ends in a separator (``out/``: a directory's name, even where none exists yet)."""
+    """Check, creating nothing, that a file can be written at ``path`` (its missing parent
+    directories are made when it is written: ``create_parent_directory``): a directory
+    standing at ``path``, a file in the way of its parents or a directory that cannot be
+    written raises CommandLineError naming ``flag`` and the path, as does a path that ends
+    in a separator (``out/``: a directory's name, even where none exists yet)."""
     refuse_directory_name(path, flag)
     path = Path(path).expanduser()
     if path.is_dir():
         raise CommandLineError(f"{flag} {path}: that is a directory; give a file name inside it")
-    _make_directory(path.parent, flag, path)
-    _check_writable(path.parent, flag, path)
+    _check_directory(path.parent, flag, path)
     if path.exists() and not os.access(path, os.W_OK):
         raise CommandLineError(f"{flag} {path}: the file exists and is read-only")
     return path
 
 
 def prepare_output_directory(path: PathLike, flag: str) -> Path:
-    """Make sure files can be written into the directory ``path`` (created when missing)."""
+    """Check, creating nothing, that files can be written into the directory ``path`` (made
+    when the first of them is written, if missing)."""
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise CommandLineError(f"{flag} {path}: a file stands there; give a directory")
-    _make_directory(path, flag, path)
-    _check_writable(path, flag, path)
+    _check_directory(path, flag, path)
     return path
 
 
+def write_json(path: PathLike, results: dict[str, Any], flag: str = "--json") -> None:
+    """Write ``results`` as indented JSON to ``path``, atomically (``nn.atomic_write``: a full
+    disk or a kill mid-write keeps the file's previous results whole), making the missing
+    directories above it first; a failure is a CommandLineError naming ``flag``."""
+    text = json.dumps(results, indent=2) + "\n"
+    try:
+        create_parent_directory(path)
+        atomic_write(path, lambda file: file.write(text.encode()))
+    except OSError as error:
+        raise CommandLineError(f"{flag} {path}: could not write the results: {error.strerror or error}") from None
+
+
 def check_free_space(path: Path, needed_bytes: int, flag: str) -> None:
-    """Refuse to start when the disk holding ``path`` has no room for ``needed_bytes``."""
-    free = shutil.disk_usage(path.parent).free
+    """Refuse to start when the disk that will hold ``path`` (that of its nearest existing
+    directory) has no room for ``needed_bytes``."""
+    directory = _nearest_existing_directory(path.parent)
+    free = shutil.disk_usage(directory).free
     if free < needed_bytes:
-        raise CommandLineError(f"{flag} {path}: only {free / 1024:.0f} KB free on the disk holding {path.parent}; "
+        raise CommandLineError(f"{flag} {path}: only {free / 1024:.0f} KB free on the disk holding {directory}; "
                                f"a checkpoint needs about {needed_bytes / 2**20:.1f} MB")

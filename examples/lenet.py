@@ -15,7 +15,6 @@ The data comes from --data-dir, else $TINYGRAD_CNN_DATA, else a per-user cache d
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -34,12 +33,13 @@ from common import (  # examples/common.py, next to this file
     refuse_empty_paths,
     refuse_negative,
     refuse_non_positive,
+    write_json,
 )
 
 from tinygrad_cnn import Tensor, train_mode
 from tinygrad_cnn.datasets import batches
 from tinygrad_cnn.models import pixels_to_tensor
-from tinygrad_cnn.nn import Conv2d, Linear, atomic_write, get_parameters
+from tinygrad_cnn.nn import Conv2d, Linear, get_parameters
 from tinygrad_cnn.optim import Adam
 from tinygrad_cnn.random import manual_seed
 
@@ -131,12 +131,7 @@ def train_and_test(args: argparse.Namespace, progress: Progress) -> None:
     seconds = time.perf_counter() - started
     print(f"Final test accuracy: {accuracy:.2f}%  ({seconds:.1f} s)")
     if json_path is not None:
-        try:
-            # atomically: a full disk or a kill mid-write keeps the file's previous results whole
-            text = json.dumps({"test_accuracy": accuracy, "seconds": seconds}, indent=2) + "\n"
-            atomic_write(json_path, lambda file: file.write(text.encode()))
-        except OSError as error:
-            raise CommandLineError(f"--json {args.json}: could not write the results: {error.strerror}") from None
+        write_json(json_path, {"test_accuracy": accuracy, "seconds": seconds})
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import math
 import shutil
 import signal
@@ -38,6 +37,7 @@ from common import (
     accuracy_percent,
     build_model,
     check_free_space,
+    create_parent_directory,
     expand_home,
     flag_name,
     load_data,
@@ -51,11 +51,12 @@ from common import (
     refuse_negative,
     refuse_non_positive,
     save_checkpoint,
+    write_json,
 )
 
 from tinygrad_cnn.datasets import batches
 from tinygrad_cnn.models import SeedCNN, SeedMLP
-from tinygrad_cnn.nn import atomic_write, get_parameters
+from tinygrad_cnn.nn import get_parameters
 from tinygrad_cnn.optim import SGD, Adam, Optimizer, WarmupCosine
 
 Log = Callable[[str], None]
@@ -606,8 +607,8 @@ def check_outputs(args: argparse.Namespace) -> None:
 def checkpoint_path(args: argparse.Namespace, run: Run) -> Optional[Path]:
     """Where this run's checkpoints go, checked: --save, else the --resume file, else nowhere.
     An existing file is replaced only when it is the checkpoint being resumed. A finished run
-    trains nothing and writes no checkpoint: its --save is not checked, so no missing
-    directory is created for a file that will never be written."""
+    trains nothing and writes no checkpoint: its --save is not checked (nor refused for
+    naming an existing file). The checks create nothing: the save makes missing directories."""
     if run.finished:
         return None
     if args.save:
@@ -719,15 +720,6 @@ def write_results(args: argparse.Namespace, model, result: dict, test_data, log:
         raise CommandLineError("; ".join(failures))
 
 
-def write_json(path: str, result: dict) -> None:
-    try:
-        # atomically: a full disk or a kill mid-write keeps the file's previous results whole
-        text = json.dumps(result, indent=2) + "\n"
-        atomic_write(Path(path).expanduser(), lambda file: file.write(text.encode()))
-    except OSError as error:
-        raise CommandLineError(f"--json {path}: could not write the results: {error.strerror}") from None
-
-
 def write_plots(args: argparse.Namespace, model, result: dict, test_data, log: Log) -> None:
     from plotting import reporting_write_errors, save_training_plots
 
@@ -742,6 +734,7 @@ def export_onnx(model, path: str, log: Log) -> None:
     from tinygrad_cnn.onnx import export
 
     try:
+        create_parent_directory(Path(path).expanduser())
         export(model, Path(path).expanduser(), (1, 1, 28, 28))
     except OSError as error:  # a full disk: the export is atomic, any previous file stays whole
         raise CommandLineError(f"--export-onnx {path}: could not write the model: {error.strerror or error}") from None

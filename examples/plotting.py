@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence, Union
 
 import numpy as np
-from common import CommandLineError, predict, prepare_output_directory, softmax  # examples/common.py
+from common import (  # examples/common.py
+    CommandLineError,
+    create_parent_directory,
+    predict,
+    prepare_output_directory,
+    softmax,
+)
 
 from tinygrad_cnn.datasets import MNIST_CLASSES
 from tinygrad_cnn.nn import atomic_write, named_parameters
@@ -47,8 +53,8 @@ def require_matplotlib():
 
 
 def prepare_plots_directory(path: PathLike, file_names: Sequence[str], flag: str = "--plots") -> Path:
-    """Before any work: matplotlib is importable, ``path`` is a directory files can be written
-    into (created when missing), and none of the ``file_names`` to be written there is a
+    """Before any work, creating nothing: matplotlib is importable, ``path`` is a directory
+    files can be written into (made with the first picture, if missing), and none of the ``file_names`` to be written there is a
     directory or a read-only file; else CommandLineError naming ``flag`` and the path.
     Returns the directory (``~`` expanded): the place to write the pictures."""
     try:
@@ -82,7 +88,7 @@ def _save(figure, path: PathLike) -> Path:
     path = Path(path)
     picture_format = path.suffix[1:].lower() or None  # (None: matplotlib's default, PNG)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_parent_directory(path)
         atomic_write(path, lambda file: figure.savefig(file, format=picture_format, dpi=72))
     finally:
         _pyplot().close(figure)
@@ -266,11 +272,11 @@ def plot_digit_grid(images: np.ndarray, labels: np.ndarray, predictions: np.ndar
 
 def save_training_plots(model, history: Sequence[dict[str, Any]], x_test: np.ndarray, y_test: np.ndarray,
                         directory: str | Path, class_names: Sequence[str] = MNIST_CLASSES) -> list[Path]:
-    """Draw every picture of the module docstring into ``directory`` (``class_names`` title the
-    images: the digits, or Fashion-MNIST's clothes); returns the paths. A picture that cannot
-    be written raises OSError naming its file; the ones before it are written."""
+    """Draw every picture of the module docstring into ``directory`` (made with the first
+    picture, if missing; ``class_names`` title the images: the digits, or Fashion-MNIST's
+    clothes); returns the paths. A picture that cannot be written raises OSError naming its
+    file; the ones before it are written."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     logits = predict(model, x_test)
     predictions = logits.argmax(axis=1)
     written = []

@@ -128,6 +128,36 @@ def test_lenet_on_ctrl_c_says_how_far_it_got_and_exits_130(lenet_module, tmp_pat
         "Interrupted by Ctrl-C in epoch 1/2, after 2 of 5 steps; nothing was saved.")
 
 
+def test_lenet_refused_or_interrupted_leaves_no_new_directory_and_a_run_makes_it(lenet_module, tmp_path,
+                                                                                  monkeypatch, capsys):
+    """The --json check created the missing directory up front, and it stayed behind, empty,
+    when the run then failed or was interrupted; now the write makes it."""
+    from test_datasets import write_mnist
+
+    write_mnist(tmp_path / "data", train=16, test=4)
+    before = sorted(tmp_path.iterdir())
+    results = tmp_path / "new" / "deeper" / "result.json"
+    assert lenet_module.main(["--data-dir", str(tmp_path / "no-data-here"), "--json", str(results)]) == 1
+    assert capsys.readouterr().err.startswith("error: could not load MNIST")
+    assert sorted(tmp_path.iterdir()) == before
+
+    class InterruptedAdam(lenet_module.Adam):
+        def step(self) -> None:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(lenet_module, "Adam", InterruptedAdam)
+        assert lenet_module.main(["--data-dir", str(tmp_path / "data"), "--epochs", "1", "--batch-size", "8",
+                                  "--json", str(results)]) == 130
+    assert "nothing was saved" in capsys.readouterr().out
+    assert sorted(tmp_path.iterdir()) == before
+
+    assert lenet_module.main(["--data-dir", str(tmp_path / "data"), "--epochs", "1", "--batch-size", "8",
+                              "--json", str(results)]) == 0
+    assert json.loads(results.read_text())["test_accuracy"] >= 0
+    assert [path.name for path in results.parent.iterdir()] == ["result.json"]
+
+
 def test_lenet_refuses_an_empty_test_split_before_training(lenet_module, tmp_path, capsys):
     """It loaded the files itself and failed after training with numpy's 'need at least one
     array to concatenate'; the examples' shared loader names the empty split instead."""

@@ -246,7 +246,44 @@ def plotting_module(monkeypatch):
 def test_the_plots_directory_check_returns_the_directory_with_home_expanded(tmp_path, plotting_module, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert plotting_module.prepare_plots_directory("~/plots", ["a.png"]) == tmp_path / "plots"
-    assert (tmp_path / "plots").is_dir()
+    assert list(tmp_path.iterdir()) == []  # a check creates nothing: the first picture makes the directory
+
+
+def test_visualize_refused_after_its_checks_leaves_no_new_plots_directory(tmp_path, monkeypatch, capsys):
+    """prepare_plots_directory created --plots up front; a run that then failed (here: no data)
+    left it behind, empty (with the default --plots, a plots/ in the current directory)."""
+    pytest.importorskip("matplotlib")
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    import visualize
+
+    code = visualize.main(["--plots", str(tmp_path / "new" / "plots"), "--data-dir", str(tmp_path / "no-data-here"),
+                           "--no-progress"])
+    assert code == 1 and capsys.readouterr().err.startswith("error: could not load MNIST")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("check", ["prepare_output_file", "prepare_output_directory"])
+def test_the_output_checks_create_nothing_and_keep_their_messages(tmp_path, common_module, check):
+    """A missing directory is fine when the nearest existing one is writable; a file (or a
+    broken link) where a directory must go is refused with the message the mkdir gave."""
+    prepare = getattr(common_module, check)
+    assert prepare(tmp_path / "a" / "b" / "out.json", "--json") == tmp_path / "a" / "b" / "out.json"
+    (tmp_path / "a_file").write_text("in the way")
+    (tmp_path / "broken").symlink_to(tmp_path / "nowhere")
+    before = sorted(tmp_path.iterdir())
+    for blocked, what in ((tmp_path / "a_file" / "sub", "a file"), (tmp_path / "broken" / "sub", "a broken symbolic link")):
+        with pytest.raises(common_module.CommandLineError) as refused:
+            prepare(blocked / "out.json", "--json")
+        directory = blocked if check == "prepare_output_file" else blocked / "out.json"
+        assert str(refused.value) == (f"--json {blocked / 'out.json'}: cannot create the directory {directory}: "
+                                      f"{what} stands at {blocked.parent}")
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_the_checkpoint_s_free_space_is_measured_on_the_nearest_existing_directory(tmp_path, common_module):
+    common_module.check_free_space(tmp_path / "missing" / "run.npz", 1, "--save")  # (the missing one: an OSError)
+    with pytest.raises(common_module.CommandLineError, match="on the disk holding " + str(tmp_path)):
+        common_module.check_free_space(tmp_path / "missing" / "run.npz", 2**62, "--save")
 
 
 def test_the_plots_directory_check_refuses_a_read_only_picture(tmp_path, plotting_module, common_module, monkeypatch):

@@ -638,9 +638,75 @@ def test_resuming_a_finished_run_with_save_elsewhere_creates_and_writes_nothing(
         assert sorted(path.name for path in tmp_path.iterdir()) == before
     assert taken.read_bytes() == b"last week's run"
 
-    # a run that will train still has its --save checked, and its directory made, before it starts
+    # a run that will train still has its --save checked before it starts; its directory is made by the save
     assert trainer.main([*flags, "--resume", str(checkpoint), "--epochs", "2", "--save", str(elsewhere)]) == 0
     assert position(elsewhere) == (2, 0, 2)
+
+
+def outputs_in_new_directories(tmp_path: Path, *flags: str) -> list[str]:
+    """Each named output flag with a path under a directory that does not exist yet."""
+    paths = {"--save": tmp_path / "new_save" / "deeper" / "run.npz", "--json": tmp_path / "new_json" / "run.json",
+             "--plots": tmp_path / "new_plots" / "deeper", "--graph": tmp_path / "new_graph" / "graph.dot",
+             "--export-onnx": tmp_path / "new_onnx" / "model.onnx"}
+    return [text for flag in flags for text in (flag, str(paths[flag]))]
+
+
+ALL_OUTPUTS = ("--save", "--json", "--plots", "--graph", "--export-onnx")
+
+
+def test_a_run_refused_or_interrupted_after_the_output_checks_leaves_no_new_directory(tiny_trainer, tmp_path,
+                                                                                     monkeypatch, capsys):
+    """The up-front checks created every missing output directory, which then stayed behind,
+    empty, when the run failed or was interrupted before writing anything into it. The checks
+    now create nothing; each directory is made by the write into it."""
+    pytest.importorskip("matplotlib")
+    trainer, flags = tiny_trainer
+    before = sorted(tmp_path.iterdir())
+    outputs = outputs_in_new_directories(tmp_path, *ALL_OUTPUTS)
+
+    # refused after the checks: no data where --data-dir points
+    code = trainer.main(["--data-dir", str(tmp_path / "no-data-here"), "--no-progress", *outputs])
+    assert code == 1 and capsys.readouterr().err.startswith("error: could not load MNIST")
+    assert sorted(tmp_path.iterdir()) == before
+
+    # Ctrl-C while the data loads (SIGINT's default handler: a KeyboardInterrupt)
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer, "load_data", interrupted)
+        assert trainer.main([*flags, *outputs]) == 130
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "Interrupted."
+    assert sorted(tmp_path.iterdir()) == before
+
+    # Ctrl-C in training, with no checkpoint to save: the results are never written
+    original = trainer.train_epoch
+
+    def train_epoch_then_ctrl_c(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # StopOnSignal's handler: the loop stops before its first step
+        return original(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer, "train_epoch", train_epoch_then_ctrl_c)
+        code = trainer.main([*flags, "--epochs", "1", *outputs_in_new_directories(tmp_path, "--json", "--plots",
+                                                                                  "--export-onnx")])
+    assert code == 130 and "Interrupted by Ctrl-C" in capsys.readouterr().out
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_a_tiny_run_writes_every_output_into_directories_that_do_not_exist_yet(tiny_trainer, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("onnx")
+    trainer, flags = tiny_trainer
+    assert trainer.main([*flags, "--epochs", "1", *outputs_in_new_directories(tmp_path, *ALL_OUTPUTS)]) == 0, \
+        capsys.readouterr().err
+    assert position(tmp_path / "new_save" / "deeper" / "run.npz") == (1, 0, 1)
+    assert json.loads((tmp_path / "new_json" / "run.json").read_text())["epochs"] == 1
+    assert sorted(path.name for path in (tmp_path / "new_plots" / "deeper").iterdir()) == sorted(trainer.PLOT_FILES)
+    assert (tmp_path / "new_graph" / "graph.dot").read_text().startswith("digraph")
+    assert (tmp_path / "new_onnx" / "model.onnx").stat().st_size > 1000
+    for directory in ("new_save/deeper", "new_json", "new_graph", "new_onnx"):  # no temporary left anywhere
+        assert not [path for path in (tmp_path / directory).iterdir() if path.name.startswith(".")], directory
 
 
 def resume_notes(trainer, flags: list[str], capsys) -> list[str]:
