@@ -37,6 +37,7 @@ import time
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
 import numpy as np
+from common import LEARNING_RATE_RULE, refuse_negative, refuse_non_positive  # examples/common.py
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tinygrad_cnn import Function, GradcheckError, Tensor, gradcheck, no_grad
@@ -518,18 +519,17 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=200, help="side-by-side training steps (default 200; 0 skips)")
     parser.add_argument("--batch-size", type=int, default=16,
                         help="images per training step (default 16; at most the training set's 60,000)")
-    parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate, momentum 0.9 (default 0.01)")
+    parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate, momentum 0.9 (default 0.01): "
+                        + LEARNING_RATE_RULE)
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                         help="training precision: float64 (default; the weights stay equal to ~1e-15) or float32 "
                              "(which also trains SeedCNN in float64, to show what float32 rounding alone does)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
     args = parser.parse_args(argv)
-    if args.images <= 0 or args.batch_size <= 0:
-        parser.error(f"--images and --batch-size must be positive, got {args.images} and {args.batch_size}")
+    refuse_non_positive(parser, args, ("images", "batch_size"))
     if args.steps < 0:
         parser.error(f"--steps must be >= 0, got {args.steps}")
-    if not np.isfinite(args.lr) or args.lr < 0:
-        parser.error(f"--lr must be a finite number >= 0, got {args.lr}")
+    refuse_negative(parser, args, ("lr",))
     if args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
     return args

@@ -32,7 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "seed_layers.py"
 _spec = importlib.util.spec_from_file_location("seed_layers", SCRIPT)
 seed_layers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(seed_layers)
+sys.path.insert(0, str(SCRIPT.parent))  # the script imports examples/common.py, as when run from there
+try:
+    _spec.loader.exec_module(seed_layers)
+finally:
+    sys.path.remove(str(SCRIPT.parent))
 
 TOLERANCE = 1e-10
 
@@ -328,6 +332,26 @@ def test_bad_flags_give_a_one_line_error(flags, problem):
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and problem in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flags, message", [(["--lr", "-0.5"], "--lr must be a finite number >= 0, got -0.5"),
+                                            (["--lr", "nan"], "--lr must be a finite number >= 0, got nan"),
+                                            (["--lr", "inf"], "--lr must be a finite number >= 0, got inf"),
+                                            (["--images", "0"], "--images must be positive, got 0"),
+                                            (["--batch-size", "-3"], "--batch-size must be positive, got -3")])
+def test_numbers_are_refused_by_the_examples_shared_checks_with_their_messages(flags, message, capsys):
+    """seed_layers.py had its own copy of the learning-rate check (and one line for --images and
+    --batch-size together); it now uses examples/common.py's, so each message reads as in
+    mnist.py, lenet.py and visualize.py."""
+    import common
+
+    assert (seed_layers.refuse_negative, seed_layers.refuse_non_positive) == (common.refuse_negative,
+                                                                              common.refuse_non_positive)
+    with pytest.raises(SystemExit) as stop:
+        seed_layers.parse_args(flags)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == f"error: {message} (see --help)\n"
+    assert seed_layers.parse_args(["--lr", "0"]).lr == 0  # a dry run, as PyTorch's optimizers allow
 
 
 def test_missing_data_gives_a_one_line_error(tmp_path):
