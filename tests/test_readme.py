@@ -46,6 +46,13 @@ def test_the_readme_has_python_blocks_and_the_extractor_finds_them():
     assert BLOCKS, "README.md has no ```python block: this test would check nothing"
 
 
+def test_the_readme_states_no_test_count_that_goes_stale():
+    """It said "1,270+ tests", true once and wrong after the next commit that added tests;
+    pytest's summary line gives the number."""
+    text = README.read_text(encoding="utf-8")
+    assert not re.findall(r"\b\d[\d,]*\+?\s+tests\b", text)
+
+
 @pytest.fixture(scope="module")
 def data_dir() -> str:
     directory = os.environ.get("TINYGRAD_CNN_DATA", "")
