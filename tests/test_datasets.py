@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import gzip
 import hashlib
+import http.client
 import http.server
 import os
 import re
@@ -16,6 +18,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pytest
@@ -798,6 +801,176 @@ def test_a_read_only_folder_is_refused_before_any_mirror_is_asked(tmp_path: Path
     finally:
         target.chmod(0o700)
     assert server.requests == []
+
+
+# ----------------------------------------------------------------------------- download: the local disk fails while writing
+
+
+MNIST_GZ_SIZES = (9_912_422, 28_881, 1_648_877, 4_542)  # the published files' sizes, in GZ_FILES' order
+
+
+def published_sizes(monkeypatch: pytest.MonkeyPatch, checksums: dict[str, str]) -> None:
+    """Give the served good/ files the published MNIST files' sizes (PUBLISHED_SIZES is by checksum)."""
+    sizes = {checksums[name]: size for name, size in zip(GZ_FILES, MNIST_GZ_SIZES)}
+    monkeypatch.setattr(datasets, "PUBLISHED_SIZES", sizes)
+
+
+def fail_writing(monkeypatch: pytest.MonkeyPatch, file_name: str, error_number: int) -> list[str]:
+    """Make writing the download of ``file_name`` fail as a disk filling up does: the file that
+    nn.atomic_file hands the download writes half of the first chunk, then raises
+    OSError(error_number). Returns the names in the folder at that moment (the temporary among them)."""
+    real_atomic_file = datasets.atomic_file
+    seen: list[str] = []
+
+    class FillingUpFile:
+        def __init__(self, file: BinaryIO, folder: Path) -> None:
+            self.file, self.folder = file, folder
+
+        def write(self, chunk: bytes) -> int:
+            self.file.write(chunk[: len(chunk) // 2])  # what fitted
+            self.file.flush()
+            seen.extend(files_in(self.folder))
+            raise OSError(error_number, os.strerror(error_number))
+
+    @contextlib.contextmanager
+    def atomic_file(path):
+        with real_atomic_file(path) as file:
+            yield FillingUpFile(file, Path(path).parent) if Path(path).name == file_name else file
+
+    monkeypatch.setattr(datasets, "atomic_file", atomic_file)
+    return seen
+
+
+@pytest.mark.parametrize("error_number", [errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG],
+                         ids=["full disk", "quota", "I/O error", "read-only file system", "file-size limit"])
+def test_a_write_error_stops_the_download_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums, error_number: int
+) -> None:
+    """A full disk (or quota, I/O error, ...) while a download was written was reported as that
+    mirror's failure, and each next mirror was asked, to fail the same way after downloading the
+    file again; the error then blamed the mirrors."""
+    monkeypatch.delenv("TINYGRAD_CNN_DATA", raising=False)
+    seen = fail_writing(monkeypatch, GZ_FILES[0], error_number)
+    with pytest.raises(OSError) as caught:
+        download_files(GZ_FILES, tmp_path, [server.url("good"), server.url("bad")], checksums, timeout=5, progress=False)
+    assert not isinstance(caught.value, DownloadError) and caught.value.errno == error_number
+    assert server.requests == [f"/good/{GZ_FILES[0]}"]  # one mirror, asked once
+    assert any(name.startswith(f".{GZ_FILES[0]}.") and name.endswith(".tmp") for name in seen)
+    assert files_in(tmp_path) == []  # the partial temporary is removed
+    message = str(caught.value)
+    assert message.startswith(f"[Errno {error_number}] cannot download into {tmp_path}: writing {GZ_FILES[0]} failed "
+                              f"({os.strerror(error_number)}), so nothing was downloaded (the partial {GZ_FILES[0]} is removed).")
+    assert "as root (--data-dir in examples/mnist.py), or set $TINYGRAD_CNN_DATA to it" in message
+    assert message.endswith(f"or put {', '.join(GZ_FILES)} there yourself")
+
+
+def test_a_full_disk_keeps_the_verified_files_and_says_how_much_room_is_needed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums
+) -> None:
+    monkeypatch.delenv("TINYGRAD_CNN_DATA", raising=False)
+    published_sizes(monkeypatch, checksums)
+    fail_writing(monkeypatch, GZ_FILES[1], errno.ENOSPC)
+    target = tmp_path / "new" / "mnist"
+    with pytest.raises(OSError) as caught:
+        download_files(GZ_FILES, target, [server.url("good"), server.url("bad")], checksums, timeout=5, progress=False)
+    assert caught.value.errno == errno.ENOSPC
+    assert server.requests == [f"/good/{GZ_FILES[0]}", f"/good/{GZ_FILES[1]}"]
+    assert files_in(target) == [GZ_FILES[0]]  # verified and kept, with its folders; no temporary
+    message = str(caught.value)
+    assert (f"writing {GZ_FILES[1]} failed (No space left on device), so {GZ_FILES[1]} was not downloaded (its partial "
+            f"copy is removed); {GZ_FILES[0]}, downloaded and verified before, is kept. ") in message
+    assert f" {', '.join(GZ_FILES[1:])} need 1.7 MB (all 4 files, in another directory: 11.6 MB). " in message  # rounded up
+    assert "Download into a directory with room instead: pass a directory with room as root" in message
+    assert f"or free 1.7 MB there, or put {', '.join(GZ_FILES[1:])} there yourself" in message
+
+
+def test_mnist_on_a_full_disk_says_how_much_room_the_four_files_need(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums
+) -> None:
+    monkeypatch.setattr(datasets, "MIRRORS", (server.url("good"), server.url("bad")))
+    monkeypatch.setattr(datasets, "SHA256", checksums)
+    published_sizes(monkeypatch, checksums)
+    monkeypatch.setenv("TINYGRAD_CNN_DATA", str(tmp_path))
+    fail_writing(monkeypatch, GZ_FILES[0], errno.ENOSPC)
+    with pytest.raises(OSError) as caught:
+        mnist()
+    message = str(caught.value)
+    assert caught.value.errno == errno.ENOSPC and server.requests == [f"/good/{GZ_FILES[0]}"]
+    assert f"cannot download into {tmp_path / 'mnist'}: writing {GZ_FILES[0]} failed (No space left on device)" in message
+    assert f"{', '.join(GZ_FILES)} need 11.6 MB." in message
+    assert f"point $TINYGRAD_CNN_DATA (now set to {tmp_path}) or root (--data-dir) to a directory with room" in message
+    assert files_in(tmp_path) == []  # the mnist/ folder made for the download is removed again
+
+
+def test_a_full_disk_found_before_any_mirror_is_asked_says_how_much_room_is_needed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums
+) -> None:
+    """Creating the empty test file fails too on a disk without a free inode or quota left: the
+    advice was to make the folder writable."""
+    published_sizes(monkeypatch, checksums)
+    refuse_writing_in(monkeypatch, tmp_path, errno.ENOSPC)
+    with pytest.raises(OSError) as caught:
+        download_files(GZ_FILES, tmp_path, [server.url("good")], checksums, timeout=5, progress=False)
+    message = str(caught.value)
+    assert caught.value.errno == errno.ENOSPC and server.requests == []
+    assert f"creating a file in it failed (No space left on device), so nothing was downloaded. {', '.join(GZ_FILES)} need 11.6 MB." in message
+    assert "or free 11.6 MB there" in message and "writable" not in message
+
+
+def test_a_write_error_when_the_file_is_synced_stops_the_download_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums
+) -> None:
+    """The disk can fail after the last write: when the file is flushed to it (fsync)."""
+    original_fsync = os.fsync
+
+    def failing_fsync(descriptor: int) -> None:
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        original_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError) as caught:
+        download_files(GZ_FILES[:1], tmp_path, [server.url("good"), server.url("bad")], checksums, timeout=5, progress=False)
+    assert caught.value.errno == errno.EIO and not isinstance(caught.value, DownloadError)
+    assert f"writing {GZ_FILES[0]} failed (Input/output error)" in str(caught.value)
+    assert server.requests == [f"/good/{GZ_FILES[0]}"] and files_in(tmp_path) == []
+
+
+def test_a_read_that_fails_partway_is_the_mirrors_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums
+) -> None:
+    """An OSError while the file is being received (a reset, a timeout) is the network's, not the
+    disk's: the next mirror is tried, as before read and write errors were told apart."""
+    original_read1 = http.client.HTTPResponse.read1
+    resets: list[str] = []
+
+    def read1_reset_once(self, *arguments):
+        if not resets:
+            resets.append(self.url)
+            raise ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
+        return original_read1(self, *arguments)
+
+    monkeypatch.setattr(http.client.HTTPResponse, "read1", read1_reset_once)
+    download_files(GZ_FILES[:1], tmp_path, [server.url("bad"), server.url("good")], checksums, timeout=5, progress=False)
+    assert resets == [f"{server.url('bad')}{GZ_FILES[0]}"]
+    assert server.requests == [f"/bad/{GZ_FILES[0]}", f"/good/{GZ_FILES[0]}"] and files_in(tmp_path) == [GZ_FILES[0]]
+    resets.clear()
+    with pytest.raises(DownloadError, match=re.escape(f"{server.url('good')}{GZ_FILES[0]}: [Errno {errno.ECONNRESET}]")):
+        download_files(GZ_FILES[:1], tmp_path / "other", [server.url("good")], checksums, timeout=5, progress=False)
+    assert not (tmp_path / "other").exists()
+
+
+def test_the_published_sizes_cover_both_data_sets() -> None:
+    assert sorted(datasets.PUBLISHED_SIZES) == sorted([*SHA256.values(), *FASHION_MNIST_SHA256.values()])
+    for table in (SHA256, FASHION_MNIST_SHA256):
+        assert datasets._megabytes(list(table), table) is not None
+
+
+def test_the_published_sizes_are_those_of_the_real_files() -> None:
+    root = real_data_directory()
+    for name in GZ_FILES:
+        assert (root / name).stat().st_size == datasets.PUBLISHED_SIZES[SHA256[name]], name
+    assert datasets._megabytes(GZ_FILES, SHA256) == "11.6 MB"
 
 
 def test_a_failed_download_removes_the_folders_it_created(tmp_path: Path, server: LocalServer, checksums) -> None:

@@ -44,8 +44,11 @@ Downloading
     mirror is asked, the target directory is created (with its missing parents) and an empty
     hidden file is created and removed in it: a directory that cannot be written (permission
     denied, a read-only file system) is an OSError naming it and the OS's reason, not a list
-    of mirrors that "failed". The folders a failed download created are removed again while
-    they are empty.
+    of mirrors that "failed". An error of the disk while a file is written (a full disk or
+    quota, an I/O error, a file-size limit) is no mirror's fault either: the download stops at
+    once, keeping the files verified before, with an OSError naming the file, the folder, the
+    OS's reason and, for a full disk, the room the missing files need. The folders a failed
+    download created are removed again while they are empty.
 
 The IDX format
     A big-endian 32-bit magic number ``0x0000TTDD`` (two zero bytes, the data type TT,
@@ -72,6 +75,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import urllib.response
 import zlib
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Optional, Sequence, Union
@@ -136,6 +140,20 @@ FASHION_MNIST_SHA256: dict[str, str] = {
     "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
     "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
     "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+}
+
+# The size in bytes of each published .gz, by its SHA-256 (the sums above): a download that
+# fails for want of space says how much room the files need. By sum, not by name, because
+# download_files knows a file by its checksum, and the two data sets share file names.
+PUBLISHED_SIZES: dict[str, int] = {
+    SHA256["train-images-idx3-ubyte.gz"]: 9_912_422,
+    SHA256["train-labels-idx1-ubyte.gz"]: 28_881,
+    SHA256["t10k-images-idx3-ubyte.gz"]: 1_648_877,
+    SHA256["t10k-labels-idx1-ubyte.gz"]: 4_542,
+    FASHION_MNIST_SHA256["train-images-idx3-ubyte.gz"]: 26_421_880,
+    FASHION_MNIST_SHA256["train-labels-idx1-ubyte.gz"]: 29_515,
+    FASHION_MNIST_SHA256["t10k-images-idx3-ubyte.gz"]: 4_422_102,
+    FASHION_MNIST_SHA256["t10k-labels-idx1-ubyte.gz"]: 5_148,
 }
 
 # SHA-256 of the uncompressed IDX files (the bytes inside the published .gz), so that a data
@@ -241,7 +259,18 @@ class DownloadError(RuntimeError):
 
 
 class _BadDownload(Exception):
-    """A download that arrived but must not be kept (short, too slow, or wrong checksum)."""
+    """A mirror's download that failed partway (a read that timed out or was cut off) or that
+    arrived but must not be kept (short, too slow, or wrong checksum): the next mirror is tried."""
+
+
+class _LocalWriteError(Exception):
+    """Writing a download to the local disk failed (``error``, the OSError: a full disk, a quota,
+    an I/O error, a file-size limit). Not the mirror's fault: every other mirror would fail the
+    same way, after downloading the file again, so none is tried."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 # ----------------------------------------------------------------------------- IDX reader
@@ -617,7 +646,13 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
     and for each read; ``deadline`` (seconds) the whole file: each ``read1`` returns what one
     socket read brings, so the clock is checked at least once per ``timeout``. The bytes go
     through ``nn.atomic_file`` (a hidden ``.<name>.*.tmp``, renamed into place only once
-    complete and verified); network errors come out unchanged, for ``_failure_reason``.
+    complete and verified, and removed on any error).
+
+    Each error is sorted where it happens, reading or writing. The mirror's (looking up its
+    name, connecting, a read that times out or is cut off, a short, slow or wrong file) come
+    out as urllib's OSError or ``_BadDownload``, for ``_failure_reason`` and the next mirror.
+    The local disk's (creating, writing, syncing or renaming the temporary file: a full disk,
+    a quota, an I/O error) come out as ``_LocalWriteError``, which no other mirror would cure.
     """
     give_up_at = time.monotonic() + deadline
     _look_up_host(url, timeout)
@@ -627,20 +662,33 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
         expected_length = int(length_header) if length_header and length_header.isdigit() else None
         digest = hashlib.sha256()
         received = 0
-        with atomic_file(destination) as file, _progress_bar(expected_length, destination.name, progress) as bar:
-            while chunk := response.read1(DOWNLOAD_CHUNK_BYTES):
-                file.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-                if time.monotonic() > give_up_at:
-                    of_total = f" of {expected_length}" if expected_length is not None else ""
-                    raise _BadDownload(f"too slow: {received}{of_total} bytes after {deadline:g} s, the limit per file")
-            if expected_length is not None and received != expected_length:
-                raise _BadDownload(f"connection closed after {received} of {expected_length} bytes")
-            actual_sha256 = digest.hexdigest()
-            if actual_sha256 != expected_sha256.lower():
-                raise _BadDownload(f"SHA256 mismatch: got {actual_sha256}, expected {expected_sha256.lower()}")
+        try:
+            with atomic_file(destination) as file, _progress_bar(expected_length, destination.name, progress) as bar:
+                while chunk := _read_from_mirror(response, timeout):
+                    file.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+                    if time.monotonic() > give_up_at:
+                        of_total = f" of {expected_length}" if expected_length is not None else ""
+                        raise _BadDownload(f"too slow: {received}{of_total} bytes after {deadline:g} s, the limit per file")
+                if expected_length is not None and received != expected_length:
+                    raise _BadDownload(f"connection closed after {received} of {expected_length} bytes")
+                actual_sha256 = digest.hexdigest()
+                if actual_sha256 != expected_sha256.lower():
+                    raise _BadDownload(f"SHA256 mismatch: got {actual_sha256}, expected {expected_sha256.lower()}")
+        except OSError as error:  # the reads' errors are _BadDownload by now: an OSError here is the disk's
+            raise _LocalWriteError(error) from error
+
+
+def _read_from_mirror(response: Union[http.client.HTTPResponse, urllib.response.addinfourl], timeout: float) -> bytes:
+    """The next chunk of the mirror's ``response`` (``b""`` at its end). A read that fails (no
+    answer within ``timeout``, a connection reset, a chunk cut short) is the mirror's failure,
+    raised as ``_BadDownload`` saying why, so that it is never taken for an error of the disk."""
+    try:
+        return response.read1(DOWNLOAD_CHUNK_BYTES)
+    except (OSError, http.client.HTTPException) as error:
+        raise _BadDownload(_failure_reason(error, timeout)) from error
 
 
 class _HostLookupTimeout(TimeoutError):
@@ -803,8 +851,13 @@ def download_files(
             (a file, a broken symbolic link).
         PermissionError, OSError: ``directory`` cannot be created or written (permission denied,
             a read-only file system): found before any mirror is asked, by creating and removing
-            an empty hidden file there. The message names the folder and the OS's reason, and
-            says how to download elsewhere (root / ``--data-dir``, ``$TINYGRAD_CNN_DATA``).
+            an empty hidden file there. Or the disk failed while a file was written (a full disk
+            or quota, an I/O error, a file-size limit): that stops the download at once, no other
+            mirror is tried, the partial file is removed and the files verified before are kept.
+            Either way the OSError has the errno of the OS's error, and its message names the
+            folder (and the file being written), the OS's reason, for a full disk or quota the
+            room the missing files need (in MB, for the published files), and how to download
+            elsewhere (root / ``--data-dir``, ``$TINYGRAD_CNN_DATA``).
         DownloadError: (a ``RuntimeError``) a file failed on every mirror. The message gives
             each mirror's reason, which files are still missing, the directory they belong in,
             and how to point to a directory that holds them. Files downloaded before the
@@ -830,11 +883,11 @@ def download_files(
         try:
             created_folders = _make_directories(directory)
         except OSError as error:
-            raise _cannot_write_error(directory, f"creating the folder {error.filename or directory}", error, file_names) from None
+            raise _cannot_write_error(directory, f"creating the folder {error.filename or directory}", error, file_names, checksums) from None
         try:
             _try_writing_in(directory)
         except OSError as error:
-            raise _cannot_write_error(directory, "creating a file in it", error, file_names) from None
+            raise _cannot_write_error(directory, "creating a file in it", error, file_names, checksums) from None
         return _download_each(file_names, directory, mirror_urls, checksums, timeout, deadline, progress)
     except BaseException:  # a failure or an interrupt: leave no empty folder behind, to be mistaken later for the data's
         _remove_empty_folders(created_folders)
@@ -848,18 +901,47 @@ def _try_writing_in(directory: Path) -> None:
         pass
 
 
-def _cannot_write_error(directory: Path, action: str, error: OSError, file_names: Sequence[str]) -> OSError:
-    """The error for a download ``directory`` that cannot be created or written: an OSError of
-    the same errno as ``error`` (so a PermissionError stays one) naming the folder, what failed,
-    the OS's reason, and the ways out."""
+def _cannot_write_error(
+    directory: Path, action: str, error: OSError, missing: Sequence[str], checksums: Mapping[str, str],
+    done: str = "nothing was downloaded", kept: Sequence[str] = (),
+) -> OSError:
+    """The error for a download ``directory`` that cannot be created or written, found before
+    any mirror is asked or while a file is written: an OSError of the same errno as ``error``
+    (so a PermissionError stays one) naming the folder, what failed (``action``), the OS's
+    reason and what became of the download (``done``); for a full disk or quota, how much room
+    the ``missing`` files need (and with the files ``kept``, which were downloaded before);
+    then the ways out."""
     reason = error.strerror or str(error)
+    space = ""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk, or a full quota
+        needed = _megabytes(missing, checksums)
+        if needed is not None:
+            every_file = [*kept, *missing]
+            with_kept = f" (all {len(every_file)} files, in another directory: {_megabytes(every_file, checksums)})" if kept else ""
+            space = f" {', '.join(missing)} {'needs' if len(missing) == 1 else 'need'} {needed}{with_kept}."
+        other, fix = "a directory with room", f"free {needed or 'some space'} there"
+    elif error.errno == errno.EFBIG:  # a file-size limit: the shell's ulimit, most often
+        other, fix = "a directory you can write", "raise the file-size limit (ulimit -f)"
+    else:
+        other, fix = "a directory you can write", f"make {directory} writable"
     message = (
-        f"cannot download into {directory}: {action} failed ({reason}), so nothing was downloaded. "
-        f"Download into a directory you can write instead: "
-        f"{_how_to_point_elsewhere(directory, 'a directory you can write')}; "
-        f"or make {directory} writable, or put {', '.join(file_names)} there yourself"
+        f"cannot download into {directory}: {action} failed ({reason}), so {done}.{space} "
+        f"Download into {other} instead: {_how_to_point_elsewhere(directory, other)}; "
+        f"or {fix}, or put {', '.join(missing)} there yourself"
     )
     return OSError(error.errno, message) if error.errno is not None else OSError(message)
+
+
+def _megabytes(file_names: Sequence[str], checksums: Mapping[str, str]) -> Optional[str]:
+    """The room ``file_names`` take, by their checksums' ``PUBLISHED_SIZES``: ``"11.6 MB"``
+    (rounded up, to 0.1 MB); None when one of them is not a published file."""
+    total = 0
+    for name in file_names:
+        size = PUBLISHED_SIZES.get(checksums[name].lower())
+        if size is None:
+            return None
+        total += size
+    return f"{math.ceil(total / 100_000) / 10:.1f} MB"
 
 
 def _make_directories(directory: Path) -> list[Path]:
@@ -912,6 +994,14 @@ def _download_each(
                 print(f"downloading {filename} from mirror {number} of {len(mirror_urls)}: {url}", file=sys.stderr, flush=True)
             try:
                 _download_verified(url, destination, checksums[filename], timeout, deadline, progress)
+            except _LocalWriteError as error:  # the disk's fault, not this mirror's: stop, keeping the verified files
+                kept = [path.name for path in downloaded]
+                done = f"nothing was downloaded (the partial {filename} is removed)"
+                if kept:
+                    done = (f"{filename} was not downloaded (its partial copy is removed); {', '.join(kept)}, "
+                            f"downloaded and verified before, {'is' if len(kept) == 1 else 'are'} kept")
+                missing = file_names[position:]
+                raise _cannot_write_error(directory, f"writing {filename}", error.error, missing, checksums, done, kept) from None
             # URLError, HTTPError and timeouts are OSErrors; a ValueError is a URL urllib cannot send
             # (a non-ASCII path over HTTP): either way this mirror failed, and the next is tried
             except (OSError, ValueError, http.client.HTTPException, _BadDownload) as error:
@@ -1094,7 +1184,8 @@ def mnist(root: Optional[PathLike] = None, download: bool = True) -> Splits:
             or, with files missing and ``download`` True, a present file is not MNIST's published
             one (see ``download``).
         PermissionError, OSError: files are missing and the directory they would be downloaded
-            into cannot be created or written (see ``download_files``).
+            into cannot be created or written, or the disk fails while they are written (a full
+            disk: the message says how many MB they need; see ``download_files``).
         IsADirectoryError, FileNotFoundError, OSError: a file's name (``.gz`` or raw) exists
             but is a directory, a broken symbolic link, or a FIFO or device.
     """
