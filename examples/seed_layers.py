@@ -540,7 +540,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         x_train, y_train, x_test, y_test = mnist(args.data_dir, download=args.download)
     except (OSError, ValueError, RuntimeError) as error:
-        message = " ".join(str(error).split()).replace("(Or call mnist(download=True).)", "(Or add --download.)")
+        message = " ".join(str(error).split()).replace("(Or call mnist(download=True)", "(Or add --download")
         print(f"error: could not load MNIST: {message}", file=sys.stderr)
         return 2
     if args.images > len(x_test):

@@ -295,13 +295,32 @@ def test_default_root_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_mnist_without_download_names_missing_files_and_where_to_put_them(tmp_path: Path) -> None:
-    write_mnist(tmp_path)
-    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError) as caught:
-        mnist(tmp_path, download=False)
+        mnist(tmp_path / "empty", download=False)
     message = str(caught.value)
-    assert "t10k-labels-idx1-ubyte.gz" in message and "train-images" not in message
-    assert str(tmp_path) in message and "$TINYGRAD_CNN_DATA" in message
+    assert message.startswith(f"Missing from {tmp_path / 'empty' / 'mnist'}: {', '.join(GZ_FILES)}. Put the files there ")
+    assert "Found there" not in message and "$TINYGRAD_CNN_DATA" in message
+    assert message.endswith(" (Or call mnist(download=True).)")
+
+
+def test_mnist_without_download_in_a_partial_folder_says_what_is_there_and_how_to_get_the_rest(tmp_path: Path) -> None:
+    """Only the missing files were listed, as if the folder were empty: the files found there
+    were not, nor that a download would fetch only the missing ones beside them."""
+    directory = tmp_path / "partial"
+    write_mnist(directory)
+    (directory / GZ_FILES[3]).unlink()
+    with pytest.raises(FileNotFoundError) as caught:
+        mnist(directory, download=False)
+    message = str(caught.value)
+    assert message.startswith(f"Missing from {directory}: {GZ_FILES[3]}. Found there: {', '.join(GZ_FILES[:3])}. "
+                              f"Put the missing files there (gzip-compressed .gz or uncompressed), or pass a directory "
+                              f"that holds all four files (or holds them in a folder named mnist/) as root")
+    assert message.endswith(" (Or call mnist(download=True): it downloads only the missing files, once those found "
+                            "are checked to be MNIST's published files.)")
+    with pytest.raises(FileNotFoundError, match=rf"Missing from {re.escape(str(directory))}: {GZ_FILES[3]}\. "
+                                                rf"Found there: {', '.join(GZ_FILES[:3])}\. Put the missing files there"):
+        load_idx_directory(directory)
 
 
 # ----------------------------------------------------------------------------- mnist(): validation
@@ -666,8 +685,20 @@ def test_mnist_downloads_only_missing_files(tmp_path: Path, monkeypatch: pytest.
     assert_loaded(mnist(tmp_path), arrays)
     assert sorted(server.requests) == sorted(f"/good/{name}" for name in GZ_FILES[2:])
     assert files_in(tmp_path) == sorted(GZ_FILES[1:] + [MNIST_FILES[0]])
-    assert (f"MNIST: found {MNIST_FILES[0]}, {GZ_FILES[1]} in {tmp_path} (the published files: SHA-256 checked); "
-            f"downloading the missing {GZ_FILES[2]}, {GZ_FILES[3]}") in capsys.readouterr().err
+    assert (f"MNIST: downloading the missing {GZ_FILES[2]}, {GZ_FILES[3]} into {tmp_path}. "
+            f"Found there: {MNIST_FILES[0]}, {GZ_FILES[1]} (the published files: SHA-256 checked)") in capsys.readouterr().err
+
+
+def test_a_partial_folder_that_could_not_be_completed_says_what_is_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arrays, checksums
+) -> None:
+    monkeypatch.setattr(datasets, "MIRRORS", (dead_port_url(),))
+    monkeypatch.setattr(datasets, "SHA256", checksums)
+    published_content(monkeypatch, arrays)
+    write_idx(tmp_path / GZ_FILES[0], arrays[MNIST_FILES[0]])
+    with pytest.raises(DownloadError) as caught:
+        mnist(tmp_path)
+    assert f"Missing from {tmp_path}: {', '.join(GZ_FILES[1:])}. Found there: {GZ_FILES[0]}. Put the missing files there" in str(caught.value)
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "your own"])

@@ -364,6 +364,11 @@ def test_missing_data_gives_a_one_line_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: could not load MNIST") and "t10k-images" in result.stderr
     assert "--download" in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    (tmp_path / "partial").mkdir()  # some of the files: what is there is listed, and --download fetches the rest
+    (tmp_path / "partial" / "train-labels-idx1-ubyte.gz").write_bytes(b"")
+    result = run_script("--data-dir", str(tmp_path / "partial"))
+    assert "Found there: train-labels-idx1-ubyte.gz." in result.stderr and "download=True" not in result.stderr
+    assert "(Or add --download: it downloads only the missing files" in result.stderr and result.stderr.count("\n") == 1
 
 
 def test_more_images_than_the_test_set_holds_are_refused_before_any_work(tmp_path, capsys):

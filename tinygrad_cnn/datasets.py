@@ -581,14 +581,27 @@ def _not_a_directory(directory: Path) -> Optional[str]:
     return problem if existing == directory else f"{problem}, so {directory} cannot be created"
 
 
-def _where_to_put_files(directory: Path, missing: Sequence[str], folder: Optional[str] = None, name: Optional[str] = None) -> str:
-    """Which files are missing where, and how to point the loader at a directory that has them."""
-    holding = "a directory that holds them" + (f" (or holds them in a folder named {folder}/)" if folder else "")
+def _where_to_put_files(
+    directory: Path, missing: Sequence[str], folder: Optional[str] = None, name: Optional[str] = None,
+    present: Sequence[Path] = (),
+) -> str:
+    """Which files are missing where (and, in a partial folder, which are ``present``), and how
+    to point the loader at a directory that has them."""
+    found = f" {_found_there(present)}." if present else ""
+    holding = f"a directory that holds {'all four files' if present else 'them'}"
+    holding += f" (or holds them in a folder named {folder}/)" if folder else ""
     return (
-        f"Missing from {directory}: {', '.join(missing)}. "
-        f"Put the files there (gzip-compressed .gz or uncompressed), "
+        f"Missing from {directory}: {', '.join(missing)}.{found} "
+        f"Put the {'missing ' if present else ''}files there (gzip-compressed .gz or uncompressed), "
         f"or {_how_to_point_elsewhere(directory, holding)}.{_suggestion(directory, name)}"
     )
+
+
+def _found_there(present: Iterable[Path], unpublished: Sequence[Path] = ()) -> str:
+    """``"Found there: train-images-idx3-ubyte.gz (not the published file), train-labels-idx1-ubyte"``:
+    the files of a partial folder, as each message about one lists them; ``unpublished``
+    are marked as not the data set's published files."""
+    return "Found there: " + ", ".join(path.name + (" (not the published file)" if path in unpublished else "") for path in present)
 
 
 def _how_to_point_elsewhere(directory: Path, other: str) -> str:
@@ -1076,7 +1089,7 @@ def load_idx_directory(directory: PathLike) -> Splits:
     paths = {name: _find_idx_file(directory, name) for name in MNIST_FILES}
     missing = [f"{name}.gz" for name, path in paths.items() if path is None]
     if missing:
-        raise FileNotFoundError(_where_to_put_files(directory, missing))
+        raise FileNotFoundError(_where_to_put_files(directory, missing, present=[path for path in paths.values() if path is not None]))
     return _load_splits(paths)
 
 
@@ -1096,17 +1109,22 @@ def _load_data_set(
     paths = {base: _find_idx_file(directory, base) for base in MNIST_FILES}
     missing = [f"{base}.gz" for base, path in paths.items() if path is None]
     if missing:
-        if not download:
-            raise FileNotFoundError(_where_to_put_files(directory, missing, folder, name) + f" (Or call {function}(download=True).)")
         present = {base: path for base, path in paths.items() if path is not None}
+        if not download:
+            only_missing = f": it downloads only the missing files, once those found are checked to be {name}'s published files"
+            raise FileNotFoundError(
+                _where_to_put_files(directory, missing, folder, name, list(present.values()))
+                + f" (Or call {function}(download=True){only_missing if present else ''}.)"
+            )
         if present:
             _check_before_completing(directory, name, folder, present, missing)
         try:
             download_files(missing, directory, mirrors, checksums)
         except DownloadError as error:
+            there_now = [path for path in (_find_idx_file(directory, base) for base in MNIST_FILES) if path is not None]
             raise DownloadError(
                 f"could not download {name}'s {error.missing[0]} from any mirror:\n" + "\n".join(error.reasons) + "\n"
-                + _where_to_put_files(directory, error.missing, folder, name),
+                + _where_to_put_files(directory, error.missing, folder, name, there_now),
                 directory, error.missing, error.reasons,
             ) from None
         paths = {base: _find_idx_file(directory, base) for base in MNIST_FILES}
@@ -1127,7 +1145,6 @@ def _check_before_completing(directory: Path, name: str, folder: str, present: M
     if problem is not None:  # the other data set's labels, or the splits swapped: that message says more
         raise ValueError(problem)
     unpublished = [path for base, path in present.items() if _published_file(path, (base,)) != (name, base)]
-    found = ", ".join(path.name + (" (not the published file)" if path in unpublished else "") for path in present.values())
     if unpublished:
         names = ", ".join(path.name for path in unpublished)
         one = len(unpublished) == 1
@@ -1135,12 +1152,13 @@ def _check_before_completing(directory: Path, name: str, folder: str, present: M
             f"{directory} holds some of {name}'s files, and {names} {'is' if one else 'are'} not {name}'s published "
             f"{'file' if one else 'files'} (the SHA-256 of neither the .gz nor the uncompressed content matches), so the "
             f"missing {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not downloaded: {name}'s published files "
-            f"would be mixed with {'it' if one else 'them'} into one data set. Found there: {found}. To use your files, "
+            f"would be mixed with {'it' if one else 'them'} into one data set. {_found_there(present.values(), unpublished)}. To use your files, "
             f"put the missing ones beside them yourself (any IDX files then load, unchecked); to download all of "
             f"{name}, move {names} out of {directory}; or {_how_to_point_elsewhere(directory, 'a directory that holds all four files')}"
         )
     print(
-        f"{name}: found {found} in {directory} (the published files: SHA-256 checked); downloading the missing {', '.join(missing)}",
+        f"{name}: downloading the missing {', '.join(missing)} into {directory}. "
+        f"{_found_there(present.values())} (the published files: SHA-256 checked)",
         file=sys.stderr, flush=True,
     )
 
@@ -1170,8 +1188,9 @@ def mnist(root: Optional[PathLike] = None, download: bool = True) -> Splits:
 
     Raises:
         FileNotFoundError: the root does not exist (it is never created), or files are missing
-            and ``download`` is False (the message says which, where to put them, and how to
-            point to them: root / ``--data-dir`` or ``$TINYGRAD_CNN_DATA``).
+            and ``download`` is False (the message says which, and in a partial folder which
+            were found; where to put them, how to point to them: root / ``--data-dir`` or
+            ``$TINYGRAD_CNN_DATA``; and that ``download=True`` fetches only the missing ones).
         NotADirectoryError: the root is a file, or the data set's folder under it (``root/mnist``,
             the cache folder) exists but is not a directory (a file, a broken symbolic link).
         DownloadError: (a ``RuntimeError``) files are missing and no mirror could supply them.
