@@ -648,6 +648,30 @@ def test_download_from_a_file_url_and_past_a_url_that_cannot_be_sent(tmp_path: P
     assert not (tmp_path / "other").exists()
 
 
+@pytest.mark.parametrize("name", ["../x.gz", "sub/x.gz", "..", ""])
+def test_a_file_name_that_is_a_path_is_refused_before_any_work(tmp_path: Path, name: str) -> None:
+    """"../x.gz" was saved outside the directory (into its parent), and "sub/x.gz" failed only
+    once downloaded, when its folder was found missing: each mirror "failed" (then, a disk error)."""
+    source = tmp_path / "source"
+    (source / "inner" / "sub").mkdir(parents=True)
+    for path in (source / "x.gz", source / "inner" / "sub" / "x.gz"):
+        path.write_bytes(b"data")
+    target = tmp_path / "target" / "inner"
+    target.mkdir(parents=True)
+    with pytest.raises(ValueError, match=rf"^file name {re.escape(repr(name))} is not a file's name alone: each file is "
+                                         rf"fetched as <mirror>/<name> and saved as {re.escape(str(target / '<name>'))}$"):
+        download_files([name], target, [(source / "inner").as_uri() + "/"], {name: hashlib.sha256(b"data").hexdigest()}, progress=False)
+    assert files_in(tmp_path / "target") == ["inner"] and files_in(target) == []
+
+
+def test_a_folder_in_a_files_place_is_named_before_any_mirror_is_asked(tmp_path: Path, server: LocalServer, checksums) -> None:
+    """It was found only when the download was written: each mirror was asked, and "failed"."""
+    (tmp_path / GZ_FILES[1] / GZ_FILES[1]).mkdir(parents=True)
+    with pytest.raises(IsADirectoryError, match=re.escape(f"is a directory, expected the IDX file {GZ_FILES[1]} there")):
+        download_files(GZ_FILES, tmp_path, [server.url("good"), server.url("bad")], checksums, timeout=5, progress=False)
+    assert server.requests == [] and files_in(tmp_path) == [GZ_FILES[1]]
+
+
 @pytest.mark.parametrize("kind", ["file", "broken symbolic link", "symbolic link to a file"])
 def test_download_into_a_path_that_is_not_a_directory(tmp_path: Path, server: LocalServer, checksums, kind: str) -> None:
     target = tmp_path / "target"

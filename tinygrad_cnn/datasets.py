@@ -833,6 +833,7 @@ def download_files(
     Args:
         filenames: names as served by the mirrors, e.g. ``"train-images-idx3-ubyte.gz"``: any
             iterable of str (a list, ``SHA256.keys()``, a generator, read once), not one str.
+            Each is a file's name alone (no folder): it is saved as ``directory/name``.
         directory: where they go; created (with its parents) if needed.
         mirrors: base URLs (``http://``, ``https://``, or ``file://`` for a local copy), tried in
             order: any iterable of str, not one str. A file's URL is the base URL, a ``/``, and
@@ -857,11 +858,13 @@ def download_files(
         TypeError: ``filenames`` or ``mirrors`` is a single str (pass ``[name]``) or not an
             iterable, a file name or mirror is not a str, or ``timeout``/``deadline`` is not a
             number.
-        ValueError: a file name has no checksum, a mirror is not an ``http://``, ``https://``
-            or ``file://`` URL (a bare path, or a host typed without ``http://``: the message
-            suggests the URL meant), or ``timeout``/``deadline`` is not positive and finite.
+        ValueError: a file name is not a name alone (it holds a ``/``, or is ``..``) or has no
+            checksum, a mirror is not an ``http://``, ``https://`` or ``file://`` URL (a bare
+            path, or a host typed without ``http://``: the message suggests the URL meant), or
+            ``timeout``/``deadline`` is not positive and finite.
         NotADirectoryError: ``directory``, or its nearest existing parent, is not a directory
             (a file, a broken symbolic link).
+        IsADirectoryError: a file's name in ``directory`` is taken by a folder.
         PermissionError, OSError: ``directory`` cannot be created or written (permission denied,
             a read-only file system): found before any mirror is asked, by creating and removing
             an empty hidden file there. Or the disk failed while a file was written (a full disk
@@ -884,12 +887,19 @@ def download_files(
     timeout = _checked_seconds("timeout", DOWNLOAD_TIMEOUT_SECONDS if timeout is None else timeout)
     deadline = _checked_seconds("deadline", DOWNLOAD_DEADLINE_SECONDS if deadline is None else deadline)
     directory = Path(directory).expanduser()
+    for name in file_names:  # "sub/x.gz" failed only once downloaded, and "../x.gz" was saved outside directory
+        if name in ("", ".", "..") or any(character in name for character in ("/", "\\", "\0")):
+            raise ValueError(f"file name {name!r} is not a file's name alone: each file is fetched as <mirror>/<name> "
+                             f"and saved as {directory / '<name>'}")
     unknown = [name for name in file_names if name not in checksums]
     if unknown:
         raise ValueError(f"no SHA256 checksum known for {', '.join(unknown)}; refusing to download unverified files")
     problem = _not_a_directory(directory)
     if problem is not None:
         raise NotADirectoryError(problem)
+    for name in file_names:  # a folder in a file's place: found when the download was written, after asking a mirror
+        if (directory / name).is_dir():
+            raise _not_a_file_error(directory / name)
     created_folders: list[Path] = []
     try:
         # before any mirror is asked: a folder that cannot be written must not read as a network failure
