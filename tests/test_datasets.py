@@ -896,10 +896,15 @@ def fail_writing(monkeypatch: pytest.MonkeyPatch, file_name: str, error_number: 
     return seen
 
 
-@pytest.mark.parametrize("error_number", [errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG],
-                         ids=["full disk", "quota", "I/O error", "read-only file system", "file-size limit"])
+@pytest.mark.parametrize("error_number, other, fix", [
+    (errno.ENOSPC, "a directory with room", "free some space there"),
+    (errno.EDQUOT, "a directory with room", "free some space there"),
+    (errno.EIO, "a directory on another disk", "check the disk that holds {target}"),
+    (errno.EROFS, "a directory you can write", "make {target} writable"),
+    (errno.EFBIG, "a directory you can write", "raise the file-size limit (ulimit -f)"),
+], ids=["full disk", "quota", "I/O error", "read-only file system", "file-size limit"])
 def test_a_write_error_stops_the_download_at_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums, error_number: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums, error_number: int, other: str, fix: str
 ) -> None:
     """A full disk (or quota, I/O error, ...) while a download was written was reported as that
     mirror's failure, and each next mirror was asked, to fail the same way after downloading the
@@ -915,8 +920,8 @@ def test_a_write_error_stops_the_download_at_once(
     message = str(caught.value)
     assert message.startswith(f"[Errno {error_number}] cannot download into {tmp_path}: writing {GZ_FILES[0]} failed "
                               f"({os.strerror(error_number)}), so nothing was downloaded (the partial {GZ_FILES[0]} is removed).")
-    assert "as root (--data-dir in examples/mnist.py), or set $TINYGRAD_CNN_DATA to it" in message
-    assert message.endswith(f"or put {', '.join(GZ_FILES)} there yourself")
+    assert f"Download into {other} instead: pass {other} as root (--data-dir in examples/mnist.py), or set $TINYGRAD_CNN_DATA to it" in message
+    assert message.endswith(f"; or {fix.format(target=tmp_path)}, or put {', '.join(GZ_FILES)} there yourself")
 
 
 def test_a_full_disk_keeps_the_verified_files_and_says_how_much_room_is_needed(

@@ -945,8 +945,10 @@ def _cannot_write_error(
         other, fix = "a directory with room", f"free {needed or 'some space'} there"
     elif error.errno == errno.EFBIG:  # a file-size limit: the shell's ulimit, most often
         other, fix = "a directory you can write", "raise the file-size limit (ulimit -f)"
-    else:
+    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):  # not allowed, or a read-only file system
         other, fix = "a directory you can write", f"make {directory} writable"
+    else:  # an I/O error and the like: the disk itself, or the folder gone meanwhile
+        other, fix = "a directory on another disk", f"check the disk that holds {directory}"
     message = (
         f"cannot download into {directory}: {action} failed ({reason}), so {done}.{space} "
         f"Download into {other} instead: {_how_to_point_elsewhere(directory, other)}; "
