@@ -244,6 +244,15 @@ def refuse_non_positive(parser: argparse.ArgumentParser, args: argparse.Namespac
             parser.error(f"{flag_name(name)} must be positive, got {value}")
 
 
+def refuse_negative_integers(parser: argparse.ArgumentParser, args: argparse.Namespace, names: Iterable[str]) -> None:
+    """Each named integer flag that may be 0 (a seed, an index, a number of steps), when given,
+    must be >= 0: the scripts' one check of --seed, so it reads the same in all of them."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            parser.error(f"{flag_name(name)} must be >= 0, got {value}")
+
+
 def refuse_negative(parser: argparse.ArgumentParser, args: argparse.Namespace, names: Iterable[str]) -> None:
     """Each named float flag (a learning rate, a momentum, a warm-up length), when given, must be
     a finite number >= 0 (NaN and inf are refused too): the rule of the package's optimizers

@@ -32,6 +32,7 @@ from common import (  # examples/common.py, next to this file
     prepare_output_file,
     refuse_empty_paths,
     refuse_negative,
+    refuse_negative_integers,
     refuse_non_positive,
     write_json,
 )
@@ -77,8 +78,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     refuse_non_positive(parser, args, ("epochs", "batch_size", "limit_train", "limit_test"))
     refuse_negative(parser, args, ("lr",))
-    if args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
+    refuse_negative_integers(parser, args, ("seed",))
     refuse_empty_paths(parser, args, ("data_dir", "json"))
     expand_home(args, ("data_dir", "json"))  # ~ as the shell would have, so the check and the write agree
     return args

@@ -49,6 +49,7 @@ from common import (
     refuse_directory_name,
     refuse_empty_paths,
     refuse_negative,
+    refuse_negative_integers,
     refuse_non_positive,
     save_checkpoint,
     write_json,
@@ -135,8 +136,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     refuse_negative(parser, args, ("lr", "momentum", "warmup_epochs"))
     if args.betas is not None and not all(0 <= beta < 1 for beta in args.betas):
         parser.error(f"--betas must lie in [0, 1), got {args.betas}")
-    if args.seed is not None and args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
+    refuse_negative_integers(parser, args, ("seed",))
     optimizer = args.optimizer or RECIPES[args.recipe or DEFAULTS["recipe"]]["optimizer"]
     if not args.resume and optimizer == "adam" and args.momentum is not None:  # (resuming ignores both, with a note)
         parser.error("--momentum is SGD's; Adam would ignore it (its moment decay rates are --betas)")

@@ -37,7 +37,12 @@ import time
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
 import numpy as np
-from common import LEARNING_RATE_RULE, refuse_negative, refuse_non_positive  # examples/common.py
+from common import (  # examples/common.py
+    LEARNING_RATE_RULE,
+    refuse_negative,
+    refuse_negative_integers,
+    refuse_non_positive,
+)
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tinygrad_cnn import Function, GradcheckError, Tensor, gradcheck, no_grad
@@ -527,11 +532,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
     args = parser.parse_args(argv)
     refuse_non_positive(parser, args, ("images", "batch_size"))
-    if args.steps < 0:
-        parser.error(f"--steps must be >= 0, got {args.steps}")
+    refuse_negative_integers(parser, args, ("steps", "seed"))
     refuse_negative(parser, args, ("lr",))
-    if args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
     return args
 
 

@@ -31,6 +31,7 @@ from common import (
     model_from_checkpoint,
     predict,
     refuse_empty_paths,
+    refuse_negative_integers,
     refuse_non_positive,
 )
 from plotting import plot_conv1_filters, plot_feature_maps, prepare_plots_directory, reporting_write_errors
@@ -56,10 +57,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--no-progress", action="store_true", help="no live progress bar")
     args = parser.parse_args(argv)
     refuse_non_positive(parser, args, ("limit_train", "limit_test"))
-    if args.index < 0:
-        parser.error(f"--index must be >= 0, got {args.index}")
-    if args.seed is not None and args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
+    refuse_negative_integers(parser, args, ("index", "seed"))
     refuse_empty_paths(parser, args, ("resume", "plots", "data_dir"))
     expand_home(args, ("resume", "plots", "data_dir"))
     return args

@@ -227,3 +227,27 @@ def test_lr_0_is_a_dry_run_that_leaves_the_weights_as_initialised(lenet_module, 
     trained, initial = load(checkpoint), state_dict(SeedCNN(seed=0))
     assert all(np.array_equal(trained[f"model/{name}"], value) for name, value in initial.items())
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["lenet", "mnist", "seed_layers", "visualize"])
+def test_every_example_refuses_a_negative_seed_with_the_one_shared_message(script, monkeypatch, capsys):
+    """Each script had its own copy of the --seed check; now they share common.py's."""
+    monkeypatch.syspath_prepend(str(REPOSITORY / "examples"))
+    module = __import__(script)
+    with pytest.raises(SystemExit) as stop:
+        module.parse_args(["--seed", "-1"])
+    assert stop.value.code == 2
+    assert "error: --seed must be >= 0, got -1" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_the_shared_integer_check_refuses_only_negative_values(monkeypatch, capsys):
+    import argparse
+
+    monkeypatch.syspath_prepend(str(REPOSITORY / "examples"))
+    from common import refuse_negative_integers
+
+    parser = argparse.ArgumentParser(prog="script")
+    refuse_negative_integers(parser, argparse.Namespace(seed=0, index=None, steps=7), ("seed", "index", "steps"))
+    with pytest.raises(SystemExit):
+        refuse_negative_integers(parser, argparse.Namespace(seed=0, limit_test=-3), ("seed", "limit_test"))
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "script: error: --limit-test must be >= 0, got -3"
