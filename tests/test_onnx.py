@@ -740,6 +740,24 @@ def test_exporting_a_batch_norm_called_with_training_true_leaves_its_running_sta
         np.testing.assert_allclose(run_onnx(tmp_path / "bn.onnx", fresh), forward(model, fresh), rtol=1e-5, atol=1e-5)
 
 
+def test_a_model_that_fails_while_traced_leaves_the_training_mode_as_it_was():
+    """The trace turns Tensor.training off for the model's call and puts it back even when the
+    model raises (with train_mode, as summary does; no more getattr for a Tensor without it)."""
+    from tinygrad_cnn import train_mode
+
+    seen: list[bool] = []
+
+    def failing(array: np.ndarray) -> Tensor:
+        seen.append(Tensor.training)
+        raise RuntimeError("the model failed")
+
+    with train_mode():
+        with pytest.raises(RuntimeError, match="the model failed"):
+            to_onnx(failing, images=uniform(0, (2, 3)))
+        assert Tensor.training
+    assert seen == [False] and not Tensor.training
+
+
 def test_a_batch_norm_layer_is_exported_in_evaluation_mode_from_a_training_block(tmp_path):
     from tinygrad_cnn import nn, train_mode
 

@@ -89,7 +89,7 @@ import numpy as np
 from tinygrad_cnn import __version__, nn
 from tinygrad_cnn import tensor as tensor_module
 from tinygrad_cnn.function import Function
-from tinygrad_cnn.tensor import Tensor, no_grad
+from tinygrad_cnn.tensor import Tensor, no_grad, train_mode
 
 __all__ = ["export", "to_onnx", "OPSET", "CONVERTERS", "NOT_EXPORTABLE", "UnsupportedOpError"]
 
@@ -151,17 +151,12 @@ def _trace(model: Any, images: np.ndarray) -> tuple[list[Step], Tensor]:
     def record(op: Function, inputs: tuple[Tensor, ...], output: Tensor, seconds: float) -> None:
         steps.append(Step(op, tuple(inputs), output))
 
-    training = getattr(Tensor, "training", None)  # None: a tinygrad_cnn without training mode
     tensor_module.forward_hooks.append(record)
     try:
-        if training is not None:
-            Tensor.training = False
-        with no_grad(), nn.unchanged_state(model):
+        with no_grad(), train_mode(False), nn.unchanged_state(model):
             result = model(images)
     finally:
         tensor_module.forward_hooks.remove(record)
-        if training is not None:
-            Tensor.training = training
     if not isinstance(result, Tensor):
         raise TypeError(f"the model must return one Tensor to export; it returned {type(result).__name__}")
     if not any(step.output is result for step in steps) and np.shares_memory(result.data, images):
@@ -979,7 +974,7 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
     before it is returned.
     """
     onnx = _import_onnx()
-    buffers = nn.named_buffers(model) if hasattr(nn, "named_buffers") else {}
+    buffers = nn.named_buffers(model)
     _check_names(input_name, output_name, set(nn.named_parameters(model)) | set(buffers))
     rng = np.random.default_rng(0)
     example = np.asarray(images) if images is not None else _example_inputs(input_shape, None, rng)
