@@ -625,33 +625,20 @@ def convert_compare(graph: GraphBuilder, step: Step) -> str:
     return graph.node("Not", [mask]) if symbol == "!=" else mask
 
 
-def _pair(value: Union[int, Sequence[int]]) -> list[int]:
-    return [int(value)] * 2 if isinstance(value, (int, np.integer)) else [int(v) for v in value]
-
-
-def _pool_widths(padding: Any) -> list[tuple[int, int]]:
-    """A pool's padding as ((top, bottom), (left, right)); (ph, pw) means ph on both sides, etc."""
-    if padding is None:
-        return [(0, 0), (0, 0)]
-    if np.ndim(padding) == 2:
-        return [(int(before), int(after)) for before, after in padding]
-    return [(size, size) for size in _pair(padding)]
-
-
 def convert_conv2d(graph: GraphBuilder, step: Step) -> str:
     """Conv with ``stride``, ``padding`` (ph, pw), ``dilation`` and ``groups``. A per-channel
     bias (O,) is Conv's B input; any other bias (the seed's per-position O,Ho,Wo) is an Add
     after the Conv, broadcast as numpy does."""
     x, weight, *bias = step.inputs
-    pad_h, pad_w = _pair(getattr(step.op, "padding", 0))
+    pad_h, pad_w = step.op.padding
     attributes = dict(
         kernel_shape=list(step.tensors[1].shape[2:]),
-        strides=_pair(getattr(step.op, "stride", 1)),
+        strides=list(step.op.stride),
         pads=[pad_h, pad_w, pad_h, pad_w],
-        dilations=_pair(getattr(step.op, "dilation", 1)),
-        group=int(getattr(step.op, "groups", 1)),
+        dilations=list(step.op.dilation),
+        group=step.op.groups,
     )
-    per_channel = bias and step.op.name == "Conv2d" and step.tensors[2].ndim == 1
+    per_channel = bias and step.tensors[2].ndim == 1
     if per_channel:
         return graph.node("Conv", [x, weight, bias[0]], **attributes)
     output = graph.node("Conv", [x, weight], **attributes)
@@ -663,11 +650,9 @@ def _pool(onnx_type: str) -> Converter:
     with zeros first (an explicit Pad: ONNX's own pool padding would not be zeros)."""
 
     def convert(graph: GraphBuilder, step: Step) -> str:
-        widths = [(0, 0), (0, 0)] + _pool_widths(getattr(step.op, "padding", None))
+        widths = [(0, 0), (0, 0), *step.op.padding]  # the op's ((top, bottom), (left, right))
         padded = _zero_pad(graph, step, step.inputs[0], step.tensors[0].dtype, widths)
-        kernel = _pair(step.op.kernel_size)
-        stride = _pair(step.op.stride if getattr(step.op, "stride", None) is not None else kernel)
-        return graph.node(onnx_type, [padded], kernel_shape=kernel, strides=stride)
+        return graph.node(onnx_type, [padded], kernel_shape=list(step.op.kernel_size), strides=list(step.op.stride))
 
     convert.__name__ = f"convert_to_{onnx_type}"
     return convert
@@ -871,7 +856,7 @@ def _warn_batch_statistics(step: Step, position: int, count: int) -> None:
     """Warn where a batch norm with running statistics normalizes with the batch's own (it was
     called with ``training=True``): a file served one example at a time rarely wants that."""
     op = step.op
-    if op.name == "BatchNorm" and op.batch_statistics and getattr(op, "running_mean", None) is not None:
+    if op.name == "BatchNorm" and op.batch_statistics and op.running_mean is not None:
         warnings.warn(
             f"op BatchNorm (op {position} of {count}) is called with training=True, so the ONNX file normalizes "
             "each input with its own batch's mean and variance, as the model does (torch.onnx exports "
