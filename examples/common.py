@@ -34,7 +34,14 @@ from tinygrad_cnn.datasets import (
     mnist,
 )
 from tinygrad_cnn.models import SeedCNN, SeedMLP
-from tinygrad_cnn.nn import atomic_write, load, load_state_dict, named_parameters, save
+from tinygrad_cnn.nn import (  # create_parent_directory: the scripts import it from here too
+    atomic_write,
+    create_parent_directory,
+    load,
+    load_state_dict,
+    named_parameters,
+    save,
+)
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -319,13 +326,6 @@ def _check_directory(directory: Path, flag: str, path: Path) -> None:
     except OSError as error:
         problem = f"cannot write in {directory}" if existing == directory else f"cannot create the directory {directory}"
         raise CommandLineError(f"{flag} {path}: {problem}: {error.strerror}") from None
-
-
-def create_parent_directory(path: PathLike) -> None:
-    """Make the missing directories above the file ``path``, right before it is written (the
-    up-front checks create nothing). They are made where ``nn.atomic_write`` will write:
-    above the file that ``path``'s symbolic links lead to, with ``..`` taken after them."""
-    Path(os.path.realpath(path)).parent.mkdir(parents=True, exist_ok=True)
 
 
 def refuse_directory_name(path: PathLike, flag: str) -> None:

@@ -228,6 +228,29 @@ def test_write_graph(tmp_path, monkeypatch):
     assert written[0].read_text() == to_dot(y)
 
 
+def test_write_graph_makes_the_folder_the_resolved_path_needs_and_no_other(tmp_path, monkeypatch):
+    """missing/../g.dot is g.dot, written where nn.atomic_write writes (.. taken after any
+    symbolic link); the folder 'missing/' was made from the path as given and stayed, empty."""
+    a = Tensor(np.ones(3), requires_grad=True)
+    y = (a * a).sum()
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # no Graphviz: only the .dot
+    write_graph(y, tmp_path / "missing" / ".." / "g.dot")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["g.dot"]
+    assert (tmp_path / "g.dot").read_text() == to_dot(y)
+    write_graph(y, tmp_path / "new" / "deeper" / ".." / "g.dot")  # the folders it needs are made
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["g.dot", "new"]
+    assert [path.name for path in (tmp_path / "new").iterdir()] == ["g.dot"]
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' is not installed")
+def test_write_graph_renders_the_picture_of_a_path_through_a_missing_folder(tmp_path):
+    """dot was given the path as typed, which the OS cannot open once 'missing/' is not made."""
+    a = Tensor(np.ones(3), requires_grad=True)
+    write_graph((a * a).sum(), tmp_path / "missing" / ".." / "g.dot")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["g.dot", "g.png"]
+    assert (tmp_path / "g.png").read_bytes().startswith(b"\x89PNG")
+
+
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' is not installed")
 def test_write_graph_renders_a_png_with_graphviz(tmp_path):
     a = Tensor(np.ones(3), requires_grad=True)

@@ -23,7 +23,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from tinygrad_cnn.nn import atomic_write
+from tinygrad_cnn.nn import atomic_write, create_parent_directory
 from tinygrad_cnn.tensor import GraphFreedError, Tensor
 
 __all__ = ["to_dot", "write_graph", "GraphFreedError"]
@@ -110,10 +110,12 @@ def write_graph(tensor: Tensor, path: Union[str, Path], model: Any = None) -> li
     ``graph.gv``, ``graph``) gets the DOT text, and the picture is rendered next to it
     with the suffix ``.png`` when ``dot`` is installed.
 
-    Both files are written atomically (``nn.atomic_write``): ``dot`` renders the picture to
-    its standard output, and the bytes go to a temporary file renamed into place, so an
-    interrupt, a failed render or a full disk leaves the previous picture (or none), never a
-    broken one. A failed render is a RuntimeError with Graphviz's message."""
+    Both files are written atomically (``nn.atomic_write``): ``dot`` reads the DOT text on its
+    standard input and renders the picture to its standard output, and the bytes go to a
+    temporary file renamed into place, so an interrupt, a failed render or a full disk leaves
+    the previous picture (or none), never a broken one. A failed render is a RuntimeError with
+    Graphviz's message. Missing directories above a file are made where it is written
+    (``nn.create_parent_directory``: ``missing/../graph.dot`` makes no ``missing/``)."""
     text = to_dot(tensor, model)  # raises before anything is written if the graph is freed
     path = Path(path)
     program: Optional[str] = shutil.which("dot")
@@ -124,14 +126,16 @@ def write_graph(tensor: Tensor, path: Union[str, Path], model: Any = None) -> li
         dot_path, png_path = path.with_suffix(".dot"), path
     else:
         dot_path, png_path = path, path.with_suffix(".png")
-    dot_path.parent.mkdir(parents=True, exist_ok=True)
+    create_parent_directory(dot_path)  # (of the resolved path: missing/../g.dot makes no missing/)
     atomic_write(dot_path, lambda file: file.write(text.encode()))  # a kill mid-write keeps the previous file
     written = [dot_path]
     if program is not None:
-        result = subprocess.run([program, "-Tpng", str(dot_path)], capture_output=True)  # the PNG on stdout
+        # the DOT text on stdin, the PNG on stdout: dot never opens a path (missing/../g.dot would not open)
+        result = subprocess.run([program, "-Tpng"], input=text.encode(), capture_output=True)
         if result.returncode != 0 or not result.stdout:
             message = result.stderr.decode(errors="replace").strip() or "it wrote no picture"
             raise RuntimeError(f"Graphviz 'dot' failed to render {dot_path}: {message}")
+        create_parent_directory(png_path)  # (a png_path that is a link may lead elsewhere)
         atomic_write(png_path, lambda file: file.write(result.stdout))
         written.append(png_path)
     return written

@@ -289,6 +289,13 @@ def remove_abandoned_temporaries(target: Path) -> list[Path]:
     return removed
 
 
+def create_parent_directory(path: PathLike) -> None:
+    """Make the missing directories above the file ``path``, right before it is written. They
+    are made where ``atomic_file`` will write: above the file that ``path``'s symbolic links
+    lead to, with ``..`` taken after them (``missing/../g.dot`` makes no ``missing/``)."""
+    Path(os.path.realpath(path)).parent.mkdir(parents=True, exist_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_file(path: PathLike) -> Iterator[BinaryIO]:
     """Create or replace the file ``path`` with what the ``with`` block writes, atomically.
