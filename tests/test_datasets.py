@@ -1056,6 +1056,37 @@ def test_a_failed_download_keeps_the_folders_holding_verified_files(tmp_path: Pa
     assert files_in(target) == [GZ_FILES[0]]  # kept, with the folders above it
 
 
+def test_a_failed_download_names_the_files_it_verified_before_in_the_words_mnist_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums
+) -> None:
+    """download_files said only what was missing; mnist() also said which files were there.
+    Both now build the message in one place (the data set's name and folder aside)."""
+    monkeypatch.delenv("TINYGRAD_CNN_DATA", raising=False)
+    wrong_last = {**checksums, GZ_FILES[3]: "0" * 64}  # three files verify, the last never does
+    with pytest.raises(DownloadError) as caught:
+        download_files(GZ_FILES, tmp_path / "plain", [server.url("good")], wrong_last, timeout=5, progress=False)
+    assert caught.value.missing == GZ_FILES[3:] and len(caught.value.reasons) == 1
+    generic = str(caught.value)
+    assert generic.startswith(f"could not download {GZ_FILES[3]} from any mirror:\n  {server.url('good')}{GZ_FILES[3]}: SHA256 mismatch")
+    expected = (f"Missing from {tmp_path / 'plain'}: {GZ_FILES[3]}. Found there: {', '.join(GZ_FILES[:3])}. "
+                f"Put the missing files there (gzip-compressed .gz or uncompressed), or pass a directory that holds "
+                f"all four files")
+    assert expected + " as root (--data-dir in examples/mnist.py)" in generic
+
+    (tmp_path / "root").mkdir()
+    monkeypatch.setattr(datasets, "MIRRORS", (server.url("good"),))
+    monkeypatch.setattr(datasets, "SHA256", wrong_last)
+    with pytest.raises(DownloadError) as caught:
+        mnist(tmp_path / "root")
+    from_mnist = str(caught.value)
+    assert from_mnist.startswith(f"could not download MNIST's {GZ_FILES[3]} from any mirror:\n")
+    assert expected.replace(str(tmp_path / "plain"), str(tmp_path / "root" / "mnist")) + " (or holds them in a folder named mnist/)" in from_mnist
+
+    with pytest.raises(DownloadError, match=rf"Found there: {GZ_FILES[0]}\. .* that holds both files as root"):
+        download_files(GZ_FILES[:2], tmp_path / "two", [server.url("good")], wrong_last | {GZ_FILES[1]: "0" * 64},
+                       timeout=5, progress=False)
+
+
 def test_an_interrupted_download_removes_the_folders_it_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums) -> None:
     def interrupted(*arguments: object) -> None:
         raise KeyboardInterrupt

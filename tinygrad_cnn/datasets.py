@@ -588,13 +588,18 @@ def _where_to_put_files(
     """Which files are missing where (and, in a partial folder, which are ``present``), and how
     to point the loader at a directory that has them."""
     found = f" {_found_there(present)}." if present else ""
-    holding = f"a directory that holds {'all four files' if present else 'them'}"
+    holding = f"a directory that holds {_all_files(len(present) + len(missing)) if present else 'them'}"
     holding += f" (or holds them in a folder named {folder}/)" if folder else ""
     return (
         f"Missing from {directory}: {', '.join(missing)}.{found} "
         f"Put the {'missing ' if present else ''}files there (gzip-compressed .gz or uncompressed), "
         f"or {_how_to_point_elsewhere(directory, holding)}.{_suggestion(directory, name)}"
     )
+
+
+def _all_files(count: int) -> str:
+    """A whole set of ``count`` files, in a message: "both files", "all four files", "all 12 files"."""
+    return {2: "both files", 3: "all three files", 4: "all four files"}.get(count, f"all {count} files")
 
 
 def _found_there(present: Iterable[Path], unpublished: Sequence[Path] = ()) -> str:
@@ -1037,15 +1042,27 @@ def _download_each(
             downloaded.append(destination)
             break
         else:
-            missing = file_names[position:]
-            reasons = "\n".join(failures) if failures else "  (no mirrors given)"
-            raise DownloadError(
-                f"could not download {filename} from any mirror:\n{reasons}\n" + _where_to_put_files(directory, missing),
-                directory,
-                missing,
-                failures,
-            )
+            raise _download_error(directory, file_names[position:], failures, present=downloaded)
     return downloaded
+
+
+def _download_error(
+    directory: Path, missing: Sequence[str], reasons: Sequence[str], present: Sequence[Path],
+    folder: Optional[str] = None, name: Optional[str] = None,
+) -> DownloadError:
+    """The DownloadError for ``missing[0]``, which no mirror could supply, in the one wording of
+    ``download_files`` and of ``mnist`` / ``fashion_mnist`` (which give the data set's ``name``
+    and ``folder``): why each mirror failed (``reasons``), which files are missing from
+    ``directory`` and which are ``present`` there (for ``download_files``, those it downloaded
+    and verified before the failure; for a data set, all of its files found there), and how
+    to put the files there or load them from elsewhere."""
+    whose = f"{name}'s " if name else ""
+    lines = "\n".join(reasons) if reasons else "  (no mirrors given)"
+    return DownloadError(
+        f"could not download {whose}{missing[0]} from any mirror:\n{lines}\n"
+        + _where_to_put_files(directory, missing, folder, name, present),
+        directory, missing, reasons,
+    )
 
 
 # ----------------------------------------------------------------------------- loading
@@ -1132,13 +1149,9 @@ def _load_data_set(
             _check_before_completing(directory, name, folder, present, missing)
         try:
             download_files(missing, directory, mirrors, checksums)
-        except DownloadError as error:
+        except DownloadError as error:  # the same error, naming the data set and all its files found there
             there_now = [path for path in (_find_idx_file(directory, base) for base in MNIST_FILES) if path is not None]
-            raise DownloadError(
-                f"could not download {name}'s {error.missing[0]} from any mirror:\n" + "\n".join(error.reasons) + "\n"
-                + _where_to_put_files(directory, error.missing, folder, name, there_now),
-                directory, error.missing, error.reasons,
-            ) from None
+            raise _download_error(directory, error.missing, error.reasons, there_now, folder, name) from None
         paths = {base: _find_idx_file(directory, base) for base in MNIST_FILES}
     problem = _wrong_labels(directory, name, folder)
     if problem is not None:  # same file names, other data, or the splits mixed up: never train or test on it by mistake
