@@ -12,11 +12,16 @@ import http.client
 import http.server
 import os
 import re
+import shutil
 import socket
+import ssl
 import stat
+import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import BinaryIO
 
@@ -1182,6 +1187,111 @@ def test_mnist_uses_the_module_timeout(tmp_path: Path, monkeypatch: pytest.Monke
     start = time.monotonic()
     assert_loaded(mnist(tmp_path), arrays)
     assert time.monotonic() - start < 4 * 0.5 + 5  # four files, each waits once for the silent mirror
+
+
+# ----------------------------------------------------------------------------- https mirrors whose certificates fail verification
+
+
+def certificate_error() -> urllib.error.URLError:
+    """What urllib raises when it cannot verify a server's certificate (as a real TLS server
+    with a self-signed certificate shows: test_a_real_untrusted_certificate_is_recognised)."""
+    return urllib.error.URLError(ssl.SSLCertVerificationError(
+        1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate (_ssl.c:1006)"))
+
+
+@pytest.fixture
+def failing_https(monkeypatch: pytest.MonkeyPatch) -> dict[str, Exception]:
+    """A table {https base URL: the error urlopen raises for it}, filled by the test; other URLs
+    (the local http server) are opened as usual. The https hosts are 127.0.0.1, so looking
+    them up never touches the network, and nothing is ever connected to."""
+    errors: dict[str, Exception] = {}
+    original_urlopen = urllib.request.urlopen
+
+    def urlopen(request, *arguments, **keywords):
+        url = request.full_url if isinstance(request, urllib.request.Request) else request
+        for base, error in errors.items():
+            if url.startswith(base):
+                raise error
+        return original_urlopen(request, *arguments, **keywords)
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    return errors
+
+
+CERTIFICATE_ADVICE = "which usually means this machine's CA certificates are missing or outdated"
+
+
+def test_every_https_mirror_failing_on_its_certificate_says_what_that_usually_means(
+    tmp_path: Path, checksums, failing_https: dict[str, Exception]
+) -> None:
+    """Without a word on it, a machine without current CA certificates saw only a list of
+    mirrors that "failed"."""
+    mirrors = ["https://127.0.0.1:9/first/", "https://127.0.0.1:9/second/"]
+    failing_https.update({mirror: certificate_error() for mirror in mirrors})
+    with pytest.raises(DownloadError) as caught:
+        download_files(GZ_FILES[:1], tmp_path, mirrors, checksums, timeout=5, progress=False)
+    message = str(caught.value)
+    assert caught.value.certificate_failure and CERTIFICATE_ADVICE in message
+    assert "ca-certificates" in message and "SSL_CERT_FILE" in message and "certifi" in message
+    assert message.count("CERTIFICATE_VERIFY_FAILED") == 2  # each mirror's reason, as before
+    assert re.search(r"by hand, as follows\.\nMissing from .*\. Put the files there", message)
+
+
+def test_https_mirrors_failing_on_certificates_beside_a_plain_http_one_that_failed_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums, failing_https: dict[str, Exception]
+) -> None:
+    """MNIST's own mirrors are two https ones and one plain http one, which has no certificate
+    to verify: its failure (here a 404) says nothing about the CA certificates. Through mnist(),
+    whose message is worded by the same function."""
+    failing_https["https://127.0.0.1:9/"] = certificate_error()
+    monkeypatch.setattr(datasets, "MIRRORS", ("https://127.0.0.1:9/mnist/", server.url("missing")))
+    monkeypatch.setattr(datasets, "SHA256", checksums)
+    with pytest.raises(DownloadError) as caught:
+        mnist(tmp_path)
+    message = str(caught.value)
+    assert caught.value.certificate_failure and CERTIFICATE_ADVICE in message and "404" in message
+    assert message.startswith(f"could not download MNIST's {GZ_FILES[0]} from any mirror:")
+
+
+@pytest.mark.parametrize("other_error", [
+    urllib.error.URLError(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")),
+    urllib.error.HTTPError("https://127.0.0.1:9/second/x", 404, "Not Found", {}, None),  # (its certificate was fine)
+], ids=["refused", "404"])
+def test_no_certificate_advice_when_only_some_https_mirrors_failed_on_their_certificates(
+    tmp_path: Path, server: LocalServer, checksums, failing_https: dict[str, Exception], other_error: Exception
+) -> None:
+    failing_https.update({"https://127.0.0.1:9/first/": certificate_error(), "https://127.0.0.1:9/second/": other_error})
+    with pytest.raises(DownloadError) as caught:
+        download_files(GZ_FILES[:1], tmp_path, ["https://127.0.0.1:9/first/", "https://127.0.0.1:9/second/"],
+                       checksums, timeout=5, progress=False)
+    assert not caught.value.certificate_failure and CERTIFICATE_ADVICE not in str(caught.value)
+    with pytest.raises(DownloadError) as caught:  # no https mirror at all: nothing to say about certificates
+        download_files(GZ_FILES[:1], tmp_path, [server.url("missing")], checksums, timeout=5, progress=False)
+    assert not caught.value.certificate_failure and CERTIFICATE_ADVICE not in str(caught.value)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl program to make a certificate")
+def test_a_real_untrusted_certificate_is_recognised(tmp_path: Path, checksums) -> None:
+    """A local TLS server with a self-signed certificate, which no CA bundle trusts: urllib's
+    own error is the one recognised (the other tests fake it)."""
+    certificate, key = tmp_path / "certificate.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(certificate)], check=True, capture_output=True, timeout=60)
+    tls_server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    tls_server.socket = context.wrap_socket(tls_server.socket, server_side=True)
+    thread = threading.Thread(target=tls_server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(DownloadError) as caught:
+            download_files(GZ_FILES[:1], tmp_path / "target", [f"https://127.0.0.1:{tls_server.server_address[1]}/mnist/"],
+                           checksums, timeout=5, progress=False)
+    finally:
+        tls_server.shutdown()
+        tls_server.server_close()
+        thread.join(timeout=5)
+    assert caught.value.certificate_failure and CERTIFICATE_ADVICE in str(caught.value)
 
 
 # ----------------------------------------------------------------------------- where the data is: roots, folders, messages

@@ -35,7 +35,10 @@ Downloading
     which files were found, which are not the published ones, and what to do).
     Missing files are fetched as ``.gz`` from the mirrors in turn (``MIRRORS``,
     ``FASHION_MNIST_MIRRORS``; ``http://``, ``https://`` or ``file://`` base URLs); stderr
-    says which mirror is being tried. A mirror that does not answer for
+    says which mirror is being tried. When a file fails on every mirror and each https mirror
+    failed to verify its certificate, the error says that this usually means the machine's CA
+    certificates are missing or outdated (not when only some did: another https mirror that
+    got past its certificate shows they are fine). A mirror that does not answer for
     ``DOWNLOAD_TIMEOUT_SECONDS`` (looking up its name, connecting or between two reads), or whose
     file takes longer than ``DOWNLOAD_DEADLINE_SECONDS`` in all, is given up for the next.
     Each download goes to a temporary file in the target directory, is checked against the
@@ -68,6 +71,7 @@ import numbers
 import os
 import re
 import socket
+import ssl
 import sys
 import tempfile
 import threading
@@ -247,15 +251,19 @@ class MNISTFormatError(ValueError):
 class DownloadError(RuntimeError):
     """Some dataset files could not be downloaded from any mirror.
 
-    Attributes: ``directory`` (where the files belong), ``missing`` (their names) and
-    ``reasons`` (one line per mirror tried for the file that failed: the URL and why).
+    Attributes: ``directory`` (where the files belong), ``missing`` (their names),
+    ``reasons`` (one line per mirror tried for the file that failed: the URL and why) and
+    ``certificate_failure`` (True when every ``https://`` mirror among them failed to verify
+    the server's certificate: the message then says what that usually means).
     """
 
-    def __init__(self, message: str, directory: Path, missing: Sequence[str], reasons: Sequence[str] = ()) -> None:
+    def __init__(self, message: str, directory: Path, missing: Sequence[str], reasons: Sequence[str] = (),
+                 certificate_failure: bool = False) -> None:
         super().__init__(message)
         self.directory = directory
         self.missing = list(missing)
         self.reasons = list(reasons)
+        self.certificate_failure = certificate_failure
 
 
 class _BadDownload(Exception):
@@ -761,6 +769,22 @@ def _failure_reason(error: Exception, timeout: float) -> str:
     return str(error)
 
 
+def _is_certificate_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a server certificate that failed verification: ssl's
+    SSLCertVerificationError ("CERTIFICATE_VERIFY_FAILED"), which urllib raises as the
+    ``reason`` of a URLError."""
+    return any(isinstance(cause, ssl.SSLCertVerificationError) for cause in (error, getattr(error, "reason", None)))
+
+
+#: added to the DownloadError when every https mirror failed on its certificate (``_download_each``)
+CERTIFICATE_ADVICE = (
+    "Every https mirror's certificate failed verification, which usually means this machine's CA certificates "
+    "are missing or outdated: install or update the ca-certificates package (or point SSL_CERT_FILE at a current "
+    "CA bundle, such as certifi's: python -m certifi prints its path) and try again, or download the files "
+    "another way and put them in place by hand, as follows."
+)
+
+
 def _strings(values: object, argument: str, item: str) -> list[str]:
     """``values`` as a list, or ``TypeError`` unless it is an iterable of strings. A single
     ``str`` (or ``bytes``) is refused too, since it would be taken one character at a time;
@@ -880,8 +904,10 @@ def download_files(
             room the missing files need (in MB, for the published files), and how to download
             elsewhere (root / ``--data-dir``, ``$TINYGRAD_CNN_DATA``).
         DownloadError: (a ``RuntimeError``) a file failed on every mirror. The message gives
-            each mirror's reason, which files are still missing, the directory they belong in,
-            and how to point to a directory that holds them. Files downloaded before the
+            each mirror's reason, which files are still missing and which were downloaded and
+            verified before, the directory they belong in, and how to point to a directory that
+            holds them; when every ``https://`` mirror failed to verify its certificate, also
+            what that usually means (the machine's CA certificates). Files downloaded before the
             failure are kept; the remaining ones are not attempted. The folders this call
             created (``directory`` and any missing parents) are removed again, deepest first,
             as long as they are empty: a folder that existed before, or that holds a verified
@@ -1018,6 +1044,7 @@ def _download_each(
     for position, filename in enumerate(file_names):
         destination = directory / filename
         failures: list[str] = []
+        https_certificate_failures: list[bool] = []  # per https mirror: did it fail on its certificate?
         for number, mirror in enumerate(mirror_urls, start=1):
             url = mirror.rstrip("/") + "/" + filename
             if progress:
@@ -1036,32 +1063,37 @@ def _download_each(
             # (a non-ASCII path over HTTP): either way this mirror failed, and the next is tried
             except (OSError, ValueError, http.client.HTTPException, _BadDownload) as error:
                 failures.append(f"  {url}: {_failure_reason(error, timeout)}")
+                if urllib.parse.urlsplit(url).scheme.lower() == "https":
+                    https_certificate_failures.append(_is_certificate_failure(error))
                 if progress:
                     print(f"  failed: {_failure_reason(error, timeout)}", file=sys.stderr, flush=True)
                 continue
             downloaded.append(destination)
             break
-        else:
-            raise _download_error(directory, file_names[position:], failures, present=downloaded)
+        else:  # a certificate problem only when every https mirror had one: never a guess from some of them
+            certificate_failure = bool(https_certificate_failures) and all(https_certificate_failures)
+            raise _download_error(directory, file_names[position:], failures, downloaded, certificate_failure)
     return downloaded
 
 
 def _download_error(
     directory: Path, missing: Sequence[str], reasons: Sequence[str], present: Sequence[Path],
-    folder: Optional[str] = None, name: Optional[str] = None,
+    certificate_failure: bool, folder: Optional[str] = None, name: Optional[str] = None,
 ) -> DownloadError:
     """The DownloadError for ``missing[0]``, which no mirror could supply, in the one wording of
     ``download_files`` and of ``mnist`` / ``fashion_mnist`` (which give the data set's ``name``
-    and ``folder``): why each mirror failed (``reasons``), which files are missing from
-    ``directory`` and which are ``present`` there (for ``download_files``, those it downloaded
-    and verified before the failure; for a data set, all of its files found there), and how
-    to put the files there or load them from elsewhere."""
+    and ``folder``): why each mirror failed (``reasons``), what that usually means when every
+    https mirror failed on its certificate (``certificate_failure``: ``CERTIFICATE_ADVICE``),
+    which files are missing from ``directory`` and which are ``present`` there (for
+    ``download_files``, those it downloaded and verified before the failure; for a data set,
+    all of its files found there), and how to put the files there or load them from elsewhere."""
     whose = f"{name}'s " if name else ""
     lines = "\n".join(reasons) if reasons else "  (no mirrors given)"
+    advice = CERTIFICATE_ADVICE + "\n" if certificate_failure else ""
     return DownloadError(
-        f"could not download {whose}{missing[0]} from any mirror:\n{lines}\n"
+        f"could not download {whose}{missing[0]} from any mirror:\n{lines}\n{advice}"
         + _where_to_put_files(directory, missing, folder, name, present),
-        directory, missing, reasons,
+        directory, missing, reasons, certificate_failure,
     )
 
 
@@ -1151,7 +1183,8 @@ def _load_data_set(
             download_files(missing, directory, mirrors, checksums)
         except DownloadError as error:  # the same error, naming the data set and all its files found there
             there_now = [path for path in (_find_idx_file(directory, base) for base in MNIST_FILES) if path is not None]
-            raise _download_error(directory, error.missing, error.reasons, there_now, folder, name) from None
+            raise _download_error(directory, error.missing, error.reasons, there_now, error.certificate_failure,
+                                  folder, name) from None
         paths = {base: _find_idx_file(directory, base) for base in MNIST_FILES}
     problem = _wrong_labels(directory, name, folder)
     if problem is not None:  # same file names, other data, or the splits mixed up: never train or test on it by mistake
