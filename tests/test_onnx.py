@@ -917,7 +917,9 @@ def test_onnxruntime_skips_some_nans_in_max_min_and_max_pool_as_documented(tmp_p
     NaN; onnxruntime's ReduceMax, ReduceMin, MaxPool and ArgMax skip it, depending on where it
     lies (its issue #10514). The module docstring and the README document this and why the file
     keeps the plain nodes; this pins both sides, so a change to either is noticed (then update
-    the documentation). Its element-wise Max and Relu propagate NaN, as ours."""
+    the documentation). Its element-wise Max and Relu propagate NaN, as ours: on the CPU, Max
+    with a one-element input (x.maximum(0.0)) does so only since onnxruntime's PR #21492 (2024),
+    one reason the test extra asks for the onnxruntime these pins were taken with (1.32)."""
     values = np.array([[1.0, np.nan, 4.0, 3.0], [-2.0, 5.0, np.nan, -1.0]], dtype=np.float32)
     documented = {  # the function: what onnxruntime gives where ours is NaN (or the NaN's index)
         "max": (lambda x: x.max(axis=1), [4.0, 5.0]),

@@ -809,7 +809,8 @@ ONNX_INPUT_TYPES: dict[str, tuple[str, ...]] = {
 #: or compare values (and Pad adds zeros), so the result, cast back, is exact. None: no such
 #: dtype exists (uint64 holds values above int64's), and export refuses the op naming the
 #: dtype. Found with onnxruntime 1.32 by exporting every op on every dtype and running the
-#: file (``test_every_op_on_every_dtype_is_refused_or_runs_in_onnxruntime_as_ours``).
+#: file (``test_every_op_on_every_dtype_is_refused_or_runs_in_onnxruntime_as_ours``); the
+#: test extra asks for that version or later, as no older one was checked.
 RUNTIME_DTYPES: dict[str, dict[str, Optional[str]]] = {
     "Max": {"int16": "int32", "uint16": "int32"},  # element-wise: maximum, an integer relu
     "Min": {"int16": "int32", "uint16": "int32"},
