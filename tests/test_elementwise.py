@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_ops import away_from_zero, random_array, seeds, small_shapes
 
-from tinygrad_cnn import Tensor, gradcheck, no_grad
+from tinygrad_cnn import Tensor, enable_grad, gradcheck, no_grad
 
 broadcastable_pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=4, max_side=4)
 
@@ -589,6 +589,65 @@ def test_in_place_on_a_constant_outside_no_grad_is_allowed_as_in_pytorch():
     counts += Tensor([1, 0, 2])
     np.testing.assert_array_equal(counts.data, [2, 1, 3])
     assert counts.dtype == np.int64 and counts.version == 2
+
+
+@pytest.mark.parametrize("make_view", [lambda t: t[:2], lambda t: t.reshape(2, 2), lambda t: t.reshape(2, 2).T],
+                         ids=["slice", "reshape", "transpose"])
+def test_a_view_made_under_no_grad_of_a_tensor_that_requires_grad_is_not_changed_outside_as_pytorch(make_view):
+    """PyTorch refuses this as ambiguous (should the change be recorded?); it used to change
+    the weight silently, behind the graph's back."""
+    weight = Tensor(np.ones(4, dtype=np.float32), requires_grad=True)
+    with no_grad():
+        view = make_view(weight)
+    for change in (lambda v: v.__iadd__(1.0), lambda v: v.__imul__(Tensor(np.ones(v.shape, np.float32), requires_grad=True))):
+        with pytest.raises(RuntimeError, match=r"outside no_grad\(\) on a view that was made under no_grad\(\) of a tensor "
+                                               r"that requires grad.*both inside one `with no_grad\(\):` block"):
+            change(view)
+    later = view[:1]  # a view of that view, made outside the block: refused too, as in PyTorch
+    with pytest.raises(RuntimeError, match="made under no_grad"):
+        later -= 1.0
+    computed = weight * 2.0  # the base need not be a leaf
+    with no_grad():
+        computed_view = make_view(computed)
+    with pytest.raises(RuntimeError, match="made under no_grad"):
+        computed_view /= 2.0
+    np.testing.assert_array_equal(weight.data, np.ones(4))  # nothing changed
+    np.testing.assert_array_equal(computed.data, np.full(4, 2.0))
+    assert weight.version == 0
+
+
+def test_a_view_made_under_no_grad_can_be_changed_inside_no_grad_and_a_detach_anywhere_as_pytorch():
+    weight = Tensor(np.ones(4, dtype=np.float32), requires_grad=True)
+    with no_grad():
+        view = weight[:2]
+    with no_grad():  # view and change both inside no_grad (another block is fine)
+        view += 1.0
+    np.testing.assert_array_equal(weight.data, [2.0, 2.0, 1.0, 1.0])
+    with no_grad():
+        detached = weight.detach()
+    detached += 1.0  # detach() is no view, in or out of no_grad: it shares the memory, as PyTorch's
+    part = weight.detach()[2:]  # a view of a detach(): no graph behind it
+    part *= 2.0
+    copy = Tensor(view)  # Tensor(v) is a detach() of the view
+    copy -= 1.0
+    first = view.detach()[:1]
+    first += 10.0
+    np.testing.assert_array_equal(weight.data, [12.0, 2.0, 4.0, 4.0])
+    assert weight.requires_grad and weight.is_leaf and weight.version == 5
+    constant = Tensor(np.ones(4, dtype=np.float32))  # a view of a constant: no graph to be ambiguous about
+    with no_grad():
+        constant_view = constant[:2]
+    constant_view += 1.0
+    np.testing.assert_array_equal(constant.data, [2.0, 2.0, 1.0, 1.0])
+
+
+def test_a_view_made_under_no_grad_is_refused_where_enable_grad_records_again():
+    weight = Tensor(np.ones(4, dtype=np.float32), requires_grad=True)
+    with no_grad():
+        view = weight[1:]
+        with enable_grad(), pytest.raises(RuntimeError, match="made under no_grad"):
+            view += 1.0
+    np.testing.assert_array_equal(weight.data, np.ones(4))
 
 
 def test_changing_a_tensor_the_graph_saved_makes_backward_raise():

@@ -6,7 +6,7 @@ semantics are PyTorch's (tie rules, kinks, conv options, batch norm statistics).
 import numpy as np
 import pytest
 
-from tinygrad_cnn import Tensor
+from tinygrad_cnn import Tensor, no_grad
 
 torch = pytest.importorskip("torch")
 functional = torch.nn.functional
@@ -153,3 +153,29 @@ def test_power_matches_pytorch_at_signed_zeros_infinities_and_nan(exponent, dtyp
             numbers = special & ~np.isnan(theirs)
             np.testing.assert_array_equal(np.signbit(ours[numbers]), np.signbit(theirs[numbers]))
             np.testing.assert_allclose(ours[~special], theirs[~special], rtol=1e-6)
+
+
+def in_place_outcome(framework, no_grad_block, make, change_inside: bool, change_view_of_view: bool = False):
+    """Make a view (or a detach) of a leaf that requires grad under no_grad, change it in place
+    inside or after the block; the leaf's values then, or "refused"."""
+    leaf = framework(np.arange(4.0), requires_grad=True)
+    with no_grad_block():
+        made = make(leaf)
+        if change_inside:
+            made += 1.0
+    target = made[:1] if change_view_of_view else made
+    try:
+        if not change_inside:
+            target += 1.0
+    except RuntimeError:
+        return "refused"
+    return leaf.detach().numpy().tolist()
+
+
+@pytest.mark.parametrize("make", [lambda t: t[1:3], lambda t: t.reshape(2, 2).T, lambda t: t.detach(),
+                                  lambda t: t.detach()[1:]], ids=["slice", "transpose", "detach", "slice of detach"])
+@pytest.mark.parametrize("change_inside, change_view_of_view", [(True, False), (False, False), (False, True)])
+def test_in_place_changes_of_views_made_under_no_grad_are_refused_where_pytorch_refuses_them(make, change_inside, change_view_of_view):
+    ours = in_place_outcome(Tensor, no_grad, make, change_inside, change_view_of_view)
+    theirs = in_place_outcome(torch.tensor, torch.no_grad, make, change_inside, change_view_of_view)
+    assert ours == theirs

@@ -125,8 +125,16 @@ def check_index_axis(name: str, axis: Optional[int], shape: tuple[int, ...]) -> 
     check_reducible(name, axis, shape)
 
 
-def in_place_refusal(symbol: str, target: Tensor, other: Tensor) -> str:
-    """Why an in-place update outside no_grad() is refused (the RuntimeError's message)."""
+def in_place_refusal(symbol: str, target: Tensor, other: Tensor, view_made_under_no_grad: bool) -> str:
+    """Why an in-place update outside no_grad() is refused (the RuntimeError's message).
+    ``view_made_under_no_grad``: the target is a view made under no_grad() of a tensor that
+    requires grad (see ``Tensor._update_in_place``)."""
+    if view_made_under_no_grad:
+        return (f"in-place {symbol} outside no_grad() on a view that was made under no_grad() of a tensor "
+                "that requires grad: whether the change belongs in the graph is ambiguous, so it is refused "
+                "(as in PyTorch). Make the view and the change in the same place: both inside one "
+                f"`with no_grad():` block (the change is not recorded), or write v = v {symbol[:-1]} y "
+                "to make a new tensor.")
     if target.requires_grad and target.is_leaf:
         problem = (f"a leaf tensor that requires grad is being used in an in-place operation ({symbol}) "
                    "outside no_grad(): the update would not be recorded in the graph")

@@ -353,6 +353,27 @@ def _join_memory_family(tensor: "Tensor", relative: "Tensor") -> None:
             member.memory_family = family
 
 
+#: The views made under no_grad() of a tensor that requires grad, and the views made later of
+#: those, by id (an entry goes with its tensor). Changing one in place outside no_grad() is
+#: refused, as in PyTorch: should the change be recorded? (``Tensor._update_in_place``). A
+#: ``detach()`` of such a tensor is not a view: changing it is allowed, as in PyTorch.
+_views_made_under_no_grad: weakref.WeakValueDictionary[int, "Tensor"] = weakref.WeakValueDictionary()
+
+
+def _note_view(view: "Tensor", base: "Tensor") -> None:
+    """Record that the op's output ``view`` shares the memory of its input ``base``: they join
+    one memory family (shared versions), and a view made under no_grad() of a tensor that
+    requires grad (or a view of such a view) is noted in ``_views_made_under_no_grad``.
+    (Runs only for ops whose output is a view, not on every op.)"""
+    _join_memory_family(view, base)
+    if (base.requires_grad and not _grad_mode.recording) or _is_view_made_under_no_grad(base):
+        _views_made_under_no_grad[id(view)] = view
+
+
+def _is_view_made_under_no_grad(tensor: "Tensor") -> bool:
+    return _views_made_under_no_grad.get(id(tensor)) is tensor
+
+
 def _count_of_a_lone_argument(array: np.ndarray) -> int:
     return sys.getrefcount(array)
 
@@ -473,7 +494,7 @@ class Tensor:
         base = data.base
         for tensor in inputs:  # a view of an input (Reshape, GetItem, ...) shares its versions
             if data is tensor.data or (base is not None and np.may_share_memory(data, tensor.data)):
-                _join_memory_family(output, tensor)
+                _note_view(output, tensor)
         if requires_grad and data.dtype.kind in "biu":
             # an integer or bool result (a rounding or an index computed by a Function of your
             # own) has no gradient and never requires grad, as in PyTorch, which marks such
@@ -1046,14 +1067,17 @@ class Tensor:
 
         Allowed under no_grad() (the optimizer step ``p -= lr * p.grad``), and anywhere on a
         constant (``counts += 1``), as in PyTorch. Outside no_grad() a tensor that requires
-        grad (or an update by one that does) is refused: the update would not be recorded.
+        grad (or an update by one that does) is refused: the update would not be recorded. So
+        is, as in PyTorch, a view made under no_grad() of a tensor that requires grad (``with
+        no_grad(): v = w[:2]``, then ``v += 1`` after the block), which silently changed ``w``;
+        ``w.detach()`` is no view: changing it changes ``w``, as in PyTorch.
         Each update adds 1 to ``version`` of this tensor and of every tensor sharing its memory
         (``note_in_place_change``), so backward() raises if the graph had saved the old values
         (as PyTorch does).
         """
         other = self._operand(other)
-        if _grad_mode.recording and (self.requires_grad or other.requires_grad):
-            raise RuntimeError(in_place_refusal(symbol, self, other))
+        if _grad_mode.recording and (self.requires_grad or other.requires_grad or _is_view_made_under_no_grad(self)):
+            raise RuntimeError(in_place_refusal(symbol, self, other, _is_view_made_under_no_grad(self)))
         check_broadcast(symbol, self, other)
         result_shape = np.broadcast_shapes(self.shape, other.shape)
         if result_shape != self.shape:
