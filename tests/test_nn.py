@@ -3,6 +3,7 @@
 import errno
 import io
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ import pytest
 
 from tinygrad_cnn import Tensor
 from tinygrad_cnn.models import SeedCNN, SeedMLP
-from tinygrad_cnn.nn import get_parameters, load, load_state_dict, named_parameters, save, state_dict
+from tinygrad_cnn.nn import get_parameters, load, load_state_dict, named_buffers, named_parameters, save, state_dict
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -36,6 +37,49 @@ class Net:
 def test_named_parameters_walks_attributes_lists_and_dicts_in_order():
     names = list(named_parameters(Net()))
     assert names == ["first.weight", "blocks.0.weight", "blocks.1.weight", "heads.left"]
+
+
+class Holder:
+    """A model made of whatever attributes a test sets."""
+
+
+def colliding_models() -> list[tuple[Holder, str, str, str]]:
+    """(model, the name both arrays get, where one is, where the other is)."""
+    dotted_key = Holder()
+    dotted_key.layers = {"a.b": Tensor([1.0], requires_grad=True), "a": {"b": Tensor([2.0], requires_grad=True)}}
+    dotted_attribute = Holder()
+    dotted_attribute.layers = {"a": Tensor([1.0], requires_grad=True)}
+    setattr(dotted_attribute, "layers.a", Tensor([2.0], requires_grad=True))
+    same_text = Holder()
+    same_text.running = {1: np.zeros(2), "1": np.ones(2)}  # buffers
+    parameter_and_buffer = Holder()
+    parameter_and_buffer.block = [Tensor([1.0], requires_grad=True)]
+    parameter_and_buffer.__dict__["block.0"] = np.zeros(1)
+    return [(dotted_key, "layers.a.b", "model.layers['a.b']", "model.layers['a']['b']"),
+            (dotted_attribute, "layers.a", "model.layers['a']", "getattr(model, 'layers.a')"),
+            (same_text, "running.1", "model.running[1]", "model.running['1']"),
+            (parameter_and_buffer, "block.0", "model.block[0]", "getattr(model, 'block.0')")]
+
+
+@pytest.mark.parametrize("model, name, first, second", colliding_models(),
+                         ids=["dotted key", "dotted attribute", "keys 1 and '1'", "a parameter and a buffer"])
+def test_two_arrays_under_one_name_are_refused_naming_both_places(model, name, first, second):
+    """The second array used to replace the first silently: a checkpoint saved one, and a
+    load wrote one of the two (PyTorch refuses names containing '.')."""
+    message = rf"would both be named '{re.escape(name)}'.*: {re.escape(first)} and {re.escape(second)}\."
+    for naming in (named_parameters, named_buffers, state_dict, get_parameters,
+                   lambda model: load_state_dict(model, {name: np.zeros(1)})):
+        with pytest.raises(ValueError, match=message):
+            naming(model)
+
+
+def test_a_dotted_name_that_collides_with_nothing_is_kept_and_round_trips():
+    model = Holder()
+    model.layers = {"a.b": Tensor([1.0], requires_grad=True), "c": Tensor([2.0], requires_grad=True)}
+    state = state_dict(model)
+    assert list(state) == ["layers.a.b", "layers.c"]
+    load_state_dict(model, {"layers.a.b": np.array([5.0]), "layers.c": np.array([6.0])})
+    assert model.layers["a.b"].item() == 5.0 and model.layers["c"].item() == 6.0
 
 
 def test_get_parameters_returns_the_same_tensors():

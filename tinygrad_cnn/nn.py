@@ -4,7 +4,7 @@ and the small layers (Linear, Conv2d, BatchNorm2d).
 A model is any object whose attributes (and the lists, tuples and dicts among them) hold
 Tensors; ``named_parameters`` names each by its dotted attribute path, e.g.
 ``conv1.weight`` or ``blocks.0.bias``. Attributes whose names start with ``_`` are private
-and skipped.
+and skipped. Two arrays that would get one name (a dict key with a dot in it) are an error.
 
 Buffers: state a layer updates itself and the optimizer must not touch (batch norm's
 running statistics) is held as plain numpy arrays. ``named_buffers`` finds every numpy
@@ -46,31 +46,48 @@ def named_buffers(model: Any) -> dict[str, np.ndarray]:
 
 
 def _named_state(model: Any) -> dict[str, Union[Tensor, np.ndarray]]:
-    """Every Tensor and numpy array reachable from ``model``'s attributes, in walk order."""
+    """Every Tensor and numpy array reachable from ``model``'s attributes, in walk order.
+
+    Two different arrays reached under the same dotted name (a dict key or attribute name with
+    a dot in it, ``{"a.b": t1, "a": {"b": t2}}``, or keys 1 and "1") are a ValueError naming the
+    two places: a checkpoint would keep one and drop the other, or load one into both. (Names
+    with dots are allowed where they do not collide; PyTorch refuses them all.)"""
     found: dict[str, Union[Tensor, np.ndarray]] = {}
+    places: dict[str, str] = {}  # name -> where it was found, as Python code (for the error)
     seen: set[int] = set()
-    stack: list[tuple[str, Any]] = [("", model)]
+    stack: list[tuple[str, str, Any]] = [("", "model", model)]
     while stack:
-        prefix, item = stack.pop()
+        prefix, place, item = stack.pop()
         if isinstance(item, (Tensor, np.ndarray)):
             if id(item) not in seen:  # a shared tensor is listed once, under its first name
                 seen.add(id(item))
-                found[prefix] = item
+                if prefix in found:
+                    raise ValueError(_name_collision(prefix, places[prefix], place))
+                found[prefix], places[prefix] = item, place
             continue
         if id(item) in seen:
             continue
         if isinstance(item, dict):
-            children = [(str(key), value) for key, value in item.items()]
+            children = [(str(key), f"{place}[{key!r}]", value) for key, value in item.items()]
         elif isinstance(item, (list, tuple)):
-            children = [(str(index), value) for index, value in enumerate(item)]
+            children = [(str(index), f"{place}[{index}]", value) for index, value in enumerate(item)]
         elif hasattr(item, "__dict__") and not isinstance(item, type):
-            children = [(name, value) for name, value in vars(item).items() if not name.startswith("_")]
+            children = [(name, f"{place}.{name}" if name.isidentifier() else f"getattr({place}, {name!r})", value)
+                        for name, value in vars(item).items() if not name.startswith("_")]
         else:
             continue
         seen.add(id(item))
-        for name, value in reversed(children):  # reversed: the stack pops them in order
-            stack.append((f"{prefix}.{name}" if prefix else name, value))
+        for name, child_place, value in reversed(children):  # reversed: the stack pops them in order
+            stack.append((f"{prefix}.{name}" if prefix else name, child_place, value))
     return found
+
+
+def _name_collision(name: str, first: str, second: str) -> str:
+    """Why two arrays cannot be named (the ValueError's message)."""
+    return (f"two different arrays of the model would both be named {name!r} in its parameters and state dict: "
+            f"{first} and {second}. A checkpoint would keep one of them and drop the other (or load one into "
+            "both); rename a dict key or attribute so that no name part contains '.' (PyTorch refuses such names) "
+            "and no two keys of a dict read the same as text (1 and '1')")
 
 
 def get_parameters(model: Any) -> list[Tensor]:
