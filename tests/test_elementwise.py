@@ -891,6 +891,59 @@ def test_python_numbers_with_bool_tensors_promote_as_pytorch():
     assert (mask ** 2).dtype == np.int64
 
 
+MASK = np.array([[True, False, True], [False, False, True]])
+
+
+@pytest.mark.parametrize("call, refused", [
+    (lambda mask: mask.relu(), "relu of a bool tensor"),
+    (lambda mask: mask.abs(), "abs of a bool tensor"),
+    (lambda mask: -mask, "-x of a bool tensor"),
+    (lambda mask: mask - mask, "a - b of two bool tensors"),
+    (lambda mask: mask - True, "a - b of two bool tensors"),
+    (lambda mask: mask ** mask, r"a \*\* b of two bool tensors"),
+    (lambda mask: mask ** True, r"a \*\* b of two bool tensors"),
+    (lambda mask: mask % mask, "a % b of two bool tensors"),
+    (lambda mask: mask // Tensor([[True]]), "a // b of two bool tensors"),
+    (lambda mask: mask @ mask.T, "a @ b of two bool tensors"),
+    (lambda mask: mask.reshape(1, 1, 2, 3).conv2d(Tensor(np.ones((1, 1, 1, 2), bool))), "conv2d of a bool input with a bool weight"),
+    (lambda mask: mask.reshape(1, 1, 2, 3).pad_max_pool2d(((0, 1), (0, 1)), 2, relu=True), "relu of a bool tensor"),
+])
+def test_ops_pytorch_refuses_on_masks_are_a_type_error_naming_what_to_write(call, refused):
+    """numpy computed them silently: relu of a mask was int64 0/1, abs a copy, mask ** mask,
+    % and // int8, mask @ mask and the conv an or of ands (True, not a count); -mask and
+    mask - mask gave numpy's error, which advised ~ and ^, which Tensor does not have."""
+    with pytest.raises(TypeError, match=rf"^{refused} is refused, as in PyTorch: .*(mask|astype)"):
+        call(Tensor(MASK))
+
+
+def test_what_a_mask_does_have_is_kept_sum_counts_mean_fraction_max_any_argmax_first_true():
+    """The answers a mask has are kept (PyTorch refuses mean, argmax, argmin and the pools of a
+    bool tensor; README, "Decisions")."""
+    mask = Tensor(MASK)
+    assert mask.sum().dtype == np.int64 and mask.sum(axis=1).data.tolist() == [2, 1]  # counts, as PyTorch
+    assert mask.mean().dtype == np.float32 and mask.mean().item() == 0.5  # the fraction of Trues
+    assert mask.max(axis=1).data.tolist() == [True, True] and mask.min(axis=0).data.tolist() == [False, False, True]
+    assert mask.argmax(axis=1).data.tolist() == [0, 2] and mask.argmin().item() == 1  # the first True / False
+    pooled = mask.reshape(1, 1, 2, 3).max_pool2d((2, 2), stride=1)  # any in each window
+    assert pooled.dtype == np.bool_ and pooled.data.ravel().tolist() == [True, True]
+    assert mask.reshape(1, 1, 2, 3).avg_pool2d((1, 3)).data.ravel().tolist() == pytest.approx([2 / 3, 1 / 3])
+    # one side not bool: the other is promoted, and the op is the integer or float one
+    assert (mask @ Tensor(np.ones((3, 1), np.int64))).data.ravel().tolist() == [2, 1]  # counts
+    assert (mask - 1).data.tolist() == [[0, -1, 0], [-1, -1, 0]] and (mask ** 2).dtype == np.int64
+    assert (mask % 2).data.tolist() == MASK.astype(int).tolist() and (mask // 2).dtype == np.int64
+    convolved = mask.reshape(1, 1, 2, 3).conv2d(Tensor(np.ones((1, 1, 1, 2), bool)), bias=Tensor([0.5]))
+    assert convolved.dtype == np.float32 and convolved.data.ravel().tolist() == [1.5, 1.5, 0.5, 1.5]
+
+
+def test_a_mask_clipped_to_int_bounds_is_int64_as_pytorch():
+    """clip(min=2) of a mask gave True everywhere (2 as a bool), and max=-1 left it unchanged."""
+    mask = Tensor(MASK)
+    assert mask.clip(min=2).dtype == np.int64 and mask.clip(min=2).data.tolist() == [[2, 2, 2], [2, 2, 2]]
+    assert mask.clip(max=-1).data.tolist() == [[-1, -1, -1], [-1, -1, -1]]
+    assert mask.clip(0, 5).data.tolist() == MASK.astype(int).tolist()
+    assert mask.clip(0.5).dtype == np.float32
+
+
 def test_an_int_that_does_not_fit_an_integer_tensor_is_an_error_not_a_wrap_around():
     pixels = Tensor(np.array([250, 3], dtype=np.uint8))
     with pytest.raises(OverflowError, match=r"the number 300 does not fit the tensor's dtype uint8 \(0..255\)"):

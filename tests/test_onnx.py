@@ -265,7 +265,8 @@ CASES = [
     case("sum of a 0-d tensor along axis 0", (2, 3), lambda x: x.sum().sum(axis=0) + x.mean().max(axis=-1, keepdims=True)),
     case("softmax and log_softmax of a 0-d tensor", (2, 3), lambda x: x.sum().softmax(axis=0) + x.sum().log_softmax(axis=-1)),
     case("where between bool masks", (2, 3, 4), lambda x: Tensor.where(Tensor.where(x > 0.0, x < 1.0, x < -1.0), x, 0.0)),
-    case("relu of a bool mask (int64)", (2, 3, 4), lambda x: (x > 0.0).relu()),
+    case("relu of integers", (2, 3, 4), lambda x: (x * 3.0).astype(np.int64).relu()),
+    case("clip of a bool mask to int bounds (int64)", (2, 3, 4), lambda x: (x > 0.0).clip(min=-1, max=0)),
     case("cat", (2, 3), lambda x: Tensor.cat([x, x * 2.0, x + 1.0], axis=1), defines("cat")),
     case("stack", (2, 3), lambda x: Tensor.stack([x, -x], axis=-1), defines("stack")),
     case("astype", (2, 3), lambda x: x.astype(np.float64) * 2.0 + x.double().float(), defines("astype", "double", "float")),
@@ -407,7 +408,6 @@ def test_promotions_between_dtypes_inside_the_model_export_as_casts(tmp_path):
     (lambda array: -Tensor(array.astype(np.uint8)), r"op Neg \(op 1 of 1\) on uint8 tensors: .*signed ints, floats"),
     (lambda array: Tensor(array.astype(np.int64)).max_pool2d(2), r"op MaxPool2d \(op 1 of 1\) on int64 tensors"),
     (lambda array: (Tensor(array) > 0).max(axis=1), r"op Max \(op 2 of 2\) on bool tensors"),
-    (lambda array: (Tensor(array) > 0).abs(), r"op Abs \(op 2 of 2\) on bool tensors"),
     (lambda array: (lambda x: (x > 0).maximum(x < 1))(Tensor(array)), r"op Maximum \(op 3 of 3\) on bool tensors"),
     (lambda array: Tensor(array.astype(np.uint8)) ** 2, r"op Pow \(op 1 of 1\) on uint8 tensors: .*int32, int64, floats"),
 ])
@@ -415,6 +415,18 @@ def test_an_op_onnx_defines_for_other_dtypes_only_is_an_error_naming_it(model, m
     """bool + bool, -uint8 and an int64 max pool run here, but ONNX has no such node: the
     checker's InferenceError named only ONNX's node; the error names ours and the dtype."""
     with pytest.raises(UnsupportedOpError, match=message):
+        to_onnx(model, images=uniform(0, (2, 1, 4, 4)))
+
+
+@pytest.mark.parametrize("model, operation", [
+    (lambda array: (Tensor(array) > 0).relu(), "relu"),
+    (lambda array: (Tensor(array) > 0).reshape(2, 1, 4, 4).pad_max_pool2d(((0, 1), (0, 1)), 2, relu=True), "relu"),
+    (lambda array: (Tensor(array) > 0).abs(), "abs"),
+])
+def test_an_op_refused_on_bool_tensors_is_refused_by_the_export_too(model, operation):
+    """relu of a mask used to be exported as Max(Cast(x, int64), 0), as numpy gave int64 for
+    it; ours now refuses it as PyTorch does, so the export stops at our TypeError."""
+    with pytest.raises(TypeError, match=f"{operation} of a bool tensor is refused, as in PyTorch"):
         to_onnx(model, images=uniform(0, (2, 1, 4, 4)))
 
 

@@ -179,3 +179,61 @@ def test_in_place_changes_of_views_made_under_no_grad_are_refused_where_pytorch_
     ours = in_place_outcome(Tensor, no_grad, make, change_inside, change_view_of_view)
     theirs = in_place_outcome(torch.tensor, torch.no_grad, make, change_inside, change_view_of_view)
     assert ours == theirs
+
+
+MASK = np.array([[True, False, True], [False, False, True]])
+MASK_OPS = {  # ours, PyTorch's, on a 2x3 bool mask
+    "relu": (lambda m: m.relu(), torch.relu), "abs": (lambda m: m.abs(), torch.abs), "neg": (lambda m: -m, lambda m: -m),
+    "mask - mask": (lambda m: m - m, lambda m: m - m), "mask ** mask": (lambda m: m ** m, lambda m: m ** m),
+    "mask % mask": (lambda m: m % m, lambda m: m % m), "mask // mask": (lambda m: m // m, lambda m: m // m),
+    "mask @ mask.T": (lambda m: m @ m.T, lambda m: m @ m.T),
+    "conv2d": (lambda m: m.reshape(1, 1, 2, 3).conv2d(m.reshape(1, 1, 2, 3)[:, :, :, :2]),
+               lambda m: functional.conv2d(m.reshape(1, 1, 2, 3), m.reshape(1, 1, 2, 3)[:, :, :, :2])),
+    "sum": (lambda m: m.sum(axis=1), lambda m: m.sum(1)), "max": (lambda m: m.max(axis=0), lambda m: m.amax(0)),
+    "min": (lambda m: m.min(), lambda m: m.amin()), "mask + mask": (lambda m: m + m, lambda m: m + m),
+    "mask * 3": (lambda m: m * 3, lambda m: m * 3), "mask ** 2": (lambda m: m ** 2, lambda m: m ** 2),
+    "2 ** mask": (lambda m: 2 ** m, lambda m: 2 ** m), "mask % 2": (lambda m: m % 2, lambda m: m % 2),
+    "mask / mask": (lambda m: m / m, lambda m: m / m), "clip to ints": (lambda m: m.clip(min=2), lambda m: m.clamp(min=2)),
+    "clip to floats": (lambda m: m.clip(0.5, 1.0), lambda m: m.clamp(0.5, 1.0)),
+    "exp": (lambda m: m.exp(), torch.exp), "maximum": (lambda m: m.maximum(m.T.T), lambda m: torch.maximum(m, m)),
+}
+#: where ours answers and PyTorch refuses, deliberately (README, "Decisions"): the answers a mask has
+MASK_ANSWERS_PYTORCH_REFUSES = {
+    "mean": lambda m: m.mean(), "argmax": lambda m: m.argmax(1), "argmin": lambda m: m.argmin(),
+    "max_pool2d": lambda m: m.reshape(1, 1, 2, 3).max_pool2d((1, 2)),
+    "avg_pool2d": lambda m: m.reshape(1, 1, 2, 3).avg_pool2d((1, 2)),
+    "softmax": lambda m: m.softmax(1), "leaky_relu": lambda m: m.leaky_relu(0.1),
+    "mask - 1": lambda m: m - 1,
+}
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")  # False / False
+@pytest.mark.parametrize("name", MASK_OPS)
+def test_ops_on_bool_masks_are_refused_where_pytorch_refuses_them_or_give_its_values_and_dtype(name):
+    ours, theirs = MASK_OPS[name]
+    try:
+        expected = theirs(torch.tensor(MASK)).numpy()
+    except (RuntimeError, NotImplementedError):
+        with pytest.raises(TypeError, match="is refused, as in PyTorch"):
+            ours(Tensor(MASK))
+        return
+    result = ours(Tensor(MASK))
+    assert result.dtype == expected.dtype
+    np.testing.assert_allclose(result.data, expected, rtol=1e-6)  # (exp: another libm's last bit)
+
+
+@pytest.mark.parametrize("name", MASK_ANSWERS_PYTORCH_REFUSES)
+def test_the_answers_a_mask_has_are_kept_where_pytorch_refuses_them(name):
+    """Pinned so that a change on either side is seen: PyTorch refuses these on bool tensors,
+    ours answers (the fraction of Trues, the first True, any in a window, as float32 …)."""
+    mask_op = MASK_ANSWERS_PYTORCH_REFUSES[name]
+    as_torch = {"mean": lambda m: m.mean(), "argmax": lambda m: m.argmax(1), "argmin": lambda m: m.argmin(),
+                "max_pool2d": lambda m: functional.max_pool2d(m.reshape(1, 1, 2, 3), (1, 2)),
+                "avg_pool2d": lambda m: functional.avg_pool2d(m.reshape(1, 1, 2, 3), (1, 2)),
+                "softmax": lambda m: m.softmax(1), "leaky_relu": lambda m: functional.leaky_relu(m, 0.1),
+                "mask - 1": lambda m: m - 1}[name]
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        as_torch(torch.tensor(MASK))
+    expected = as_torch(torch.tensor(MASK.astype(np.int64)).float() if name not in ("argmax", "argmin", "mask - 1", "max_pool2d")
+                        else torch.tensor(MASK.astype(np.int64)))
+    np.testing.assert_allclose(mask_op(Tensor(MASK)).data.astype(np.float64), expected.numpy().astype(np.float64), rtol=1e-6)

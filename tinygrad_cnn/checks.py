@@ -148,6 +148,38 @@ def in_place_refusal(symbol: str, target: Tensor, other: Tensor, view_made_under
             f"p -= lr * p.grad), or write x = x {symbol[:-1]} y to make a new tensor.")
 
 
+#: the ops PyTorch refuses on bool tensors (masks) where numpy would silently give something
+#: else (relu: int64 0s and 1s; ** % //: int8; @ and conv2d: an or of ands, not counts): what
+#: is refused, and what to write instead. (Kept, as answers a mask has: sum counts the Trues,
+#: mean is their fraction, max/min and max_pool2d are any/all, argmax the first True.)
+BOOL_REFUSALS = {
+    "relu": ("relu of a bool tensor", "a mask is never negative; use the mask itself, or convert it first "
+             "(mask.astype(np.float32))"),
+    "abs": ("abs of a bool tensor", "a mask has no sign; use the mask itself, or convert it first "
+            "(mask.astype(np.float32))"),
+    "neg": ("-x of a bool tensor", "to invert a mask write mask == False; for -1s and 0s convert it first "
+            "(-mask.astype(np.int64))"),
+    "-": ("a - b of two bool tensors", "for 'one but not the other' write a != b; to count, convert one first "
+          "(a.astype(np.int64) - b)"),
+    **{symbol: (f"a {symbol} b of two bool tensors", f"numpy would give int8; convert one first (a.astype(np.int64) {symbol} b)")
+       for symbol in ("**", "%", "//")},
+    "@": ("a @ b of two bool tensors", "numpy would give True/False (an or of ands), not counts; convert one "
+          "first (a.astype(np.int64) @ b)"),
+    "conv2d": ("conv2d of a bool input with a bool weight", "numpy would give True/False (an or of ands), not "
+               "sums; convert one first (x.astype(np.float32))"),
+}
+
+
+def check_not_bool(operation: str, *tensors: Tensor) -> None:
+    """Refuse ``operation`` (a key of ``BOOL_REFUSALS``) where all of ``tensors`` (its one
+    input, or both operands after promotion) are bool, as PyTorch does, saying what to write."""
+    for tensor in tensors:  # (a loop, not all(generator): 0.2 µs less on every conv2d and @)
+        if tensor.data.dtype.kind != "b":
+            return
+    what, instead = BOOL_REFUSALS[operation]
+    raise TypeError(f"{what} is refused, as in PyTorch: {instead}")
+
+
 def check_broadcast(symbol: str, a: Tensor, b: Tensor) -> None:
     """numpy's rule, aligned from the right: two sizes fit when equal or one is 1 (in plain
     Python: 0.5 µs, where np.broadcast_shapes takes 2.5 µs, on every binary op)."""

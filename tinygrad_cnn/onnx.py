@@ -575,19 +575,20 @@ def convert_clip(graph: GraphBuilder, step: Step) -> str:
 
 
 def convert_relu(graph: GraphBuilder, step: Step) -> str:
-    return _relu(graph, step, step.inputs[0], step.tensors[0].dtype)
+    return _relu(graph, step, step.inputs[0])
 
 
-def _relu(graph: GraphBuilder, step: Step, name: str, dtype: np.dtype) -> str:
-    """Relu of ``name`` (values of ``dtype``; also a conv's or pool's fused relu); on integers
-    Max(x, 0), which onnxruntime runs (ONNX has no unsigned Relu, onnxruntime no int32 one),
-    x first cast to the output's dtype (a bool x gives int64, as numpy's maximum)."""
-    output_dtype = step.output.dtype
-    if output_dtype.kind == "f":
+def _relu(graph: GraphBuilder, step: Step, name: str) -> str:
+    """Relu of ``name`` (also a conv's or pool's fused relu), which holds values of the step's
+    output dtype (relu keeps its input's dtype; a bool input is refused, as in PyTorch, so none
+    arrives here); on integers Max(x, 0), which onnxruntime runs (ONNX has no unsigned Relu,
+    onnxruntime no int32 one), in the dtype onnxruntime has a Max for (``RUNTIME_DTYPES``)."""
+    dtype = step.output.dtype
+    if dtype.kind == "f":
         return graph.node("Relu", [name])
-    computed = _runtime_dtype(step, "Max", output_dtype)
+    computed = _runtime_dtype(step, "Max", dtype)
     zero = graph.initializer(np.zeros((), dtype=computed), "zero")
-    return graph.cast(graph.node("Max", [graph.cast(name, dtype, computed), zero]), computed, output_dtype)
+    return graph.cast(graph.node("Max", [graph.cast(name, dtype, computed), zero]), computed, dtype)
 
 
 def convert_leaky_relu(graph: GraphBuilder, step: Step) -> str:
@@ -995,7 +996,7 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
         step.inputs = tuple(graph.value(tensor) for tensor in step.tensors)
         output = converter(graph, step)
         if getattr(step.op, "relu", False) is True:  # the fused relu of a conv or pool
-            output = _relu(graph, step, output, step.output.dtype)
+            output = _relu(graph, step, output)
         graph.bind(step.output, output)
     final = graph.names[id(result)]
     if graph.nodes and graph.nodes[-1].output[0] == final:  # name the last node's output

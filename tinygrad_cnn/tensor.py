@@ -33,6 +33,7 @@ from tinygrad_cnn.checks import (  # argument checks: clear errors before any wo
     check_index_axis,
     check_is_number,
     check_keepdims,
+    check_not_bool,
     check_pool2d,
     check_reducible,
     dtype_argument,
@@ -803,6 +804,7 @@ class Tensor:
     def __sub__(self, other: ArrayLike) -> "Tensor":
         left, right = _promoted(self, self._operand(other))
         check_broadcast("-", left, right)
+        check_not_bool("-", left, right)  # (mask - 1 is int64, as mask + 1; PyTorch refuses that too)
         return ops.Sub.apply(left, right)
 
     def __rsub__(self, other: ArrayLike) -> "Tensor":
@@ -826,7 +828,9 @@ class Tensor:
 
     def __mod__(self, other: ArrayLike) -> "Tensor":
         """Remainder with the sign of the divisor, as Python's ``%`` and PyTorch's ``remainder``."""
-        left, right = _integer_divisor_checked("%", *_promoted(self, self._operand(other)))
+        left, right = _promoted(self, self._operand(other))
+        check_not_bool("%", left, right)
+        left, right = _integer_divisor_checked("%", left, right)
         return ops.Remainder.apply(left, right)
 
     def __rmod__(self, other: ArrayLike) -> "Tensor":
@@ -835,13 +839,16 @@ class Tensor:
     def __floordiv__(self, other: ArrayLike) -> "Tensor":
         """⌊self / other⌋, as Python's ``//`` and PyTorch's ``floor_divide``; it has no gradient
         (see ``ops.FloorDivide``). int // int is int64, a float operand gives a float."""
-        left, right = _integer_divisor_checked("//", *_promoted(self, self._operand(other)))
+        left, right = _promoted(self, self._operand(other))
+        check_not_bool("//", left, right)
+        left, right = _integer_divisor_checked("//", left, right)
         return _apply_unrecorded(ops.FloorDivide, left, right)
 
     def __rfloordiv__(self, other: ArrayLike) -> "Tensor":
         return self._operand(other).__floordiv__(self)
 
     def __neg__(self) -> "Tensor":
+        check_not_bool("neg", self)
         return ops.Neg.apply(self)
 
     def __matmul__(self, other: ArrayLike) -> "Tensor":
@@ -854,6 +861,7 @@ class Tensor:
         """Matrix product as ``np.matmul``; 1-D operands are treated as a row / a column.
         An integer operand mixed with a float one takes the float's dtype (as ``+``)."""
         left, right = _promoted(self, self._operand(other))
+        check_not_bool("@", left, right)
         if left.ndim == 0 or right.ndim == 0:
             raise ValueError(f"matmul needs at least 1-D operands, got shapes {left.shape} and {right.shape}")
         inner_left = left.shape[-1]
@@ -893,7 +901,8 @@ class Tensor:
         return ops.Sigmoid.apply(_floating(self))
 
     def abs(self) -> "Tensor":
-        """|x|; the gradient at 0 is 0, as in PyTorch."""
+        """|x|; the gradient at 0 is 0, as in PyTorch. A bool tensor is refused, as in PyTorch."""
+        check_not_bool("abs", self)
         return ops.Abs.apply(self)
 
     def __abs__(self) -> "Tensor":
@@ -913,6 +922,7 @@ class Tensor:
         """self ** exponent, element-wise; the exponent may be a number, an array or a Tensor."""
         base, exponent = _promoted(self, self._operand(exponent))
         check_broadcast("**", base, exponent)
+        check_not_bool("**", base, exponent)  # (mask ** 2 is int64, as in PyTorch)
         if base.dtype.kind != "f" and exponent.dtype.kind != "f" and np.any(exponent.data < 0):
             raise ValueError("integers to negative integer powers are not allowed (as in PyTorch); "
                              "make the base a float tensor")
@@ -934,7 +944,8 @@ class Tensor:
         constant one (PyTorch refuses that mix). Dtypes promote as for ``maximum``.
         An integer tensor with an int bound beyond its dtype's range gets the true answer
         (uint8 clipped to max=300 is unchanged; PyTorch refuses it, or wraps a min of -5), or an
-        OverflowError where that answer does not fit (uint8 clipped to min=300)."""
+        OverflowError where that answer does not fit (uint8 clipped to min=300). A bool tensor
+        with int bounds gives int64, as PyTorch (and as ``mask + 1``)."""
         if min is None and max is None:
             raise ValueError("clip needs at least one of min= and max=")
         if isinstance(min, (Tensor, np.ndarray)) or isinstance(max, (Tensor, np.ndarray)):
@@ -944,6 +955,8 @@ class Tensor:
                 check_is_number("clip", name, bound, "a number, a Tensor or an array")
         integral_bounds = all(isinstance(bound, (numbers.Integral, type(None))) for bound in (min, max))
         x = self if integral_bounds else _floating(self)  # an int tensor clipped to 0.5 becomes float32
+        if x.dtype == np.bool_:  # a mask clipped to int bounds is int64, as mask + 1 (it gave True for min=2)
+            x = x.astype(np.int64)
         if x.dtype.kind in "iu":
             min, max = integer_clip_bounds(x.dtype, min, max)
         return ops.Clip.apply(x, low=min, high=max)
@@ -1268,6 +1281,10 @@ class Tensor:
     # -- neural-network ops -----------------------------------------------------------
 
     def relu(self) -> "Tensor":
+        """max(x, 0); integers keep their dtype, a bool tensor is refused (as in PyTorch: numpy
+        would make it int64)."""
+        if self.data.dtype.kind == "b":  # (check_not_bool's test, inline: relu is on the batch-1 hot path)
+            check_not_bool("relu", self)
         return ops.ReLU.apply(self)
 
     @pytorch_spellings
@@ -1294,6 +1311,7 @@ class Tensor:
         if bias is not None:
             x, bias = _promoted(x, self._operand(bias))
             weight = _promoted(x, weight)[1]  # x has become float if only the bias was
+        check_not_bool("conv2d", x, weight)
         stride, padding, dilation = int_pair("stride", stride, 1), int_pair("padding", padding, 0), int_pair("dilation", dilation, 1)
         out_shape = check_conv2d(x.shape, weight.shape, stride, padding, dilation, groups)
         if bias is not None and bias.shape not in ((out_shape[0],), out_shape):
@@ -1317,6 +1335,8 @@ class Tensor:
         if self.ndim != 4:
             raise ValueError(f"max_pool2d input must be 4-D (N,C,H,W), got shape {self.shape}")
         check_flag("max_pool2d", "relu", relu)
+        if relu:
+            check_not_bool("relu", self)
         widths = ((0, 0), (0, 0)) + pool_padding(padding)
         kernel, stride = pool_geometry(kernel_size, stride)
         check_pool2d("max_pool2d", tuple(size + sum(pair) for size, pair in zip(self.shape, widths)), kernel)
