@@ -2,6 +2,7 @@
 differences on hypothesis-drawn cases (away from kinks), forward against numpy, and one
 test per kink or tie rule."""
 
+import math
 import warnings
 
 import hypothesis.extra.numpy as hnp
@@ -1018,6 +1019,47 @@ def test_comparing_an_integer_tensor_with_an_int_beyond_its_dtype_gives_the_true
     assert (pixels < 256).data.tolist() == [True, True]
     assert (pixels > -1).data.tolist() == [True, True]
     assert (pixels == 300).data.tolist() == [False, False]
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint64, np.bool_])
+def test_comparing_an_integer_or_bool_tensor_with_an_int_beyond_int64_gives_the_true_answer_too(dtype):
+    """It gave the OverflowError of Tensor(2**70) ("the dtype of a Tensor of Python ints"),
+    where uint8 < 256 and float32 < 2**70 answered: every element lies on one side of such
+    an int, so it compares as ±inf would (PyTorch raises, or wraps 2**40 around for int32)."""
+    x = Tensor(np.array([0, 1], dtype=dtype))
+    for big in (2**63, 2**64, 2**70, 10**400):
+        assert (x < big).data.tolist() == [True, True] and (x >= -big).data.tolist() == [True, True]
+        assert (x == big).data.tolist() == [False, False] and (x != -big).data.tolist() == [True, True]
+        assert (x > big).data.tolist() == [False, False] and (x <= -big).data.tolist() == [False, False]
+
+
+def test_arithmetic_with_an_int_a_tensor_cannot_hold_is_an_overflow_error_naming_the_dtype():
+    """The other side of the rule above: x + 2**70 has no answer in x's dtype. A bool tensor
+    takes int64 with an int (mask + 1), so it names int64 (it gave Tensor(2**70)'s message)."""
+    with pytest.raises(OverflowError, match=r"the number 1180591620717411303424 does not fit the tensor's dtype int32"):
+        Tensor(np.array([1], dtype=np.int32)) + 2**70
+    with pytest.raises(OverflowError, match=r"the number 1099511627776 does not fit the tensor's dtype int32"):
+        Tensor(np.array([1], dtype=np.int32)) + 2**40
+    with pytest.raises(OverflowError, match=r"does not fit int64, the dtype a bool tensor takes with an int .*astype\(np.float64\)"):
+        Tensor([True]) + 2**70
+    assert (Tensor([True]) + 2**40).data.tolist() == [2**40 + 1]
+
+
+def test_a_float_tensor_takes_an_int_beyond_int64_rounded_to_its_dtype_in_comparisons_and_arithmetic():
+    """Decision (README): Tensor([1.]) < 2**70 answers True where PyTorch raises: the int is
+    rounded to the tensor's dtype, as any int is (x + 2**70 too), and one beyond float64's
+    range is ±inf, as a float literal that large is (x + 10**400 raised Python's "int too
+    large to convert to float", and x < 10**400 Tensor(10**400)'s OverflowError)."""
+    x = Tensor([1.0, 2.0**70])
+    assert (x < 2**70).data.tolist() == [True, False] and (x == 2**70).data.tolist() == [False, True]
+    assert (x > -(2**70)).data.tolist() == [True, True]
+    assert (x == 2**70 + 1).data.tolist() == [False, True]  # rounded to float32, as x == 16777217 is
+    np.testing.assert_array_equal((x + 2**70).data, np.float32([2.0**70, 2.0**71]))
+    for huge in (10**400, -(10**400)):
+        assert (x < huge).data.tolist() == [huge > 0] * 2
+        float64 = Tensor(np.array([1.0]))
+        assert (float64 + huge).item() == (math.inf if huge > 0 else -math.inf)
+        assert (float64 * 0 + huge).dtype == np.float64
 
 
 @pytest.mark.parametrize("scalar", [np.float64(0.5), np.float32(0.5)])

@@ -237,3 +237,16 @@ def test_the_answers_a_mask_has_are_kept_where_pytorch_refuses_them(name):
     expected = as_torch(torch.tensor(MASK.astype(np.int64)).float() if name not in ("argmax", "argmin", "mask - 1", "max_pool2d")
                         else torch.tensor(MASK.astype(np.int64)))
     np.testing.assert_allclose(mask_op(Tensor(MASK)).data.astype(np.float64), expected.numpy().astype(np.float64), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.int32])
+def test_comparisons_with_an_int_beyond_the_dtype_answer_where_pytorch_raises_or_wraps(dtype):
+    """A deliberate difference (README, "Decisions"): PyTorch raises OverflowError for ints
+    beyond int64 and wraps smaller ones around to an int32 tensor's dtype (2**40 is 0 there);
+    ours gives the true answer. Pinned on both sides, so a change in either is seen."""
+    with pytest.raises(OverflowError):
+        torch.tensor(np.array([1], dtype)) < 2**70
+    if dtype == np.int32:
+        assert (torch.tensor(np.array([1], dtype)) < 2**40).tolist() == [False]  # wrapped to 0
+    for big in (2**40, 2**70):
+        assert (Tensor(np.array([1], dtype)) < big).data.tolist() == [True]

@@ -389,11 +389,13 @@ _LONE_ARGUMENT = _count_of_a_lone_argument(np.empty(0)) if hasattr(sys, "getrefc
 def constant_like(value: object, reference: Optional["Tensor"]) -> "Tensor":
     """``value`` (a number or an array) as a constant Tensor; a Python number takes the
     dtype of ``reference`` (a tensor it is combined with), as in PyTorch: any number with a
-    float tensor, an int with an integer tensor (an OverflowError if it does not fit, as
-    numpy 2; PyTorch would wrap around); with a bool tensor an int stays int64 and a float
-    float32 (``mask * 3`` is 3, not True). A numpy scalar (``np.float64(0.5)``, what
+    float tensor (rounded to it: an int beyond its range is ±inf, as a float that large is),
+    an int with an integer tensor (an OverflowError if it does not fit, as numpy 2; PyTorch
+    would wrap around); with a bool tensor an int is int64 (an OverflowError beyond it) and
+    a float float32 (``mask * 3`` is 3, not True). A numpy scalar (``np.float64(0.5)``, what
     ``np.sqrt`` or an array's ``.sum()`` gives) counts as a Python number here, as PyTorch
-    treats it: int tensor · ``np.float64(0.5)`` is float32, as it is for 0.5, not float64."""
+    treats it: int tensor · ``np.float64(0.5)`` is float32, as it is for 0.5, not float64.
+    (Comparisons catch the OverflowError: see ``Tensor._compare``.)"""
     if isinstance(value, Tensor):
         return value
     if isinstance(value, np.generic) and reference is not None:
@@ -402,15 +404,26 @@ def constant_like(value: object, reference: Optional["Tensor"]) -> "Tensor":
         kind = reference.dtype.kind
         if kind == "f":  # (an int beyond int64 through float: numpy would hold it as an object)
             big = isinstance(value, numbers.Integral) and not -(2**63) <= value < 2**63
-            return Tensor(float(value) if big else value, dtype=reference.dtype)
-        if kind in "iu" and isinstance(value, numbers.Integral):
-            limits = np.iinfo(reference.dtype)
+            return Tensor(_as_float(value) if big else value, dtype=reference.dtype)
+        if kind in "iub" and isinstance(value, numbers.Integral):
+            dtype = reference.dtype if kind != "b" else np.dtype(np.int64)  # (mask + 1 is int64)
+            limits = np.iinfo(dtype)
             if not limits.min <= value <= limits.max:
-                raise OverflowError(f"the number {value} does not fit the tensor's dtype {reference.dtype} "
+                whose = f"the tensor's dtype {dtype}" if kind != "b" else "int64, the dtype a bool tensor takes with an int"
+                raise OverflowError(f"the number {value} does not fit {whose} "
                                     f"({limits.min}..{limits.max}); convert the tensor first, e.g. "
-                                    f".astype(np.{'float64' if reference.dtype == np.int64 else 'int64'})")
-            return Tensor(value, dtype=reference.dtype)
+                                    f".astype(np.{'float64' if dtype == np.int64 else 'int64'})")
+            return Tensor(value, dtype=dtype)
     return Tensor(value)
+
+
+def _as_float(value: numbers.Integral) -> float:
+    """A Python int as a float, ±inf beyond float64's range (where ``float`` raises): the value
+    it rounds to, as a float literal that large (1e400) is inf."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def pytorch_spellings(method: Callable) -> Callable:
@@ -1043,13 +1056,22 @@ class Tensor:
 
     def _compare(self, symbol: str, other: ArrayLike) -> "Tensor":
         """A bool mask: the op ``Compare`` (so tracers such as the ONNX exporter see it), never
-        recorded for backward (a comparison has no gradient)."""
+        recorded for backward (a comparison has no gradient).
+
+        A Python number takes this tensor's dtype, as in arithmetic (``x + 1``), except an int
+        that an integer or bool tensor's dtype cannot hold (uint8 < 256, int64 < 2**70): every
+        element then lies on one side of it, so it is compared as ±inf, which gives the true
+        answer where arithmetic with it is an OverflowError (PyTorch wraps 256 around to 0, or
+        raises for ints beyond int64). A float tensor compares with the int rounded to its
+        dtype, as in ``x + 2**70`` (PyTorch raises beyond int64)."""
         try:
             other = self._operand(other)
         except TypeError:  # e.g. tensor == None: let Python decide (identity for ==, an error for <)
             return NotImplemented
-        except OverflowError:  # an int beyond an integer tensor's dtype (uint8 < 256): compare as int64
-            other = Tensor(other)
+        except OverflowError:  # (only an int that does not fit raises: see constant_like)
+            if not isinstance(other, numbers.Integral):  # (a list holding one: as Tensor(list) says)
+                raise
+            other = Tensor(math.inf if other > 0 else -math.inf)
         check_broadcast(symbol, self, other)
         return _apply_unrecorded(ops.Compare, *_promoted(self, other), symbol=symbol)  # (compared as x - t is computed)
 
