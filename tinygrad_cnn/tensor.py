@@ -367,7 +367,11 @@ def _note_view(view: "Tensor", base: "Tensor") -> None:
     requires grad (or a view of such a view) is noted in ``_views_made_under_no_grad``.
     (Runs only for ops whose output is a view, not on every op.)"""
     _join_memory_family(view, base)
-    if (base.requires_grad and not _grad_mode.recording) or _is_view_made_under_no_grad(base):
+    if base.requires_grad:  # (such a view itself never requires grad: only then look it up)
+        made_under_no_grad = not _grad_mode.recording
+    else:
+        made_under_no_grad = _is_view_made_under_no_grad(base)
+    if made_under_no_grad:
         _views_made_under_no_grad[id(view)] = view
 
 
