@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -234,10 +235,13 @@ def test_write_graph_makes_the_folder_the_resolved_path_needs_and_no_other(tmp_p
     a = Tensor(np.ones(3), requires_grad=True)
     y = (a * a).sum()
     monkeypatch.setattr(shutil, "which", lambda name: None)  # no Graphviz: only the .dot
-    write_graph(y, tmp_path / "missing" / ".." / "g.dot")
+    written = write_graph(y, tmp_path / "missing" / ".." / "g.dot")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["g.dot"]
     assert (tmp_path / "g.dot").read_text() == to_dot(y)
-    write_graph(y, tmp_path / "new" / "deeper" / ".." / "g.dot")  # the folders it needs are made
+    assert written == [Path(os.path.realpath(tmp_path)) / "g.dot"]  # a path that opens, not missing/../g.dot
+    assert written[0].read_text() == to_dot(y)
+    written = write_graph(y, tmp_path / "new" / "deeper" / ".." / "g.dot")  # the folders it needs are made
+    assert written == [Path(os.path.realpath(tmp_path)) / "new" / "g.dot"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["g.dot", "new"]
     assert [path.name for path in (tmp_path / "new").iterdir()] == ["g.dot"]
 

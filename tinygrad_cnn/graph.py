@@ -18,6 +18,7 @@ alone (or under ``no_grad``) shows up as one constant box.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -102,7 +103,8 @@ def to_dot(tensor: Tensor, model: Any = None, name: str = "graph") -> str:
 
 def write_graph(tensor: Tensor, path: Union[str, Path], model: Any = None) -> list[Path]:
     """Write ``to_dot(tensor, model)`` to the file ``path`` names, and a PNG picture of it.
-    Returns the written paths.
+    Returns the written paths (with any ``..`` resolved as the file system resolves it, so
+    each returned path opens: ``missing/../g.dot`` is returned as ``<current folder>/g.dot``).
 
     ``path`` ending in ``.png`` asks for the picture: it is rendered there by Graphviz's
     ``dot`` program (a RuntimeError, before anything is written, when ``dot`` is not on
@@ -118,6 +120,8 @@ def write_graph(tensor: Tensor, path: Union[str, Path], model: Any = None) -> li
     (``nn.create_parent_directory``: ``missing/../graph.dot`` makes no ``missing/``)."""
     text = to_dot(tensor, model)  # raises before anything is written if the graph is freed
     path = Path(path)
+    if ".." in path.parts:  # (the folder before a '..' may not exist: the path as given would not open)
+        path = Path(os.path.realpath(path.parent)) / path.name
     program: Optional[str] = shutil.which("dot")
     if path.suffix.lower() == ".png":
         if program is None:
