@@ -414,6 +414,22 @@ def test_clip_of_an_integer_tensor():
     np.testing.assert_array_equal(clipped.data, [-2.0, 0.0, 0.5])
 
 
+
+def test_clip_to_an_array_and_an_int_beyond_the_dtype_gives_the_true_answer():
+    """An int beside an array bound is taken in the dtype the op computes in, and one beyond
+    its range clips as that end of it does, as number bounds alone do (it raised)."""
+    values = Tensor(np.array([1, 2], np.uint8))
+    assert values.clip(-5, np.array([1, 1], np.uint8)).data.tolist() == [1, 1]  # -5 limits nothing
+    assert values.clip(300, np.array([1, 1], np.uint8)).data.tolist() == [1, 1]  # max < min: max
+    wider = values.clip(300, np.array([1, 1000]))  # uint8 with int64: 300 fits, and wins below 1000
+    assert wider.dtype == np.int64 and wider.data.tolist() == [1, 300]
+    assert values.clip(-5, 1).data.tolist() == values.clip(-5, np.array([1, 1], np.uint8)).data.tolist()
+
+
+def test_clip_takes_lists_as_array_bounds():
+    assert Tensor([1.0, 2.0]).clip([0.0, 0.0], [1.0, 1.0]).data.tolist() == [1.0, 1.0]
+    assert Tensor([1.0, 2.0, 3.0]).clip(min=(2, 0, 5)).data.tolist() == [2.0, 2.0, 5.0]
+
 # -- maximum, minimum, where -----------------------------------------------------------------
 
 
@@ -861,9 +877,9 @@ def test_integer_tensors_give_float32_for_transcendental_functions():
 
 @pytest.mark.parametrize("call, error, message", [
     (lambda x: x.clip(), ValueError, r"clip needs at least one of min= and max="),
-    (lambda x: x.clip(min="0"), TypeError, r"clip: min must be a number, a Tensor or an array, got '0'"),
-    (lambda x: x.clip(max=[1.0, 2.0]), TypeError, r"clip: max must be a number, a Tensor or an array, got \[1.0, 2.0\]"),
-    (lambda x: x.clip(min=np.ones(2), max="1"), TypeError, r"clip: max must be a number, a Tensor or an array, got '1'"),
+    (lambda x: x.clip(min="0"), TypeError, r"clip: min must be a number, a Tensor, an array or a list, got '0'"),
+    (lambda x: x.clip(max={"top": 1.0}), TypeError, r"clip: max must be a number, a Tensor, an array or a list, got \{'top': 1.0\}"),
+    (lambda x: x.clip(min=np.ones(2), max="1"), TypeError, r"clip: max must be a number, a Tensor, an array or a list, got '1'"),
     (lambda x: x.clip(max=np.ones(2)), ValueError, r"clip: shapes \(2, 3\) \(the tensor\) and \(2,\) \(max\) cannot be broadcast"),
     (lambda x: x.leaky_relu(None), TypeError, r"leaky_relu: negative_slope must be a number, got None"),
     (lambda x: x.elu(alpha=True), TypeError, r"elu: alpha must be a number"),

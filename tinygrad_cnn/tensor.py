@@ -965,11 +965,11 @@ class Tensor:
         with int bounds gives int64, as PyTorch (and as ``mask + 1``)."""
         if min is None and max is None:
             raise ValueError("clip needs at least one of min= and max=")
-        if isinstance(min, (Tensor, np.ndarray)) or isinstance(max, (Tensor, np.ndarray)):
+        if isinstance(min, (Tensor, np.ndarray, list, tuple)) or isinstance(max, (Tensor, np.ndarray, list, tuple)):
             return self._clip_to_tensors(min, max)
         for name, bound in (("min", min), ("max", max)):
             if bound is not None:
-                check_is_number("clip", name, bound, "a number, a Tensor or an array")
+                check_is_number("clip", name, bound, "a number, a Tensor, an array or a list")
         integral_bounds = all(isinstance(bound, (numbers.Integral, type(None))) for bound in (min, max))
         x = self if integral_bounds else _floating(self)  # an int tensor clipped to 0.5 becomes float32
         if x.dtype == np.bool_:  # a mask clipped to int bounds is int64, as mask + 1 (it gave True for min=2)
@@ -979,12 +979,28 @@ class Tensor:
         return ops.Clip.apply(x, low=min, high=max)
 
     def _clip_to_tensors(self, min: Optional[ArrayLike], max: Optional[ArrayLike]) -> "Tensor":
-        """``clip`` with a Tensor or array among its bounds: each bound becomes an input of the op."""
+        """``clip`` with a Tensor, array or list among its bounds: each bound becomes an input of
+        the op. An int beside it is taken in the integer dtype the op computes in (the tensor's,
+        promoted with the array bounds'), and one beyond that dtype's range as the nearest end
+        of it, which clips to the same values: the true answer, as with number bounds alone."""
         named = {name: bound for name, bound in (("min", min), ("max", max)) if bound is not None}
+        arrays: dict[str, Tensor] = {}
         for name, bound in named.items():
-            if not isinstance(bound, (Tensor, np.ndarray)):
-                check_is_number("clip", name, bound, "a number, a Tensor or an array")
-        x, bounds = self, {name: self._operand(bound) for name, bound in named.items()}
+            if isinstance(bound, (list, tuple)):
+                bound = np.asarray(bound)
+            if isinstance(bound, (Tensor, np.ndarray)):
+                arrays[name] = self._operand(bound)
+            else:
+                check_is_number("clip", name, bound, "a number, a Tensor, an array or a list")
+        x = self
+        for name, bound in arrays.items():
+            x, arrays[name] = _promoted(x, bound)
+        common = np.result_type(x.dtype, *[bound.dtype for bound in arrays.values()])  # (what the op computes in)
+        if common.kind in "iu":  # an int beyond it, as a 0-d array of it (an array keeps its dtype; a number would not)
+            limits = np.iinfo(common)
+            named = {name: np.asarray(np.clip(bound, limits.min, limits.max), dtype=common)
+                     if isinstance(bound, numbers.Integral) else bound for name, bound in named.items()}
+        bounds = {name: arrays[name] if name in arrays else x._operand(bound) for name, bound in named.items()}
         for name, bound in bounds.items():
             x, bounds[name] = _promoted(x, bound)
         bounds = {name: _promoted(x, bound)[1] for name, bound in bounds.items()}  # (x may have become float)
