@@ -1098,3 +1098,16 @@ def test_a_numpy_integer_scalar_acts_as_a_python_int():
     assert (Tensor(np.array([1], np.int8)) + np.int64(5)).dtype == np.int8
     with pytest.raises(OverflowError, match="300 does not fit the tensor's dtype uint8"):
         Tensor(np.array([1], np.uint8)) + np.uint16(300)
+
+
+def test_a_number_beyond_a_float_tensor_s_range_is_inf_without_a_warning():
+    """Rounded to the tensor's dtype it is ±inf, as in PyTorch; numpy's cast warned "overflow
+    encountered in cast" on the way (float32 < 2**200 answered right, with a warning)."""
+    x = Tensor(np.array([1.0, -3.0], np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (x < 2**200).data.tolist() == [True, True]
+        assert (x > -1e60).data.tolist() == [True, True]
+        assert (x + 1e60).data.tolist() == [np.inf, np.inf]
+        assert (x * -(10**400)).data.tolist() == [-np.inf, np.inf]
+        assert (x + 3.4e38).data.tolist() == [np.float32(3.4e38), np.float32(3.4e38)]  # within range: no inf

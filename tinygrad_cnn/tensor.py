@@ -408,7 +408,11 @@ def constant_like(value: object, reference: Optional["Tensor"]) -> "Tensor":
         kind = reference.dtype.kind
         if kind == "f":  # (an int beyond int64 through float: numpy would hold it as an object)
             big = isinstance(value, numbers.Integral) and not -(2**63) <= value < 2**63
-            return Tensor(_as_float(value) if big else value, dtype=reference.dtype)
+            number = _as_float(value) if big else value
+            if abs(number) > _LARGEST_FLOAT[reference.dtype]:  # it rounds to ±inf (or to the largest float)
+                with np.errstate(over="ignore"):  # (as intended: no "overflow encountered in cast")
+                    return Tensor(number, dtype=reference.dtype)
+            return Tensor(number, dtype=reference.dtype)
         if kind in "iub" and isinstance(value, numbers.Integral):
             dtype = reference.dtype if kind != "b" else np.dtype(np.int64)  # (mask + 1 is int64)
             limits = np.iinfo(dtype)
@@ -419,6 +423,10 @@ def constant_like(value: object, reference: Optional["Tensor"]) -> "Tensor":
                                     f".astype(np.{'float64' if dtype == np.int64 else 'int64'})")
             return Tensor(value, dtype=dtype)
     return Tensor(value)
+
+
+#: the largest finite value of each float dtype a Tensor holds
+_LARGEST_FLOAT = {np.dtype(np.float32): float(np.finfo(np.float32).max), np.dtype(np.float64): float(np.finfo(np.float64).max)}
 
 
 def _as_float(value: numbers.Integral) -> float:
