@@ -974,8 +974,11 @@ def _cannot_write_error(
             with_kept = f" (all {len(every_file)} files, in another directory: {_megabytes(every_file, checksums)})" if kept else ""
             space = f" {', '.join(missing)} {'needs' if len(missing) == 1 else 'need'} {needed}{with_kept}."
         other, fix = "a directory with room", f"free {needed or 'some space'} there"
-    elif error.errno == errno.EFBIG:  # a file-size limit: the shell's ulimit, most often
-        other, fix = "a directory you can write", "raise the file-size limit (ulimit -f)"
+    elif error.errno == errno.EFBIG:  # a file-size limit: the shell's ulimit, most often, which holds in every directory
+        return OSError(error.errno, f"cannot download into {directory}: {action} failed ({reason}), so {done}. "
+                                    f"The file-size limit of this process (the shell's ulimit -f) holds in every "
+                                    f"directory: raise it (ulimit -f unlimited) and run again, or put "
+                                    f"{', '.join(missing)} there yourself")
     elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):  # not allowed, or a read-only file system
         other, fix = "a directory you can write", f"make {directory} writable"
     else:  # an I/O error and the like: the disk itself, or the folder gone meanwhile
