@@ -1111,3 +1111,16 @@ def test_a_number_beyond_a_float_tensor_s_range_is_inf_without_a_warning():
         assert (x + 1e60).data.tolist() == [np.inf, np.inf]
         assert (x * -(10**400)).data.tolist() == [-np.inf, np.inf]
         assert (x + 3.4e38).data.tolist() == [np.float32(3.4e38), np.float32(3.4e38)]  # within range: no inf
+
+
+def test_maximum_and_minimum_with_an_int_beyond_an_integer_tensor_s_range():
+    """An int that loses to every element gives the tensor itself (minimum(int64, 2**70) raised,
+    where clip(max=2**70) answered); one whose answer does not fit stays an OverflowError."""
+    values = Tensor(np.array([1, -2]))
+    assert values.minimum(2**70).data.tolist() == [1, -2] and values.minimum(2**70).dtype == np.int64
+    assert values.maximum(-(2**70)).data.tolist() == [1, -2]
+    small = Tensor(np.array([1, 2], np.uint8))
+    assert small.maximum(-5).data.tolist() == [1, 2] and small.minimum(300).dtype == np.uint8
+    for result in (lambda: values.maximum(2**70), lambda: values.minimum(-(2**70)), lambda: small.maximum(300)):
+        with pytest.raises(OverflowError, match="does not fit the tensor's dtype"):
+            result()

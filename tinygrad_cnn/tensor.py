@@ -1020,16 +1020,32 @@ class Tensor:
         return ops.Clip.apply(x, *bounds.values(), bound_inputs=tuple("low" if name == "min" else "high" for name in bounds))
 
     def maximum(self, other: ArrayLike) -> "Tensor":
-        """Element-wise larger of self and other (broadcasting); ties give each side half the gradient."""
-        left, right = _promoted(self, self._operand(other))
+        """Element-wise larger of self and other (broadcasting); ties give each side half the gradient.
+        An int below an integer tensor's range is its lowest value (the answer is the tensor
+        itself); one above it is an OverflowError, as the answer does not fit."""
+        left, right = _promoted(self, self._operand(self._within_range(other, below=True)))
         check_broadcast("maximum", left, right)
         return ops.Maximum.apply(left, right)
 
     def minimum(self, other: ArrayLike) -> "Tensor":
-        """Element-wise smaller of self and other (broadcasting); ties give each side half the gradient."""
-        left, right = _promoted(self, self._operand(other))
+        """Element-wise smaller of self and other (broadcasting); ties give each side half the gradient.
+        An int above an integer tensor's range is its highest value (the answer is the tensor
+        itself); one below it is an OverflowError, as the answer does not fit."""
+        left, right = _promoted(self, self._operand(self._within_range(other, below=False)))
         check_broadcast("minimum", left, right)
         return ops.Minimum.apply(left, right)
+
+    def _within_range(self, other: ArrayLike, below: bool) -> ArrayLike:
+        """For maximum (``below``) or minimum: a Python int beyond this integer tensor's range on
+        the side where it loses to every element, as the nearest end of the range (the same
+        answer); anything else unchanged."""
+        if self.dtype.kind in "iu" and isinstance(other, numbers.Integral) and not isinstance(other, (bool, np.bool_)):
+            limits = np.iinfo(self.dtype)
+            if below and other < limits.min:
+                return int(limits.min)
+            if not below and other > limits.max:
+                return int(limits.max)
+        return other
 
     def where(self, a: ArrayLike, b: ArrayLike) -> "Tensor":
         """``cond.where(a, b)``, also written ``Tensor.where(cond, a, b)``: a where cond is True,
