@@ -42,12 +42,15 @@ Decisions: opset 17 (``OPSET``), which onnxruntime has supported since 1.12. The
 computes in float32 whatever the model's dtype: a float64 model's parameters, buffers and
 constants are written as float32, its input and output are float32, and a cast to float64
 becomes a cast to float32. Files are served with float32 input, and onnxruntime has no
-float64 kernel for Conv or the pools (a float64 file would load and then fail to run). Likewise
+float64 kernel for Conv or AveragePool (a float64 file would load and then fail to run). Likewise
 onnxruntime has no kernel for some integer dtypes that ONNX allows (int16 Max, Where and Pad,
 uint32 ReduceMax, …: the file passes onnx.checker and fails to load): such a node computes in
 a wider integer type that holds every value, its result cast back, so it stays exact
-(``RUNTIME_DTYPES``); a uint64 ``where``, ``max``/``min`` or ``argmax``/``argmin``, which no
-wider type holds, is an error naming the op and the dtype. A reshape keeps
+(``RUNTIME_DTYPES``); so do nodes that only select values where ONNX lacks the dtype
+(ReduceMax of int16 or bools; MaxPool of bools, and of 16- and 32-bit ints in float32 or
+float64, exact for each of those). A uint64 ``where``, ``max``/``min`` or ``argmax``/``argmin``,
+and an int64 or uint64 max pool, which no wider type holds exactly, are an error naming the
+op and the dtype. A reshape keeps
 the batch dynamic by comparing its target shape in the traces at the two batch sizes: an axis
 that changes with the batch is 0 ("copy the input's axis") where it equals the input's axis in
 both, else -1 (``convert_reshape``). The graph's input and output names are checked, never
@@ -648,12 +651,21 @@ def convert_conv2d(graph: GraphBuilder, step: Step) -> str:
 
 def _pool(onnx_type: str) -> Converter:
     """Max or average pooling with ``kernel_size`` and ``stride``; a ``padding`` option pads
-    with zeros first (an explicit Pad: ONNX's own pool padding would not be zeros)."""
+    with zeros first (an explicit Pad: ONNX's own pool padding would not be zeros). A max pool
+    of values ONNX's MaxPool is not defined for (bools, 16- and 32-bit ints) computes in the
+    ``RUNTIME_DTYPES`` one that holds each exactly (uint8, float32, float64: a true float64,
+    not the float32 a model's float64 becomes), the result cast back."""
 
     def convert(graph: GraphBuilder, step: Step) -> str:
         widths = [(0, 0), (0, 0), *step.op.padding]  # the op's ((top, bottom), (left, right))
-        padded = _zero_pad(graph, step, step.inputs[0], step.tensors[0].dtype, widths)
-        return graph.node(onnx_type, [padded], kernel_shape=list(step.op.kernel_size), strides=list(step.op.stride))
+        dtype = step.tensors[0].dtype
+        computed = _runtime_dtype(step, onnx_type, dtype)
+        source = step.inputs[0]
+        if computed != _exported_dtype(dtype):  # (graph.cast would write a float64 as float32)
+            source = graph.node("Cast", [source], to=graph.onnx.helper.np_dtype_to_tensor_dtype(computed))
+        padded = _zero_pad(graph, step, source, computed, widths)
+        pooled = graph.node(onnx_type, [padded], kernel_shape=list(step.op.kernel_size), strides=list(step.op.stride))
+        return graph.cast(pooled, computed, dtype)
 
     convert.__name__ = f"convert_to_{onnx_type}"
     return convert
@@ -803,13 +815,20 @@ ONNX_INPUT_TYPES: dict[str, tuple[str, ...]] = {
     "Conv2d": ("f",),
 }
 
+#: the ONNX node of each op above whose other dtypes ``RUNTIME_DTYPES`` may widen to one ONNX
+#: defines it for (such a dtype is exported, computed in the wider one)
+_ONNX_NODES: dict[str, str] = {"Max": "ReduceMax", "Min": "ReduceMin", "MaxPool2d": "MaxPool"}
+
 #: ONNX nodes that onnxruntime's CPU provider cannot run on some dtypes that ONNX defines them
 #: for (so the file passes onnx.checker, then fails to load: "Could not find an implementation
-#: for Max(13)"), or that ONNX does not define (ArgMax on bools): {node: {dtype: the dtype it
-#: computes in instead}}. The wider dtype holds every value exactly and these nodes only select
-#: or compare values (and Pad adds zeros), so the result, cast back, is exact. None: no such
-#: dtype exists (uint64 holds values above int64's), and export refuses the op naming the
-#: dtype. Found with onnxruntime 1.32 by exporting every op on every dtype and running the
+#: for Max(13)"), or that ONNX does not define (ArgMax on bools, ReduceMax on bools and 16-bit
+#: ints, MaxPool on any int but int8 and uint8): {node: {dtype: the dtype it computes in
+#: instead}}. The wider dtype holds every value exactly and these nodes only select or compare
+#: values (and Pad adds zeros), so the result, cast back, is exact. MaxPool has no wider int:
+#: it computes in float32 (every 16-bit int exact) or float64 (every 32-bit one, below 2^53);
+#: an int64 or uint64 one stays refused (``ONNX_INPUT_TYPES``: no float holds every value).
+#: None: no such dtype exists (uint64 holds values above int64's), and export refuses the op
+#: naming the dtype. Found with onnxruntime 1.32 by exporting every op on every dtype and running the
 #: file (``test_every_op_on_every_dtype_is_refused_or_runs_in_onnxruntime_as_ours``); the
 #: test extra asks for that version or later, as no older one was checked.
 RUNTIME_DTYPES: dict[str, dict[str, Optional[str]]] = {
@@ -818,8 +837,9 @@ RUNTIME_DTYPES: dict[str, dict[str, Optional[str]]] = {
     "Clip": {"int16": "int32", "uint16": "int32"},
     "Pad": {"int16": "int32", "uint16": "int32"},
     "Where": {"bool": "uint8", "int16": "int32", "uint16": "int32", "uint64": None},
-    "ReduceMax": {"uint32": "int64", "uint64": None},
-    "ReduceMin": {"uint32": "int64", "uint64": None},
+    **{name: {"bool": "uint8", "int16": "int32", "uint16": "int32", "uint32": "int64", "uint64": None}
+       for name in ("ReduceMax", "ReduceMin")},
+    "MaxPool": {"bool": "uint8", "int16": "float32", "uint16": "float32", "int32": "float64", "uint32": "float64"},
     **{name: {"bool": "int32", "int16": "int32", "uint16": "int32", "uint32": "int64", "uint64": None}
        for name in ("ArgMax", "ArgMin")},
 }
@@ -843,10 +863,12 @@ _KIND_WORDS = {"i": "signed ints", "u": "unsigned ints", "f": "floats"}
 
 def _check_onnx_input_types(step: Step, position: int, count: int) -> None:
     """An error naming our op and its dtype where ONNX defines no node for that dtype (the
-    checker would raise an InferenceError naming only the ONNX node)."""
+    checker would raise an InferenceError naming only the ONNX node) and ``RUNTIME_DTYPES``
+    has no wider one for it."""
     allowed = ONNX_INPUT_TYPES.get(step.op.name, ())
+    widened = RUNTIME_DTYPES.get(_ONNX_NODES.get(step.op.name, ""), {})
     for tensor in step.tensors if allowed else ():
-        if tensor.dtype.kind not in allowed and tensor.dtype.name not in allowed:
+        if tensor.dtype.kind not in allowed and tensor.dtype.name not in allowed and widened.get(tensor.dtype.name) is None:
             raise UnsupportedOpError(
                 f"cannot export op {step.op.name} (op {position} of {count}) on {tensor.dtype} tensors: ONNX "
                 f"defines it for {', '.join(_KIND_WORDS.get(kind, kind) for kind in allowed)} only; cast first "
