@@ -2,6 +2,7 @@
 hand-written VJPs against float64 finite differences, and values and gradients equal to the
 separate primitives they replace (ties included)."""
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -123,6 +124,64 @@ def test_padded_max_pool_equals_pad_then_pool_ties_included(relu, case, seed, le
     expected_grad = expected_grad[:, :, padding[0][0] : padding[0][0] + height, padding[1][0] : padding[1][0] + width]
     if relu:  # PyTorch's relu passes the gradient on unless its output is <= 0 (a NaN passes)
         expected_grad = expected_grad * ~(x.data <= 0)
+    np.testing.assert_allclose(x.grad, expected_grad, rtol=1e-12, atol=1e-12)
+
+
+@contextlib.contextmanager
+def pool_blocks_of(block_bytes: int):
+    """kernels.POOL_BLOCK_BYTES set to ``block_bytes`` inside; the cached pool geometries,
+    which hold their blocks, are dropped on the way in and out."""
+    saved = kernels.POOL_BLOCK_BYTES
+    kernels.POOL_BLOCK_BYTES = block_bytes
+    kernels.pool_windows.cache_clear()
+    try:
+        yield
+    finally:
+        kernels.POOL_BLOCK_BYTES = saved
+        kernels.pool_windows.cache_clear()
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@given(case=pool_cases(), seed=seeds, levels=st.integers(1, 4), nans=st.integers(0, 3),
+       block_channels=st.integers(1, 2))
+def test_padded_max_pool_by_channel_blocks_equals_the_loop_specification(relu, case, seed, levels, nans,
+                                                                          block_channels):
+    """The pool's passes run a block of channels at a time (kernels.max_pool); with blocks
+    of one or two channels, the output and the gradient (ties and NaNs included) are still
+    the loop specification's, and so is a pool without grad whose reused planes hold another
+    input's values (a block's spare windows read the next block's planes before they are
+    filled)."""
+    shape, kernel, stride, padding = case
+    shape = (shape[0], shape[1] + 2) + shape[2:]  # 3 to 5 channels: several blocks
+    windows = kernels.PoolWindows(shape, kernel, stride, padding)
+    with pool_blocks_of(block_channels * windows.stride[0] * windows.stride[1] * (windows.plane_size // shape[1]) * 8):
+        assert len(kernels.pool_windows(shape, kernel, stride, padding).channel_blocks(8)) == -(-shape[1] // block_channels)
+        check_padded_max_pool(shape, kernel, stride, padding, relu, seed, levels, nans)
+    assert len(kernels.pool_windows(shape, kernel, stride, padding).channel_blocks(8)) == 1
+
+
+def check_padded_max_pool(shape, kernel, stride, padding, relu, seed, levels, nans):
+    """A pool without grad (after one that leaves NaNs in its reused planes) and one with
+    grad against the loop specification, ties and NaNs included."""
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-1, levels - 1, size=shape).astype(np.float64)
+    values.reshape(-1)[rng.integers(0, values.size, size=nans)] = np.nan
+    widths = ((0, 0), (0, 0)) + padding
+    pool_input = np.maximum(values, 0) if relu else values
+    grad_out = rng.standard_normal(max_pool2d_loops(np.pad(pool_input, widths), kernel, stride).shape)
+    expected_output, expected_grad = max_pool2d_loops(np.pad(pool_input, widths), kernel, stride, grad_out)
+    height, width = shape[2:]
+    expected_grad = expected_grad[:, :, padding[0][0] : padding[0][0] + height, padding[1][0] : padding[1][0] + width]
+    if relu:
+        expected_grad = expected_grad * ~(values <= 0)
+    with no_grad():  # leave NaNs in the reused planes of this geometry
+        padded_max_pool(Tensor(np.full(shape, np.nan)), kernel, stride, padding, relu)
+        np.testing.assert_array_equal(padded_max_pool(Tensor(values), kernel, stride, padding, relu).data,
+                                      expected_output)
+    x = Tensor(values, requires_grad=True)
+    output = padded_max_pool(x, kernel, stride, padding, relu)
+    output.backward(grad_out)
+    np.testing.assert_array_equal(output.data, expected_output)
     np.testing.assert_allclose(x.grad, expected_grad, rtol=1e-12, atol=1e-12)
 
 

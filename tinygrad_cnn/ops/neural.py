@@ -170,15 +170,7 @@ class MaxPool2d(Function):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         windows = kernels.pool_windows(x.shape, self.kernel_size, self.stride, self.padding)
-        planes = windows.to_phase_planes(x, keep=self.needs_input_grad[0])
-        grid, output = windows.new_grid(x.dtype)  # output: the flat windows of the grid
-        taps = windows.tap_slices(planes)
-        if self.relu:  # max(0, t₀, t₁, …) = relu(max(t₀, t₁, …)): the relu costs no pass of its own
-            np.maximum(next(taps), 0, out=output)
-        else:
-            np.copyto(output, next(taps))
-        for tap in taps:
-            np.maximum(output, tap, out=output)
+        planes, grid = kernels.max_pool(windows, x, self.relu, keep=self.needs_input_grad[0])
         if self.needs_input_grad[0]:
             self.windows, self.planes, self.grid = windows, planes, grid
         return kernels.batch_first(windows.real(grid))
