@@ -208,9 +208,7 @@ def new_run(config: dict[str, Any]) -> Run:
 
 
 def as_text(value: Any) -> str:
-    """A flag's value as typed on the command line ('0.9 0.999' for a pair); None as 'none'."""
-    if value is None:
-        return "none"
+    """A flag's value as typed on the command line ('0.9 0.999' for a pair)."""
     return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
@@ -220,6 +218,16 @@ def value_in_use(config: dict[str, Any], name: str) -> Any:
     if name == "betas" and config.get("betas") is None:
         return ADAM_BETAS
     return config.get(name, DEFAULTS.get(name))
+
+
+def setting_in_words(name: str, value: Any) -> str:
+    """What a checkpoint's run trains with for the setting ``name``, for the resume note: a run
+    saved without --limit-train trains on the whole training set (the note said the checkpoint
+    had "none"), one saved with it on the first N images; any other setting is its value."""
+    if name == "limit_train":
+        return ("the checkpoint trains on the whole training set" if value is None
+                else f"the checkpoint trains on the first {value} training images")
+    return f"the checkpoint has {as_text(value)}"
 
 
 def ignored_flags(args: argparse.Namespace, config: dict[str, Any], names) -> list[str]:
@@ -235,8 +243,8 @@ def ignored_flags(args: argparse.Namespace, config: dict[str, Any], names) -> li
         if name in OPTIMIZER_SETTINGS.values() and OPTIMIZER_SETTINGS.get(optimizer) != name:
             ignored.append(f"{flag_name(name)} {as_text(given)} (the checkpoint trains with "
                            f"{OPTIMIZER_NAMES.get(optimizer, optimizer)}, which has no {flag_name(name)})")
-        elif as_text(given) != as_text(value_in_use(config, name)):
-            ignored.append(f"{flag_name(name)} {as_text(given)} (the checkpoint has {as_text(value_in_use(config, name))})")
+        elif (in_use := value_in_use(config, name)) is None or as_text(given) != as_text(in_use):
+            ignored.append(f"{flag_name(name)} {as_text(given)} ({setting_in_words(name, in_use)})")
     return ignored
 
 

@@ -735,6 +735,22 @@ def test_the_resume_note_names_only_settings_the_run_does_not_use(tiny_trainer, 
         ignoring + "--momentum 0.5 (the checkpoint has 0.9)"]
 
 
+def test_the_resume_note_says_how_many_training_images_the_checkpoint_trains_on(tiny_trainer, tmp_path, capsys):
+    """A run saved without --limit-train trains on the whole training set; resuming it with
+    --limit-train 16 said the checkpoint had "none", as if it trained on no images."""
+    trainer, flags = tiny_trainer
+    whole, first_16 = str(tmp_path / "whole.npz"), str(tmp_path / "first_16.npz")
+    assert trainer.main([*flags, "--epochs", "1", "--save", whole]) == 0
+    assert trainer.main([*flags, "--epochs", "1", "--limit-train", "16", "--save", first_16]) == 0
+    capsys.readouterr()
+    ignoring = "note: resuming with the checkpoint's settings; ignoring "
+    assert resume_notes(trainer, [*flags, "--resume", whole, "--limit-train", "16"], capsys) == [
+        ignoring + "--limit-train 16 (the checkpoint trains on the whole training set)"]
+    assert resume_notes(trainer, [*flags, "--resume", first_16, "--limit-train", "8"], capsys) == [
+        ignoring + "--limit-train 8 (the checkpoint trains on the first 16 training images)"]
+    assert resume_notes(trainer, [*flags, "--resume", first_16, "--limit-train", "16"], capsys) == []
+
+
 def refuse_to_save_a_picture(monkeypatch, number: int) -> None:
     """Make matplotlib's savefig fail with EACCES for the ``number``-th picture (1 = the first),
     as a directory whose permissions changed after the up-front check would (root ignores
