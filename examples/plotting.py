@@ -20,6 +20,7 @@ import contextlib
 import math
 import os
 import textwrap
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Iterator, Sequence, Union
 
@@ -81,6 +82,11 @@ def _pyplot():
     return pyplot
 
 
+#: the pictures ``_save`` has written inside the innermost ``reporting_write_errors`` block
+#: (None outside one): kept by the one function that writes pictures, so no caller can forget one
+_pictures_written: ContextVar[list[Path] | None] = ContextVar("pictures_written", default=None)
+
+
 def _save(figure, path: PathLike) -> Path:
     """Write ``figure`` to ``path`` (in the format its suffix names: PNG here) and close it. The
     write is atomic (``nn.atomic_write``): a kill or a full disk keeps the previous picture,
@@ -92,6 +98,9 @@ def _save(figure, path: PathLike) -> Path:
         atomic_write(path, lambda file: figure.savefig(file, format=picture_format, dpi=72))
     finally:
         _pyplot().close(figure)
+    written = _pictures_written.get()
+    if written is not None:
+        written.append(path)
     return path
 
 
@@ -100,12 +109,19 @@ def reporting_write_errors(flag: str, value: PathLike) -> Iterator[None]:
     """Turn a picture that could not be written inside the block (the disk filled up, the
     directory's permissions changed since ``prepare_plots_directory`` looked) into one
     CommandLineError naming ``flag``, the file and the reason, for the scripts' ``error:``
-    line; the files written before it, and the pictures drawn before it, stay."""
+    line. The pictures written in the block before it stay, and the line names them (or says
+    that none was written), so the user learns which files the run left."""
+    written: list[Path] = []
+    token = _pictures_written.set(written)
     try:
         yield
     except OSError as error:
+        left = ("the pictures written before it: " + ", ".join(str(path) for path in written) if written
+                else "no picture was written")
         raise CommandLineError(f"{flag} {value}: could not write {error.filename or value}: "
-                               f"{error.strerror or error}") from None
+                               f"{error.strerror or error}; {left}") from None
+    finally:
+        _pictures_written.reset(token)
 
 
 def feature_map_stages(model: Any, image: np.ndarray) -> list[tuple[str, np.ndarray]]:

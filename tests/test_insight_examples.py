@@ -230,8 +230,33 @@ def test_visualize_reports_a_picture_it_cannot_write_as_one_error_line(tmp_path,
                                   "--data-dir", str(data), "--limit-test", "2"])
     output = capsys.readouterr()
     assert code == 1
-    assert output.err == f"error: --plots {plots}: could not write {plots / 'conv1_filters.png'}: Permission denied\n"
+    assert output.err == (f"error: --plots {plots}: could not write {plots / 'conv1_filters.png'}: Permission denied; "
+                          f"the pictures written before it: {plots / 'feature_maps.png'}\n")
     assert [path.name for path in plots.iterdir()] == ["feature_maps.png"]
+
+
+def test_visualize_says_no_picture_was_written_when_the_first_one_fails(tmp_path, visualize_module, monkeypatch,
+                                                                         capsys):
+    """A directory that appears where the first picture goes after the up-front check: the
+    error line says that the run wrote no picture (the directory in the way stays as it is)."""
+    pytest.importorskip("matplotlib")
+    data = write_tiny_mnist(tmp_path / "mnist", train=4, test=2)
+    save(SeedCNN(seed=0), tmp_path / "weights.npz")
+    plots = tmp_path / "plots"
+    original_plot_feature_maps = visualize_module.plot_feature_maps
+
+    def directory_appears_first(model, image, path, **options):
+        Path(path).mkdir(parents=True)
+        return original_plot_feature_maps(model, image, path, **options)
+
+    monkeypatch.setattr(visualize_module, "plot_feature_maps", directory_appears_first)
+    code = visualize_module.main(["--resume", str(tmp_path / "weights.npz"), "--plots", str(plots),
+                                  "--data-dir", str(data), "--limit-test", "2"])
+    error = capsys.readouterr().err
+    assert code == 1
+    assert error.startswith(f"error: --plots {plots}: could not write {plots / 'feature_maps.png'}: ")
+    assert error.endswith("; no picture was written\n") and len(error.splitlines()) == 1
+    assert [(path.name, path.is_dir()) for path in plots.iterdir()] == [("feature_maps.png", True)]
 
 
 @pytest.fixture

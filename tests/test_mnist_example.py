@@ -771,7 +771,7 @@ def refuse_to_save_a_picture(monkeypatch, number: int) -> None:
 def test_a_plot_that_cannot_be_written_is_one_error_line_and_every_other_output_is_kept(tiny_trainer, tmp_path,
                                                                                          monkeypatch, capsys):
     """It was a PermissionError traceback after the training, and the ONNX export after the
-    plots was never written."""
+    plots was never written. The line names the pictures written before the failure: they stay."""
     pytest.importorskip("matplotlib")
     trainer, flags = tiny_trainer
     refuse_to_save_a_picture(monkeypatch, 3)  # curves.png, predictions.png, then mistakes.png
@@ -781,7 +781,8 @@ def test_a_plot_that_cannot_be_written_is_one_error_line_and_every_other_output_
                          "--plots", str(plots), *onnx])
     output = capsys.readouterr()
     assert code == 1, output.err
-    assert output.err == f"error: --plots {plots}: could not write {plots / 'mistakes.png'}: Permission denied\n"
+    assert output.err == (f"error: --plots {plots}: could not write {plots / 'mistakes.png'}: Permission denied; "
+                          f"the pictures written before it: {plots / 'curves.png'}, {plots / 'predictions.png'}\n")
     assert "Final test accuracy" in output.out
     assert position(checkpoint) == (1, 0, 1) and json.loads(results.read_text())["epochs"] == 1
     assert sorted(path.name for path in plots.iterdir()) == ["curves.png", "predictions.png"]  # (no temporary left)
