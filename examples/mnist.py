@@ -534,8 +534,26 @@ def write_graph_file(model, images: np.ndarray, labels: np.ndarray, path: str, l
 # ---------------------------------------------------------------------------
 
 
-#: the files ``plotting.save_training_plots`` writes into the --plots directory
-PLOT_FILES = ("curves.png", "predictions.png", "mistakes.png", "conv1_filters.png", "feature_maps.png")
+#: the files ``plotting.save_training_plots`` writes into the --plots directory: the last two
+#: only for a model with convolutions to draw (the seed CNN; the MLP has none)
+CONVOLUTION_PLOT_FILES = ("conv1_filters.png", "feature_maps.png")
+PLOT_FILES = ("curves.png", "predictions.png", "mistakes.png", *CONVOLUTION_PLOT_FILES)
+
+
+def plot_files(args: argparse.Namespace) -> tuple[str, ...]:
+    """The pictures --plots may write, for the checks made before any work (a directory in the
+    way, two outputs naming one file). A new run's model is the --model given (an MLP writes no
+    convolution pictures, so a directory named conv1_filters.png is no obstacle to it).
+
+    Decision: with --resume the model is the checkpoint's, and it is known only once the file is
+    read, after these checks: ``read_checkpoint`` loads every array, and a plain state dict's
+    model is recognised only by building both models (``model_name_for``). Rather than read the
+    checkpoint twice, a resumed run is treated as one whose model may be a CNN, and all the
+    pictures are checked: an MLP checkpoint's run is refused a directory named
+    conv1_filters.png, a rare case that moving the directory settles."""
+    if not args.resume and (args.model or DEFAULTS["model"]) == "mlp":
+        return tuple(name for name in PLOT_FILES if name not in CONVOLUTION_PLOT_FILES)
+    return PLOT_FILES
 
 
 def files_involved(args: argparse.Namespace) -> list[tuple[str, str, Path]]:
@@ -554,7 +572,7 @@ def files_involved(args: argparse.Namespace) -> list[tuple[str, str, Path]]:
     if args.plots:
         directory = Path(args.plots).expanduser()
         files += [("--plots", f"--plots {args.plots}", directory),
-                  *(("--plots", f"--plots {args.plots} (its {name})", directory / name) for name in PLOT_FILES)]
+                  *(("--plots", f"--plots {args.plots} (its {name})", directory / name) for name in plot_files(args))]
     return files
 
 
@@ -589,7 +607,7 @@ def check_outputs(args: argparse.Namespace) -> None:
     if args.plots:
         from plotting import prepare_plots_directory  # imports matplotlib only when called
 
-        prepare_plots_directory(args.plots, PLOT_FILES)
+        prepare_plots_directory(args.plots, plot_files(args))
     for flag, value in (("--json", args.json), ("--graph", args.graph), ("--export-onnx", args.export_onnx)):
         if value:
             prepare_output_file(value, flag)

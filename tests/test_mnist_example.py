@@ -958,6 +958,32 @@ def test_a_directory_where_a_plot_goes_is_refused_before_training(tmp_path, name
                                   f"where the picture {name} is to be written")
 
 
+def test_an_mlp_run_is_not_refused_the_convolution_pictures_it_never_writes(tiny_trainer, tmp_path, capsys):
+    """--model mlp draws no conv1 filters and no feature maps, yet a directory named
+    conv1_filters.png in its --plots directory stopped it, and so did --json naming
+    feature_maps.png there. A resumed run's model is known only once the checkpoint is read,
+    after these checks, so it may be a CNN: there the directory is still refused."""
+    pytest.importorskip("matplotlib")
+    trainer, flags = tiny_trainer
+    plots, checkpoint = tmp_path / "plots", tmp_path / "mlp.npz"
+    (plots / "conv1_filters.png").mkdir(parents=True)
+    results = plots / "feature_maps.png"
+    code = trainer.main([*flags, "--model", "mlp", "--epochs", "1", "--save", str(checkpoint), "--plots", str(plots),
+                         "--json", str(results)])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(path.name for path in plots.iterdir()) == [
+        "conv1_filters.png", "curves.png", "feature_maps.png", "mistakes.png", "predictions.png"]
+    assert (plots / "conv1_filters.png").is_dir() and list((plots / "conv1_filters.png").iterdir()) == []
+    assert json.loads(results.read_text())["model"] == "mlp"
+
+    capsys.readouterr()
+    code = trainer.main([*flags, "--resume", str(checkpoint), "--epochs", "2", "--plots", str(plots)])
+    output = capsys.readouterr()
+    assert code == 1 and output.out == "" and position(checkpoint) == (1, 0, 1)
+    assert output.err == (f"error: --plots {plots}: {plots / 'conv1_filters.png'} is a directory, where the picture "
+                          "conv1_filters.png is to be written; move it or give another --plots\n")
+
+
 def test_a_warm_up_longer_than_any_run_is_the_whole_run_not_a_traceback(trainer, data_dir, tmp_path, capsys):
     """--warmup-epochs 1e308 passed the parser (finite, >= 0), but times the steps per epoch it
     is inf, and round() raised OverflowError after the data was loaded; it is all warm-up, as
