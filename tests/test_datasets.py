@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import email.message
 import errno
 import functools
 import gzip
@@ -375,7 +376,8 @@ def test_mnist_reports_the_broken_file(tmp_path: Path) -> None:
 
 class LocalServer:
     """An HTTP server on 127.0.0.1 serving ``directory``; ``/truncated/<name>`` promises more bytes than it
-    sends, ``/slow/<name>`` sends them one by one, too slowly to finish."""
+    sends, ``/slow/<name>`` sends them one by one, too slowly to finish, ``/superscript-length/<path>``
+    serves ``<path>`` with the Content-Length "²" (a digit to str.isdigit, not to int)."""
 
     def __init__(self, directory: Path) -> None:
         self.requests: list[str] = []
@@ -395,6 +397,14 @@ class LocalServer:
                             time.sleep(0.05)
                     except OSError:  # the client gave up
                         pass
+                    return
+                if self.path.startswith("/superscript-length/"):
+                    body = (Path(self.directory) / self.path.removeprefix("/superscript-length/")).read_bytes()
+                    self.send_response(200)
+                    self.send_header("Content-Length", "\u00b2")
+                    self.end_headers()
+                    self.wfile.write(body)
+                    self.close_connection = True  # the end of the body is the end of the connection
                     return
                 if self.path.startswith("/truncated/"):
                     self.send_response(200)
@@ -1028,6 +1038,28 @@ def test_a_read_that_fails_partway_is_the_mirrors_failure(
     with pytest.raises(DownloadError, match=re.escape(f"{server.url('good')}{GZ_FILES[0]}: [Errno {errno.ECONNRESET}]")):
         download_files(GZ_FILES[:1], tmp_path / "other", [server.url("good")], checksums, timeout=5, progress=False)
     assert not (tmp_path / "other").exists()
+
+
+def test_a_content_length_that_is_not_ascii_digits_is_ignored(tmp_path: Path, server: LocalServer, arrays, checksums) -> None:
+    """The length "²" passed str.isdigit and broke int(): each such mirror was reported as "a URL
+    that cannot be requested", and the next one asked. The length is only a check; the SHA-256 still is one."""
+    paths = download_files(GZ_FILES, tmp_path, [server.url("superscript-length/good"), server.url("bad")], checksums,
+                           timeout=5, progress=False)
+    assert paths == [tmp_path / name for name in GZ_FILES]
+    assert server.requests == [f"/superscript-length/good/{name}" for name in GZ_FILES]
+    assert_loaded(datasets.load_idx_directory(tmp_path), arrays)
+
+
+@pytest.mark.parametrize("value, length", [
+    ("9912422", 9912422), ("0", 0), (None, None), ("", None), ("\u00b2", None), ("\u0661\u0662", None), ("-1", None),
+    (" 12", None), ("12 ", None), ("1e3", None), ("0x10", None),
+], ids=["digits", "zero", "none", "empty", "superscript two", "arabic-indic digits", "negative", "leading space",
+        "trailing space", "exponent", "hexadecimal"])
+def test_content_length_takes_only_ascii_digits(value: Optional[str], length: Optional[int]) -> None:
+    headers = email.message.Message()
+    if value is not None:
+        headers["Content-Length"] = value
+    assert datasets._content_length(headers) == length
 
 
 def test_the_published_sizes_cover_both_data_sets() -> None:

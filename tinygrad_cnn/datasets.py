@@ -62,6 +62,7 @@ The IDX format
 
 from __future__ import annotations
 
+import email.message
 import errno
 import gzip
 import hashlib
@@ -684,8 +685,7 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
     _look_up_host(url, timeout)
     request = urllib.request.Request(url, headers={"User-Agent": "tinygrad_cnn-datasets"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        length_header = response.headers.get("Content-Length")
-        expected_length = int(length_header) if length_header and length_header.isdigit() else None
+        expected_length = _content_length(response.headers)
         digest = hashlib.sha256()
         received = 0
         try:
@@ -705,6 +705,19 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
                     raise _BadDownload(f"SHA256 mismatch: got {actual_sha256}, expected {expected_sha256.lower()}")
         except OSError as error:  # the reads' errors are _BadDownload by now: an OSError here is the disk's
             raise _LocalWriteError(error) from error
+
+
+def _content_length(headers: email.message.Message) -> Optional[int]:
+    """The ``Content-Length`` of a mirror's response, or None when it sent none, or one that is
+    not a number of bytes in ASCII digits: ``"²"`` (which ``str.isdigit`` accepts and ``int``
+    refuses: the mirror was reported as "a URL that cannot be requested"), ``"١٢"`` (Arabic-Indic
+    digits, which ``int`` reads), ``"-1"``, ``" 12"``. Such a length is ignored, as http.client
+    ignores one it cannot read: it only serves to spot a connection closed early and to size the
+    progress bar, and the file is still checked by its SHA-256."""
+    value = headers.get("Content-Length")
+    if value is None or not re.fullmatch(r"[0-9]+", value):
+        return None
+    return int(value)
 
 
 def _read_from_mirror(response: Union[http.client.HTTPResponse, urllib.response.addinfourl], timeout: float) -> bytes:
