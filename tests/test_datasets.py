@@ -1040,6 +1040,61 @@ def test_a_read_that_fails_partway_is_the_mirrors_failure(
     assert not (tmp_path / "other").exists()
 
 
+@pytest.mark.parametrize("error_number, limit", [(errno.EMFILE, "ulimit -n"), (errno.ENFILE, "fs.file-max")],
+                         ids=["the process's limit", "the system's limit"])
+def test_too_many_open_files_while_connecting_stops_the_download_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums, error_number: int, limit: str
+) -> None:
+    """EMFILE while connecting to a mirror was that mirror's failure: each next mirror was asked, to
+    fail the same way, and the DownloadError blamed them all."""
+    original_create_connection = socket.create_connection
+    connections: list[object] = []
+
+    def create_connection(address, *arguments, **keywords):
+        connections.append(address)
+        if len(connections) > 1:  # the first file gets through
+            raise OSError(error_number, os.strerror(error_number))
+        return original_create_connection(address, *arguments, **keywords)
+
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    target = tmp_path / "target"
+    with pytest.raises(OSError) as caught:
+        download_files(GZ_FILES, target, [server.url("good"), server.url("bad")], checksums, timeout=5, progress=False)
+    assert not isinstance(caught.value, DownloadError) and caught.value.errno == error_number
+    assert len(connections) == 2 and server.requests == [f"/good/{GZ_FILES[0]}"]  # no other mirror asked
+    assert files_in(target) == [GZ_FILES[0]]
+    message = str(caught.value)
+    assert message.startswith(
+        f"[Errno {error_number}] cannot download into {target}: fetching {server.url('good')}{GZ_FILES[1]} failed "
+        f"({os.strerror(error_number)}), so {GZ_FILES[1]} was not downloaded; {GZ_FILES[0]}, downloaded and verified before, is kept. "
+    )
+    assert limit in message and "run again" in message and "Download into" not in message
+    assert message.endswith(f", or put {', '.join(GZ_FILES[1:])} there yourself")
+
+
+@pytest.mark.parametrize("where", ["creating the test file", "creating the download's file"])
+def test_too_many_open_files_on_the_disk_side_says_to_raise_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums, where: str
+) -> None:
+    """There the advice was to download onto another disk, which runs out of open files as well."""
+    monkeypatch.delenv("TINYGRAD_CNN_DATA", raising=False)
+    if where == "creating the test file":
+        refuse_writing_in(monkeypatch, tmp_path, errno.EMFILE)
+    else:
+        def mkstemp(*arguments, **keywords):  # nn.atomic_file's temporary
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    with pytest.raises(OSError) as caught:
+        download_files(GZ_FILES[:1], tmp_path, [server.url("good"), server.url("bad")], checksums, timeout=5, progress=False)
+    assert not isinstance(caught.value, DownloadError) and caught.value.errno == errno.EMFILE
+    message = str(caught.value)
+    assert f"cannot download into {tmp_path}: " in message and "(Too many open files), so nothing was downloaded" in message
+    assert "This process has as many files open as its limit allows" in message and "ulimit -n" in message
+    assert "Download into" not in message and "check the disk" not in message
+    assert server.requests == ([] if where == "creating the test file" else [f"/good/{GZ_FILES[0]}"])
+    assert files_in(tmp_path) == []
+
+
 def test_a_content_length_that_is_not_ascii_digits_is_ignored(tmp_path: Path, server: LocalServer, arrays, checksums) -> None:
     """The length "²" passed str.isdigit and broke int(): each such mirror was reported as "a URL
     that cannot be requested", and the next one asked. The length is only a check; the SHA-256 still is one."""

@@ -50,8 +50,11 @@ Downloading
     of mirrors that "failed". An error of the disk while a file is written (a full disk or
     quota, an I/O error, a file-size limit) is no mirror's fault either: the download stops at
     once, keeping the files verified before, with an OSError naming the file, the folder, the
-    OS's reason and, for a full disk, the room the missing files need. The folders a failed
-    download created are removed again while they are empty.
+    OS's reason and, for a full disk, the room the missing files need. So does a machine out of
+    open files (this process's limit, EMFILE, or the system's, ENFILE), wherever it is met,
+    looking up or connecting to a mirror included: every mirror would fail the same way, and the
+    error says to close files or raise the limit. The folders a failed download created are
+    removed again while they are empty.
 
 The IDX format
     A big-endian 32-bit magic number ``0x0000TTDD`` (two zero bytes, the data type TT,
@@ -912,10 +915,14 @@ def download_files(
             an empty hidden file there. Or the disk failed while a file was written (a full disk
             or quota, an I/O error, a file-size limit): that stops the download at once, no other
             mirror is tried, the partial file is removed and the files verified before are kept.
-            Either way the OSError has the errno of the OS's error, and its message names the
-            folder (and the file being written), the OS's reason, for a full disk or quota the
-            room the missing files need (in MB, for the published files), and how to download
-            elsewhere (root / ``--data-dir``, ``$TINYGRAD_CNN_DATA``).
+            Or this process, or the whole system, has too many files open (EMFILE, ENFILE), met
+            at any point, a mirror's lookup or connection included: no mirror is to blame and
+            every one would fail the same way, so that stops the download at once too.
+            The OSError has the errno of the OS's error, and its message names the folder (and
+            the file being written, or the URL being fetched), the OS's reason, for a full disk
+            or quota the room the missing files need (in MB, for the published files), and how
+            to download elsewhere (root / ``--data-dir``, ``$TINYGRAD_CNN_DATA``) or to raise
+            the limit (``ulimit -f``, ``ulimit -n``).
         DownloadError: (a ``RuntimeError``) a file failed on every mirror. The message gives
             each mirror's reason, which files are still missing and which were downloaded and
             verified before, the directory they belong in, and how to point to a directory that
@@ -973,7 +980,8 @@ def _cannot_write_error(
     done: str = "nothing was downloaded", kept: Sequence[str] = (),
 ) -> OSError:
     """The error for a download ``directory`` that cannot be created or written, found before
-    any mirror is asked or while a file is written: an OSError of the same errno as ``error``
+    any mirror is asked or while a file is written, or for a machine out of open files (EMFILE,
+    ENFILE) there or while a mirror is fetched: an OSError of the same errno as ``error``
     (so a PermissionError stays one) naming the folder, what failed (``action``), the OS's
     reason and what became of the download (``done``); for a full disk or quota, how much room
     the ``missing`` files need (and with the files ``kept``, which were downloaded before);
@@ -992,6 +1000,9 @@ def _cannot_write_error(
                                     f"The file-size limit of this process (the shell's ulimit -f) holds in every "
                                     f"directory: raise it (ulimit -f unlimited) and run again, or put "
                                     f"{', '.join(missing)} there yourself")
+    elif error.errno in (errno.EMFILE, errno.ENFILE):  # too many open files: no other directory or mirror is spared
+        return OSError(error.errno, f"cannot download into {directory}: {action} failed ({reason}), so {done}. "
+                                    f"{_open_files_advice(error.errno)}, or put {', '.join(missing)} there yourself")
     elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):  # not allowed, or a read-only file system
         other, fix = "a directory you can write", f"make {directory} writable"
     else:  # an I/O error and the like: the disk itself, or the folder gone meanwhile
@@ -1002,6 +1013,21 @@ def _cannot_write_error(
         f"or {fix}, or put {', '.join(missing)} there yourself"
     )
     return OSError(error.errno, message) if error.errno is not None else OSError(message)
+
+
+def _open_files_advice(error_number: int) -> str:
+    """What to do when this process (EMFILE) or the whole system (ENFILE) has too many files open."""
+    if error_number == errno.ENFILE:
+        return ("The system's table of open files is full (all programs together; another mirror or directory would fail "
+                "the same way): close programs that hold many files open, or raise the system's limit (fs.file-max), and run again")
+    try:
+        import resource  # (Unix only)
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        now = f", now {limit}" if limit != resource.RLIM_INFINITY else ""
+    except (ImportError, OSError, ValueError):
+        now = ""
+    return ("This process has as many files open as its limit allows (another mirror or directory would fail the same "
+            f"way): close the files it keeps open, or raise the limit (the shell's ulimit -n{now}) and run again")
 
 
 def _megabytes(file_names: Sequence[str], checksums: Mapping[str, str]) -> Optional[str]:
@@ -1065,19 +1091,19 @@ def _download_each(
             url = mirror.rstrip("/") + "/" + filename
             if progress:
                 print(f"downloading {filename} from mirror {number} of {len(mirror_urls)}: {url}", file=sys.stderr, flush=True)
+            kept = [path.name for path in downloaded]
             try:
                 _download_verified(url, destination, checksums[filename], timeout, deadline, progress)
             except _LocalWriteError as error:  # the disk's fault, not this mirror's: stop, keeping the verified files
-                kept = [path.name for path in downloaded]
-                done = f"nothing was downloaded (the partial {filename} is removed)"
-                if kept:
-                    done = (f"{filename} was not downloaded (its partial copy is removed); {', '.join(kept)}, "
-                            f"downloaded and verified before, {'is' if len(kept) == 1 else 'are'} kept")
-                missing = file_names[position:]
-                raise _cannot_write_error(directory, f"writing {filename}", error.error, missing, checksums, done, kept) from None
+                raise _cannot_write_error(directory, f"writing {filename}", error.error, file_names[position:], checksums,
+                                          _what_was_done(filename, kept, partial=True), kept) from None
             # URLError, HTTPError and timeouts are OSErrors; a ValueError is a URL urllib cannot send
             # (a non-ASCII path over HTTP): either way this mirror failed, and the next is tried
             except (OSError, ValueError, http.client.HTTPException, _BadDownload) as error:
+                out_of_files = _out_of_open_files(error)
+                if out_of_files is not None:  # this machine's limit, not the mirror's fault: every mirror would fail too
+                    raise _cannot_write_error(directory, f"fetching {url}", out_of_files, file_names[position:], checksums,
+                                              _what_was_done(filename, kept, partial=False), kept) from None
                 failures.append(f"  {url}: {_failure_reason(error, timeout)}")
                 if urllib.parse.urlsplit(url).scheme.lower() == "https":
                     https_certificate_failures.append(_is_certificate_failure(error))
@@ -1090,6 +1116,28 @@ def _download_each(
             certificate_failure = bool(https_certificate_failures) and all(https_certificate_failures)
             raise _download_error(directory, file_names[position:], failures, downloaded, certificate_failure)
     return downloaded
+
+
+def _what_was_done(filename: str, kept: Sequence[str], partial: bool) -> str:
+    """What became of a download stopped while ``filename`` was fetched, for ``_cannot_write_error``:
+    ``"nothing was downloaded"``, or that ``filename`` was not and the files ``kept`` (downloaded
+    and verified before) are kept; ``partial``: its partial copy was written, and is removed."""
+    if not kept:
+        return f"nothing was downloaded (the partial {filename} is removed)" if partial else "nothing was downloaded"
+    removed = " (its partial copy is removed)" if partial else ""
+    return (f"{filename} was not downloaded{removed}; {', '.join(kept)}, downloaded and verified before, "
+            f"{'is' if len(kept) == 1 else 'are'} kept")
+
+
+def _out_of_open_files(error: BaseException) -> Optional[OSError]:
+    """The OSError in ``error`` (itself, or the ``reason`` of urllib's URLError) that says this
+    machine has too many files open: EMFILE (this process's limit) or ENFILE (the system's);
+    else None. Met while looking up a mirror's name, connecting to it or opening a ``file://``
+    copy, it is no mirror's fault: every other mirror would fail the same way."""
+    for cause in (error, getattr(error, "reason", None)):
+        if isinstance(cause, OSError) and cause.errno in (errno.EMFILE, errno.ENFILE):
+            return cause
+    return None
 
 
 def _download_error(
@@ -1278,7 +1326,8 @@ def mnist(root: Optional[PathLike] = None, download: bool = True) -> Splits:
             one (see ``download``).
         PermissionError, OSError: files are missing and the directory they would be downloaded
             into cannot be created or written, or the disk fails while they are written (a full
-            disk: the message says how many MB they need; see ``download_files``).
+            disk: the message says how many MB they need), or too many files are open (EMFILE,
+            ENFILE; see ``download_files``).
         IsADirectoryError, FileNotFoundError, OSError: a file's name (``.gz`` or raw) exists
             but is a directory, a broken symbolic link, or a FIFO or device.
     """
