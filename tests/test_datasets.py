@@ -1347,16 +1347,37 @@ def test_https_mirrors_failing_on_certificates_beside_a_plain_http_one_that_fail
 
 @pytest.mark.parametrize("other_error", [
     urllib.error.URLError(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")),
-    urllib.error.HTTPError("https://127.0.0.1:9/second/x", 404, "Not Found", {}, None),  # (its certificate was fine)
-], ids=["refused", "404"])
-def test_no_certificate_advice_when_only_some_https_mirrors_failed_on_their_certificates(
-    tmp_path: Path, server: LocalServer, checksums, failing_https: dict[str, Exception], other_error: Exception
+    urllib.error.URLError(socket.gaierror(socket.EAI_NONAME, "Name or service not known")),
+    urllib.error.URLError(TimeoutError("timed out")),
+], ids=["refused", "name not found", "no answer"])
+def test_certificate_advice_when_the_other_https_mirrors_failed_before_their_certificates_were_checked(
+    tmp_path: Path, checksums, failing_https: dict[str, Exception], other_error: Exception
 ) -> None:
-    failing_https.update({"https://127.0.0.1:9/first/": certificate_error(), "https://127.0.0.1:9/second/": other_error})
+    """A mirror that is down says nothing about certificates, yet it kept the advice out: with one
+    of MNIST's two https mirrors down, a machine without CA certificates saw only the failures."""
+    failing_https.update({"https://127.0.0.1:9/first/": other_error, "https://127.0.0.1:9/second/": certificate_error()})
+    with pytest.raises(DownloadError) as caught:
+        download_files(GZ_FILES[:1], tmp_path, ["https://127.0.0.1:9/first/", "https://127.0.0.1:9/second/"],
+                       checksums, timeout=5, progress=False)
+    message = str(caught.value)
+    assert caught.value.certificate_failure and CERTIFICATE_ADVICE in message
+    assert message.count("CERTIFICATE_VERIFY_FAILED") == 1 and len(caught.value.reasons) == 2
+
+
+def test_no_certificate_advice_when_another_https_mirror_got_past_its_certificate(
+    tmp_path: Path, server: LocalServer, checksums, failing_https: dict[str, Exception]
+) -> None:
+    """A mirror that answers over TLS (here a 404) had its certificate verified: the CA certificates
+    are there, so the one that failed is not blamed on them (see _points_to_the_ca_certificates)."""
+    failing_https.update({
+        "https://127.0.0.1:9/first/": certificate_error(),
+        "https://127.0.0.1:9/second/": urllib.error.HTTPError("https://127.0.0.1:9/second/x", 404, "Not Found", {}, None),
+    })
     with pytest.raises(DownloadError) as caught:
         download_files(GZ_FILES[:1], tmp_path, ["https://127.0.0.1:9/first/", "https://127.0.0.1:9/second/"],
                        checksums, timeout=5, progress=False)
     assert not caught.value.certificate_failure and CERTIFICATE_ADVICE not in str(caught.value)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)  # the mirror's own reason still says it
     with pytest.raises(DownloadError) as caught:  # no https mirror at all: nothing to say about certificates
         download_files(GZ_FILES[:1], tmp_path, [server.url("missing")], checksums, timeout=5, progress=False)
     assert not caught.value.certificate_failure and CERTIFICATE_ADVICE not in str(caught.value)

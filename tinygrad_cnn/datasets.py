@@ -35,10 +35,11 @@ Downloading
     which files were found, which are not the published ones, and what to do).
     Missing files are fetched as ``.gz`` from the mirrors in turn (``MIRRORS``,
     ``FASHION_MNIST_MIRRORS``; ``http://``, ``https://`` or ``file://`` base URLs); stderr
-    says which mirror is being tried. When a file fails on every mirror and each https mirror
-    failed to verify its certificate, the error says that this usually means the machine's CA
-    certificates are missing or outdated (not when only some did: another https mirror that
-    got past its certificate shows they are fine). A mirror that does not answer for
+    says which mirror is being tried. When a file fails on every mirror, an https mirror failed
+    to verify its certificate and no other had its certificate verified (they failed before it
+    was checked: down, refused, no answer), the error says that this usually means the
+    machine's CA certificates are missing or outdated (not when another https mirror got past
+    its certificate: that shows they are there). A mirror that does not answer for
     ``DOWNLOAD_TIMEOUT_SECONDS`` (looking up its name, connecting or between two reads), or whose
     file takes longer than ``DOWNLOAD_DEADLINE_SECONDS`` in all, is given up for the next.
     Each download goes to a temporary file in the target directory, is checked against the
@@ -257,8 +258,10 @@ class DownloadError(RuntimeError):
 
     Attributes: ``directory`` (where the files belong), ``missing`` (their names),
     ``reasons`` (one line per mirror tried for the file that failed: the URL and why) and
-    ``certificate_failure`` (True when every ``https://`` mirror among them failed to verify
-    the server's certificate: the message then says what that usually means).
+    ``certificate_failure`` (True when an ``https://`` mirror among them failed to verify the
+    server's certificate and none had its certificate verified, the others having failed before
+    theirs was checked: the message then says what that usually means; see
+    ``_points_to_the_ca_certificates``).
     """
 
     def __init__(self, message: str, directory: Path, missing: Sequence[str], reasons: Sequence[str] = (),
@@ -792,12 +795,43 @@ def _is_certificate_failure(error: BaseException) -> bool:
     return any(isinstance(cause, ssl.SSLCertVerificationError) for cause in (error, getattr(error, "reason", None)))
 
 
-#: added to the DownloadError when every https mirror failed on its certificate (``_download_each``)
+def _certificate_verdict(error: BaseException) -> Optional[bool]:
+    """What ``error``, the failure of an https mirror, says of its certificate: True when it failed
+    verification; False when it was verified (the mirror answered over TLS: an HTTP error status,
+    or a file that arrived but was cut short, too slow or wrong); None when it says nothing (the
+    mirror failed before its certificate was checked: its name not found, a connection refused or
+    timed out; or for another reason)."""
+    if _is_certificate_failure(error):
+        return True
+    if isinstance(error, (urllib.error.HTTPError, _BadDownload)):
+        return False
+    return None
+
+
+def _points_to_the_ca_certificates(verdicts: Sequence[Optional[bool]]) -> bool:
+    """Whether the https mirrors that failed point to this machine's CA certificates, by their
+    ``_certificate_verdict``s (one per https mirror tried; plain http mirrors have no
+    certificate and are not counted): when at least one certificate failed verification and
+    none was verified. So, where only some https mirrors failed verification:
+
+    - the others failed before any certificate was checked (down, refused, their name not
+      found, no answer): the advice is given. Those failures say nothing about certificates,
+      and what the others say is what a missing or outdated CA store does. (It was given only
+      when every https mirror failed verification, so one mirror down hid it.)
+    - another one's certificate was verified (it answered with a 404, or a wrong file): no
+      advice. The CA certificates verified that one, so they are there; the failing mirror's
+      own certificate, or a proxy in front of it, is the likelier cause. A store too old for
+      only that mirror's newer root is possible, but the advice would then be a guess: each
+      mirror's reason line (CERTIFICATE_VERIFY_FAILED) still shows what happened."""
+    return True in verdicts and False not in verdicts
+
+
+#: added to the DownloadError when the https mirrors point to the CA certificates (``_points_to_the_ca_certificates``)
 CERTIFICATE_ADVICE = (
-    "Every https mirror's certificate failed verification, which usually means this machine's CA certificates "
-    "are missing or outdated: install or update the ca-certificates package (or point SSL_CERT_FILE at a current "
-    "CA bundle, such as certifi's: python -m certifi prints its path) and try again, or download the files "
-    "another way and put them in place by hand, as follows."
+    "No https mirror's certificate could be verified (each that got as far as its certificate failed verification), "
+    "which usually means this machine's CA certificates are missing or outdated: install or update the "
+    "ca-certificates package (or point SSL_CERT_FILE at a current CA bundle, such as certifi's: python -m certifi "
+    "prints its path) and try again, or download the files another way and put them in place by hand, as follows."
 )
 
 
@@ -926,7 +960,8 @@ def download_files(
         DownloadError: (a ``RuntimeError``) a file failed on every mirror. The message gives
             each mirror's reason, which files are still missing and which were downloaded and
             verified before, the directory they belong in, and how to point to a directory that
-            holds them; when every ``https://`` mirror failed to verify its certificate, also
+            holds them; when an ``https://`` mirror failed to verify its certificate and none
+            had its certificate verified (the others failed before theirs was checked), also
             what that usually means (the machine's CA certificates). Files downloaded before the
             failure are kept; the remaining ones are not attempted. The folders this call
             created (``directory`` and any missing parents) are removed again, deepest first,
@@ -1086,7 +1121,7 @@ def _download_each(
     for position, filename in enumerate(file_names):
         destination = directory / filename
         failures: list[str] = []
-        https_certificate_failures: list[bool] = []  # per https mirror: did it fail on its certificate?
+        https_certificates: list[Optional[bool]] = []  # per https mirror: _certificate_verdict
         for number, mirror in enumerate(mirror_urls, start=1):
             url = mirror.rstrip("/") + "/" + filename
             if progress:
@@ -1106,15 +1141,15 @@ def _download_each(
                                               _what_was_done(filename, kept, partial=False), kept) from None
                 failures.append(f"  {url}: {_failure_reason(error, timeout)}")
                 if urllib.parse.urlsplit(url).scheme.lower() == "https":
-                    https_certificate_failures.append(_is_certificate_failure(error))
+                    https_certificates.append(_certificate_verdict(error))
                 if progress:
                     print(f"  failed: {_failure_reason(error, timeout)}", file=sys.stderr, flush=True)
                 continue
             downloaded.append(destination)
             break
-        else:  # a certificate problem only when every https mirror had one: never a guess from some of them
-            certificate_failure = bool(https_certificate_failures) and all(https_certificate_failures)
-            raise _download_error(directory, file_names[position:], failures, downloaded, certificate_failure)
+        else:
+            raise _download_error(directory, file_names[position:], failures, downloaded,
+                                  _points_to_the_ca_certificates(https_certificates))
     return downloaded
 
 
@@ -1146,8 +1181,8 @@ def _download_error(
 ) -> DownloadError:
     """The DownloadError for ``missing[0]``, which no mirror could supply, in the one wording of
     ``download_files`` and of ``mnist`` / ``fashion_mnist`` (which give the data set's ``name``
-    and ``folder``): why each mirror failed (``reasons``), what that usually means when every
-    https mirror failed on its certificate (``certificate_failure``: ``CERTIFICATE_ADVICE``),
+    and ``folder``): why each mirror failed (``reasons``), what that usually means when the https
+    mirrors failed on their certificates (``certificate_failure``: ``CERTIFICATE_ADVICE``),
     which files are missing from ``directory`` and which are ``present`` there (for
     ``download_files``, those it downloaded and verified before the failure; for a data set,
     all of its files found there), and how to put the files there or load them from elsewhere."""
