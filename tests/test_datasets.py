@@ -618,8 +618,8 @@ def test_download_takes_any_iterable_of_file_names_and_mirrors(tmp_path: Path, s
 
 
 @pytest.mark.parametrize("mirror", [
-    "localhost:8000/mnist/", "LOCALHOST/mnist/", "127.0.0.1:8000/mnist/", "example.com/mnist/", "example.com:8080/mnist/",
-    "[::1]:8000/mnist/",
+    "localhost:8000/mnist/", "LOCALHOST/mnist/", "127.0.0.1:8000/mnist/", "10.0.0.1/mnist/", "example.com/mnist/",
+    "example.com:8080/mnist/", "[::1]:8000/mnist/", "data.v2:8000/mnist/", "example.xn--p1ai/mnist/",
 ])
 def test_download_suggests_http_for_a_host_typed_without_its_scheme(tmp_path: Path, mirror: str) -> None:
     with pytest.raises(ValueError) as caught:
@@ -631,20 +631,30 @@ def test_download_suggests_http_for_a_host_typed_without_its_scheme(tmp_path: Pa
     assert not (tmp_path / "target").exists()
 
 
-@pytest.mark.parametrize("mirror, directory", [
-    ("./mnist/", "mnist"), ("../mnist/", "../mnist"), ("~/mnist/", "home/mnist"), ("mnist/", "mnist"),
-    ("copy.v2/mnist", "copy.v2/mnist"),  # looks like a host, but is a directory here
-], ids=["dot slash", "dot dot slash", "tilde", "a plain name", "an existing dotted directory"])
-def test_download_suggests_a_file_url_for_a_local_path(tmp_path: Path, monkeypatch, mirror: str, directory: str) -> None:
+@pytest.mark.parametrize("mirror, directory, there", [
+    ("./mnist/", "mnist", "does not exist"), ("../mnist/", "../mnist", "does not exist"),
+    ("~/mnist/", "home/mnist", "does not exist"), ("mnist/", "mnist", "does not exist"),
+    ("copy.v2/mnist", "copy.v2/mnist", None),  # looks like a host, but is a directory here
+    ("data.v2", "data.v2", "does not exist"), ("mnist.tar.gz/", "mnist.tar.gz", "does not exist"),  # no host ends so
+    ("archive.tar.gz", "archive.tar.gz", "is not a directory"),
+], ids=["dot slash", "dot dot slash", "tilde", "a plain name", "an existing dotted directory", "a dotted name with a digit",
+        "a dotted name ending in an archive's suffix", "a file"])
+def test_download_suggests_a_file_url_for_a_local_path(tmp_path: Path, monkeypatch, mirror: str, directory: str,
+                                                       there: Optional[str]) -> None:
+    """A dotted name such as data.v2 or mnist.tar.gz/ that is not on disk was told "did you mean
+    'http://data.v2'?"; a path that is no directory here is now said to be none."""
     work = tmp_path / "work"
     (work / "copy.v2" / "mnist").mkdir(parents=True)
+    (work / "archive.tar.gz").write_bytes(b"")
     monkeypatch.chdir(work)
     monkeypatch.setenv("HOME", str(work / "home"))
     with pytest.raises(ValueError) as caught:
         download_files(GZ_FILES[:1], tmp_path / "target", [mirror], SHA256, progress=False)
-    expected = (work / directory).absolute().as_uri()
+    path = (work / directory).absolute()
+    but = f", but {path} {there}" if there else ""
     assert str(caught.value) == (
-        f"mirror {mirror!r} has no URL scheme: a mirror starts with http://, https://, file://; for a local directory use {expected}/"
+        f"mirror {mirror!r} has no URL scheme: a mirror starts with http://, https://, file://; "
+        f"for a local directory use {path.as_uri()}/{but}"
     )
 
 

@@ -226,7 +226,12 @@ GZIP_MAGIC = b"\x1f\x8b"
 MIRROR_SCHEMES: tuple[str, ...] = ("http", "https", "file")
 # What a mirror typed without its scheme starts with when it is meant as a host: localhost, a
 # dotted name or IPv4 address, or a bracketed IPv6 address; then an optional port.
-_HOST_PATTERN = re.compile(r"(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+|\[[0-9a-f:.]+\])(:[0-9]+)?", re.IGNORECASE)
+_HOST_PATTERN = re.compile(r"(?P<name>localhost|[a-z0-9-]+(\.[a-z0-9-]+)+|\[[0-9a-f:.]+\])(?P<port>:[0-9]+)?", re.IGNORECASE)
+_IPV4_PATTERN = re.compile(r"[0-9]+(\.[0-9]+){3}")
+# What the last part of a host name can be: a top-level domain is letters only (or an IDN's "xn--").
+_TOP_LEVEL_DOMAIN_PATTERN = re.compile(r"[a-z]{2,63}|xn--[a-z0-9-]+", re.IGNORECASE)
+# Suffixes of archives and compressed files that no top-level domain has: "mnist.tar.gz/" is a path.
+_FILE_SUFFIXES: tuple[str, ...] = ("gz", "tgz", "tar", "xz", "zst")
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 # A mirror that sends nothing for this long (looking up its name, connecting, or between two
 # reads) is given up.
@@ -853,14 +858,40 @@ def _strings(values: object, argument: str, item: str) -> list[str]:
 
 def _looks_like_a_host(mirror: str) -> bool:
     """Whether ``mirror``, typed without its scheme, starts with a host (``localhost:8000/mnist/``,
-    ``example.com/mnist/``) rather than being a local path: one that starts with ``/``, ``./``,
-    ``../`` or ``~``, or names something on disk, is not."""
-    if mirror.startswith(("/", "./", "../", "~")) or not _HOST_PATTERN.fullmatch(mirror.split("/", 1)[0]):
+    ``example.com/mnist/``) rather than being a local path. A host is ``localhost``, an IPv4 or
+    bracketed IPv6 address, anything with a port, or a dotted name whose last part could be a
+    top-level domain (letters only, and not an archive's suffix such as ``gz`` or ``tar``). Not
+    a host: a path that starts with ``/``, ``./``, ``../`` or ``~``, one that names something on
+    disk, or a dotted name that no host has (``data.v2``, ``mnist.tar.gz/``), which was told to
+    add ``http://``. (``mnist.data/``, which is neither on disk nor ruled out as a host, still is.)"""
+    match = _HOST_PATTERN.fullmatch(mirror.split("/", 1)[0])
+    if mirror.startswith(("/", "./", "../", "~")) or match is None:
         return False
     try:
-        return not Path(mirror).exists()
+        if Path(mirror).exists():
+            return False
     except (OSError, ValueError):  # a name too long, or with a NUL byte: not a path here
+        pass
+    name = match.group("name")
+    if match.group("port") or name.lower() == "localhost" or name.startswith("[") or _IPV4_PATTERN.fullmatch(name):
         return True
+    top_level = name.rsplit(".", 1)[1]
+    return bool(_TOP_LEVEL_DOMAIN_PATTERN.fullmatch(top_level)) and top_level.lower() not in _FILE_SUFFIXES
+
+
+def _local_directory_hint(mirror: str) -> str:
+    """``"; for a local directory use file:///…/"``: the URL of ``mirror`` taken as a path; and
+    when that is no directory here, that it does not exist, or is not a directory."""
+    path = Path(mirror).expanduser().absolute()
+    hint = f"; for a local directory use {path.as_uri()}/"
+    try:
+        if path.is_dir():
+            return hint
+        if os.path.lexists(path):
+            return f"{hint}, but {path} is not a directory"
+    except (OSError, ValueError):  # a name too long, or with a NUL byte: say nothing of it
+        return hint
+    return f"{hint}, but {path} does not exist"
 
 
 def _check_mirrors(mirrors: object) -> list[str]:
@@ -880,7 +911,7 @@ def _check_mirrors(mirrors: object) -> list[str]:
         if scheme not in MIRROR_SCHEMES and _looks_like_a_host(mirror):
             raise ValueError(f"mirror {mirror!r} has no URL scheme: a mirror starts with {schemes}; did you mean {'http://' + mirror!r}?")
         if not scheme:
-            local = f"; for a local directory use {Path(mirror).expanduser().absolute().as_uri()}/" if mirror else ""
+            local = _local_directory_hint(mirror) if mirror else ""
             raise ValueError(f"mirror {mirror!r} has no URL scheme: a mirror starts with {schemes}{local}")
         if scheme not in MIRROR_SCHEMES:
             raise ValueError(f"mirror {mirror!r} has the URL scheme {parts.scheme!r}: a mirror starts with {schemes}")
@@ -939,7 +970,8 @@ def download_files(
             number.
         ValueError: a file name is not a name alone (it holds a ``/``, or is ``..``) or has no
             checksum, a mirror is not an ``http://``, ``https://`` or ``file://`` URL (a bare
-            path, or a host typed without ``http://``: the message suggests the URL meant), or
+            path, or a host typed without ``http://``: the message suggests the URL meant, and
+            says when that path is no directory here; see ``_looks_like_a_host``), or
             ``timeout``/``deadline`` is not positive and finite.
         NotADirectoryError: ``directory``, or its nearest existing parent, is not a directory
             (a file, a broken symbolic link).
