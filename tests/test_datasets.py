@@ -1244,6 +1244,42 @@ def test_mirror_trickling_bytes_is_given_up_at_the_deadline(tmp_path: Path, serv
         download_files(GZ_FILES[:1], tmp_path / "other", [server.url("slow")], checksums, timeout=5, deadline=0.5, progress=False)
 
 
+def test_the_time_the_local_disk_takes_does_not_count_against_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums
+) -> None:
+    """A slow disk made the mirror "too slow": the file was given up, and the next mirror asked to
+    send it again, onto the same disk. Here each write takes 1000 s by the module's clock."""
+    class Clock:  # time.monotonic, plus the seconds the disk has taken
+        def __init__(self) -> None:
+            self.disk_seconds = 0.0
+
+        def monotonic(self) -> float:
+            return time.monotonic() + self.disk_seconds
+
+    class SlowFile:
+        def __init__(self, file: BinaryIO) -> None:
+            self.file = file
+
+        def write(self, chunk: bytes) -> int:
+            clock.disk_seconds += 1000
+            return self.file.write(chunk)
+
+    real_atomic_file = datasets.atomic_file
+
+    @contextlib.contextmanager
+    def atomic_file(path):
+        with real_atomic_file(path) as file:
+            yield SlowFile(file)
+
+    clock = Clock()
+    monkeypatch.setattr(datasets, "time", clock)
+    monkeypatch.setattr(datasets, "atomic_file", atomic_file)
+    paths = download_files(GZ_FILES[:2], tmp_path, [server.url("good"), server.url("bad")], checksums,
+                           timeout=5, deadline=300, progress=False)
+    assert paths == [tmp_path / name for name in GZ_FILES[:2]] and clock.disk_seconds >= 2000
+    assert server.requests == [f"/good/{name}" for name in GZ_FILES[:2]]  # never given up for the next mirror
+
+
 @pytest.fixture
 def hanging_name_lookup(monkeypatch: pytest.MonkeyPatch):
     """socket.getaddrinfo hangs (up to 5 s) for the host mirror.invalid, as a resolver without
