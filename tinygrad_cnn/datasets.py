@@ -831,8 +831,8 @@ def _points_to_the_ca_certificates(verdicts: Sequence[Optional[bool]]) -> bool:
 
     - the others failed before any certificate was checked (down, refused, their name not
       found, no answer): the advice is given. Those failures say nothing about certificates,
-      and what the others say is what a missing or outdated CA store does. (It was given only
-      when every https mirror failed verification, so one mirror down hid it.)
+      and the failed verifications are what a missing or outdated CA store gives. (It was given
+      only when every https mirror failed verification, so one mirror down hid it.)
     - another one's certificate was verified (it answered with a 404, or a wrong file): no
       advice. The CA certificates verified that one, so they are there; the failing mirror's
       own certificate, or a proxy in front of it, is the likelier cause. A store too old for
@@ -1172,10 +1172,10 @@ def _download_each(
             url = mirror.rstrip("/") + "/" + filename
             if progress:
                 print(f"downloading {filename} from mirror {number} of {len(mirror_urls)}: {url}", file=sys.stderr, flush=True)
-            kept = [path.name for path in downloaded]
             try:
                 _download_verified(url, destination, checksums[filename], timeout, deadline, progress)
             except _LocalWriteError as error:  # the disk's fault, not this mirror's: stop, keeping the verified files
+                kept = [path.name for path in downloaded]
                 raise _cannot_write_error(directory, f"writing {filename}", error.error, file_names[position:], checksums,
                                           _what_was_done(filename, kept, partial=True), kept) from None
             # URLError, HTTPError and timeouts are OSErrors; a ValueError is a URL urllib cannot send
@@ -1183,6 +1183,7 @@ def _download_each(
             except (OSError, ValueError, http.client.HTTPException, _BadDownload) as error:
                 out_of_files = _out_of_open_files(error)
                 if out_of_files is not None:  # this machine's limit, not the mirror's fault: every mirror would fail too
+                    kept = [path.name for path in downloaded]
                     raise _cannot_write_error(directory, f"fetching {url}", out_of_files, file_names[position:], checksums,
                                               _what_was_done(filename, kept, partial=False), kept) from None
                 failures.append(f"  {url}: {_failure_reason(error, timeout)}")
