@@ -61,6 +61,8 @@ CONFIGS = [
 #: other framework just ran, and its BLAS / OpenMP threads may still spin for a while
 #: (stealing the second core) and its data fill the caches
 SETTLE_STEPS, SETTLE_SECONDS = 2, 0.3
+#: the images the train steps take their batches from (``Batches``): MNIST's training set
+TRAIN_IMAGES = 60_000
 
 
 # ---------------------------------------------------------------------------
@@ -116,6 +118,13 @@ class Ours:
     def __init__(self, model: SeedCNN | SeedMLP):
         self.model = model
         self.optimizer = SGD(list(_parameters(model)), lr=LEARNING_RATE, momentum=MOMENTUM)
+        self.initial_weights = [param.data.copy() for param in self.optimizer.params]
+
+    def restart(self) -> None:
+        """The initial weights again, and no momentum yet (see ``Batches``)."""
+        for param, weights in zip(self.optimizer.params, self.initial_weights):
+            np.copyto(param.data, weights)
+        self.optimizer = SGD(self.optimizer.params, lr=self.optimizer.lr, momentum=MOMENTUM)
 
     def set_lr(self, lr: float) -> None:
         self.optimizer.lr = lr
@@ -154,6 +163,15 @@ class Torch:
         self.torch, self.F, self.network = torch, F, network
         self.params = {key: torch.tensor(value, requires_grad=True) for key, value in weights.items()}
         self.optimizer = torch.optim.SGD(list(self.params.values()), lr=LEARNING_RATE, momentum=MOMENTUM)
+        self.initial_weights = {key: torch.tensor(value) for key, value in weights.items()}
+
+    def restart(self) -> None:
+        """The initial weights again, and no momentum yet (see ``Batches``)."""
+        with self.torch.no_grad():
+            for key, param in self.params.items():
+                param.copy_(self.initial_weights[key])
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer = self.torch.optim.SGD(list(self.params.values()), lr=lr, momentum=MOMENTUM)
 
     def logits(self, images: np.ndarray):
         """CNN: x/255 → [conv 3x3 pad 1 + per-position bias → relu → pad b/r 1 → pool 3x3/2] ×2
@@ -241,25 +259,67 @@ def time_round(run: Callable[[], object], steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+class Batches:
+    """Successive batches of ``images`` and ``labels`` from the first (``restart``), starting
+    over at the end.
+
+    Each timed round restarts both networks from their initial weights (``restart``) and
+    feeds them these batches from the first: every round times the same early-training
+    steps. Repeating one batch, or training one network on for thousands of steps at batch
+    1, ends where the gradients are 0 (a loss of exactly 0, or every relu dead: at batch 1
+    and this lr, after about 1,000 steps on successive images), and the momentum buffers
+    then shrink into subnormal floats (0.9 times the smallest one rounds back to it, so they
+    stay), which an Intel CPU computes many times slower. On this round's Intel Xeon our
+    batch-1 step went 2.3 → 5.0 ms after 1,000 steps of one image (122,668 subnormal buffer
+    entries), and 3.0 → 4.8-6.5 ms after 1,000 steps of successive images; PyTorch's slows
+    too. (On the AMD EPYC of earlier rounds subnormals cost little, and this was not seen.)"""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, batch: int):
+        self.images, self.labels, self.batch, self.start = images, labels, batch, 0
+
+    def restart(self) -> None:
+        self.start = 0
+
+    def next(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.start + self.batch > len(self.images):
+            self.start = 0
+        start, self.start = self.start, self.start + self.batch
+        return self.images[start : start + self.batch], self.labels[start : start + self.batch]
+
+
+def restarter(framework: "Ours | Torch", batches: Batches) -> Callable[[], None]:
+    """What restarts a round of train steps: the framework's initial weights, the first batch."""
+    def restart() -> None:
+        framework.restart()
+        batches.restart()
+    return restart
+
+
 def measure(frameworks: dict[str, list], images: np.ndarray, labels: np.ndarray, rounds: int,
             each_round: bool = False) -> list[dict]:
     """Median ms per step of every config, the frameworks (per network: ours, then torch if
     present) alternating round by round; with ``each_round``, every round's times are printed
-    as they come (the machine's slow spells show up as runs of slow rounds)."""
+    as they come (the machine's slow spells show up as runs of slow rounds). Each framework
+    trains on the same sequence of batches (``Batches``); inference runs on the first 1,000
+    images every time."""
     results = []
     for name, network, batch, train, steps in CONFIGS:
-        batch_images, batch_labels = images[:batch], labels[:batch]
-        runs = []
+        runs: list[Callable[[], object]] = []
+        restarts: list[Callable[[], None]] = []  # before each round
         for framework in frameworks[network]:
             if train:
-                runs.append(lambda f=framework: f.train_step(batch_images, batch_labels))
+                batches = Batches(images, labels, batch)
+                runs.append(lambda f=framework, b=batches: f.train_step(*b.next()))
+                restarts.append(restarter(framework, batches))
             else:
-                runs.append(lambda f=framework: f.infer(batch_images))
+                runs.append(lambda f=framework: f.infer(images[:batch]))
+                restarts.append(lambda: None)
         for run in runs:  # warm-up: buffers, BLAS threads, caches
             time_round(run, max(2, steps // 2))
         seconds: list[list[float]] = [[] for _ in runs]
         for round_number in range(rounds):
-            for index, run in enumerate(runs):
+            for index, (run, restart) in enumerate(zip(runs, restarts)):
+                restart()
                 seconds[index].append(time_round(run, steps))
             if each_round:
                 times = [samples[-1] * 1e3 for samples in seconds]
@@ -470,7 +530,7 @@ def main() -> None:
         rss_only(args.rss_only, args.framework, args.rss_steps)
         return
 
-    images, labels, source = load_images(1000)
+    images, labels, source = load_images(TRAIN_IMAGES)
     report: dict = {"data": source, "numpy": np.__version__}
     if args.end_to_end:
         model = SeedCNN(seed=0)
