@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinygrad_cnn import Tensor
+from tinygrad_cnn import Tensor, kernels
 from tinygrad_cnn.optim import SGD, Adam, ConstantLR, WarmupCosine
 
 
@@ -34,6 +34,58 @@ def test_sgd_matches_the_update_rule_written_out(momentum, weight_decay, nestero
         step = grad + momentum * velocity if nesterov else velocity
         expected = expected - lr * (step if momentum else grad)
     np.testing.assert_allclose(param.data, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [
+    lambda params: SGD(params, lr=0.1),
+    lambda params: SGD(params, lr=0.1, momentum=0.9),
+    lambda params: SGD(params, lr=0.1, momentum=0.8, weight_decay=0.01, nesterov=True),
+    lambda params: Adam(params, lr=0.01, weight_decay=0.01),
+], ids=["sgd", "momentum", "nesterov-decay", "adam"])
+@given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=3), block=st.integers(1, 40),
+       transposed=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 1000))
+def test_updates_by_cache_sized_blocks_equal_whole_updates_to_the_bit(make, shape, block, transposed, dtype, seed):
+    """kernels.update_blocks runs an update a block of UPDATE_BLOCK_ELEMENTS at a time; with
+    blocks of 1 to 40 elements (a ragged last one), three steps (the first creates the
+    buffers) give the same parameters and buffers, bit for bit, as whole-array updates; a
+    transposed (not C-contiguous) parameter is updated whole."""
+    rng = np.random.default_rng(seed)
+    start, grads = rng.standard_normal(shape).astype(dtype), rng.standard_normal((3, *shape)).astype(dtype)
+    results = []
+    for block_elements in (10**9, block):
+        saved, kernels.UPDATE_BLOCK_ELEMENTS = kernels.UPDATE_BLOCK_ELEMENTS, block_elements
+        try:
+            param = Tensor(start.T.copy().T if transposed else start.copy(), requires_grad=True)
+            optimizer = make([param])
+            for grad in grads:
+                param.grad = grad.T.copy().T if transposed else grad.copy()
+                optimizer.step()
+        finally:
+            kernels.UPDATE_BLOCK_ELEMENTS = saved
+        results.append((param.data, optimizer.state_dict()))
+    (whole, whole_state), (blocked, blocked_state) = results
+    np.testing.assert_array_equal(blocked, whole)
+    assert blocked.dtype == whole.dtype and blocked.flags.c_contiguous == whole.flags.c_contiguous
+    assert whole_state.keys() == blocked_state.keys()
+    for key in whole_state:
+        np.testing.assert_array_equal(blocked_state[key], whole_state[key])
+
+
+def test_update_blocks_cover_the_arrays_once_and_skip_missing_buffers():
+    saved, kernels.UPDATE_BLOCK_ELEMENTS = kernels.UPDATE_BLOCK_ELEMENTS, 4
+    try:
+        data, grad = np.zeros((3, 3)), np.arange(9.0).reshape(3, 3)
+        blocks = list(kernels.update_blocks(data, grad, None))
+        assert [len(block_data) for block_data, _, _ in blocks] == [4, 4, 1]
+        assert all(buffer is None for _, _, buffer in blocks)
+        for block_data, block_grad, _ in blocks:
+            block_data += block_grad  # the blocks are views: the update lands in the arrays
+        np.testing.assert_array_equal(data, grad)
+        transposed = np.zeros((3, 3)).T
+        assert [len(whole) for whole in kernels.update_blocks(transposed, grad)] == [2]
+        assert next(iter(kernels.update_blocks(transposed, grad)))[0] is transposed
+    finally:
+        kernels.UPDATE_BLOCK_ELEMENTS = saved
 
 
 def test_sgd_zero_grad_sets_none_and_skips_parameters_without_gradient():

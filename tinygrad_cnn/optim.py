@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 
+from tinygrad_cnn import kernels
 from tinygrad_cnn.tensor import Tensor
 
 
@@ -139,18 +140,26 @@ class SGD(Optimizer):
         for index, (param, grad) in enumerate(zip(self.params, self._gradients())):
             if grad is None:
                 continue
-            if self.weight_decay:
-                grad = grad + self.weight_decay * param.data
-            if self.momentum:
-                velocity = self.velocities[index]
-                if velocity is None:
-                    velocity = self.velocities[index] = grad.copy()
-                else:
-                    velocity *= self.momentum
-                    velocity += grad
-                grad = grad + self.momentum * velocity if self.nesterov else velocity
-            param.data -= self.lr * grad
+            first_step = self.momentum and self.velocities[index] is None
+            if first_step:
+                self.velocities[index] = np.empty_like(param.data)
+            # (by cache-sized blocks: kernels.update_blocks)
+            for data, block_grad, velocity in kernels.update_blocks(param.data, grad, self.velocities[index]):
+                self._update(data, block_grad, velocity, first_step)
             param.note_in_place_change()  # a graph built before this step raises at backward()
+
+    def _update(self, data: np.ndarray, grad: np.ndarray, velocity: Optional[np.ndarray], first_step: bool) -> None:
+        """The update of one parameter (or one block of it) in place."""
+        if self.weight_decay:
+            grad = grad + self.weight_decay * data
+        if velocity is not None:
+            if first_step:
+                velocity[...] = grad
+            else:
+                velocity *= self.momentum
+                velocity += grad
+            grad = grad + self.momentum * velocity if self.nesterov else velocity
+        data -= self.lr * grad
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {str(index): velocity.copy() for index, velocity in enumerate(self.velocities) if velocity is not None}
@@ -211,13 +220,14 @@ class Adam(Optimizer):
                 continue
             self.steps[index] += 1
             correction1, correction2 = 1 - beta1 ** self.steps[index], 1 - beta2 ** self.steps[index]
-            if self.weight_decay:
-                grad = grad + self.weight_decay * param.data
-            m *= beta1
-            m += (1 - beta1) * grad
-            v *= beta2
-            v += (1 - beta2) * grad * grad
-            param.data -= self.lr * (m / correction1) / (np.sqrt(v / correction2) + self.eps)
+            for data, block_grad, block_m, block_v in kernels.update_blocks(param.data, grad, m, v):  # (cache-sized)
+                if self.weight_decay:
+                    block_grad = block_grad + self.weight_decay * data
+                block_m *= beta1
+                block_m += (1 - beta1) * block_grad
+                block_v *= beta2
+                block_v += (1 - beta2) * block_grad * block_grad
+                data -= self.lr * (block_m / correction1) / (np.sqrt(block_v / correction2) + self.eps)
             param.note_in_place_change()
 
     def state_dict(self) -> dict[str, np.ndarray]:
