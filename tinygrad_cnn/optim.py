@@ -135,9 +135,16 @@ class SGD(Optimizer):
             raise ValueError("nesterov momentum needs momentum > 0")
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
         self.velocities: list[Optional[np.ndarray]] = [None] * len(self.params)
+        self.steps_taken = 0  # (for kernels.SUBNORMAL_FLUSH_STEPS; not saved in a checkpoint)
 
     def step(self) -> None:
-        for index, (param, grad) in enumerate(zip(self.params, self._gradients())):
+        grads = self._gradients()  # (checked before anything changes)
+        self.steps_taken += 1
+        if self.steps_taken % kernels.SUBNORMAL_FLUSH_STEPS == 0:
+            for buffer in self.velocities:
+                if buffer is not None:
+                    kernels.flush_subnormals(buffer)
+        for index, (param, grad) in enumerate(zip(self.params, grads)):
             if grad is None:
                 continue
             first_step = self.momentum and self.velocities[index] is None
@@ -211,10 +218,16 @@ class Adam(Optimizer):
         self.steps = [0] * len(self.params)  # per parameter: the steps it had a gradient in
         self.first_moments = [np.zeros_like(param.data) for param in self.params]
         self.second_moments = [np.zeros_like(param.data) for param in self.params]
+        self.steps_taken = 0  # (for kernels.SUBNORMAL_FLUSH_STEPS; not saved in a checkpoint)
 
     def step(self) -> None:
         beta1, beta2 = self.betas
-        for index, (param, grad, m, v) in enumerate(zip(self.params, self._gradients(), self.first_moments,
+        grads = self._gradients()  # (checked before anything changes)
+        self.steps_taken += 1
+        if self.steps_taken % kernels.SUBNORMAL_FLUSH_STEPS == 0:
+            for buffer in self.first_moments + self.second_moments:
+                kernels.flush_subnormals(buffer)
+        for index, (param, grad, m, v) in enumerate(zip(self.params, grads, self.first_moments,
                                                         self.second_moments)):
             if grad is None:
                 continue
