@@ -139,6 +139,37 @@ def test_buffers_of_a_parameter_whose_gradient_stays_zero_never_turn_subnormal(m
     np.testing.assert_array_equal(flushed, unflushed)
 
 
+@pytest.mark.parametrize("eps_per_gradient", [0.0, 1e-5, 0.1], ids=["eps 0", "eps 1e-5 g", "eps 0.1 g"])
+@pytest.mark.parametrize("dtype, scale", [(np.float32, 1e-15), (np.float64, 1e-152)], ids=["float32", "float64"])
+def test_adams_flush_leaves_the_steps_alone_when_eps_is_too_small_to_hide_the_second_moments(eps_per_gradient, dtype,
+                                                                                               scale):
+    """Adam's step is lr·m̂/(√v̂ + eps). Gradients of 1e-15 (float32) give second moments v of
+    about 1e-33, below the flush limit, and first moments far above it: setting v to 0 there
+    changed the steps wherever eps does not dwarf √v̂: with eps = 0, a zero gradient after a
+    flush made a step m/0 = -inf; with eps = 1e-20 the parameters went from 1 to -850 instead
+    of 0.63 (the gradient's size, 1e-152, is where float64 meets the same). The flushed run must
+    equal the unflushed one to the bit, and stay finite."""
+    eps = eps_per_gradient * scale
+    rng = np.random.default_rng(0)
+    grads = (rng.uniform(0.5, 1.5, size=(40, 4)) * scale).astype(dtype)
+    grads[19] = 0  # the step after the second flush: v, if flushed, gets nothing back
+    runs = []
+    for flush_steps in (kernels.SUBNORMAL_FLUSH_STEPS, 10**9):
+        saved, kernels.SUBNORMAL_FLUSH_STEPS = kernels.SUBNORMAL_FLUSH_STEPS, flush_steps
+        try:
+            param = Tensor(np.ones(4, dtype), requires_grad=True)
+            optimizer = Adam([param], lr=0.01, eps=eps)
+            for grad in grads:
+                param.grad = grad.copy()
+                optimizer.step()
+        finally:
+            kernels.SUBNORMAL_FLUSH_STEPS = saved
+        runs.append(param.data.copy())
+    flushed, unflushed = runs
+    assert np.isfinite(unflushed).all() and not np.array_equal(unflushed, np.ones(4))  # (the steps are not 0)
+    np.testing.assert_array_equal(flushed, unflushed)
+
+
 def test_sgd_zero_grad_sets_none_and_skips_parameters_without_gradient():
     used, unused = Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(2), requires_grad=True)
     optimizer = SGD([used, unused], lr=0.1)

@@ -225,8 +225,10 @@ class Adam(Optimizer):
         grads = self._gradients()  # (checked before anything changes)
         self.steps_taken += 1
         if self.steps_taken % kernels.SUBNORMAL_FLUSH_STEPS == 0:
-            for buffer in self.first_moments + self.second_moments:
-                kernels.flush_subnormals(buffer)
+            for m, v in zip(self.first_moments, self.second_moments):
+                m_limit, v_limit = self._flush_limits(m.dtype)
+                kernels.flush_subnormals(m, m_limit)
+                kernels.flush_subnormals(v, v_limit)
         for index, (param, grad, m, v) in enumerate(zip(self.params, grads, self.first_moments,
                                                         self.second_moments)):
             if grad is None:
@@ -242,6 +244,22 @@ class Adam(Optimizer):
                 block_v += (1 - beta2) * block_grad * block_grad
                 data -= self.lr * (block_m / correction1) / (np.sqrt(block_v / correction2) + self.eps)
             param.note_in_place_change()
+
+    def _flush_limits(self, dtype: np.dtype) -> tuple[float, float]:
+        """The limits below which the flush sets entries of m and of v to 0: the optimizers'
+        ``kernels.flush_limit``, lowered where eps is too small to hide them. A step is
+        lr·m̂/(√v̂ + eps), with m̂ = m/(1−β₁ᵗ) and v̂ = v/(1−β₂ᵗ), so m̂ ≤ m/(1−β₁) and
+        v̂ ≤ v/(1−β₂). Entries of v below (1−β₂)(eps·ε)² (ε: the dtype's machine epsilon) move
+        √v̂ by less than eps·ε, now and in every later step, so a step by a factor of less than
+        1 ± ε; entries of m below (1−β₁)²·eps·ε take less than lr·ε from all the steps to come
+        together (m decays by β₁ a step). With eps = 0 nothing is flushed: m̂/√v̂ depends on v
+        however small it is (a flushed v made a step m/0 = −inf), and v can then turn subnormal.
+        With the default eps both limits are ``flush_limit`` in float64; in float32 m's is, and
+        v's is 1.4e-33, still far above the subnormals (v decays by β₂ = 0.999 a step)."""
+        limit, precision = kernels.flush_limit(dtype), float(np.finfo(dtype).eps)
+        beta1, beta2 = self.betas
+        return (min(limit, (1 - beta1) ** 2 * self.eps * precision),
+                min(limit, (1 - beta2) * (self.eps * precision) ** 2))
 
     def state_dict(self) -> dict[str, np.ndarray]:
         state = {"steps": np.array(self.steps, dtype=np.int64)}
