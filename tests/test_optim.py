@@ -103,9 +103,9 @@ def test_flush_subnormals_zeroes_only_the_entries_below_its_margin():
 
 @pytest.mark.parametrize("make", [
     lambda params: SGD(params, lr=0.05, momentum=0.9),
-    lambda params: SGD(params, lr=0.05, momentum=0.2, nesterov=True),
-    lambda params: Adam(params, lr=0.01, betas=(0.9, 0.2)),
-], ids=["momentum 0.9", "nesterov 0.2", "adam"])
+    lambda params: SGD(params, lr=0.05, momentum=0.21, nesterov=True),
+    lambda params: Adam(params, lr=0.01, betas=(0.9, 0.21)),
+], ids=["momentum 0.9", "nesterov 0.21", "adam"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_buffers_of_a_parameter_whose_gradient_stays_zero_never_turn_subnormal(make, dtype):
     """A dead unit's momentum decays geometrically into the subnormal floats and would stay
@@ -168,6 +168,27 @@ def test_adams_flush_leaves_the_steps_alone_when_eps_is_too_small_to_hide_the_se
     flushed, unflushed = runs
     assert np.isfinite(unflushed).all() and not np.array_equal(unflushed, np.ones(4))  # (the steps are not 0)
     np.testing.assert_array_equal(flushed, unflushed)
+
+
+@pytest.mark.parametrize("momentum", [0.21, 0.5, 0.9])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_momentum_just_above_the_flush_limit_cannot_reach_the_subnormals_before_the_next_flush(momentum, dtype):
+    """The flush's promise (kernels.py) for a buffer decaying by β ≥ 0.21 a step: an entry just
+    above the limit at one flush is still normal at the next (0.2 was said, but 0.2¹⁰ < 2⁻²³:
+    such an entry turned subnormal for a step)."""
+    limit = np.finfo(dtype).tiny * kernels.FLUSH_MARGIN
+    steps = kernels.SUBNORMAL_FLUSH_STEPS
+    param = Tensor(np.ones(1, dtype), requires_grad=True)
+    optimizer = SGD([param], lr=0.1, momentum=momentum)
+    # the velocity after step `steps - 1` (the last before the first flush) is just above the limit
+    first_grad = np.array([limit * (1 + 1e-5) / momentum ** (steps - 2)], dtype)
+    for step in range(1, 3 * steps):
+        param.grad = first_grad if step == 1 else np.zeros(1, dtype)
+        optimizer.step()
+        velocity = optimizer.velocities[0]
+        assert velocity[0] == 0 or abs(velocity[0]) >= np.finfo(dtype).tiny, (step, velocity)
+        if step == steps - 1:
+            assert limit <= velocity[0] <= limit * (1 + 1e-4)
 
 
 def test_sgd_zero_grad_sets_none_and_skips_parameters_without_gradient():

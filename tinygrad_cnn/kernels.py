@@ -487,8 +487,8 @@ def update_blocks(*arrays: Optional[np.ndarray]) -> Iterator[tuple[Optional[np.n
 # SGD slows the same way unless torch.set_flush_denormal(True)). So every
 # SUBNORMAL_FLUSH_STEPS steps the optimizers set their buffers' entries below
 # FLUSH_MARGIN times the smallest normal float (1e-31 in float32) to 0: a buffer that decays
-# by a factor of 0.2 or more a step (momentum, β ≥ 0.2) cannot cross from above that into the
-# subnormals in between. No parameter that is not itself tiny can tell: lr times 1e-31,
+# by a factor of 0.21 or more a step (momentum, β ≥ 0.21: 0.2¹⁰ is just below 2⁻²³) cannot
+# cross from above that into the subnormals in between. No parameter that is not itself tiny can tell: lr times 1e-31,
 # subtracted from a float32 above about 1e-24, leaves it unchanged. (That is SGD's step:
 # Adam divides m̂ by √v̂ + eps, which hides nothing when eps is 0 or tiny, so it lowers its
 # limits with eps, down to none at eps = 0: Adam._flush_limits.) In the same run,
