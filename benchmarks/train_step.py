@@ -248,11 +248,16 @@ def check_agreement(weights: dict[str, np.ndarray], images: np.ndarray, labels: 
 # ---------------------------------------------------------------------------
 
 
-def time_round(run: Callable[[], object], steps: int) -> float:
+def time_round(run: Callable[[], object], steps: int, restart: Optional[Callable[[], None]] = None) -> float:
+    """Seconds per ``run`` over ``steps`` runs, after the untimed settling runs; ``restart``
+    (untimed) comes between the two, so the timed runs start from it whatever number of
+    settling runs the framework's speed allowed."""
     settle_until, settled = time.perf_counter() + SETTLE_SECONDS, 0
     while settled < SETTLE_STEPS or time.perf_counter() < settle_until:
         run()
         settled += 1
+    if restart is not None:
+        restart()
     start = time.perf_counter()
     for _ in range(steps):
         run()
@@ -305,7 +310,7 @@ def measure(frameworks: dict[str, list], images: np.ndarray, labels: np.ndarray,
     results = []
     for name, network, batch, train, steps in CONFIGS:
         runs: list[Callable[[], object]] = []
-        restarts: list[Callable[[], None]] = []  # before each round
+        restarts: list[Callable[[], None]] = []  # in each round, between the settling and the timed steps
         for framework in frameworks[network]:
             if train:
                 batches = Batches(images, labels, batch)
@@ -319,8 +324,7 @@ def measure(frameworks: dict[str, list], images: np.ndarray, labels: np.ndarray,
         seconds: list[list[float]] = [[] for _ in runs]
         for round_number in range(rounds):
             for index, (run, restart) in enumerate(zip(runs, restarts)):
-                restart()
-                seconds[index].append(time_round(run, steps))
+                seconds[index].append(time_round(run, steps, restart))
             if each_round:
                 times = [samples[-1] * 1e3 for samples in seconds]
                 ratio = f"  ours/torch {times[0] / times[1]:.2f}" if len(times) > 1 else ""
