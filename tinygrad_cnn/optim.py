@@ -66,6 +66,9 @@ class Optimizer:
                                  "step cannot update; give the model a writable copy (np.array(...)) first")
             first_index[id(param)] = index
         self.lr = check_number("learning rate", lr)
+        #: steps taken, for the buffer flush every kernels.SUBNORMAL_FLUSH_STEPS; not in
+        #: ``state_dict`` (a resumed run sets it, as examples/mnist.py does, to flush on the same steps)
+        self.steps_taken = 0
 
     def zero_grad(self) -> None:
         """Forget the accumulated gradients (set every ``grad`` to None)."""
@@ -135,7 +138,6 @@ class SGD(Optimizer):
             raise ValueError("nesterov momentum needs momentum > 0")
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
         self.velocities: list[Optional[np.ndarray]] = [None] * len(self.params)
-        self.steps_taken = 0  # (for kernels.SUBNORMAL_FLUSH_STEPS; not saved in a checkpoint)
 
     def step(self) -> None:
         grads = self._gradients()  # (checked before anything changes)
@@ -218,7 +220,6 @@ class Adam(Optimizer):
         self.steps = [0] * len(self.params)  # per parameter: the steps it had a gradient in
         self.first_moments = [np.zeros_like(param.data) for param in self.params]
         self.second_moments = [np.zeros_like(param.data) for param in self.params]
-        self.steps_taken = 0  # (for kernels.SUBNORMAL_FLUSH_STEPS; not saved in a checkpoint)
 
     def step(self) -> None:
         beta1, beta2 = self.betas
