@@ -149,7 +149,7 @@ class SGD(Optimizer):
         for index, (param, grad) in enumerate(zip(self.params, grads)):
             if grad is None:
                 continue
-            first_step = self.momentum and self.velocities[index] is None
+            first_step = self.momentum != 0 and self.velocities[index] is None
             if first_step:
                 self.velocities[index] = np.empty_like(param.data)
             # (by cache-sized blocks: kernels.update_blocks)
