@@ -637,8 +637,9 @@ def test_download_suggests_http_for_a_host_typed_without_its_scheme(tmp_path: Pa
     ("copy.v2/mnist", "copy.v2/mnist", None),  # looks like a host, but is a directory here
     ("data.v2", "data.v2", "does not exist"), ("mnist.tar.gz/", "mnist.tar.gz", "does not exist"),  # no host ends so
     ("archive.tar.gz", "archive.tar.gz", "is not a directory"),
+    ("~no-such-user-here/mnist/", "~no-such-user-here/mnist", "does not exist"),  # (Path.expanduser raised)
 ], ids=["dot slash", "dot dot slash", "tilde", "a plain name", "an existing dotted directory", "a dotted name with a digit",
-        "a dotted name ending in an archive's suffix", "a file"])
+        "a dotted name ending in an archive's suffix", "a file", "an unknown user's home"])
 def test_download_suggests_a_file_url_for_a_local_path(tmp_path: Path, monkeypatch, mirror: str, directory: str,
                                                        there: Optional[str]) -> None:
     """A dotted name such as data.v2 or mnist.tar.gz/ that is not on disk was told "did you mean

@@ -892,7 +892,7 @@ def _looks_like_a_host(mirror: str) -> bool:
 def _local_directory_hint(mirror: str) -> str:
     """``"; for a local directory use file:///…/"``: the URL of ``mirror`` taken as a path; and
     when that is no directory here, that it does not exist, or is not a directory."""
-    path = Path(mirror).expanduser().absolute()
+    path = Path(os.path.expanduser(mirror)).absolute()  # (Path.expanduser raises for an unknown ~user)
     hint = f"; for a local directory use {path.as_uri()}/"
     try:
         if path.is_dir():
