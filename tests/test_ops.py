@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reference import avg_pool2d_loops, conv2d_loops, max_pool2d_loops
 
-from tinygrad_cnn import Tensor, gradcheck
+from tinygrad_cnn import Tensor, gradcheck, kernels
 from tinygrad_cnn.function import unbroadcast
 
 seeds = st.integers(0, 2**32 - 1)
@@ -260,6 +260,27 @@ def test_conv2d_and_its_gradients_match_the_loop_specification(case, seed):
     np.testing.assert_allclose(output.data, expected_output, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(x.grad, expected_grad_x, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(weight.grad, expected_grad_weight, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("short_row_windows", [0, 10**9])
+@given(case=conv_cases(), seed=seeds)
+def test_conv2d_input_gradient_by_either_col2im_path_matches_the_loop_specification(short_row_windows, case, seed):
+    """kernels.col2im adds each kernel row's gradient as strided blocks, or, for output rows
+    of fewer than SHORT_ROW_WINDOWS windows, scatters all of Wmᵀ G' at cached places with
+    np.add.at: forced each way here (0: never scatter; 10**9: always), the input gradient
+    equals the definition for every drawn geometry (strides, dilations, groups)."""
+    x_shape, weight_shape, options = case
+    x, weight = Tensor(random_array(seed, x_shape), requires_grad=True), Tensor(random_array(seed + 1, weight_shape))
+    output = x.conv2d(weight, **options)
+    grad_out = random_array(seed + 2, output.shape)
+    saved = kernels.SHORT_ROW_WINDOWS
+    kernels.SHORT_ROW_WINDOWS = short_row_windows
+    try:
+        output.backward(grad_out)
+    finally:
+        kernels.SHORT_ROW_WINDOWS = saved
+    _, expected_grad_x, _ = conv2d_loops(x.data, weight.data, **options, grad_out=grad_out)
+    np.testing.assert_allclose(x.grad, expected_grad_x, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("groups", [1, 2])

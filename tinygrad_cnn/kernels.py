@@ -30,6 +30,7 @@ plane, of which the first Ho × Wo (per channel and image) are *real* and the re
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from typing import Iterator, Optional
@@ -166,30 +167,95 @@ def weight_gradient(columns: np.ndarray, grad_matrix: np.ndarray, weight_shape: 
     return np.ascontiguousarray(product.transpose(0, 4, 3, 1, 2).reshape(weight_shape))
 
 
+# Small ufunc buffers for strided adds: numpy (2.3 and later) runs a ufunc over operands
+# that are not contiguous in two or more dimensions through its buffered iterator, which
+# copies them chunk by chunk into buffers of np.getbufsize() elements (8192 by default) and
+# the result back out. col2im's adds into the padded gradient are such operands (C × Ho runs
+# of Wo·N numbers), and with 8192-element buffers each add took 2-4x as long as copying the
+# same block (the seed's conv2 at batch 32 66 µs against 17; at batch 128 303 against 139).
+# With buffers of STRIDED_ADD_BUFFER_ELEMENTS, set around col2im's adds only, the chunks
+# stay in the L1 cache and the adds run at 1.1-1.7x a copy (27, 144 µs; runs of 56 to 1,792
+# numbers all gain; 64 to 512 elements did no better, and runs of 56 lose with fewer than
+# 512). Setting and restoring the size costs 4 µs a call. np.setbufsize is context-local,
+# so other threads and the caller's numpy are untouched.
+STRIDED_ADD_BUFFER_ELEMENTS = 1024
+
+
+@contextlib.contextmanager
+def ufunc_buffer_of(elements: int) -> Iterator[None]:
+    """numpy's ufunc buffer size set to ``elements`` inside, restored on the way out."""
+    saved = np.setbufsize(elements)
+    try:
+        yield
+    finally:
+        np.setbufsize(saved)
+
+
+# Short rows: col2im below adds each tap's gradient into the padded gradient as a strided
+# block whose contiguous runs are one output row of windows, Wo·N numbers long. At batch 1
+# those runs are 7 or 14 numbers, and numpy's per-run cost outweighs the arithmetic (one such
+# add of the seed's conv3 took 6-7 µs for 1,568 numbers). Below SHORT_ROW_WINDOWS windows a
+# row, col2im instead forms all of Wmᵀ G' in one GEMM and adds it into the padded gradient
+# with one np.add.at, at places cached per geometry (``column_places``). Measured on the
+# Intel Xeon of this round: col2im of the seed's conv2 83 → 56 µs and of conv3 90 → 38 µs
+# at batch 1; the SeedCNN batch-1 step 3.6 % faster and batch 2 (conv3 only) 3 % (medians
+# of 16 pairs of rounds alternating in one process). From 28 windows a row (conv2 at batch 2)
+# np.add.at is slower than the strided adds. The sums are the same terms in another order,
+# so they may differ in the last bits.
+SHORT_ROW_WINDOWS = 16
+
+
 def col2im(weight: np.ndarray, grad_matrix: np.ndarray, groups: int, stride: Pair, padding: Pair,
            dilation: Pair, input_shape: tuple[int, ...], out_hw: Pair) -> np.ndarray:
     """dx (N,C,H,W view of C,H,W,N memory) = Wmᵀ G' added back to every window position.
 
     One GEMM per kernel row p (its kw taps at once), added into the padded gradient while it
     is still in cache, instead of a full im2col-sized gradient followed by slice-adds:
-    about 12 % faster for the seed's conv2 and kh times less memory.
+    about 12 % faster for the seed's conv2 and kh times less memory. Output rows of fewer
+    than SHORT_ROW_WINDOWS windows: one GEMM and one scatter-add (see above).
     """
     batch, channels, height, width = input_shape
     out_channels, group_channels, kernel_h, kernel_w = weight.shape
-    # (O/g spelled out, not -1: a weight with no input channels is empty, and numpy cannot infer an axis of it)
-    weight_rows = weight.transpose(2, 3, 1, 0).reshape(kernel_h, kernel_w * group_channels, groups, out_channels // groups)
-    weight_rows = weight_rows.transpose(0, 2, 1, 3)  # (kh, groups, kw·C/g, O/g)
-    row_shape = (groups, kernel_w * group_channels, grad_matrix.shape[2])
-    kernel_row_grad = scratch("conv gradient of one kernel row", row_shape, grad_matrix.dtype)
-    row_taps = kernel_row_grad.reshape((groups, kernel_w, group_channels) + out_hw + (batch,))
-    grad_padded = np.zeros((groups, group_channels, height + 2 * padding[0], width + 2 * padding[1], batch),
-                           dtype=grad_matrix.dtype)
-    for p, q, tap in window_taps((kernel_h, kernel_w), stride, dilation, out_hw):
-        if q == 0:
-            np.matmul(weight_rows[p], grad_matrix, out=kernel_row_grad)  # rows (p, ·, ·) of Wmᵀ G'
-        grad_padded[tap] += row_taps[:, q]
-    grad_padded = grad_padded.reshape((channels,) + grad_padded.shape[2:])
+    padded_hw = (height + 2 * padding[0], width + 2 * padding[1])
+    if out_hw[1] * batch < SHORT_ROW_WINDOWS:
+        grad_columns = weight_matrices(weight, groups).transpose(0, 2, 1) @ grad_matrix  # Wmᵀ G', rows as im2col's
+        grad_padded = np.zeros(channels * padded_hw[0] * padded_hw[1] * batch, dtype=grad_matrix.dtype)
+        places = column_places(channels, groups, (kernel_h, kernel_w), stride, dilation, padded_hw, out_hw, batch)
+        np.add.at(grad_padded, places, grad_columns.reshape(-1))
+        grad_padded = grad_padded.reshape((channels,) + padded_hw + (batch,))
+    else:
+        # (O/g spelled out, not -1: a weight with no input channels is empty, and numpy cannot infer an axis of it)
+        weight_rows = weight.transpose(2, 3, 1, 0).reshape(kernel_h, kernel_w * group_channels, groups, out_channels // groups)
+        weight_rows = weight_rows.transpose(0, 2, 1, 3)  # (kh, groups, kw·C/g, O/g)
+        row_shape = (groups, kernel_w * group_channels, grad_matrix.shape[2])
+        kernel_row_grad = scratch("conv gradient of one kernel row", row_shape, grad_matrix.dtype)
+        row_taps = kernel_row_grad.reshape((groups, kernel_w, group_channels) + out_hw + (batch,))
+        grouped_padded = np.zeros((groups, group_channels) + padded_hw + (batch,), dtype=grad_matrix.dtype)
+        with ufunc_buffer_of(STRIDED_ADD_BUFFER_ELEMENTS):  # (see there)
+            for p, q, tap in window_taps((kernel_h, kernel_w), stride, dilation, out_hw):
+                if q == 0:
+                    np.matmul(weight_rows[p], grad_matrix, out=kernel_row_grad)  # rows (p, ·, ·) of Wmᵀ G'
+                grouped_padded[tap] += row_taps[:, q]
+        grad_padded = grouped_padded.reshape((channels,) + padded_hw + (batch,))
     return batch_first(grad_padded[:, padding[0] : padding[0] + height, padding[1] : padding[1] + width])
+
+
+@functools.lru_cache(maxsize=64)
+def column_places(channels: int, groups: int, kernel: Pair, stride: Pair, dilation: Pair, padded_hw: Pair,
+                  out_hw: Pair, batch: int) -> np.ndarray:
+    """For every entry of im2col's columns, flattened (group, p, q, c, i, j, n), its element's
+    place in the flat zero-padded C,H,W,N input: channel g·C/g + c, row i·sh + p·dh, column
+    j·sw + q·dw, image n (read-only, cached)."""
+    group_channels = channels // groups
+    group, p, q, channel, row, column, image = np.ix_(
+        range(groups), range(kernel[0]), range(kernel[1]), range(group_channels), range(out_hw[0]),
+        range(out_hw[1]), range(batch))
+    rows = row * stride[0] + p * dilation[0]
+    columns = column * stride[1] + q * dilation[1]
+    places = (((group * group_channels + channel) * padded_hw[0] + rows) * padded_hw[1] + columns) * batch + image
+    places = places.reshape(-1)
+    places.flags.writeable = False
+    return places
 
 
 # ---------------------------------------------------------------------------
