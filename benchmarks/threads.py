@@ -159,28 +159,40 @@ def pools(worker: ThreadPoolExecutor, rng: np.random.Generator) -> dict[str, flo
 
 
 def steps(worker: ThreadPoolExecutor, batch: int) -> dict[str, float]:
-    """A train step, or the same batch as two halves on two replicas in two threads."""
+    """A train step, or the same batch as two halves on two replicas in two threads.
+
+    Every run takes the next batch of the training set (of 64 random batches without MNIST),
+    as benchmarks/train_step.py does: trained on one batch over and over, the loss goes to 0,
+    the relus die, and the momentum of the dead units' weights sinks toward the subnormal
+    floats, which this Intel CPU computes on many times slower."""
     from tinygrad_cnn.datasets import mnist
 
     root = os.environ.get("TINYGRAD_CNN_DATA")
     if root:
-        images, labels = mnist(root=root, download=False)[:2]
-        images, labels = images[:batch], np.asarray(labels[:batch])
+        all_images, all_labels = mnist(root=root, download=False)[:2]
+        all_labels = np.asarray(all_labels)
     else:
         rng = np.random.default_rng(0)
-        images, labels = rng.integers(0, 256, (batch, 1, 28, 28), np.uint8), rng.integers(0, 10, batch)
+        all_images = rng.integers(0, 256, (64 * batch, 1, 28, 28), np.uint8)
+        all_labels = rng.integers(0, 10, 64 * batch)
+    current = {"images": all_images[:batch], "labels": all_labels[:batch], "next": batch}
     model, replica = SeedCNN(seed=0), SeedCNN(seed=0)
     params, replica_params = list(get_parameters(model)), list(get_parameters(replica))
     optimizer = SGD(params, lr=0.01, momentum=0.9)
     half = batch // 2
 
+    def next_batch() -> None:
+        start = current["next"] if current["next"] + batch <= len(all_images) else 0
+        current.update(images=all_images[start : start + batch], labels=all_labels[start : start + batch],
+                       next=start + batch)
+
     def one_thread() -> None:
         optimizer.zero_grad()
-        model(images).cross_entropy(labels).backward()
+        model(current["images"]).cross_entropy(current["labels"]).backward()
         optimizer.step()
 
     def half_batch(network: SeedCNN, part: slice) -> None:
-        (network(images[part]).cross_entropy(labels[part]) * 0.5).backward()
+        (network(current["images"][part]).cross_entropy(current["labels"][part]) * 0.5).backward()
 
     def halves(threads: int) -> None:
         optimizer.zero_grad()
@@ -201,7 +213,7 @@ def steps(worker: ThreadPoolExecutor, batch: int) -> dict[str, float]:
 
     return alternate({f"step {batch}, whole batch": one_thread, f"step {batch}, halves in turn": lambda: halves(1),
                       f"step {batch}, halves on two threads": lambda: halves(2)},
-                     repeat=max(2, 256 // batch))
+                     repeat=max(2, 256 // batch), before=next_batch)
 
 
 def child() -> None:
