@@ -283,6 +283,23 @@ def test_conv2d_input_gradient_by_either_col2im_path_matches_the_loop_specificat
     np.testing.assert_allclose(x.grad, expected_grad_x, rtol=1e-10, atol=1e-10)
 
 
+def test_conv2d_backward_leaves_numpys_ufunc_buffer_size_as_it_found_it():
+    """col2im runs its adds with small ufunc buffers (kernels.ufunc_buffer_of): the caller's
+    own setting is back afterwards, also when the backward fails inside that block."""
+    rng = np.random.default_rng(0)
+    x, weight = Tensor(rng.standard_normal((4, 3, 8, 8)), requires_grad=True), Tensor(rng.standard_normal((5, 3, 3, 3)))
+    saved = np.setbufsize(4096)
+    try:
+        x.conv2d(weight, padding=1).sum().backward()
+        assert np.getbufsize() == 4096
+        with pytest.raises(ZeroDivisionError), kernels.ufunc_buffer_of(kernels.STRIDED_ADD_BUFFER_ELEMENTS):
+            assert np.getbufsize() == kernels.STRIDED_ADD_BUFFER_ELEMENTS
+            raise ZeroDivisionError
+        assert np.getbufsize() == 4096
+    finally:
+        np.setbufsize(saved)
+
+
 @pytest.mark.parametrize("groups", [1, 2])
 def test_conv2d_weight_gradient_over_a_long_batch_equals_the_definition(groups):
     """A small filter bank over many windows (here 21·28·28 ≥ 16,384) takes the weight gradient's
