@@ -204,8 +204,11 @@ def ufunc_buffer_of(elements: int) -> Iterator[None]:
 # at batch 1; the SeedCNN batch-1 step 3.6 % faster and batch 2 (conv3 only) 3 % (medians
 # of 16 pairs of rounds alternating in one process). From 28 windows a row (conv2 at batch 2)
 # np.add.at is slower than the strided adds. The sums are the same terms in another order,
-# so they may differ in the last bits.
+# so they may differ in the last bits. Only for columns of at most SCATTER_ENTRIES entries
+# (the seed's conv2 at batch 1 has 28,224): the cached places take 8 bytes an entry, so the
+# 64 cached geometries hold 64 MB at most.
 SHORT_ROW_WINDOWS = 16
+SCATTER_ENTRIES = 2**17
 
 
 def col2im(weight: np.ndarray, grad_matrix: np.ndarray, groups: int, stride: Pair, padding: Pair,
@@ -220,7 +223,7 @@ def col2im(weight: np.ndarray, grad_matrix: np.ndarray, groups: int, stride: Pai
     batch, channels, height, width = input_shape
     out_channels, group_channels, kernel_h, kernel_w = weight.shape
     padded_hw = (height + 2 * padding[0], width + 2 * padding[1])
-    if out_hw[1] * batch < SHORT_ROW_WINDOWS:
+    if out_hw[1] * batch < SHORT_ROW_WINDOWS and channels * kernel_h * kernel_w * grad_matrix.shape[2] <= SCATTER_ENTRIES:
         grad_columns = weight_matrices(weight, groups).transpose(0, 2, 1) @ grad_matrix  # Wmᵀ G', rows as im2col's
         grad_padded = np.zeros(channels * padded_hw[0] * padded_hw[1] * batch, dtype=grad_matrix.dtype)
         places = column_places(channels, groups, (kernel_h, kernel_w), stride, dilation, padded_hw, out_hw, batch)
