@@ -175,24 +175,25 @@ def steps(worker: ThreadPoolExecutor, batch: int) -> dict[str, float]:
         rng = np.random.default_rng(0)
         all_images = rng.integers(0, 256, (64 * batch, 1, 28, 28), np.uint8)
         all_labels = rng.integers(0, 10, 64 * batch)
-    current = {"images": all_images[:batch], "labels": all_labels[:batch], "next": batch}
+    current = [all_images[:batch], all_labels[:batch]]  # the next run's images and labels
+    next_start = [batch]
     model, replica = SeedCNN(seed=0), SeedCNN(seed=0)
     params, replica_params = list(get_parameters(model)), list(get_parameters(replica))
     optimizer = SGD(params, lr=0.01, momentum=0.9)
     half = batch // 2
 
     def next_batch() -> None:
-        start = current["next"] if current["next"] + batch <= len(all_images) else 0
-        current.update(images=all_images[start : start + batch], labels=all_labels[start : start + batch],
-                       next=start + batch)
+        start = next_start[0] if next_start[0] + batch <= len(all_images) else 0
+        current[:] = [all_images[start : start + batch], all_labels[start : start + batch]]
+        next_start[0] = start + batch
 
     def one_thread() -> None:
         optimizer.zero_grad()
-        model(current["images"]).cross_entropy(current["labels"]).backward()
+        model(current[0]).cross_entropy(current[1]).backward()
         optimizer.step()
 
     def half_batch(network: SeedCNN, part: slice) -> None:
-        (network(current["images"][part]).cross_entropy(current["labels"][part]) * 0.5).backward()
+        (network(current[0][part]).cross_entropy(current[1][part]) * 0.5).backward()
 
     def halves(threads: int) -> None:
         optimizer.zero_grad()
