@@ -283,6 +283,21 @@ def test_conv2d_input_gradient_by_either_col2im_path_matches_the_loop_specificat
     np.testing.assert_allclose(x.grad, expected_grad_x, rtol=1e-10, atol=1e-10)
 
 
+def test_col2im_scatters_only_columns_small_enough_to_cache_their_places():
+    """A conv with short output rows (here 8 windows a row) but more than SCATTER_ENTRIES
+    column entries keeps the strided adds: no index of its columns' places is built and
+    cached (kernels.column_places), so the cache stays bounded; a small one is scattered."""
+    rng = np.random.default_rng(0)
+    misses = kernels.column_places.cache_info().misses
+    x = Tensor(rng.standard_normal((1, 64, 64, 8)), requires_grad=True)
+    x.conv2d(Tensor(rng.standard_normal((4, 64, 3, 3))), padding=1).sum().backward()
+    assert 9 * 64 * 64 * 8 > kernels.SCATTER_ENTRIES
+    assert kernels.column_places.cache_info().misses == misses
+    small = Tensor(rng.standard_normal((1, 7, 5, 7)), requires_grad=True)  # (7 channels: no drawn case has them cached)
+    small.conv2d(Tensor(rng.standard_normal((2, 7, 3, 3))), padding=(1, 2)).sum().backward()
+    assert kernels.column_places.cache_info().misses == misses + 1
+
+
 def test_conv2d_backward_leaves_numpys_ufunc_buffer_size_as_it_found_it():
     """col2im runs its adds with small ufunc buffers (kernels.ufunc_buffer_of): the caller's
     own setting is back afterwards, also when the backward fails inside that block."""
