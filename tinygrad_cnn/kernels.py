@@ -174,9 +174,9 @@ def weight_gradient(columns: np.ndarray, grad_matrix: np.ndarray, weight_shape: 
 # of Wo·N numbers), and with 8192-element buffers each add took 2-4x as long as copying the
 # same block (the seed's conv2 at batch 32 66 µs against 17; at batch 128 303 against 139).
 # With buffers of STRIDED_ADD_BUFFER_ELEMENTS, set around col2im's adds only, the chunks
-# stay in the L1 cache and the adds take 1.1-1.7x a copy (conv2: 28 and 144 µs; runs of 56
-# to 1,792 numbers all gain; 64 to 512 elements did no better, and runs of 56 lose with
-# fewer than 512). Measured inside real SeedCNN steps on the Intel Xeon of this round: col2im
+# stay in the L1 cache and the adds take 1.0-1.7x a copy (conv2: 28 and 144 µs; runs of 56
+# to 1,792 numbers all gain; buffers of 64 to 512 elements did no better, and for runs of 56
+# they did worse than 1,024). Measured inside real SeedCNN steps on the Intel Xeon of this round: col2im
 # 2.29 → 2.00 ms at batch 32 and 9.23 → 7.48 ms at batch 128, 2 % and 4 % of the step
 # (medians of 12 rounds alternating in one process). Setting and restoring the size costs
 # 4 µs. The size is per thread (numpy 2 keeps it in a context variable, numpy 1 in a
