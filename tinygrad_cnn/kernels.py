@@ -175,12 +175,13 @@ def weight_gradient(columns: np.ndarray, grad_matrix: np.ndarray, weight_shape: 
 # same block (the seed's conv2 at batch 32 66 µs against 17; at batch 128 303 against 139).
 # With buffers of STRIDED_ADD_BUFFER_ELEMENTS, set around col2im's adds only, the chunks
 # stay in the L1 cache and the adds take 1.0-1.7x a copy (conv2: 28 and 144 µs; runs of 56
-# to 1,792 numbers all gain; buffers of 64 to 512 elements did no better, and for runs of 56
-# they did worse than 1,024). Measured inside real SeedCNN steps on the Intel Xeon of this round: col2im
-# 2.29 → 2.00 ms at batch 32 and 9.23 → 7.48 ms at batch 128, 2 % and 4 % of the step
-# (medians of 12 rounds alternating in one process). Setting and restoring the size costs
-# 4 µs. The size is per thread (numpy 2 keeps it in a context variable, numpy 1 in a
-# per-thread object), so other threads and the caller's own numpy calls are untouched.
+# to 1,792 numbers all gain; buffers of 64 to 512 elements did no better, and for runs of
+# 56 they did worse than 1,024). Measured inside real SeedCNN steps on the Intel Xeon of
+# this round: col2im 2.29 → 2.00 ms at batch 32 and 9.23 → 7.48 ms at batch 128, 2 % and
+# 4 % of the step (medians of 12 rounds alternating in one process). Setting and restoring
+# the size costs 4 µs. The size is per thread (numpy 2 keeps it in a context variable,
+# numpy 1 in a per-thread object), so other threads and the caller's own numpy calls are
+# untouched.
 STRIDED_ADD_BUFFER_ELEMENTS = 1024
 
 
@@ -237,7 +238,7 @@ def col2im(weight: np.ndarray, grad_matrix: np.ndarray, groups: int, stride: Pai
         kernel_row_grad = scratch("conv gradient of one kernel row", row_shape, grad_matrix.dtype)
         row_taps = kernel_row_grad.reshape((groups, kernel_w, group_channels) + out_hw + (batch,))
         grouped_padded = np.zeros((groups, group_channels) + padded_hw + (batch,), dtype=grad_matrix.dtype)
-        with ufunc_buffer_of(STRIDED_ADD_BUFFER_ELEMENTS):  # (see there)
+        with ufunc_buffer_of(STRIDED_ADD_BUFFER_ELEMENTS):  # (why: at STRIDED_ADD_BUFFER_ELEMENTS)
             for p, q, tap in window_taps((kernel_h, kernel_w), stride, dilation, out_hw):
                 if q == 0:
                     np.matmul(weight_rows[p], grad_matrix, out=kernel_row_grad)  # rows (p, ·, ·) of Wmᵀ G'
