@@ -1083,6 +1083,43 @@ def test_too_many_open_files_while_connecting_stops_the_download_at_once(
     assert message.endswith(f", or put {', '.join(GZ_FILES[1:])} there yourself")
 
 
+@pytest.mark.parametrize("error_number, what_ran_out", [
+    (errno.ENOMEM, "This machine ran out of memory (ENOMEM)"),
+    (errno.ENOBUFS, "This machine ran out of network buffer space (ENOBUFS)"),
+], ids=["out of memory", "out of network buffers"])
+@pytest.mark.parametrize("where", ["connecting", "reading"])
+def test_a_machine_out_of_memory_or_network_buffers_stops_the_download_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums,
+    error_number: int, what_ran_out: str, where: str,
+) -> None:
+    """ENOMEM or ENOBUFS while connecting to a mirror or reading its answer was that mirror's
+    failure: the next mirror was asked, to fail the same way, and the DownloadError blamed them all."""
+    failures: list[str] = []
+
+    def fail(*arguments: object, **keywords: object) -> None:
+        failures.append(where)
+        raise OSError(error_number, os.strerror(error_number))
+
+    if where == "connecting":
+        monkeypatch.setattr(socket, "create_connection", fail)
+    else:
+        monkeypatch.setattr(http.client.HTTPResponse, "read1", fail)
+    target = tmp_path / "target"
+    with pytest.raises(OSError) as caught:
+        download_files(GZ_FILES[:1], target, [server.url("good"), server.url("bad")], checksums, timeout=5, progress=False)
+    assert not isinstance(caught.value, DownloadError) and caught.value.errno == error_number
+    assert failures == [where]  # no other mirror asked
+    assert server.requests == ([] if where == "connecting" else [f"/good/{GZ_FILES[0]}"])
+    assert files_in(tmp_path) == []
+    message = str(caught.value)
+    assert message.startswith(
+        f"[Errno {error_number}] cannot download into {target}: fetching {server.url('good')}{GZ_FILES[0]} failed "
+        f"({os.strerror(error_number)}), so nothing was downloaded. {what_ran_out}, and another mirror"
+    )
+    assert "run again" in message and "Download into" not in message and "any mirror" not in message
+    assert message.endswith(f", or put {GZ_FILES[0]} there yourself")
+
+
 @pytest.mark.parametrize("where", ["creating the test file", "creating the download's file"])
 def test_too_many_open_files_on_the_disk_side_says_to_raise_the_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums, where: str

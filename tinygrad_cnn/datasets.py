@@ -53,10 +53,11 @@ Downloading
     quota, an I/O error, a file-size limit) is no mirror's fault either: the download stops at
     once, keeping the files verified before, with an OSError naming the file, the folder, the
     OS's reason and, for a full disk, the room the missing files need. So does a machine out of
-    open files (this process's limit, EMFILE, or the system's, ENFILE), wherever it is met,
-    looking up or connecting to a mirror included: every mirror would fail the same way, and the
-    error says to close files or raise the limit. The folders a failed download created are
-    removed again while they are empty.
+    open files (this process's limit, EMFILE, or the system's, ENFILE), of memory (ENOMEM) or of
+    network buffer space (ENOBUFS), wherever it is met, looking up, connecting to or reading
+    from a mirror included: every mirror would fail the same way, and the error names what ran
+    out and says what to free or which limit to raise. The folders a failed download created
+    are removed again while they are empty.
 
 The IDX format
     A big-endian 32-bit magic number ``0x0000TTDD`` (two zero bytes, the data type TT,
@@ -692,7 +693,9 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
 
     Each error is sorted where it happens, reading or writing. The mirror's (looking up its
     name, connecting, a read that times out or is cut off, a short, slow or wrong file) come
-    out as urllib's OSError or ``_BadDownload``, for ``_failure_reason`` and the next mirror.
+    out as urllib's OSError or ``_BadDownload``, for ``_failure_reason`` and the next mirror
+    (unless they say this machine ran out of open files, memory or network buffers:
+    ``_local_resource_exhausted``, which stops the download).
     The local disk's (creating, writing, syncing or renaming the temporary file: a full disk,
     a quota, an I/O error) come out as ``_LocalWriteError``, which no other mirror would cure.
     """
@@ -744,7 +747,9 @@ def _content_length(headers: email.message.Message) -> Optional[int]:
 def _read_from_mirror(response: Union[http.client.HTTPResponse, urllib.response.addinfourl], timeout: float) -> bytes:
     """The next chunk of the mirror's ``response`` (``b""`` at its end). A read that fails (no
     answer within ``timeout``, a connection reset, a chunk cut short) is the mirror's failure,
-    raised as ``_BadDownload`` saying why, so that it is never taken for an error of the disk."""
+    raised as ``_BadDownload`` saying why, so that it is never taken for an error of the disk.
+    The OSError is its ``__cause__``, where ``_local_resource_exhausted`` finds a read that failed
+    for want of this machine's memory or network buffers (ENOMEM, ENOBUFS), no mirror's fault."""
     try:
         return response.read1(DOWNLOAD_CHUNK_BYTES)
     except (OSError, http.client.HTTPException) as error:
@@ -995,8 +1000,9 @@ def download_files(
             an empty hidden file there. Or the disk failed while a file was written (a full disk
             or quota, an I/O error, a file-size limit): that stops the download at once, no other
             mirror is tried, the partial file is removed and the files verified before are kept.
-            Or this process, or the whole system, has too many files open (EMFILE, ENFILE), met
-            at any point, a mirror's lookup or connection included: no mirror is to blame and
+            Or this process, or the whole system, has too many files open (EMFILE, ENFILE), or the
+            machine ran out of memory (ENOMEM) or of network buffer space (ENOBUFS), met at any
+            point, a mirror's lookup, connection or reads included: no mirror is to blame and
             every one would fail the same way, so that stops the download at once too.
             The OSError has the errno of the OS's error, and its message names the folder (and
             the file being written, or the URL being fetched), the OS's reason, for a full disk
@@ -1062,7 +1068,8 @@ def _cannot_write_error(
 ) -> OSError:
     """The error for a download ``directory`` that cannot be created or written, found before
     any mirror is asked or while a file is written, or for a machine out of open files (EMFILE,
-    ENFILE) there or while a mirror is fetched: an OSError of the same errno as ``error``
+    ENFILE), memory (ENOMEM) or network buffer space (ENOBUFS) there or while a mirror is
+    fetched: an OSError of the same errno as ``error``
     (so a PermissionError stays one) naming the folder, what failed (``action``), the OS's
     reason and what became of the download (``done``); for a full disk or quota, how much room
     the ``missing`` files need (and with the files ``kept``, which were downloaded before);
@@ -1084,6 +1091,9 @@ def _cannot_write_error(
     elif error.errno in (errno.EMFILE, errno.ENFILE):  # too many open files: no other directory or mirror is spared
         return OSError(error.errno, f"cannot download into {directory}: {action} failed ({reason}), so {done}. "
                                     f"{_open_files_advice(error.errno)}, or put {', '.join(missing)} there yourself")
+    elif error.errno in (errno.ENOMEM, errno.ENOBUFS):  # the machine's memory: no other directory or mirror is spared
+        return OSError(error.errno, f"cannot download into {directory}: {action} failed ({reason}), so {done}. "
+                                    f"{_memory_advice(error.errno)}, or put {', '.join(missing)} there yourself")
     elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):  # not allowed, or a read-only file system
         other, fix = "a directory you can write", f"make {directory} writable"
     else:  # an I/O error and the like: the disk itself, or the folder gone meanwhile
@@ -1109,6 +1119,16 @@ def _open_files_advice(error_number: int) -> str:
         now = ""
     return ("This process has as many files open as its limit allows (another mirror or directory would fail the same "
             f"way): close the files it keeps open, or raise the limit (the shell's ulimit -n{now}) and run again")
+
+
+def _memory_advice(error_number: int) -> str:
+    """What to do when this machine ran out of memory (ENOMEM) or of network buffer space (ENOBUFS)."""
+    if error_number == errno.ENOBUFS:
+        return ("This machine ran out of network buffer space (ENOBUFS), and another mirror would fail the same way: "
+                "close programs that hold many network connections, or wait until the network is less busy, and run again")
+    return ("This machine ran out of memory (ENOMEM), and another mirror or directory would fail the same way: "
+            "close programs that use much memory, or raise this process's memory limit (the shell's ulimit -v, "
+            "a container's limit), and run again")
 
 
 def _megabytes(file_names: Sequence[str], checksums: Mapping[str, str]) -> Optional[str]:
@@ -1181,10 +1201,10 @@ def _download_each(
             # URLError, HTTPError and timeouts are OSErrors; a ValueError is a URL urllib cannot send
             # (a non-ASCII path over HTTP): either way this mirror failed, and the next is tried
             except (OSError, ValueError, http.client.HTTPException, _BadDownload) as error:
-                out_of_files = _out_of_open_files(error)
-                if out_of_files is not None:  # this machine's limit, not the mirror's fault: every mirror would fail too
+                exhausted = _local_resource_exhausted(error)
+                if exhausted is not None:  # this machine's limit, not the mirror's fault: every mirror would fail too
                     kept = [path.name for path in downloaded]
-                    raise _cannot_write_error(directory, f"fetching {url}", out_of_files, file_names[position:], checksums,
+                    raise _cannot_write_error(directory, f"fetching {url}", exhausted, file_names[position:], checksums,
                                               _what_was_done(filename, kept, partial=False), kept) from None
                 failures.append(f"  {url}: {_failure_reason(error, timeout)}")
                 if urllib.parse.urlsplit(url).scheme.lower() == "https":
@@ -1211,14 +1231,23 @@ def _what_was_done(filename: str, kept: Sequence[str], partial: bool) -> str:
             f"{'is' if len(kept) == 1 else 'are'} kept")
 
 
-def _out_of_open_files(error: BaseException) -> Optional[OSError]:
-    """The OSError in ``error`` (itself, or the ``reason`` of urllib's URLError) that says this
-    machine has too many files open: EMFILE (this process's limit) or ENFILE (the system's);
-    else None. Met while looking up a mirror's name, connecting to it or opening a ``file://``
-    copy, it is no mirror's fault: every other mirror would fail the same way."""
-    for cause in (error, getattr(error, "reason", None)):
-        if isinstance(cause, OSError) and cause.errno in (errno.EMFILE, errno.ENFILE):
-            return cause
+#: errnos that say this machine ran out of something, not that a mirror failed
+LOCAL_RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS)
+
+
+def _local_resource_exhausted(error: BaseException) -> Optional[OSError]:
+    """The OSError in ``error`` that says this machine ran out of a resource
+    (``LOCAL_RESOURCE_ERRNOS``): too many files open, EMFILE (this process's limit) or ENFILE
+    (the system's); memory, ENOMEM; or network buffer space, ENOBUFS. Else None. It is looked
+    for in ``error`` itself, the ``reason`` of urllib's URLError, and the error each of those
+    was raised from (``__cause__``: the read's OSError that ``_read_from_mirror`` raises a
+    ``_BadDownload`` from). Met while looking up a mirror's name, connecting to it, reading
+    from it or opening a ``file://`` copy, it is no mirror's fault: every other mirror would
+    fail the same way."""
+    for outer in (error, getattr(error, "reason", None)):
+        for cause in (outer, getattr(outer, "__cause__", None)):
+            if isinstance(cause, OSError) and cause.errno in LOCAL_RESOURCE_ERRNOS:
+                return cause
     return None
 
 
@@ -1409,7 +1438,8 @@ def mnist(root: Optional[PathLike] = None, download: bool = True) -> Splits:
         PermissionError, OSError: files are missing and the directory they would be downloaded
             into cannot be created or written, or the disk fails while they are written (a full
             disk: the message says how many MB they need), or too many files are open (EMFILE,
-            ENFILE; see ``download_files``).
+            ENFILE), or the machine ran out of memory or network buffers (ENOMEM, ENOBUFS; see
+            ``download_files``).
         IsADirectoryError, FileNotFoundError, OSError: a file's name (``.gz`` or raw) exists
             but is a directory, a broken symbolic link, or a FIFO or device.
     """
