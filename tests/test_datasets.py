@@ -1120,6 +1120,43 @@ def test_a_machine_out_of_memory_or_network_buffers_stops_the_download_at_once(
     assert message.endswith(f", or put {GZ_FILES[0]} there yourself")
 
 
+@pytest.mark.parametrize("error_number", [errno.EMFILE, errno.ENFILE], ids=["EMFILE", "ENFILE"])
+@pytest.mark.parametrize("raised", ["the OSError itself", "an SSLError raised while handling it",
+                                    "a certificate error raised from it"])
+def test_too_many_open_files_while_loading_the_ca_certificates_stops_the_download_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums, error_number: int, raised: str
+) -> None:
+    """An ssl.SSLError raised while the CA certificates could not be opened (too many files open)
+    was the https mirror's failure, a certificate one at worst: the next mirror was asked and, had
+    it failed too, the advice was to install the CA certificates, not to close files."""
+    loads: list[str] = []
+
+    def load_default_certs(self, *arguments: object, **keywords: object) -> None:
+        loads.append(raised)
+        try:
+            raise OSError(error_number, os.strerror(error_number))
+        except OSError as error:
+            if raised == "an SSLError raised while handling it":
+                raise ssl.SSLError(ssl.SSL_ERROR_SYSCALL, "[SYS] unknown error")
+            if raised == "a certificate error raised from it":
+                raise ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] unable to get local issuer certificate") from error
+            raise
+
+    monkeypatch.setattr(ssl.SSLContext, "load_default_certs", load_default_certs)
+    monkeypatch.setattr(urllib.request, "_opener", None)  # a new opener, whose https context loads them anew
+    https_mirror = "https://127.0.0.1:9/mnist/"
+    with pytest.raises(OSError) as caught:
+        download_files(GZ_FILES[:1], tmp_path / "target", [https_mirror, server.url("good")], checksums, timeout=5, progress=False)
+    assert not isinstance(caught.value, DownloadError) and caught.value.errno == error_number
+    assert loads == [raised] and server.requests == []  # no other mirror asked
+    message = str(caught.value)
+    assert message.startswith(f"[Errno {error_number}] cannot download into {tmp_path / 'target'}: "
+                              f"fetching {https_mirror}{GZ_FILES[0]} failed ({os.strerror(error_number)}), so nothing was downloaded. ")
+    assert ("ulimit -n" if error_number == errno.EMFILE else "fs.file-max") in message
+    assert "certificate" not in message and "run again" in message
+    assert files_in(tmp_path) == []
+
+
 @pytest.mark.parametrize("where", ["creating the test file", "creating the download's file"])
 def test_too_many_open_files_on_the_disk_side_says_to_raise_the_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums, where: str

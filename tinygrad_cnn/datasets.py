@@ -1239,15 +1239,30 @@ def _local_resource_exhausted(error: BaseException) -> Optional[OSError]:
     """The OSError in ``error`` that says this machine ran out of a resource
     (``LOCAL_RESOURCE_ERRNOS``): too many files open, EMFILE (this process's limit) or ENFILE
     (the system's); memory, ENOMEM; or network buffer space, ENOBUFS. Else None. It is looked
-    for in ``error`` itself, the ``reason`` of urllib's URLError, and the error each of those
-    was raised from (``__cause__``: the read's OSError that ``_read_from_mirror`` raises a
-    ``_BadDownload`` from). Met while looking up a mirror's name, connecting to it, reading
-    from it or opening a ``file://`` copy, it is no mirror's fault: every other mirror would
-    fail the same way."""
-    for outer in (error, getattr(error, "reason", None)):
-        for cause in (outer, getattr(outer, "__cause__", None)):
-            if isinstance(cause, OSError) and cause.errno in LOCAL_RESOURCE_ERRNOS:
-                return cause
+    for in ``error`` itself, the ``reason`` of urllib's URLError, and down the chain of errors
+    each was raised from or while handling (``__cause__``, or ``__context__`` unless
+    suppressed), as traceback prints them: the read's OSError that ``_read_from_mirror``
+    raises a ``_BadDownload`` from, or an ssl.SSLError raised while the CA certificates were
+    loaded for an https mirror and a file could not be opened (which is not a certificate that
+    failed verification). Met while looking up a mirror's name, connecting to it, loading the
+    CA certificates, reading from it or opening a ``file://`` copy, it is no mirror's fault:
+    every other mirror would fail the same way."""
+    pending: list[BaseException] = [error]
+    reason = getattr(error, "reason", None)
+    if isinstance(reason, BaseException):
+        pending.append(reason)
+    seen: set[int] = set()  # a chain can loop back on itself
+    while pending:
+        cause = pending.pop(0)
+        if id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in LOCAL_RESOURCE_ERRNOS:
+            return cause
+        if cause.__cause__ is not None:
+            pending.append(cause.__cause__)
+        elif cause.__context__ is not None and not cause.__suppress_context__:
+            pending.append(cause.__context__)
     return None
 
 
