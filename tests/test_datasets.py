@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import types
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -1391,6 +1392,34 @@ def test_a_name_lookup_that_hangs_is_given_up_after_the_timeout(tmp_path: Path, 
     )):
         download_files(GZ_FILES[:1], tmp_path / "other", [silent_name], checksums, timeout=0.3, progress=False)
     assert time.monotonic() - start < 5
+
+
+def test_a_name_lookup_without_a_thread_to_spare_is_done_in_the_calling_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums
+) -> None:
+    """A process at its limit of threads could not start the lookup's worker thread: the
+    RuntimeError "can't start new thread" came out as a raw traceback, though the download
+    needs no thread. The name is now looked up in the calling thread, without the timeout."""
+
+    class UnstartableThread(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    # datasets' own threading only: the local server starts a thread per request
+    monkeypatch.setattr(datasets, "threading", types.SimpleNamespace(Thread=UnstartableThread))
+    original_getaddrinfo = socket.getaddrinfo
+    lookups: list[tuple[str, object, threading.Thread]] = []
+
+    def getaddrinfo(host, *arguments, **keywords):
+        lookups.append((host, keywords.get("type"), threading.current_thread()))
+        return original_getaddrinfo(host, *arguments, **keywords)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    paths = download_files(GZ_FILES[:1], tmp_path, [server.url("good")], checksums, timeout=5, progress=False)
+    assert paths == [tmp_path / GZ_FILES[0]] and files_in(tmp_path) == [GZ_FILES[0]]
+    assert ("127.0.0.1", socket.SOCK_STREAM, threading.current_thread()) in lookups  # _look_up_host's own, here
+    assert {thread for _, _, thread in lookups} == {threading.current_thread()}
+    assert server.requests == [f"/good/{GZ_FILES[0]}"]
 
 
 def test_mnist_uses_the_module_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, arrays, checksums, silent_url) -> None:

@@ -770,7 +770,14 @@ def _look_up_host(url: str, timeout: float) -> None:
     urllib then looks the name up once more to connect: that second lookup is not bounded,
     but the resolver has just answered the same question. A lookup error (an unknown host) is
     raised as it is. Nothing is looked up for ``file://`` URLs, nor when a proxy is set for the
-    URL (the proxy looks the name up; the proxy's own name is not bounded)."""
+    URL (the proxy looks the name up; the proxy's own name is not bounded).
+
+    When the thread cannot be started (``Thread.start`` raises RuntimeError "can't start new
+    thread": this process is at its limit of threads), the name is looked up in the calling
+    thread instead, without the timeout. That is what urllib does anyway, and all a download
+    needs: raising would stop a download that can work (or blame a mirror for this process's
+    limit) only to keep a resolver that hangs bounded, which is rare; an answering resolver,
+    the usual case, gives the same outcome either way."""
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname
     if parts.scheme not in ("http", "https") or not host:
@@ -788,7 +795,11 @@ def _look_up_host(url: str, timeout: float) -> None:
             outcome.append(error)
 
     worker = threading.Thread(target=look_up, name=f"look up {host}", daemon=True)
-    worker.start()
+    try:
+        worker.start()
+    except RuntimeError:  # no thread to spare: look it up here, unbounded, as urllib would
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return
     worker.join(timeout)
     if not outcome:
         raise _HostLookupTimeout(f"looking up the host name {host} gave no answer within {timeout:g} s")
@@ -969,7 +980,8 @@ def download_files(
             connection, or for data between two reads, before trying the next mirror (the time
             spent writing to the local disk never counts). None:
             ``DOWNLOAD_TIMEOUT_SECONDS`` (10 s). (The lookup is bounded by waiting for it in a
-            worker thread: urllib's own timeout does not cover it; see ``_look_up_host``.)
+            worker thread: urllib's own timeout does not cover it; when this process can start
+            no more threads, it is looked up unbounded instead; see ``_look_up_host``.)
         progress: say on stderr which mirror is being tried and why one failed, and show a
             tqdm progress bar (only when stderr is a terminal).
         deadline: seconds (positive) one file may keep the download waiting for the mirror in
