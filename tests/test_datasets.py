@@ -897,10 +897,11 @@ def published_sizes(monkeypatch: pytest.MonkeyPatch, checksums: dict[str, str]) 
     monkeypatch.setattr(datasets, "PUBLISHED_SIZES", sizes)
 
 
-def fail_writing(monkeypatch: pytest.MonkeyPatch, file_name: str, error_number: int) -> list[str]:
+def fail_writing(monkeypatch: pytest.MonkeyPatch, file_name: str, error_number: int, part_fits: bool = True) -> list[str]:
     """Make writing the download of ``file_name`` fail as a disk filling up does: the file that
-    nn.atomic_file hands the download writes half of the first chunk, then raises
-    OSError(error_number). Returns the names in the folder at that moment (the temporary among them)."""
+    nn.atomic_file hands the download writes half of the first chunk (nothing when ``part_fits``
+    is False), then raises OSError(error_number). Returns the names in the folder at that moment
+    (the temporary among them)."""
     real_atomic_file = datasets.atomic_file
     seen: list[str] = []
 
@@ -909,10 +910,14 @@ def fail_writing(monkeypatch: pytest.MonkeyPatch, file_name: str, error_number: 
             self.file, self.folder = file, folder
 
         def write(self, chunk: bytes) -> int:
-            self.file.write(chunk[: len(chunk) // 2])  # what fitted
-            self.file.flush()
+            if part_fits:
+                self.file.write(chunk[: len(chunk) // 2])  # what fitted
+                self.file.flush()
             seen.extend(files_in(self.folder))
             raise OSError(error_number, os.strerror(error_number))
+
+        def __getattr__(self, name: str) -> object:  # the rest (fileno, flush) is the real file's
+            return getattr(self.file, name)
 
     @contextlib.contextmanager
     def atomic_file(path):
@@ -1026,6 +1031,40 @@ def test_a_write_error_when_the_file_is_synced_stops_the_download_too(
     assert caught.value.errno == errno.EIO and not isinstance(caught.value, DownloadError)
     assert f"writing {GZ_FILES[0]} failed (Input/output error)" in str(caught.value)
     assert server.requests == [f"/good/{GZ_FILES[0]}"] and files_in(tmp_path) == []
+
+
+@pytest.mark.parametrize("failing_file", [0, 1], ids=["the first file", "a file after a verified one"])
+@pytest.mark.parametrize("where", ["creating the temporary file", "the first write"])
+def test_a_write_error_before_any_byte_reached_the_disk_names_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums, where: str, failing_file: int
+) -> None:
+    """The error said that the partial file "is removed" whenever the disk failed, even when the
+    download's temporary file could not be created, or the disk failed before any byte of it
+    was written: there was no partial file."""
+    monkeypatch.delenv("TINYGRAD_CNN_DATA", raising=False)
+    filename = GZ_FILES[failing_file]
+    if where == "creating the temporary file":
+        real_mkstemp = tempfile.mkstemp
+
+        def mkstemp(*arguments, **keywords):  # nn.atomic_file's temporary (the folder's write test makes its own)
+            if keywords.get("prefix") == f".{filename}.":
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_mkstemp(*arguments, **keywords)
+
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    else:
+        seen = fail_writing(monkeypatch, filename, errno.ENOSPC, part_fits=False)
+    with pytest.raises(OSError) as caught:
+        download_files(GZ_FILES, tmp_path, [server.url("good"), server.url("bad")], checksums, timeout=5, progress=False)
+    assert caught.value.errno == errno.ENOSPC and not isinstance(caught.value, DownloadError)
+    if where == "the first write":
+        assert any(name.startswith(f".{filename}.") and name.endswith(".tmp") for name in seen)  # empty, then removed
+    assert files_in(tmp_path) == GZ_FILES[:failing_file]
+    done = (f"{filename} was not downloaded; {GZ_FILES[0]}, downloaded and verified before, is kept" if failing_file
+            else "nothing was downloaded")
+    message = str(caught.value)
+    assert f"cannot download into {tmp_path}: writing {filename} failed (No space left on device), so {done}. " in message
+    assert "partial" not in message
 
 
 def test_a_read_that_fails_partway_is_the_mirrors_failure(
@@ -1339,6 +1378,9 @@ def test_the_time_the_local_disk_takes_does_not_count_against_the_deadline(
         def write(self, chunk: bytes) -> int:
             clock.disk_seconds += 1000
             return self.file.write(chunk)
+
+        def __getattr__(self, name: str) -> object:  # the rest (fileno, flush) is the real file's
+            return getattr(self.file, name)
 
     real_atomic_file = datasets.atomic_file
 

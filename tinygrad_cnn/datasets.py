@@ -89,7 +89,7 @@ import urllib.request
 import urllib.response
 import zlib
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import BinaryIO, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -289,11 +289,14 @@ class _BadDownload(Exception):
 class _LocalWriteError(Exception):
     """Writing a download to the local disk failed (``error``, the OSError: a full disk, a quota,
     an I/O error, a file-size limit). Not the mirror's fault: every other mirror would fail the
-    same way, after downloading the file again, so none is tried."""
+    same way, after downloading the file again, so none is tried. ``partial``: bytes of the
+    download had reached its temporary file, which was removed (False when the file could not be
+    created, or the disk failed before any byte reached it)."""
 
-    def __init__(self, error: OSError) -> None:
+    def __init__(self, error: OSError, partial: bool) -> None:
         super().__init__(str(error))
         self.error = error
+        self.partial = partial
 
 
 # ----------------------------------------------------------------------------- IDX reader
@@ -697,7 +700,10 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
     (unless they say this machine ran out of open files, memory or network buffers:
     ``_local_resource_exhausted``, which stops the download).
     The local disk's (creating, writing, syncing or renaming the temporary file: a full disk,
-    a quota, an I/O error) come out as ``_LocalWriteError``, which no other mirror would cure.
+    a quota, an I/O error) come out as ``_LocalWriteError``, which no other mirror would cure;
+    its ``partial`` says whether bytes of the download had reached the temporary file (its size
+    on disk when a write fails; the whole download, flushed, when syncing or renaming fails), so
+    that the error says a partial file was removed only when there was one.
     """
     started = time.monotonic()
     _look_up_host(url, timeout)
@@ -707,28 +713,42 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
         expected_length = _content_length(response.headers)
         digest = hashlib.sha256()
         received = 0
+        flushed = False  # every byte received was handed to the temporary file
         try:
             with atomic_file(destination) as file, _progress_bar(expected_length, destination.name, progress) as bar:
-                while True:
-                    read_started = time.monotonic()
-                    chunk = _read_from_mirror(response, timeout)
-                    waited += time.monotonic() - read_started
-                    if not chunk:
-                        break
-                    file.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-                    if waited > deadline:
-                        of_total = f" of {expected_length}" if expected_length is not None else ""
-                        raise _BadDownload(f"too slow: {received}{of_total} bytes after {deadline:g} s, the limit per file")
+                try:
+                    while True:
+                        read_started = time.monotonic()
+                        chunk = _read_from_mirror(response, timeout)
+                        waited += time.monotonic() - read_started
+                        if not chunk:
+                            break
+                        file.write(chunk)
+                        digest.update(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+                        if waited > deadline:
+                            of_total = f" of {expected_length}" if expected_length is not None else ""
+                            raise _BadDownload(f"too slow: {received}{of_total} bytes after {deadline:g} s, the limit per file")
+                    file.flush()  # the last buffered bytes, now: their error comes while the file's size can be read
+                except OSError as error:  # the reads' errors are _BadDownload by now: an OSError here is the disk's
+                    raise _LocalWriteError(error, partial=_holds_bytes(file)) from error
+                flushed = True
                 if expected_length is not None and received != expected_length:
                     raise _BadDownload(f"connection closed after {received} of {expected_length} bytes")
                 actual_sha256 = digest.hexdigest()
                 if actual_sha256 != expected_sha256.lower():
                     raise _BadDownload(f"SHA256 mismatch: got {actual_sha256}, expected {expected_sha256.lower()}")
-        except OSError as error:  # the reads' errors are _BadDownload by now: an OSError here is the disk's
-            raise _LocalWriteError(error) from error
+        except OSError as error:  # the disk's: creating the temporary file (nothing in it yet), or syncing or renaming it
+            raise _LocalWriteError(error, partial=flushed and received > 0) from error
+
+
+def _holds_bytes(file: BinaryIO) -> bool:
+    """Whether the open ``file`` has any bytes on disk (True when its size cannot be read)."""
+    try:
+        return os.fstat(file.fileno()).st_size > 0
+    except OSError:
+        return True
 
 
 def _content_length(headers: email.message.Message) -> Optional[int]:
@@ -1209,7 +1229,7 @@ def _download_each(
             except _LocalWriteError as error:  # the disk's fault, not this mirror's: stop, keeping the verified files
                 kept = [path.name for path in downloaded]
                 raise _cannot_write_error(directory, f"writing {filename}", error.error, file_names[position:], checksums,
-                                          _what_was_done(filename, kept, partial=True), kept) from None
+                                          _what_was_done(filename, kept, error.partial), kept) from None
             # URLError, HTTPError and timeouts are OSErrors; a ValueError is a URL urllib cannot send
             # (a non-ASCII path over HTTP): either way this mirror failed, and the next is tried
             except (OSError, ValueError, http.client.HTTPException, _BadDownload) as error:
@@ -1235,7 +1255,8 @@ def _download_each(
 def _what_was_done(filename: str, kept: Sequence[str], partial: bool) -> str:
     """What became of a download stopped while ``filename`` was fetched, for ``_cannot_write_error``:
     ``"nothing was downloaded"``, or that ``filename`` was not and the files ``kept`` (downloaded
-    and verified before) are kept; ``partial``: its partial copy was written, and is removed."""
+    and verified before) are kept; ``partial``: bytes of it had reached a partial copy, which is
+    removed (else no partial copy is named: none existed, or it held nothing)."""
     if not kept:
         return f"nothing was downloaded (the partial {filename} is removed)" if partial else "nothing was downloaded"
     removed = " (its partial copy is removed)" if partial else ""
