@@ -378,7 +378,8 @@ def test_mnist_reports_the_broken_file(tmp_path: Path) -> None:
 class LocalServer:
     """An HTTP server on 127.0.0.1 serving ``directory``; ``/truncated/<name>`` promises more bytes than it
     sends, ``/slow/<name>`` sends them one by one, too slowly to finish, ``/superscript-length/<path>``
-    serves ``<path>`` with the Content-Length "²" (a digit to str.isdigit, not to int)."""
+    serves ``<path>`` with the Content-Length "²" (a digit to str.isdigit, not to int), and
+    ``/bad-redirect/<name>`` redirects to a Location that is no URL (an IPv6 address never closed)."""
 
     def __init__(self, directory: Path) -> None:
         self.requests: list[str] = []
@@ -406,6 +407,12 @@ class LocalServer:
                     self.end_headers()
                     self.wfile.write(body)
                     self.close_connection = True  # the end of the body is the end of the connection
+                    return
+                if self.path.startswith("/bad-redirect/"):
+                    self.send_response(302)
+                    self.send_header("Location", "http://[::1/mnist/")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 if self.path.startswith("/truncated/"):
                     self.send_response(200)
@@ -673,6 +680,22 @@ def test_download_from_a_file_url_and_past_a_url_that_cannot_be_sent(tmp_path: P
         download_files(GZ_FILES[:1], tmp_path / "other", mirrors[:2], checksums, timeout=5, progress=False)
     assert len(caught.value.reasons) == 2 and "nowhere" in caught.value.reasons[1]
     assert not (tmp_path / "other").exists()
+
+
+def test_only_a_url_that_cannot_be_requested_is_called_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer,
+                                                            checksums) -> None:
+    """Every ValueError met while a mirror was fetched was "a URL that cannot be requested", even one
+    raised on the mirror's answer (urllib parsing a redirect's Location): that says what is wrong."""
+    for variable in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):  # the name is looked up here, not by a proxy
+        monkeypatch.delenv(variable, raising=False)
+    mirrors = [server.url("bad-redirect/good"), server.url("données"), "http://mirror..invalid/mnist/"]
+    with pytest.raises(DownloadError) as caught:
+        download_files(GZ_FILES[:1], tmp_path, mirrors, checksums, timeout=5, progress=False)
+    redirect, non_ascii_path, empty_label = caught.value.reasons
+    assert redirect == f"  {mirrors[0]}{GZ_FILES[0]}: an invalid response from the mirror (Invalid IPv6 URL)"
+    assert non_ascii_path.startswith(f"  {mirrors[1]}{GZ_FILES[0]}: a URL that cannot be requested ('ascii' codec can't encode")
+    assert empty_label.startswith(f"  {mirrors[2]}{GZ_FILES[0]}: a URL that cannot be requested (encoding with 'idna' codec failed")
+    assert server.requests == [f"/bad-redirect/good/{GZ_FILES[0]}"]  # the non-ASCII path was never sent
 
 
 @pytest.mark.parametrize("name", ["../x.gz", "sub/x.gz", "..", ""])

@@ -286,6 +286,12 @@ class _BadDownload(Exception):
     arrived but must not be kept (short, too slow, or wrong checksum): the next mirror is tried."""
 
 
+class _UnrequestableURL(ValueError):
+    """A mirror's URL from which no request can be made (``_download_verified``): urllib refused
+    it (an unknown URL type), or its host name or path cannot be encoded as the name lookup and
+    http.client send them (in IDNA, in ASCII). A ValueError of the mirror's answer is not one."""
+
+
 class _LocalWriteError(Exception):
     """Writing a download to the local disk failed (``error``, the OSError: a full disk, a quota,
     an I/O error, a file-size limit). Not the mirror's fault: every other mirror would fail the
@@ -696,9 +702,11 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
 
     Each error is sorted where it happens, reading or writing. The mirror's (looking up its
     name, connecting, a read that times out or is cut off, a short, slow or wrong file) come
-    out as urllib's OSError or ``_BadDownload``, for ``_failure_reason`` and the next mirror
-    (unless they say this machine ran out of open files, memory or network buffers:
-    ``_local_resource_exhausted``, which stops the download).
+    out as urllib's OSError or ``_BadDownload``, for ``_failure_reason`` and the next mirror;
+    so do a URL from which no request can be made (``_UnrequestableURL``) and an answer that
+    urllib cannot read (a ValueError: a redirect to a Location that is no URL). (Unless they
+    say this machine ran out of open files, memory or network buffers:
+    ``_local_resource_exhausted``, which stops the download.)
     The local disk's (creating, writing, syncing or renaming the temporary file: a full disk,
     a quota, an I/O error) come out as ``_LocalWriteError``, which no other mirror would cure;
     its ``partial`` says whether bytes of the download had reached the temporary file (its size
@@ -706,9 +714,16 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
     that the error says a partial file was removed only when there was one.
     """
     started = time.monotonic()
-    _look_up_host(url, timeout)
-    request = urllib.request.Request(url, headers={"User-Agent": "tinygrad_cnn-datasets"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    try:
+        _look_up_host(url, timeout)  # a host name that IDNA cannot encode raises a UnicodeError (a ValueError)
+        request = urllib.request.Request(url, headers={"User-Agent": "tinygrad_cnn-datasets"})
+    except ValueError as error:
+        raise _UnrequestableURL(str(error)) from error
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except UnicodeError as error:  # the path sent in ASCII, the host in IDNA; urlopen's other ValueErrors read the answer
+        raise _UnrequestableURL(str(error)) from error
+    with response:
         waited = time.monotonic() - started  # for the mirror: the lookup, the connection, the headers
         expected_length = _content_length(response.headers)
         digest = hashlib.sha256()
@@ -828,14 +843,17 @@ def _look_up_host(url: str, timeout: float) -> None:
 
 
 def _failure_reason(error: Exception, timeout: float) -> str:
-    """Why a mirror failed, in words: a timeout says how long was waited."""
+    """Why a mirror failed, in words: a timeout says how long was waited, a ValueError whether it
+    was the URL's (``_UnrequestableURL``) or the mirror's answer's."""
     if isinstance(error, _HostLookupTimeout):
         return str(error)
     timeouts = (TimeoutError, socket.timeout)  # the same class from Python 3.10 on
     if isinstance(error, timeouts) or isinstance(getattr(error, "reason", None), timeouts):
         return f"no answer within {timeout:g} s"
-    if isinstance(error, ValueError):
+    if isinstance(error, _UnrequestableURL):
         return f"a URL that cannot be requested ({error})"
+    if isinstance(error, ValueError):  # urllib's, or http.client's, on the mirror's answer
+        return f"an invalid response from the mirror ({error})"
     return str(error)
 
 
@@ -1230,8 +1248,9 @@ def _download_each(
                 kept = [path.name for path in downloaded]
                 raise _cannot_write_error(directory, f"writing {filename}", error.error, file_names[position:], checksums,
                                           _what_was_done(filename, kept, error.partial), kept) from None
-            # URLError, HTTPError and timeouts are OSErrors; a ValueError is a URL urllib cannot send
-            # (a non-ASCII path over HTTP): either way this mirror failed, and the next is tried
+            # URLError, HTTPError and timeouts are OSErrors; a ValueError is a URL that cannot be requested
+            # (a non-ASCII path over HTTP) or an answer urllib cannot read: either way this mirror failed,
+            # and the next is tried
             except (OSError, ValueError, http.client.HTTPException, _BadDownload) as error:
                 exhausted = _local_resource_exhausted(error)
                 if exhausted is not None:  # this machine's limit, not the mirror's fault: every mirror would fail too
