@@ -628,6 +628,7 @@ def test_download_takes_any_iterable_of_file_names_and_mirrors(tmp_path: Path, s
 @pytest.mark.parametrize("mirror", [
     "localhost:8000/mnist/", "LOCALHOST/mnist/", "127.0.0.1:8000/mnist/", "10.0.0.1/mnist/", "example.com/mnist/",
     "example.com:8080/mnist/", "[::1]:8000/mnist/", "data.v2:8000/mnist/", "example.xn--p1ai/mnist/",
+    "yann.lecun.com/exdb/mnist", "example.com", "localhost/", "10.0.0.1/", "example.com:8080/",
 ])
 def test_download_suggests_http_for_a_host_typed_without_its_scheme(tmp_path: Path, mirror: str) -> None:
     with pytest.raises(ValueError) as caught:
@@ -644,14 +645,15 @@ def test_download_suggests_http_for_a_host_typed_without_its_scheme(tmp_path: Pa
     ("~/mnist/", "home/mnist", "does not exist"), ("mnist/", "mnist", "does not exist"),
     ("copy.v2/mnist", "copy.v2/mnist", None),  # looks like a host, but is a directory here
     ("data.v2", "data.v2", "does not exist"), ("mnist.tar.gz/", "mnist.tar.gz", "does not exist"),  # no host ends so
+    ("mnist.data/", "mnist.data", "does not exist"),  # a folder's name, as only a slash follows it
     ("archive.tar.gz", "archive.tar.gz", "is not a directory"),
     ("~no-such-user-here/mnist/", "~no-such-user-here/mnist", "does not exist"),  # (Path.expanduser raised)
 ], ids=["dot slash", "dot dot slash", "tilde", "a plain name", "an existing dotted directory", "a dotted name with a digit",
-        "a dotted name ending in an archive's suffix", "a file", "an unknown user's home"])
+        "a dotted name ending in an archive's suffix", "a dotted name and a slash", "a file", "an unknown user's home"])
 def test_download_suggests_a_file_url_for_a_local_path(tmp_path: Path, monkeypatch, mirror: str, directory: str,
                                                        there: Optional[str]) -> None:
-    """A dotted name such as data.v2 or mnist.tar.gz/ that is not on disk was told "did you mean
-    'http://data.v2'?"; a path that is no directory here is now said to be none."""
+    """A dotted name such as data.v2, mnist.tar.gz/ or mnist.data/ that is not on disk was told
+    "did you mean 'http://data.v2'?"; a path that is no directory here is now said to be none."""
     work = tmp_path / "work"
     (work / "copy.v2" / "mnist").mkdir(parents=True)
     (work / "archive.tar.gz").write_bytes(b"")

@@ -922,13 +922,17 @@ def _strings(values: object, argument: str, item: str) -> list[str]:
 
 def _looks_like_a_host(mirror: str) -> bool:
     """Whether ``mirror``, typed without its scheme, starts with a host (``localhost:8000/mnist/``,
-    ``example.com/mnist/``) rather than being a local path. A host is ``localhost``, an IPv4 or
-    bracketed IPv6 address, anything with a port, or a dotted name whose last part could be a
-    top-level domain (letters only, and not an archive's suffix such as ``gz`` or ``tar``). Not
-    a host: a path that starts with ``/``, ``./``, ``../`` or ``~``, one that names something on
-    disk, or a dotted name that no host has (``data.v2``, ``mnist.tar.gz/``), which was told to
-    add ``http://``. (``mnist.data/``, which is neither on disk nor ruled out as a host, still is.)"""
-    match = _HOST_PATTERN.fullmatch(mirror.split("/", 1)[0])
+    ``example.com/mnist/``, ``yann.lecun.com/exdb/mnist``) rather than being a local path. A
+    host is ``localhost``, an IPv4 or bracketed IPv6 address, anything with a port, or a dotted
+    name whose last part could be a top-level domain (letters only, and not an archive's suffix
+    such as ``gz`` or ``tar``) followed by a path, or by nothing. Not a host: a path that starts
+    with ``/``, ``./``, ``../`` or ``~``, one that names something on disk, a dotted name that no
+    host has (``data.v2``, ``mnist.tar.gz/``), or a dotted name followed by a slash alone
+    (``mnist.data/``: a folder's name as it is typed, where a host comes with the folder of the
+    files; so ``example.com/`` is taken for a folder too, and its message still says that a
+    mirror starts with ``http://``)."""
+    host, slash, path = mirror.partition("/")
+    match = _HOST_PATTERN.fullmatch(host)
     if mirror.startswith(("/", "./", "../", "~")) or match is None:
         return False
     try:
@@ -939,6 +943,8 @@ def _looks_like_a_host(mirror: str) -> bool:
     name = match.group("name")
     if match.group("port") or name.lower() == "localhost" or name.startswith("[") or _IPV4_PATTERN.fullmatch(name):
         return True
+    if slash and not path:  # "mnist.data/": the slash that ends a folder's name
+        return False
     top_level = name.rsplit(".", 1)[1]
     return bool(_TOP_LEVEL_DOMAIN_PATTERN.fullmatch(top_level)) and top_level.lower() not in _FILE_SUFFIXES
 
