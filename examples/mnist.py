@@ -75,6 +75,8 @@ ADAM_BETAS = (0.9, 0.999)  # what --betas left out means
 #: the optimizer's own setting; the other optimizer has no use for it
 OPTIMIZER_SETTINGS = {"sgd": "momentum", "adam": "betas"}
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam"}
+#: the settings of a training run: a resumed run takes them from its checkpoint (all but
+#: --epochs), and a note names each one given with another value (``ignored_flags``)
 TRAINING_FLAGS = ("model", "recipe", "optimizer", "betas", "epochs", "batch_size", "lr", "momentum", "warmup_epochs",
                   "seed", "limit_train", "dataset")
 
@@ -103,7 +105,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     training.add_argument("--warmup-epochs", type=float,
                           help="linear warm-up length in epochs, then cosine decay to 0 at the end")
     training.add_argument("--seed", type=int, help="seed of the initial weights and the data order (default 0)")
-    training.add_argument("--limit-train", type=int, metavar="N", help="train on the first N training images only")
+    training.add_argument("--limit-train", type=int, metavar="N",
+                          help="train on the first N training images only (N at or above their number: all of them)")
 
     data = parser.add_argument_group("data and evaluation")
     data.add_argument("--dataset", choices=sorted(DATASETS), help="mnist (digits, default) or fashion "
@@ -220,6 +223,15 @@ def value_in_use(config: dict[str, Any], name: str) -> Any:
     return config.get(name, DEFAULTS.get(name))
 
 
+def limit_in_effect(limit: Optional[int], training_images: Optional[int]) -> Optional[int]:
+    """A --limit-train value as the run trains with it: None (the whole training set) for no
+    limit or one at or above ``training_images``, the number of images in the training set
+    the run loads, since it cuts nothing; else the limit. An unknown size (None) keeps it."""
+    if limit is None or training_images is not None and limit >= training_images:
+        return None
+    return limit
+
+
 def setting_in_words(name: str, value: Any) -> str:
     """What a checkpoint's run trains with for the setting ``name``, for the resume note: a run
     saved without --limit-train trains on the whole training set (the note said the checkpoint
@@ -230,35 +242,51 @@ def setting_in_words(name: str, value: Any) -> str:
     return f"the checkpoint has {as_text(value)}"
 
 
-def ignored_flags(args: argparse.Namespace, config: dict[str, Any], names) -> list[str]:
+def ignored_flags(args: argparse.Namespace, config: dict[str, Any], names,
+                  training_images: Optional[int] = None) -> list[str]:
     """``--flag value (why)`` for every flag among ``names`` the user gave with a value the run
     does not use: one that differs from the value the run trains with, or the other
-    optimizer's setting (--momentum for an Adam run, --betas for an SGD run), whatever its value."""
+    optimizer's setting (--momentum for an Adam run, --betas for an SGD run), whatever its value.
+    --limit-train is compared by the images it keeps of the ``training_images`` the run loads
+    (``limit_in_effect``): with 60,000, a given 60000 is the checkpoint's "no limit"."""
     ignored = []
     optimizer = config.get("optimizer")
     for name in names:
         given = getattr(args, name)
         if given is None:
             continue
+        in_use = value_in_use(config, name)
         if name in OPTIMIZER_SETTINGS.values() and OPTIMIZER_SETTINGS.get(optimizer) != name:
             ignored.append(f"{flag_name(name)} {as_text(given)} (the checkpoint trains with "
                            f"{OPTIMIZER_NAMES.get(optimizer, optimizer)}, which has no {flag_name(name)})")
-        elif (in_use := value_in_use(config, name)) is None or as_text(given) != as_text(in_use):
+        elif name == "limit_train":
+            in_use = limit_in_effect(in_use, training_images)
+            if limit_in_effect(given, training_images) != in_use:
+                ignored.append(f"{flag_name(name)} {as_text(given)} ({setting_in_words(name, in_use)})")
+        elif in_use is None or as_text(given) != as_text(in_use):
             ignored.append(f"{flag_name(name)} {as_text(given)} ({setting_in_words(name, in_use)})")
     return ignored
 
 
+def note_ignored_flags(args: argparse.Namespace, config: dict[str, Any], training_images: int, log: Log) -> None:
+    """On resume, name the training flags given with a value the checkpoint's run does not use
+    (all but --epochs, which ``change_length`` handles); ``training_images`` is the size of the
+    training set the run loads, which decides whether a --limit-train cuts anything."""
+    ignored = ignored_flags(args, config, [name for name in TRAINING_FLAGS if name != "epochs"], training_images)
+    if ignored:
+        log("note: resuming with the checkpoint's settings; ignoring " + ", ".join(ignored))
+
+
 def resume_run(args: argparse.Namespace, log: Log) -> Run:
-    """The run stored in ``args.resume``, with its own settings; a given ``--epochs`` changes its length."""
+    """The run stored in ``args.resume``, with its own settings; a given ``--epochs`` changes its
+    length. The other training flags given are named in a note once the data is loaded
+    (``note_ignored_flags``): whether a --limit-train cuts anything depends on its size."""
     weights, buffers, meta = read_checkpoint(args.resume)
     if meta is None:
         raise CommandLineError(f"{args.resume} holds only model weights (a state dict saved with nn.save), not a "
                                "training checkpoint of examples/mnist.py: it can be evaluated with --eval-only, "
                                "not resumed")
     config = {"dataset": DEFAULTS["dataset"], **meta["config"]}  # checkpoints older than --dataset are MNIST's
-    ignored = ignored_flags(args, config, [name for name in TRAINING_FLAGS if name != "epochs"])
-    if ignored:
-        log("note: resuming with the checkpoint's settings; ignoring " + ", ".join(ignored))
     run = new_run(config)
     load_weights(run.model, weights, args.resume)
     try:
@@ -673,8 +701,11 @@ def train_and_report(args: argparse.Namespace, started: float, log: Log):
     """Train a new or resumed run; returns (the model, the results, the test data)."""
     run = resume_run(args, log) if args.resume else new_run(training_config(args))
     run.save_path = checkpoint_path(args, run)
-    x_train, y_train, x_test, y_test = load_data(args.data_dir, run.config.get("limit_train"), args.limit_test,
-                                                 run.config["dataset"])
+    x_train, y_train, x_test, y_test = load_data(args.data_dir, None, args.limit_test, run.config["dataset"])
+    if run.resumed_from:  # (the note needs the training set's size: a --limit-train at or above it is no limit)
+        note_ignored_flags(args, run.config, len(x_train), log)
+    limit = run.config.get("limit_train")
+    x_train, y_train = x_train[:limit], y_train[:limit]
     args.dataset = run.config["dataset"]  # the plots name this data set's classes
     if args.graph:
         write_graph_file(run.model, x_train[:1], y_train[:1], args.graph, log)

@@ -772,6 +772,26 @@ def test_the_resume_note_says_how_many_training_images_the_checkpoint_trains_on(
     assert resume_notes(trainer, [*flags, "--resume", first_16, "--limit-train", "16"], capsys) == []
 
 
+def test_a_limit_train_at_or_above_the_training_set_s_size_is_no_limit_on_resume(tiny_trainer, tmp_path, capsys):
+    """Resuming a run saved without --limit-train with --limit-train 60000 (all of MNIST: the
+    same images) said the flag was ignored. A limit that cuts nothing is the same as none; the
+    size is that of the training set loaded, here the made-up MNIST's 32 images."""
+    trainer, flags = tiny_trainer
+    whole, first_40, first_16 = (str(tmp_path / name) for name in ("whole.npz", "first_40.npz", "first_16.npz"))
+    assert trainer.main([*flags, "--epochs", "1", "--save", whole]) == 0
+    assert trainer.main([*flags, "--epochs", "1", "--limit-train", "40", "--save", first_40]) == 0
+    assert trainer.main([*flags, "--epochs", "1", "--limit-train", "16", "--save", first_16]) == 0
+    capsys.readouterr()
+    ignoring = "note: resuming with the checkpoint's settings; ignoring "
+    for checkpoint in (whole, first_40):  # (40 of 32 images: all of them, as no limit)
+        for limit in ("32", "40", "1000"):
+            assert resume_notes(trainer, [*flags, "--resume", checkpoint, "--limit-train", limit], capsys) == []
+        assert resume_notes(trainer, [*flags, "--resume", checkpoint, "--limit-train", "31"], capsys) == [
+            ignoring + "--limit-train 31 (the checkpoint trains on the whole training set)"]
+    assert resume_notes(trainer, [*flags, "--resume", first_16, "--limit-train", "32"], capsys) == [
+        ignoring + "--limit-train 32 (the checkpoint trains on the first 16 training images)"]
+
+
 def refuse_to_save_a_picture(monkeypatch, number: int) -> None:
     """Make matplotlib's savefig fail with EACCES for the ``number``-th picture (1 = the first),
     as a directory whose permissions changed after the up-front check would (root ignores
