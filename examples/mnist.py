@@ -566,15 +566,17 @@ def write_graph_file(model, images: np.ndarray, labels: np.ndarray, path: str, l
 
 
 #: the files ``plotting.save_training_plots`` writes into the --plots directory: the last two
-#: only for a model with convolutions to draw (the seed CNN; the MLP has none)
+#: only for a model with convolutions to draw (``plotting.draws_convolutions``: the seed CNN)
 CONVOLUTION_PLOT_FILES = ("conv1_filters.png", "feature_maps.png")
 PLOT_FILES = ("curves.png", "predictions.png", "mistakes.png", *CONVOLUTION_PLOT_FILES)
 
 
 def plot_files(args: argparse.Namespace) -> tuple[str, ...]:
     """The pictures --plots may write, for the checks made before any work (a directory in the
-    way, two outputs naming one file). A new run's model is the --model given (an MLP writes no
-    convolution pictures, so a directory named conv1_filters.png is no obstacle to it).
+    way, two outputs naming one file). A new run's model is the --model given, built here (in
+    milliseconds) to ask ``plotting.draws_convolutions``, the test that decides whether the
+    pictures are drawn: one without convolutions (the MLP) writes no convolution pictures, so
+    a directory named conv1_filters.png is no obstacle to it.
 
     Decision: with --resume the model is the checkpoint's, and it is known only once the file is
     read, after these checks: ``read_checkpoint`` loads every array, and a plain state dict's
@@ -582,9 +584,11 @@ def plot_files(args: argparse.Namespace) -> tuple[str, ...]:
     checkpoint twice, a resumed run is treated as one whose model may be a CNN, and all the
     pictures are checked: an MLP checkpoint's run is refused a directory named
     conv1_filters.png, a rare case that moving the directory settles."""
-    if not args.resume and (args.model or DEFAULTS["model"]) == "mlp":
-        return tuple(name for name in PLOT_FILES if name not in CONVOLUTION_PLOT_FILES)
-    return PLOT_FILES
+    from plotting import draws_convolutions  # (importing plotting imports no matplotlib)
+
+    if args.resume or draws_convolutions(build_model(args.model or DEFAULTS["model"], DEFAULTS["seed"])):
+        return PLOT_FILES
+    return tuple(name for name in PLOT_FILES if name not in CONVOLUTION_PLOT_FILES)
 
 
 def files_involved(args: argparse.Namespace) -> list[tuple[str, str, Path]]:

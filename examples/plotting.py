@@ -198,6 +198,16 @@ def plot_feature_maps(model: Any, image: np.ndarray, path: PathLike, channels: i
     return _save(figure, path)
 
 
+def draws_convolutions(model: Any) -> bool:
+    """Whether ``model`` gets the convolution pictures (conv1_filters.png, feature_maps.png):
+    it has a first convolution, ``conv1`` (the seed CNN; the seed MLP has none). The one place
+    that decides it: ``save_training_plots`` draws them by it, examples/mnist.py checks their
+    paths before training by it (a new run's model is built for the question), so the pictures
+    checked and the pictures drawn cannot differ, and examples/visualize.py refuses a model
+    without them."""
+    return hasattr(model, "conv1")
+
+
 def first_conv_weight(model: Any) -> tuple[str, np.ndarray]:
     """The model's first-layer filter bank (O,C,kh,kw): ``conv1.weight`` if it has one, else its
     first 4-D parameter."""
@@ -239,8 +249,8 @@ def plot_conv1_filters(model: Any, path: PathLike) -> Path:
     return _save(figure, path)
 
 
-__all__ = ["plot_feature_maps", "plot_conv1_filters", "feature_map_stages", "first_conv_weight", "require_matplotlib",
-           "prepare_plots_directory", "reporting_write_errors", "save_training_plots"]
+__all__ = ["plot_feature_maps", "plot_conv1_filters", "feature_map_stages", "first_conv_weight", "draws_convolutions",
+           "require_matplotlib", "prepare_plots_directory", "reporting_write_errors", "save_training_plots"]
 
 
 # ---------------------------------------------------------------------------
@@ -313,7 +323,7 @@ def save_training_plots(model, history: Sequence[dict[str, Any]], x_test: np.nda
                     heading=f"The most confident mistakes ({len(wrong)} of {len(y_test)} test images wrong)")
     written.append(directory / "mistakes.png")
 
-    if hasattr(model, "conv1"):
+    if draws_convolutions(model):
         written.append(plot_conv1_filters(model, directory / "conv1_filters.png"))
         written.append(plot_feature_maps(model, x_test[0], directory / "feature_maps.png", label=int(y_test[0])))
     return written

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_cnn.models import SeedCNN
+from tinygrad_cnn.models import SeedCNN, SeedMLP
 from tinygrad_cnn.nn import state_dict
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -1023,6 +1023,29 @@ def test_an_mlp_run_is_not_refused_the_convolution_pictures_it_never_writes(tiny
     assert code == 1 and output.out == "" and position(checkpoint) == (1, 0, 1)
     assert output.err == (f"error: --plots {plots}: {plots / 'conv1_filters.png'} is a directory, where the picture "
                           "conv1_filters.png is to be written; move it or give another --plots\n")
+
+
+@pytest.mark.parametrize("name, network", [("mlp", SeedCNN), ("cnn", SeedMLP)])
+def test_the_pictures_checked_before_training_are_the_ones_drawn_after_it(tiny_trainer, tmp_path, monkeypatch,
+                                                                         name, network):
+    """The up-front check of --plots decided by the --model name (all but "mlp" draw the
+    convolution pictures), save_training_plots by the model (one with a conv1 draws them): a
+    network under a name the check did not expect had the wrong pictures checked, and a
+    directory where a picture goes then stopped the run after training, or one that was never
+    written stopped it before. Here each name builds the other's network: both follow it."""
+    pytest.importorskip("matplotlib")
+    trainer, _ = tiny_trainer
+    import common
+    import plotting
+
+    monkeypatch.setitem(common.MODELS, name, network)
+    checked = trainer.plot_files(trainer.parse_args(["--model", name, "--plots", str(tmp_path / "plots")]))
+    images = np.random.default_rng(0).integers(0, 256, (4, 1, 28, 28), dtype=np.uint8)
+    history = [{"epoch": 1, "avg_loss": 1.0, "train_accuracy": 50.0, "test_accuracy": 50.0}]
+    written = plotting.save_training_plots(common.build_model(name, seed=0), history, images, np.arange(4),
+                                           tmp_path / "plots")
+    assert sorted(path.name for path in written) == sorted(checked)
+    assert ("conv1_filters.png" in checked) == (network is SeedCNN)
 
 
 def test_a_warm_up_longer_than_any_run_is_the_whole_run_not_a_traceback(trainer, data_dir, tmp_path, capsys):
