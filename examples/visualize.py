@@ -34,7 +34,13 @@ from common import (
     refuse_negative_integers,
     refuse_non_positive,
 )
-from plotting import plot_conv1_filters, plot_feature_maps, prepare_plots_directory, reporting_write_errors
+from plotting import (
+    draws_convolutions,
+    plot_conv1_filters,
+    plot_feature_maps,
+    prepare_plots_directory,
+    reporting_write_errors,
+)
 
 DEFAULT_TRAINING_IMAGES = 10_000
 #: the pictures written into the --plots directory
@@ -79,7 +85,7 @@ def draw(args: argparse.Namespace, log) -> None:
     dataset = "mnist"
     if args.resume:
         model, meta = model_from_checkpoint(args.resume)
-        if not hasattr(model, "conv1"):
+        if not draws_convolutions(model):
             raise CommandLineError(f"--resume {args.resume}: that is the seed MLP; there are no convolutions to draw")
         if meta is not None:  # a checkpoint of examples/mnist.py names its data set; a state dict is taken as MNIST's
             dataset = meta["config"].get("dataset", "mnist")
