@@ -170,6 +170,33 @@ def test_adams_flush_leaves_the_steps_alone_when_eps_is_too_small_to_hide_the_se
     np.testing.assert_array_equal(flushed, unflushed)
 
 
+@pytest.mark.parametrize("make, buffers", [
+    (lambda params: SGD(params, lr=0.1, momentum=0.9), lambda optimizer: optimizer.velocities),
+    (lambda params: Adam(params, lr=0.1), lambda optimizer: optimizer.first_moments + optimizer.second_moments),
+], ids=["sgd", "adam"])
+def test_a_flush_step_flushes_every_block_of_every_buffer_and_those_of_parameters_without_a_gradient(make, buffers,
+                                                                                                  monkeypatch):
+    """The optimizers flush each cache-sized block of a buffer right after its update
+    (kernels.py): every block's tiny entries go, the others stay; a parameter without a
+    gradient on the flush step (skipped, its buffers unchanged) is flushed too, or one that
+    gets gradients only between flush steps could decay into the subnormals unflushed."""
+    monkeypatch.setattr(kernels, "UPDATE_BLOCK_ELEMENTS", 4)
+    monkeypatch.setattr(kernels, "SUBNORMAL_FLUSH_STEPS", 2)
+    limit = kernels.flush_limit(np.dtype(np.float32))  # (Adam's limit for v is lower, still above the subnormals)
+    updated, skipped = Tensor(np.ones(10, np.float32), requires_grad=True), Tensor(np.ones(3, np.float32), requires_grad=True)
+    optimizer = make([updated, skipped])
+    updated.grad, skipped.grad = np.ones(10, np.float32), np.ones(3, np.float32)
+    optimizer.step()  # step 1 makes the buffers: now give them tiny entries in every block
+    for buffer in buffers(optimizer):
+        buffer[::3] = np.finfo(np.float32).tiny / 4  # a subnormal at 0, 3, 6, 9: in each of the blocks 0-3, 4-7, 8-9
+    updated.grad, skipped.grad = np.zeros(10, np.float32), None
+    optimizer.step()  # step 2 flushes
+    for buffer in buffers(optimizer):
+        assert np.all(buffer[::3] == 0) and not np.signbit(buffer).any(), buffer
+        others = np.delete(buffer, np.arange(0, buffer.size, 3))
+        assert np.all(others > limit), buffer
+
+
 @pytest.mark.parametrize("momentum", [0.21, 0.5, 0.9])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_momentum_just_above_the_flush_limit_cannot_reach_the_subnormals_before_the_next_flush(momentum, dtype):

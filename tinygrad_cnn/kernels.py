@@ -566,8 +566,13 @@ def update_blocks(*arrays: Optional[np.ndarray]) -> Iterator[tuple[Optional[np.n
 # Adam divides m̂ by √v̂ + eps, which hides nothing when eps is 0 or tiny, so it lowers its
 # limits with eps, down to none at eps = 0: Adam._flush_limits.) In the same run,
 # steps 800-1,200: SGD's step 0.8-1.1 ms (the flush included) against 3.2-4.9 without it.
-# The flush of all SeedCNN's buffers takes 0.23 ms, once in 10 steps: about 1 % of a
-# batch-1 step.
+# The optimizers flush each block of a buffer right after its update, while it is in the
+# cache (``update_blocks``; a buffer whose parameter has no gradient that step, whole), and
+# ``flush_subnormals`` zeroes by multiplying with the mask of entries to keep: numpy's masked
+# copy (``np.copyto(..., where=)``) took 2.3 ns an element even in the cache, the multiply
+# and the add that turns -0 into +0 together about 1. Measured on the Intel Xeon: SGD's flush
+# steps of SeedCNN at batch 1 1.77 → 0.81 ms (once in 10 steps), the batch-1 step 4.5 % and
+# SeedMLP's 10 % faster (medians of 20 pairs of rounds alternating in one process).
 SUBNORMAL_FLUSH_STEPS = 10
 FLUSH_MARGIN = 2.0**23
 
@@ -583,4 +588,6 @@ def flush_subnormals(array: np.ndarray, limit: Optional[float] = None) -> None:
     nothing)."""
     limit = flush_limit(array.dtype) if limit is None else limit
     if limit > 0:
-        np.copyto(array, 0, where=np.abs(array) < limit)
+        keep = np.abs(array) >= limit  # (False for NaN, and NaN · 0 is NaN: it stays)
+        np.multiply(array, keep, out=array)  # below the limit: ±0
+        np.add(array, 0, out=array)  # -0 + 0 is +0; every other value is unchanged

@@ -142,12 +142,11 @@ class SGD(Optimizer):
     def step(self) -> None:
         grads = self._gradients()  # (checked before anything changes)
         self.steps_taken += 1
-        if self.steps_taken % kernels.SUBNORMAL_FLUSH_STEPS == 0:
-            for buffer in self.velocities:
-                if buffer is not None:
-                    kernels.flush_subnormals(buffer)
+        flush = self.steps_taken % kernels.SUBNORMAL_FLUSH_STEPS == 0  # (each buffer after its update: kernels.py)
         for index, (param, grad) in enumerate(zip(self.params, grads)):
             if grad is None:
+                if flush and self.velocities[index] is not None:
+                    kernels.flush_subnormals(self.velocities[index])
                 continue
             first_step = self.momentum != 0 and self.velocities[index] is None
             if first_step:
@@ -155,6 +154,8 @@ class SGD(Optimizer):
             # (by cache-sized blocks: kernels.update_blocks)
             for data, block_grad, velocity in kernels.update_blocks(param.data, grad, self.velocities[index]):
                 self._update(data, block_grad, velocity, first_step)
+                if flush and velocity is not None:
+                    kernels.flush_subnormals(velocity)
             param.note_in_place_change()  # a graph built before this step raises at backward()
 
     def _update(self, data: np.ndarray, grad: np.ndarray, velocity: Optional[np.ndarray], first_step: bool) -> None:
@@ -225,14 +226,13 @@ class Adam(Optimizer):
         beta1, beta2 = self.betas
         grads = self._gradients()  # (checked before anything changes)
         self.steps_taken += 1
-        if self.steps_taken % kernels.SUBNORMAL_FLUSH_STEPS == 0:
-            for m, v in zip(self.first_moments, self.second_moments):
-                m_limit, v_limit = self._flush_limits(m.dtype)
-                kernels.flush_subnormals(m, m_limit)
-                kernels.flush_subnormals(v, v_limit)
+        flush = self.steps_taken % kernels.SUBNORMAL_FLUSH_STEPS == 0  # (each buffer after its update: kernels.py)
         for index, (param, grad, m, v) in enumerate(zip(self.params, grads, self.first_moments,
                                                         self.second_moments)):
+            m_limit, v_limit = self._flush_limits(m.dtype) if flush else (0.0, 0.0)  # (a limit of 0 flushes nothing)
             if grad is None:
+                kernels.flush_subnormals(m, m_limit)
+                kernels.flush_subnormals(v, v_limit)
                 continue
             self.steps[index] += 1
             correction1, correction2 = 1 - beta1 ** self.steps[index], 1 - beta2 ** self.steps[index]
@@ -244,6 +244,8 @@ class Adam(Optimizer):
                 block_v *= beta2
                 block_v += (1 - beta2) * block_grad * block_grad
                 data -= self.lr * (block_m / correction1) / (np.sqrt(block_v / correction2) + self.eps)
+                kernels.flush_subnormals(block_m, m_limit)
+                kernels.flush_subnormals(block_v, v_limit)
             param.note_in_place_change()
 
     def _flush_limits(self, dtype: np.dtype) -> tuple[float, float]:
