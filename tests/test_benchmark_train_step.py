@@ -2,10 +2,12 @@
 
 import importlib.util
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "train_step.py"
 
@@ -47,3 +49,33 @@ def test_every_timed_round_trains_both_frameworks_from_the_restart_on_the_same_f
     benchmark.measure({"cnn": [fast, slow]}, images, labels, rounds=2)
     for framework in (fast, slow):
         assert framework.since_restart == [0, 2, 4, 6, 8], framework.name
+
+
+def load_engine_overhead(monkeypatch):
+    load_benchmark(monkeypatch)  # (sets OPENBLAS_NUM_THREADS as that one does)
+    monkeypatch.syspath_prepend(str(BENCHMARK.parent))
+    spec = importlib.util.spec_from_file_location("engine_overhead_benchmark", BENCHMARK.parent / "engine_overhead.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # (its dataclasses look their module up there)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("network", ["cnn", "mlp"])
+def test_the_hand_chained_step_is_the_engines_step_to_the_bit(monkeypatch, network):
+    """benchmarks/engine_overhead.py times our train step against the same ops chained by hand
+    (no Tensor, no graph, no checks): a fair comparison only if both compute the same. Three
+    steps on successive batches of each leave every parameter (and momentum buffer) equal."""
+    benchmark = load_engine_overhead(monkeypatch)
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (6, 1, 28, 28), dtype=np.uint8), rng.integers(0, 10, 6)
+    ours = benchmark.Ours(benchmark.NETWORKS[network](seed=0))
+    chained = benchmark.Chained(benchmark.Ours(benchmark.NETWORKS[network](seed=0)), images[:2], labels[:2])
+    assert [op.kind.__name__ for op in chained.step.ops][-1] == "CrossEntropy"
+    for start in (0, 2, 4):
+        batch = (images[start : start + 2], labels[start : start + 2])
+        assert ours.train_step(*batch) == chained.train_step(*batch)
+    for mine, theirs in zip(ours.optimizer.params, chained.ours.optimizer.params):
+        np.testing.assert_array_equal(mine.data, theirs.data)
+    for mine, theirs in zip(ours.optimizer.velocities, chained.ours.optimizer.velocities):
+        np.testing.assert_array_equal(mine, theirs)
