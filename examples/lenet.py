@@ -70,7 +70,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam's learning rate (default 0.002): "
                         + LEARNING_RATE_RULE)
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order (default 0)")
-    parser.add_argument("--limit-train", type=int, metavar="N", help="train on the first N training images only")
+    parser.add_argument("--limit-train", type=int, metavar="N",
+                        help="train on the first N training images only (N at or above their number: all of them)")
     parser.add_argument("--limit-test", type=int, metavar="N", help="evaluate on the first N test images only")
     parser.add_argument("--data-dir", help="directory with the four MNIST IDX files "
                                            "(default: $TINYGRAD_CNN_DATA or ~/.cache/tinygrad_cnn/mnist)")

@@ -36,6 +36,34 @@ def test_lenet_rejects_a_non_positive_limit():
     assert result.returncode == 2 and "--limit-train must be positive, got 0" in result.stderr
 
 
+LIMIT_TRAIN_HELP = ("--limit-train N train on the first N training images only "
+                    "(N at or above their number: all of them)")
+
+
+@pytest.mark.parametrize("script", ["lenet", "mnist"])
+def test_lenet_and_mnist_describe_limit_train_alike(script, monkeypatch, capsys):
+    """lenet.py's help said only "train on the first N training images only", leaving out what
+    a limit at or above the training set's size does; both scripts train on all of it then."""
+    monkeypatch.syspath_prepend(str(REPOSITORY / "examples"))
+    module = __import__(script)
+    with pytest.raises(SystemExit):
+        module.parse_args(["--help"])
+    assert LIMIT_TRAIN_HELP in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("limit", ["16", "17", "1000"])
+def test_lenet_trains_on_the_whole_set_for_a_limit_at_or_above_its_size(limit, monkeypatch, tmp_path, capsys):
+    """What the --limit-train help promises for a limit that cuts nothing."""
+    from test_datasets import write_mnist
+
+    monkeypatch.syspath_prepend(str(REPOSITORY / "examples"))
+    import lenet
+
+    write_mnist(tmp_path, train=16, test=4)
+    assert lenet.main(["--data-dir", str(tmp_path), "--epochs", "1", "--batch-size", "8", "--limit-train", limit]) == 0
+    assert capsys.readouterr().out.startswith("Training LeNet-5 on 16 images, testing on 4\n")
+
+
 def test_lenet_stops_with_an_error_line_when_its_logits_are_not_finite(data_dir, monkeypatch, capsys):
     """Diverged weights give NaN logits; argmax would call every such row class 0 and print a
     made-up accuracy, so the run stops with one error line instead (predict stands in for
