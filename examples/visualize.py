@@ -86,7 +86,8 @@ def draw(args: argparse.Namespace, log) -> None:
     if args.resume:
         model, meta = model_from_checkpoint(args.resume)
         if not draws_convolutions(model):
-            raise CommandLineError(f"--resume {args.resume}: that is the seed MLP; there are no convolutions to draw")
+            raise CommandLineError(f"--resume {args.resume}: its model, {type(model).__name__}, has no convolutions to "
+                                   "draw (the pictures need a model that has them, such as the seed CNN)")
         if meta is not None:  # a checkpoint of examples/mnist.py names its data set; a state dict is taken as MNIST's
             dataset = meta["config"].get("dataset", "mnist")
         log(f"loaded {args.resume}" + (" (trained on Fashion-MNIST: drawing its test images)" if dataset == "fashion" else ""))

@@ -17,7 +17,7 @@ import pytest
 
 from tinygrad_cnn.datasets import MNIST_FILES
 from tinygrad_cnn.models import SeedCNN, SeedMLP
-from tinygrad_cnn.nn import get_parameters, save, state_dict
+from tinygrad_cnn.nn import Linear, get_parameters, save, state_dict
 from tinygrad_cnn.optim import SGD
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,6 +201,29 @@ def test_visualize_expands_a_tilde_the_shell_left_in_its_paths(tmp_path, visuali
         assert (home / "pictures" / name).stat().st_size > 1000, name
     assert list(elsewhere.iterdir()) == []
     assert f"wrote {home / 'pictures' / 'feature_maps.png'}" in capsys.readouterr().out
+
+
+class LinearOnly:
+    """A model without convolutions that is not the seed MLP."""
+
+    def __init__(self):
+        self.fc = Linear(784, 10)
+
+
+@pytest.mark.parametrize("model_class", [SeedMLP, LinearOnly])
+def test_visualize_refuses_a_model_without_convolutions_naming_its_class(tmp_path, visualize_module, monkeypatch,
+                                                                          capsys, model_class):
+    """Any model without convolutions was called "the seed MLP"; the message names the class
+    it loaded (the decision stays plotting.draws_convolutions)."""
+    checkpoint = tmp_path / "model.npz"
+    save(model_class(), checkpoint)
+    if model_class is LinearOnly:  # (common.model_from_checkpoint builds only the seed CNN and MLP)
+        monkeypatch.setattr(visualize_module, "model_from_checkpoint", lambda path: (LinearOnly(), None))
+    flags = ["--resume", str(checkpoint), "--plots", str(tmp_path / "plots"), "--data-dir", str(tmp_path / "none")]
+    assert visualize_module.main(flags) == 1
+    assert capsys.readouterr().err == (f"error: --resume {checkpoint}: its model, {model_class.__name__}, has no "
+                                       "convolutions to draw (the pictures need a model that has them, such as "
+                                       "the seed CNN)\n")
 
 
 @pytest.mark.parametrize("name", ["feature_maps.png", "conv1_filters.png"])
