@@ -25,7 +25,7 @@ import types
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 import pytest
@@ -922,11 +922,11 @@ def published_sizes(monkeypatch: pytest.MonkeyPatch, checksums: dict[str, str]) 
     monkeypatch.setattr(datasets, "PUBLISHED_SIZES", sizes)
 
 
-def fail_writing(monkeypatch: pytest.MonkeyPatch, file_name: str, error_number: int, part_fits: bool = True) -> list[str]:
+def fail_writing(monkeypatch: pytest.MonkeyPatch, file_name: str, error: Union[int, BaseException], part_fits: bool = True) -> list[str]:
     """Make writing the download of ``file_name`` fail as a disk filling up does: the file that
     nn.atomic_file hands the download writes half of the first chunk (nothing when ``part_fits``
-    is False), then raises OSError(error_number). Returns the names in the folder at that moment
-    (the temporary among them)."""
+    is False), then raises OSError(error) for an errno, else ``error`` itself. Returns the names
+    in the folder at that moment (the temporary among them)."""
     real_atomic_file = datasets.atomic_file
     seen: list[str] = []
 
@@ -939,7 +939,7 @@ def fail_writing(monkeypatch: pytest.MonkeyPatch, file_name: str, error_number: 
                 self.file.write(chunk[: len(chunk) // 2])  # what fitted
                 self.file.flush()
             seen.extend(files_in(self.folder))
-            raise OSError(error_number, os.strerror(error_number))
+            raise OSError(error, os.strerror(error)) if isinstance(error, int) else error
 
         def __getattr__(self, name: str) -> object:  # the rest (fileno, flush) is the real file's
             return getattr(self.file, name)
@@ -1183,6 +1183,57 @@ def test_a_machine_out_of_memory_or_network_buffers_stops_the_download_at_once(
     )
     assert "run again" in message and "Download into" not in message and "any mirror" not in message
     assert message.endswith(f", or put {GZ_FILES[0]} there yourself")
+
+
+@pytest.mark.parametrize("where", ["connecting", "reading", "writing"])
+def test_python_running_out_of_memory_stops_the_download_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums, where: str
+) -> None:
+    """Python's MemoryError (an allocation that failed, not an OSError) escaped download_files as
+    it was: a bare traceback from inside the download loop, without a word of what was being
+    downloaded, where to, or what became of the files."""
+    second = GZ_FILES[1]
+    failures: list[str] = []
+    if where == "connecting":
+        original_create_connection = socket.create_connection
+
+        def create_connection(address, *arguments, **keywords):
+            if server.requests:  # the first file gets through
+                failures.append(where)
+                raise MemoryError()
+            return original_create_connection(address, *arguments, **keywords)
+
+        monkeypatch.setattr(socket, "create_connection", create_connection)
+    elif where == "reading":
+        original_read1 = http.client.HTTPResponse.read1
+
+        def read1(self, *arguments):
+            if self.url.endswith(second):
+                failures.append(where)
+                raise MemoryError()
+            return original_read1(self, *arguments)
+
+        monkeypatch.setattr(http.client.HTTPResponse, "read1", read1)
+    else:
+        seen = fail_writing(monkeypatch, second, MemoryError())
+    target = tmp_path / "target"
+    with pytest.raises(MemoryError) as caught:
+        download_files(GZ_FILES, target, [server.url("good"), server.url("bad")], checksums, timeout=5, progress=False)
+    asked = [f"/good/{GZ_FILES[0]}"] + ([] if where == "connecting" else [f"/good/{second}"])
+    assert server.requests == asked  # no other mirror asked
+    if where == "writing":
+        assert any(name.startswith(f".{second}.") and name.endswith(".tmp") for name in seen)
+    else:
+        assert failures == [where]
+    assert files_in(target) == [GZ_FILES[0]]  # verified before, and kept; the partial file removed
+    removed = " (its partial copy is removed)" if where == "writing" else ""
+    assert str(caught.value) == (
+        f"cannot download into {target}: downloading {second} from {server.url('good')}{second} failed (out of memory), "
+        f"so {second} was not downloaded{removed}; {GZ_FILES[0]}, downloaded and verified before, is kept. "
+        f"This process ran out of memory (Python's MemoryError), and another mirror or directory would fail the same way: "
+        f"close programs that use much memory, or raise this process's memory limit (the shell's ulimit -v, a container's "
+        f"limit), and run again, or put {', '.join(GZ_FILES[1:])} there yourself"
+    )
 
 
 @pytest.mark.parametrize("error_number", [errno.EMFILE, errno.ENFILE], ids=["EMFILE", "ENFILE"])

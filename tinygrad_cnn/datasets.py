@@ -53,11 +53,11 @@ Downloading
     quota, an I/O error, a file-size limit) is no mirror's fault either: the download stops at
     once, keeping the files verified before, with an OSError naming the file, the folder, the
     OS's reason and, for a full disk, the room the missing files need. So does a machine out of
-    open files (this process's limit, EMFILE, or the system's, ENFILE), of memory (ENOMEM) or of
-    network buffer space (ENOBUFS), wherever it is met, looking up, connecting to or reading
-    from a mirror included: every mirror would fail the same way, and the error names what ran
-    out and says what to free or which limit to raise. The folders a failed download created
-    are removed again while they are empty.
+    open files (this process's limit, EMFILE, or the system's, ENFILE), of memory (ENOMEM, or
+    Python's MemoryError, which stays one) or of network buffer space (ENOBUFS), wherever it is
+    met, looking up, connecting to or reading from a mirror included: every mirror would fail
+    the same way, and the error names what ran out and says what to free or which limit to
+    raise. The folders a failed download created are removed again while they are empty.
 
 The IDX format
     A big-endian 32-bit magic number ``0x0000TTDD`` (two zero bytes, the data type TT,
@@ -302,6 +302,18 @@ class _LocalWriteError(Exception):
     def __init__(self, error: OSError, partial: bool) -> None:
         super().__init__(str(error))
         self.error = error
+        self.partial = partial
+
+
+class _OutOfMemory(Exception):
+    """Python's MemoryError (an allocation that failed) while a download was received, written
+    or checked. Not the mirror's fault: every other mirror would need the same memory, so none is
+    tried. ``partial``: as for ``_LocalWriteError``, bytes of the download had reached its
+    temporary file, which was removed. (A MemoryError before any byte came, while looking up,
+    connecting to or asking the mirror, comes out as it is: ``_download_each`` stops for it too.)"""
+
+    def __init__(self, partial: bool) -> None:
+        super().__init__("out of memory")
         self.partial = partial
 
 
@@ -711,7 +723,9 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
     a quota, an I/O error) come out as ``_LocalWriteError``, which no other mirror would cure;
     its ``partial`` says whether bytes of the download had reached the temporary file (its size
     on disk when a write fails; the whole download, flushed, when syncing or renaming fails), so
-    that the error says a partial file was removed only when there was one.
+    that the error says a partial file was removed only when there was one. Python's
+    MemoryError once the answer is being received comes out as ``_OutOfMemory``, with the same
+    ``partial``; before that, as it is.
     """
     started = time.monotonic()
     try:
@@ -748,6 +762,8 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
                     file.flush()  # the last buffered bytes, now: their error comes while the file's size can be read
                 except OSError as error:  # the reads' errors are _BadDownload by now: an OSError here is the disk's
                     raise _LocalWriteError(error, partial=_holds_bytes(file)) from error
+                except MemoryError as error:  # reading, writing or hashing a chunk: this process's memory
+                    raise _OutOfMemory(partial=_holds_bytes(file)) from error
                 flushed = True
                 if expected_length is not None and received != expected_length:
                     raise _BadDownload(f"connection closed after {received} of {expected_length} bytes")
@@ -756,6 +772,8 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
                     raise _BadDownload(f"SHA256 mismatch: got {actual_sha256}, expected {expected_sha256.lower()}")
         except OSError as error:  # the disk's: creating the temporary file (nothing in it yet), or syncing or renaming it
             raise _LocalWriteError(error, partial=flushed and received > 0) from error
+        except MemoryError as error:  # creating, checking, syncing or renaming the file
+            raise _OutOfMemory(partial=flushed and received > 0) from error
 
 
 def _holds_bytes(file: BinaryIO) -> bool:
@@ -1065,6 +1083,10 @@ def download_files(
             or quota the room the missing files need (in MB, for the published files), and how
             to download elsewhere (root / ``--data-dir``, ``$TINYGRAD_CNN_DATA``) or to raise
             the limit (``ulimit -f``, ``ulimit -n``).
+        MemoryError: Python could not allocate memory while a file was fetched, written or
+            checked: the download stops at once, as for ENOMEM (no other mirror is tried, the
+            partial file is removed, the files verified before are kept), and the message names
+            the folder, the file and its URL, what became of the download and what to do.
         DownloadError: (a ``RuntimeError``) a file failed on every mirror. The message gives
             each mirror's reason, which files are still missing and which were downloaded and
             verified before, the directory they belong in, and how to point to a directory that
@@ -1177,14 +1199,29 @@ def _open_files_advice(error_number: int) -> str:
             f"way): close the files it keeps open, or raise the limit (the shell's ulimit -n{now}) and run again")
 
 
+#: how to get more memory, for ENOMEM and for Python's MemoryError
+FREE_MEMORY_ADVICE = ("close programs that use much memory, or raise this process's memory limit (the shell's ulimit -v, "
+                      "a container's limit), and run again")
+
+
 def _memory_advice(error_number: int) -> str:
     """What to do when this machine ran out of memory (ENOMEM) or of network buffer space (ENOBUFS)."""
     if error_number == errno.ENOBUFS:
         return ("This machine ran out of network buffer space (ENOBUFS), and another mirror would fail the same way: "
                 "close programs that hold many network connections, or wait until the network is less busy, and run again")
-    return ("This machine ran out of memory (ENOMEM), and another mirror or directory would fail the same way: "
-            "close programs that use much memory, or raise this process's memory limit (the shell's ulimit -v, "
-            "a container's limit), and run again")
+    return f"This machine ran out of memory (ENOMEM), and another mirror or directory would fail the same way: {FREE_MEMORY_ADVICE}"
+
+
+def _out_of_memory_error(directory: Path, action: str, missing: Sequence[str], done: str) -> MemoryError:
+    """The error for Python's MemoryError met while a file was downloaded into ``directory``: a
+    MemoryError still (a caller that handles one keeps doing so), now naming the folder, what
+    failed (``action``: the file and its URL), what became of the download (``done``, as
+    ``_cannot_write_error``'s) and the ways out. Python's own carries no message at all."""
+    return MemoryError(
+        f"cannot download into {directory}: {action} failed (out of memory), so {done}. This process ran out of "
+        f"memory (Python's MemoryError), and another mirror or directory would fail the same way: {FREE_MEMORY_ADVICE}, "
+        f"or put {', '.join(missing)} there yourself"
+    )
 
 
 def _megabytes(file_names: Sequence[str], checksums: Mapping[str, str]) -> Optional[str]:
@@ -1254,6 +1291,11 @@ def _download_each(
                 kept = [path.name for path in downloaded]
                 raise _cannot_write_error(directory, f"writing {filename}", error.error, file_names[position:], checksums,
                                           _what_was_done(filename, kept, error.partial), kept) from None
+            except (MemoryError, _OutOfMemory) as error:  # this process's memory: every mirror would fail the same way
+                kept = [path.name for path in downloaded]
+                partial = isinstance(error, _OutOfMemory) and error.partial
+                raise _out_of_memory_error(directory, f"downloading {filename} from {url}", file_names[position:],
+                                           _what_was_done(filename, kept, partial)) from None
             # URLError, HTTPError and timeouts are OSErrors; a ValueError is a URL that cannot be requested
             # (a non-ASCII path over HTTP) or an answer urllib cannot read: either way this mirror failed,
             # and the next is tried
@@ -1513,6 +1555,8 @@ def mnist(root: Optional[PathLike] = None, download: bool = True) -> Splits:
             disk: the message says how many MB they need), or too many files are open (EMFILE,
             ENFILE), or the machine ran out of memory or network buffers (ENOMEM, ENOBUFS; see
             ``download_files``).
+        MemoryError: files are missing and Python ran out of memory while they were downloaded
+            (see ``download_files``).
         IsADirectoryError, FileNotFoundError, OSError: a file's name (``.gz`` or raw) exists
             but is a directory, a broken symbolic link, or a FIFO or device.
     """
