@@ -1116,6 +1116,60 @@ def test_a_read_that_fails_partway_is_the_mirrors_failure(
     assert not (tmp_path / "other").exists()
 
 
+@pytest.mark.parametrize("error_number", [errno.EPIPE, errno.EBADF], ids=["EPIPE", "EBADF"])
+@pytest.mark.parametrize("failing", ["creating", "updating", "closing"])
+def test_a_progress_bar_that_cannot_write_to_stderr_never_stops_the_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums, capsys, error_number: int, failing: str
+) -> None:
+    """tqdm on a broken stderr (a pipe whose reader has gone, a closed descriptor) raises OSError
+    from its constructor, update or close: inside the download loop that was taken for the disk's
+    error, and the download stopped, blaming the disk. The bar is dropped instead, and the
+    download goes on."""
+    bars: list[dict[str, int]] = []
+
+    class BrokenStderrBar:  # as tqdm: each call that draws the bar writes to stderr
+        def __init__(self, **keywords: object) -> None:
+            self.calls = {"update": 0, "close": 0}
+            bars.append(self.calls)
+            if failing == "creating":
+                raise OSError(error_number, os.strerror(error_number))
+
+        def __enter__(self) -> "BrokenStderrBar":
+            return self
+
+        def __exit__(self, *exception_info: object) -> None:
+            self.close()
+
+        def update(self, count: int) -> None:
+            self.calls["update"] += 1
+            if failing == "updating":
+                raise OSError(error_number, os.strerror(error_number))
+
+        def close(self) -> None:
+            self.calls["close"] += 1
+            if failing in ("updating", "closing"):  # its last write: clearing the bar's line
+                raise OSError(error_number, os.strerror(error_number))
+
+    monkeypatch.setattr("tqdm.tqdm", BrokenStderrBar)
+    monkeypatch.setattr(datasets, "DOWNLOAD_CHUNK_BYTES", 16)  # many chunks, so many updates for each file
+    target = tmp_path / "target"
+    paths = download_files(GZ_FILES[:2], target, [server.url("good"), server.url("bad")], checksums, timeout=5, progress=True)
+    assert paths == [target / name for name in GZ_FILES[:2]] and files_in(target) == sorted(GZ_FILES[:2])
+    assert all(hashlib.sha256(path.read_bytes()).hexdigest() == checksums[path.name] for path in paths)
+    assert server.requests == [f"/good/{name}" for name in GZ_FILES[:2]]  # no mirror failed
+    assert "failed" not in capsys.readouterr().err
+    expected = {
+        "creating": {"update": 0, "close": 0},  # no bar: nothing more is asked of it
+        "updating": {"update": 1, "close": 1},  # dropped after the first failed update, and closed once
+    }
+    for calls in bars:
+        if failing == "closing":
+            assert calls["update"] > 1 and calls["close"] == 1
+        else:
+            assert calls == expected[failing]
+    assert len(bars) == 2  # a bar for each file: a failed one is not held against the next file's
+
+
 @pytest.mark.parametrize("error_number, limit", [(errno.EMFILE, "ulimit -n"), (errno.ENFILE, "fs.file-max")],
                          ids=["the process's limit", "the system's limit"])
 def test_too_many_open_files_while_connecting_stops_the_download_at_once(

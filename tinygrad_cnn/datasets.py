@@ -68,6 +68,7 @@ The IDX format
 
 from __future__ import annotations
 
+import contextlib
 import email.message
 import errno
 import gzip
@@ -89,7 +90,7 @@ import urllib.request
 import urllib.response
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import BinaryIO, Iterable, Iterator, Mapping, Optional, Protocol, Sequence, Union
 
 import numpy as np
 
@@ -670,35 +671,77 @@ def _how_to_point_elsewhere(directory: Path, other: str) -> str:
 # ----------------------------------------------------------------------------- download
 
 
-def _progress_bar(total: Optional[int], description: str, enabled: bool):
-    """A tqdm byte counter on stderr (shown only on a terminal), or a silent stand-in."""
+#: what writing to a stderr that is broken (EPIPE: its reader is gone; EBADF: its descriptor is
+#: closed) or closed (ValueError: "I/O operation on closed file") raises
+OUTPUT_ERRORS = (OSError, ValueError)
+
+
+class _TqdmBar(Protocol):
+    """The part of a tqdm bar that ``_ProgressBar`` calls."""
+
+    def update(self, n: int) -> object: ...
+
+    def close(self) -> None: ...
+
+
+def _progress_bar(total: Optional[int], description: str, enabled: bool) -> "_ProgressBar":
+    """A tqdm byte counter on stderr (shown only on a terminal), or a silent one; either way a
+    ``_ProgressBar``, which no error of stderr lets stop or misreport the download."""
     try:
         from tqdm import tqdm
     except ImportError:  # tqdm is a dependency, but a missing progress bar must not stop a download
         enabled = False
     if not enabled:
-        return _NoProgressBar()
-    return tqdm(
-        total=total,
-        desc=description,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        file=sys.stderr,
-        disable=None,  # None: disabled when stderr is not a terminal
-        leave=False,
-    )
+        return _ProgressBar(None)
+    try:
+        bar = tqdm(
+            total=total,
+            desc=description,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=sys.stderr,
+            disable=None,  # None: disabled when stderr is not a terminal
+            leave=False,
+        )
+    except OUTPUT_ERRORS:  # tqdm asks stderr whether it is a terminal, and draws the empty bar on it
+        return _ProgressBar(None)
+    return _ProgressBar(bar)
 
 
-class _NoProgressBar:
-    def __enter__(self) -> "_NoProgressBar":
+class _ProgressBar:
+    """A progress bar (tqdm's ``bar``, or None for none) whose errors never reach the download.
+
+    tqdm writes to stderr, and a stderr that is broken or closed (``OUTPUT_ERRORS``: a pipe
+    whose reader has gone, a closed descriptor) makes its ``update`` or ``close`` raise.
+    (tqdm itself ignores only EIO and a closed file object.) Inside the download loop that
+    OSError was taken for the disk's: the download stopped, its error blaming the disk. Here
+    the first such error drops the bar, for the rest of the download, which goes on without it.
+    """
+
+    def __init__(self, bar: Optional[_TqdmBar]) -> None:
+        self.bar = bar
+
+    def __enter__(self) -> "_ProgressBar":
         return self
 
     def __exit__(self, *exception_info: object) -> None:
-        return None
+        self.close()
 
     def update(self, count: int) -> None:
-        return None
+        if self.bar is None:
+            return
+        try:
+            self.bar.update(count)
+        except OUTPUT_ERRORS:
+            self.close()
+
+    def close(self) -> None:
+        """Close the bar (tqdm clears its line), once; an error of stderr meanwhile is ignored."""
+        bar, self.bar = self.bar, None
+        if bar is not None:
+            with contextlib.suppress(*OUTPUT_ERRORS):  # (tqdm marks itself closed before it writes)
+                bar.close()
 
 
 def _download_verified(url: str, destination: Path, expected_sha256: str, timeout: float, deadline: float, progress: bool) -> None:
@@ -1045,7 +1088,8 @@ def download_files(
             worker thread: urllib's own timeout does not cover it; when this process can start
             no more threads, it is looked up unbounded instead; see ``_look_up_host``.)
         progress: say on stderr which mirror is being tried and why one failed, and show a
-            tqdm progress bar (only when stderr is a terminal).
+            tqdm progress bar (only when stderr is a terminal). A bar that cannot be drawn
+            (stderr closed, or a pipe whose reader has gone) is dropped: the download goes on.
         deadline: seconds (positive) one file may keep the download waiting for the mirror in
             all (its name's lookup, connecting, every read) before the next mirror is tried. The
             time the local disk takes to write the file does not count: a slow disk is not the
