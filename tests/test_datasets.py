@@ -700,6 +700,68 @@ def test_only_a_url_that_cannot_be_requested_is_called_so(tmp_path: Path, monkey
     assert server.requests == [f"/bad-redirect/good/{GZ_FILES[0]}"]  # the non-ASCII path was never sent
 
 
+def use_proxy(monkeypatch: pytest.MonkeyPatch, variable: str, proxy: str) -> None:
+    """Set ``variable`` (``http_proxy``, ``HTTP_PROXY``, ...) to ``proxy`` as the only proxy setting,
+    for every host (the local server's included), and have urllib read it anew. Host names are
+    never looked up: as the resolver does, a name IDNA cannot encode raises UnicodeError, and
+    any other name than 127.0.0.1 is not found."""
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv(variable, proxy)
+    monkeypatch.setattr(urllib.request, "_opener", None)  # urllib's opener reads the proxies when it is made
+    original_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *arguments, **keywords):
+        if host == "127.0.0.1":
+            return original_getaddrinfo(host, *arguments, **keywords)
+        host.encode("idna")
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.mark.parametrize("variable", ["http_proxy", "HTTP_PROXY", "https_proxy"])
+@pytest.mark.parametrize("proxy, problem, reported_before", [
+    ("http:/proxy", "it names no host: a proxy URL reads http://host:port, with two slashes",
+     "an invalid response from the mirror (proxy URL with no authority"),
+    ("http://proxy..example:3128", "its host name proxy..example cannot be looked up: encoding with 'idna' codec failed",
+     "a URL that cannot be requested (encoding with 'idna' codec failed"),
+    ("http://proxy:port", "Port could not be cast to integer value as 'port'", "nonnumeric port: 'port'"),
+    ("http://[bad", "Invalid IPv6 URL", "Name or service not known"),
+    ("socks5://127.0.0.1:1080", "urllib sends requests through http:// and https:// proxies only, not socks5://",
+     "<urlopen error"),  # "unknown url type: socks5"; for https, the SOCKS port taken for an HTTP proxy, refused here
+], ids=["no host", "host not encodable", "port not a number", "bracket not closed", "socks"])
+def test_a_proxy_setting_urllib_cannot_use_is_named_not_blamed_on_the_mirror(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, checksums, variable: str, proxy: str,
+    problem: str, reported_before: str,
+) -> None:
+    """A proxy setting urllib cannot use made every request fail before it reached the mirror, and
+    each mirror was reported as the cause: "an invalid response from the mirror", "a URL that
+    cannot be requested", or urllib's bare words, never naming the setting."""
+    use_proxy(monkeypatch, variable, proxy)
+    mirrors = [server.url("good"), server.url("bad")] if variable.lower() == "http_proxy" else ["https://mirror.example/mnist/"]
+    with pytest.raises(DownloadError) as caught:
+        download_files(GZ_FILES[:1], tmp_path, mirrors, checksums, timeout=5, progress=False)
+    reason = f"the proxy setting ${variable}={proxy} is invalid ("
+    ending = "), so no request reached the mirror: correct it or unset it"
+    for mirror, line in zip(mirrors, caught.value.reasons, strict=True):
+        assert line.startswith(f"  {mirror}{GZ_FILES[0]}: {reason}{problem}") and line.endswith(ending)
+        assert reported_before not in line
+    assert server.requests == [] and files_in(tmp_path) == []
+    assert not caught.value.certificate_failure
+
+
+def test_a_proxy_setting_urllib_can_use_is_not_called_invalid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checksums) -> None:
+    """Only a proxy setting urllib cannot use is named: through one that refuses the connection,
+    the reason is urllib's, as before."""
+    use_proxy(monkeypatch, "http_proxy", dead_port_url().removesuffix("mnist/"))
+    with pytest.raises(DownloadError) as caught:
+        download_files(GZ_FILES[:1], tmp_path, ["http://mirror.example/mnist/"], checksums, timeout=5, progress=False)
+    assert caught.value.reasons == [f"  http://mirror.example/mnist/{GZ_FILES[0]}: <urlopen error [Errno {errno.ECONNREFUSED}] "
+                                    f"{os.strerror(errno.ECONNREFUSED)}>"]
+
+
 @pytest.mark.parametrize("name", ["../x.gz", "sub/x.gz", "..", ""])
 def test_a_file_name_that_is_a_path_is_refused_before_any_work(tmp_path: Path, name: str) -> None:
     """"../x.gz" was saved outside the directory (into its parent), and "sub/x.gz" failed only

@@ -293,6 +293,12 @@ class _UnrequestableURL(ValueError):
     http.client send them (in IDNA, in ASCII). A ValueError of the mirror's answer is not one."""
 
 
+class _InvalidProxySetting(ValueError):
+    """The proxy urllib was to send a mirror's request through is set to something it cannot use
+    (``_proxy_problem``), and the request failed: it never reached the mirror, so the mirror is
+    not to blame. The message names the setting (``$https_proxy`` …), its value and what is wrong."""
+
+
 class _LocalWriteError(Exception):
     """Writing a download to the local disk failed (``error``, the OSError: a full disk, a quota,
     an I/O error, a file-size limit). Not the mirror's fault: every other mirror would fail the
@@ -758,9 +764,10 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
     Each error is sorted where it happens, reading or writing. The mirror's (looking up its
     name, connecting, a read that times out or is cut off, a short, slow or wrong file) come
     out as urllib's OSError or ``_BadDownload``, for ``_failure_reason`` and the next mirror;
-    so do a URL from which no request can be made (``_UnrequestableURL``) and an answer that
-    urllib cannot read (a ValueError: a redirect to a Location that is no URL). (Unless they
-    say this machine ran out of open files, memory or network buffers:
+    so do a URL from which no request can be made (``_UnrequestableURL``), an answer that
+    urllib cannot read (a ValueError: a redirect to a Location that is no URL), and a request
+    that failed because the proxy set for it is one urllib cannot use (``_InvalidProxySetting``).
+    (Unless they say this machine ran out of open files, memory or network buffers:
     ``_local_resource_exhausted``, which stops the download.)
     The local disk's (creating, writing, syncing or renaming the temporary file: a full disk,
     a quota, an I/O error) come out as ``_LocalWriteError``, which no other mirror would cure;
@@ -778,8 +785,13 @@ def _download_verified(url: str, destination: Path, expected_sha256: str, timeou
         raise _UnrequestableURL(str(error)) from error
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
-    except UnicodeError as error:  # the path sent in ASCII, the host in IDNA; urlopen's other ValueErrors read the answer
-        raise _UnrequestableURL(str(error)) from error
+    except (OSError, ValueError, http.client.HTTPException) as error:
+        invalid_proxy = _invalid_proxy_setting(url)
+        if invalid_proxy is not None:  # urllib's error was about the proxy (its URL, port or host name), not the mirror
+            raise _InvalidProxySetting(invalid_proxy) from error
+        if isinstance(error, UnicodeError):  # the path sent in ASCII, the host in IDNA; urlopen's other ValueErrors read the answer
+            raise _UnrequestableURL(str(error)) from error
+        raise
     with response:
         waited = time.monotonic() - started  # for the mirror: the lookup, the connection, the headers
         expected_length = _content_length(response.headers)
@@ -878,7 +890,7 @@ def _look_up_host(url: str, timeout: float) -> None:
     host = parts.hostname
     if parts.scheme not in ("http", "https") or not host:
         return
-    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
+    if _proxy_for(url) is not None:
         return
     port = parts.port or (443 if parts.scheme == "https" else 80)
     outcome: list[Optional[BaseException]] = []
@@ -903,10 +915,61 @@ def _look_up_host(url: str, timeout: float) -> None:
         raise outcome[0]
 
 
+def _proxy_for(url: str) -> Optional[str]:
+    """The proxy that urllib sends the request for ``url`` through, as it is set (``$https_proxy``
+    for an https URL, …, or the system's setting), unless ``$no_proxy`` exempts the URL's host;
+    None when there is none. Read now, as ``_look_up_host`` reads it (urllib reads it when its
+    default opener is made, the first time ``urlopen`` is called)."""
+    parts = urllib.parse.urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or (parts.hostname and urllib.request.proxy_bypass(parts.hostname)):
+        return None
+    return proxy
+
+
+def _proxy_problem(proxy: str) -> Optional[str]:
+    """What makes ``proxy`` (a proxy setting's value) one urllib cannot send a request through,
+    in words, or None when nothing does. urllib takes ``scheme://host:port`` or ``host:port`` (its
+    path ignored): it refuses ``http:/host`` (one slash: no host; a ValueError); a port that is no
+    number fails (http.client's InvalidURL), and so does a host name that IDNA cannot encode (a
+    UnicodeError: an empty label, ``proxy..example``), a bracketed address never closed (its
+    lookup fails) or a scheme other than http and https (``socks5://``: an unknown URL type)."""
+    if "://" not in proxy and re.match(r"[^/:]+:/", proxy):
+        return "it names no host: a proxy URL reads http://host:port, with two slashes"
+    try:
+        parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        parts.port  # a port that is not a number in 0..65535 raises ValueError
+    except ValueError as error:  # "Invalid IPv6 URL", "Port could not be cast to integer value as 'port'"
+        return str(error)
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"urllib sends requests through http:// and https:// proxies only, not {parts.scheme}://"
+    try:
+        (parts.hostname or "").encode("idna")
+    except UnicodeError as error:
+        return f"its host name {parts.hostname} cannot be looked up: {error}"
+    return None
+
+
+def _invalid_proxy_setting(url: str) -> Optional[str]:
+    """When the proxy for ``url`` (``_proxy_for``) is one urllib cannot use (``_proxy_problem``):
+    the reason for the mirror's failure, naming the setting, its value and what is wrong with
+    it, such as ``"the proxy setting $https_proxy=http:/proxy is invalid (it names no host: …):
+    correct it or unset it"``; else None."""
+    proxy = _proxy_for(url)
+    problem = None if proxy is None else _proxy_problem(proxy)
+    if proxy is None or problem is None:
+        return None
+    scheme = urllib.parse.urlsplit(url).scheme
+    variables = [name for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY") if os.environ.get(name) == proxy]
+    setting = f"the proxy setting ${variables[0]}={proxy}" if variables else f"this system's {scheme} proxy setting, {proxy},"
+    return f"{setting} is invalid ({problem}), so no request reached the mirror: correct it or unset it"
+
+
 def _failure_reason(error: Exception, timeout: float) -> str:
     """Why a mirror failed, in words: a timeout says how long was waited, a ValueError whether it
-    was the URL's (``_UnrequestableURL``) or the mirror's answer's."""
-    if isinstance(error, _HostLookupTimeout):
+    was the proxy setting's (``_InvalidProxySetting``), the URL's (``_UnrequestableURL``) or the
+    mirror's answer's."""
+    if isinstance(error, (_HostLookupTimeout, _InvalidProxySetting)):
         return str(error)
     timeouts = (TimeoutError, socket.timeout)  # the same class from Python 3.10 on
     if isinstance(error, timeouts) or isinstance(getattr(error, "reason", None), timeouts):
@@ -1136,8 +1199,10 @@ def download_files(
             verified before, the directory they belong in, and how to point to a directory that
             holds them; when an ``https://`` mirror failed to verify its certificate and none
             had its certificate verified (the others failed before theirs was checked), also
-            what that usually means (the machine's CA certificates). Files downloaded before the
-            failure are kept; the remaining ones are not attempted. The folders this call
+            what that usually means (the machine's CA certificates). A mirror whose request
+            failed because the proxy set for it cannot be used (``$https_proxy=http:/proxy``: no
+            host; a port that is no number) has that as its reason, naming the setting. Files
+            downloaded before the failure are kept; the remaining ones are not attempted. The folders this call
             created (``directory`` and any missing parents) are removed again, deepest first,
             as long as they are empty: a folder that existed before, or that holds a verified
             download, is kept.
@@ -1341,8 +1406,8 @@ def _download_each(
                 raise _out_of_memory_error(directory, f"downloading {filename} from {url}", file_names[position:],
                                            _what_was_done(filename, kept, partial)) from None
             # URLError, HTTPError and timeouts are OSErrors; a ValueError is a URL that cannot be requested
-            # (a non-ASCII path over HTTP) or an answer urllib cannot read: either way this mirror failed,
-            # and the next is tried
+            # (a non-ASCII path over HTTP), an answer urllib cannot read, or a proxy setting urllib cannot use
+            # (for this mirror's scheme: another mirror's may have a proxy that works, or none): the next is tried
             except (OSError, ValueError, http.client.HTTPException, _BadDownload) as error:
                 exhausted = _local_resource_exhausted(error)
                 if exhausted is not None:  # this machine's limit, not the mirror's fault: every mirror would fail too
