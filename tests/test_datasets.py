@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import http.client
 import http.server
+import io
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import socket
 import ssl
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -1230,6 +1232,41 @@ def test_a_progress_bar_that_cannot_write_to_stderr_never_stops_the_download(
         else:
             assert calls == expected[failing]
     assert len(bars) == 2  # a bar for each file: a failed one is not held against the next file's
+
+
+class BrokenPipeStderr(io.TextIOBase):
+    """A stderr piped into a program that has exited: a terminal to ``isatty``, each write EPIPE."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    def flush(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+def closed_stderr() -> io.StringIO:
+    stream = io.StringIO()
+    stream.close()
+    return stream
+
+
+@pytest.mark.parametrize("stderr", [BrokenPipeStderr, closed_stderr], ids=["broken pipe", "closed"])
+def test_mnist_downloads_with_a_stderr_that_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: LocalServer, arrays, checksums, stderr
+) -> None:
+    """Each line mnist() says on stderr while it completes a folder (what it found, which mirror it
+    tries, why one failed) was printed unguarded: on a broken or closed stderr the first one
+    stopped the download with a bare BrokenPipeError or ValueError. With the real tqdm too."""
+    monkeypatch.setattr(datasets, "MIRRORS", (dead_port_url(), server.url("good")))
+    monkeypatch.setattr(datasets, "SHA256", checksums)
+    published_content(monkeypatch, arrays)
+    write_idx(tmp_path / MNIST_FILES[0], arrays[MNIST_FILES[0]])  # a partial folder: mnist() says what it found
+    monkeypatch.setattr(sys, "stderr", stderr())
+    assert_loaded(mnist(tmp_path), arrays)
+    assert sorted(server.requests) == sorted(f"/good/{name}" for name in GZ_FILES[1:])
 
 
 @pytest.mark.parametrize("error_number, limit", [(errno.EMFILE, "ulimit -n"), (errno.ENFILE, "fs.file-max")],

@@ -682,6 +682,13 @@ def _how_to_point_elsewhere(directory: Path, other: str) -> str:
 OUTPUT_ERRORS = (OSError, ValueError)
 
 
+def _tell(message: str) -> None:
+    """Say ``message`` on stderr, where the user follows a download. A stderr that cannot be
+    written (``OUTPUT_ERRORS``) only goes without it: the download goes on, as with the bar."""
+    with contextlib.suppress(*OUTPUT_ERRORS):
+        print(message, file=sys.stderr, flush=True)
+
+
 class _TqdmBar(Protocol):
     """The part of a tqdm bar that ``_ProgressBar`` calls."""
 
@@ -1151,8 +1158,8 @@ def download_files(
             worker thread: urllib's own timeout does not cover it; when this process can start
             no more threads, it is looked up unbounded instead; see ``_look_up_host``.)
         progress: say on stderr which mirror is being tried and why one failed, and show a
-            tqdm progress bar (only when stderr is a terminal). A bar that cannot be drawn
-            (stderr closed, or a pipe whose reader has gone) is dropped: the download goes on.
+            tqdm progress bar (only when stderr is a terminal). A stderr that cannot be written
+            (closed, or a pipe whose reader has gone) only goes without them: the download goes on.
         deadline: seconds (positive) one file may keep the download waiting for the mirror in
             all (its name's lookup, connecting, every read) before the next mirror is tried. The
             time the local disk takes to write the file does not count: a slow disk is not the
@@ -1393,7 +1400,7 @@ def _download_each(
         for number, mirror in enumerate(mirror_urls, start=1):
             url = mirror.rstrip("/") + "/" + filename
             if progress:
-                print(f"downloading {filename} from mirror {number} of {len(mirror_urls)}: {url}", file=sys.stderr, flush=True)
+                _tell(f"downloading {filename} from mirror {number} of {len(mirror_urls)}: {url}")
             try:
                 _download_verified(url, destination, checksums[filename], timeout, deadline, progress)
             except _LocalWriteError as error:  # the disk's fault, not this mirror's: stop, keeping the verified files
@@ -1418,7 +1425,7 @@ def _download_each(
                 if urllib.parse.urlsplit(url).scheme.lower() == "https":
                     https_certificates.append(_certificate_verdict(error))
                 if progress:
-                    print(f"  failed: {_failure_reason(error, timeout)}", file=sys.stderr, flush=True)
+                    _tell(f"  failed: {_failure_reason(error, timeout)}")
                 continue
             downloaded.append(destination)
             break
@@ -1613,10 +1620,9 @@ def _check_before_completing(directory: Path, name: str, folder: str, present: M
             f"put the missing ones beside them yourself (any IDX files then load, unchecked); to download all of "
             f"{name}, move {names} out of {directory}; or {_how_to_point_elsewhere(directory, 'a directory that holds all four files')}"
         )
-    print(
+    _tell(
         f"{name}: downloading the missing {', '.join(missing)} into {directory}. "
-        f"{_found_there(present.values())} (the published files: SHA-256 checked)",
-        file=sys.stderr, flush=True,
+        f"{_found_there(present.values())} (the published files: SHA-256 checked)"
     )
 
 
