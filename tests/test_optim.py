@@ -199,23 +199,42 @@ def test_a_flush_step_flushes_every_block_of_every_buffer_and_those_of_parameter
 
 @pytest.mark.parametrize("momentum", [0.21, 0.5, 0.9])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_momentum_just_above_the_flush_limit_cannot_reach_the_subnormals_before_the_next_flush(momentum, dtype):
+@pytest.mark.parametrize("placed_after", ["flush step", "step before a flush step"])
+def test_momentum_just_above_the_flush_limit_cannot_reach_the_subnormals_before_the_next_flush(momentum, dtype,
+                                                                                              placed_after, monkeypatch):
     """The flush's promise (kernels.py) for a buffer decaying by β ≥ 0.21 a step: an entry just
     above the limit at one flush is still normal at the next (0.2 was said, but 0.2¹⁰ < 2⁻²³:
-    such an entry turned subnormal for a step)."""
-    limit = np.finfo(dtype).tiny * kernels.FLUSH_MARGIN
+    such an entry turned subnormal for a step). The optimizers flush each buffer right after
+    its update on a flush step, so the worst case is an entry just above the limit when the
+    flush of step `steps` leaves it: it then goes through `steps` updates, the last on the next
+    flush step, right before that flush. A subnormal made there is flushed before the step
+    ends, so every value the velocity takes is checked: after each step and as the flush gets
+    it. (Also placed after the step before a flush step, the worst case of a flush before the
+    update.)"""
+    tiny, limit = np.finfo(dtype).tiny, np.finfo(dtype).tiny * kernels.FLUSH_MARGIN
     steps = kernels.SUBNORMAL_FLUSH_STEPS
+    seen = []
+    flush = kernels.flush_subnormals
+
+    def watched_flush(array, limit=None):
+        seen.append(array.copy())  # (what the last update computed, before the flush)
+        flush(array, limit)
+
+    monkeypatch.setattr(kernels, "flush_subnormals", watched_flush)
     param = Tensor(np.ones(1, dtype), requires_grad=True)
     optimizer = SGD([param], lr=0.1, momentum=momentum)
-    # the velocity after step `steps - 1` (the last before the first flush) is just above the limit
-    first_grad = np.array([limit * (1 + 1e-5) / momentum ** (steps - 2)], dtype)
-    for step in range(1, 3 * steps):
+    placed = steps if placed_after == "flush step" else steps - 1
+    first_grad = np.array([limit * (1 + 1e-5) / momentum ** (placed - 1)], dtype)  # (the velocity after step k: g·β^(k−1))
+    for step in range(1, 3 * steps + 1):
         param.grad = first_grad if step == 1 else np.zeros(1, dtype)
         optimizer.step()
         velocity = optimizer.velocities[0]
-        assert velocity[0] == 0 or abs(velocity[0]) >= np.finfo(dtype).tiny, (step, velocity)
-        if step == steps - 1:
-            assert limit <= velocity[0] <= limit * (1 + 1e-4)
+        seen.append(velocity.copy())
+        if step == placed:
+            assert limit <= velocity[0] <= limit * (1 + 1e-4), velocity
+    assert len(seen) > 3 * steps  # (the flush was watched)
+    for value in seen:
+        assert value[0] == 0 or abs(value[0]) >= tiny, seen
 
 
 def test_sgd_zero_grad_sets_none_and_skips_parameters_without_gradient():
