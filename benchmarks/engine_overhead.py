@@ -12,8 +12,10 @@ initial weights on the same batches (``train_step.Batches``):
 * chained: the same Function objects that ``model(images).cross_entropy(labels)`` records
   (``record_ops``), made afresh every step and run forward, then backward in reverse, by hand
   (``chained_step``), the gradients summed per input; then the same ``SGD.step()``. No
-  Tensor, no graph, no argument checks: our kernels and optimizer alone. Its parameters after
-  a step equal ours to the bit (tests/test_benchmark_train_step.py);
+  Tensor, no graph, no argument checks: our kernels and optimizer alone, with the numpy work
+  the engine does besides them (each op's saved arrays freed as backward passes it, a
+  parameter's gradient copied where it is a view). Its parameters after a step equal ours to
+  the bit (tests/test_benchmark_train_step.py);
 * torch: ``train_step.Torch.train_step``, the same network in PyTorch.
 
 ours minus chained is what the engine (``Tensor._from_op``, ``Tensor.backward``), the Tensor
@@ -110,14 +112,18 @@ def chained_step(step: RecordedStep, params: list[Tensor], optimizer: Any, image
     loss = values[step.ops[-1].output]
     grads = {step.ops[-1].output: np.ones_like(loss)}
     for op, recorded in zip(reversed(ops), reversed(step.ops)):
+        values.pop(recorded.output)
         if recorded.output not in grads:  # (an op on constants only: the division of the pixels)
             continue
         input_grads = op.backward(grads.pop(recorded.output))
+        op.release()  # its saved arrays go as backward passes, as the engine frees them
         for key, grad, needed in zip(recorded.inputs, input_grads, recorded.needs_input_grad):
             if needed and grad is not None:
                 grads[key] = grads[key] + grad if key in grads else grad
     for param in params:
-        param.grad = grads.get(id(param))
+        grad = grads.pop(id(param), None)
+        # a gradient that is a view is copied, as the engine's accumulation copies it (its own memory)
+        param.grad = grad if grad is None or grad.base is None else grad.copy()
     optimizer.step()
     return float(loss)
 
