@@ -1,4 +1,5 @@
-"""The fused options SeedCNN uses (conv2d with bias and relu, zero-padded max pool with relu):
+"""The fused options SeedCNN uses (conv2d with bias and relu, zero-padded max pool with relu,
+matmul with bias and relu):
 hand-written VJPs against float64 finite differences, and values and gradients equal to the
 separate primitives they replace (ties included)."""
 
@@ -9,11 +10,13 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from reference import max_pool2d_loops
 from test_ops import conv_cases as plain_conv_cases
 
 from tinygrad_cnn import Tensor, gradcheck, kernels, no_grad
-from tinygrad_cnn.models import SeedCNN
+from tinygrad_cnn.models import SeedCNN, SeedMLP
+from tinygrad_cnn.nn import get_parameters
 
 seeds = st.integers(0, 2**32 - 1)
 
@@ -450,9 +453,133 @@ def test_max_pool_with_more_than_255_taps_routes_to_the_first_maximum(relu):
     (lambda x, w: x.conv2d(w, relu="no"), "conv2d"),
     (lambda x, w: x.conv2d(w, relu=None), "conv2d"),
     (lambda x, w: x.pad_max_pool2d(((0, 0), (0, 0)), 2, relu=1), "max_pool2d"),
+    (lambda x, w: x.reshape(4, 4).matmul(w.reshape(3, 3), relu=0), "matmul"),
 ])
 def test_a_relu_switch_must_be_a_bool(call, name):
     """relu="no" was read as a truth value: the relu ran."""
     x, weight = Tensor(np.ones((1, 1, 4, 4))), Tensor(np.ones((1, 1, 3, 3)))
     with pytest.raises(TypeError, match=f"{name}: relu must be True or False, got"):
         call(x, weight)
+
+
+# -- matmul with bias and relu: the seed's "matrix multiply and add" ------------------------
+
+
+@st.composite
+def matmul_bias_cases(draw):
+    """(a shape, b shape, bias shape): 2-D or batched operands (batch axes broadcast), and a
+    bias of any shape that broadcasts to the product's without growing it ((m,), (n, m), (1, m),
+    with or without the batch axes, or a 0-d one)."""
+    batch = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=2, max_side=3))
+    rows, inner, columns = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    product_shape = np.broadcast_shapes(*batch.input_shapes) + (rows, columns)
+    bias_shape = draw(hnp.broadcastable_shapes(product_shape, max_dims=len(product_shape))
+                      .filter(lambda shape: np.broadcast_shapes(shape, product_shape) == product_shape))
+    return batch.input_shapes[0] + (rows, inner), batch.input_shapes[1] + (inner, columns), bias_shape
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@given(case=matmul_bias_cases(), seed=seeds)
+def test_matmul_bias_relu_vjp(relu, case, seed):
+    arrays = [np.random.default_rng(seed + offset).standard_normal(shape) for offset, shape in enumerate(case)]
+    assert gradcheck(lambda a, b, bias: a.matmul(b, bias=bias, relu=relu), arrays)
+
+
+@given(case=matmul_bias_cases(), seed=seeds)
+def test_matmul_relu_without_bias_vjp(case, seed):
+    a, b = (np.random.default_rng(seed + offset).standard_normal(shape) for offset, shape in enumerate(case[:2]))
+    assert gradcheck(lambda x, y: x.matmul(y, relu=True), [a, b])
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@given(case=matmul_bias_cases(), seed=seeds, dtype=st.sampled_from([np.float32, np.float64]),
+       rounded=st.booleans())
+def test_matmul_bias_relu_equals_the_unfused_ops_to_the_bit(relu, case, seed, dtype, rounded):
+    """Values and every gradient equal to ``(a @ b + bias).relu()``, bit for bit (rounded
+    values make exact zeros, where relu's gradient switches off)."""
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(shape) for shape in case]
+    if rounded:
+        arrays = [np.round(array) for array in arrays]
+    results = []
+    for fused in (True, False):
+        a, b, bias = (Tensor(array.astype(dtype), requires_grad=True) for array in arrays)
+        if fused:
+            output = a.matmul(b, bias=bias, relu=relu)
+        else:
+            output = a @ b + bias
+            output = output.relu() if relu else output
+        output.backward(np.random.default_rng(seed + 1).standard_normal(output.shape).astype(dtype))
+        results.append((output.data, a.grad, b.grad, bias.grad))
+    for fused_array, plain_array in zip(*results):
+        assert fused_array.dtype == plain_array.dtype
+        np.testing.assert_array_equal(fused_array, plain_array)
+
+
+@given(inner=st.integers(1, 4), columns=st.integers(1, 4), seed=seeds)
+def test_matmul_bias_relu_of_a_vector_equals_the_unfused_ops(inner, columns, seed):
+    """A 1-D operand (a row on the left, a column on the right) takes a bias and relu too."""
+    rng = np.random.default_rng(seed)
+    vector, matrix = rng.standard_normal(inner), rng.standard_normal((inner, columns))
+    bias = rng.standard_normal(columns)
+    assert gradcheck(lambda v, m, b: v.matmul(m, bias=b, relu=True), [vector, matrix, bias])
+    fused = Tensor(vector).matmul(Tensor(matrix), bias=Tensor(bias), relu=True)
+    assert fused.shape == (columns,)
+    np.testing.assert_array_equal(fused.data, np.maximum(vector @ matrix + bias, 0))
+    column = Tensor(matrix.T).matmul(Tensor(vector), bias=1.5)
+    np.testing.assert_array_equal(column.data, matrix.T @ vector + 1.5)
+
+
+def test_matmul_relu_passes_the_gradient_of_a_nan_output_on_and_zeroes_dead_units_even_for_infinite_g():
+    """As ReLU's VJP (and PyTorch's): a NaN output passes G on; a dead unit (output 0) gets 0,
+    even where G is inf (a sqrt after the relu)."""
+    x = Tensor(np.ones((1, 2), dtype=np.float32), requires_grad=True)
+    weight = Tensor(np.eye(2, dtype=np.float32), requires_grad=True)
+    bias = Tensor(np.array([np.nan, -5.0], dtype=np.float32), requires_grad=True)
+    x.matmul(weight, bias=bias, relu=True).backward(np.ones((1, 2), dtype=np.float32))
+    np.testing.assert_array_equal(bias.grad, [1.0, 0.0])
+    np.testing.assert_array_equal(x.grad, [[1.0, 0.0]])
+    bias = Tensor(np.array([-5.0, 3.0]), requires_grad=True)
+    with np.errstate(divide="ignore"):
+        Tensor(np.ones((1, 2))).matmul(Tensor(np.eye(2)), bias=bias, relu=True).sqrt().sum().backward()
+    np.testing.assert_array_equal(bias.grad, [0.0, 0.5 / np.sqrt(4.0)])
+
+
+@pytest.mark.parametrize("bias_shape", [(4,), (1, 2, 3), (2, 2, 3), (3, 1, 1)])
+def test_a_matmul_bias_that_would_grow_the_product_is_refused_naming_both_shapes(bias_shape):
+    a, b = Tensor(np.ones((2, 5))), Tensor(np.ones((5, 3)))
+    with pytest.raises(ValueError, match=rf"bias of shape \({bias_shape[0]},.*product's shape \(2, 3\)"):
+        a.matmul(b, bias=Tensor(np.ones(bias_shape)))
+
+
+def test_the_output_of_a_matmul_with_relu_changed_in_place_is_refused_at_backward():
+    """Its VJP reads the output (as ReLU's); without relu it reads only the inputs."""
+    a, b = Tensor(np.ones((2, 3)), requires_grad=True), Tensor(np.ones((3, 2)), requires_grad=True)
+    output = a.matmul(b, bias=Tensor(np.zeros(2)), relu=True)
+    with no_grad():
+        output += 1
+    with pytest.raises(RuntimeError, match="the output of MatMul was modified by an in-place operation"):
+        output.sum().backward()
+    output = a.matmul(b, bias=Tensor(np.zeros(2)))
+    with no_grad():
+        output += 1
+    output.sum().backward()
+    np.testing.assert_array_equal(a.grad, np.full((2, 3), 2.0))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_seed_mlp_fused_forward_and_gradients_equal_the_unfused_network_to_the_bit(dtype):
+    rng = np.random.default_rng(4)
+    images = rng.integers(0, 256, size=(3, 1, 28, 28)).astype(np.uint8)
+    labels = np.array([2, 0, 9])
+    biases = [rng.standard_normal(size) * 0.1 for size in (1000, 100, 10)]  # (not zeros: the bias gradients count)
+    results = []
+    for fused in (True, False):
+        model = SeedMLP(seed=4, dtype=dtype, fused=fused)
+        for layer, bias in zip((model.fc1, model.fc2, model.fc3), biases):
+            layer.bias.data[...] = bias
+        loss = model(images).cross_entropy(labels)
+        loss.backward()
+        results.append([loss.data] + [param.grad for param in get_parameters(model)])
+    for fused_array, plain_array in zip(*results):
+        np.testing.assert_array_equal(fused_array, plain_array)

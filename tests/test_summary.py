@@ -67,7 +67,10 @@ def test_printed_table_is_in_the_seed_style(cnn_rows, capsys):
             "output 14 x 14 x 16") in printed
     assert "Convolution + Addition + ReLU: input 7 x 7 x 32, output 7 x 7 x 64" in printed
     assert "Vectorization: input 7 x 7 x 64, output 3136" in printed
-    assert "Matrix multiply: input 3136, output 100, parameter 3136 x 100, MACs = 313600" in printed
+    assert ("  8. Matrix multiply + Addition + ReLU: input 3136, output 100, parameter 3136 x 100 and 100, "
+            "MACs = 313600") in printed
+    assert "  9. Matrix multiply + Addition: input 100, output 10, parameter 100 x 10 and 10, MACs = 1000" in printed
+    assert "Forward pass, 9 ops" in printed
     assert "Total: parameters = 359,846, MACs = 2,233,832" in printed
 
 
@@ -103,7 +106,11 @@ def test_seed_mlp_summary():
     assert rows[-1]["output_shape"] == (2, 10)
     assert sum(row["params"] for row in rows) == sum(t.size for t in named_parameters(SeedMLP()).values())
     text = format_summary(rows)
-    assert "Matrix multiply: input 784, output 1000, parameter 784 x 1000, MACs = 1568000" in text
+    assert "Matrix multiply + Addition + ReLU: input 784, output 1000, parameter 784 x 1000 and 1000, MACs = 1568000" in text
+    assert [row["label"] for row in rows[2:]] == ["Matrix multiply + Addition + ReLU"] * 2 + ["Matrix multiply + Addition"]
+    unfused = summary(SeedMLP(fused=False), (2, 1, 28, 28), print_table=False)
+    assert [row["op"] for row in unfused[2:]] == ["MatMul", "Add", "ReLU"] * 2 + ["MatMul", "Add"]
+    assert [row["macs"] for row in unfused if row["macs"] > 0] == [row["macs"] for row in rows if row["macs"] > 0]
 
 
 class FusedConvBiasReLU(ops.Function):

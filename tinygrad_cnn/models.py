@@ -40,8 +40,13 @@ class Dense:
         self.weight = Tensor(weight, requires_grad=True)
         self.bias = Tensor(bias, requires_grad=True)
 
-    def __call__(self, x: Tensor) -> Tensor:
-        return x @ self.weight + self.bias
+    def __call__(self, x: Tensor, relu: bool = False, fused: bool = True) -> Tensor:
+        """x @ weight + bias (then relu), as one op (``fused``, the seed's "matrix multiply and
+        add") or as MatMul, Add (and ReLU): the same numbers and gradients."""
+        if fused:
+            return x.matmul(self.weight, bias=self.bias, relu=relu)
+        x = x @ self.weight + self.bias
+        return x.relu() if relu else x
 
 
 def _dense(rng: np.random.Generator, fan_in: int, fan_out: int, dtype) -> Dense:
@@ -124,8 +129,9 @@ class SeedCNN:
     """The seed's convolutional network; ``model(images)`` returns logits N,10.
 
     ``fused=True`` (default) runs each block as two fused ops (conv + bias (+ relu), and
-    pad + pool + relu) for speed; ``fused=False`` runs the same network op by op, exactly as
-    the seed documents list the layers. Both give the same numbers and gradients.
+    pad + pool + relu) and each dense layer as one (matrix multiply + bias (+ relu)) for speed;
+    ``fused=False`` runs the same network op by op, exactly as the seed documents list the
+    layers. Both give the same numbers and gradients.
     """
 
     def __init__(self, seed: int = 0, dtype=np.float32, fused: bool = True):
@@ -173,14 +179,19 @@ class SeedCNN:
         x = self.block(x, self.conv1, pool=True)  # 16 x 14 x 14
         x = self.block(x, self.conv2, pool=True)  # 32 x 7 x 7
         x = self.block(x, self.conv3, pool=False).flatten()  # 3136
-        return self.fc2(self.fc1(x).relu())
+        return self.fc2(self.fc1(x, relu=True, fused=self.fused), fused=self.fused)
 
 
 class SeedMLP:
-    """The seed's fully connected network 784 → 1000 → 100 → 10; ``model(images)`` gives logits."""
+    """The seed's fully connected network 784 → 1000 → 100 → 10; ``model(images)`` gives logits.
 
-    def __init__(self, seed: int = 0, dtype=np.float32):
+    ``fused=True`` (default) runs each layer as one op (matrix multiply + bias (+ relu));
+    ``fused=False`` as MatMul, Add (and ReLU). Both give the same numbers and gradients.
+    """
+
+    def __init__(self, seed: int = 0, dtype=np.float32, fused: bool = True):
         self.dtype = model_dtype("SeedMLP", dtype)
+        self.fused = fused
         rng = np.random.default_rng(checked_seed("seed", seed))
         self.fc1 = _dense(rng, 784, 1000, self.dtype)
         self.fc2 = _dense(rng, 1000, 100, self.dtype)
@@ -188,4 +199,5 @@ class SeedMLP:
 
     def __call__(self, images: Tensor | np.ndarray) -> Tensor:
         x = (pixels_to_tensor(images, self.dtype) / 255.0).flatten()
-        return self.fc3(self.fc2(self.fc1(x).relu()).relu())
+        x = self.fc2(self.fc1(x, relu=True, fused=self.fused), relu=True, fused=self.fused)
+        return self.fc3(x, fused=self.fused)

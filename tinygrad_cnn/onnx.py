@@ -629,6 +629,19 @@ def convert_compare(graph: GraphBuilder, step: Step) -> str:
     return graph.node("Not", [mask]) if symbol == "!=" else mask
 
 
+def convert_matmul(graph: GraphBuilder, step: Step) -> str:
+    """MatMul; a bias (``matmul(..., bias=)``, the seed's matrix multiply and add) is an Add
+    after it, broadcast as numpy does; both computed in the dtype onnxruntime has a MatMul for
+    (``RUNTIME_DTYPES``), the result cast back."""
+    dtype = step.output.dtype
+    computed = _runtime_dtype(step, "MatMul", dtype)
+    a, b, *bias = [graph.cast(name, tensor.dtype, computed) for name, tensor in zip(step.inputs, step.tensors)]
+    output = graph.node("MatMul", [a, b])
+    if bias:
+        output = graph.node("Add", [output, bias[0]])
+    return graph.cast(output, computed, dtype)
+
+
 def convert_conv2d(graph: GraphBuilder, step: Step) -> str:
     """Conv with ``stride``, ``padding`` (ph, pw), ``dilation`` and ``groups``. A per-channel
     bias (O,) is Conv's B input; any other bias (the seed's per-position O,Ho,Wo) is an Add
@@ -781,7 +794,7 @@ CONVERTERS: dict[str, Converter] = {
     "Stack": convert_stack,
     "Cast": convert_cast,
     # neural-network ops
-    "MatMul": _same("MatMul"),
+    "MatMul": convert_matmul,
     "Conv2d": convert_conv2d,
     "MaxPool2d": _pool("MaxPool"),
     "AvgPool2d": _pool("AveragePool"),
@@ -1017,7 +1030,7 @@ def to_onnx(model: Any, input_shape: Optional[Sequence[int]] = None, *, images: 
         step.label = f"op {step.op.name} (op {position} of {len(steps)})"
         step.inputs = tuple(graph.value(tensor) for tensor in step.tensors)
         output = converter(graph, step)
-        if getattr(step.op, "relu", False) is True:  # the fused relu of a conv or pool
+        if getattr(step.op, "relu", False) is True:  # the fused relu of a conv, pool or matmul
             output = _relu(graph, step, output)
         graph.bind(step.output, output)
     final = graph.names[id(result)]

@@ -882,10 +882,20 @@ class Tensor:
     def __rmatmul__(self, other: ArrayLike) -> "Tensor":
         return self._operand(other).matmul(self)
 
-    def matmul(self, other: ArrayLike) -> "Tensor":
+    def matmul(self, other: ArrayLike, *, bias: Optional[ArrayLike] = None, relu: bool = False) -> "Tensor":
         """Matrix product as ``np.matmul``; 1-D operands are treated as a row / a column.
-        An integer operand mixed with a float one takes the float's dtype (as ``+``)."""
+        An integer operand mixed with a float one takes the float's dtype (as ``+``).
+
+        ``bias`` is added to the product (broadcast as ``+`` broadcasts, but it may not grow the
+        product's shape: (m,) or (n, m) for an (n, m) product) and ``relu=True`` applies a relu,
+        in the same op: the seed's "matrix multiply and add" layer, the fused form of
+        ``(x @ weight + bias).relu()`` (same values and gradients), as ``conv2d``'s bias and relu.
+        """
+        check_flag("matmul", "relu", relu)
         left, right = _promoted(self, self._operand(other))
+        if bias is not None:
+            left, bias = _promoted(left, self._operand(bias))
+            right = _promoted(left, right)[1]  # left has become float if only the bias was
         check_not_bool("@", left, right)
         if left.ndim == 0 or right.ndim == 0:
             raise ValueError(f"matmul needs at least 1-D operands, got shapes {left.shape} and {right.shape}")
@@ -896,15 +906,24 @@ class Tensor:
                 f"matmul shape mismatch: {left.shape} @ {right.shape} "
                 f"(inner sizes {inner_left} and {inner_right} differ)"
             )
-        if left.ndim == 1 and right.ndim == 1:  # the dot product: a scalar, as np.matmul gives
-            return left.reshape(1, -1).matmul(right.reshape(-1, 1)).reshape(())
-        if left.ndim == 1:
-            return left.reshape(1, -1).matmul(right).reshape(*right.shape[:-2], right.shape[-1])
-        if right.ndim == 1:
-            return left.matmul(right.reshape(-1, 1)).reshape(*left.shape[:-1])
+        if left.ndim == 1 or right.ndim == 1:  # a row or a column: reshaped, then the bias and relu as separate ops
+            if left.ndim == 1 and right.ndim == 1:  # the dot product: a scalar, as np.matmul gives
+                product = left.reshape(1, -1).matmul(right.reshape(-1, 1)).reshape(())
+            elif left.ndim == 1:
+                product = left.reshape(1, -1).matmul(right).reshape(*right.shape[:-2], right.shape[-1])
+            else:
+                product = left.matmul(right.reshape(-1, 1)).reshape(*left.shape[:-1])
+            if bias is not None:
+                _check_matmul_bias(bias.shape, product.shape)
+                product = product + bias
+            return product.relu() if relu else product
         if left.ndim > 2 or right.ndim > 2:  # the batch axes must broadcast
             check_broadcast("@", Tensor(np.empty(left.shape[:-2])), Tensor(np.empty(right.shape[:-2])))
-        return ops.MatMul.apply(left, right)
+        if bias is None:
+            return ops.MatMul.apply(left, right, relu=bool(relu))
+        batch = np.broadcast_shapes(left.shape[:-2], right.shape[:-2])
+        _check_matmul_bias(bias.shape, batch + (left.shape[-2], right.shape[-1]))
+        return ops.MatMul.apply(left, right, bias, relu=bool(relu))
 
     # -- element-wise math ----------------------------------------------------------
 
@@ -1501,6 +1520,17 @@ def _integer_divisor_checked(symbol: str, left: Tensor, right: Tensor) -> tuple[
         raise ZeroDivisionError(f"integer {symbol} by zero: the divisor holds a 0 (PyTorch raises too; "
                                 "a float divisor gives NaN or inf instead)")
     return left, right
+
+
+def _check_matmul_bias(bias_shape: tuple[int, ...], product_shape: tuple[int, ...]) -> None:
+    """A ValueError unless a bias of ``bias_shape`` broadcasts to ``product_shape`` unchanged."""
+    try:
+        fits = np.broadcast_shapes(bias_shape, product_shape) == product_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"matmul: a bias of shape {bias_shape} does not broadcast to the product's shape "
+                         f"{product_shape} (a bias (m,) or (n, m) fits an (n, m) product)")
 
 
 def _promoted(a: Tensor, b: Tensor, true_division: bool = False) -> tuple[Tensor, Tensor]:

@@ -17,29 +17,50 @@ Pair = tuple[int, int]
 
 
 class MatMul(Function):
-    """Y = A @ B for A (..., n, k) and B (..., k, m).
+    """Y = A @ B for A (..., n, k) and B (..., k, m), with an optional bias and relu fused in:
+    Z = A @ B + bias (bias broadcast to Z's shape, e.g. (m,)), Y = max(Z, 0) with relu, else Z;
+    the seed's "matrix multiply and add" layer (``x.matmul(weight, bias=b, relu=True)``).
 
-    VJP: dA = G Bᵀ, dB = Aᵀ G (leading batch axes summed back where they were broadcast).
+    VJP: G' = 0 where Y <= 0, else G, with relu (as ReLU's: a NaN passes G on), else G;
+    dbias = G' summed over the axes the bias was broadcast along;
+    dA = G' Bᵀ, dB = Aᵀ G' (leading batch axes summed back where they were broadcast).
     """
 
-    saves_output = False
+    saves_output = False  # (True with relu: its VJP reads the output; set per op in __init__)
 
     label = "Matrix multiply"
 
-    def forward(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        self.a, self.b = a, b
-        return a @ b
+    def __init__(self, relu: bool = False):
+        self.relu = relu
+        self.saves_output = relu
+
+    def forward(self, a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None) -> np.ndarray:
+        self.a, self.b, self.bias_shape = a, b, None if bias is None else bias.shape
+        output = a @ b
+        if bias is not None:
+            output += bias
+        if self.relu:
+            np.maximum(output, 0, out=output)
+            self.output = output
+        return output
 
     def inputs_read_by_backward(self) -> list[int]:
-        """dA reads B, dB reads A (and only the other's shape and layout), as PyTorch's saved tensors."""
-        a_needs_grad, b_needs_grad = self.needs_input_grad
+        """dA reads B, dB reads A (and only the other's shape and layout), as PyTorch's saved
+        tensors; dbias reads nothing of the bias but its shape."""
+        a_needs_grad, b_needs_grad = self.needs_input_grad[:2]
         return ([1] if a_needs_grad else []) + ([0] if b_needs_grad else [])
 
     def macs(self, input_shapes, output_shape) -> int:
         """One multiply-accumulate per output element and inner index: (…·n·m)·k."""
         return int(np.prod(output_shape, dtype=np.int64)) * input_shapes[0][-1]
 
+    def describe(self) -> str:
+        """'Matrix multiply', with ' + Addition' for a bias and ' + ReLU' (the seed's words)."""
+        return self.label + (" + Addition" if self.bias_shape is not None else "") + (" + ReLU" if self.relu else "")
+
     def backward(self, grad_out: np.ndarray) -> Gradients:
+        if self.relu:
+            grad_out = np.where(self.output <= 0, 0, grad_out)  # (ReLU's VJP)
         grad_a = grad_b = None
         if self.needs_input_grad[0]:
             if self.a.ndim == 2 and self.b.ndim == 2 and self.a.flags.f_contiguous and not self.a.flags.c_contiguous:
@@ -60,7 +81,9 @@ class MatMul(Function):
                 grad_b = unbroadcast(a_transposed * grad_out, self.b.shape)
             else:
                 grad_b = unbroadcast(a_transposed @ grad_out, self.b.shape)
-        return grad_a, grad_b
+        if self.bias_shape is None:
+            return grad_a, grad_b
+        return grad_a, grad_b, unbroadcast(grad_out, self.bias_shape) if self.needs_input_grad[2] else None
 
 
 
