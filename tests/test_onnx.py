@@ -741,7 +741,7 @@ def test_exporting_a_batch_norm_called_with_training_true_leaves_its_running_sta
     (and torch.onnx, which warns the same way)."""
     model = TrainingBatchNorm()
     before = state_dict(model)
-    with pytest.warns(UserWarning, match=r"op BatchNorm \(op 3 of 3\) is called with training=True"):
+    with pytest.warns(UserWarning, match=r"op BatchNorm \(op 2 of 2\) is called with training=True"):
         export(model, tmp_path / "bn.onnx", images=uniform(0, (5, 4)))
     after = state_dict(model)
     assert list(after) == list(before)
