@@ -921,7 +921,7 @@ class Tensor:
             check_broadcast("@", Tensor(np.empty(left.shape[:-2])), Tensor(np.empty(right.shape[:-2])))
         if bias is None:
             return ops.MatMul.apply(left, right, relu=bool(relu))
-        batch = np.broadcast_shapes(left.shape[:-2], right.shape[:-2])
+        batch = np.broadcast_shapes(left.shape[:-2], right.shape[:-2]) if left.ndim > 2 or right.ndim > 2 else ()
         _check_matmul_bias(bias.shape, batch + (left.shape[-2], right.shape[-1]))
         return ops.MatMul.apply(left, right, bias, relu=bool(relu))
 
@@ -1524,6 +1524,8 @@ def _integer_divisor_checked(symbol: str, left: Tensor, right: Tensor) -> tuple[
 
 def _check_matmul_bias(bias_shape: tuple[int, ...], product_shape: tuple[int, ...]) -> None:
     """A ValueError unless a bias of ``bias_shape`` broadcasts to ``product_shape`` unchanged."""
+    if bias_shape == product_shape[len(product_shape) - len(bias_shape):]:  # (m,), (n, m): the usual biases
+        return
     try:
         fits = np.broadcast_shapes(bias_shape, product_shape) == product_shape
     except ValueError:
