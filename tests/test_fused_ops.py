@@ -583,3 +583,16 @@ def test_seed_mlp_fused_forward_and_gradients_equal_the_unfused_network_to_the_b
         results.append([loss.data] + [param.grad for param in get_parameters(model)])
     for fused_array, plain_array in zip(*results):
         np.testing.assert_array_equal(fused_array, plain_array)
+
+
+def test_max_pool_keeps_one_small_count_per_window_for_backward_not_the_input():
+    """The winners are found in forward (kernels.count_first_maximum): what the op keeps for
+    its VJP is one uint8 per window of its grid, not the input's phase planes (16 times that
+    in float32 for a 3x3/2 pool), so a big batch holds much less between forward and backward."""
+    x = Tensor(np.random.default_rng(0).standard_normal((8, 4, 28, 28)).astype(np.float32), requires_grad=True)
+    y = x.pad_max_pool2d(((0, 1), (0, 1)), 3, stride=2, relu=True)
+    kept = [value for value in vars(y.node.op).values() if isinstance(value, np.ndarray)]
+    assert [array.dtype for array in kept] == [np.uint8]
+    assert kept[0].nbytes == 4 * 15 * 15 * 8  # C · Hq · Wq · N windows of the grid, one byte each
+    y.sum().backward()
+    assert x.grad.shape == x.shape

@@ -367,14 +367,11 @@ class PoolWindows:
                 yield ((row_phase, column_phase, slice(None), plane_rows, plane_columns),
                        (slice(None), in_rows, in_columns))
 
-    def new_planes(self, x: np.ndarray, keep: bool) -> np.ndarray:
+    def new_planes(self, x: np.ndarray) -> np.ndarray:
         """Phase planes (sh, sw, C, Hq, Wq, N) for N,C,H,W ``x``, zero where the padding is, to
-        be filled by ``fill_phase_planes``. ``keep``: a fresh array (saved for backward);
-        otherwise a reused work buffer (the key fixes which places are written, so the
-        padding stays 0)."""
+        be filled by ``fill_phase_planes``: a reused work buffer (the key fixes which places are
+        written, so the padding stays 0)."""
         shape = self.stride + self.grid_shape
-        if keep:
-            return np.zeros(shape, dtype=x.dtype)
         return scratch(f"pool planes of an input {x.shape} padded by {self.padding}", shape, x.dtype)
 
     def fill_phase_planes(self, planes: np.ndarray, x: np.ndarray, first: int, stop: int) -> None:
@@ -383,9 +380,10 @@ class PoolWindows:
         for plane_index, in_index in self.phase_pairs:
             planes[plane_index[:2] + (channels,) + plane_index[3:]] = x[(channels,) + in_index[1:]]
 
-    def to_phase_planes(self, x: np.ndarray, keep: bool) -> np.ndarray:
-        """The flat phase planes (sh, sw, C·Hq·Wq·N) of N,C,H,W ``x``, all channels at once."""
-        planes = self.new_planes(x, keep)
+    def to_phase_planes(self, x: np.ndarray) -> np.ndarray:
+        """The flat phase planes (sh, sw, C·Hq·Wq·N) of N,C,H,W ``x``, all channels at once (a
+        work buffer: dead once the caller returns)."""
+        planes = self.new_planes(x)
         self.fill_phase_planes(planes, x, 0, self.grid_shape[0])
         return planes.reshape(self.stride + (-1,))
 
@@ -413,18 +411,20 @@ def _phases(size: int, before: int, stride: int) -> list[tuple[int, slice, slice
     return phases
 
 
-def max_pool(windows: PoolWindows, x: np.ndarray, relu: bool, keep: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(flat phase planes (sh, sw, C·Hq·Wq·N), output grid C,Hq,Wq,N) of the max pool of N,C,H,W
-    ``x``: every window's largest tap (and 0, with ``relu``), channel block by channel block.
-    ``keep``: the planes are a fresh array, saved for backward; otherwise a reused work buffer.
+def max_pool(windows: PoolWindows, x: np.ndarray, relu: bool, keep: bool) -> tuple[Optional[np.ndarray], np.ndarray]:
+    """(first-maximum counts or None, output grid C,Hq,Wq,N) of the max pool of N,C,H,W ``x``:
+    every window's largest tap (and 0, with ``relu``), channel block by channel block.
+    ``keep`` (backward will run): also each window's count (``count_first_maximum``), a fresh
+    C,Hq,Wq,N array of small ints, found while the block's planes are still in the cache.
 
     A block's spare windows may read the next block's planes before they are filled: their
-    values mean nothing either way.
+    values (and counts) mean nothing either way.
     """
-    planes = windows.new_planes(x, keep)
+    planes = windows.new_planes(x)
     flat_planes = planes.reshape(windows.stride + (-1,))
     grid, _ = windows.new_grid(x.dtype)
     flat_grid = grid.reshape(-1)
+    count_grid = np.empty(windows.grid_shape, dtype=np.min_scalar_type(len(windows.taps))) if keep else None
     for first_channel, stop_channel, start, stop in windows.channel_blocks(x.dtype.itemsize):
         windows.fill_phase_planes(planes, x, first_channel, stop_channel)
         output = flat_grid[start:stop]
@@ -435,33 +435,59 @@ def max_pool(windows: PoolWindows, x: np.ndarray, relu: bool, keep: bool) -> tup
             np.copyto(output, next(taps))
         for tap in taps:
             np.maximum(output, tap, out=output)
-    return flat_planes, grid
+        if count_grid is not None:
+            count_first_maximum(windows, flat_planes, output, count_grid.reshape(-1)[start:stop], start, stop, relu)
+    return count_grid, grid
 
 
-def route_to_first_maximum(windows: PoolWindows, planes: np.ndarray, output_grid: np.ndarray,
-                           grad_out: np.ndarray, relu: bool) -> np.ndarray:
-    """dx (N,C,H,W view of C,H,W,N memory): each real window's G goes to its first tap, in
-    row-major order, that equals the window's output (PyTorch's tie rule), or, in a window
-    holding a NaN (its output is NaN), to its last NaN tap (PyTorch's rule there); overlapping
-    windows add up; what lands on the padding is dropped, and so is, with ``relu``, the G of a
-    window whose output is 0.
+# Winners found in forward: each window's first maximum is found in the forward pass, block by
+# block, right after the block's maximum, while its phase planes are still in the L2 cache, and
+# kept as one small count per window; backward then only scatters. Before, backward found the
+# winners again from phase planes saved for it (a fresh zeroed array each step: 7.4 MB for the
+# seed's pool 1 at batch 128, read back from memory). Measured on the Intel Xeon of this round
+# (SeedCNN steps, rounds alternating in one process): batch 128 0.976, 0.964 and 0.963 of
+# before in three runs, batch 32 and 1 within the noise (0.95–1.04); the planes are no longer
+# kept (11 MB less held per batch-128 step). An earlier try, before the channel blocks (on an
+# AMD machine with 512 KB of L2), had found it as costly as finding them again.
 
-    Finding the winners (flat taps): per tap, in order, ``hit = tap == output``, ``found |=
-    hit``, ``count += found``; a window's count ends as the number of taps from its first hit
-    on (0: no winner), and one table lookup (``winner_places``) turns it into the winner's
-    place in the input. Scattering: one ``np.add.at`` of every window's G at its winner's
-    place in a C,H,W,N gradient (the no-winner windows and the padding winners at one extra,
-    discarded element). It replaced a masked multiply, add and subtract per tap on float
-    grids and the copy back out of the phase planes: the SeedCNN step went 29.1 → 27.7 ms at
-    batch 128 and 7.8 → 7.6 ms at batch 32, batch 1 unchanged (medians of 20 rounds
-    alternating in one process). All of it runs channel block by channel block, as the
-    forward pass (``max_pool``).
+
+def count_first_maximum(windows: PoolWindows, flat_planes: np.ndarray, output: np.ndarray, count: np.ndarray,
+                        start: int, stop: int, relu: bool) -> None:
+    """Each window's count (windows start .. stop-1, ``output`` their maxima): the number of
+    taps from its first tap, in row-major order, that equals its output (PyTorch's tie rule) on;
+    0 for no winner. Per tap, in order: ``hit = tap == output``, ``found |= hit``, ``count +=
+    found``. A window holding a NaN (its output is NaN) counts from its last NaN tap (PyTorch's
+    rule there); with ``relu``, a window whose output is 0 gets 0 (relu'(0) = 0: it routes nothing)."""
+    found = scratch("taps found", count.shape, np.dtype(np.bool_))
+    hit = scratch("taps hit", count.shape, np.dtype(np.bool_))
+    count.fill(0)
+    found.fill(False)
+    for tap in windows.tap_slices(flat_planes, start, stop):
+        np.equal(tap, output, out=hit)
+        np.logical_or(found, hit, out=found)
+        np.add(count, found.view(np.uint8), out=count)
+    if relu:
+        np.greater(output, 0, out=hit)
+        np.multiply(count, hit.view(np.uint8), out=count)
+    if stop > start and math.isnan(output.max()):  # (one fast reduction: the loop runs only where some window holds a NaN)
+        nan_windows = np.isnan(output)  # no tap equals NaN: PyTorch routes such a window to its LAST NaN tap
+        for position, tap in enumerate(windows.tap_slices(flat_planes, start, stop)):  # (relu passes NaN on, as PyTorch's)
+            np.copyto(count, len(windows.taps) - position, where=nan_windows & np.isnan(tap))
+
+
+def route_to_first_maximum(windows: PoolWindows, count_grid: np.ndarray, grad_out: np.ndarray) -> np.ndarray:
+    """dx (N,C,H,W view of C,H,W,N memory): each real window's G goes to the tap its count
+    names (``count_first_maximum``); overlapping windows add up; what lands on the padding is
+    dropped, and so is the G of a window with no winner (count 0).
+
+    One table lookup (``winner_places``) turns a count into the winner's place in the input, and
+    one ``np.add.at`` adds every window's G at its winner's place in a C,H,W,N gradient (the
+    no-winner windows and the padding winners at one extra, discarded element). It replaced a
+    masked multiply, add and subtract per tap on float grids and the copy back out of the phase
+    planes: the SeedCNN step went 29.1 → 27.7 ms at batch 128 and 7.8 → 7.6 ms at batch 32,
+    batch 1 unchanged (medians of 20 rounds alternating in one process). By channel blocks,
+    as the forward pass.
     """
-    taps = len(windows.taps)
-    output = output_grid.reshape(-1)
-    # counts beyond `length` (spare windows only) are never written, so they stay 0
-    count_grid = scratch(f"first-maximum counts of {windows.length} windows", windows.grid_shape, np.min_scalar_type(taps))
-    counts = count_grid.reshape(-1)
     channels, batch = windows.grid_shape[0], windows.grid_shape[-1]
     height, width = windows.input_hw
     size = channels * height * width * batch
@@ -469,26 +495,7 @@ def route_to_first_maximum(windows: PoolWindows, planes: np.ndarray, output_grid
                                              windows.padding, batch)
     grad_x = np.zeros(size + 1, dtype=grad_out.dtype)  # element `size` is discarded
     grad_out = batch_last(grad_out)
-    blocks = windows.channel_blocks(planes.dtype.itemsize)
-    block_length = max((stop - start for _, _, start, stop in blocks), default=0)
-    found_buffer = scratch("taps found", (block_length,), np.dtype(np.bool_))
-    hit_buffer = scratch("taps hit", (block_length,), np.dtype(np.bool_))
-    for first_channel, stop_channel, start, stop in blocks:
-        count, block_output = counts[start:stop], output[start:stop]
-        found, hit = found_buffer[: stop - start], hit_buffer[: stop - start]
-        count.fill(0)
-        found.fill(False)
-        for tap in windows.tap_slices(planes, start, stop):
-            np.equal(tap, block_output, out=hit)
-            np.logical_or(found, hit, out=found)
-            np.add(count, found.view(np.uint8), out=count)
-        if relu:  # relu'(0) = 0: a window whose output is 0 routes nothing
-            np.greater(block_output, 0, out=hit)
-            np.multiply(count, hit.view(np.uint8), out=count)
-        if stop > start and math.isnan(block_output.max()):  # (one fast reduction: the loop runs only where some window holds a NaN)
-            nan_windows = np.isnan(block_output)  # no tap equals NaN: PyTorch routes such a window to its LAST NaN tap
-            for position, tap in enumerate(windows.tap_slices(planes, start, stop)):  # (relu passes NaN on, as PyTorch's)
-                np.copyto(count, taps - position, where=nan_windows & np.isnan(tap))
+    for first_channel, stop_channel, _, _ in windows.channel_blocks(grad_out.dtype.itemsize):
         block = slice(first_channel, stop_channel)
         places = np.add(windows.real(count_grid[block]), window_rows)  # C,Ho,Wo,N: the row of place_table to read
         places = np.take(place_table, places)  # the winner's place in its channel and image: (row·W + col)·N

@@ -180,7 +180,7 @@ class MaxPool2d(Function):
     up; what a padding zero wins is dropped. (With relu, where y > 0 that is the first maximum
     of the relu'd window too; where y = 0, G' = 0.) A window holding a NaN has y = NaN and sends
     G to its last NaN tap, as PyTorch's max pool does (relu passes NaN on). The winners are
-    found again in backward from the saved phase planes (kernels.py) and the output.
+    found in forward, right after the maxima, and kept as one small count per window (kernels.py).
     """
 
     saves_inputs = False
@@ -193,13 +193,13 @@ class MaxPool2d(Function):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         windows = kernels.pool_windows(x.shape, self.kernel_size, self.stride, self.padding)
-        planes, grid = kernels.max_pool(windows, x, self.relu, keep=self.needs_input_grad[0])
+        counts, grid = kernels.max_pool(windows, x, self.relu, keep=self.needs_input_grad[0])
         if self.needs_input_grad[0]:
-            self.windows, self.planes, self.grid = windows, planes, grid
+            self.windows, self.counts = windows, counts
         return kernels.batch_first(windows.real(grid))
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        return (kernels.route_to_first_maximum(self.windows, self.planes, self.grid, grad_out, self.relu),)
+        return (kernels.route_to_first_maximum(self.windows, self.counts, grad_out),)
 
     def describe(self) -> str:
         """'Zero padding (bottom 1, right 1) + 3x3/2 Max pooling + ReLU'."""
@@ -226,7 +226,7 @@ class AvgPool2d(Function):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         windows = kernels.pool_windows(x.shape, self.kernel_size, self.stride, self.padding)
-        planes = windows.to_phase_planes(x, keep=False)
+        planes = windows.to_phase_planes(x)
         grid, output = windows.new_grid(x.dtype)
         taps = windows.tap_slices(planes)
         np.copyto(output, next(taps))
