@@ -15,8 +15,10 @@ training starts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import math
+import os
 import shutil
 import signal
 import sys
@@ -487,8 +489,9 @@ def train_epoch(run: Run, x_train: np.ndarray, y_train: np.ndarray, schedule, st
     return True
 
 
-def end_epoch(run: Run, x_test: np.ndarray, y_test: np.ndarray, schedule, log: Log) -> None:
-    """Evaluate, append the epoch's record to the history, and move the position to the next epoch."""
+def end_epoch(run: Run, x_test: np.ndarray, y_test: np.ndarray, schedule) -> str:
+    """Evaluate, append the epoch's record to the history, and move the position to the next
+    epoch; return the epoch's line for the log (written after the checkpoint: see ``train``)."""
     position, running = run.position, run.position["running"]
     evaluation_started = time.perf_counter()
     try:
@@ -513,7 +516,7 @@ def end_epoch(run: Run, x_test: np.ndarray, y_test: np.ndarray, schedule, log: L
     position["step_in_epoch"] = 0
     position["running"] = fresh_position()["running"]
     position["epoch_rng_state"] = run.rng.bit_generator.state  # the next epoch starts from here
-    log(f"Epoch {record['epoch']}/{run.config['epochs']}  lr {record['lr']:.5f}  "
+    return (f"Epoch {record['epoch']}/{run.config['epochs']}  lr {record['lr']:.5f}  "
         f"avg loss {record['avg_loss']:.4f}  train acc {record['train_accuracy']:.2f}%  "
         f"test acc {test_accuracy:.2f}%  ({record['train_seconds']:.1f} s train, {record['seconds']:.1f} s total, "
         f"{running['seen'] / max(record['train_seconds'], 1e-9):.0f} img/s)")
@@ -537,8 +540,9 @@ def train(run: Run, data, log: Log, save_every: Optional[int] = None, progress: 
         while not run.finished and stop.signum is None:
             if not train_epoch(run, x_train, y_train, schedule, stop, save_every, progress):
                 break
-            end_epoch(run, x_test, y_test, schedule, log)
-            write_checkpoint(run)
+            epoch_line = end_epoch(run, x_test, y_test, schedule)
+            write_checkpoint(run)  # before the line: an output that fails (a closed pipe) loses no epoch
+            log(epoch_line)
         if stop.signum is not None and not run.finished:  # a finished run just completes
             write_checkpoint(run)
             stopped_at = f"epoch {run.position['epoch'] + 1}, step {run.position['step_in_epoch']}/{steps_per_epoch}"
@@ -805,6 +809,32 @@ def export_onnx(model, path: str, log: Log) -> None:
     log(f"ONNX model written to {path} ({Path(path).expanduser().stat().st_size:,} bytes)")
 
 
+def silence_closed_stdout() -> None:
+    """Send what is left for a standard output its reader closed to /dev/null (Python would
+    raise again flushing it at exit). A stdout without a descriptor (a notebook's) is left as it is."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def say_if_stdout_is_open(log: Log, message: str) -> None:
+    """``log(message)``, unless the standard output was closed (the run has stopped anyway)."""
+    try:
+        log(message)
+    except BrokenPipeError:
+        silence_closed_stdout()
+
+
+def stopped_by_closed_output() -> int:
+    """The end of a run whose standard output was closed by its reader (``| head``, a ``tee``
+    that died): it stops, as a Unix filter does, with one line on stderr; every finished epoch
+    is in the checkpoint (``train`` writes it before the epoch's line). Exit status 1."""
+    silence_closed_stdout()
+    with contextlib.suppress(OSError, ValueError):  # (stderr may be gone too)
+        print("error: the standard output was closed (broken pipe), so the run stopped; with --save, "
+              "the checkpoint holds every finished epoch (continue with --resume)", file=sys.stderr, flush=True)
+    return 1
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
@@ -824,11 +854,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 1
     except Interrupted as stop:
-        log(str(stop))
+        say_if_stdout_is_open(log, str(stop))
         return stop.exit_status
     except KeyboardInterrupt:
-        log("Interrupted.")
+        say_if_stdout_is_open(log, "Interrupted.")
         return 130
+    except BrokenPipeError:
+        return stopped_by_closed_output()
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
     return 0

@@ -6,6 +6,7 @@ import errno
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -100,7 +101,8 @@ def uninterrupted(data_dir, tmp_path_factory) -> Path:
 
 
 def test_one_epoch_then_resume_equals_two_epochs(data_dir, tmp_path, uninterrupted):
-    """Stop after epoch 1 (the epoch-end checkpoint), then resume for the second epoch."""
+    """Interrupt once epoch 1's line is out (its checkpoint was written before the line, so the
+    interrupt lands early in epoch 2 and is saved there), then resume for the rest."""
     checkpoint = tmp_path / "run.npz"
     process = subprocess.Popen(command(data_dir, *SMALL, "--epochs", "2", "--save", str(checkpoint)),
                                stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
@@ -110,7 +112,8 @@ def test_one_epoch_then_resume_equals_two_epochs(data_dir, tmp_path, uninterrupt
             break
     output = process.stdout.read()
     assert process.wait(timeout=120) == 130
-    assert "Interrupted by Ctrl-C at epoch 2, step 0/20" in output and "Traceback" not in output
+    assert re.search(r"Interrupted by Ctrl-C at epoch 2, step \d+/20: checkpoint saved", output), output
+    assert "Traceback" not in output
     resumed = run(data_dir, "--resume", str(checkpoint), "--save", str(checkpoint), "--limit-test", "500")
     assert "Epoch 2/2" in resumed.stdout
     assert_bit_identical(checkpoint, uninterrupted)
@@ -1086,3 +1089,31 @@ def test_a_json_write_that_fails_keeps_the_previous_results_whole(data_dir, tmp_
     assert result.stderr.startswith(f"error: --json {results}: could not write the results: File too large")
     assert results.read_text() == previous
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.npz", "results.json"]
+
+
+def test_a_closed_standard_output_stops_the_run_with_one_line_and_every_finished_epoch_saved(
+        trainer, monkeypatch, data_dir, tmp_path, capsys):
+    """``python examples/mnist.py --save run.npz | head -2``: the reader leaves, and writing the
+    next epoch's line raises BrokenPipeError. That used to end the run with a traceback before
+    the epoch's checkpoint was written (its training lost); now the checkpoint comes first, and
+    the run stops with one line on stderr and exit status 1, as a Unix filter stops."""
+
+    class ReaderLeavesAtEpoch2:
+        def write(self, text: str) -> int:
+            if text.startswith("Epoch 2/"):
+                raise BrokenPipeError(32, "Broken pipe")
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    checkpoint = tmp_path / "run.npz"
+    monkeypatch.setattr(sys, "stdout", ReaderLeavesAtEpoch2())
+    assert trainer.main(["--data-dir", data_dir, "--no-progress", *TINY, "--epochs", "3", "--save", str(checkpoint)]) == 1
+    assert position(checkpoint) == (2, 0, 12)  # epoch 2 finished and saved, though its line could not be written
+    error_lines = capsys.readouterr().err.splitlines()
+    assert error_lines == ["error: the standard output was closed (broken pipe), so the run stopped; with --save, "
+                           "the checkpoint holds every finished epoch (continue with --resume)"]
+    monkeypatch.undo()
+    assert trainer.main(["--data-dir", data_dir, "--no-progress", "--resume", str(checkpoint)]) == 0
+    assert "Resuming" in capsys.readouterr().out and position(checkpoint) == (3, 0, 18)
