@@ -376,7 +376,7 @@ def test_work_buffer_cache_stays_bounded():
 
 
 def test_padded_max_pool_without_grad_reuses_buffers_correctly():
-    """Under no_grad the phase planes are a reused work buffer; results must not change."""
+    """The phase planes are a reused work buffer (with or without grad); results must not change."""
     rng = np.random.default_rng(6)
     for _ in range(3):
         x = rng.standard_normal((2, 3, 7, 7)) - 1.0  # mostly negative: the padding zeros win often
@@ -596,3 +596,51 @@ def test_max_pool_keeps_one_small_count_per_window_for_backward_not_the_input():
     assert kept[0].nbytes == 4 * 15 * 15 * 8  # C · Hq · Wq · N windows of the grid, one byte each
     y.sum().backward()
     assert x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("a_dtype, b_dtype, bias", [
+    (np.float32, np.float32, np.array([0.1, -0.2, 0.3])),          # a wider bias: float64 result, as +
+    (np.float32, np.float64, 0.1),                                   # a number takes the product's dtype
+    (np.int64, np.float64, 0.1),
+    (np.float64, np.float64, np.array(0.25, dtype=np.float32)),     # a 0-d bias takes the product's dtype
+    (np.int8, np.int8, np.array([1, -2, 3])),                       # int8 product (it wraps), then int64
+    (np.int8, np.int8, np.array([0.5, 1.0, -1.0], dtype=np.float32)),
+    (np.int64, np.int64, 16777217.0),                               # summed in int64, then float32
+    (np.uint8, np.uint8, np.array(-1)),                             # does not fit uint8: int64
+    (np.int64, np.int64, np.array([True, False, True])),
+])
+def test_matmul_bias_of_another_dtype_gives_the_dtype_values_and_gradients_of_the_unfused_ops(a_dtype, b_dtype, bias, relu):
+    """The bias is promoted against the product as ``+`` promotes it: the product is not
+    computed in a wider dtype because of the bias, and the bias is not cut to the product's."""
+    rng = np.random.default_rng(7)
+    a_values, b_values = rng.integers(-60, 60, size=(2, 4)), rng.integers(-60, 60, size=(4, 3))
+    if np.dtype(a_dtype).kind == "u":
+        a_values, b_values = np.abs(a_values), np.abs(b_values)
+    results = []
+    for fused in (True, False):
+        grads = np.dtype(a_dtype).kind == "f"
+        a = Tensor(a_values.astype(a_dtype), requires_grad=grads)
+        b = Tensor(b_values.astype(b_dtype), requires_grad=np.dtype(b_dtype).kind == "f")
+        c = Tensor(bias, requires_grad=True) if isinstance(bias, np.ndarray) and bias.dtype.kind == "f" else bias
+        if fused:
+            output = a.matmul(b, bias=c, relu=relu)
+        else:
+            output = a @ b + c
+            output = output.relu() if relu else output
+        if output.requires_grad:
+            output.sum().backward()
+        results.append((output, [t.grad for t in (a, b, c) if isinstance(t, Tensor) and t.requires_grad]))
+    (fused_output, fused_grads), (plain_output, plain_grads) = results
+    assert fused_output.dtype == plain_output.dtype
+    np.testing.assert_array_equal(fused_output.data, plain_output.data)
+    for fused_grad, plain_grad in zip(fused_grads, plain_grads, strict=True):
+        assert fused_grad.dtype == plain_grad.dtype
+        np.testing.assert_array_equal(fused_grad, plain_grad)
+
+
+def test_matmul_of_two_bool_tensors_is_refused_with_a_float_bias_too():
+    """The bias does not make the operands float (``a @ b + bias`` refuses them)."""
+    a, b = Tensor(np.array([[True, False]])), Tensor(np.array([[True], [True]]))
+    with pytest.raises(TypeError, match="a @ b of two bool tensors is refused"):
+        a.matmul(b, bias=Tensor(np.array([0.5])))

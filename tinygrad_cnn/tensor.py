@@ -906,13 +906,13 @@ class Tensor:
         ``bias`` is added to the product (broadcast as ``+`` broadcasts, but it may not grow the
         product's shape: (m,) or (n, m) for an (n, m) product) and ``relu=True`` applies a relu,
         in the same op: the seed's "matrix multiply and add" layer, the fused form of
-        ``(x @ weight + bias).relu()`` (same values and gradients), as ``conv2d``'s bias and relu.
+        ``(x @ weight + bias).relu()`` (same values, dtypes and gradients), as ``conv2d``'s bias
+        and relu. The bias is promoted against the product as ``+`` promotes it; one that would
+        widen the product's dtype (float64 on float32, a float on integers) is added after the
+        product, as its own op.
         """
         check_flag("matmul", "relu", relu)
         left, right = _promoted(self, self._operand(other))
-        if bias is not None:
-            left, bias = _promoted(left, self._operand(bias))
-            right = _promoted(left, right)[1]  # left has become float if only the bias was
         check_not_bool("@", left, right)
         if left.ndim == 0 or right.ndim == 0:
             raise ValueError(f"matmul needs at least 1-D operands, got shapes {left.shape} and {right.shape}")
@@ -931,6 +931,7 @@ class Tensor:
             else:
                 product = left.matmul(right.reshape(-1, 1)).reshape(*left.shape[:-1])
             if bias is not None:
+                bias = product._operand(bias)  # (a number takes the product's dtype, as in product + bias)
                 _check_matmul_bias(bias.shape, product.shape)
                 product = product + bias
             return product.relu() if relu else product
@@ -938,8 +939,13 @@ class Tensor:
             check_broadcast("@", Tensor(np.empty(left.shape[:-2])), Tensor(np.empty(right.shape[:-2])))
         if bias is None:
             return ops.MatMul.apply(left, right, relu=bool(relu))
+        product_dtype = left.data.dtype if left.data.dtype == right.data.dtype else np.result_type(left.data.dtype, right.data.dtype)
+        bias, fits = _matmul_bias(bias, product_dtype)
         batch = np.broadcast_shapes(left.shape[:-2], right.shape[:-2]) if left.ndim > 2 or right.ndim > 2 else ()
         _check_matmul_bias(bias.shape, batch + (left.shape[-2], right.shape[-1]))
+        if not fits:  # a bias the sum would widen the product for (float64 on float32, float on int): as + does
+            product = ops.MatMul.apply(left, right) + bias
+            return product.relu() if relu else product
         return ops.MatMul.apply(left, right, bias, relu=bool(relu))
 
     # -- element-wise math ----------------------------------------------------------
@@ -1537,6 +1543,21 @@ def _integer_divisor_checked(symbol: str, left: Tensor, right: Tensor) -> tuple[
         raise ZeroDivisionError(f"integer {symbol} by zero: the divisor holds a 0 (PyTorch raises too; "
                                 "a float divisor gives NaN or inf instead)")
     return left, right
+
+
+def _matmul_bias(bias: ArrayLike, product_dtype: np.dtype) -> tuple[Tensor, bool]:
+    """``bias`` as a Tensor promoted against a matmul product of ``product_dtype`` as ``product
+    + bias`` promotes it (a number or a 0-d tensor takes the product's dtype), and whether
+    ``product + bias`` keeps ``product_dtype``, so that MatMul can add it in place (then the bias
+    has that dtype too). Otherwise (a float64 bias on a float32 product, a float bias on an
+    integer one) the sum widens, and the product is computed first, as ``+`` would."""
+    if isinstance(bias, Tensor) and bias.data.dtype == product_dtype:  # the usual bias: nothing to promote
+        return bias, True
+    product = Tensor(np.empty((0, 0), dtype=product_dtype))  # a stand-in: only its dtype and ndim count
+    product, bias = _promoted(product, product._operand(bias))
+    if product.data.dtype != product_dtype or np.result_type(product_dtype, bias.data.dtype) != product_dtype:
+        return bias, False
+    return (bias if bias.data.dtype == product_dtype else bias.astype(product_dtype)), True  # (an int or bool bias)
 
 
 def _check_matmul_bias(bias_shape: tuple[int, ...], product_shape: tuple[int, ...]) -> None:
