@@ -424,6 +424,7 @@ def max_pool(windows: PoolWindows, x: np.ndarray, relu: bool, keep: bool) -> tup
     flat_planes = planes.reshape(windows.stride + (-1,))
     grid, _ = windows.new_grid(x.dtype)
     flat_grid = grid.reshape(-1)
+    # (np.empty: only the real windows' counts are ever read, and every real window is counted)
     count_grid = np.empty(windows.grid_shape, dtype=np.min_scalar_type(len(windows.taps))) if keep else None
     for first_channel, stop_channel, start, stop in windows.channel_blocks(x.dtype.itemsize):
         windows.fill_phase_planes(planes, x, first_channel, stop_channel)
