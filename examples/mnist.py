@@ -705,8 +705,9 @@ def report(run: Run, accuracy: float, x_train: np.ndarray, x_test: np.ndarray, s
             "total_seconds": total_seconds, "resumed_from": run.resumed_from, "history": run.position["history"]}
 
 
-def train_and_report(args: argparse.Namespace, started: float, log: Log):
-    """Train a new or resumed run; returns (the model, the results, the test data)."""
+def train_and_report(args: argparse.Namespace, started: float, log: Log, results_log: Optional[Log] = None):
+    """Train a new or resumed run; returns (the model, the results, the test data). The final
+    line goes to ``results_log`` (default: ``log``)."""
     run = resume_run(args, log) if args.resume else new_run(training_config(args))
     run.save_path = checkpoint_path(args, run)
     x_train, y_train, x_test, y_test = load_data(args.data_dir, None, args.limit_test, run.config["dataset"])
@@ -733,7 +734,7 @@ def train_and_report(args: argparse.Namespace, started: float, log: Log):
         accuracy = run.position["history"][-1]["test_accuracy"]
     else:  # nothing trained here: the checkpoint's accuracy may be on other test images
         accuracy = checkpoint_accuracy(run.model, x_test, y_test, args.resume)
-    return run.model, report(run, accuracy, x_train, x_test, started, log), (x_test, y_test)
+    return run.model, report(run, accuracy, x_train, x_test, started, results_log or log), (x_test, y_test)
 
 
 def checkpoint_accuracy(model, x_test: np.ndarray, y_test: np.ndarray, path: str) -> float:
@@ -824,14 +825,19 @@ def say_if_stdout_is_open(log: Log, message: str) -> None:
         silence_closed_stdout()
 
 
-def stopped_by_closed_output() -> int:
+def stopped_by_closed_output(finished: bool = False) -> int:
     """The end of a run whose standard output was closed by its reader (``| head``, a ``tee``
-    that died): it stops, as a Unix filter does, with one line on stderr; every finished epoch
-    is in the checkpoint (``train`` writes it before the epoch's line). Exit status 1."""
+    that died): during training it stops, as a Unix filter does, with one line on stderr; every
+    finished epoch is in the checkpoint (``train`` writes it before the epoch's line). Closed
+    once the training is over (``finished``), the results were still written. Exit status 1."""
     silence_closed_stdout()
+    if finished:
+        message = "the run finished and its outputs were written, but not all of its lines"
+    else:
+        message = ("so the run stopped; with --save, the checkpoint holds every finished epoch "
+                   "(continue with --resume)")
     with contextlib.suppress(OSError, ValueError):  # (stderr may be gone too)
-        print("error: the standard output was closed (broken pipe), so the run stopped; with --save, "
-              "the checkpoint holds every finished epoch (continue with --resume)", file=sys.stderr, flush=True)
+        print(f"error: the standard output was closed (broken pipe), {message}", file=sys.stderr, flush=True)
     return 1
 
 
@@ -842,14 +848,28 @@ def main(argv: Optional[list[str]] = None) -> int:
     def log(message: str) -> None:
         print(message, flush=True)
 
+    closed_after_training: list[str] = []  # (the first line that could not be written)
+
+    def results_log(message: str) -> None:
+        """``log`` once the training is over: a closed stdout then only silences the rest, so
+        that the results (--json, --plots, --export-onnx) are still written."""
+        if not closed_after_training:
+            try:
+                log(message)
+            except BrokenPipeError:
+                closed_after_training.append(message)
+                silence_closed_stdout()
+
     previous_sigterm = signal.signal(signal.SIGTERM, stop_at_once)  # training replaces it with StopOnSignal
     try:
         check_outputs(args)
         if args.eval_only:
-            model, result, test_data = evaluate_only(args, started, log)
+            model, result, test_data = evaluate_only(args, started, results_log)
         else:
-            model, result, test_data = train_and_report(args, started, log)
-        write_results(args, model, result, test_data, log)
+            model, result, test_data = train_and_report(args, started, log, results_log)
+        write_results(args, model, result, test_data, results_log)
+        if closed_after_training:
+            return stopped_by_closed_output(finished=True)
     except CommandLineError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 1

@@ -1117,3 +1117,26 @@ def test_a_closed_standard_output_stops_the_run_with_one_line_and_every_finished
     monkeypatch.undo()
     assert trainer.main(["--data-dir", data_dir, "--no-progress", "--resume", str(checkpoint)]) == 0
     assert "Resuming" in capsys.readouterr().out and position(checkpoint) == (3, 0, 18)
+
+
+def test_a_standard_output_closed_after_training_still_gets_the_results_written(trainer, monkeypatch, data_dir,
+                                                                                 tmp_path, capsys):
+    """Closed at the final line (``| head -3``): the --json results (and the other outputs, which
+    come after that line) used to be lost with the BrokenPipeError; now they are written."""
+
+    class ReaderLeavesAtTheEnd:
+        def write(self, text: str) -> int:
+            if text.startswith("Final test accuracy"):
+                raise BrokenPipeError(32, "Broken pipe")
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    results = tmp_path / "results.json"
+    monkeypatch.setattr(sys, "stdout", ReaderLeavesAtTheEnd())
+    assert trainer.main(["--data-dir", data_dir, "--no-progress", *TINY, "--epochs", "1", "--json", str(results)]) == 1
+    assert json.loads(results.read_text())["epochs"] == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: the standard output was closed (broken pipe), the run finished and its outputs were written, "
+        "but not all of its lines"]
