@@ -323,6 +323,21 @@ def test_two_forward_passes_before_backward_do_not_share_buffers():
     np.testing.assert_allclose(weight.grad, separate[0][1] + separate[1][1])
 
 
+def fused_and_unfused_results(model_class, seed: int, dtype, images, labels, layers, biases) -> list[list]:
+    """[loss, every parameter's gradient] of one step of ``model_class(fused=True)`` and of
+    ``fused=False``, both with the given ``biases`` set on the named ``layers`` (not zeros: the
+    bias gradients count)."""
+    results = []
+    for fused in (True, False):
+        model = model_class(seed=seed, dtype=dtype, fused=fused)
+        for name, bias in zip(layers, biases):
+            getattr(model, name).bias.data[...] = bias
+        loss = model(images).cross_entropy(labels)
+        loss.backward()
+        results.append([loss.data] + [param.grad for param in get_parameters(model)])
+    return results
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_seed_cnn_fused_forward_and_gradients_equal_the_unfused_network(dtype):
     rng = np.random.default_rng(2)
@@ -330,18 +345,9 @@ def test_seed_cnn_fused_forward_and_gradients_equal_the_unfused_network(dtype):
     images[:, :, :10] = 0  # zero rows make ties in the pools, as in MNIST
     labels = np.array([1, 7, 3])
     biases = [rng.standard_normal(shape) * 0.1 for shape in ((16, 28, 28), (32, 14, 14), (64, 7, 7))]
-    gradients = []
-    for fused in (True, False):
-        model = SeedCNN(seed=3, dtype=dtype, fused=fused)
-        for layer, bias in zip((model.conv1, model.conv2, model.conv3), biases):
-            layer.bias.data[...] = bias
-        loss = model(images).cross_entropy(labels)
-        loss.backward()
-        gradients.append([loss.data] + [param.grad for param in (model.conv1.weight, model.conv1.bias,
-                                                                 model.conv2.weight, model.conv3.bias,
-                                                                 model.fc1.weight)])
+    results = fused_and_unfused_results(SeedCNN, 3, dtype, images, labels, ("conv1", "conv2", "conv3"), biases)
     tolerance = 1e-10 if dtype == np.float64 else 1e-4
-    for fused, plain in zip(*gradients):
+    for fused, plain in zip(*results):
         np.testing.assert_allclose(fused, plain, rtol=tolerance, atol=tolerance)
     with no_grad():
         assert SeedCNN(seed=3, dtype=dtype)(images).shape == (3, 10)
@@ -571,16 +577,8 @@ def test_the_output_of_a_matmul_with_relu_changed_in_place_is_refused_at_backwar
 def test_seed_mlp_fused_forward_and_gradients_equal_the_unfused_network_to_the_bit(dtype):
     rng = np.random.default_rng(4)
     images = rng.integers(0, 256, size=(3, 1, 28, 28)).astype(np.uint8)
-    labels = np.array([2, 0, 9])
-    biases = [rng.standard_normal(size) * 0.1 for size in (1000, 100, 10)]  # (not zeros: the bias gradients count)
-    results = []
-    for fused in (True, False):
-        model = SeedMLP(seed=4, dtype=dtype, fused=fused)
-        for layer, bias in zip((model.fc1, model.fc2, model.fc3), biases):
-            layer.bias.data[...] = bias
-        loss = model(images).cross_entropy(labels)
-        loss.backward()
-        results.append([loss.data] + [param.grad for param in get_parameters(model)])
+    biases = [rng.standard_normal(size) * 0.1 for size in (1000, 100, 10)]
+    results = fused_and_unfused_results(SeedMLP, 4, dtype, images, np.array([2, 0, 9]), ("fc1", "fc2", "fc3"), biases)
     for fused_array, plain_array in zip(*results):
         np.testing.assert_array_equal(fused_array, plain_array)
 

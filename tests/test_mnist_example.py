@@ -1091,24 +1091,30 @@ def test_a_json_write_that_fails_keeps_the_previous_results_whole(data_dir, tmp_
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.npz", "results.json"]
 
 
+class StdoutClosedAt:
+    """A standard output whose reader leaves when a line starting with ``prefix`` comes:
+    writing it, and what follows, raises BrokenPipeError, as a closed pipe does."""
+
+    def __init__(self, prefix: str):
+        self.prefix, self.closed = prefix, False
+
+    def write(self, text: str) -> int:
+        self.closed = self.closed or text.startswith(self.prefix)
+        if self.closed:
+            raise BrokenPipeError(32, "Broken pipe")
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
 def test_a_closed_standard_output_stops_the_run_with_one_line_and_every_finished_epoch_saved(
         trainer, monkeypatch, data_dir, tmp_path, capsys):
     """``python examples/mnist.py --save run.npz | head -2``: the reader leaves, and writing the
     next epoch's line raises BrokenPipeError. That used to end the run with a traceback before
     the epoch's checkpoint was written (its training lost); now the checkpoint comes first, and
     the run stops with one line on stderr and exit status 1, as a Unix filter stops."""
-
-    class ReaderLeavesAtEpoch2:
-        def write(self, text: str) -> int:
-            if text.startswith("Epoch 2/"):
-                raise BrokenPipeError(32, "Broken pipe")
-            return len(text)
-
-        def flush(self) -> None:
-            pass
-
     checkpoint = tmp_path / "run.npz"
-    monkeypatch.setattr(sys, "stdout", ReaderLeavesAtEpoch2())
+    monkeypatch.setattr(sys, "stdout", StdoutClosedAt("Epoch 2/"))
     assert trainer.main(["--data-dir", data_dir, "--no-progress", *TINY, "--epochs", "3", "--save", str(checkpoint)]) == 1
     assert position(checkpoint) == (2, 0, 12)  # epoch 2 finished and saved, though its line could not be written
     error_lines = capsys.readouterr().err.splitlines()
@@ -1123,18 +1129,8 @@ def test_a_standard_output_closed_after_training_still_gets_the_results_written(
                                                                                  tmp_path, capsys):
     """Closed at the final line (``| head -3``): the --json results (and the other outputs, which
     come after that line) used to be lost with the BrokenPipeError; now they are written."""
-
-    class ReaderLeavesAtTheEnd:
-        def write(self, text: str) -> int:
-            if text.startswith("Final test accuracy"):
-                raise BrokenPipeError(32, "Broken pipe")
-            return len(text)
-
-        def flush(self) -> None:
-            pass
-
     results = tmp_path / "results.json"
-    monkeypatch.setattr(sys, "stdout", ReaderLeavesAtTheEnd())
+    monkeypatch.setattr(sys, "stdout", StdoutClosedAt("Final test accuracy"))
     assert trainer.main(["--data-dir", data_dir, "--no-progress", *TINY, "--epochs", "1", "--json", str(results)]) == 1
     assert json.loads(results.read_text())["epochs"] == 1
     assert capsys.readouterr().err.splitlines() == [
