@@ -348,7 +348,8 @@ def _run_vjp(tensor: "Tensor", grad: np.ndarray, grads: dict[int, np.ndarray]) -
 def _usual_gradients(gradients: object, inputs: tuple["Tensor", ...]) -> bool:
     """Whether ``gradients`` is what a VJP usually returns: a tuple with one float array of its
     input's shape (or None) per input that requires grad. (The quick test before the full
-    check, ``checked_gradients``, which runs only for anything else: 2 µs an op less.)"""
+    check, ``checked_gradients``, which runs only for anything else: on a chain of relu and mul
+    ops 16.1 → 14.9 µs an op, forward and backward.)"""
     if type(gradients) is not tuple or len(gradients) != len(inputs):
         return False
     for gradient, parent in zip(gradients, inputs):
