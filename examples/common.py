@@ -12,10 +12,12 @@ the examples' conventions. The package supplies what they are built from (``nn.s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
@@ -360,6 +362,23 @@ def prepare_output_directory(path: PathLike, flag: str) -> Path:
         raise CommandLineError(f"{flag} {path}: a file stands there; give a directory")
     _check_directory(path, flag, path)
     return path
+
+
+def silence_closed_stdout() -> None:
+    """Send what is left for a standard output its reader closed (``| head``, a ``tee`` that
+    died) to /dev/null (Python would raise again flushing it at exit). A stdout without a
+    descriptor (a notebook's) is left as it is."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def closed_stdout_exit(what_happened: str) -> int:
+    """A script's end once its standard output was closed: stdout silenced, one ``error:`` line
+    on stderr (if it can be written) ending with ``what_happened``; exit status 1."""
+    silence_closed_stdout()
+    with contextlib.suppress(OSError, ValueError):
+        print(f"error: the standard output was closed (broken pipe), {what_happened}", file=sys.stderr, flush=True)
+    return 1
 
 
 def write_json(path: PathLike, results: dict[str, Any], flag: str = "--json") -> None:

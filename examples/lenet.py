@@ -26,6 +26,7 @@ from common import (  # examples/common.py, next to this file
     LEARNING_RATE_RULE,
     CommandLineError,
     accuracy_percent,
+    closed_stdout_exit,
     expand_home,
     load_data,
     predict,
@@ -34,6 +35,7 @@ from common import (  # examples/common.py, next to this file
     refuse_negative,
     refuse_negative_integers,
     refuse_non_positive,
+    silence_closed_stdout,
     write_json,
 )
 
@@ -130,9 +132,9 @@ def train_and_test(args: argparse.Namespace, progress: Progress) -> None:
         print(f"Epoch {epoch}/{args.epochs}  avg loss {loss_sum / len(x_train):.4f}  test acc {accuracy:.2f}%  "
               f"({time.perf_counter() - epoch_start:.1f} s)", flush=True)
     seconds = time.perf_counter() - started
-    print(f"Final test accuracy: {accuracy:.2f}%  ({seconds:.1f} s)")
-    if json_path is not None:
+    if json_path is not None:  # (before the last line: a stdout closed there loses no result)
         write_json(json_path, {"test_accuracy": accuracy, "seconds": seconds})
+    print(f"Final test accuracy: {accuracy:.2f}%  ({seconds:.1f} s)", flush=True)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -144,8 +146,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"Interrupted by Ctrl-C {progress}; nothing was saved.", flush=True)
+        try:
+            print(f"Interrupted by Ctrl-C {progress}; nothing was saved.", flush=True)
+        except BrokenPipeError:
+            silence_closed_stdout()
         return 130
+    except BrokenPipeError:  # stdout's reader left (`| head`): stop, as a Unix filter does
+        return closed_stdout_exit(f"so the run stopped {progress}; nothing was saved")
     return 0
 
 

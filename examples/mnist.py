@@ -15,10 +15,8 @@ training starts.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import math
-import os
 import shutil
 import signal
 import sys
@@ -39,6 +37,7 @@ from common import (
     accuracy_percent,
     build_model,
     check_free_space,
+    closed_stdout_exit,
     create_parent_directory,
     expand_home,
     flag_name,
@@ -54,6 +53,7 @@ from common import (
     refuse_negative_integers,
     refuse_non_positive,
     save_checkpoint,
+    silence_closed_stdout,
     write_json,
 )
 
@@ -810,13 +810,6 @@ def export_onnx(model, path: str, log: Log) -> None:
     log(f"ONNX model written to {path} ({Path(path).expanduser().stat().st_size:,} bytes)")
 
 
-def silence_closed_stdout() -> None:
-    """Send what is left for a standard output its reader closed to /dev/null (Python would
-    raise again flushing it at exit). A stdout without a descriptor (a notebook's) is left as it is."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
 def say_if_stdout_is_open(log: Log, message: str) -> None:
     """``log(message)``, unless the standard output was closed (the run has stopped anyway)."""
     try:
@@ -826,19 +819,14 @@ def say_if_stdout_is_open(log: Log, message: str) -> None:
 
 
 def stopped_by_closed_output(finished: bool = False) -> int:
-    """The end of a run whose standard output was closed by its reader (``| head``, a ``tee``
-    that died): during training it stops, as a Unix filter does, with one line on stderr; every
-    finished epoch is in the checkpoint (``train`` writes it before the epoch's line). Closed
-    once the training is over (``finished``), the results were still written. Exit status 1."""
-    silence_closed_stdout()
+    """The end of a run whose standard output was closed by its reader: during training it
+    stops, as a Unix filter does; every finished epoch is in the checkpoint (``train`` writes it
+    before the epoch's line). Closed once the training is over (``finished``), the results were
+    still written. One line on stderr, exit status 1."""
     if finished:
-        message = "the run finished and its outputs were written, but not all of its lines"
-    else:
-        message = ("so the run stopped; with --save, the checkpoint holds every finished epoch "
-                   "(continue with --resume)")
-    with contextlib.suppress(OSError, ValueError):  # (stderr may be gone too)
-        print(f"error: the standard output was closed (broken pipe), {message}", file=sys.stderr, flush=True)
-    return 1
+        return closed_stdout_exit("the run finished and its outputs were written, but not all of its lines")
+    return closed_stdout_exit("so the run stopped; with --save, the checkpoint holds every finished epoch "
+                              "(continue with --resume)")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

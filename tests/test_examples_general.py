@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_mnist_example import data_dir  # noqa: F401  (the fixture: the MNIST directory, or skip / fail in CI)
+from test_mnist_example import (
+    StdoutClosedAt,
+    data_dir,  # noqa: F401  (the fixture: the MNIST directory, or skip / fail in CI)
+)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -119,6 +122,27 @@ def test_lenet_expands_a_tilde_the_shell_left_in_its_paths(lenet_module, tmp_pat
     assert json.loads((tmp_path / "out" / "r.json").read_text())["test_accuracy"] >= 0
     assert not (tmp_path / "~").exists()
 
+
+
+@pytest.mark.parametrize("closed_at, status", [("Epoch 1/", "so the run stopped in epoch 1/2"), ("Final test", None)])
+def test_lenet_on_a_closed_standard_output_stops_with_one_line_and_keeps_its_json(lenet_module, tmp_path, monkeypatch,
+                                                                                   capsys, closed_at, status):
+    """``lenet.py --json r.json | head -1``: a traceback, and closed at the final line the --json
+    result was lost (it was written after that line); now one line on stderr, exit 1, and the
+    result is written whenever the training finished."""
+    from test_datasets import write_mnist
+
+    write_mnist(tmp_path / "digits", train=8, test=4)
+    monkeypatch.setattr(sys, "stdout", StdoutClosedAt(closed_at))
+    code = lenet_module.main(["--json", str(tmp_path / "r.json"), "--data-dir", str(tmp_path / "digits"),
+                              "--epochs", "2", "--batch-size", "4"])
+    assert code == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: the standard output was closed (broken pipe), ") and error.count("\n") == 1
+    if status is None:
+        assert json.loads((tmp_path / "r.json").read_text())["test_accuracy"] >= 0
+    else:
+        assert status in error and not (tmp_path / "r.json").exists()
 
 @pytest.mark.parametrize("flags, message", [
     (["--seed", "-1"], "--seed must be >= 0, got -1"),
