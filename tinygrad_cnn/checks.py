@@ -279,29 +279,30 @@ def check_conv2d(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], stride
             f"conv2d channel mismatch: input {x_shape} has {x_shape[1]} channels, weight {weight_shape} "
             f"with groups={groups} expects {weight_shape[1] * groups}"
         )
-    padded = (x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1])
-    reach = tuple(d * (k - 1) + 1 for d, k in zip(dilation, weight_shape[2:]))
-    if min(weight_shape[2:]) < 1 or reach[0] > padded[0] or reach[1] > padded[1]:
+    padded_h, padded_w = x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1]
+    reach_h, reach_w = dilation[0] * (weight_shape[2] - 1) + 1, dilation[1] * (weight_shape[3] - 1) + 1
+    if weight_shape[2] < 1 or weight_shape[3] < 1 or reach_h > padded_h or reach_w > padded_w:
         raise ValueError(
             f"conv2d kernel {weight_shape[2]}x{weight_shape[3]} (dilation {dilation}) does not fit the "
-            f"padded input {padded[0]}x{padded[1]} (input {x_shape}, padding {padding})"
+            f"padded input {padded_h}x{padded_w} (input {x_shape}, padding {padding})"
         )
-    return (weight_shape[0],) + tuple((size - span) // step + 1 for size, span, step in zip(padded, reach, stride))
+    return weight_shape[0], (padded_h - reach_h) // stride[0] + 1, (padded_w - reach_w) // stride[1] + 1
 
 
 def pool_padding(padding: object) -> tuple[tuple[int, int], tuple[int, int]]:
     """pad_max_pool2d's ``padding``, ((top, bottom), (left, right)) of non-negative ints, checked."""
-    def is_pair(value: object) -> bool:
-        return (isinstance(value, (tuple, list)) and len(value) == 2
-                and all(isinstance(width, (int, np.integer)) and not isinstance(width, bool) for width in value))
-
-    if not (isinstance(padding, (tuple, list)) and len(padding) == 2 and all(is_pair(pair) for pair in padding)):
+    if not (isinstance(padding, (tuple, list)) and len(padding) == 2
+            and _is_int_pair(padding[0]) and _is_int_pair(padding[1])):
         raise TypeError(f"pad_max_pool2d padding must be ((top, bottom), (left, right)), pairs of ints, "
                         f"got {padding!r}")
-    if any(width < 0 for pair in padding for width in pair):
-        raise ValueError(f"pad_max_pool2d padding must be non-negative, got {padding!r}")
     (top, bottom), (left, right) = padding
+    if top < 0 or bottom < 0 or left < 0 or right < 0:
+        raise ValueError(f"pad_max_pool2d padding must be non-negative, got {padding!r}")
     return (int(top), int(bottom)), (int(left), int(right))
+
+
+def _is_int_pair(value: object) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == 2 and is_int(value[0]) and is_int(value[1])
 
 
 def pool_geometry(kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int]]:

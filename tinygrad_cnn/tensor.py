@@ -1287,7 +1287,8 @@ class Tensor:
                              f"for a tensor of shape {self.shape}")
         if self.ndim == 0:
             return self.reshape(1)
-        return self.reshape(*self.shape[:start], math.prod(self.shape[start:end + 1]), *self.shape[end + 1:])
+        shape = self.shape[:start] + (math.prod(self.shape[start:end + 1]),) + self.shape[end + 1:]
+        return self if shape == self.shape else ops.Reshape.apply(self, shape=shape)  # (a valid shape: as reshape, unchecked)
 
     def pad(self, pad_width: int | Sequence) -> "Tensor":
         """Zero padding, numpy-style: ((before, after), ...) per axis, or one int for all sides."""
@@ -1446,10 +1447,11 @@ class Tensor:
         check_flag("max_pool2d", "relu", relu)
         if relu:
             check_not_bool("relu", self)
-        widths = ((0, 0), (0, 0)) + pool_padding(padding)
+        (top, bottom), (left, right) = padding = pool_padding(padding)
         kernel, stride = pool_geometry(kernel_size, stride)
-        check_pool2d("max_pool2d", tuple(size + sum(pair) for size, pair in zip(self.shape, widths)), kernel)
-        return ops.MaxPool2d.apply(self, kernel_size=kernel, stride=stride, padding=widths[2:], relu=bool(relu))
+        batch, channels, height, width = self.shape
+        check_pool2d("max_pool2d", (batch, channels, height + top + bottom, width + left + right), kernel)
+        return ops.MaxPool2d.apply(self, kernel_size=kernel, stride=stride, padding=padding, relu=bool(relu))
 
     def avg_pool2d(self, kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]] = None) -> "Tensor":
         """Mean over kh×kw windows of (N,C,H,W), moved by ``stride`` (default: the kernel size).
