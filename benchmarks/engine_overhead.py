@@ -16,11 +16,16 @@ initial weights on the same batches (``train_step.Batches``):
   the engine does besides them (each op's saved arrays freed as backward passes it, a
   parameter's gradient copied where it is a view). Its parameters after a step equal ours to
   the bit (tests/test_benchmark_train_step.py);
+* engine: the same recorded ops made afresh every step and handed to the engine itself
+  (``Tensor._from_op``, then ``loss.backward()``: the graph, its records and checks, the
+  walk), without the Tensor methods, their argument checks and the model's code
+  (``engine_step``); then the same ``SGD.step()``. Also equal to ours to the bit;
 * torch: ``train_step.Torch.train_step``, the same network in PyTorch.
 
 ours minus chained is what the engine (``Tensor._from_op``, ``Tensor.backward``), the Tensor
-methods' checks of their arguments and the model's Python add to the kernels; chained against
-torch is how far our kernels alone are from PyTorch's step.
+methods' checks of their arguments and the model's Python add to the kernels; engine minus
+chained is the engine's part of it, ours minus engine the methods' and the model's; chained
+against torch is how far our kernels alone are from PyTorch's step.
 """
 
 from __future__ import annotations
@@ -145,6 +150,36 @@ class Chained:
                             self.ours.model.dtype)
 
 
+def engine_step(step: RecordedStep, params: list[Tensor], optimizer: Any, images: np.ndarray,
+                labels: np.ndarray, dtype: type) -> float:
+    """One train step through fresh copies of the recorded ops run by the engine
+    (``Tensor._from_op``, ``backward()``) but not through the Tensor methods; the loss."""
+    optimizer.zero_grad()
+    tensors: dict[int, Tensor] = {id(param): param for param in params}
+    tensors.update({key: Tensor(value) for key, value in step.constants.items()})
+    tensors[step.images_id] = Tensor(images.astype(dtype))
+    for recorded in step.ops:
+        op = recorded.kind.__new__(recorded.kind)
+        op.__dict__.update(recorded.options)
+        if isinstance(op, CrossEntropy):
+            op.labels = labels.astype(np.intp)
+        tensors[recorded.output] = Tensor._from_op(op, tuple(tensors[key] for key in recorded.inputs))
+    loss = tensors[step.ops[-1].output]
+    loss.backward()
+    optimizer.step()
+    return float(loss.data)
+
+
+class EngineOnly(Chained):
+    """``engine_step`` as a framework of train_step.py (restart, train_step)."""
+
+    name = "engine"
+
+    def train_step(self, images: np.ndarray, labels: np.ndarray) -> float:
+        return engine_step(self.step, self.ours.optimizer.params, self.ours.optimizer, images, labels,
+                           self.ours.model.dtype)
+
+
 def time_rounds(frameworks: list[Any], images: np.ndarray, labels: np.ndarray, batch: int, rounds: int,
                 steps: int) -> dict[str, list[float]]:
     """Seconds per step of each framework, one entry per round; the frameworks alternate,
@@ -180,6 +215,9 @@ def report(network: str, batch: int, seconds: dict[str, list[float]]) -> None:
         if name == "chained":
             share = statistics.median(1 - np.array(samples) / np.array(seconds["ours"]))
             line += f"   (the engine, checks and model code: {share:.0%} of our step)"
+        if name == "engine":
+            share = statistics.median(1 - np.array(samples) / np.array(seconds["ours"]))
+            line += f"   (the methods' checks and model code: {share:.0%} of our step)"
         print(line)
 
 
@@ -195,8 +233,9 @@ def main(argv: list[str] | None = None) -> None:
     for network in arguments.networks:
         model = NETWORKS[network](seed=0)
         ours = Ours(model)
-        frameworks: list[Any] = [ours, Chained(Ours(NETWORKS[network](seed=0)), images[: arguments.batch],
-                                               labels[: arguments.batch])]
+        first = (images[: arguments.batch], labels[: arguments.batch])
+        frameworks: list[Any] = [ours, Chained(Ours(NETWORKS[network](seed=0)), *first),
+                                 EngineOnly(Ours(NETWORKS[network](seed=0)), *first)]
         reference, note = try_torch(state_dict(model), network)
         if reference is not None:
             frameworks.append(reference)

@@ -62,20 +62,22 @@ def load_engine_overhead(monkeypatch):
 
 
 @pytest.mark.parametrize("network", ["cnn", "mlp"])
-def test_the_hand_chained_step_is_the_engines_step_to_the_bit(monkeypatch, network):
+@pytest.mark.parametrize("variant", ["Chained", "EngineOnly"])
+def test_the_hand_chained_and_engine_only_steps_are_ours_to_the_bit(monkeypatch, network, variant):
     """benchmarks/engine_overhead.py times our train step against the same ops chained by hand
-    (no Tensor, no graph, no checks): a fair comparison only if both compute the same. Three
-    steps on successive batches of each leave every parameter (and momentum buffer) equal."""
+    (no Tensor, no graph, no checks) and run by the engine without the Tensor methods: a fair
+    comparison only if all compute the same. Three steps on successive batches of each leave
+    every parameter (and momentum buffer) equal."""
     benchmark = load_engine_overhead(monkeypatch)
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (6, 1, 28, 28), dtype=np.uint8), rng.integers(0, 10, 6)
     ours = benchmark.Ours(benchmark.NETWORKS[network](seed=0))
-    chained = benchmark.Chained(benchmark.Ours(benchmark.NETWORKS[network](seed=0)), images[:2], labels[:2])
-    assert [op.kind.__name__ for op in chained.step.ops][-1] == "CrossEntropy"
+    other = getattr(benchmark, variant)(benchmark.Ours(benchmark.NETWORKS[network](seed=0)), images[:2], labels[:2])
+    assert [op.kind.__name__ for op in other.step.ops][-1] == "CrossEntropy"
     for start in (0, 2, 4):
         batch = (images[start : start + 2], labels[start : start + 2])
-        assert ours.train_step(*batch) == chained.train_step(*batch)
-    for mine, theirs in zip(ours.optimizer.params, chained.ours.optimizer.params):
+        assert ours.train_step(*batch) == other.train_step(*batch)
+    for mine, theirs in zip(ours.optimizer.params, other.ours.optimizer.params):
         np.testing.assert_array_equal(mine.data, theirs.data)
-    for mine, theirs in zip(ours.optimizer.velocities, chained.ours.optimizer.velocities):
+    for mine, theirs in zip(ours.optimizer.velocities, other.ours.optimizer.velocities):
         np.testing.assert_array_equal(mine, theirs)
