@@ -1584,7 +1584,7 @@ def _promoted(a: Tensor, b: Tensor, true_division: bool = False) -> tuple[Tensor
     tensor takes the dtype of an n-d one of its kind (float, or integer): PyTorch treats it
     as a number there (an integer one that does not fit that dtype keeps numpy's promotion,
     which gives the true result: uint8 + Tensor(300) is int64)."""
-    if a.data.dtype is b.data.dtype and not true_division:  # the same dtype: nothing to promote
+    if a.data.dtype is b.data.dtype and (not true_division or a.data.dtype.kind == "f"):  # nothing to promote
         return a, b
     a_float, b_float = a.dtype.kind == "f", b.dtype.kind == "f"
     if a_float and not b_float:
