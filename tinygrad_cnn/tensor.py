@@ -1447,7 +1447,8 @@ class Tensor:
         check_flag("max_pool2d", "relu", relu)
         if relu:
             check_not_bool("relu", self)
-        (top, bottom), (left, right) = padding = pool_padding(padding)
+        padding = pool_padding(padding)
+        (top, bottom), (left, right) = padding
         kernel, stride = pool_geometry(kernel_size, stride)
         batch, channels, height, width = self.shape
         check_pool2d("max_pool2d", (batch, channels, height + top + bottom, width + left + right), kernel)
