@@ -642,3 +642,42 @@ def test_matmul_of_two_bool_tensors_is_refused_with_a_float_bias_too():
     a, b = Tensor(np.array([[True, False]])), Tensor(np.array([[True], [True]]))
     with pytest.raises(TypeError, match="a @ b of two bool tensors is refused"):
         a.matmul(b, bias=Tensor(np.array([0.5])))
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("bias_shape", [(3,), (3, 5, 5)])
+@pytest.mark.parametrize("x_dtype, bias_dtype", [
+    (np.float32, np.float64),   # a wider bias: the sum is float64, as conv2d(w) + bias (it was rounded to float32)
+    (np.int8, np.int64),        # int8 product (it wraps), then int64 (the bias was cut to int8)
+    (np.float64, np.float32),   # a narrower bias: added in place, as before
+    (np.int64, np.float32),     # an integer input with a float bias: computed in float32, as before
+])
+def test_conv2d_bias_of_another_dtype_gives_the_dtype_values_and_gradients_of_the_unfused_ops(x_dtype, bias_dtype,
+                                                                                              bias_shape, relu):
+    """As matmul's: the bias is promoted against the product as ``+`` promotes it, so
+    ``x.conv2d(w, bias)`` has the dtype, values and gradients of ``x.conv2d(w) + bias``
+    (a per-channel bias's gradient is summed in another order there: equal to float32's
+    precision)."""
+    rng = np.random.default_rng(11)
+    x_values, weight_values = rng.integers(-60, 60, (2, 2, 5, 5)), rng.integers(-60, 60, (3, 2, 3, 3))
+    bias_values = rng.standard_normal(bias_shape) * 1000 + 0.123456789
+    results = []
+    for fused in (True, False):
+        floats = np.dtype(x_dtype).kind == "f"
+        x = Tensor(x_values.astype(x_dtype), requires_grad=floats)
+        weight = Tensor(weight_values.astype(x_dtype), requires_grad=floats)
+        bias = Tensor(bias_values.astype(bias_dtype), requires_grad=np.dtype(bias_dtype).kind == "f")
+        if fused:
+            output = x.conv2d(weight, bias, padding=1, relu=relu)
+        else:
+            output = x.conv2d(weight, padding=1) + (bias.reshape(-1, 1, 1) if bias.ndim == 1 else bias)
+            output = output.relu() if relu else output
+        if output.requires_grad:
+            output.backward(np.random.default_rng(12).standard_normal(output.shape))
+        results.append((output, [t.grad for t in (x, weight, bias) if t.requires_grad]))
+    (fused_output, fused_grads), (plain_output, plain_grads) = results
+    assert fused_output.dtype == plain_output.dtype
+    np.testing.assert_array_equal(fused_output.data, plain_output.data)
+    for fused_grad, plain_grad in zip(fused_grads, plain_grads, strict=True):
+        assert fused_grad.dtype == plain_grad.dtype
+        np.testing.assert_allclose(fused_grad, plain_grad, rtol=1e-5, atol=1e-6)

@@ -1414,7 +1414,9 @@ class Tensor:
 
         ``bias`` is (O,) per channel, as in PyTorch, or (O,Ho,Wo) per position, as the seed's
         "Addition" layers; ``relu=True`` applies a relu in the same op (the seed's fused form).
-        An integer input, weight or bias mixed with a float one takes the float's dtype (as ``+``).
+        An integer input, weight or bias mixed with a float one takes the float's dtype (as ``+``);
+        a bias that would widen the product's dtype (float64 on float32) is added after the
+        product, as its own op, as ``x.conv2d(weight) + bias`` adds it (not rounded to the product's).
         """
         check_flag("conv2d", "relu", relu)
         x, weight = _promoted(self, self._operand(weight))
@@ -1429,6 +1431,11 @@ class Tensor:
                 f"conv2d: bias of shape {bias.shape} fits neither one value per output channel "
                 f"({out_shape[0]},) nor one per output position (O,Ho,Wo) = {out_shape}"
             )
+        if bias is not None and bias.data.dtype != x.data.dtype and not _adds_in_place(x, weight, bias):
+            # a bias the sum would widen the product for (float64 on float32, int64 on int8): as +
+            product = x.conv2d(weight, stride=stride, padding=padding, dilation=dilation, groups=groups)
+            product = product + (bias.reshape(-1, 1, 1) if bias.ndim == 1 else bias)
+            return product.relu() if relu else product
         inputs = (x, weight) if bias is None else (x, weight, bias)
         return ops.Conv2d.apply(*inputs, stride=stride, padding=padding, dilation=dilation, groups=groups,
                                 relu=bool(relu))
@@ -1562,6 +1569,14 @@ def _matmul_bias(bias: ArrayLike, product_dtype: np.dtype) -> tuple[Tensor, bool
     if product.data.dtype != product_dtype or np.result_type(product_dtype, bias.data.dtype) != product_dtype:
         return bias, False
     return (bias if bias.data.dtype == product_dtype else bias.astype(product_dtype)), True  # (an int or bool bias)
+
+
+def _adds_in_place(x: Tensor, weight: Tensor, bias: Tensor) -> bool:
+    """Whether ``bias`` can be added into conv2d's product of ``x`` and ``weight`` in place:
+    only if the sum keeps the product's dtype (a float64 bias on a float32 product would be
+    rounded to float32 there, where ``conv2d(weight) + bias`` gives float64)."""
+    product_dtype = np.result_type(x.data.dtype, weight.data.dtype)
+    return np.result_type(product_dtype, bias.data.dtype) == product_dtype
 
 
 def _check_matmul_bias(bias_shape: tuple[int, ...], product_shape: tuple[int, ...]) -> None:
