@@ -14,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 from reference import max_pool2d_loops
 from test_ops import conv_cases as plain_conv_cases
 
-from tinygrad_cnn import Tensor, gradcheck, kernels, no_grad
+from tinygrad_cnn import Tensor, gradcheck, kernels, no_grad, ops
 from tinygrad_cnn.models import SeedCNN, SeedMLP
 from tinygrad_cnn.nn import get_parameters
 
@@ -681,3 +681,23 @@ def test_conv2d_bias_of_another_dtype_gives_the_dtype_values_and_gradients_of_th
     for fused_grad, plain_grad in zip(fused_grads, plain_grads, strict=True):
         assert fused_grad.dtype == plain_grad.dtype
         np.testing.assert_allclose(fused_grad, plain_grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("op, arrays", [
+    ("MatMul", (np.ones((2, 3), np.float32), np.ones((3, 4), np.float32), np.ones(4, np.float64))),
+    ("MatMul", (np.ones((2, 3), np.int8), np.ones((3, 4), np.int8), np.ones(4, np.int64))),
+    ("MatMul", (np.ones((2, 3), np.int64), np.ones((3, 4), np.int64), np.ones(4, np.float32))),
+    ("Conv2d", (np.ones((1, 2, 4, 4), np.float32), np.ones((3, 2, 3, 3), np.float32), np.ones(3, np.float64))),
+])
+def test_a_direct_apply_with_a_bias_the_product_would_round_is_refused(op, arrays):
+    """``Tensor.matmul`` and ``Tensor.conv2d`` add such a bias after the product; ``apply`` on
+    the op itself would have added it in place, rounded (float64 on float32) or cut (int64 on
+    int8) to the product's dtype without a word."""
+    with pytest.raises(TypeError, match=f"{op}: a {arrays[2].dtype} bias would be rounded to the"):
+        getattr(ops, op).apply(*(Tensor(array) for array in arrays))
+
+
+def test_a_direct_apply_with_a_bias_of_the_products_dtype_or_narrower_is_added():
+    x, weight = Tensor(np.ones((2, 3), np.float64)), Tensor(np.ones((3, 4), np.float64))
+    for bias in (np.full(4, 0.5, np.float32), np.full(4, 0.5, np.float64), np.full(4, 2, np.int64)):
+        np.testing.assert_array_equal(ops.MatMul.apply(x, weight, Tensor(bias)).data, np.full((2, 4), 3 + bias[0]))
