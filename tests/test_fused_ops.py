@@ -687,17 +687,31 @@ def test_conv2d_bias_of_another_dtype_gives_the_dtype_values_and_gradients_of_th
     ("MatMul", (np.ones((2, 3), np.float32), np.ones((3, 4), np.float32), np.ones(4, np.float64))),
     ("MatMul", (np.ones((2, 3), np.int8), np.ones((3, 4), np.int8), np.ones(4, np.int64))),
     ("MatMul", (np.ones((2, 3), np.int64), np.ones((3, 4), np.int64), np.ones(4, np.float32))),
+    ("MatMul", (np.ones((2, 3), np.int8), np.ones((3, 4), np.int8), np.full(4, 200, np.uint8))),  # wrapped to -53
+    ("MatMul", (np.ones((2, 3), np.uint8), np.ones((3, 4), np.uint8), np.full(4, -100, np.int8))),
+    ("MatMul", (np.ones((2, 3), np.int64), np.ones((3, 4), np.int64), np.full(4, 2**63, np.uint64))),
     ("Conv2d", (np.ones((1, 2, 4, 4), np.float32), np.ones((3, 2, 3, 3), np.float32), np.ones(3, np.float64))),
+    ("Conv2d", (np.ones((1, 2, 4, 4), np.int8), np.ones((3, 2, 3, 3), np.int8), np.full(3, 200, np.uint8))),
 ])
 def test_a_direct_apply_with_a_bias_the_product_would_round_is_refused(op, arrays):
     """``Tensor.matmul`` and ``Tensor.conv2d`` add such a bias after the product; ``apply`` on
-    the op itself would have added it in place, rounded (float64 on float32) or cut (int64 on
-    int8) to the product's dtype without a word."""
-    with pytest.raises(TypeError, match=f"{op}: a {arrays[2].dtype} bias would be rounded to the"):
+    the op itself would have added it in place, rounded (float64 on float32) or cut (int64 or
+    uint8 on int8) to the product's dtype without a word, or failed with numpy's own error."""
+    with pytest.raises(TypeError, match=f"{op}: a {arrays[2].dtype} bias would be rounded or cut to the"):
         getattr(ops, op).apply(*(Tensor(array) for array in arrays))
 
 
-def test_a_direct_apply_with_a_bias_of_the_products_dtype_or_narrower_is_added():
-    x, weight = Tensor(np.ones((2, 3), np.float64)), Tensor(np.ones((3, 4), np.float64))
-    for bias in (np.full(4, 0.5, np.float32), np.full(4, 0.5, np.float64), np.full(4, 2, np.int64)):
-        np.testing.assert_array_equal(ops.MatMul.apply(x, weight, Tensor(bias)).data, np.full((2, 4), 3 + bias[0]))
+@pytest.mark.parametrize("product_dtype, bias", [
+    (np.float64, np.full(4, 0.5, np.float32)),
+    (np.float64, np.full(4, 0.5, np.float64)),
+    (np.float64, np.full(4, 2, np.int64)),      # an integer bias takes a float product's dtype, as with +
+    (np.float32, np.array(0.1)),                # a 0-d float64 one too
+    (np.int64, np.full(4, 2, np.int8)),
+    (np.int8, np.array([True, False, True, True])),
+])
+def test_a_direct_apply_with_a_bias_that_keeps_the_products_dtype_is_added_as_plus_adds_it(product_dtype, bias):
+    a, b = Tensor(np.ones((2, 3), product_dtype)), Tensor(np.ones((3, 4), product_dtype))
+    fused = ops.MatMul.apply(a, b, Tensor(bias))
+    plain = a @ b + Tensor(bias)
+    assert fused.dtype == plain.dtype == product_dtype
+    np.testing.assert_array_equal(fused.data, plain.data)

@@ -1417,6 +1417,8 @@ class Tensor:
         An integer input, weight or bias mixed with a float one takes the float's dtype (as ``+``);
         a bias that would widen the product's dtype (float64 on float32) is added after the
         product, as its own op, as ``x.conv2d(weight) + bias`` adds it (not rounded to the product's).
+        A numpy array keeps its dtype here as with ``+``: ``np.zeros(O)`` is float64, and makes a
+        float32 layer's output float64; give a float32 model float32 arrays.
         """
         check_flag("conv2d", "relu", relu)
         x, weight = _promoted(self, self._operand(weight))

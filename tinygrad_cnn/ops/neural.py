@@ -16,16 +16,19 @@ __all__ = ["MatMul", "Conv2d", "MaxPool2d", "AvgPool2d", "Softmax", "LogSoftmax"
 Pair = tuple[int, int]
 
 
-def check_bias_dtype(op_name: str, bias_dtype: np.dtype, product_dtype: np.dtype) -> None:
-    """A TypeError for a bias that adding in place would round or cut to the product's dtype
-    (a float64 bias on a float32 product, int64 on int8, a float on integers). ``Tensor.matmul``
-    and ``Tensor.conv2d`` never pass one (they add such a bias after the product, as ``+``);
-    this guards a direct ``apply``."""
-    if bias_dtype != product_dtype and ((bias_dtype.kind == product_dtype.kind and not np.can_cast(bias_dtype, product_dtype))
-                                        or (bias_dtype.kind == "f" and product_dtype.kind != "f")):
-        raise TypeError(f"{op_name}: a {bias_dtype} bias would be rounded to the {product_dtype} product in place; "
-                        f"use Tensor.matmul / Tensor.conv2d, which add it after the product as + does, "
-                        f"or give the bias the product's dtype")
+def check_bias_dtype(op_name: str, bias: np.ndarray, product_dtype: np.dtype) -> None:
+    """A TypeError for a bias that adding in place would round or cut to the product's dtype,
+    where ``product + bias`` gives a wider one (a float64 bias on a float32 product, int64 or
+    uint8 on int8, a float on integers). An integer or bool bias on a float product, and a 0-d
+    float one, take the product's dtype, as with ``+``. ``Tensor.matmul`` and ``Tensor.conv2d``
+    never pass such a bias (they add it after the product); this guards a direct ``apply``."""
+    if bias.dtype == product_dtype or np.result_type(bias.dtype, product_dtype) == product_dtype:
+        return
+    if product_dtype.kind == "f" and (bias.dtype.kind in "biu" or (bias.ndim == 0 and bias.dtype.kind == "f")):
+        return
+    raise TypeError(f"{op_name}: a {bias.dtype} bias would be rounded or cut to the {product_dtype} product in "
+                    "place; use Tensor.matmul / Tensor.conv2d, which add it after the product as + does, "
+                    "or give the bias the product's dtype")
 
 
 class MatMul(Function):
@@ -50,7 +53,7 @@ class MatMul(Function):
         self.a, self.b, self.bias_shape = a, b, None if bias is None else bias.shape
         output = a @ b
         if bias is not None:
-            check_bias_dtype(self.name, bias.dtype, output.dtype)
+            check_bias_dtype(self.name, bias, output.dtype)
             output += bias
         if self.relu:
             np.maximum(output, 0, out=output)
@@ -129,7 +132,7 @@ class Conv2d(Function):
         output = np.matmul(kernels.weight_matrices(weight, self.groups), columns)
         output = output.reshape((weight.shape[0],) + out_hw + (x.shape[0],))  # O,Ho,Wo,N
         if bias is not None:
-            check_bias_dtype(self.name, bias.dtype, output.dtype)
+            check_bias_dtype(self.name, bias, output.dtype)
             output += (bias.reshape(-1, 1, 1) if bias.ndim == 1 else bias)[..., np.newaxis]
         if self.relu:
             np.maximum(output, 0, out=output)
