@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
+from tinygrad_cnn import function as function_module
 from tinygrad_cnn import ops, random
 from tinygrad_cnn.checks import (  # argument checks: clear errors before any work
     FLOAT_TYPES,
@@ -1686,3 +1687,4 @@ def _joinable(name: str, tensors: Sequence[ArrayLike], axis: Optional[int],
     return [tensor.astype(dtype) for tensor in tensors], int(axis)
 
 
+function_module.tensor_module = sys.modules[__name__]  # (for Function.apply: see function.py)
