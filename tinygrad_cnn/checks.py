@@ -289,6 +289,16 @@ def check_conv2d(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], stride
     return weight_shape[0], (padded_h - reach_h) // stride[0] + 1, (padded_w - reach_w) // stride[1] + 1
 
 
+def bias_widens_product(bias_dtype: np.dtype, bias_ndim: int, product_dtype: np.dtype) -> bool:
+    """Whether ``product + bias`` has a wider dtype than the product (a float64 bias on a float32
+    product, int64 or uint8 on int8, a float on integers), so that adding the bias into the
+    product in place would round or cut it: numpy's promotion, except that an integer or bool
+    bias, and a 0-d float one, take a float product's dtype, as ``+`` gives them here."""
+    if bias_dtype == product_dtype or np.result_type(bias_dtype, product_dtype) == product_dtype:
+        return False
+    return not (product_dtype.kind == "f" and (bias_dtype.kind in "biu" or (bias_ndim == 0 and bias_dtype.kind == "f")))
+
+
 def pool_padding(padding: object) -> tuple[tuple[int, int], tuple[int, int]]:
     """pad_max_pool2d's ``padding``, ((top, bottom), (left, right)) of non-negative ints, checked."""
     if not (isinstance(padding, (tuple, list)) and len(padding) == 2

@@ -24,6 +24,7 @@ from tinygrad_cnn import function as function_module
 from tinygrad_cnn import ops, random
 from tinygrad_cnn.checks import (  # argument checks: clear errors before any work
     FLOAT_TYPES,
+    bias_widens_product,
     check_assigned_grad,
     check_axes,
     check_batch_norm,
@@ -1434,7 +1435,8 @@ class Tensor:
                 f"conv2d: bias of shape {bias.shape} fits neither one value per output channel "
                 f"({out_shape[0]},) nor one per output position (O,Ho,Wo) = {out_shape}"
             )
-        if bias is not None and bias.data.dtype != x.data.dtype and not _adds_in_place(x, weight, bias):
+        if bias is not None and bias.data.dtype != x.data.dtype and bias_widens_product(
+                bias.data.dtype, bias.ndim, np.result_type(x.data.dtype, weight.data.dtype)):
             # a bias the sum would widen the product for (float64 on float32, int64 on int8): as +
             product = x.conv2d(weight, stride=stride, padding=padding, dilation=dilation, groups=groups)
             product = product + (bias.reshape(-1, 1, 1) if bias.ndim == 1 else bias)
@@ -1569,17 +1571,9 @@ def _matmul_bias(bias: ArrayLike, product_dtype: np.dtype) -> tuple[Tensor, bool
         return bias, True
     product = Tensor(np.empty((0, 0), dtype=product_dtype))  # a stand-in: only its dtype and ndim count
     product, bias = _promoted(product, product._operand(bias))
-    if product.data.dtype != product_dtype or np.result_type(product_dtype, bias.data.dtype) != product_dtype:
+    if product.data.dtype != product_dtype or bias_widens_product(bias.data.dtype, bias.ndim, product_dtype):
         return bias, False
     return (bias if bias.data.dtype == product_dtype else bias.astype(product_dtype)), True  # (an int or bool bias)
-
-
-def _adds_in_place(x: Tensor, weight: Tensor, bias: Tensor) -> bool:
-    """Whether ``bias`` can be added into conv2d's product of ``x`` and ``weight`` in place:
-    only if the sum keeps the product's dtype (a float64 bias on a float32 product would be
-    rounded to float32 there, where ``conv2d(weight) + bias`` gives float64)."""
-    product_dtype = np.result_type(x.data.dtype, weight.data.dtype)
-    return np.result_type(product_dtype, bias.data.dtype) == product_dtype
 
 
 def _check_matmul_bias(bias_shape: tuple[int, ...], product_shape: tuple[int, ...]) -> None:

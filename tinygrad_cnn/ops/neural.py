@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 
 from tinygrad_cnn import kernels
+from tinygrad_cnn.checks import bias_widens_product
 from tinygrad_cnn.function import Function, Gradients, unbroadcast
 from tinygrad_cnn.ops.movement import sides_text
 
@@ -17,18 +18,13 @@ Pair = tuple[int, int]
 
 
 def check_bias_dtype(op_name: str, bias: np.ndarray, product_dtype: np.dtype) -> None:
-    """A TypeError for a bias that adding in place would round or cut to the product's dtype,
-    where ``product + bias`` gives a wider one (a float64 bias on a float32 product, int64 or
-    uint8 on int8, a float on integers). An integer or bool bias on a float product, and a 0-d
-    float one, take the product's dtype, as with ``+``. ``Tensor.matmul`` and ``Tensor.conv2d``
-    never pass such a bias (they add it after the product); this guards a direct ``apply``."""
-    if bias.dtype == product_dtype or np.result_type(bias.dtype, product_dtype) == product_dtype:
-        return
-    if product_dtype.kind == "f" and (bias.dtype.kind in "biu" or (bias.ndim == 0 and bias.dtype.kind == "f")):
-        return
-    raise TypeError(f"{op_name}: a {bias.dtype} bias would be rounded or cut to the {product_dtype} product in "
-                    "place; use Tensor.matmul / Tensor.conv2d, which add it after the product as + does, "
-                    "or give the bias the product's dtype")
+    """A TypeError for a bias that adding in place would round or cut to the product's dtype
+    (``bias_widens_product``). ``Tensor.matmul`` and ``Tensor.conv2d`` never pass such a bias
+    (they add it after the product, as ``+``); this guards a direct ``apply``."""
+    if bias_widens_product(bias.dtype, bias.ndim, product_dtype):
+        raise TypeError(f"{op_name}: a {bias.dtype} bias would be rounded or cut to the {product_dtype} product in "
+                        "place; use Tensor.matmul / Tensor.conv2d, which add it after the product as + does, "
+                        "or give the bias the product's dtype")
 
 
 class MatMul(Function):
