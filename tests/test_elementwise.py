@@ -215,6 +215,16 @@ def test_division_by_zero_backward_gives_inf_and_does_not_warn():
     np.testing.assert_array_equal(b.grad, [-np.inf, np.nan])
 
 
+def test_division_gradient_beyond_the_float_range_is_inf_without_a_warning():
+    # -G·(a/b)/b = -1.5e60 does not fit a float32: -inf, as PyTorch, and the forward (1.5e30)
+    # was finite, so a warning here would be the backward's own
+    divisor = Tensor(np.array([1e-30, 1e-30], np.float32), requires_grad=True)
+    quotient = Tensor(np.array([1.5, -2.0], np.float32)) / divisor
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quotient.backward(np.array([1.0, 1.0], np.float32))
+    np.testing.assert_array_equal(divisor.grad, np.array([-np.inf, np.inf], np.float32))
+
 
 def test_division_gradient_of_a_huge_or_tiny_float32_divisor_is_finite():
     # -G·a/b² with b² formed first overflows above |b| ≈ 1.8e19 and underflows below 1e-19 in

@@ -274,6 +274,10 @@ def batch_norm_call(*shape, **options):
     (batch_norm_call(4, 3, momentum=1.5), r"momentum must lie in \[0, 1\], got 1.5"),
     (batch_norm_call(4, 3, eps=0), r"batch_norm: eps must be a finite number > 0, got 0"),
     (batch_norm_call(1, 3, training=True), r"more than one value per channel, got input shape \(1, 3\)"),
+    # evaluation without running statistics uses the batch's too: one value would become 0
+    # and the output the bias, whatever the input
+    (batch_norm_call(1, 3, training=False), r"without running statistics.*more than one value per channel"),
+    (batch_norm_call(1, 3, 1, 1, training=False), r"more than one value per channel, got input shape \(1, 3, 1, 1\)"),
 ])
 def test_batch_norm_errors_name_the_problem(call, message):
     with pytest.raises(ValueError, match=message):

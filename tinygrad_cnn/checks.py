@@ -391,5 +391,8 @@ def check_batch_norm(shape: tuple[int, ...], dtype: np.dtype, weight, bias, runn
                 f"give), which training updates in place; give it a writable copy (np.array(...)) first"
             )
     check_batch_norm_numbers("batch_norm", momentum, eps)
-    if training and int(np.prod(shape[:1] + shape[2:])) <= 1:
-        raise ValueError(f"batch_norm in training needs more than one value per channel, got input shape {shape}")
+    if (training or running_mean is None) and int(np.prod(shape[:1] + shape[2:])) <= 1:
+        # (in evaluation without running statistics the batch's are used too: one value would be
+        # normalized to 0 and the output would be the bias, whatever the input)
+        raise ValueError(f"batch_norm {'in training' if training else 'without running statistics'} normalizes "
+                         f"with the batch's statistics and needs more than one value per channel, got input shape {shape}")

@@ -89,7 +89,9 @@ class Div(Function):
         return f"Division by {self.b.item()!r}" if self.b.size == 1 else "Division"
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        with np.errstate(divide="ignore", invalid="ignore"):  # b = 0 gives inf/NaN, as PyTorch; the forward warned
+        # b = 0 gives inf/NaN, as PyTorch (the forward warned); a gradient beyond the float range
+        # (1.5 / 1e-30 in float32: −1.5e60) is −inf, as PyTorch, with no warning of its own
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             grad_a = unbroadcast(grad_out / self.b, self.a.shape) if self.needs_input_grad[0] else None
             grad_b = None
             if self.needs_input_grad[1]:
