@@ -315,6 +315,30 @@ def test_conv2d_backward_leaves_numpys_ufunc_buffer_size_as_it_found_it():
         np.setbufsize(saved)
 
 
+@pytest.mark.parametrize("outer_product_row", [1, 10**9])
+@given(rows=st.integers(1, 40), columns=st.integers(1, 40), dtype=st.sampled_from([np.float32, np.float64]), seed=seeds)
+def test_batch_of_one_weight_gradient_by_either_outer_product_path_is_every_product(outer_product_row, rows, columns,
+                                                                                    dtype, seed):
+    """At batch 1, matmul's weight gradient Aᵀ G is the outer product of a column and a row,
+    made by np.dot or, for rows of OUTER_PRODUCT_ROW numbers or more, a broadcast multiply with
+    small ufunc buffers (kernels.outer_product): forced each way (1: always the multiply; 10**9:
+    always np.dot), it holds exactly a[0, i] · g[0, j] in the weight's dtype and C order, and the
+    caller's ufunc buffer size is back afterwards."""
+    a = Tensor(random_array(seed, (1, rows)).astype(dtype))
+    weight = Tensor(random_array(seed + 1, (rows, columns)).astype(dtype), requires_grad=True)
+    grad_out = random_array(seed + 2, (1, columns)).astype(dtype)
+    saved_row, saved_buffer = kernels.OUTER_PRODUCT_ROW, np.setbufsize(4096)
+    kernels.OUTER_PRODUCT_ROW = outer_product_row
+    try:
+        a.matmul(weight).backward(grad_out)
+        assert np.getbufsize() == 4096
+    finally:
+        kernels.OUTER_PRODUCT_ROW = saved_row
+        np.setbufsize(saved_buffer)
+    assert weight.grad.dtype == dtype and weight.grad.flags.c_contiguous
+    np.testing.assert_array_equal(weight.grad, a.data[0][:, None] * grad_out[0][None, :])
+
+
 @pytest.mark.parametrize("groups", [1, 2])
 def test_conv2d_weight_gradient_over_a_long_batch_equals_the_definition(groups):
     """A small filter bank over many windows (here 21·28·28 ≥ 16,384) takes the weight gradient's

@@ -195,6 +195,26 @@ def ufunc_buffer_of(elements: int) -> Iterator[None]:
         np.setbufsize(saved)
 
 
+# Long-row outer products: a dense layer's weight gradient at batch 1 is the outer product
+# Aᵀ G of a column (in, 1) and a row (1, out). np.dot hands it to OpenBLAS, which writes the
+# result twice (it zeroes C before adding the rank-1 product); a broadcast multiply writes it
+# once, but numpy (2.3 and later) runs it through its buffered iterator (the column is broadcast
+# along the rows), and with the default 8192-element buffers that costs 2-3x a fill. With
+# 1,024-element buffers (``ufunc_buffer_of``) it beats np.dot from rows of 512 numbers on:
+# measured warm on the Intel Xeon of this round, 1568 x 512 381 → 244 µs, SeedMLP's fc1
+# (784 x 1000) 438 → 232, 1000 x 4096 2,677 → 1,086; below that np.dot wins (SeedCNN's fc1,
+# 3136 x 100: 108 against 273). The products are the same single multiplies either way.
+OUTER_PRODUCT_ROW = 512
+
+
+def outer_product(column: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """column (n, 1) times row (1, m): the (n, m) array of every product, C-ordered."""
+    if row.shape[1] < OUTER_PRODUCT_ROW:
+        return np.dot(column, row)
+    with ufunc_buffer_of(STRIDED_ADD_BUFFER_ELEMENTS):  # (1,024 elements: see OUTER_PRODUCT_ROW)
+        return np.multiply(column, row)
+
+
 # Short rows: col2im below adds each tap's gradient into the padded gradient as a strided
 # block whose contiguous runs are one output row of windows, Wo·N numbers long. At batch 1
 # those runs are 7 or 14 numbers, and numpy's per-run cost outweighs the arithmetic (one such
