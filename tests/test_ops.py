@@ -464,6 +464,15 @@ def test_cross_entropy_gradient_is_softmax_minus_onehot_over_n():
     np.testing.assert_allclose(tensor.grad, (softmax - np.eye(3)[[2, 0]]) / 2)
 
 
+
+@pytest.mark.parametrize("logits", [[[3.0]], [[0.0, -np.inf, -np.inf]], [[5.0, -np.inf], [-np.inf, 1.0]]])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_of_a_certain_prediction_is_positive_zero_as_pytorch(logits, dtype):
+    """A loss of exactly 0 (one class, or every other logit −inf) is +0, not −0 (the negated
+    mean of zeros), as PyTorch gives it: a printed or logged loss reads 0.0, not -0.0."""
+    loss = Tensor(np.array(logits, dtype=dtype)).cross_entropy(np.zeros(len(logits), dtype=int) if len(logits) == 1 else [0, 1])
+    assert loss.data == 0 and not np.signbit(loss.data) and loss.dtype == dtype
+
 # -- dtypes ----------------------------------------------------------------------------------
 
 

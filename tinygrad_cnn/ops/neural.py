@@ -340,7 +340,7 @@ class CrossEntropy(Function):
         log_probabilities = shifted[rows, self.labels] - np.log(sums[:, 0])
         if self.needs_input_grad[0]:
             self.softmax = exponentials / sums
-        return np.asarray(-log_probabilities.mean(), dtype=logits.dtype)
+        return np.asarray(0.0 - log_probabilities.mean(), dtype=logits.dtype)  # (0 − x: a zero loss is +0, as PyTorch's)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
         grad = self.softmax  # reused in place: the saved softmax is not needed afterwards
