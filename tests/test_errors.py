@@ -19,7 +19,9 @@ def tensor(*shape):
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda: tensor(1, 28, 28).conv2d(tensor(4, 1, 3, 3)), ValueError, r"conv2d input must be 4-D.*\(1, 28, 28\)"),
+    (lambda: tensor(28, 28).conv2d(tensor(4, 1, 3, 3)), ValueError, r"conv2d input must be 4-D .*or 3-D .*\(28, 28\)"),
+    (lambda: tensor(1, 1, 1, 8, 8).conv2d(tensor(4, 1, 3, 3)), ValueError, r"conv2d input must be 4-D.*\(1, 1, 1, 8, 8\)"),
+    (lambda: tensor(3, 8, 8).conv2d(tensor(4, 2, 3, 3)), ValueError, r"channel mismatch: input \(3, 8, 8\) has 3 channels"),
     (lambda: tensor(1, 1, 8, 8).conv2d(tensor(4, 3, 3)), ValueError, r"conv2d weight must be 4-D.*\(4, 3, 3\)"),
     (lambda: tensor(2, 3, 8, 8).conv2d(tensor(4, 2, 3, 3)), ValueError, r"channel mismatch.*3 channels.*expects 2"),
     (lambda: tensor(1, 1, 4, 4).conv2d(tensor(2, 1, 7, 7), padding=1), ValueError, r"kernel 7x7 \(dilation \(1, 1\)\) does not fit the padded input 6x6"),
@@ -41,6 +43,8 @@ def tensor(*shape):
     (lambda: tensor(1, 1, 4, 4).pad_max_pool2d(((0, -1), (0, 1)), 2), ValueError, r"non-negative"),
     (lambda: tensor(4, 4).pad_max_pool2d(((0, 1), (0, 1)), 2), ValueError, r"must be 4-D"),
     (lambda: tensor(8, 8).max_pool2d(2), ValueError, r"max_pool2d input must be 4-D.*\(8, 8\)"),
+    (lambda: tensor(2, 2, 1, 8, 8).avg_pool2d(2), ValueError, r"avg_pool2d input must be 4-D.*\(2, 2, 1, 8, 8\)"),
+    (lambda: tensor(1, 3, 3).max_pool2d(4), ValueError, r"max_pool2d kernel 4x4 is larger than the input 3x3"),
     (lambda: tensor(1, 1, 4, 4).pad_max_pool2d(1, 2), TypeError,
      r"pad_max_pool2d padding must be \(\(top, bottom\), \(left, right\)\), pairs of ints, got 1"),
     (lambda: tensor(1, 1, 4, 4).pad_max_pool2d((1, 1), 2), TypeError, r"padding must be \(\(top, bottom\).*got \(1, 1\)"),

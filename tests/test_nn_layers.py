@@ -420,8 +420,9 @@ def test_an_optimizer_step_leaves_the_running_statistics_alone():
 
 @pytest.mark.parametrize("layer, shape, message", [
     (Linear(4, 2), (3, 5), r"Linear\(4, 2\) expects inputs of shape \(…, 4\), got \(3, 5\)"),
-    (Conv2d(3, 8, 3), (2, 1, 8, 8), r"Conv2d\(3, 8, …\) expects inputs of shape \(N, 3, H, W\), got \(2, 1, 8, 8\)"),
-    (Conv2d(3, 8, 3), (3, 8, 8), r"got \(3, 8, 8\)"),
+    (Conv2d(3, 8, 3), (2, 1, 8, 8), r"Conv2d\(3, 8, …\) expects inputs of shape \(N, 3, H, W\), or \(3, H, W\) for one image, got \(2, 1, 8, 8\)"),
+    (Conv2d(3, 8, 3), (8, 8), r"or \(3, H, W\) for one image, got \(8, 8\)"),
+    (Conv2d(3, 8, 3), (8, 8, 8), r"got \(8, 8, 8\)"),
     (BatchNorm2d(4), (2, 4), r"BatchNorm2d\(4\) expects inputs of shape \(N, 4, H, W\), got \(2, 4\)"),
     (BatchNorm2d(4), (2, 3, 5, 5), r"got \(2, 3, 5, 5\)"),
 ])

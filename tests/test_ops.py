@@ -413,6 +413,57 @@ def test_avg_pool2d_vjp_and_the_loop_specification(case, seed):
     np.testing.assert_allclose(tensor.grad, expected_grad, rtol=1e-12, atol=1e-12)
 
 
+
+@given(conv=conv_cases(), pool=pool_cases(), seed=seeds)
+def test_conv2d_and_pools_of_one_image_c_h_w_match_the_loop_specification_as_pytorch(conv, pool, seed):
+    """One image (C,H,W), as PyTorch's conv2d, max_pool2d and avg_pool2d take it: the result of
+    the batch of one, without its batch axis (O,Ho,Wo), with the gradients of that batch's image."""
+    x_shape, weight_shape, options = conv
+    image, weight = Tensor(random_array(seed, x_shape[1:]), requires_grad=True), Tensor(random_array(seed + 1, weight_shape), requires_grad=True)
+    output = image.conv2d(weight, **options)
+    grad_out = random_array(seed + 2, output.shape)
+    output.backward(grad_out)
+    expected_output, expected_grad_x, expected_grad_weight = conv2d_loops(image.data[None], weight.data, **options,
+                                                                          grad_out=grad_out[None])
+    assert output.shape == expected_output.shape[1:]
+    np.testing.assert_allclose(output.data, expected_output[0], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(image.grad, expected_grad_x[0], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(weight.grad, expected_grad_weight, rtol=1e-10, atol=1e-10)
+    shape, kernel, stride = pool
+    for pool_name, loops in (("max_pool2d", max_pool2d_loops), ("avg_pool2d", avg_pool2d_loops)):
+        image = Tensor(distinct_values(seed, shape[1:]), requires_grad=True)
+        output = getattr(image, pool_name)(kernel, stride)
+        grad_out = random_array(seed + 3, output.shape)
+        output.backward(grad_out)
+        expected_output, expected_grad = loops(image.data[None], kernel, stride, grad_out[None])
+        assert output.shape == expected_output.shape[1:]
+        np.testing.assert_allclose(output.data, expected_output[0], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(image.grad, expected_grad[0], rtol=1e-12, atol=1e-12)
+
+
+def test_fused_conv2d_and_pad_max_pool2d_of_one_image_equal_the_batch_of_one():
+    """The fused options (a per-position or per-channel bias, relu; the pool's zero padding and
+    relu) and nn.Conv2d work on one C,H,W image as on a batch of one: the same numbers and gradients."""
+    from tinygrad_cnn.nn import Conv2d as Conv2dLayer
+    rng = np.random.default_rng(5)
+    image = rng.standard_normal((2, 9, 9)) * 3
+    weight, position_bias = rng.standard_normal((4, 2, 3, 3)), rng.standard_normal((4, 9, 9))
+
+    def run(x: np.ndarray, bias: np.ndarray) -> tuple:
+        x_tensor, bias_tensor = Tensor(x, requires_grad=True), Tensor(bias, requires_grad=True)
+        y = x_tensor.conv2d(Tensor(weight), bias_tensor, padding=1, relu=True)
+        y = y.pad_max_pool2d(((0, 1), (0, 1)), 3, stride=2, relu=True)
+        y.backward(np.arange(y.data.size, dtype=float).reshape(y.shape) - 7)
+        return y.data, x_tensor.grad, bias_tensor.grad
+
+    for bias in (position_bias, position_bias[:, 0, 0]):
+        one, batch = run(image, bias), run(image[None], bias)
+        np.testing.assert_array_equal(one[0], batch[0][0])
+        np.testing.assert_array_equal(one[1], batch[1][0])
+        np.testing.assert_array_equal(one[2], batch[2])
+    layer = Conv2dLayer(2, 3, 3, stride=2, dtype=np.float64)
+    np.testing.assert_array_equal(layer(image).data, layer(image[None]).data[0])
+
 def test_max_pool2d_3x3_stride_2_overlapping_windows_add_up():
     x = Tensor(np.arange(25.0).reshape(1, 1, 5, 5), requires_grad=True)
     x.max_pool2d(3, 2).sum().backward()

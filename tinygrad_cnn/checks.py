@@ -260,26 +260,27 @@ def normalize_pad_width(pad_width: int | Sequence, shape: tuple[int, ...]) -> tu
 
 def check_conv2d(x_shape: tuple[int, ...], weight_shape: tuple[int, ...], stride: tuple[int, int],
                   padding: tuple[int, int], dilation: tuple[int, int], groups: int) -> tuple[int, int, int]:
-    """Check a conv2d's shapes and options; return the output's (O, Ho, Wo)."""
-    if len(x_shape) != 4:
-        raise ValueError(f"conv2d input must be 4-D (N,C,H,W), got shape {x_shape}")
+    """Check a conv2d's shapes and options (an N,C,H,W batch or one C,H,W image); return the
+    output's (O, Ho, Wo)."""
+    if len(x_shape) not in (3, 4):
+        raise ValueError(f"conv2d input must be 4-D (N,C,H,W), or 3-D (C,H,W) for one image, got shape {x_shape}")
     if len(weight_shape) != 4:
         raise ValueError(f"conv2d weight must be 4-D (O,C/groups,kh,kw), got shape {weight_shape}")
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"conv2d groups must be a positive int, got {groups!r}")
     if weight_shape[0] == 0:
         raise ValueError(f"conv2d weight needs at least one output channel, got weight of shape {weight_shape}")
-    if x_shape[1] % groups or weight_shape[0] % groups:
+    if x_shape[-3] % groups or weight_shape[0] % groups:
         raise ValueError(
-            f"conv2d groups={groups} must divide the input channels ({x_shape[1]}) and the output "
+            f"conv2d groups={groups} must divide the input channels ({x_shape[-3]}) and the output "
             f"channels ({weight_shape[0]})"
         )
-    if x_shape[1] != weight_shape[1] * groups:
+    if x_shape[-3] != weight_shape[1] * groups:
         raise ValueError(
-            f"conv2d channel mismatch: input {x_shape} has {x_shape[1]} channels, weight {weight_shape} "
+            f"conv2d channel mismatch: input {x_shape} has {x_shape[-3]} channels, weight {weight_shape} "
             f"with groups={groups} expects {weight_shape[1] * groups}"
         )
-    padded_h, padded_w = x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1]
+    padded_h, padded_w = x_shape[-2] + 2 * padding[0], x_shape[-1] + 2 * padding[1]
     reach_h, reach_w = dilation[0] * (weight_shape[2] - 1) + 1, dilation[1] * (weight_shape[3] - 1) + 1
     if weight_shape[2] < 1 or weight_shape[3] < 1 or reach_h > padded_h or reach_w > padded_w:
         raise ValueError(
@@ -321,10 +322,11 @@ def pool_geometry(kernel_size: int | tuple[int, int], stride: Optional[int | tup
 
 
 def check_pool2d(name: str, x_shape: tuple[int, ...], kernel: tuple[int, int]) -> None:
-    if len(x_shape) != 4:
-        raise ValueError(f"{name} input must be 4-D (N,C,H,W), got shape {x_shape}")
-    if kernel[0] > x_shape[2] or kernel[1] > x_shape[3]:
-        raise ValueError(f"{name} kernel {kernel[0]}x{kernel[1]} is larger than the input {x_shape[2]}x{x_shape[3]}")
+    """Check a pool's input (an N,C,H,W batch or one C,H,W image) against its kernel."""
+    if len(x_shape) not in (3, 4):
+        raise ValueError(f"{name} input must be 4-D (N,C,H,W), or 3-D (C,H,W) for one image, got shape {x_shape}")
+    if kernel[0] > x_shape[-2] or kernel[1] > x_shape[-1]:
+        raise ValueError(f"{name} kernel {kernel[0]}x{kernel[1]} is larger than the input {x_shape[-2]}x{x_shape[-1]}")
 
 
 def integers_argument(name: str, values: tuple) -> tuple[int, ...]:

@@ -595,8 +595,9 @@ class Conv2d:
     def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
         name = f"Conv2d({self.in_channels}, {self.out_channels}, …)"
         x = _layer_input(name, x)
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"{name} expects inputs of shape (N, {self.in_channels}, H, W), got {x.shape}")
+        if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
+            raise ValueError(f"{name} expects inputs of shape (N, {self.in_channels}, H, W), or "
+                             f"({self.in_channels}, H, W) for one image, got {x.shape}")
         return x.conv2d(self.weight, self.bias, stride=self.stride, padding=self.padding,
                         dilation=self.dilation, groups=self.groups)
 

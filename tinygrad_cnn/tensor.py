@@ -1412,7 +1412,8 @@ class Tensor:
     def conv2d(self, weight: "Tensor", bias: Optional[ArrayLike] = None, stride: int | tuple[int, int] = 1,
                padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, groups: int = 1,
                relu: bool = False) -> "Tensor":
-        """2-D cross-correlation as PyTorch's: self (N,C,H,W), weight (O,C/groups,kh,kw) → (N,O,Ho,Wo).
+        """2-D cross-correlation as PyTorch's: self (N,C,H,W), weight (O,C/groups,kh,kw) → (N,O,Ho,Wo);
+        one image (C,H,W) gives (O,Ho,Wo), as in PyTorch (a batch of one, the batch axis then dropped).
 
         ``bias`` is (O,) per channel, as in PyTorch, or (O,Ho,Wo) per position, as the seed's
         "Addition" layers; ``relu=True`` applies a relu in the same op (the seed's fused form).
@@ -1435,6 +1436,8 @@ class Tensor:
                 f"conv2d: bias of shape {bias.shape} fits neither one value per output channel "
                 f"({out_shape[0]},) nor one per output position (O,Ho,Wo) = {out_shape}"
             )
+        if x.ndim == 3:  # one image: through a batch of one (two views in the graph)
+            return x.reshape(1, *x.shape).conv2d(weight, bias, stride, padding, dilation, groups, relu).reshape(out_shape)
         if bias is not None and bias.data.dtype != x.data.dtype and bias_widens_product(
                 bias.data.dtype, bias.ndim, np.result_type(x.data.dtype, weight.data.dtype)):
             # a bias the sum would widen the product for (float64 on float32, int64 on int8): as +
@@ -1446,7 +1449,8 @@ class Tensor:
                                 relu=bool(relu))
 
     def max_pool2d(self, kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]] = None) -> "Tensor":
-        """Max over kh×kw windows of (N,C,H,W), moved by ``stride`` (default: the kernel size)."""
+        """Max over kh×kw windows of (N,C,H,W) or of one image (C,H,W), moved by ``stride``
+        (default: the kernel size)."""
         return self.pad_max_pool2d(((0, 0), (0, 0)), kernel_size, stride)
 
     def pad_max_pool2d(self, padding: Sequence[Sequence[int]], kernel_size: int | tuple[int, int],
@@ -1454,23 +1458,29 @@ class Tensor:
         """``self.pad(((0, 0), (0, 0), top_bottom, left_right)).max_pool2d(kernel_size, stride)``
         (then ``.relu()`` if ``relu``) as one op, the seed's form: ``padding`` = ((top, bottom),
         (left, right)) of zeros (PyTorch's max_pool2d pads with −∞ instead)."""
-        if self.ndim != 4:
-            raise ValueError(f"max_pool2d input must be 4-D (N,C,H,W), got shape {self.shape}")
+        if self.ndim not in (3, 4):
+            raise ValueError(f"max_pool2d input must be 4-D (N,C,H,W), or 3-D (C,H,W) for one image, got shape {self.shape}")
         check_flag("max_pool2d", "relu", relu)
         if relu:
             check_not_bool("relu", self)
         padding = pool_padding(padding)
         (top, bottom), (left, right) = padding
         kernel, stride = pool_geometry(kernel_size, stride)
-        batch, channels, height, width = self.shape
-        check_pool2d("max_pool2d", (batch, channels, height + top + bottom, width + left + right), kernel)
+        height, width = self.shape[-2:]
+        check_pool2d("max_pool2d", self.shape[:-2] + (height + top + bottom, width + left + right), kernel)
+        if self.ndim == 3:  # one image: through a batch of one (two views in the graph)
+            pooled = self.reshape(1, *self.shape).pad_max_pool2d(padding, kernel, stride, relu)
+            return pooled.reshape(pooled.shape[1:])
         return ops.MaxPool2d.apply(self, kernel_size=kernel, stride=stride, padding=padding, relu=bool(relu))
 
     def avg_pool2d(self, kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]] = None) -> "Tensor":
-        """Mean over kh×kw windows of (N,C,H,W), moved by ``stride`` (default: the kernel size).
-        An integer or bool tensor gives float32, as every float-valued op."""
+        """Mean over kh×kw windows of (N,C,H,W) or of one image (C,H,W), moved by ``stride``
+        (default: the kernel size). An integer or bool tensor gives float32, as every float-valued op."""
         kernel, stride = pool_geometry(kernel_size, stride)
         check_pool2d("avg_pool2d", self.shape, kernel)
+        if self.ndim == 3:  # one image: through a batch of one (two views in the graph)
+            pooled = self.reshape(1, *self.shape).avg_pool2d(kernel, stride)
+            return pooled.reshape(pooled.shape[1:])
         return ops.AvgPool2d.apply(_floating(self), kernel_size=kernel, stride=stride)
 
     def cross_entropy(self, labels: ArrayLike) -> "Tensor":
