@@ -322,11 +322,11 @@ def test_batch_of_one_weight_gradient_by_either_outer_product_path_is_every_prod
     """At batch 1, matmul's weight gradient Aᵀ G is the outer product of a column and a row,
     made by np.dot or, for rows of OUTER_PRODUCT_ROW numbers or more, a broadcast multiply with
     small ufunc buffers (kernels.outer_product): forced each way (1: always the multiply; 10**9:
-    always np.dot), it holds exactly a[0, i] · g[0, j] in the weight's dtype and C order, and the
-    caller's ufunc buffer size is back afterwards."""
-    a = Tensor(random_array(seed, (1, rows)).astype(dtype))
+    always np.dot), it holds exactly a[0, i] · g[0, j] in the weight's dtype and C order (strided
+    operands too), and the caller's ufunc buffer size is back afterwards."""
+    a = Tensor(random_array(seed, (1, 2 * rows)).astype(dtype)[:, ::2])  # (strided views: the result is C-ordered anyway)
     weight = Tensor(random_array(seed + 1, (rows, columns)).astype(dtype), requires_grad=True)
-    grad_out = random_array(seed + 2, (1, columns)).astype(dtype)
+    grad_out = random_array(seed + 2, (1, 3 * columns)).astype(dtype)[:, ::3]
     saved_row, saved_buffer = kernels.OUTER_PRODUCT_ROW, np.setbufsize(4096)
     kernels.OUTER_PRODUCT_ROW = outer_product_row
     try:

@@ -212,7 +212,7 @@ def outer_product(column: np.ndarray, row: np.ndarray) -> np.ndarray:
     if row.shape[1] < OUTER_PRODUCT_ROW:
         return np.dot(column, row)
     with ufunc_buffer_of(STRIDED_ADD_BUFFER_ELEMENTS):  # (1,024 elements: see OUTER_PRODUCT_ROW)
-        return np.multiply(column, row)
+        return np.multiply(column, row, order="C")  # (C order whatever the operands' strides: the optimizers' blocks need it)
 
 
 # Short rows: col2im below adds each tap's gradient into the padded gradient as a strided
