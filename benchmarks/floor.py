@@ -120,6 +120,22 @@ def torch_convolutions_seconds(batch: int) -> Optional[float]:
     return best_seconds(run)
 
 
+def torch_gemm_seconds(pairs: list) -> Optional[float]:
+    """The same products through PyTorch's ``matmul`` (its own BLAS, 2 threads), each timed
+    alone into a kept tensor, best of several rounds, summed; None without PyTorch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(2)
+    seconds = 0.0
+    for a, b in pairs:
+        left, right = torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))
+        out = torch.empty(tuple(np.matmul(a, b).shape))
+        seconds += best_seconds(lambda: torch.matmul(left, right, out=out))
+    return seconds
+
+
 def traffic_bytes(batch: int) -> int:
     """Bytes written once and read once by a train step's non-GEMM passes (float32)."""
     elements = 0
@@ -164,9 +180,13 @@ def main() -> None:
               f"{bandwidth / 1e9:>7.1f}{traffic_seconds * 1e3:>12.2f}{(seconds + traffic_seconds) * 1e3:>10.2f}")
     print(f"OpenBLAS on one 2048 x 2048 product: {square_gemm_rate() / 1e9:.1f} GFLOP/s")
     for batch in (32, 128):
-        conv_flop = flop_of(gemm_products(batch, rng)[0])
+        conv_pairs = gemm_products(batch, rng)[0]
+        conv_flop = flop_of(conv_pairs)
         line = (f"batch {batch}: convolutions forward + backward, our GEMMs alone {conv_seconds[batch] * 1e3:.2f} ms"
                 f" ({conv_flop / conv_seconds[batch] / 1e9:.1f} GFLOP/s)")
+        torch_gemms = torch_gemm_seconds(conv_pairs)
+        if torch_gemms is not None:
+            line += f"; the same products through PyTorch's matmul {torch_gemms * 1e3:.2f} ms ({conv_flop / torch_gemms / 1e9:.1f} GFLOP/s)"
         torch_seconds = torch_convolutions_seconds(batch)
         if torch_seconds is not None:
             line += f"; PyTorch's whole convolutions {torch_seconds * 1e3:.2f} ms ({conv_flop / torch_seconds / 1e9:.1f} GFLOP/s)"
