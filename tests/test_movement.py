@@ -84,6 +84,37 @@ def test_flatten_of_an_empty_batch_and_of_negative_and_0d_dims():
     assert Tensor.zeros(2, 3).reshape(np.int64(3), np.int64(2)).shape == (3, 2)
 
 
+
+@given(shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=3), seed=seeds, data=st.data())
+def test_unsqueeze_and_squeeze_vjp_and_forward_as_numpy(shape, seed, data):
+    """unsqueeze(axis) is np.expand_dims (axis in [-ndim - 1, ndim]); squeeze() drops every
+    size-1 axis, squeeze(axes) those of the named axes that have size 1 (the others stay, as in
+    PyTorch); both pass the gradient back through the reshape."""
+    x = random_array(seed, shape)
+    axis = data.draw(st.integers(-len(shape) - 1, len(shape)))
+    np.testing.assert_array_equal(Tensor(x).unsqueeze(axis).data, np.expand_dims(x, axis))
+    assert gradcheck(lambda t: t.unsqueeze(axis), [x])
+    named = data.draw(st.lists(st.integers(0, max(len(shape), 1) - 1), unique=True, max_size=len(shape)))
+    kept_named = [axis for axis in named if axis < len(shape) and shape[axis] == 1]
+    np.testing.assert_array_equal(Tensor(x).squeeze().data, np.squeeze(x))
+    np.testing.assert_array_equal(Tensor(x).squeeze(tuple(named)).data, np.squeeze(x, axis=tuple(kept_named)))
+    assert gradcheck(lambda t: t.squeeze(tuple(named)).unsqueeze(0).squeeze(), [x])
+
+
+def test_unsqueeze_and_squeeze_take_pytorch_spellings_and_name_bad_axes():
+    x = Tensor(np.zeros((1, 2, 1)))
+    assert x.unsqueeze(dim=-1).shape == (1, 2, 1, 1) and x.squeeze(dim=0).shape == (2, 1)
+    assert x.squeeze(1) is x and x.squeeze(()) is x and Tensor(5.0).squeeze(-1).shape == ()
+    for call, error, message in [
+        (lambda: x.unsqueeze(4), IndexError, r"unsqueeze: axis 4 is out of range for a tensor of shape \(1, 2, 1\) \(expected it in \[-4, 3\]\)"),
+        (lambda: x.unsqueeze(True), TypeError, r"unsqueeze: axis must be an int, got True"),
+        (lambda: x.squeeze(-4), IndexError, r"squeeze: axis -4 is out of range .* \[-3, 2\]"),
+        (lambda: x.squeeze((0, -3)), ValueError, r"names the same axis twice"),
+        (lambda: x.squeeze(1.0), TypeError, r"squeeze: axis must be None, an int or a tuple of ints, got 1.0"),
+    ]:
+        with pytest.raises(error, match=message):
+            call()
+
 def test_flatten_end_dim_as_pytorch():
     """PyTorch's x.flatten(0, 1) (merge the first two axes) was a TypeError "takes from 1 to 2
     positional arguments": end_dim did not exist."""

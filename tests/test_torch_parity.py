@@ -250,3 +250,14 @@ def test_comparisons_with_an_int_beyond_the_dtype_answer_where_pytorch_raises_or
         assert (torch.tensor(np.array([1], dtype)) < 2**40).tolist() == [False]  # wrapped to 0
     for big in (2**40, 2**70):
         assert (Tensor(np.array([1], dtype)) < big).data.tolist() == [True]
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (2, 1, 3), (1, 1, 4, 1)])
+def test_unsqueeze_and_squeeze_shapes_match_pytorch(shape):
+    array = np.zeros(shape)
+    ours, theirs = Tensor(array), torch.from_numpy(array)
+    for axis in range(-len(shape) - 1, len(shape) + 1):
+        assert ours.unsqueeze(axis).shape == tuple(theirs.unsqueeze(axis).shape)
+    assert ours.squeeze().shape == tuple(theirs.squeeze().shape)
+    for axis in range(-max(len(shape), 1), max(len(shape), 1)):
+        assert ours.squeeze(axis).shape == tuple(theirs.squeeze(axis).shape)

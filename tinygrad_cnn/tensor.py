@@ -1292,6 +1292,39 @@ class Tensor:
         shape = self.shape[:start] + (math.prod(self.shape[start:end + 1]),) + self.shape[end + 1:]
         return self if shape == self.shape else ops.Reshape.apply(self, shape=shape)  # (a valid shape: as reshape, unchecked)
 
+    @pytorch_spellings
+    def unsqueeze(self, axis: int) -> "Tensor":
+        """A new axis of size 1 at ``axis``, as PyTorch's: in [-ndim - 1, ndim], a negative one
+        counted from the end of the result (``x.unsqueeze(-1)`` adds a last axis). A view."""
+        if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+            raise TypeError(f"unsqueeze: axis must be an int, got {axis!r}")
+        if not -self.ndim - 1 <= axis <= self.ndim:
+            raise IndexError(f"unsqueeze: axis {axis} is out of range for a tensor of shape {self.shape} "
+                             f"(expected it in [{-self.ndim - 1}, {self.ndim}])")
+        position = int(axis) % (self.ndim + 1)
+        return ops.Reshape.apply(self, shape=self.shape[:position] + (1,) + self.shape[position:])
+
+    @pytorch_spellings
+    def squeeze(self, axis: Optional[int | Sequence[int]] = None) -> "Tensor":
+        """The axes of size 1 removed: all of them, or those among ``axis`` (an int or a tuple);
+        as in PyTorch, a named axis whose size is not 1 stays, without an error. A view."""
+        named = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis) if isinstance(axis, (tuple, list)) else None
+        if axis is not None and (named is None or not all(
+                isinstance(single, (int, np.integer)) and not isinstance(single, bool) for single in named)):
+            raise TypeError(f"squeeze: axis must be None, an int or a tuple of ints, got {axis!r}")
+        dims = max(self.ndim, 1)  # (a 0-d tensor takes axis 0 or -1, as in PyTorch)
+        for single in named or ():
+            if not -dims <= single < dims:
+                raise IndexError(f"squeeze: axis {single} is out of range for a tensor of shape {self.shape} "
+                                 f"(expected it in [{-dims}, {dims - 1}])")
+        if named is not None and len({int(single) % dims for single in named}) != len(named):
+            raise ValueError(f"squeeze: axis {axis!r} names the same axis twice")
+        candidates = range(self.ndim) if named is None else {int(single) % dims for single in named}
+        axes = [index for index in candidates if index < self.ndim and self.shape[index] == 1]
+        if not axes:
+            return self
+        return ops.Reshape.apply(self, shape=tuple(size for index, size in enumerate(self.shape) if index not in axes))
+
     def pad(self, pad_width: int | Sequence) -> "Tensor":
         """Zero padding, numpy-style: ((before, after), ...) per axis, or one int for all sides."""
         return ops.Pad.apply(self, widths=normalize_pad_width(pad_width, self.shape))
