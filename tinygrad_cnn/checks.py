@@ -125,6 +125,18 @@ def check_index_axis(name: str, axis: Optional[int], shape: tuple[int, ...]) -> 
     check_reducible(name, axis, shape)
 
 
+def dimension_argument(name: str, label: str, dimension: object, dims: int, shape: tuple[int, ...]) -> int:
+    """``dimension`` as an index in [0, dims) if it is an int in [-dims, dims - 1] (PyTorch's
+    range for an axis of ``flatten``, ``squeeze``, ``unsqueeze``), else a TypeError or an
+    IndexError naming the call, the argument (``label``) and the tensor's shape."""
+    if not isinstance(dimension, (int, np.integer)) or isinstance(dimension, bool):
+        raise TypeError(f"{name}: {label} must be an int, got {dimension!r}")
+    if not -dims <= dimension < dims:
+        raise IndexError(f"{name}: {label} {dimension} is out of range for a tensor of shape {shape} "
+                         f"(expected it in [{-dims}, {dims - 1}])")
+    return int(dimension) % dims
+
+
 def in_place_refusal(symbol: str, target: Tensor, other: Tensor, view_made_under_no_grad: bool) -> str:
     """Why an in-place update outside no_grad() is refused (the RuntimeError's message).
     ``view_made_under_no_grad``: the target is a view made under no_grad() of a tensor that

@@ -38,6 +38,7 @@ from tinygrad_cnn.checks import (  # argument checks: clear errors before any wo
     check_not_bool,
     check_pool2d,
     check_reducible,
+    dimension_argument,
     dtype_argument,
     in_place_refusal,
     int_pair,
@@ -1275,15 +1276,8 @@ class Tensor:
         its sizes: (0, 1, 28, 28) → (0, 784).
         """
         dims = max(self.ndim, 1)
-        bounds = []
-        for name, dim in (("start_dim", start_dim), ("end_dim", end_dim)):
-            if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
-                raise TypeError(f"flatten: {name} must be an int, got {dim!r}")
-            if not -dims <= dim < dims:
-                raise IndexError(f"flatten: {name} {dim} is out of range for a tensor of shape "
-                                 f"{self.shape} (expected it in [{-dims}, {dims - 1}])")
-            bounds.append(int(dim) % dims)
-        start, end = bounds
+        start = dimension_argument("flatten", "start_dim", start_dim, dims, self.shape)
+        end = dimension_argument("flatten", "end_dim", end_dim, dims, self.shape)
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
                              f"for a tensor of shape {self.shape}")
@@ -1296,12 +1290,7 @@ class Tensor:
     def unsqueeze(self, axis: int) -> "Tensor":
         """A new axis of size 1 at ``axis``, as PyTorch's: in [-ndim - 1, ndim], a negative one
         counted from the end of the result (``x.unsqueeze(-1)`` adds a last axis). A view."""
-        if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
-            raise TypeError(f"unsqueeze: axis must be an int, got {axis!r}")
-        if not -self.ndim - 1 <= axis <= self.ndim:
-            raise IndexError(f"unsqueeze: axis {axis} is out of range for a tensor of shape {self.shape} "
-                             f"(expected it in [{-self.ndim - 1}, {self.ndim}])")
-        position = int(axis) % (self.ndim + 1)
+        position = dimension_argument("unsqueeze", "axis", axis, self.ndim + 1, self.shape)
         return ops.Reshape.apply(self, shape=self.shape[:position] + (1,) + self.shape[position:])
 
     @pytorch_spellings
@@ -1309,17 +1298,13 @@ class Tensor:
         """The axes of size 1 removed: all of them, or those among ``axis`` (an int or a tuple);
         as in PyTorch, a named axis whose size is not 1 stays, without an error. A view."""
         named = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis) if isinstance(axis, (tuple, list)) else None
-        if axis is not None and (named is None or not all(
-                isinstance(single, (int, np.integer)) and not isinstance(single, bool) for single in named)):
+        if axis is not None and named is None:
             raise TypeError(f"squeeze: axis must be None, an int or a tuple of ints, got {axis!r}")
         dims = max(self.ndim, 1)  # (a 0-d tensor takes axis 0 or -1, as in PyTorch)
-        for single in named or ():
-            if not -dims <= single < dims:
-                raise IndexError(f"squeeze: axis {single} is out of range for a tensor of shape {self.shape} "
-                                 f"(expected it in [{-dims}, {dims - 1}])")
-        if named is not None and len({int(single) % dims for single in named}) != len(named):
+        positions = [dimension_argument("squeeze", "axis", single, dims, self.shape) for single in named or ()]
+        if len(set(positions)) != len(positions):
             raise ValueError(f"squeeze: axis {axis!r} names the same axis twice")
-        candidates = range(self.ndim) if named is None else {int(single) % dims for single in named}
+        candidates = range(self.ndim) if named is None else positions
         axes = [index for index in candidates if index < self.ndim and self.shape[index] == 1]
         if not axes:
             return self
