@@ -1,6 +1,8 @@
 """max/min over axes (ties share the gradient), argmax/argmin, and PyTorch's dim=/keepdim=
 spellings of axis=/keepdims=."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -215,3 +217,19 @@ def test_keepdims_must_be_a_bool(method):
     assert reduce(axis=0, keepdims=np.True_).shape == (1, 3)  # a numpy bool is a bool
     assert reduce(axis=0, keepdims=False).shape == (3,)
 
+
+
+@pytest.mark.parametrize("shape, axis, keepdims, expected_shape", [
+    ((0, 3), 0, False, (3,)), ((0, 3), None, False, ()), ((2, 0), 1, True, (2, 1)), ((0, 3), (0, 1), False, ()),
+])
+def test_the_mean_over_no_elements_is_nan_without_a_warning_as_pytorch(shape, axis, keepdims, expected_shape):
+    """A mean over an empty axis (an empty batch's loss) is NaN, as PyTorch gives it, and the
+    empty input's gradient is empty; numpy's own mean warned "Mean of empty slice" and its
+    gradient "divide by zero"."""
+    x = Tensor(np.zeros(shape, dtype=np.float32), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean = x.mean(axis=axis, keepdims=keepdims)
+        mean.sum().backward()
+    assert mean.shape == expected_shape and mean.dtype == np.float32 and np.all(np.isnan(mean.data))
+    assert x.grad.shape == shape and x.grad.dtype == np.float32

@@ -43,7 +43,8 @@ class Sum(Function):
 
 
 class Mean(Function):
-    """y = (1/n) Σ x over ``axis`` (n elements per output).   VJP: dx = G / n, broadcast back."""
+    """y = (1/n) Σ x over ``axis`` (n elements per output).   VJP: dx = G / n, broadcast back.
+    A mean over no elements (n = 0) is NaN, as in PyTorch, and its input's gradient is empty."""
 
     saves_inputs = False
     saves_output = False
@@ -57,9 +58,13 @@ class Mean(Function):
         self.input_shape = x.shape
         self.axes = _normalize_axes(self.axis, x.ndim)
         self.count = int(np.prod([x.shape[a] for a in self.axes], dtype=np.int64))
+        if self.count == 0:  # (numpy would warn "Mean of empty slice")
+            return np.full(x.sum(axis=self.axes, keepdims=self.keepdims).shape, np.nan, dtype=x.dtype)
         return np.asarray(x.mean(axis=self.axes, keepdims=self.keepdims))
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
+        if self.count == 0:  # the input is empty (numpy would warn dividing G by 0)
+            return (np.zeros(self.input_shape, dtype=grad_out.dtype),)
         if not self.keepdims:
             grad_out = np.expand_dims(grad_out, self.axes)
         return (np.broadcast_to(grad_out / self.count, self.input_shape),)
