@@ -507,6 +507,42 @@ def test_softmax_family_is_finite_for_huge_float32_logits(name):
     assert np.all(np.isfinite(output.data)) and np.all(np.isfinite(logits.grad))
 
 
+
+@given(batch=st.integers(1, 4), classes=st.integers(1, 5), seed=seeds)
+def test_nll_loss_vjp_and_log_softmax_then_nll_loss_is_cross_entropy(batch, classes, seed):
+    """nll_loss(x, t) = −(1/N) Σₙ x[n, tₙ], as PyTorch's F.nll_loss; on log_softmax it is the
+    (fused) cross_entropy, in value and gradient."""
+    rng = np.random.default_rng(seed)
+    x, labels = random_array(seed, (batch, classes)), rng.integers(0, classes, batch)
+    assert gradcheck(lambda t: t.nll_loss(labels), [x])
+    np.testing.assert_allclose(Tensor(x).nll_loss(labels).data, -x[np.arange(batch), labels].mean(), rtol=1e-12)
+    composed, fused = Tensor(x, requires_grad=True), Tensor(x, requires_grad=True)
+    composed_loss, fused_loss = composed.log_softmax(axis=1).nll_loss(labels), fused.cross_entropy(labels)
+    composed_loss.backward()
+    fused_loss.backward()
+    np.testing.assert_allclose(composed_loss.data, fused_loss.data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(composed.grad, fused.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: Tensor(np.zeros((2, 3))).nll_loss([0, 3]), ValueError, r"nll_loss label 3 is out of range for 3 classes \(0..2\)"),
+    (lambda: Tensor(np.zeros(3)).nll_loss([0]), ValueError, r"nll_loss needs 2-D log-probabilities \(N,K\), got shape \(3,\)"),
+    (lambda: Tensor(np.zeros((2, 3))).nll_loss([0]), ValueError, r"nll_loss needs one label per row of log-probabilities \(2, 3\)"),
+    (lambda: Tensor(np.zeros((2, 3))).nll_loss([0.5, 1]), TypeError, r"nll_loss labels must be integers"),
+    (lambda: Tensor(np.zeros((2, 3), dtype=np.int64)).nll_loss([0, 1]), TypeError, r"nll_loss needs float log-probabilities"),
+])
+def test_nll_loss_names_what_is_wrong(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_nll_loss_of_an_empty_batch_is_nan_and_of_a_certain_prediction_positive_zero():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(Tensor(np.zeros((0, 3), dtype=np.float32)).nll_loss(np.zeros(0, dtype=int)).data)
+        loss = Tensor(np.zeros((2, 3), dtype=np.float32)).nll_loss([0, 2])
+    assert loss.data == 0 and not np.signbit(loss.data) and loss.dtype == np.float32
+
 def test_cross_entropy_gradient_is_softmax_minus_onehot_over_n():
     logits = np.array([[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]])
     tensor = Tensor(logits, requires_grad=True)

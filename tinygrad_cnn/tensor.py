@@ -1506,6 +1506,16 @@ class Tensor:
         labels = check_labels(self.shape, labels)
         return ops.CrossEntropy.apply(_floating(self), labels=labels)
 
+    def nll_loss(self, labels: ArrayLike) -> "Tensor":
+        """Mean negative log-likelihood of log-probabilities (N,K) at integer class labels (N,),
+        as PyTorch's ``F.nll_loss``: −(1/N) Σₙ x[n, labelₙ] (NaN for an empty batch).
+        ``x.log_softmax(axis=1).nll_loss(labels)`` equals ``x.cross_entropy(labels)``, which
+        fuses the two. Recorded as indexing and a mean, whose VJPs it takes."""
+        labels = check_labels(self.shape, labels, name="nll_loss", scores="log-probabilities")
+        if self.dtype.kind != "f":
+            raise TypeError(f"nll_loss needs float log-probabilities, got dtype {self.dtype}")
+        return 0.0 - self[np.arange(len(labels)), labels].mean()  # (0 − x: a zero loss is +0, as PyTorch's)
+
     # -- training-time ops ------------------------------------------------------------
 
     #: True while training (see ``train_mode``): dropout drops, batch norm uses batch statistics
@@ -1652,27 +1662,29 @@ def _floating(tensor: Tensor) -> Tensor:
     return tensor if tensor.dtype.kind == "f" else tensor.astype(np.float32)
 
 
-def check_labels(logits_shape: tuple[int, ...], labels: ArrayLike) -> np.ndarray:
-    """Class labels for logits of shape (N, K), checked: one integer in 0..K-1 per row (floats
-    that are whole numbers are accepted), as an intp array; a clear error otherwise. What
-    ``cross_entropy`` runs first; a Function of your own that takes labels can call it too."""
+def check_labels(logits_shape: tuple[int, ...], labels: ArrayLike, name: str = "cross_entropy",
+                 scores: str = "logits") -> np.ndarray:
+    """Class labels for ``scores`` (logits, or log-probabilities) of shape (N, K), checked: one
+    integer in 0..K-1 per row (floats that are whole numbers are accepted), as an intp array; a
+    clear error otherwise, naming ``name``. What ``cross_entropy`` and ``nll_loss`` run first; a
+    Function of your own that takes labels can call it too."""
     if len(logits_shape) != 2:
-        raise ValueError(f"cross_entropy needs 2-D logits (N,K), got shape {logits_shape}")
+        raise ValueError(f"{name} needs 2-D {scores} (N,K), got shape {logits_shape}")
     if isinstance(labels, Tensor):
         labels = labels.data
     labels = np.asarray(labels)
     whole_floats = labels.dtype.kind == "f" and bool(np.all(np.mod(labels, 1) == 0))  # (cast after the range check)
     if labels.dtype.kind not in "iu" and not whole_floats:
-        raise TypeError(f"cross_entropy labels must be integers, got dtype {labels.dtype}")
+        raise TypeError(f"{name} labels must be integers, got dtype {labels.dtype}")
     if labels.shape != (logits_shape[0],):
         raise ValueError(
-            f"cross_entropy needs one label per row of logits {logits_shape}: "
+            f"{name} needs one label per row of {scores} {logits_shape}: "
             f"expected labels of shape ({logits_shape[0]},), got {labels.shape}"
         )
     if labels.size and (labels.min() < 0 or labels.max() >= logits_shape[1]):
         bad = labels[(labels < 0) | (labels >= logits_shape[1])][0]
         raise ValueError(
-            f"cross_entropy label {bad if labels.dtype.kind in 'iu' else format(bad, 'g')} is out of range for {logits_shape[1]} classes (0..{logits_shape[1] - 1})"
+            f"{name} label {bad if labels.dtype.kind in 'iu' else format(bad, 'g')} is out of range for {logits_shape[1]} classes (0..{logits_shape[1] - 1})"
         )
     return labels.astype(np.intp, copy=False)
 
