@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinygrad_cnn import Tensor, kernels
-from tinygrad_cnn.optim import SGD, Adam, ConstantLR, WarmupCosine
+from tinygrad_cnn.optim import SGD, Adam, AdamW, ConstantLR, WarmupCosine
 
 
 def quadratic_step(optimizer, param, target):
@@ -41,7 +41,8 @@ def test_sgd_matches_the_update_rule_written_out(momentum, weight_decay, nestero
     lambda params: SGD(params, lr=0.1, momentum=0.9),
     lambda params: SGD(params, lr=0.1, momentum=0.8, weight_decay=0.01, nesterov=True),
     lambda params: Adam(params, lr=0.01, weight_decay=0.01),
-], ids=["sgd", "momentum", "nesterov-decay", "adam"])
+    lambda params: AdamW(params, lr=0.01, weight_decay=0.1),
+], ids=["sgd", "momentum", "nesterov-decay", "adam", "adamw"])
 @given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=3), block=st.integers(1, 40),
        transposed=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 1000))
 def test_updates_by_cache_sized_blocks_equal_whole_updates_to_the_bit(make, shape, block, transposed, dtype, seed):
@@ -470,6 +471,44 @@ def test_a_failed_sgd_load_leaves_the_state_as_it_was():
         optimizer.load_state_dict({"0": np.zeros(2), "steps": np.array(1)})
     np.testing.assert_array_equal(optimizer.state_dict()["0"], before["0"])
 
+
+
+@given(lr=st.floats(1e-3, 0.5), weight_decay=st.floats(0, 0.5), beta1=st.floats(0, 0.95), beta2=st.floats(0, 0.999),
+       seed=st.integers(0, 1000))
+def test_adamw_matches_the_update_rule_written_out(lr, weight_decay, beta1, beta2, seed):
+    """AdamW (PyTorch's): p ← p · (1 − lr · wd), then Adam's step with g undecayed:
+    m = β₁m + (1−β₁)g, v = β₂v + (1−β₂)g², p ← p − lr · (m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + eps)."""
+    rng = np.random.default_rng(seed)
+    start, target = rng.standard_normal(4), rng.standard_normal(4)
+    param = Tensor(start.copy(), requires_grad=True)
+    optimizer = AdamW([param], lr=lr, betas=(beta1, beta2), weight_decay=weight_decay)
+    expected, m, v = start.copy(), np.zeros(4), np.zeros(4)
+    for step in range(1, 5):
+        quadratic_step(optimizer, param, target)
+        grad = 2 * (expected - target)
+        expected = expected * (1 - lr * weight_decay)
+        m, v = beta1 * m + (1 - beta1) * grad, beta2 * v + (1 - beta2) * grad * grad
+        expected = expected - lr * (m / (1 - beta1**step)) / (np.sqrt(v / (1 - beta2**step)) + 1e-8)
+    np.testing.assert_allclose(param.data, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_adamw_without_decay_is_adam_and_with_it_differs_from_adams_l2():
+    """weight_decay=0: the same steps as Adam, to the bit. With decay, AdamW's shrinks the
+    weights directly where Adam's adds wd·p to g (scaled by 1/√v̂ with the rest): not the same."""
+    rng = np.random.default_rng(0)
+    start, target = rng.standard_normal(5), rng.standard_normal(5)
+    results = {}
+    for name, make in (("adam", lambda p: Adam(p, lr=0.05)), ("adamw 0", lambda p: AdamW(p, lr=0.05, weight_decay=0)),
+                       ("adam l2", lambda p: Adam(p, lr=0.05, weight_decay=0.1)),
+                       ("adamw", lambda p: AdamW(p, lr=0.05, weight_decay=0.1))):
+        param = Tensor(start.copy(), requires_grad=True)
+        optimizer = make([param])
+        for _ in range(3):
+            quadratic_step(optimizer, param, target)
+        results[name] = param.data
+    np.testing.assert_array_equal(results["adam"], results["adamw 0"])
+    assert not np.allclose(results["adam l2"], results["adamw"], rtol=1e-3)
+    assert AdamW([Tensor(np.ones(2), requires_grad=True)]).weight_decay == 0.01  # PyTorch's default
 
 def test_adam_names_missing_and_unexpected_keys():
     param = Tensor(np.ones(2))

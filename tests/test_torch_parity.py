@@ -267,3 +267,20 @@ def test_unsqueeze_and_squeeze_shapes_match_pytorch(shape):
     assert ours.squeeze().shape == tuple(theirs.squeeze().shape)
     for axis in range(-max(len(shape), 1), max(len(shape), 1)):
         assert ours.squeeze(axis).shape == tuple(theirs.squeeze(axis).shape)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_adamw_steps_match_pytorch(weight_decay):
+    from tinygrad_cnn.optim import AdamW
+
+    rng = np.random.default_rng(6)
+    start, grads = rng.standard_normal((2, 3)), rng.standard_normal((5, 2, 3))
+    ours = Tensor(start.copy(), requires_grad=True)
+    theirs = torch.tensor(start.copy(), requires_grad=True)
+    our_optimizer = AdamW([ours], lr=0.03, betas=(0.8, 0.95), weight_decay=weight_decay)
+    their_optimizer = torch.optim.AdamW([theirs], lr=0.03, betas=(0.8, 0.95), weight_decay=weight_decay)
+    for grad in grads:
+        ours.grad, theirs.grad = grad.copy(), torch.tensor(grad)
+        our_optimizer.step()
+        their_optimizer.step()
+    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-12)

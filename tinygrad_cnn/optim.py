@@ -209,13 +209,18 @@ class Adam(Optimizer):
     p -= lr · m̂ / (√v̂ + ε) with the bias-corrected m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ).
 
     t counts the steps in which that parameter had a gradient (``steps[i]``), as PyTorch
-    keeps one count per parameter: a parameter first used late is corrected as a new one."""
+    keeps one count per parameter: a parameter first used late is corrected as a new one.
+    ``weight_decay`` adds weight_decay · p to g (L2, as PyTorch's Adam); ``AdamW`` decays the
+    weights instead."""
+
+    #: False: weight decay as an L2 term in the gradient (Adam); True: on the weights (AdamW)
+    decoupled_weight_decay = False
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, lr)
         if len(betas) != 2 or not all(isinstance(beta, numbers.Real) and 0 <= beta < 1 for beta in betas):
-            raise ValueError(f"Adam betas must be two numbers in [0, 1), got {betas}")
+            raise ValueError(f"{type(self).__name__} betas must be two numbers in [0, 1), got {betas}")
         eps, weight_decay = check_number("eps", eps), check_number("weight_decay", weight_decay)
         self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), eps, weight_decay
         self.steps = [0] * len(self.params)  # per parameter: the steps it had a gradient in
@@ -237,7 +242,9 @@ class Adam(Optimizer):
             self.steps[index] += 1
             correction1, correction2 = 1 - beta1 ** self.steps[index], 1 - beta2 ** self.steps[index]
             for data, block_grad, block_m, block_v in kernels.update_blocks(param.data, grad, m, v):  # (cache-sized)
-                if self.weight_decay:
+                if self.weight_decay and self.decoupled_weight_decay:  # (AdamW: the weights decay, not through g)
+                    data *= 1 - self.lr * self.weight_decay
+                elif self.weight_decay:
                     block_grad = block_grad + self.weight_decay * data
                 block_m *= beta1
                 block_m += (1 - beta1) * block_grad
@@ -282,19 +289,33 @@ class Adam(Optimizer):
             problems = ([f"missing keys {missing}"] if missing else []) + \
                        ([f"unexpected keys {sorted(unexpected, key=str)}"] if unexpected else [])
             raise ValueError(
-                f"Adam.load_state_dict: {'; '.join(problems)}; Adam's state is 'steps' and the moments "
+                f"{type(self).__name__}.load_state_dict: {'; '.join(problems)}; {type(self).__name__}'s state is 'steps' and the moments "
                 f"'m.<index>', 'v.<index>' of each of its {len(self.params)} parameters (is this another "
                 "optimizer's state?)"
             )
         steps = np.asarray(state["steps"])
         if steps.shape not in ((), (len(self.params),)) or steps.dtype.kind not in "iu" or np.any(steps < 0):
-            raise ValueError(f"Adam.load_state_dict: 'steps' must be one integer >= 0 per parameter ({len(self.params)}) "
+            raise ValueError(f"{type(self).__name__}.load_state_dict: 'steps' must be one integer >= 0 per parameter ({len(self.params)}) "
                              f"or a single one, got {state['steps']!r}")
-        first_moments = [_buffer(f"Adam state entry 'm.{i}'", state[f"m.{i}"], p) for i, p in enumerate(self.params)]
-        second_moments = [_buffer(f"Adam state entry 'v.{i}'", state[f"v.{i}"], p) for i, p in enumerate(self.params)]
+        first_moments = [_buffer(f"{type(self).__name__} state entry 'm.{i}'", state[f"m.{i}"], p) for i, p in enumerate(self.params)]
+        second_moments = [_buffer(f"{type(self).__name__} state entry 'v.{i}'", state[f"v.{i}"], p) for i, p in enumerate(self.params)]
         counts = [int(count) for count in np.broadcast_to(steps, (len(self.params),))]
         self.steps, self.first_moments, self.second_moments = counts, first_moments, second_moments
 
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as PyTorch's AdamW:
+    p -= lr · weight_decay · p, then Adam's update without any decay in g (m, v and the bias
+    correction as Adam's). The decay shrinks every weight in proportion, however large its
+    gradient's second moment, where Adam's L2 term is divided by √v̂ with the rest of g.
+    PyTorch's default weight_decay, 0.01; the state (``state_dict``) is Adam's."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 def _check_mapping(optimizer: Optimizer, state: Any) -> None:
     if not isinstance(state, Mapping):
