@@ -84,7 +84,6 @@ def test_flatten_of_an_empty_batch_and_of_negative_and_0d_dims():
     assert Tensor.zeros(2, 3).reshape(np.int64(3), np.int64(2)).shape == (3, 2)
 
 
-
 @given(shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=3), seed=seeds, data=st.data())
 def test_unsqueeze_and_squeeze_vjp_and_forward_as_numpy(shape, seed, data):
     """unsqueeze(axis) is np.expand_dims (axis in [-ndim - 1, ndim]); squeeze() drops every
@@ -114,6 +113,7 @@ def test_unsqueeze_and_squeeze_take_pytorch_spellings_and_name_bad_axes():
     ]:
         with pytest.raises(error, match=message):
             call()
+
 
 def test_flatten_end_dim_as_pytorch():
     """PyTorch's x.flatten(0, 1) (merge the first two axes) was a TypeError "takes from 1 to 2

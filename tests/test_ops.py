@@ -413,7 +413,6 @@ def test_avg_pool2d_vjp_and_the_loop_specification(case, seed):
     np.testing.assert_allclose(tensor.grad, expected_grad, rtol=1e-12, atol=1e-12)
 
 
-
 @given(conv=conv_cases(), pool=pool_cases(), seed=seeds)
 def test_conv2d_and_pools_of_one_image_c_h_w_match_the_loop_specification_as_pytorch(conv, pool, seed):
     """One image (C,H,W), as PyTorch's conv2d, max_pool2d and avg_pool2d take it: the result of
@@ -464,6 +463,7 @@ def test_fused_conv2d_and_pad_max_pool2d_of_one_image_equal_the_batch_of_one():
     layer = Conv2dLayer(2, 3, 3, stride=2, dtype=np.float64)
     np.testing.assert_array_equal(layer(image).data, layer(image[None]).data[0])
 
+
 def test_max_pool2d_3x3_stride_2_overlapping_windows_add_up():
     x = Tensor(np.arange(25.0).reshape(1, 1, 5, 5), requires_grad=True)
     x.max_pool2d(3, 2).sum().backward()
@@ -507,7 +507,6 @@ def test_softmax_family_is_finite_for_huge_float32_logits(name):
     assert np.all(np.isfinite(output.data)) and np.all(np.isfinite(logits.grad))
 
 
-
 @given(batch=st.integers(1, 4), classes=st.integers(1, 5), seed=seeds)
 def test_nll_loss_vjp_and_log_softmax_then_nll_loss_is_cross_entropy(batch, classes, seed):
     """nll_loss(x, t) = −(1/N) Σₙ x[n, tₙ], as PyTorch's F.nll_loss; on log_softmax it is the
@@ -543,13 +542,13 @@ def test_nll_loss_of_an_empty_batch_is_nan_and_of_a_certain_prediction_positive_
         loss = Tensor(np.zeros((2, 3), dtype=np.float32)).nll_loss([0, 2])
     assert loss.data == 0 and not np.signbit(loss.data) and loss.dtype == np.float32
 
+
 def test_cross_entropy_gradient_is_softmax_minus_onehot_over_n():
     logits = np.array([[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]])
     tensor = Tensor(logits, requires_grad=True)
     tensor.cross_entropy([2, 0]).backward()
     softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(tensor.grad, (softmax - np.eye(3)[[2, 0]]) / 2)
-
 
 
 @pytest.mark.parametrize("logits", [[[3.0]], [[0.0, -np.inf, -np.inf]], [[5.0, -np.inf], [-np.inf, 1.0]]])

@@ -472,7 +472,6 @@ def test_a_failed_sgd_load_leaves_the_state_as_it_was():
     np.testing.assert_array_equal(optimizer.state_dict()["0"], before["0"])
 
 
-
 @given(lr=st.floats(1e-3, 0.5), weight_decay=st.floats(0, 0.5), beta1=st.floats(0, 0.95), beta2=st.floats(0, 0.999),
        seed=st.integers(0, 1000))
 def test_adamw_matches_the_update_rule_written_out(lr, weight_decay, beta1, beta2, seed):
@@ -509,6 +508,7 @@ def test_adamw_without_decay_is_adam_and_with_it_differs_from_adams_l2():
     np.testing.assert_array_equal(results["adam"], results["adamw 0"])
     assert not np.allclose(results["adam l2"], results["adamw"], rtol=1e-3)
     assert AdamW([Tensor(np.ones(2), requires_grad=True)]).weight_decay == 0.01  # PyTorch's default
+
 
 def test_adam_names_missing_and_unexpected_keys():
     param = Tensor(np.ones(2))

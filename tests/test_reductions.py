@@ -59,7 +59,6 @@ def test_max_ties_by_hand():
     np.testing.assert_array_equal(x.grad, [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
 
 
-
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_max_min_at_nan_give_the_gradient_to_the_nans_shared_equally():
     """As torch.max(x) (and torch.max(x, dim) when one NaN): where the result is NaN the
@@ -216,7 +215,6 @@ def test_keepdims_must_be_a_bool(method):
         reduce(dim=0, keepdim="yes")
     assert reduce(axis=0, keepdims=np.True_).shape == (1, 3)  # a numpy bool is a bool
     assert reduce(axis=0, keepdims=False).shape == (3,)
-
 
 
 @pytest.mark.parametrize("shape, axis, keepdims, expected_shape", [

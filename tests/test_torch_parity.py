@@ -115,11 +115,11 @@ def test_cross_entropy_matches_pytorch():
             np.random.default_rng(3).standard_normal((3, 5)))
 
 
-
 def test_nll_loss_matches_pytorch():
     labels = np.array([2, 0, 2, 1])
     log_probabilities = np.log(np.random.default_rng(5).dirichlet(np.ones(3), size=4))
     compare(lambda t: t.nll_loss(labels), lambda t: functional.nll_loss(t, torch.tensor(labels)), log_probabilities)
+
 
 def test_batch_norm_in_training_matches_pytorch():
     x = np.random.default_rng(4).standard_normal((4, 3, 2, 2))

@@ -303,7 +303,6 @@ class Adam(Optimizer):
         self.steps, self.first_moments, self.second_moments = counts, first_moments, second_moments
 
 
-
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter), as PyTorch's AdamW:
     p -= lr · weight_decay · p, then Adam's update without any decay in g (m, v and the bias
@@ -316,6 +315,7 @@ class AdamW(Adam):
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
 
 def _check_mapping(optimizer: Optimizer, state: Any) -> None:
     if not isinstance(state, Mapping):

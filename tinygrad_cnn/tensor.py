@@ -1510,7 +1510,9 @@ class Tensor:
         """Mean negative log-likelihood of log-probabilities (N,K) at integer class labels (N,),
         as PyTorch's ``F.nll_loss``: −(1/N) Σₙ x[n, labelₙ] (NaN for an empty batch).
         ``x.log_softmax(axis=1).nll_loss(labels)`` equals ``x.cross_entropy(labels)``, which
-        fuses the two. Recorded as indexing and a mean, whose VJPs it takes."""
+        fuses the two. Recorded as indexing and a mean, whose VJPs it takes. Unlike PyTorch's, it
+        takes only (N,K) (not one (K,) row) and has no ``ignore_index``: every label, −100
+        included, must be a class in 0..K-1."""
         labels = check_labels(self.shape, labels, name="nll_loss", scores="log-probabilities")
         if self.dtype.kind != "f":
             raise TypeError(f"nll_loss needs float log-probabilities, got dtype {self.dtype}")
