@@ -373,6 +373,17 @@ def test_the_batch_stays_dynamic_through_reshape_and_flatten(tmp_path):
     np.testing.assert_allclose(run_onnx(tmp_path / "batch.onnx", batch), forward(model, batch), rtol=1e-5, atol=1e-6)
 
 
+def test_a_sequential_network_of_nn_layers_exports_with_its_parameter_names(tmp_path):
+    from tinygrad_cnn import nn
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.AvgPool2d(3, 1, padding=1),
+                          nn.Flatten(), nn.Dropout(), nn.Linear(4 * 7 * 7, 10), nn.LogSoftmax(dim=1))
+    exported = export(model, tmp_path / "sequential.onnx", (1, 1, 14, 14))
+    assert {"0.weight", "0.bias", "6.weight", "6.bias"} <= {tensor.name for tensor in exported.graph.initializer}
+    batch = uniform(2, (5, 1, 14, 14)).astype(np.float32)
+    np.testing.assert_allclose(run_onnx(tmp_path / "sequential.onnx", batch), forward(model, batch), rtol=1e-5, atol=1e-6)
+
+
 def test_promotions_between_dtypes_inside_the_model_export_as_casts(tmp_path):
     """x * (x > 0) promotes the bool mask to float32; the cast was a plain array outside the
     graph, so export said the model used .data or numpy. A uint8 input whose only use is a

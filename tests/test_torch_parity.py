@@ -284,3 +284,40 @@ def test_adamw_steps_match_pytorch(weight_decay):
         our_optimizer.step()
         their_optimizer.step()
     np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_a_sequential_network_matches_pytorchs_in_names_values_and_gradients():
+    """The same layers in nn.Sequential on both sides, PyTorch's weights copied into ours
+    (a Linear weight transposed: ours is (in, out)): the same state-dict names, logits, and
+    every parameter's gradient of the cross-entropy; dropout and batch norm in eval mode."""
+    from tinygrad_cnn import nn
+
+    torch.manual_seed(0)
+    theirs = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.LeakyReLU(0.1),
+        torch.nn.MaxPool2d(2), torch.nn.Conv2d(4, 6, 3), torch.nn.Tanh(), torch.nn.AvgPool2d(3, stride=1, padding=1),
+        torch.nn.Flatten(), torch.nn.Dropout(0.3), torch.nn.Linear(6 * 2 * 2, 5), torch.nn.Sigmoid(),
+        torch.nn.Linear(5, 3), torch.nn.LogSoftmax(dim=1),
+    ).double().eval()
+    ours = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, dtype=np.float64), nn.BatchNorm2d(4, dtype=np.float64), nn.LeakyReLU(0.1),
+        nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, dtype=np.float64), nn.Tanh(), nn.AvgPool2d(3, stride=1, padding=1),
+        nn.Flatten(), nn.Dropout(0.3), nn.Linear(6 * 2 * 2, 5, dtype=np.float64), nn.Sigmoid(),
+        nn.Linear(5, 3, dtype=np.float64), nn.LogSoftmax(dim=1),
+    )
+    their_state = {key: value.detach().numpy() for key, value in theirs.state_dict().items()
+                   if not key.endswith("num_batches_tracked")}
+    assert list(nn.state_dict(ours)) == list(their_state)
+    nn.load_state_dict(ours, {key: value.T if key in ("9.weight", "11.weight") else value
+                              for key, value in their_state.items()})
+    images = np.random.default_rng(1).standard_normal((3, 1, 8, 8))
+    labels = np.array([0, 2, 1])
+    our_logits = ours(images)
+    their_logits = theirs(torch.tensor(images))
+    np.testing.assert_allclose(our_logits.data, their_logits.detach().numpy(), rtol=1e-10, atol=1e-12)
+    our_logits.nll_loss(labels).backward()
+    functional.nll_loss(their_logits, torch.tensor(labels)).backward()
+    their_grads = {name: param.grad.numpy() for name, param in theirs.named_parameters()}
+    for name, param in nn.named_parameters(ours).items():
+        expected = their_grads[name].T if name in ("9.weight", "11.weight") else their_grads[name]
+        np.testing.assert_allclose(param.grad, expected, rtol=1e-9, atol=1e-12, err_msg=name)

@@ -371,10 +371,12 @@ def dtype_argument(name: str, dtype, default=np.float32, floats_only: bool = Fal
     return resolved
 
 
-def check_dropout(p: float, dtype: np.dtype) -> None:
+def check_dropout(p: float, dtype: Optional[np.dtype] = None) -> None:
+    """``p`` a number in [0, 1] and, if given, ``dtype`` a float one (None: nn.Dropout's check
+    of ``p`` alone, when the layer is made)."""
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
         raise ValueError(f"dropout probability p must be a number in [0, 1], got {p!r}")
-    if dtype.kind != "f":
+    if dtype is not None and dtype.kind != "f":
         raise TypeError(f"dropout needs a float tensor, got dtype {dtype}")
 
 

@@ -1,5 +1,7 @@
 """Parameters of a model: discovery by walking attributes, state dicts, safe .npz files,
-and the small layers (Linear, Conv2d, BatchNorm2d).
+and the small layers: Linear, Conv2d, BatchNorm2d; Sequential; and the layers without
+parameters, each a Tensor method as a callable (ReLU, LeakyReLU, Sigmoid, Tanh, Softmax,
+LogSoftmax, Flatten, MaxPool2d, AvgPool2d, Dropout), as PyTorch's nn.
 
 A model is any object whose attributes (and the lists, tuples and dicts among them) hold
 Tensors; ``named_parameters`` names each by its dotted attribute path, e.g.
@@ -26,11 +28,12 @@ from typing import Any, BinaryIO, Callable, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
-from tinygrad_cnn.checks import check_batch_norm_numbers, int_pair
+from tinygrad_cnn.checks import check_batch_norm_numbers, check_dropout, check_is_number, int_pair, is_int
 from tinygrad_cnn.random import generator
 from tinygrad_cnn.tensor import Tensor
 
 PathLike = Union[str, "os.PathLike[str]"]
+Pair = tuple[int, int]
 
 
 def named_parameters(model: Any) -> dict[str, Tensor]:
@@ -559,6 +562,9 @@ class Linear:
             raise ValueError(f"{name} expects inputs of shape (…, {self.in_features}), got {x.shape}")
         return x.matmul(self.weight, bias=self.bias)  # (one op with its bias: the seed's matrix multiply and add)
 
+    def __repr__(self) -> str:
+        return f"Linear(in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None})"
+
 
 class Conv2d:
     """2-D convolution layer: (N, in_channels, H, W) → (N, out_channels, Ho, Wo).
@@ -601,6 +607,18 @@ class Conv2d:
         return x.conv2d(self.weight, self.bias, stride=self.stride, padding=self.padding,
                         dilation=self.dilation, groups=self.groups)
 
+    def __repr__(self) -> str:
+        """As PyTorch's: the sizes, then the options that are not their defaults."""
+        kernel, stride = tuple(self.weight.shape[2:]), int_pair("stride", self.stride, 1)
+        text = f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={kernel}, stride={stride}"
+        if int_pair("padding", self.padding, 0) != (0, 0):
+            text += f", padding={int_pair('padding', self.padding, 0)}"
+        if int_pair("dilation", self.dilation, 1) != (1, 1):
+            text += f", dilation={int_pair('dilation', self.dilation, 1)}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        return text + (", bias=False)" if self.bias is None else ")")
+
 
 class BatchNorm2d:
     """Batch normalization of (N, num_features, H, W) per channel: y = x̂ · weight + bias.
@@ -631,3 +649,234 @@ class BatchNorm2d:
             raise ValueError(f"{name} expects inputs of shape (N, {self.num_features}, H, W), got {x.shape}")
         return x.batch_norm(self.weight, self.bias, self.running_mean, self.running_var,
                             momentum=self.momentum, eps=self.eps)
+
+    def __repr__(self) -> str:
+        return f"BatchNorm2d({self.num_features}, eps={self.eps}, momentum={self.momentum})"
+
+
+# ---------------------------------------------------------------------------
+# A model as a list of layers: Sequential, and the layers that hold no parameters
+# ---------------------------------------------------------------------------
+
+
+class Sequential:
+    """Layers applied in order, as PyTorch's ``nn.Sequential``: ``Sequential(a, b, c)(x)`` is
+    ``c(b(a(x)))``; ``Sequential({"conv": a, "relu": b})`` names its layers (any mapping, in
+    its order, as PyTorch's ``OrderedDict``).
+
+    Layer i is held as the attribute "i" (or under its name), so ``named_parameters`` and
+    ``state_dict`` call its tensors "0.weight", "3.bias", … as PyTorch does, and
+    "features.0.weight" inside a model that holds it as ``self.features``. A layer is any
+    callable from one tensor to one tensor: the layers of this module, a model of your own, or
+    a function such as ``Tensor.relu``. ``model[i]`` is a layer; ``model[i:j]`` a Sequential of
+    the same layer objects under their names; ``len``, iteration and ``append`` as PyTorch's.
+    A name is a non-empty string without a dot that does not start with "_" (which would hide
+    the layer's parameters) and is neither taken nor a method's name.
+    """
+
+    def __init__(self, *layers: Any):
+        self._names: list[str] = []
+        if len(layers) == 1 and isinstance(layers[0], Mapping):
+            for name, layer in layers[0].items():
+                self._add(name, layer)
+        else:
+            for layer in layers:
+                self._add(str(len(self._names)), layer)
+
+    def _add(self, name: Any, layer: Any) -> None:
+        """Hold ``layer`` as the attribute ``name``, after the checks the class docstring lists."""
+        if not isinstance(name, str) or not name or "." in name or name.startswith("_"):
+            raise ValueError(f"Sequential: a layer's name must be a non-empty string without a dot that does "
+                             f"not start with '_', got {name!r}")
+        if name in self._names or hasattr(type(self), name):
+            taken = "another layer's" if name in self._names else "a method's"
+            raise ValueError(f"Sequential: the layer name {name!r} is already {taken} name")
+        if not callable(layer):
+            raise TypeError(f"Sequential: layer {name!r} must be callable (a layer, a model or a function), "
+                            f"got {layer!r} of type {type(layer).__name__}")
+        setattr(self, name, layer)
+        self._names.append(name)
+
+    def append(self, layer: Any) -> "Sequential":
+        """Add ``layer`` at the end, named by its position, as PyTorch's; returns the Sequential."""
+        self._add(str(len(self._names)), layer)
+        return self
+
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        for layer in self:
+            x = layer(x)
+        return x
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __iter__(self) -> Iterator[Any]:
+        return (getattr(self, name) for name in self._names)
+
+    def __getitem__(self, index: Union[int, slice]) -> Any:
+        if isinstance(index, slice):
+            return Sequential({name: getattr(self, name) for name in self._names[index]})
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"Sequential indices must be ints or slices, got {index!r}")
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"Sequential index {index} is out of range for {len(self)} layers")
+        return getattr(self, self._names[index])
+
+    def __repr__(self) -> str:
+        """As PyTorch's: one line per layer, ``(name): repr``, nested ones indented."""
+        lines = [f"  ({name}): " + repr(getattr(self, name)).replace("\n", "\n  ") for name in self._names]
+        return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
+
+
+class ReLU:
+    """``x.relu()`` as a layer."""
+
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        return _layer_input("ReLU", x).relu()
+
+    def __repr__(self) -> str:
+        return "ReLU()"
+
+
+class LeakyReLU:
+    """``x.leaky_relu(negative_slope)`` as a layer (the slope a number, checked here)."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        check_is_number("LeakyReLU", "negative_slope", negative_slope)
+        self.negative_slope = negative_slope
+
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        return _layer_input("LeakyReLU", x).leaky_relu(self.negative_slope)
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU(negative_slope={self.negative_slope})"
+
+
+class Sigmoid:
+    """``x.sigmoid()`` as a layer."""
+
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        return _layer_input("Sigmoid", x).sigmoid()
+
+    def __repr__(self) -> str:
+        return "Sigmoid()"
+
+
+class Tanh:
+    """``x.tanh()`` as a layer."""
+
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        return _layer_input("Tanh", x).tanh()
+
+    def __repr__(self) -> str:
+        return "Tanh()"
+
+
+class Softmax:
+    """``x.softmax(dim)`` as a layer. ``dim`` has no default: PyTorch's, None, picks an axis from
+    the input's rank with a deprecation warning."""
+
+    def __init__(self, dim: int):
+        self.dim = _int_argument("Softmax", "dim", dim)
+
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        return _layer_input("Softmax", x).softmax(self.dim)
+
+    def __repr__(self) -> str:
+        return f"Softmax(dim={self.dim})"
+
+
+class LogSoftmax:
+    """``x.log_softmax(dim)`` as a layer (``dim`` required, as for ``Softmax``)."""
+
+    def __init__(self, dim: int):
+        self.dim = _int_argument("LogSoftmax", "dim", dim)
+
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        return _layer_input("LogSoftmax", x).log_softmax(self.dim)
+
+    def __repr__(self) -> str:
+        return f"LogSoftmax(dim={self.dim})"
+
+
+class Flatten:
+    """``x.flatten(start_dim, end_dim)`` as a layer: by default every axis but the batch's."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        self.start_dim = _int_argument("Flatten", "start_dim", start_dim)
+        self.end_dim = _int_argument("Flatten", "end_dim", end_dim)
+
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        return _layer_input("Flatten", x).flatten(self.start_dim, self.end_dim)
+
+    def __repr__(self) -> str:
+        return f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim})"
+
+
+class MaxPool2d:
+    """``x.max_pool2d(kernel_size, stride)`` as a layer (``stride`` None: the kernel size).
+
+    ``padding`` must be 0: PyTorch pads a max pool with −∞, which this package's pools do not
+    do (``Tensor.pad_max_pool2d`` pads with zeros, as the seed network)."""
+
+    def __init__(self, kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]] = None,
+                 padding: int | tuple[int, int] = 0):
+        self.kernel_size, self.stride, padding_pair = _pool_arguments("MaxPool2d", kernel_size, stride, padding)
+        if padding_pair != (0, 0):
+            raise ValueError(f"MaxPool2d: padding must be 0, got {padding!r}: PyTorch pads a max pool with -inf, "
+                             "which is not supported; Tensor.pad_max_pool2d pads with zeros")
+
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        return _layer_input("MaxPool2d", x).max_pool2d(self.kernel_size, self.stride)
+
+    def __repr__(self) -> str:
+        return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride})"
+
+
+class AvgPool2d:
+    """``x.avg_pool2d(kernel_size, stride)`` as a layer, after zero ``padding`` on each side of
+    the last two axes: PyTorch's default ``count_include_pad=True``, where the padding's zeros
+    count in each window's mean."""
+
+    def __init__(self, kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]] = None,
+                 padding: int | tuple[int, int] = 0):
+        self.kernel_size, self.stride, self.padding = _pool_arguments("AvgPool2d", kernel_size, stride, padding)
+
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        x = _layer_input("AvgPool2d", x)
+        if self.padding != (0, 0) and x.ndim >= 2:  # (a wrong rank is refused by avg_pool2d, in its words)
+            (top, left) = self.padding
+            x = x.pad(((0, 0),) * (x.ndim - 2) + ((top, top), (left, left)))
+        return x.avg_pool2d(self.kernel_size, self.stride)
+
+    def __repr__(self) -> str:
+        return f"AvgPool2d(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding})"
+
+
+class Dropout:
+    """``x.dropout(p)`` as a layer: active only while ``Tensor.training`` (``train_mode()``)."""
+
+    def __init__(self, p: float = 0.5):
+        check_dropout(p)
+        self.p = p
+
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        return _layer_input("Dropout", x).dropout(self.p)
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p})"
+
+
+def _pool_arguments(layer: str, kernel_size: Any, stride: Any, padding: Any) -> tuple[Pair, Pair, Pair]:
+    """A pool layer's kernel size, stride (None: the kernel size) and padding as pairs of ints,
+    checked when the layer is made; an error names the layer and the argument."""
+    kernel = int_pair(f"{layer}: kernel_size", kernel_size, 1)
+    return kernel, kernel if stride is None else int_pair(f"{layer}: stride", stride, 1), \
+        int_pair(f"{layer}: padding", padding, 0)
+
+
+def _int_argument(layer: str, name: str, value: Any) -> int:
+    """``value`` as an int if it is a Python or numpy integer (not a bool), else a TypeError naming it."""
+    if not is_int(value):
+        raise TypeError(f"{layer}: {name} must be an int, got {value!r}")
+    return int(value)
