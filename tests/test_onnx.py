@@ -384,6 +384,16 @@ def test_a_sequential_network_of_nn_layers_exports_with_its_parameter_names(tmp_
     np.testing.assert_allclose(run_onnx(tmp_path / "sequential.onnx", batch), forward(model, batch), rtol=1e-5, atol=1e-6)
 
 
+def test_logsumexp_and_std_export_their_shift_and_mask_as_ops_that_follow_each_input(tmp_path):
+    """logsumexp's shift (the max) and std's zero-variance mask come from the input: traced on
+    zeros (shift 0, every variance 0), the file must compute them again for other inputs."""
+    model = Expression(lambda x: x.logsumexp(1) + x.std(dim=1) + x.var(1, unbiased=False))
+    export(model, tmp_path / "spread.onnx", images=np.zeros((2, 3), np.float32))
+    batch = uniform(3, (5, 3), -300, 300).astype(np.float32)
+    batch[0] = 1.0  # one row with no spread
+    np.testing.assert_allclose(run_onnx(tmp_path / "spread.onnx", batch), forward(model, batch), rtol=1e-5)
+
+
 def test_promotions_between_dtypes_inside_the_model_export_as_casts(tmp_path):
     """x * (x > 0) promotes the bool mask to float32; the cast was a plain array outside the
     graph, so export said the model used .data or numpy. A uint8 input whose only use is a

@@ -535,6 +535,49 @@ def test_nll_loss_names_what_is_wrong(call, error, message):
         call()
 
 
+@pytest.mark.parametrize("name, per_element", [("mse_loss", lambda d: d ** 2), ("l1_loss", np.abs)])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@given(shape=small_shapes, seed=seeds)
+def test_regression_losses_match_their_formula_and_finite_differences_for_both_inputs(
+        name, per_element, reduction, shape, seed):
+    x, target = random_array(seed, shape), random_array(seed + 1, shape)
+    losses = per_element(x - target)
+    expected = {"mean": losses.mean(), "sum": losses.sum(), "none": losses}[reduction]
+    np.testing.assert_allclose(getattr(Tensor(x), name)(target, reduction=reduction).data, expected, rtol=1e-12)
+    assert gradcheck(lambda t, u: getattr(t, name)(u, reduction=reduction), [x, target])
+
+
+def test_l1_loss_gradient_at_equal_values_is_zero_and_targets_promote_as_in_pytorch():
+    x = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    x.l1_loss(np.array([1.0, 0.0, 5.0]), reduction="sum").backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, -1.0])  # sign(0) = 0, as PyTorch's
+    assert Tensor(np.float32(2.0)).mse_loss(3).item() == 1.0  # a 0-d input takes a number
+    assert Tensor(np.float32(2.0)).mse_loss(3).dtype == np.float32  # a number takes the input's dtype
+    assert Tensor(np.ones(3, np.float32)).mse_loss(np.zeros(3)).dtype == np.float64  # float32 with float64 arrays
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: Tensor(np.zeros((4, 1))).mse_loss(np.zeros(4)), ValueError,
+     r"mse_loss: the target has shape \(4,\), the input \(4, 1\); they must be equal"),
+    (lambda: Tensor(np.zeros(3)).l1_loss(0.0), ValueError, r"l1_loss: the target has shape \(\), the input \(3,\)"),
+    (lambda: Tensor(np.zeros(3)).mse_loss(np.zeros(3), reduction="avg"), ValueError,
+     r"mse_loss: reduction must be 'mean', 'sum' or 'none', got 'avg'"),
+])
+def test_regression_losses_name_what_is_wrong(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_pytorchs_other_names_view_clamp_numel_and_dim():
+    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    assert x.view(3, 2).shape == (3, 2) and x.view(-1).shape == (6,) and x.view((1, 6)).shape == (1, 6)
+    np.testing.assert_array_equal(x.clamp(1.0, 4.0).data, np.clip(x.data, 1.0, 4.0))
+    np.testing.assert_array_equal(x.clamp(min=2.5).data, np.maximum(x.data, 2.5))
+    x.view(6).clamp(max=3.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[1, 1, 1], [1, 0, 0]])  # clip's gradient: the bound itself passes
+    assert x.numel() == 6 and x.dim() == 2 and Tensor(1.0).dim() == 0
+
+
 def test_nll_loss_of_an_empty_batch_is_nan_and_of_a_certain_prediction_positive_zero():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

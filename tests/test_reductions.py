@@ -231,3 +231,80 @@ def test_the_mean_over_no_elements_is_nan_without_a_warning_as_pytorch(shape, ax
         mean.sum().backward()
     assert mean.shape == expected_shape and mean.dtype == np.float32 and np.all(np.isnan(mean.data))
     assert x.grad.shape == shape and x.grad.dtype == np.float32
+
+
+# -- var, std, logsumexp: compositions of recorded ops, with PyTorch's arguments ----------------
+
+
+def reduced_count(shape, axis) -> int:
+    axes = range(len(shape)) if axis is None else [axis] if isinstance(axis, int) else axis
+    return int(np.prod([shape[single] for single in axes]))
+
+
+@pytest.mark.parametrize("name", ["var", "std"])
+@given(case=shape_and_axes(), keepdims=st.booleans(), seed=seeds, data=st.data())
+def test_var_and_std_match_numpy_and_finite_differences(name, case, keepdims, seed, data):
+    shape, axis = case
+    correction = data.draw(st.integers(0, reduced_count(shape, axis) - 1))  # (n > correction: a finite result)
+    x = random_array(seed, shape)
+    numpy_axis = tuple(axis) if isinstance(axis, tuple) else axis
+    expected = getattr(np, name)(x, axis=numpy_axis, ddof=correction, keepdims=keepdims)
+    output = getattr(Tensor(x), name)(axis=axis, correction=correction, keepdims=keepdims)
+    assert output.shape == np.shape(expected)
+    np.testing.assert_allclose(output.data, expected, rtol=1e-12, atol=1e-15)
+    assert gradcheck(lambda t: getattr(t, name)(axis=axis, correction=correction, keepdims=keepdims), [x])
+
+
+def test_var_and_std_take_pytorchs_spellings_and_edge_cases():
+    x = np.array([[1.0, 2.0, 4.0], [3.0, 3.0, 3.0]])
+    np.testing.assert_allclose(Tensor(x).var(dim=1, keepdim=True).data, np.var(x, axis=1, ddof=1, keepdims=True))
+    np.testing.assert_allclose(Tensor(x).var(1, unbiased=False).data, np.var(x, axis=1))
+    np.testing.assert_allclose(Tensor(x).std().data, np.std(x, ddof=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # n ≤ correction divides by 0 quietly, as PyTorch (which warns once)
+        assert np.isnan(Tensor(np.array([5.0])).var().item())  # 0 / 0
+        assert Tensor(np.array([1.0, 3.0])).var(correction=2).item() == np.inf
+    constant = Tensor(np.full((2, 3), 7.0), requires_grad=True)  # variance 0: std's gradient is 0, as PyTorch's
+    constant.std(axis=1).sum().backward()
+    np.testing.assert_array_equal(constant.grad, np.zeros((2, 3)))
+    assert np.isnan(Tensor(np.array([1.0, np.nan])).std().item())
+    assert Tensor(np.arange(4, dtype=np.int64)).var().dtype == np.float32  # as mean: float32 from integers
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda x: x.var(correction=-1), ValueError, "correction must be an int >= 0"),
+    (lambda x: x.var(correction=0.5), ValueError, "correction must be an int >= 0"),
+    (lambda x: x.var(correction=0, unbiased=True), TypeError, "both correction= and unbiased="),
+    (lambda x: x.std(unbiased=1), TypeError, "unbiased"),
+    (lambda x: x.var(axis=2), ValueError, "var: axis 2 is out of range"),
+    (lambda x: x.logsumexp(axis=(0, 0)), ValueError, "names the same axis twice"),
+    (lambda x: x.logsumexp(), TypeError, "axis"),
+])
+def test_bad_var_std_logsumexp_arguments_are_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call(Tensor(np.ones((2, 3))))
+
+
+@given(case=shape_and_axes(), keepdims=st.booleans(), seed=seeds, scale=st.sampled_from([1.0, 400.0]))
+def test_logsumexp_matches_the_direct_formula_and_finite_differences(case, keepdims, seed, scale):
+    shape, axis = case
+    if axis is None:
+        axis = tuple(range(len(shape)))  # (required, as in PyTorch: every axis spelled out)
+    x = random_array(seed, shape) * scale  # (at 400, exp overflows float64 past 709: the shift must work)
+    shift = np.max(x, axis=axis, keepdims=True)
+    expected = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
+    output = Tensor(x).logsumexp(axis, keepdims=keepdims)
+    np.testing.assert_allclose(output.data, expected if keepdims else np.squeeze(expected, axis=axis), rtol=1e-12)
+    if scale == 1.0:
+        assert gradcheck(lambda t: t.logsumexp(axis, keepdims=keepdims), [x])
+    tensor = Tensor(x, requires_grad=True)
+    tensor.logsumexp(axis).sum().backward()  # the gradient is the softmax along the axes
+    np.testing.assert_allclose(tensor.grad, np.exp(x - expected), rtol=1e-9, atol=1e-300)
+
+
+def test_logsumexp_of_infinities_and_of_nothing_as_pytorch():
+    x = np.array([[-np.inf, -np.inf], [np.inf, 1.0], [np.nan, 1.0], [0.0, -np.inf]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(Tensor(x).logsumexp(1).data, [-np.inf, np.inf, np.nan, 0.0])
+        np.testing.assert_array_equal(Tensor(np.zeros((2, 0))).logsumexp(dim=1).data, [-np.inf, -np.inf])

@@ -321,3 +321,20 @@ def test_a_sequential_network_matches_pytorchs_in_names_values_and_gradients():
     for name, param in nn.named_parameters(ours).items():
         expected = their_grads[name].T if name in ("9.weight", "11.weight") else their_grads[name]
         np.testing.assert_allclose(param.grad, expected, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("ours, theirs, data", [
+    (lambda t: t.var(dim=1), lambda t: torch.var(t, dim=1), x),
+    (lambda t: t.var(unbiased=False), lambda t: torch.var(t, unbiased=False), x),
+    (lambda t: t.var((0, 1), correction=2, keepdim=True), lambda t: torch.var(t, (0, 1), correction=2, keepdim=True), x),
+    (lambda t: t.std(dim=0), lambda t: torch.std(t, dim=0), x),
+    (lambda t: t.std(dim=1), lambda t: torch.std(t, dim=1), np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 4.0]])),  # a 0 std
+    (lambda t: t.logsumexp(1), lambda t: torch.logsumexp(t, 1), x * 400),
+    (lambda t: t.logsumexp((0, 1), keepdim=True), lambda t: torch.logsumexp(t, (0, 1), keepdim=True), x),
+    (lambda t: t.mse_loss(positive), lambda t: functional.mse_loss(t, torch.tensor(positive)), x),
+    (lambda t: t.l1_loss(kinks * 0, reduction="sum"), lambda t: functional.l1_loss(t, torch.zeros(2, 4, dtype=torch.float64),
+                                                                                  reduction="sum"), kinks),
+    (lambda t: t.mse_loss(positive, reduction="none"), lambda t: functional.mse_loss(t, torch.tensor(positive), reduction="none"), x),
+])
+def test_var_std_logsumexp_and_the_regression_losses_match_pytorch(ours, theirs, data):
+    compare(ours, theirs, data)

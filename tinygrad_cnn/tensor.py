@@ -44,6 +44,7 @@ from tinygrad_cnn.checks import (  # argument checks: clear errors before any wo
     int_pair,
     integer_clip_bounds,
     integers_argument,
+    is_int,
     normalize_pad_width,
     pool_geometry,
     pool_padding,
@@ -663,6 +664,14 @@ class Tensor:
     def size(self) -> int:
         return self.data.size
 
+    def numel(self) -> int:
+        """The number of elements, as PyTorch's (``size`` here, as numpy's)."""
+        return self.data.size
+
+    def dim(self) -> int:
+        """The number of axes, as PyTorch's (``ndim``)."""
+        return self.data.ndim
+
     @property
     def is_leaf(self) -> bool:
         return self.node is None
@@ -1005,6 +1014,10 @@ class Tensor:
     def pow(self, exponent: ArrayLike) -> "Tensor":
         return self.__pow__(exponent)
 
+    def clamp(self, min: Optional[ArrayLike] = None, max: Optional[ArrayLike] = None) -> "Tensor":
+        """``clip`` under PyTorch's other name for it."""
+        return self.clip(min, max)
+
     def clip(self, min: Optional[ArrayLike] = None, max: Optional[ArrayLike] = None) -> "Tensor":
         """Limit every element to [min, max] (a bound of None is absent), as torch.clamp: the
         gradient passes where min <= x <= max, bounds included; min > max gives max everywhere.
@@ -1255,6 +1268,61 @@ class Tensor:
         check_keepdims("mean", keepdims)
         return ops.Mean.apply(_floating(self), axis=axis, keepdims=bool(keepdims))
 
+    @pytorch_spellings
+    def var(self, axis: Optional[int | Sequence[int]] = None, *, correction: int = 1, keepdims: bool = False,
+            unbiased: Optional[bool] = None) -> "Tensor":
+        """Variance over ``axis`` (all by default), as torch.var: Σ (x − mean)² / (n − correction),
+        n the number of elements reduced; ``correction=1`` (Bessel's, the default) or
+        ``unbiased=False`` (correction 0, PyTorch's older spelling). With n ≤ correction the
+        division is by 0: inf, or NaN where every difference is 0 (one element), as PyTorch.
+        Recorded as the mean, a subtraction, a square, a sum and a division, whose VJPs give
+        d var / dx = 2 (x − mean) / (n − correction)."""
+        check_axes("var", axis, self.ndim)
+        check_keepdims("var", keepdims)
+        if unbiased is not None:
+            check_flag("var", "unbiased", unbiased)
+            if correction != 1:
+                raise TypeError("var() got both correction= and unbiased= (its older spelling); pass one")
+            correction = int(unbiased)
+        if not is_int(correction) or correction < 0:
+            raise ValueError(f"var: correction must be an int >= 0, got {correction!r}")
+        x = _floating(self)
+        axes = range(x.ndim) if axis is None else [axis] if isinstance(axis, (int, np.integer)) else axis
+        count = math.prod(x.shape[single] for single in axes) if x.ndim else 1
+        squares = ((x - x.mean(axis, keepdims=True)) ** 2).sum(axis, keepdims=keepdims)
+        with np.errstate(divide="ignore", invalid="ignore"):  # (n ≤ correction: inf or NaN, as PyTorch)
+            return squares / max(count - int(correction), 0)
+
+    @pytorch_spellings
+    def std(self, axis: Optional[int | Sequence[int]] = None, *, correction: int = 1, keepdims: bool = False,
+            unbiased: Optional[bool] = None) -> "Tensor":
+        """Standard deviation, √var with ``var``'s arguments, as torch.std. Where the variance is
+        exactly 0 the gradient is 0, as PyTorch's (√'s would be G/0 there, times differences
+        that are all 0: NaN): those places take the constant 0 instead of √var, and √ sees 1."""
+        variance = self.var(axis, correction=correction, keepdims=keepdims, unbiased=unbiased)
+        spread = variance != 0  # (a recorded mask, as the file an export writes needs; NaN and inf keep their √)
+        return Tensor.where(spread, Tensor.where(spread, variance, 1.0).sqrt(), 0.0)
+
+    @pytorch_spellings
+    def logsumexp(self, axis: int | Sequence[int], keepdims: bool = False) -> "Tensor":
+        """log Σ exp(x) over ``axis`` (required, as in torch.logsumexp), computed as
+        m + log Σ exp(x − m) with m the maximum (0 where it is ±inf), so that no exp overflows.
+        Recorded as max, a subtraction, exp, sum, log and an addition: the gradient is softmax(x)
+        along ``axis``. Over no elements it is −inf, as PyTorch's."""
+        check_axes("logsumexp", axis, self.ndim)
+        check_keepdims("logsumexp", keepdims)
+        x = _floating(self)
+        if x.size:  # m is recorded, not a constant: an exported graph computes it from each input
+            peak = x.max(axis, keepdims=True)  # (its gradient, G·(1 − Σ softmax), is 0 up to rounding)
+            shift = Tensor.where(peak.abs() < math.inf, peak, 0.0)  # (±inf, NaN: exp(x − 0) gives what it must)
+        else:
+            shift = Tensor(np.zeros_like(np.sum(x.data, axis=axis, keepdims=True)))
+        with np.errstate(divide="ignore"):  # (log 0 = −inf: an all −inf slice, or no elements)
+            total = (x - shift).exp().sum(axis, keepdims=True).log() + shift
+        if keepdims:
+            return total
+        return total.reshape(np.sum(x.data, axis=axis).shape)
+
     def reshape(self, *shape: int | Sequence[int]) -> "Tensor":
         """Same elements in a new shape; one axis may be -1 (inferred)."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list, np.ndarray)):
@@ -1266,6 +1334,10 @@ class Tensor:
         if resolved == self.shape:
             return self
         return ops.Reshape.apply(self, shape=resolved)
+
+    def view(self, *shape: int | Sequence[int]) -> "Tensor":
+        """``reshape`` under PyTorch's name (which needs contiguous memory there; not here)."""
+        return self.reshape(*shape)
 
     def flatten(self, start_dim: int = 1, end_dim: int = -1) -> "Tensor":
         """Merge the axes from ``start_dim`` through ``end_dim`` (default: the last) into one;
@@ -1518,6 +1590,19 @@ class Tensor:
             raise TypeError(f"nll_loss needs float log-probabilities, got dtype {self.dtype}")
         return 0.0 - self[np.arange(len(labels)), labels].mean()  # (0 − x: a zero loss is +0, as PyTorch's)
 
+    def mse_loss(self, target: ArrayLike, reduction: str = "mean") -> "Tensor":
+        """The squared differences (x − target)², their mean (``reduction="mean"``, the default),
+        their sum (``"sum"``) or each of them (``"none"``), as PyTorch's ``F.mse_loss``. ``target``
+        (a Tensor, an array or a number) must have x's shape: PyTorch broadcasts another one
+        with a warning, usually a mistake (an (N,1) output against (N,) targets makes N×N
+        differences); here it is a ValueError. A target that requires grad gets its gradient."""
+        return _reduced_loss("mse_loss", (self - _loss_target("mse_loss", self, target)) ** 2, reduction)
+
+    def l1_loss(self, target: ArrayLike, reduction: str = "mean") -> "Tensor":
+        """The absolute differences |x − target|, reduced as in ``mse_loss``, as PyTorch's
+        ``F.l1_loss`` (the gradient at x = target is 0, as PyTorch's)."""
+        return _reduced_loss("l1_loss", (self - _loss_target("l1_loss", self, target)).abs(), reduction)
+
     # -- training-time ops ------------------------------------------------------------
 
     #: True while training (see ``train_mode``): dropout drops, batch norm uses batch statistics
@@ -1662,6 +1747,27 @@ def _floating(tensor: Tensor) -> Tensor:
     """The tensor itself if it is float, else its values as float32 (PyTorch gives float32
     for exp, log, ... of an integer tensor)."""
     return tensor if tensor.dtype.kind == "f" else tensor.astype(np.float32)
+
+
+def _loss_target(name: str, prediction: Tensor, target: ArrayLike) -> Tensor:
+    """A regression loss's target as a Tensor (a Tensor as it is, else a constant of the
+    prediction's dtype), refused (ValueError) unless it has the prediction's shape."""
+    target = target if isinstance(target, Tensor) else constant_like(target, prediction)
+    if target.shape != prediction.shape:
+        raise ValueError(f"{name}: the target has shape {target.shape}, the input {prediction.shape}; they must be "
+                         "equal (PyTorch would broadcast them with a warning, usually a mistake)")
+    return target
+
+
+def _reduced_loss(name: str, losses: Tensor, reduction: str) -> Tensor:
+    """Each element's loss reduced by PyTorch's ``reduction``: "mean", "sum" or "none"."""
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    if reduction == "none":
+        return losses
+    raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
 def check_labels(logits_shape: tuple[int, ...], labels: ArrayLike, name: str = "cross_entropy",
