@@ -3,6 +3,8 @@
 Each VJP is checked against float64 finite differences on hypothesis-drawn shapes, axes and
 indices, and each forward against numpy."""
 
+import warnings
+
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
@@ -373,3 +375,87 @@ def test_integer_casts_leave_the_graph_and_same_dtype_casts_return_the_tensor():
 def test_astype_errors(dtype, message):
     with pytest.raises(TypeError, match=message):
         Tensor(np.ones(2)).astype(dtype)
+
+
+# -- split, chunk ---------------------------------------------------------------------------
+
+
+@st.composite
+def shape_and_dim(draw):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=6))
+    dim = draw(st.integers(-len(shape), len(shape) - 1))
+    return shape, dim
+
+
+@given(case=shape_and_dim(), size=st.integers(1, 7), chunks=st.integers(1, 7), seed=seeds)
+def test_split_and_chunk_cut_as_numpy_and_pass_gradients_back(case, size, chunks, seed):
+    shape, dim = case
+    x = random_array(seed, shape)
+    length = shape[dim]
+    pieces = Tensor(x).split(size, dim)
+    np.testing.assert_array_equal(np.concatenate([piece.data for piece in pieces], axis=dim), x)
+    assert [piece.shape[dim] for piece in pieces] == ([min(size, length - start) for start in range(0, length, size)]
+                                                       or [0])
+    chunked = Tensor(x).chunk(chunks, dim)  # pieces of ⌈length / chunks⌉
+    expected_sizes = [0] * chunks if length == 0 else \
+        [min(-(-length // chunks), length - start) for start in range(0, length, -(-length // chunks))]
+    assert [piece.shape[dim] for piece in chunked] == expected_sizes
+    weights = random_array(seed + 1, shape)  # each piece weighted differently: a wrong slice gets a wrong gradient
+    assert gradcheck(lambda t: sum(((piece * (index + 1)) * Tensor(weight)).sum()
+                                   for index, (piece, weight) in enumerate(zip(t.split(size, dim),
+                                                                               np.split(weights, range(size, length, size), axis=dim)))),
+                     [x])
+
+
+def test_split_by_sizes_and_its_errors():
+    x = Tensor(np.arange(10.0).reshape(2, 5), requires_grad=True)
+    first, second, third = x.split([1, 0, 4], dim=1)
+    assert (first.shape, second.shape, third.shape) == ((2, 1), (2, 0), (2, 4))
+    (third * 2).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0, 2, 2, 2, 2], [0, 2, 2, 2, 2]])
+    with pytest.raises(ValueError, match=r"split: the sizes must be non-negative ints adding up to the length 5"):
+        x.split([2, 2], dim=1)
+    with pytest.raises(ValueError, match="split: split_size must be a positive int, got 0"):
+        x.split(0)
+    with pytest.raises(IndexError, match="split: dim 2 is out of range"):
+        x.split(1, dim=2)
+    with pytest.raises(ValueError, match="chunk: chunks must be a positive int, got 0"):
+        x.chunk(0)
+    with pytest.raises(ValueError, match="split: a 0-d tensor has no axis to split"):
+        Tensor(1.0).split(1)
+
+
+# -- masked_fill ----------------------------------------------------------------------------
+
+
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4), seed=seeds, data=st.data())
+def test_masked_fill_puts_the_value_where_the_mask_is_and_the_gradient_elsewhere(shape, seed, data):
+    mask_shape = tuple(data.draw(st.sampled_from([1, side])) for side in shape)  # broadcasting axes of 1
+    mask = np.random.default_rng(seed).random(mask_shape) < 0.5
+    x = random_array(seed, shape)
+    np.testing.assert_array_equal(Tensor(x).masked_fill(mask, -7.0).data, np.where(mask, -7.0, x))
+    assert gradcheck(lambda t: t.masked_fill(Tensor(mask), 3.0), [x])
+
+
+def test_a_causal_attention_mask_gives_finite_weights_and_gradients_without_warnings():
+    scores = Tensor(random_array(0, (2, 4, 4)), requires_grad=True)
+    future = np.triu(np.ones((4, 4), dtype=bool), k=1)  # position i may not look at j > i
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        weights = scores.masked_fill(future, -np.inf).softmax(-1)
+        (weights * Tensor(random_array(1, (2, 4, 4)))).sum().backward()
+    np.testing.assert_allclose(weights.data.sum(axis=-1), 1.0, rtol=1e-12)
+    assert (weights.data[:, future] == 0).all() and (scores.grad[:, future] == 0).all()
+    assert np.isfinite(scores.grad).all()
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda x: x.masked_fill(np.ones((2, 3)), 0.0), TypeError, "masked_fill: the mask must be bool, got dtype float64"),
+    (lambda x: x.masked_fill(np.ones((3, 3), bool), 0.0), ValueError,
+     r"masked_fill: a mask of shape \(3, 3\) does not broadcast to the tensor's shape \(2, 3\)"),
+    (lambda x: x.masked_fill(np.ones((1, 2, 3), bool), 0.0), ValueError, r"does not broadcast to the tensor's shape"),
+    (lambda x: x.masked_fill(np.ones(3, bool), "zero"), TypeError, "masked_fill: value must be a number"),
+])
+def test_masked_fill_names_what_is_wrong(call, error, message):
+    with pytest.raises(error, match=message):
+        call(Tensor(np.zeros((2, 3))))

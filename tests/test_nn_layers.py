@@ -12,6 +12,8 @@ from tinygrad_cnn import Tensor, gradcheck, no_grad, train_mode
 from tinygrad_cnn.nn import (
     BatchNorm2d,
     Conv2d,
+    Embedding,
+    LayerNorm,
     Linear,
     get_parameters,
     load_state_dict,
@@ -520,3 +522,72 @@ def test_layers_take_a_numpy_array_as_a_constant_tensor(layer, shape, dtype):
 def test_layers_name_an_input_that_is_not_a_tensor_or_array(layer, name):
     with pytest.raises(TypeError, match=rf"{name}\(.*\) expects a Tensor or a numpy array, got a list"):
         layer([[1.0, 2.0, 3.0, 4.0]])
+
+
+# -- layer norm, and the LayerNorm and Embedding layers --------------------------------------
+
+
+@st.composite
+def layer_norm_case(draw):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=4))
+    normalized = shape[len(shape) - draw(st.integers(1, len(shape))):]
+    return shape, normalized
+
+
+@given(case=layer_norm_case(), affine=st.booleans(), seed=seeds)
+def test_layer_norm_matches_its_formula_and_finite_differences(case, affine, seed):
+    shape, normalized = case
+    x = random_array(seed, shape)
+    weight, bias = random_array(seed + 1, normalized), random_array(seed + 2, normalized)
+    axes = tuple(range(-len(normalized), 0))
+    expected = (x - x.mean(axis=axes, keepdims=True)) / np.sqrt(x.var(axis=axes, keepdims=True) + 1e-5)
+    if affine:
+        expected = expected * weight + bias
+        output = Tensor(x).layer_norm(normalized, weight, bias)
+        assert gradcheck(lambda t, w, b: t.layer_norm(normalized, w, b), [x, weight, bias])
+    else:
+        output = Tensor(x).layer_norm(normalized)
+        assert gradcheck(lambda t: t.layer_norm(normalized, eps=0.1), [x])
+    np.testing.assert_allclose(output.data, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_the_layer_norm_layer_starts_as_the_plain_normalization_and_trains_its_affine_part():
+    x = random_array(0, (3, 2, 5))
+    layer = LayerNorm(5, dtype=np.float64)
+    assert list(state_dict(layer)) == ["weight", "bias"]
+    np.testing.assert_array_equal(layer(x).data, Tensor(x).layer_norm(5).data * 1.0 + 0.0)
+    layer(x).sum().backward()
+    assert layer.weight.grad.shape == (5,) and np.allclose(layer.bias.grad, 6.0)
+    assert get_parameters(LayerNorm((2, 5), elementwise_affine=False)) == []
+    assert list(named_parameters(LayerNorm(5, bias=False))) == ["weight"]
+    assert LayerNorm(5)(x.astype(np.float32)).dtype == np.float32
+
+
+def test_an_embedding_looks_rows_up_and_adds_the_gradients_of_a_repeated_index():
+    manual_seed(0)
+    table = Embedding(5, 3, dtype=np.float64)
+    indices = np.array([[1, 4], [1, 0]])
+    looked_up = table(indices)
+    np.testing.assert_array_equal(looked_up.data, table.weight.data[indices])
+    looked_up.backward(np.ones((2, 2, 3)))
+    np.testing.assert_array_equal(table.weight.grad[:, 0], [1, 2, 0, 0, 1])  # row 1 read twice
+    assert table(Tensor(np.array([2]))).shape == (1, 3) and table([3, 3]).shape == (2, 3)
+    assert abs(Embedding(1000, 100).weight.data.std() - 1) < 0.02  # N(0, 1), as PyTorch's
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: Tensor(np.ones((2, 3))).layer_norm(4), ValueError,
+     r"layer_norm: normalized_shape \(4,\) must be the last axes of the input, whose shape is \(2, 3\)"),
+    (lambda: Tensor(np.ones((2, 3))).layer_norm(3, weight=np.ones(2)), ValueError,
+     r"layer_norm: weight must have the shape normalized_shape \(3,\), got \(2,\)"),
+    (lambda: Tensor(np.ones((2, 3))).layer_norm(3, eps=0), ValueError, "layer_norm: eps must be a finite number > 0"),
+    (lambda: LayerNorm([]), TypeError, "LayerNorm: normalized_shape must be a positive int or a non-empty sequence"),
+    (lambda: LayerNorm(0), TypeError, "LayerNorm: normalized_shape must be a positive int"),
+    (lambda: Embedding(0, 3), ValueError, "Embedding: num_embeddings must be a positive int"),
+    (lambda: Embedding(4, 2)([4]), IndexError, r"Embedding: index 4 is out of range for 4 embeddings \(0..3\)"),
+    (lambda: Embedding(4, 2)(np.array([-1, 2])), IndexError, "Embedding: index -1 is out of range"),
+    (lambda: Embedding(4, 2)([0.0, 1.0]), TypeError, "Embedding expects integer indices, got dtype float64"),
+])
+def test_bad_layer_norm_and_embedding_arguments_are_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

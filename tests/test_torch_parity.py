@@ -338,3 +338,45 @@ def test_a_sequential_network_matches_pytorchs_in_names_values_and_gradients():
 ])
 def test_var_std_logsumexp_and_the_regression_losses_match_pytorch(ours, theirs, data):
     compare(ours, theirs, data)
+
+
+def test_a_causal_self_attention_block_matches_pytorchs_values_and_gradients():
+    """A transformer block as a PyTorch user writes one (embedding, layer norm, a q/k/v projection
+    cut by chunk, a causal mask by masked_fill, softmax attention, a residual, a head), built
+    from the same weights on both sides (Linear weights transposed: ours are (in, out))."""
+    from tinygrad_cnn import nn
+
+    vocabulary, width, length = 11, 8, 5
+    rng = np.random.default_rng(3)
+    weights = {"embed": rng.standard_normal((vocabulary, width)), "norm_w": rng.uniform(0.5, 1.5, width),
+               "norm_b": rng.standard_normal(width), "qkv": rng.standard_normal((width, 3 * width)) / 3,
+               "head": rng.standard_normal((width, vocabulary)) / 3}
+    tokens = rng.integers(0, vocabulary, (2, length))
+    future = np.triu(np.ones((length, length), dtype=bool), k=1)
+
+    def block(embed, norm_w, norm_b, qkv, head, framework):
+        if framework == "ours":
+            x = embed[tokens]
+            x = x.layer_norm(width, norm_w, norm_b)
+            query, key, value = (x @ qkv).chunk(3, dim=-1)
+            scores = (query @ key.transpose(-2, -1)) / np.sqrt(width)
+            attended = scores.masked_fill(future, -np.inf).softmax(-1) @ value
+            return ((x + attended) @ head).log_softmax(-1)
+        x = embed[torch.tensor(tokens)]
+        x = functional.layer_norm(x, (width,), norm_w, norm_b)
+        query, key, value = (x @ qkv).chunk(3, dim=-1)
+        scores = (query @ key.transpose(-2, -1)) / np.sqrt(width)
+        attended = scores.masked_fill(torch.tensor(future), -np.inf).softmax(-1) @ value
+        return ((x + attended) @ head).log_softmax(-1)
+
+    ours = {name: Tensor(array, requires_grad=True) for name, array in weights.items()}
+    theirs = {name: torch.tensor(array, requires_grad=True) for name, array in weights.items()}
+    our_output, their_output = block(**ours, framework="ours"), block(**theirs, framework="torch")
+    np.testing.assert_allclose(our_output.data, their_output.detach().numpy(), rtol=1e-10, atol=1e-12)
+    grad_out = rng.standard_normal(our_output.shape)
+    our_output.backward(grad_out)
+    their_output.backward(torch.tensor(grad_out))
+    for name in weights:
+        np.testing.assert_allclose(ours[name].grad, theirs[name].grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+    assert nn.Embedding(vocabulary, width)(tokens).shape == tuple(torch.nn.Embedding(vocabulary, width)(
+        torch.tensor(tokens)).shape)

@@ -225,9 +225,24 @@ def check_batch_norm_numbers(caller: str, momentum: object, eps: object) -> None
                         "PyTorch's cumulative moving average, is not supported)")
     if not 0 <= momentum <= 1:
         raise ValueError(f"{caller}: momentum must lie in [0, 1], got {momentum}")
+    check_eps(caller, eps)
+
+
+def check_eps(caller: str, eps: object) -> None:
+    """A normalization's ``eps`` must be a finite number > 0 (TypeError for a non-number)."""
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
         error = TypeError if isinstance(eps, bool) or not isinstance(eps, numbers.Real) else ValueError
         raise error(f"{caller}: eps must be a finite number > 0, got {eps!r}")
+
+
+def normalized_shape_argument(caller: str, normalized_shape: object) -> tuple[int, ...]:
+    """Layer norm's ``normalized_shape`` (an int, or a non-empty sequence of ints >= 1) as a tuple."""
+    shape = (normalized_shape,) if is_int(normalized_shape) else \
+        tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) else None
+    if not shape or not all(is_int(size) and size >= 1 for size in shape):
+        raise TypeError(f"{caller}: normalized_shape must be a positive int or a non-empty sequence of them, "
+                        f"got {normalized_shape!r}")
+    return tuple(int(size) for size in shape)
 
 
 def is_int(item: object) -> bool:

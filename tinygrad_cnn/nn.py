@@ -1,5 +1,5 @@
 """Parameters of a model: discovery by walking attributes, state dicts, safe .npz files,
-and the small layers: Linear, Conv2d, BatchNorm2d; Sequential; and the layers without
+and the small layers: Linear, Conv2d, BatchNorm2d, LayerNorm, Embedding; Sequential; and the layers without
 parameters, each a Tensor method as a callable (ReLU, LeakyReLU, Sigmoid, Tanh, Softmax,
 LogSoftmax, Flatten, MaxPool2d, AvgPool2d, Dropout), as PyTorch's nn.
 
@@ -28,7 +28,15 @@ from typing import Any, BinaryIO, Callable, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
-from tinygrad_cnn.checks import check_batch_norm_numbers, check_dropout, check_is_number, int_pair, is_int
+from tinygrad_cnn.checks import (
+    check_batch_norm_numbers,
+    check_dropout,
+    check_eps,
+    check_is_number,
+    int_pair,
+    is_int,
+    normalized_shape_argument,
+)
 from tinygrad_cnn.random import generator
 from tinygrad_cnn.tensor import Tensor
 
@@ -652,6 +660,57 @@ class BatchNorm2d:
 
     def __repr__(self) -> str:
         return f"BatchNorm2d({self.num_features}, eps={self.eps}, momentum={self.momentum})"
+
+
+class LayerNorm:
+    """Layer normalization over the last axes, those of ``normalized_shape``, as PyTorch's
+    ``nn.LayerNorm``: ``x.layer_norm(normalized_shape, weight, bias, eps)`` with ``weight``
+    starting at ones and ``bias`` at zeros, both of shape ``normalized_shape``
+    (``elementwise_affine=False``: neither; ``bias=False``: no bias)."""
+
+    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True, dtype=np.float32):
+        self.normalized_shape = normalized_shape_argument("LayerNorm", normalized_shape)
+        check_eps("LayerNorm", eps)
+        dtype = _float_dtype("LayerNorm", dtype)
+        self.eps = float(eps)
+        self.weight = Tensor(np.ones(self.normalized_shape, dtype=dtype), requires_grad=True) if elementwise_affine else None
+        self.bias = Tensor(np.zeros(self.normalized_shape, dtype=dtype), requires_grad=True) \
+            if elementwise_affine and bias else None
+
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        return _layer_input("LayerNorm", x).layer_norm(self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def __repr__(self) -> str:
+        return f"LayerNorm({self.normalized_shape}, eps={self.eps}, elementwise_affine={self.weight is not None})"
+
+
+class Embedding:
+    """A table of ``num_embeddings`` vectors of ``embedding_dim`` numbers, looked up by index, as
+    PyTorch's ``nn.Embedding``: indices of any shape (ints 0 .. num_embeddings − 1, a Tensor, an
+    array or a list) give vectors of shape indices.shape + (embedding_dim,). ``weight`` starts
+    N(0, 1), as PyTorch's. The lookup is indexing, whose VJP adds each row's gradients (an index
+    used twice gets both). No ``padding_idx`` or ``max_norm``."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, dtype=np.float32):
+        self.num_embeddings = _positive_int("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = _positive_int("Embedding", "embedding_dim", embedding_dim)
+        dtype = _float_dtype("Embedding", dtype)
+        weight = generator().standard_normal((self.num_embeddings, self.embedding_dim)).astype(dtype)
+        self.weight = Tensor(weight, requires_grad=True)
+
+    def __call__(self, indices: Union[Tensor, np.ndarray, list]) -> Tensor:
+        array = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+        if array.dtype.kind not in "iu":
+            raise TypeError(f"Embedding expects integer indices, got dtype {array.dtype}")
+        if array.size and (array.min() < 0 or array.max() >= self.num_embeddings):
+            wrong = array[(array < 0) | (array >= self.num_embeddings)].flat[0]
+            raise IndexError(f"Embedding: index {wrong} is out of range for {self.num_embeddings} embeddings "
+                             f"(0..{self.num_embeddings - 1})")
+        return self.weight[array]
+
+    def __repr__(self) -> str:
+        return f"Embedding({self.num_embeddings}, {self.embedding_dim})"
 
 
 # ---------------------------------------------------------------------------

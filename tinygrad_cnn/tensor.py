@@ -31,6 +31,7 @@ from tinygrad_cnn.checks import (  # argument checks: clear errors before any wo
     check_broadcast,
     check_conv2d,
     check_dropout,
+    check_eps,
     check_flag,
     check_index_axis,
     check_is_number,
@@ -46,6 +47,7 @@ from tinygrad_cnn.checks import (  # argument checks: clear errors before any wo
     integers_argument,
     is_int,
     normalize_pad_width,
+    normalized_shape_argument,
     pool_geometry,
     pool_padding,
     resolve_shape,
@@ -1125,6 +1127,20 @@ class Tensor:
 
     # -- max, min and their indices -------------------------------------------------
 
+
+    def masked_fill(self, mask: ArrayLike, value: float) -> "Tensor":
+        """``value`` where the bool ``mask`` (broadcast to this tensor's shape) is True, the
+        tensor elsewhere, as PyTorch's (an attention mask: ``scores.masked_fill(future, -inf)``).
+        The gradient flows to the tensor where the mask is False. ``value`` is a number, taking
+        the tensor's dtype."""
+        mask = mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask))
+        if mask.dtype != np.bool_:
+            raise TypeError(f"masked_fill: the mask must be bool, got dtype {mask.dtype}")
+        check_is_number("masked_fill", "value", value)
+        if not _broadcasts_to(mask.shape, self.shape):
+            raise ValueError(f"masked_fill: a mask of shape {mask.shape} does not broadcast to the tensor's shape {self.shape}")
+        return Tensor.where(mask, value, self)
+
     @pytorch_spellings
     def max(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
         """Largest element over ``axis`` (all by default); tied maxima share the gradient
@@ -1338,6 +1354,41 @@ class Tensor:
     def view(self, *shape: int | Sequence[int]) -> "Tensor":
         """``reshape`` under PyTorch's name (which needs contiguous memory there; not here)."""
         return self.reshape(*shape)
+
+    def split(self, split_size_or_sections: int | Sequence[int], dim: int = 0) -> tuple["Tensor", ...]:
+        """The tensor cut along ``dim`` into pieces of ``split_size_or_sections`` elements each (the
+        last may be smaller), or of the listed sizes (which must add up to the axis' length), as
+        PyTorch's. Each piece is a slice (a recorded indexing op), so gradients flow back."""
+        axis = dimension_argument("split", "dim", dim, max(self.ndim, 1), self.shape)
+        if self.ndim == 0:
+            raise ValueError("split: a 0-d tensor has no axis to split")
+        length = self.shape[axis]
+        if is_int(split_size_or_sections):
+            if split_size_or_sections < 1 and length:
+                raise ValueError(f"split: split_size must be a positive int, got {split_size_or_sections}")
+            size = max(int(split_size_or_sections), 1)
+            sizes = [min(size, length - start) for start in range(0, length, size)] or [0]
+        else:
+            sizes = list(split_size_or_sections) if isinstance(split_size_or_sections, (tuple, list)) else []
+            if not sizes or not all(is_int(size) and size >= 0 for size in sizes) or sum(sizes) != length:
+                raise ValueError(f"split: the sizes must be non-negative ints adding up to the length {length} of "
+                                 f"axis {dim}, got {split_size_or_sections!r}")
+        pieces, start = [], 0
+        for size in sizes:
+            pieces.append(self[(slice(None),) * axis + (slice(start, start + int(size)),)])
+            start += int(size)
+        return tuple(pieces)
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple["Tensor", ...]:
+        """The tensor cut along ``dim`` into ``chunks`` pieces of ⌈length / chunks⌉ elements (the last
+        may be smaller, and there may be fewer pieces), as PyTorch's: ``split`` by that size."""
+        if not is_int(chunks) or chunks < 1:
+            raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+        axis = dimension_argument("chunk", "dim", dim, max(self.ndim, 1), self.shape)
+        length = self.shape[axis] if self.ndim else 1
+        if length == 0:  # (PyTorch's: as many empty pieces as asked for)
+            return self.split([0] * int(chunks), dim)
+        return self.split(-(-length // int(chunks)), dim)
 
     def flatten(self, start_dim: int = 1, end_dim: int = -1) -> "Tensor":
         """Merge the axes from ``start_dim`` through ``end_dim`` (default: the last) into one;
@@ -1640,6 +1691,30 @@ class Tensor:
                                    batch_statistics=training or running_mean is None,
                                    running_mean=running_mean, running_var=running_var)
 
+    def layer_norm(self, normalized_shape: int | Sequence[int], weight: Optional[ArrayLike] = None,
+                   bias: Optional[ArrayLike] = None, eps: float = 1e-5) -> "Tensor":
+        """Layer normalization over the last axes, those of ``normalized_shape``, as PyTorch's
+        ``F.layer_norm``: y = (x − mean) / √(var + eps) · weight + bias, with the mean and the
+        biased variance over those axes of each sample; ``weight`` and ``bias`` (None: none) of
+        shape ``normalized_shape``. Recorded as the means, subtraction, square, root, division,
+        multiplication and addition it is made of: their VJPs give its gradient."""
+        shape = normalized_shape_argument("layer_norm", normalized_shape)
+        check_eps("layer_norm", eps)
+        if self.shape[self.ndim - len(shape):] != shape:
+            raise ValueError(f"layer_norm: normalized_shape {shape} must be the last axes of the input, "
+                             f"whose shape is {self.shape}")
+        for name, parameter in (("weight", weight), ("bias", bias)):
+            if parameter is not None and np.shape(parameter.data if isinstance(parameter, Tensor) else parameter) != shape:
+                raise ValueError(f"layer_norm: {name} must have the shape normalized_shape {shape}, "
+                                 f"got {np.shape(parameter.data if isinstance(parameter, Tensor) else parameter)}")
+        axes = tuple(range(-len(shape), 0))
+        x = _floating(self)
+        centered = x - x.mean(axes, keepdims=True)
+        normalized = centered / ((centered ** 2).mean(axes, keepdims=True) + eps).sqrt()
+        if weight is not None:
+            normalized = normalized * weight
+        return normalized if bias is None else normalized + bias
+
 
     # -- PyTorch's cast shorthands, last: inside the class body their names would hide the
     # builtin float from the annotations that follow them
@@ -1747,6 +1822,14 @@ def _floating(tensor: Tensor) -> Tensor:
     """The tensor itself if it is float, else its values as float32 (PyTorch gives float32
     for exp, log, ... of an integer tensor)."""
     return tensor if tensor.dtype.kind == "f" else tensor.astype(np.float32)
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``target`` without changing it."""
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
 
 
 def _loss_target(name: str, prediction: Tensor, target: ArrayLike) -> Tensor:
