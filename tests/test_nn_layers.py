@@ -153,9 +153,11 @@ def test_dropout_rejects_probabilities_outside_0_1(p, error, message):
         Tensor(np.ones(3)).dropout(p)  # checked in evaluation mode too
 
 
-def test_dropout_needs_a_float_tensor():
-    with pytest.raises(TypeError, match="dropout needs a float tensor, got dtype int64"):
-        Tensor([1, 2, 3]).dropout(0.5)
+def test_dropout_needs_a_float_tensor_to_drop_from_and_passes_any_other_through_outside_training():
+    integers = Tensor([1, 2, 3])
+    assert integers.dropout(0.5) is integers  # (as PyTorch's: summary and export trace uint8 images)
+    with train_mode(), pytest.raises(TypeError, match="dropout needs a float tensor, got dtype int64"):
+        integers.dropout(0.5)
 
 
 # -- batch norm ---------------------------------------------------------------------------

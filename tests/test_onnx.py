@@ -382,6 +382,10 @@ def test_a_sequential_network_of_nn_layers_exports_with_its_parameter_names(tmp_
     assert {"0.weight", "0.bias", "6.weight", "6.bias"} <= {tensor.name for tensor in exported.graph.initializer}
     batch = uniform(2, (5, 1, 14, 14)).astype(np.float32)
     np.testing.assert_allclose(run_onnx(tmp_path / "sequential.onnx", batch), forward(model, batch), rtol=1e-5, atol=1e-6)
+    pixels_first = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(196, 3))  # dropout sees the traced pixels
+    export(pixels_first, tmp_path / "flat.onnx", (1, 1, 14, 14))  # (traced on uint8 pixels: the file takes uint8)
+    pixels = np.random.default_rng(3).integers(0, 256, (5, 1, 14, 14)).astype(np.uint8)
+    np.testing.assert_allclose(run_onnx(tmp_path / "flat.onnx", pixels), forward(pixels_first, pixels), rtol=1e-5)
 
 
 def test_logsumexp_and_std_export_their_shift_and_mask_as_ops_that_follow_each_input(tmp_path):

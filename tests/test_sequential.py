@@ -85,6 +85,7 @@ def test_indexing_slicing_length_iteration_and_append_as_pytorch():
     model = Sequential(*layers)
     assert len(model) == 4 and list(model) == layers
     assert model[2] is layers[2] and model[-1] is layers[3] and model[np.int64(1)] is layers[1]
+    assert model[-4] is layers[0]
     tail = model[1:3]  # the same layer objects, under their names in the whole
     assert isinstance(tail, Sequential) and list(tail) == layers[1:3]
     assert list(state_dict(tail)) == ["2.weight", "2.bias"]
@@ -93,6 +94,7 @@ def test_indexing_slicing_length_iteration_and_append_as_pytorch():
     extra = Linear(4, 1)
     assert model.append(extra) is model and model[4] is extra and "4.weight" in state_dict(model)
     assert len(Sequential()) == 0 and Sequential()(x) is x  # no layers: the input, as PyTorch's
+    np.testing.assert_array_equal(Sequential(Tensor.relu)(x).data, np.maximum(x, 0))  # a function, on an array
 
 
 def test_a_state_dict_saved_from_one_sequential_loads_into_another(tmp_path):
@@ -137,9 +139,16 @@ def test_a_small_sequential_cnn_learns_to_tell_two_patterns_apart():
     (lambda: Sequential({"": ReLU()}), ValueError, "got ''"),
     (lambda: Sequential({"a.b": ReLU()}), ValueError, "without a dot"),
     (lambda: Sequential({"_hidden": ReLU()}), ValueError, "not start with '_'"),
-    (lambda: Sequential({3: ReLU()}), ValueError, "got 3"),
-    (lambda: Sequential({"append": ReLU()}), ValueError, "'append' is already a method's name"),
+    (lambda: Sequential({3: ReLU()}), TypeError, "a layer's name must be a string, got 3"),
+    (lambda: Sequential({"append": ReLU()}), ValueError, "'append' is already the name of a method"),
     (lambda: Sequential({"1": ReLU()}).append(ReLU()), ValueError, "'1' is already another layer's name"),
+    (lambda: Sequential(ReLU), TypeError, "layer '0' is the class ReLU, not a layer; make one: ReLU"),
+    (lambda: Sequential(Sequential(Linear(2, 2)).__call__), TypeError,
+     "layer '0' is a method of an object that holds parameters"),
+    (lambda: Sequential(Linear(3, 2), lambda t: t.data)(np.ones((1, 3))), TypeError,
+     "layer '1' returned a ndarray, not a Tensor"),
+    (lambda: Sequential(ReLU(), lambda t: None)(np.ones(2)), TypeError, "layer '1' returned a NoneType"),
+    (lambda: Sequential(ReLU())([1.0]), TypeError, "Sequential expects a Tensor or a numpy array, got a list"),
     (lambda: Sequential(ReLU())[1], IndexError, "index 1 is out of range for 1 layers"),
     (lambda: Sequential(ReLU())["0"], TypeError, "ints or slices"),
     (lambda: Sequential(ReLU())[True], TypeError, "ints or slices"),
@@ -147,6 +156,15 @@ def test_a_small_sequential_cnn_learns_to_tell_two_patterns_apart():
 def test_a_wrong_layer_name_or_index_is_an_error_naming_it(make, error, words):
     with pytest.raises(error, match=words):
         make()
+
+
+def test_summary_tabulates_a_sequential_with_its_parameter_names():
+    from tinygrad_cnn.summary import summary
+
+    model = Sequential(Flatten(), Dropout(0.2), Linear(4 * 4, 3), ReLU())
+    rows = summary(model, (2, 1, 4, 4), print_table=False)
+    assert [name for row in rows for name in row["param_names"]] == ["2.weight", "2.bias"]
+    assert rows[-1]["output_shape"] == (2, 3)
 
 
 def test_the_repr_lists_the_layers_in_pytorchs_layout():
@@ -178,20 +196,21 @@ LAYERS = [
     (Tanh(), lambda x: x.tanh()),
     (Softmax(dim=1), lambda x: x.softmax(1)),
     (LogSoftmax(dim=-1), lambda x: x.log_softmax(-1)),
+    (LogSoftmax(dim=1), lambda x: x.log_softmax(1)),
     (Flatten(), lambda x: x.flatten(1)),
     (Flatten(0, 2), lambda x: x.flatten(0, 2)),
     (MaxPool2d(2), lambda x: x.max_pool2d(2)),
     (MaxPool2d((2, 1), stride=1), lambda x: x.max_pool2d((2, 1), 1)),
     (AvgPool2d(2, stride=1), lambda x: x.avg_pool2d(2, 1)),
     (AvgPool2d(3, stride=2, padding=1), lambda x: x.pad(((0, 0), (0, 0), (1, 1), (1, 1))).avg_pool2d(3, 2)),
+    (AvgPool2d((2, 3), stride=1, padding=(1, 0)), lambda x: x.pad(((0, 0), (0, 0), (1, 1), (0, 0))).avg_pool2d((2, 3), 1)),
 ]
 
 
 @pytest.mark.parametrize("layer, method", LAYERS, ids=[repr(layer) for layer, _ in LAYERS])
-@given(shape=hnp.array_shapes(min_dims=4, max_dims=4, min_side=2, max_side=5), seed=seeds)
+@given(shape=hnp.array_shapes(min_dims=4, max_dims=4, min_side=3, max_side=5), seed=seeds)
 def test_each_layer_gives_the_values_and_gradients_of_its_tensor_method(layer, method, shape, seed):
-    data = random_array(seed, shape)
-    data[..., 0, 0] = 0.0  # kinks: relu's and leaky_relu's gradient at 0, ties in the pools
+    data = np.round(random_array(seed, shape))  # whole numbers -2..2: ties in the pools, zeros at relu's kink
     grad_out = None
     for make_output in (layer, method):
         x = Tensor(data, requires_grad=True)
@@ -218,19 +237,23 @@ def test_avg_pool_padding_counts_the_zeros_in_each_mean_as_pytorchs_default():
     ones = np.ones((1, 1, 3, 3), dtype=np.float32)
     pooled = AvgPool2d(3, stride=1, padding=1)(ones).data[0, 0]
     np.testing.assert_allclose(pooled, [[4 / 9, 6 / 9, 4 / 9], [6 / 9, 1, 6 / 9], [4 / 9, 6 / 9, 4 / 9]], rtol=1e-6)
+    rows_only = AvgPool2d((3, 1), stride=1, padding=(1, 0))(np.ones((1, 1, 2, 2), dtype=np.float32)).data[0, 0]
+    np.testing.assert_allclose(rows_only, [[2 / 3, 2 / 3], [2 / 3, 2 / 3]], rtol=1e-6)  # rows padded, columns not
 
 
 def test_dropout_layer_is_the_identity_outside_training_and_tensor_dropout_inside():
     x = Tensor(random_array(0, (4, 50)))
-    layer = Dropout(0.5)
+    layer = Dropout(0.2)
     assert layer(x) is x
+    pixels = np.zeros((1, 784), dtype=np.uint8)  # what summary and ONNX export trace with
+    assert Dropout(0.2)(pixels).dtype == np.uint8
     with train_mode():
         manual_seed(3)
         dropped = layer(x).data
         manual_seed(3)
-        np.testing.assert_array_equal(dropped, x.dropout(0.5).data)
-    assert 0 < (dropped == 0).mean() < 1
-    np.testing.assert_allclose(dropped[dropped != 0], 2 * x.data[dropped != 0])
+        np.testing.assert_array_equal(dropped, x.dropout(0.2).data)
+    assert 0 < (dropped == 0).mean() < 0.5
+    np.testing.assert_allclose(dropped[dropped != 0], 1.25 * x.data[dropped != 0])  # kept ones scaled by 1/(1 − p)
 
 
 @pytest.mark.parametrize("make, error, words", [
@@ -239,6 +262,11 @@ def test_dropout_layer_is_the_identity_outside_training_and_tensor_dropout_insid
     (lambda: MaxPool2d(2, padding=1), ValueError, "MaxPool2d: padding must be 0, got 1: PyTorch pads a max pool with -inf"),
     (lambda: AvgPool2d(2.0), TypeError, "AvgPool2d: kernel_size must be an int or a pair"),
     (lambda: AvgPool2d(2, padding=-1), ValueError, "AvgPool2d: padding must be non-negative"),
+    (lambda: AvgPool2d(2, 1, padding=2), ValueError, r"AvgPool2d: padding 2 must be at most half the kernel size 2"),
+    (lambda: AvgPool2d(2, padding=1)(np.zeros((6, 6))), ValueError,
+     r"AvgPool2d input must be 4-D \(N,C,H,W\), or 3-D \(C,H,W\) for one image, got shape \(6, 6\)"),
+    (lambda: AvgPool2d(9, padding=(1, 2))(np.zeros((1, 6, 6))), ValueError,
+     r"AvgPool2d kernel 9x9 is larger than the input 6x6 padded by \(1, 2\)"),
     (lambda: LeakyReLU("0.1"), TypeError, "LeakyReLU: negative_slope must be a number"),
     (lambda: Softmax(dim=1.0), TypeError, "Softmax: dim must be an int"),
     (lambda: LogSoftmax(dim=None), TypeError, "LogSoftmax: dim must be an int"),

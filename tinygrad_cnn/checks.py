@@ -343,9 +343,13 @@ def _is_int_pair(value: object) -> bool:
     return isinstance(value, (tuple, list)) and len(value) == 2 and is_int(value[0]) and is_int(value[1])
 
 
-def pool_geometry(kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int]]:
-    kernel = int_pair("kernel_size", kernel_size, 1)
-    return kernel, kernel if stride is None else int_pair("stride", stride, 1)
+def pool_geometry(kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]],
+                  caller: str = "") -> tuple[tuple[int, int], tuple[int, int]]:
+    """A pool's kernel size and stride (None: the kernel size) as pairs of ints >= 1; an error
+    names the argument, after ``caller`` ("MaxPool2d: stride ...") if given."""
+    prefix = f"{caller}: " if caller else ""
+    kernel = int_pair(f"{prefix}kernel_size", kernel_size, minimum=1)
+    return kernel, kernel if stride is None else int_pair(f"{prefix}stride", stride, minimum=1)
 
 
 def check_pool2d(name: str, x_shape: tuple[int, ...], kernel: tuple[int, int]) -> None:
@@ -387,8 +391,7 @@ def dtype_argument(name: str, dtype, default=np.float32, floats_only: bool = Fal
 
 
 def check_dropout(p: float, dtype: Optional[np.dtype] = None) -> None:
-    """``p`` a number in [0, 1] and, if given, ``dtype`` a float one (None: nn.Dropout's check
-    of ``p`` alone, when the layer is made)."""
+    """``p`` a number in [0, 1] and, if given (dropout that will drop), ``dtype`` a float one."""
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
         raise ValueError(f"dropout probability p must be a number in [0, 1], got {p!r}")
     if dtype is not None and dtype.kind != "f":

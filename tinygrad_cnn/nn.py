@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import inspect
 import os
 import re
 import stat
@@ -33,15 +34,18 @@ from tinygrad_cnn.checks import (
     check_dropout,
     check_eps,
     check_is_number,
+    check_pool2d,
     int_pair,
     is_int,
     normalized_shape_argument,
+    pool_geometry,
 )
 from tinygrad_cnn.random import generator
 from tinygrad_cnn.tensor import Tensor
 
 PathLike = Union[str, "os.PathLike[str]"]
-Pair = tuple[int, int]
+#: a layer: any callable from one tensor to one tensor (see Sequential)
+Layer = Callable[[Tensor], Tensor]
 
 
 def named_parameters(model: Any) -> dict[str, Tensor]:
@@ -528,7 +532,7 @@ def _layer_input(layer: str, x: Any) -> Tensor:
 
 def _positive_int(layer: str, name: str, value: Any) -> int:
     """``value`` as an int if it is a Python or numpy integer >= 1 (not a bool), else an error naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         raise TypeError(f"{layer}: {name} must be a positive int, got {value!r} ({type(value).__name__})")
     if value < 1:
         raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
@@ -617,12 +621,13 @@ class Conv2d:
 
     def __repr__(self) -> str:
         """As PyTorch's: the sizes, then the options that are not their defaults."""
-        kernel, stride = tuple(self.weight.shape[2:]), int_pair("stride", self.stride, 1)
+        kernel, stride = tuple(self.weight.shape[2:]), int_pair("stride", self.stride, minimum=1)
+        padding, dilation = int_pair("padding", self.padding, minimum=0), int_pair("dilation", self.dilation, minimum=1)
         text = f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={kernel}, stride={stride}"
-        if int_pair("padding", self.padding, 0) != (0, 0):
-            text += f", padding={int_pair('padding', self.padding, 0)}"
-        if int_pair("dilation", self.dilation, 1) != (1, 1):
-            text += f", dilation={int_pair('dilation', self.dilation, 1)}"
+        if padding != (0, 0):
+            text += f", padding={padding}"
+        if dilation != (1, 1):
+            text += f", dilation={dilation}"
         if self.groups != 1:
             text += f", groups={self.groups}"
         return text + (", bias=False)" if self.bias is None else ")")
@@ -727,10 +732,15 @@ class Sequential:
     ``state_dict`` call its tensors "0.weight", "3.bias", … as PyTorch does, and
     "features.0.weight" inside a model that holds it as ``self.features``. A layer is any
     callable from one tensor to one tensor: the layers of this module, a model of your own, or
-    a function such as ``Tensor.relu``. ``model[i]`` is a layer; ``model[i:j]`` a Sequential of
-    the same layer objects under their names; ``len``, iteration and ``append`` as PyTorch's.
-    A name is a non-empty string without a dot that does not start with "_" (which would hide
-    the layer's parameters) and is neither taken nor a method's name.
+    a function such as ``Tensor.relu``. Tensors are found in a layer's attributes only: a
+    function that uses a layer it does not hold (``lambda t: linear(t).relu()``) hides that
+    layer's parameters from the optimizer and the state dict (a bound method of an object
+    holding parameters, ``model.forward``, is refused for that reason; pass ``model``).
+    ``model[i]`` is a layer; ``model[i:j]`` a Sequential of the same layer objects under their
+    names; ``len`` and iteration as PyTorch's. ``append`` names the new layer by its position,
+    str(len(model)), as PyTorch's, but refuses that name where it is taken (PyTorch replaces
+    the layer). A name is a non-empty string without a dot that does not start with "_" (which
+    would hide the layer's parameters) and is neither taken nor the name of a method.
     """
 
     def __init__(self, *layers: Any):
@@ -744,26 +754,45 @@ class Sequential:
 
     def _add(self, name: Any, layer: Any) -> None:
         """Hold ``layer`` as the attribute ``name``, after the checks the class docstring lists."""
-        if not isinstance(name, str) or not name or "." in name or name.startswith("_"):
+        if not isinstance(name, str):
+            raise TypeError(f"Sequential: a layer's name must be a string, got {name!r}")
+        if not name or "." in name or name.startswith("_"):
             raise ValueError(f"Sequential: a layer's name must be a non-empty string without a dot that does "
                              f"not start with '_', got {name!r}")
-        if name in self._names or hasattr(type(self), name):
-            taken = "another layer's" if name in self._names else "a method's"
-            raise ValueError(f"Sequential: the layer name {name!r} is already {taken} name")
+        if name in self._names or name in dir(type(self)):
+            taken = "another layer's name" if name in self._names else "the name of a method"
+            raise ValueError(f"Sequential: the layer name {name!r} is already {taken}")
+        if isinstance(layer, type):
+            raise TypeError(f"Sequential: layer {name!r} is the class {layer.__name__}, not a layer; "
+                            f"make one: {layer.__name__}(...)")
         if not callable(layer):
             raise TypeError(f"Sequential: layer {name!r} must be callable (a layer, a model or a function), "
                             f"got {layer!r} of type {type(layer).__name__}")
+        if inspect.ismethod(layer) and named_parameters(layer.__self__):
+            raise TypeError(f"Sequential: layer {name!r} is a method of an object that holds parameters, which "
+                            f"the Sequential would not find (no optimizer or state dict would see them); "
+                            f"pass the object itself, a callable layer")
         setattr(self, name, layer)
         self._names.append(name)
 
-    def append(self, layer: Any) -> "Sequential":
-        """Add ``layer`` at the end, named by its position, as PyTorch's; returns the Sequential."""
+    def append(self, layer: Layer) -> "Sequential":
+        """Add ``layer`` at the end, named str(len(self)) (see the class docstring); returns the Sequential."""
         self._add(str(len(self._names)), layer)
         return self
 
-    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        for layer in self:
-            x = layer(x)
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Union[Tensor, np.ndarray]:
+        """Each layer applied to the output of the one before; an array input becomes a Tensor
+        first (a Sequential with no layers returns its input as it is). A layer that returns
+        anything but a Tensor is a TypeError: a numpy array would cut the graph, and the layers
+        before it would never get a gradient."""
+        if not self._names:
+            return x
+        x = _layer_input("Sequential", x)
+        for name in self._names:
+            x = getattr(self, name)(x)
+            if not isinstance(x, Tensor):
+                raise TypeError(f"Sequential: layer {name!r} returned a {type(x).__name__}, not a Tensor (a numpy "
+                                "array would cut the graph: the layers before it would get no gradient)")
         return x
 
     def __len__(self) -> int:
@@ -802,7 +831,7 @@ class LeakyReLU:
 
     def __init__(self, negative_slope: float = 0.01):
         check_is_number("LeakyReLU", "negative_slope", negative_slope)
-        self.negative_slope = negative_slope
+        self.negative_slope = float(negative_slope)
 
     def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
         return _layer_input("LeakyReLU", x).leaky_relu(self.negative_slope)
@@ -880,8 +909,8 @@ class MaxPool2d:
 
     def __init__(self, kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]] = None,
                  padding: int | tuple[int, int] = 0):
-        self.kernel_size, self.stride, padding_pair = _pool_arguments("MaxPool2d", kernel_size, stride, padding)
-        if padding_pair != (0, 0):
+        self.kernel_size, self.stride = pool_geometry(kernel_size, stride, "MaxPool2d")
+        if int_pair("MaxPool2d: padding", padding, minimum=0) != (0, 0):
             raise ValueError(f"MaxPool2d: padding must be 0, got {padding!r}: PyTorch pads a max pool with -inf, "
                              "which is not supported; Tensor.pad_max_pool2d pads with zeros")
 
@@ -899,13 +928,21 @@ class AvgPool2d:
 
     def __init__(self, kernel_size: int | tuple[int, int], stride: Optional[int | tuple[int, int]] = None,
                  padding: int | tuple[int, int] = 0):
-        self.kernel_size, self.stride, self.padding = _pool_arguments("AvgPool2d", kernel_size, stride, padding)
+        self.kernel_size, self.stride = pool_geometry(kernel_size, stride, "AvgPool2d")
+        self.padding = int_pair("AvgPool2d: padding", padding, minimum=0)
+        if any(2 * pad > size for pad, size in zip(self.padding, self.kernel_size)):
+            raise ValueError(f"AvgPool2d: padding {padding!r} must be at most half the kernel size {kernel_size!r}, "
+                             "as PyTorch's (a window could hold padding only)")
 
     def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
         x = _layer_input("AvgPool2d", x)
-        if self.padding != (0, 0) and x.ndim >= 2:  # (a wrong rank is refused by avg_pool2d, in its words)
-            (top, left) = self.padding
-            x = x.pad(((0, 0),) * (x.ndim - 2) + ((top, top), (left, left)))
+        if self.padding != (0, 0):  # (checked here, so that an error names the shape given, not the padded one)
+            check_pool2d("AvgPool2d", x.shape, (1, 1))  # (the rank)
+            rows, columns = self.padding
+            if self.kernel_size[0] > x.shape[-2] + 2 * rows or self.kernel_size[1] > x.shape[-1] + 2 * columns:
+                raise ValueError(f"AvgPool2d kernel {self.kernel_size[0]}x{self.kernel_size[1]} is larger than the input "
+                                 f"{x.shape[-2]}x{x.shape[-1]} padded by {self.padding}")
+            x = x.pad(((0, 0),) * (x.ndim - 2) + ((rows, rows), (columns, columns)))
         return x.avg_pool2d(self.kernel_size, self.stride)
 
     def __repr__(self) -> str:
@@ -924,14 +961,6 @@ class Dropout:
 
     def __repr__(self) -> str:
         return f"Dropout(p={self.p})"
-
-
-def _pool_arguments(layer: str, kernel_size: Any, stride: Any, padding: Any) -> tuple[Pair, Pair, Pair]:
-    """A pool layer's kernel size, stride (None: the kernel size) and padding as pairs of ints,
-    checked when the layer is made; an error names the layer and the argument."""
-    kernel = int_pair(f"{layer}: kernel_size", kernel_size, 1)
-    return kernel, kernel if stride is None else int_pair(f"{layer}: stride", stride, 1), \
-        int_pair(f"{layer}: padding", padding, 0)
 
 
 def _int_argument(layer: str, name: str, value: Any) -> int:

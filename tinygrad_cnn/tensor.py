@@ -1663,10 +1663,12 @@ class Tensor:
         """Inverted dropout while ``Tensor.training``: each element is zeroed with probability
         ``p`` and the kept ones are scaled by 1/(1 − p), so the expectation is unchanged. The
         mask comes from ``tinygrad_cnn.random.generator()`` (``manual_seed`` repeats it).
-        Outside training, and for p = 0, it returns ``self`` (no op is recorded)."""
-        check_dropout(p, self.dtype)
+        Outside training, and for p = 0, it returns ``self`` (no op is recorded), whatever its
+        dtype, as PyTorch's; dropping from an integer tensor is a TypeError."""
+        check_dropout(p)
         if not Tensor.training or p == 0:
             return self
+        check_dropout(p, self.dtype)
         return ops.Dropout.apply(self, p=float(p))
 
     def batch_norm(self, weight: Optional[ArrayLike] = None, bias: Optional[ArrayLike] = None,
