@@ -31,6 +31,8 @@ unary_ops = {
     "log": (lambda t: t.log(), np.log, lambda x: np.abs(x) + 0.1),
     "sqrt": (lambda t: t.sqrt(), np.sqrt, lambda x: np.abs(x) + 0.1),
     "tanh": (lambda t: t.tanh(), np.tanh, lambda x: x),
+    "sin": (lambda t: t.sin(), np.sin, lambda x: x * 4),
+    "cos": (lambda t: t.cos(), np.cos, lambda x: x * 4),
     "sigmoid": (lambda t: t.sigmoid(), sigmoid_reference, lambda x: x * 3),
     "abs": (lambda t: t.abs(), np.abs, away_from_zero),
     "abs()": (lambda t: abs(t), np.abs, away_from_zero),
@@ -862,6 +864,7 @@ def test_in_place_keeps_the_dtype_or_says_why_it_cannot():
 float32_cases = {
     "exp": lambda x: x.exp(), "log": lambda x: (x * x + 1).log(), "sqrt": lambda x: (x * x + 1).sqrt(),
     "tanh": lambda x: x.tanh(), "sigmoid": lambda x: x.sigmoid(), "abs": lambda x: x.abs(),
+    "sin": lambda x: x.sin(), "cos": lambda x: x.cos(),
     "pow": lambda x: x ** 3, "rpow": lambda x: 2 ** x, "pow_tensor": lambda x: (x * x + 1) ** x,
     "clip": lambda x: x.clip(-0.5, 0.5), "clip to tensors": lambda x: x.clip(-x.abs() * 0.5, Tensor(np.float32(0.5))),
     "maximum": lambda x: x.maximum(0.1), "minimum": lambda x: x.minimum(x * 2),
@@ -879,7 +882,7 @@ def test_float32_stays_float32_forward_and_backward(name):
 
 
 def test_integer_tensors_give_float32_for_transcendental_functions():
-    for call in (lambda t: t.exp(), lambda t: t.log(), lambda t: t.sqrt(), lambda t: t.tanh(),
+    for call in (lambda t: t.exp(), lambda t: t.log(), lambda t: t.sqrt(), lambda t: t.tanh(), lambda t: t.sin(),
                  lambda t: t.sigmoid(), lambda t: t.elu(), lambda t: t.leaky_relu()):
         assert call(Tensor([1, 2])).dtype == np.float32
     assert Tensor([-1, 2]).abs().dtype == np.int64

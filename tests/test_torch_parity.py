@@ -37,6 +37,8 @@ specials = np.array([[np.nan, np.inf, -np.inf, 0.0], [1.0, -1.0, np.nan, 0.5]]) 
     (lambda t: t.log(), torch.log, positive),
     (lambda t: t.sqrt(), torch.sqrt, positive),
     (lambda t: t.tanh(), torch.tanh, x),
+    (lambda t: t.sin(), torch.sin, x * 4),
+    (lambda t: t.cos(), torch.cos, x * 4),
     (lambda t: t.sigmoid(), torch.sigmoid, x * 400),
     (lambda t: t.abs(), torch.abs, kinks),
     (lambda t: t.relu(), torch.relu, kinks),

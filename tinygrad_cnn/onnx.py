@@ -768,6 +768,8 @@ CONVERTERS: dict[str, Converter] = {
     "Log": _same("Log"),
     "Sqrt": _same("Sqrt"),
     "Pow": _same("Pow"),
+    "Sin": _same("Sin"),
+    "Cos": _same("Cos"),
     "Tanh": _same("Tanh"),
     "Sigmoid": _same("Sigmoid"),
     "Abs": _same("Abs"),

@@ -975,6 +975,12 @@ class Tensor:
     def sqrt(self) -> "Tensor":
         return ops.Sqrt.apply(_floating(self))
 
+    def sin(self) -> "Tensor":
+        return ops.Sin.apply(_floating(self))
+
+    def cos(self) -> "Tensor":
+        return ops.Cos.apply(_floating(self))
+
     def tanh(self) -> "Tensor":
         return ops.Tanh.apply(_floating(self))
 

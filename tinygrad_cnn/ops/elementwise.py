@@ -10,7 +10,7 @@ from tinygrad_cnn.function import Function, Gradients, unbroadcast
 
 __all__ = [
     "Add", "Sub", "Mul", "Div", "Neg", "ReLU",
-    "Exp", "Log", "Sqrt", "Pow", "Tanh", "Sigmoid", "Abs", "Clip", "Maximum", "Minimum", "Where",
+    "Exp", "Log", "Sqrt", "Pow", "Sin", "Cos", "Tanh", "Sigmoid", "Abs", "Clip", "Maximum", "Minimum", "Where",
     "Compare", "LeakyReLU", "ELU", "Remainder", "FloorDivide",
 ]
 
@@ -217,6 +217,28 @@ class Pow(Function):
                 slope = np.where((self.a == 0) & (self.b >= 0), zero, self.output * np.log(self.a))
                 grad_b = unbroadcast(grad_out * slope, self.b.shape)
         return grad_a, grad_b
+
+
+class Sin(Function):
+    """y = sin x.   VJP: dx = G ⊙ cos x."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.sin(x)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (grad_out * np.cos(self.x),)
+
+
+class Cos(Function):
+    """y = cos x.   VJP: dx = −G ⊙ sin x."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.cos(x)
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        return (-(grad_out * np.sin(self.x)),)
 
 
 class Tanh(Function):
