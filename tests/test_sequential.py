@@ -7,7 +7,7 @@ import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
+from test_nn_layers import evaluation_mode, random_array, seeds  # noqa: F401  (the fixture: outside training mode)
 
 from tinygrad_cnn import Tensor, train_mode
 from tinygrad_cnn.nn import (
@@ -34,21 +34,6 @@ from tinygrad_cnn.nn import (
 )
 from tinygrad_cnn.optim import SGD
 from tinygrad_cnn.random import manual_seed
-
-seeds = st.integers(0, 2**32 - 1)
-
-
-def random_array(seed: int, shape, low: float = -2.0, high: float = 2.0) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(low, high, size=shape)
-
-
-@pytest.fixture(autouse=True)
-def evaluation_mode():
-    """Every test starts (and leaves the package) outside training mode."""
-    Tensor.training = False
-    yield
-    Tensor.training = False
-
 
 # -- Sequential -----------------------------------------------------------------------------
 

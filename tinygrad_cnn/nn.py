@@ -816,14 +816,22 @@ class Sequential:
         return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
 
 
-class ReLU:
-    """``x.relu()`` as a layer."""
+class _ElementWiseLayer:
+    """A layer that applies one Tensor method without options, named by ``method``."""
+
+    method = ""
 
     def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        return _layer_input("ReLU", x).relu()
+        return getattr(_layer_input(type(self).__name__, x), self.method)()
 
     def __repr__(self) -> str:
-        return "ReLU()"
+        return f"{type(self).__name__}()"
+
+
+class ReLU(_ElementWiseLayer):
+    """``x.relu()`` as a layer."""
+
+    method = "relu"
 
 
 class LeakyReLU:
@@ -840,51 +848,45 @@ class LeakyReLU:
         return f"LeakyReLU(negative_slope={self.negative_slope})"
 
 
-class Sigmoid:
+class Sigmoid(_ElementWiseLayer):
     """``x.sigmoid()`` as a layer."""
 
-    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        return _layer_input("Sigmoid", x).sigmoid()
-
-    def __repr__(self) -> str:
-        return "Sigmoid()"
+    method = "sigmoid"
 
 
-class Tanh:
+class Tanh(_ElementWiseLayer):
     """``x.tanh()`` as a layer."""
 
-    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        return _layer_input("Tanh", x).tanh()
-
-    def __repr__(self) -> str:
-        return "Tanh()"
+    method = "tanh"
 
 
-class Softmax:
-    """``x.softmax(dim)`` as a layer. ``dim`` has no default: PyTorch's, None, picks an axis from
-    the input's rank with a deprecation warning."""
+class _AlongAxisLayer:
+    """A layer that applies one Tensor method along the axis ``dim``, named by ``method``.
+    ``dim`` has no default: PyTorch's, None, picks an axis from the input's rank with a
+    deprecation warning."""
 
-    def __init__(self, dim: int):
-        self.dim = _int_argument("Softmax", "dim", dim)
-
-    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        return _layer_input("Softmax", x).softmax(self.dim)
-
-    def __repr__(self) -> str:
-        return f"Softmax(dim={self.dim})"
-
-
-class LogSoftmax:
-    """``x.log_softmax(dim)`` as a layer (``dim`` required, as for ``Softmax``)."""
+    method = ""
 
     def __init__(self, dim: int):
-        self.dim = _int_argument("LogSoftmax", "dim", dim)
+        self.dim = _int_argument(type(self).__name__, "dim", dim)
 
     def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
-        return _layer_input("LogSoftmax", x).log_softmax(self.dim)
+        return getattr(_layer_input(type(self).__name__, x), self.method)(self.dim)
 
     def __repr__(self) -> str:
-        return f"LogSoftmax(dim={self.dim})"
+        return f"{type(self).__name__}(dim={self.dim})"
+
+
+class Softmax(_AlongAxisLayer):
+    """``x.softmax(dim)`` as a layer."""
+
+    method = "softmax"
+
+
+class LogSoftmax(_AlongAxisLayer):
+    """``x.log_softmax(dim)`` as a layer."""
+
+    method = "log_softmax"
 
 
 class Flatten:
