@@ -50,6 +50,17 @@ def test_unary_op_vjp_and_forward(name, shape, seed):
     np.testing.assert_allclose(call(Tensor(x)).data, reference(x), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_sin_and_cos_of_infinity_warn_once_in_forward_as_numpy_and_not_again_in_backward(name):
+    x = Tensor(np.array([np.inf, 0.5]), requires_grad=True)
+    with pytest.warns(RuntimeWarning, match="invalid value"):
+        output = getattr(x, name)()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        output.backward(np.ones(2))
+    assert np.isnan(x.grad[0]) and np.isfinite(x.grad[1])
+
+
 @given(shape=small_shapes, seed=seeds, slope=st.floats(-2.0, 2.0), alpha=st.floats(0.1, 3.0))
 def test_leaky_relu_and_elu_vjp_with_drawn_parameters(shape, seed, slope, alpha):
     x = away_from_zero(random_array(seed, shape))

@@ -407,6 +407,19 @@ def test_split_and_chunk_cut_as_numpy_and_pass_gradients_back(case, size, chunks
                      [x])
 
 
+@pytest.mark.parametrize("length, size, chunks, split_sizes, chunk_sizes", [
+    (7, 3, 3, [3, 3, 1], [3, 3, 1]),
+    (6, 4, 4, [4, 2], [2, 2, 2]),  # chunk: pieces of ⌈6/4⌉ = 2, so three, not four (as PyTorch)
+    (5, 5, 2, [5], [3, 2]),
+    (1, 2, 3, [1], [1]),
+    (0, 2, 3, [0], [0, 0, 0]),
+])
+def test_split_and_chunk_sizes_by_hand(length, size, chunks, split_sizes, chunk_sizes):
+    x = Tensor(np.zeros((2, length)))
+    assert [piece.shape[1] for piece in x.split(size, dim=1)] == split_sizes
+    assert [piece.shape[1] for piece in x.chunk(chunks, dim=-1)] == chunk_sizes
+
+
 def test_split_by_sizes_and_its_errors():
     x = Tensor(np.arange(10.0).reshape(2, 5), requires_grad=True)
     first, second, third = x.split([1, 0, 4], dim=1)
@@ -449,12 +462,27 @@ def test_a_causal_attention_mask_gives_finite_weights_and_gradients_without_warn
     assert np.isfinite(scores.grad).all()
 
 
+def test_masked_fill_keeps_the_tensors_dtype_as_pytorch():
+    mask = np.array([True, False, True])
+    filled = Tensor(np.array([1, 2, 3])).masked_fill(mask, 7)
+    assert filled.dtype == np.int64 and filled.data.tolist() == [7, 2, 7]
+    assert Tensor(np.float32([1, 2, 3])).masked_fill(mask, 0.1).dtype == np.float32
+    assert Tensor(np.array([False, False, True])).masked_fill(mask, True).data.tolist() == [True, False, True]
+    assert Tensor(np.float32([1, 2, 3])).masked_fill(mask, Tensor(5.0)).data.tolist() == [5, 2, 5]
+
+
 @pytest.mark.parametrize("call, error, message", [
+    (lambda x: x.astype(np.int64).masked_fill(np.ones(3, bool), 2.5), TypeError,
+     "masked_fill: the value 2.5 does not fit the tensor's dtype int64"),
+    (lambda x: x.astype(np.int64).masked_fill(np.ones(3, bool), -np.inf), TypeError, "does not fit the tensor's dtype"),
+    (lambda x: x.astype(bool).masked_fill(np.ones(3, bool), 5), TypeError, "the value 5 does not fit the tensor's dtype bool"),
+    (lambda x: x.masked_fill(np.ones(3, bool), Tensor([1.0, 2.0])), TypeError, "a Tensor value must be 0-d"),
+    (lambda x: x.masked_fill(np.ones(3, bool), Tensor(1.0, requires_grad=True)), TypeError, "that requires grad"),
     (lambda x: x.masked_fill(np.ones((2, 3)), 0.0), TypeError, "masked_fill: the mask must be bool, got dtype float64"),
     (lambda x: x.masked_fill(np.ones((3, 3), bool), 0.0), ValueError,
      r"masked_fill: a mask of shape \(3, 3\) does not broadcast to the tensor's shape \(2, 3\)"),
     (lambda x: x.masked_fill(np.ones((1, 2, 3), bool), 0.0), ValueError, r"does not broadcast to the tensor's shape"),
-    (lambda x: x.masked_fill(np.ones(3, bool), "zero"), TypeError, "masked_fill: value must be a number"),
+    (lambda x: x.masked_fill(np.ones(3, bool), "zero"), TypeError, "masked_fill: value must be a number or a bool"),
 ])
 def test_masked_fill_names_what_is_wrong(call, error, message):
     with pytest.raises(error, match=message):

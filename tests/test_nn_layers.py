@@ -551,6 +551,8 @@ def test_layer_norm_matches_its_formula_and_finite_differences(case, affine, see
         output = Tensor(x).layer_norm(normalized)
         assert gradcheck(lambda t: t.layer_norm(normalized, eps=0.1), [x])
     np.testing.assert_allclose(output.data, expected, rtol=1e-9, atol=1e-12)
+    roomy = (x - x.mean(axis=axes, keepdims=True)) / np.sqrt(x.var(axis=axes, keepdims=True) + 0.1)
+    np.testing.assert_allclose(Tensor(x).layer_norm(normalized, eps=0.1).data, roomy, rtol=1e-9, atol=1e-12)
 
 
 def test_the_layer_norm_layer_starts_as_the_plain_normalization_and_trains_its_affine_part():
@@ -563,6 +565,10 @@ def test_the_layer_norm_layer_starts_as_the_plain_normalization_and_trains_its_a
     assert get_parameters(LayerNorm((2, 5), elementwise_affine=False)) == []
     assert list(named_parameters(LayerNorm(5, bias=False))) == ["weight"]
     assert LayerNorm(5)(x.astype(np.float32)).dtype == np.float32
+    assert LayerNorm(5, dtype=np.float64).weight.dtype == np.float64 and LayerNorm(5).bias.dtype == np.float32
+    wide = LayerNorm(5, eps=0.5, dtype=np.float64)  # the layer's eps reaches the normalization
+    np.testing.assert_allclose(wide(x).data, (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 0.5),
+                               rtol=1e-12)
 
 
 def test_an_embedding_looks_rows_up_and_adds_the_gradients_of_a_repeated_index():
@@ -575,6 +581,8 @@ def test_an_embedding_looks_rows_up_and_adds_the_gradients_of_a_repeated_index()
     np.testing.assert_array_equal(table.weight.grad[:, 0], [1, 2, 0, 0, 1])  # row 1 read twice
     assert table(Tensor(np.array([2]))).shape == (1, 3) and table([3, 3]).shape == (2, 3)
     assert abs(Embedding(1000, 100).weight.data.std() - 1) < 0.02  # N(0, 1), as PyTorch's
+    assert Embedding(4, 2).weight.dtype == np.float32 and Embedding(4, 2, dtype=np.float64).weight.dtype == np.float64
+    assert table([]).shape == (0, 3) and table(np.zeros((2, 0), np.int64)).shape == (2, 0, 3)
 
 
 @pytest.mark.parametrize("call, error, message", [

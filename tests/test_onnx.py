@@ -398,6 +398,9 @@ def test_logsumexp_and_std_export_their_shift_and_mask_as_ops_that_follow_each_i
     batch = uniform(3, (5, 3), -300, 300).astype(np.float32)
     batch[0] = 1.0  # one row with no spread
     np.testing.assert_allclose(run_onnx(tmp_path / "spread.onnx", batch), forward(model, batch), rtol=1e-5)
+    over_the_batch = Expression(lambda x: x.var(0, unbiased=False))  # (a mean: no constant of the batch's size)
+    export(over_the_batch, tmp_path / "batch_variance.onnx", images=np.zeros((2, 3), np.float32))
+    np.testing.assert_allclose(run_onnx(tmp_path / "batch_variance.onnx", batch), forward(over_the_batch, batch), rtol=1e-5)
 
 
 def test_promotions_between_dtypes_inside_the_model_export_as_casts(tmp_path):

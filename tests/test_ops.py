@@ -554,6 +554,8 @@ def test_l1_loss_gradient_at_equal_values_is_zero_and_targets_promote_as_in_pyto
     assert Tensor(np.float32(2.0)).mse_loss(3).item() == 1.0  # a 0-d input takes a number
     assert Tensor(np.float32(2.0)).mse_loss(3).dtype == np.float32  # a number takes the input's dtype
     assert Tensor(np.ones(3, np.float32)).mse_loss(np.zeros(3)).dtype == np.float64  # float32 with float64 arrays
+    small = Tensor(np.array([1, 2], np.uint8))  # integers are computed in float32: a uint8 1 − 3 would wrap to 254
+    assert small.l1_loss(np.array([3, 0], np.uint8)).item() == 2.0 and small.mse_loss(np.array([3, 0])).dtype == np.float32
 
 
 @pytest.mark.parametrize("call, error, message", [

@@ -263,7 +263,12 @@ def test_var_and_std_take_pytorchs_spellings_and_edge_cases():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # n ≤ correction divides by 0 quietly, as PyTorch (which warns once)
         assert np.isnan(Tensor(np.array([5.0])).var().item())  # 0 / 0
-        assert Tensor(np.array([1.0, 3.0])).var(correction=2).item() == np.inf
+        pair = Tensor(np.array([1.0, 3.0]), requires_grad=True)
+        degenerate = pair.var(correction=2)
+        degenerate.backward()  # 2 (x − mean) / 0: ±inf, not NaN from the mean's inf − inf
+        assert degenerate.item() == np.inf
+        np.testing.assert_array_equal(pair.grad, [-np.inf, np.inf])
+        assert np.isnan(Tensor(np.zeros((2, 0))).var(axis=1).data).all()
     constant = Tensor(np.full((2, 3), 7.0), requires_grad=True)  # variance 0: std's gradient is 0, as PyTorch's
     constant.std(axis=1).sum().backward()
     np.testing.assert_array_equal(constant.grad, np.zeros((2, 3)))
@@ -275,6 +280,8 @@ def test_var_and_std_take_pytorchs_spellings_and_edge_cases():
     (lambda x: x.var(correction=-1), ValueError, "correction must be an int >= 0"),
     (lambda x: x.var(correction=0.5), ValueError, "correction must be an int >= 0"),
     (lambda x: x.var(correction=0, unbiased=True), TypeError, "both correction= and unbiased="),
+    (lambda x: x.var(correction=1, unbiased=False), TypeError, "both correction= and unbiased="),
+    (lambda x: x.std(correction=-2), ValueError, "std: correction must be an int >= 0"),
     (lambda x: x.std(unbiased=1), TypeError, "unbiased"),
     (lambda x: x.var(axis=2), ValueError, "var: axis 2 is out of range"),
     (lambda x: x.logsumexp(axis=(0, 0)), ValueError, "names the same axis twice"),

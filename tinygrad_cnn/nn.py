@@ -687,7 +687,8 @@ class LayerNorm:
         return _layer_input("LayerNorm", x).layer_norm(self.normalized_shape, self.weight, self.bias, self.eps)
 
     def __repr__(self) -> str:
-        return f"LayerNorm({self.normalized_shape}, eps={self.eps}, elementwise_affine={self.weight is not None})"
+        bias = ", bias=False" if self.weight is not None and self.bias is None else ""
+        return f"LayerNorm({self.normalized_shape}, eps={self.eps}, elementwise_affine={self.weight is not None}{bias})"
 
 
 class Embedding:
@@ -695,7 +696,8 @@ class Embedding:
     PyTorch's ``nn.Embedding``: indices of any shape (ints 0 .. num_embeddings − 1, a Tensor, an
     array or a list) give vectors of shape indices.shape + (embedding_dim,). ``weight`` starts
     N(0, 1), as PyTorch's. The lookup is indexing, whose VJP adds each row's gradients (an index
-    used twice gets both). No ``padding_idx`` or ``max_norm``."""
+    used twice gets both), with the indices as a constant of the op: a model that embeds its
+    input cannot be exported to ONNX. No ``padding_idx`` or ``max_norm``."""
 
     def __init__(self, num_embeddings: int, embedding_dim: int, dtype=np.float32):
         self.num_embeddings = _positive_int("Embedding", "num_embeddings", num_embeddings)
@@ -706,6 +708,8 @@ class Embedding:
 
     def __call__(self, indices: Union[Tensor, np.ndarray, list]) -> Tensor:
         array = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+        if array.size == 0 and array.dtype.kind == "f":  # (np.asarray([]) is float64: no index at all)
+            array = array.astype(np.intp)
         if array.dtype.kind not in "iu":
             raise TypeError(f"Embedding expects integer indices, got dtype {array.dtype}")
         if array.size and (array.min() < 0 or array.max() >= self.num_embeddings):

@@ -1133,20 +1133,6 @@ class Tensor:
 
     # -- max, min and their indices -------------------------------------------------
 
-
-    def masked_fill(self, mask: ArrayLike, value: float) -> "Tensor":
-        """``value`` where the bool ``mask`` (broadcast to this tensor's shape) is True, the
-        tensor elsewhere, as PyTorch's (an attention mask: ``scores.masked_fill(future, -inf)``).
-        The gradient flows to the tensor where the mask is False. ``value`` is a number, taking
-        the tensor's dtype."""
-        mask = mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask))
-        if mask.dtype != np.bool_:
-            raise TypeError(f"masked_fill: the mask must be bool, got dtype {mask.dtype}")
-        check_is_number("masked_fill", "value", value)
-        if not _broadcasts_to(mask.shape, self.shape):
-            raise ValueError(f"masked_fill: a mask of shape {mask.shape} does not broadcast to the tensor's shape {self.shape}")
-        return Tensor.where(mask, value, self)
-
     @pytorch_spellings
     def max(self, axis: Optional[int | Sequence[int]] = None, keepdims: bool = False) -> "Tensor":
         """Largest element over ``axis`` (all by default); tied maxima share the gradient
@@ -1291,39 +1277,52 @@ class Tensor:
         return ops.Mean.apply(_floating(self), axis=axis, keepdims=bool(keepdims))
 
     @pytorch_spellings
-    def var(self, axis: Optional[int | Sequence[int]] = None, *, correction: int = 1, keepdims: bool = False,
-            unbiased: Optional[bool] = None) -> "Tensor":
+    def var(self, axis: Optional[int | Sequence[int]] = None, *, correction: Optional[int] = None,
+            keepdims: bool = False, unbiased: Optional[bool] = None) -> "Tensor":
         """Variance over ``axis`` (all by default), as torch.var: Σ (x − mean)² / (n − correction),
         n the number of elements reduced; ``correction=1`` (Bessel's, the default) or
-        ``unbiased=False`` (correction 0, PyTorch's older spelling). With n ≤ correction the
-        division is by 0: inf, or NaN where every difference is 0 (one element), as PyTorch.
-        Recorded as the mean, a subtraction, a square, a sum and a division, whose VJPs give
-        d var / dx = 2 (x − mean) / (n − correction)."""
-        check_axes("var", axis, self.ndim)
-        check_keepdims("var", keepdims)
-        if unbiased is not None:
-            check_flag("var", "unbiased", unbiased)
-            if correction != 1:
-                raise TypeError("var() got both correction= and unbiased= (its older spelling); pass one")
-            correction = int(unbiased)
-        if not is_int(correction) or correction < 0:
-            raise ValueError(f"var: correction must be an int >= 0, got {correction!r}")
-        x = _floating(self)
-        axes = range(x.ndim) if axis is None else [axis] if isinstance(axis, (int, np.integer)) else axis
-        count = math.prod(x.shape[single] for single in axes) if x.ndim else 1
-        squares = ((x - x.mean(axis, keepdims=True)) ** 2).sum(axis, keepdims=keepdims)
-        with np.errstate(divide="ignore", invalid="ignore"):  # (n ≤ correction: inf or NaN, as PyTorch)
-            return squares / max(count - int(correction), 0)
+        ``unbiased=False`` (correction 0, PyTorch's older spelling; giving both is a TypeError).
+        With n ≤ correction the division is by 0: inf, or NaN where every difference is 0, and
+        gradients ±inf, as PyTorch's. Recorded as the mean, a subtraction, a square, a sum and
+        a division (a mean with correction 0, so that an export over the batch axis can take any
+        batch size), whose VJPs give d var / dx = 2 (x − mean) / (n − correction)."""
+        return self._variance("var", axis, correction, keepdims, unbiased)
 
     @pytorch_spellings
-    def std(self, axis: Optional[int | Sequence[int]] = None, *, correction: int = 1, keepdims: bool = False,
-            unbiased: Optional[bool] = None) -> "Tensor":
+    def std(self, axis: Optional[int | Sequence[int]] = None, *, correction: Optional[int] = None,
+            keepdims: bool = False, unbiased: Optional[bool] = None) -> "Tensor":
         """Standard deviation, √var with ``var``'s arguments, as torch.std. Where the variance is
         exactly 0 the gradient is 0, as PyTorch's (√'s would be G/0 there, times differences
         that are all 0: NaN): those places take the constant 0 instead of √var, and √ sees 1."""
-        variance = self.var(axis, correction=correction, keepdims=keepdims, unbiased=unbiased)
+        variance = self._variance("std", axis, correction, keepdims, unbiased)
         spread = variance != 0  # (a recorded mask, as the file an export writes needs; NaN and inf keep their √)
         return Tensor.where(spread, Tensor.where(spread, variance, 1.0).sqrt(), 0.0)
+
+    def _variance(self, name: str, axis: Optional[int | Sequence[int]], correction: Optional[int], keepdims: bool,
+                  unbiased: Optional[bool]) -> "Tensor":
+        """``var``'s work, its arguments checked under ``name`` (var or std)."""
+        check_axes(name, axis, self.ndim)
+        check_keepdims(name, keepdims)
+        if unbiased is not None:
+            check_flag(name, "unbiased", unbiased)
+            if correction is not None:
+                raise TypeError(f"{name}() got both correction= and unbiased= (its older spelling); pass one")
+            correction = int(unbiased)
+        correction = 1 if correction is None else correction
+        if not is_int(correction) or correction < 0:
+            raise ValueError(f"{name}: correction must be an int >= 0, got {correction!r}")
+        x = _floating(self)
+        count = math.prod(x.shape[single] for single in _axes_of(axis, x.ndim))
+        if count <= correction:  # x / 0, as PyTorch: inf, or NaN where every difference is 0 (0 · inf)
+            # (the mean as a constant here: through it the gradient would be inf − inf, NaN, where
+            # PyTorch's is 0, as Σ (x − mean) = 0; so the gradients are ±inf, as PyTorch's)
+            mean = x.data.mean(axis=axis, keepdims=True) if count else np.zeros((1,) * x.ndim, x.dtype)
+            with np.errstate(invalid="ignore"):
+                return ((x - mean) ** 2).sum(axis, keepdims=keepdims) * math.inf
+        squares = (x - x.mean(axis, keepdims=True)) ** 2
+        if correction == 0:
+            return squares.mean(axis, keepdims=keepdims)  # (the same numbers as the sum over n)
+        return squares.sum(axis, keepdims=keepdims) / (count - int(correction))
 
     @pytorch_spellings
     def logsumexp(self, axis: int | Sequence[int], keepdims: bool = False) -> "Tensor":
@@ -1334,16 +1333,17 @@ class Tensor:
         check_axes("logsumexp", axis, self.ndim)
         check_keepdims("logsumexp", keepdims)
         x = _floating(self)
+        axes = _axes_of(axis, x.ndim)
         if x.size:  # m is recorded, not a constant: an exported graph computes it from each input
             peak = x.max(axis, keepdims=True)  # (its gradient, G·(1 − Σ softmax), is 0 up to rounding)
             shift = Tensor.where(peak.abs() < math.inf, peak, 0.0)  # (±inf, NaN: exp(x − 0) gives what it must)
         else:
-            shift = Tensor(np.zeros_like(np.sum(x.data, axis=axis, keepdims=True)))
+            shift = Tensor(np.zeros(tuple(1 if index in axes else size for index, size in enumerate(x.shape)), x.dtype))
         with np.errstate(divide="ignore"):  # (log 0 = −inf: an all −inf slice, or no elements)
             total = (x - shift).exp().sum(axis, keepdims=True).log() + shift
         if keepdims:
             return total
-        return total.reshape(np.sum(x.data, axis=axis).shape)
+        return total.reshape(tuple(size for index, size in enumerate(x.shape) if index not in axes))
 
     def reshape(self, *shape: int | Sequence[int]) -> "Tensor":
         """Same elements in a new shape; one axis may be -1 (inferred)."""
@@ -1360,6 +1360,31 @@ class Tensor:
     def view(self, *shape: int | Sequence[int]) -> "Tensor":
         """``reshape`` under PyTorch's name (which needs contiguous memory there; not here)."""
         return self.reshape(*shape)
+
+    def masked_fill(self, mask: ArrayLike, value: float | bool | "Tensor") -> "Tensor":
+        """``value`` where the bool ``mask`` (broadcast to this tensor's shape) is True, the
+        tensor elsewhere, as PyTorch's (an attention mask: ``scores.masked_fill(future, -inf)``).
+        The gradient flows to the tensor where the mask is False. ``value`` (a number, a bool,
+        or a 0-d Tensor that needs no gradient) takes the tensor's dtype, as in PyTorch; one the
+        dtype cannot hold (2.5 or inf in an integer tensor, 5 in a bool one) is a TypeError
+        (PyTorch would store 2 for 2.5)."""
+        mask = mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask))
+        if mask.dtype != np.bool_:
+            raise TypeError(f"masked_fill: the mask must be bool, got dtype {mask.dtype}")
+        if not _broadcasts_to(mask.shape, self.shape):
+            raise ValueError(f"masked_fill: a mask of shape {mask.shape} does not broadcast to the tensor's shape {self.shape}")
+        if isinstance(value, Tensor):
+            if value.ndim or value.requires_grad:
+                raise TypeError(f"masked_fill: a Tensor value must be 0-d and need no gradient, got shape {value.shape}"
+                                f"{' that requires grad' if value.requires_grad else ''}")
+            value = value.item()
+        if not isinstance(value, (numbers.Real, np.bool_)):
+            raise TypeError(f"masked_fill: value must be a number or a bool, got {value!r}")
+        with np.errstate(invalid="ignore", over="ignore"):
+            fill = np.asarray(value).astype(self.dtype)
+        if self.dtype.kind in "biu" and fill != value:
+            raise TypeError(f"masked_fill: the value {value!r} does not fit the tensor's dtype {self.dtype}")
+        return Tensor.where(mask, Tensor(fill), self)
 
     def split(self, split_size_or_sections: int | Sequence[int], dim: int = 0) -> tuple["Tensor", ...]:
         """The tensor cut along ``dim`` into pieces of ``split_size_or_sections`` elements each (the
@@ -1652,13 +1677,14 @@ class Tensor:
         their sum (``"sum"``) or each of them (``"none"``), as PyTorch's ``F.mse_loss``. ``target``
         (a Tensor, an array or a number) must have x's shape: PyTorch broadcasts another one
         with a warning, usually a mistake (an (N,1) output against (N,) targets makes N×N
-        differences); here it is a ValueError. A target that requires grad gets its gradient."""
-        return _reduced_loss("mse_loss", (self - _loss_target("mse_loss", self, target)) ** 2, reduction)
+        differences); here it is a ValueError. A target that requires grad gets its gradient.
+        Integer inputs are computed in float32 (PyTorch refuses them; a uint8 difference would wrap)."""
+        return _reduced_loss("mse_loss", (_floating(self) - _loss_target("mse_loss", self, target)) ** 2, reduction)
 
     def l1_loss(self, target: ArrayLike, reduction: str = "mean") -> "Tensor":
         """The absolute differences |x − target|, reduced as in ``mse_loss``, as PyTorch's
         ``F.l1_loss`` (the gradient at x = target is 0, as PyTorch's)."""
-        return _reduced_loss("l1_loss", (self - _loss_target("l1_loss", self, target)).abs(), reduction)
+        return _reduced_loss("l1_loss", (_floating(self) - _loss_target("l1_loss", self, target)).abs(), reduction)
 
     # -- training-time ops ------------------------------------------------------------
 
@@ -1712,9 +1738,10 @@ class Tensor:
             raise ValueError(f"layer_norm: normalized_shape {shape} must be the last axes of the input, "
                              f"whose shape is {self.shape}")
         for name, parameter in (("weight", weight), ("bias", bias)):
-            if parameter is not None and np.shape(parameter.data if isinstance(parameter, Tensor) else parameter) != shape:
-                raise ValueError(f"layer_norm: {name} must have the shape normalized_shape {shape}, "
-                                 f"got {np.shape(parameter.data if isinstance(parameter, Tensor) else parameter)}")
+            parameter_shape = None if parameter is None else np.shape(parameter.data if isinstance(parameter, Tensor)
+                                                                      else parameter)
+            if parameter_shape is not None and parameter_shape != shape:
+                raise ValueError(f"layer_norm: {name} must have the shape normalized_shape {shape}, got {parameter_shape}")
         axes = tuple(range(-len(shape), 0))
         x = _floating(self)
         centered = x - x.mean(axes, keepdims=True)
@@ -1832,6 +1859,14 @@ def _floating(tensor: Tensor) -> Tensor:
     return tensor if tensor.dtype.kind == "f" else tensor.astype(np.float32)
 
 
+def _axes_of(axis: Optional[int | Sequence[int]], ndim: int) -> tuple[int, ...]:
+    """The axes a reduction's (checked) ``axis`` names, as non-negative ints (None: every axis)."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    return tuple(int(single) % max(ndim, 1) for single in axes)
+
+
 def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
     """Whether an array of ``shape`` broadcasts to ``target`` without changing it."""
     try:
@@ -1841,9 +1876,11 @@ def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
 
 
 def _loss_target(name: str, prediction: Tensor, target: ArrayLike) -> Tensor:
-    """A regression loss's target as a Tensor (a Tensor as it is, else a constant of the
-    prediction's dtype), refused (ValueError) unless it has the prediction's shape."""
-    target = target if isinstance(target, Tensor) else constant_like(target, prediction)
+    """A regression loss's target as a float Tensor (a Python number takes the prediction's
+    float dtype; an array keeps its own, and float32 with float64 gives float64, as PyTorch's
+    promotion; integers become float32, where PyTorch refuses integer losses and numpy would
+    wrap around), refused (ValueError) unless it has the prediction's shape."""
+    target = _floating(target if isinstance(target, Tensor) else constant_like(target, _floating(prediction)))
     if target.shape != prediction.shape:
         raise ValueError(f"{name}: the target has shape {target.shape}, the input {prediction.shape}; they must be "
                          "equal (PyTorch would broadcast them with a warning, usually a mistake)")

@@ -227,7 +227,8 @@ class Sin(Function):
         return np.sin(x)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        return (grad_out * np.cos(self.x),)
+        with np.errstate(invalid="ignore"):  # (cos ±inf is NaN, as the forward's sin: no second warning)
+            return (grad_out * np.cos(self.x),)
 
 
 class Cos(Function):
@@ -238,7 +239,8 @@ class Cos(Function):
         return np.cos(x)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
-        return (-(grad_out * np.sin(self.x)),)
+        with np.errstate(invalid="ignore"):  # (sin ±inf is NaN, as the forward's cos: no second warning)
+            return (-(grad_out * np.sin(self.x)),)
 
 
 class Tanh(Function):
