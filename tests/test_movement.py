@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_ops import random_array, seeds, small_shapes
 
-from tinygrad_cnn import Tensor, gradcheck
+from tinygrad_cnn import Tensor, gradcheck, ops
 
 # -- permute, transpose, .T ----------------------------------------------------------------
 
@@ -487,3 +487,20 @@ def test_masked_fill_keeps_the_tensors_dtype_as_pytorch():
 def test_masked_fill_names_what_is_wrong(call, error, message):
     with pytest.raises(error, match=message):
         call(Tensor(np.zeros((2, 3))))
+
+
+# -- the Embedding op: rows of a table at indices that are an input -------------------------
+
+
+@given(indices_shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4), rows=st.integers(1, 5),
+       width=st.integers(1, 3), seed=seeds)
+def test_embedding_op_reads_rows_and_adds_the_gradients_of_repeated_indices(indices_shape, rows, width, seed):
+    table = random_array(seed, (rows, width))
+    indices = np.random.default_rng(seed).integers(0, rows, indices_shape)
+    output = ops.Embedding.apply(Tensor(table), Tensor(indices))
+    np.testing.assert_array_equal(output.data, table[indices])
+    if indices.size:  # (gradcheck needs an output element to perturb the loss with)
+        assert gradcheck(lambda t: ops.Embedding.apply(t, Tensor(indices)), [table])
+    tensor = Tensor(table, requires_grad=True)
+    ops.Embedding.apply(tensor, Tensor(indices)).sum().backward()  # each row: once per place that reads it
+    np.testing.assert_array_equal(tensor.grad[:, 0], np.bincount(indices.reshape(-1), minlength=rows))

@@ -206,6 +206,8 @@ CASES = [
     case("pow", (2, 3), lambda x: x ** 3 + x ** 0.5, defines("__pow__"), low=0.1),
     case("number ** x", (2, 3), lambda x: 2.0 ** x, defines("__rpow__")),
     case("tanh", (2, 3), lambda x: x.tanh(), defines("tanh")),
+    case("embedding", (2, 3), lambda x, table: ops.Embedding.apply(table, (x * 2).astype(np.int64)), low=0.0, high=2.4,
+         table=uniform(20, (5, 4))),
     case("sin", (2, 3), lambda x: x.sin(), defines("sin"), low=-8.0, high=8.0),
     case("cos", (2, 3), lambda x: x.cos(), defines("cos"), low=-8.0, high=8.0),
     case("sigmoid", (2, 3), lambda x: x.sigmoid(), defines("sigmoid")),
@@ -401,6 +403,25 @@ def test_logsumexp_and_std_export_their_shift_and_mask_as_ops_that_follow_each_i
     over_the_batch = Expression(lambda x: x.var(0, unbiased=False))  # (a mean: no constant of the batch's size)
     export(over_the_batch, tmp_path / "batch_variance.onnx", images=np.zeros((2, 3), np.float32))
     np.testing.assert_allclose(run_onnx(tmp_path / "batch_variance.onnx", batch), forward(over_the_batch, batch), rtol=1e-5)
+
+
+def test_a_model_that_embeds_its_token_input_reads_the_tokens_from_the_file_input(tmp_path):
+    from tinygrad_cnn import manual_seed, nn
+
+    class Tokens:
+        def __init__(self) -> None:
+            self.embed, self.head = nn.Embedding(10, 4), nn.Linear(4, 3)
+
+        def __call__(self, tokens: np.ndarray) -> Tensor:
+            return self.head(self.embed(tokens) + self.embed(np.arange(tokens.shape[1])))
+
+    manual_seed(0)
+    model = Tokens()
+    export(model, tmp_path / "tokens.onnx", images=np.zeros((1, 5), np.int64))  # traced on one sequence of 0s
+    for tokens in (np.random.default_rng(1).integers(0, 10, (4, 5)), np.arange(10, dtype=np.uint8).reshape(2, 5)):
+        if tokens.dtype != np.int64:
+            export(model, tmp_path / "tokens.onnx", images=tokens)  # (the file takes the dtype it was traced with)
+        np.testing.assert_allclose(run_onnx(tmp_path / "tokens.onnx", tokens), forward(model, tokens), rtol=1e-5, atol=1e-6)
 
 
 def test_promotions_between_dtypes_inside_the_model_export_as_casts(tmp_path):

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO, Callable, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
+from tinygrad_cnn import ops
 from tinygrad_cnn.checks import (
     check_batch_norm_numbers,
     check_dropout,
@@ -695,9 +696,10 @@ class Embedding:
     """A table of ``num_embeddings`` vectors of ``embedding_dim`` numbers, looked up by index, as
     PyTorch's ``nn.Embedding``: indices of any shape (ints 0 .. num_embeddings − 1, a Tensor, an
     array or a list) give vectors of shape indices.shape + (embedding_dim,). ``weight`` starts
-    N(0, 1), as PyTorch's. The lookup is indexing, whose VJP adds each row's gradients (an index
-    used twice gets both), with the indices as a constant of the op: a model that embeds its
-    input cannot be exported to ONNX. No ``padding_idx`` or ``max_norm``."""
+    N(0, 1), as PyTorch's. The lookup is the Embedding op (``ops.Embedding``), whose VJP adds
+    each row's gradients (an index used twice gets both) and which takes the indices as an
+    input: a model that embeds its input exports to ONNX as a Gather of the file's input. No
+    ``padding_idx`` or ``max_norm``."""
 
     def __init__(self, num_embeddings: int, embedding_dim: int, dtype=np.float32):
         self.num_embeddings = _positive_int("Embedding", "num_embeddings", num_embeddings)
@@ -716,7 +718,8 @@ class Embedding:
             wrong = array[(array < 0) | (array >= self.num_embeddings)].flat[0]
             raise IndexError(f"Embedding: index {wrong} is out of range for {self.num_embeddings} embeddings "
                              f"(0..{self.num_embeddings - 1})")
-        return self.weight[array]
+        indices = indices if isinstance(indices, Tensor) and indices.data is array else Tensor(array)
+        return ops.Embedding.apply(self.weight, indices)
 
     def __repr__(self) -> str:
         return f"Embedding({self.num_embeddings}, {self.embedding_dim})"

@@ -754,6 +754,13 @@ def convert_getitem(graph: GraphBuilder, step: Step) -> str:
     return name
 
 
+def convert_embedding(graph: GraphBuilder, step: Step) -> str:
+    """table[indices] (``nn.Embedding``): a Gather of the table's rows at the indices, which the
+    file reads from the tensor that holds them (its input, for a model that embeds it), as int64."""
+    indices = graph.cast(step.inputs[1], step.tensors[1].dtype, np.dtype(np.int64))
+    return graph.node("Gather", [step.inputs[0], indices], axis=0)
+
+
 #: {op class name: converter}. An op of ``tinygrad_cnn.ops`` not listed here has no ONNX
 #: equivalent (e.g. CrossEntropy, which belongs to the loss) and is a clear error.
 CONVERTERS: dict[str, Converter] = {
@@ -792,6 +799,7 @@ CONVERTERS: dict[str, Converter] = {
     "Pad": convert_pad,
     "Permute": convert_permute,
     "GetItem": convert_getitem,
+    "Embedding": convert_embedding,
     "Cat": convert_cat,
     "Stack": convert_stack,
     "Cast": convert_cast,

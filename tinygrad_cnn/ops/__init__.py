@@ -6,7 +6,7 @@ C = channels, H/W = height and width, O = output channels, K = classes, G = grad
 
     elementwise.py   + - * / % // neg relu exp log sqrt pow sin cos tanh sigmoid abs clip maximum where …
     reductions.py    sum mean max min argmax argmin
-    movement.py      reshape pad transpose getitem cat stack cast
+    movement.py      reshape pad transpose getitem embedding cat stack cast
     neural.py        matmul conv2d max_pool2d avg_pool2d softmax log_softmax cross_entropy dropout
                      batch_norm
 """

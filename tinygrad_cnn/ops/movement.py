@@ -8,7 +8,7 @@ import numpy as np
 
 from tinygrad_cnn.function import Function, Gradients
 
-__all__ = ["Reshape", "Pad", "Permute", "GetItem", "Cat", "Stack", "Cast"]
+__all__ = ["Reshape", "Pad", "Permute", "GetItem", "Embedding", "Cat", "Stack", "Cast"]
 
 
 def sides_text(padding: Sequence[Sequence[int]]) -> str:
@@ -123,6 +123,27 @@ class GetItem(Function):
         else:
             np.add.at(grad, self.index, grad_out)
         return (grad,)
+
+
+class Embedding(Function):
+    """y = table[indices]: the rows of ``table`` (num, dim) at integer ``indices`` of any shape,
+    y of shape indices.shape + (dim,); the indices are an input, so a traced graph (an ONNX
+    export) reads them from whatever tensor holds them.
+
+    VJP: d table = zeros, then ``np.add.at(d table, indices, G)``: each row adds the gradient
+    of every place that read it (a row read twice gets both); the indices get none.
+    """
+
+    label = "Embedding"
+
+    def forward(self, table: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        self.table_shape, self.indices = table.shape, indices
+        return table[indices]
+
+    def backward(self, grad_out: np.ndarray) -> Gradients:
+        grad = np.zeros(self.table_shape, dtype=grad_out.dtype)
+        np.add.at(grad, self.indices, grad_out)
+        return grad, None
 
 
 class Cat(Function):
