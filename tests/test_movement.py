@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_ops import random_array, seeds, small_shapes
 
-from tinygrad_cnn import Tensor, gradcheck, ops
+from tinygrad_cnn import Tensor, gradcheck, no_grad, ops
 
 # -- permute, transpose, .T ----------------------------------------------------------------
 
@@ -477,6 +477,9 @@ def test_masked_fill_keeps_the_tensors_dtype_as_pytorch():
     (lambda x: x.astype(np.int64).masked_fill(np.ones(3, bool), -np.inf), TypeError, "does not fit the tensor's dtype"),
     (lambda x: x.astype(bool).masked_fill(np.ones(3, bool), 5), TypeError, "the value 5 does not fit the tensor's dtype bool"),
     (lambda x: x.masked_fill(np.ones(3, bool), Tensor([1.0, 2.0])), TypeError, "a Tensor value must be 0-d"),
+    (lambda x: x.astype(bool).masked_fill(np.ones(3, bool), 2**63), TypeError, "does not fit the tensor's dtype bool"),
+    (lambda x: x.astype(np.float32).masked_fill(np.ones(3, bool), 1e40), TypeError,
+     "the value 1e\\+40 does not fit the tensor's dtype float32"),
     (lambda x: x.masked_fill(np.ones(3, bool), Tensor(1.0, requires_grad=True)), TypeError, "that requires grad"),
     (lambda x: x.masked_fill(np.ones((2, 3)), 0.0), TypeError, "masked_fill: the mask must be bool, got dtype float64"),
     (lambda x: x.masked_fill(np.ones((3, 3), bool), 0.0), ValueError,
@@ -504,3 +507,15 @@ def test_embedding_op_reads_rows_and_adds_the_gradients_of_repeated_indices(indi
     tensor = Tensor(table, requires_grad=True)
     ops.Embedding.apply(tensor, Tensor(indices)).sum().backward()  # each row: once per place that reads it
     np.testing.assert_array_equal(tensor.grad[:, 0], np.bincount(indices.reshape(-1), minlength=rows))
+
+
+def test_embedding_op_refuses_indices_that_are_not_integers_and_lets_the_table_change_before_backward():
+    table = Tensor(np.ones((3, 2)), requires_grad=True)
+    for indices, dtype in ((Tensor(np.array([True, False, True])), "bool"), (Tensor(np.array([1.0])), "float64")):
+        with pytest.raises(TypeError, match=f"Embedding: the indices must be integers, got dtype {dtype}"):
+            ops.Embedding.apply(table, indices)  # (a bool array would select rows by mask, unlike ONNX's Gather)
+    rows = ops.Embedding.apply(table, Tensor(np.array([2, 2])))
+    with no_grad():
+        table -= 1.0  # an optimizer step between forward and backward: the VJP reads only the indices
+    rows.sum().backward()
+    np.testing.assert_array_equal(table.grad[:, 0], [0, 0, 2])

@@ -269,6 +269,7 @@ def test_var_and_std_take_pytorchs_spellings_and_edge_cases():
         assert degenerate.item() == np.inf
         np.testing.assert_array_equal(pair.grad, [-np.inf, np.inf])
         assert np.isnan(Tensor(np.zeros((2, 0))).var(axis=1).data).all()
+        assert np.isnan(Tensor(np.ones((1, 1))).std(dim=[0, 1]).item())  # (axes as a list, one element)
     constant = Tensor(np.full((2, 3), 7.0), requires_grad=True)  # variance 0: std's gradient is 0, as PyTorch's
     constant.std(axis=1).sum().backward()
     np.testing.assert_array_equal(constant.grad, np.zeros((2, 3)))

@@ -1283,7 +1283,8 @@ class Tensor:
         n the number of elements reduced; ``correction=1`` (Bessel's, the default) or
         ``unbiased=False`` (correction 0, PyTorch's older spelling; giving both is a TypeError).
         With n ≤ correction the division is by 0: inf, or NaN where every difference is 0, and
-        gradients ±inf, as PyTorch's. Recorded as the mean, a subtraction, a square, a sum and
+        gradients ±inf (PyTorch's for n = correction; for n < correction its gradient divides by
+        the negative n − correction). Recorded as the mean, a subtraction, a square, a sum and
         a division (a mean with correction 0, so that an export over the batch axis can take any
         batch size), whose VJPs give d var / dx = 2 (x − mean) / (n − correction)."""
         return self._variance("var", axis, correction, keepdims, unbiased)
@@ -1316,7 +1317,7 @@ class Tensor:
         if count <= correction:  # x / 0, as PyTorch: inf, or NaN where every difference is 0 (0 · inf)
             # (the mean as a constant here: through it the gradient would be inf − inf, NaN, where
             # PyTorch's is 0, as Σ (x − mean) = 0; so the gradients are ±inf, as PyTorch's)
-            mean = x.data.mean(axis=axis, keepdims=True) if count else np.zeros((1,) * x.ndim, x.dtype)
+            mean = x.data.mean(axis=_axes_of(axis, x.ndim), keepdims=True) if count else np.zeros((1,) * x.ndim, x.dtype)
             with np.errstate(invalid="ignore"):
                 return ((x - mean) ** 2).sum(axis, keepdims=keepdims) * math.inf
         squares = (x - x.mean(axis, keepdims=True)) ** 2
@@ -1380,9 +1381,13 @@ class Tensor:
             value = value.item()
         if not isinstance(value, (numbers.Real, np.bool_)):
             raise TypeError(f"masked_fill: value must be a number or a bool, got {value!r}")
-        with np.errstate(invalid="ignore", over="ignore"):
-            fill = np.asarray(value).astype(self.dtype)
-        if self.dtype.kind in "biu" and fill != value:
+        try:
+            with np.errstate(invalid="ignore", over="ignore"):
+                fill = np.asarray(value).astype(self.dtype)
+        except OverflowError:  # (an int beyond every numpy integer)
+            fill = None
+        if fill is None or (fill.item() != value if self.dtype.kind in "biu" else
+                            math.isfinite(value) and not math.isfinite(fill.item())):
             raise TypeError(f"masked_fill: the value {value!r} does not fit the tensor's dtype {self.dtype}")
         return Tensor.where(mask, Tensor(fill), self)
 
@@ -1675,7 +1680,7 @@ class Tensor:
     def mse_loss(self, target: ArrayLike, reduction: str = "mean") -> "Tensor":
         """The squared differences (x − target)², their mean (``reduction="mean"``, the default),
         their sum (``"sum"``) or each of them (``"none"``), as PyTorch's ``F.mse_loss``. ``target``
-        (a Tensor, an array or a number) must have x's shape: PyTorch broadcasts another one
+        (a Tensor or an array; a number for a 0-d x) must have x's shape: PyTorch broadcasts another one
         with a warning, usually a mistake (an (N,1) output against (N,) targets makes N×N
         differences); here it is a ValueError. A target that requires grad gets its gradient.
         Integer inputs are computed in float32 (PyTorch refuses them; a uint8 difference would wrap)."""

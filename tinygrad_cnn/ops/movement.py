@@ -135,10 +135,17 @@ class Embedding(Function):
     """
 
     label = "Embedding"
+    saves_output = False
 
     def forward(self, table: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        if indices.dtype.kind not in "iu":  # (a bool array would select by mask, a float one fail in numpy)
+            raise TypeError(f"Embedding: the indices must be integers, got dtype {indices.dtype}")
         self.table_shape, self.indices = table.shape, indices
         return table[indices]
+
+    def inputs_read_by_backward(self) -> tuple[int, ...]:
+        """Only the indices: the table may change in place before backward (an optimizer step)."""
+        return (1,)
 
     def backward(self, grad_out: np.ndarray) -> Gradients:
         grad = np.zeros(self.table_shape, dtype=grad_out.dtype)
