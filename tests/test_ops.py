@@ -535,13 +535,24 @@ def test_nll_loss_names_what_is_wrong(call, error, message):
         call()
 
 
-@pytest.mark.parametrize("name, per_element", [("mse_loss", lambda d: d ** 2), ("l1_loss", np.abs)])
+def binary_cross_entropy_of_logits(x, target):
+    """−t log σ(x) − (1 − t) log(1 − σ(x)), written out directly (fine for moderate x)."""
+    probability = 1 / (1 + np.exp(-x))
+    return -target * np.log(probability) - (1 - target) * np.log(1 - probability)
+
+
+@pytest.mark.parametrize("name, per_element", [
+    ("mse_loss", lambda x, t: (x - t) ** 2), ("l1_loss", lambda x, t: np.abs(x - t)),
+    ("binary_cross_entropy_with_logits", binary_cross_entropy_of_logits),
+])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @given(shape=small_shapes, seed=seeds)
-def test_regression_losses_match_their_formula_and_finite_differences_for_both_inputs(
+def test_elementwise_losses_match_their_formula_and_finite_differences_for_both_inputs(
         name, per_element, reduction, shape, seed):
     x, target = random_array(seed, shape), random_array(seed + 1, shape)
-    losses = per_element(x - target)
+    if name == "binary_cross_entropy_with_logits":
+        target = (target + 2) / 4  # (probabilities)
+    losses = per_element(x, target)
     expected = {"mean": losses.mean(), "sum": losses.sum(), "none": losses}[reduction]
     np.testing.assert_allclose(getattr(Tensor(x), name)(target, reduction=reduction).data, expected, rtol=1e-12)
     assert gradcheck(lambda t, u: getattr(t, name)(u, reduction=reduction), [x, target])
@@ -556,6 +567,17 @@ def test_l1_loss_gradient_at_equal_values_is_zero_and_targets_promote_as_in_pyto
     assert Tensor(np.ones(3, np.float32)).mse_loss(np.zeros(3)).dtype == np.float64  # float32 with float64 arrays
     small = Tensor(np.array([1, 2], np.uint8))  # integers are computed in float32: a uint8 1 − 3 would wrap to 254
     assert small.l1_loss(np.array([3, 0], np.uint8)).item() == 2.0 and small.mse_loss(np.array([3, 0])).dtype == np.float32
+
+
+def test_binary_cross_entropy_with_logits_takes_any_logit_without_overflow_and_its_gradient_is_sigmoid_minus_target():
+    logits = Tensor(np.array([-1000.0, -30.0, 0.0, 30.0, 1000.0]), requires_grad=True)
+    targets = np.array([0.0, 1.0, 0.25, 0.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        losses = logits.binary_cross_entropy_with_logits(targets, reduction="none")
+        losses.sum().backward()
+    np.testing.assert_allclose(losses.data, [0.0, 30.0, np.log(2), 30.0, 0.0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(logits.grad, (1 + np.tanh(logits.data / 2)) / 2 - targets, rtol=1e-12, atol=1e-12)  # σ − t
 
 
 @pytest.mark.parametrize("call, error, message", [

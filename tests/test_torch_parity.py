@@ -337,6 +337,8 @@ def test_a_sequential_network_matches_pytorchs_in_names_values_and_gradients():
     (lambda t: t.l1_loss(kinks * 0, reduction="sum"), lambda t: functional.l1_loss(t, torch.zeros(2, 4, dtype=torch.float64),
                                                                                   reduction="sum"), kinks),
     (lambda t: t.mse_loss(positive, reduction="none"), lambda t: functional.mse_loss(t, torch.tensor(positive), reduction="none"), x),
+    (lambda t: t.binary_cross_entropy_with_logits(positive / 2), lambda t: functional.binary_cross_entropy_with_logits(
+        t, torch.tensor(positive / 2)), np.concatenate([kinks * 300, x[:1]])),  # 0s, ±600
 ])
 def test_var_std_logsumexp_and_the_regression_losses_match_pytorch(ours, theirs, data):
     compare(ours, theirs, data)

@@ -1686,6 +1686,16 @@ class Tensor:
         Integer inputs are computed in float32 (PyTorch refuses them; a uint8 difference would wrap)."""
         return _reduced_loss("mse_loss", (_floating(self) - _loss_target("mse_loss", self, target)) ** 2, reduction)
 
+    def binary_cross_entropy_with_logits(self, target: ArrayLike, reduction: str = "mean") -> "Tensor":
+        """The binary cross-entropy of σ(x) against targets t in [0, 1], as PyTorch's
+        ``F.binary_cross_entropy_with_logits``, from the logits x so that nothing overflows:
+        max(x, 0) − x·t + log(1 + e^−|x|) per element (= −t log σ(x) − (1 − t) log(1 − σ(x))),
+        reduced as in ``mse_loss`` (``target`` too). Recorded as maximum, products, abs, exp and
+        log: the gradient is σ(x) − t (at x = 0 too: maximum's tie gives each side half)."""
+        name = "binary_cross_entropy_with_logits"
+        x, target = _floating(self), _loss_target(name, self, target)
+        return _reduced_loss(name, x.maximum(0.0) - x * target + ((-x.abs()).exp() + 1.0).log(), reduction)
+
     def l1_loss(self, target: ArrayLike, reduction: str = "mean") -> "Tensor":
         """The absolute differences |x − target|, reduced as in ``mse_loss``, as PyTorch's
         ``F.l1_loss`` (the gradient at x = target is 0, as PyTorch's)."""
