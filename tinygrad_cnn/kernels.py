@@ -9,8 +9,9 @@ The layout: C,H,W,N inside, N,C,H,W outside
 Inside these routines an activation is laid out C,H,W,N: the batch is the innermost axis.
 Shifting a window by (p, q) pixels then moves whole contiguous runs of W·N numbers, so
 
-* a convolution is one GEMM per group, weight (O/g, kh·kw·C/g) @ columns (kh·kw·C/g, Ho·Wo·N),
-  whose result is C,H,W,N again (im2col, with no transposes);
+* a convolution is one GEMM per group, weight (O/g, C/g·kh·kw) @ columns (C/g·kh·kw, Ho·Wo·N),
+  whose result is C,H,W,N again (im2col, with no transposes; the columns' rows run over
+  (c, p, q), as the weight's own axes do, so the weight enters the GEMM as it is);
 * each of the kh·kw window offsets ("taps") of a pool reads one contiguous slice of a
   stride phase plane ("flat taps", below).
 
@@ -109,8 +110,8 @@ def window_taps(kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair) -> tup
 
 def im2col(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, groups: int,
            out_hw: Pair, keep: bool) -> np.ndarray:
-    """The columns (groups, kh·kw·C/groups, Ho·Wo·N) of the zero-padded N,C,H,W input ``x``:
-    row (p, q, c) of a group holds tap (p, q) of channel c of that group for every window.
+    """The columns (groups, C/groups·kh·kw, Ho·Wo·N) of the zero-padded N,C,H,W input ``x``:
+    row (c, p, q) of a group holds tap (p, q) of channel c of that group for every window.
 
     ``keep``: the columns are saved for the weight's gradient, so they get a fresh array;
     otherwise a reused work buffer.
@@ -121,17 +122,22 @@ def im2col(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: P
     padded = scratch(f"conv input padded by {padding}", padded_shape, x.dtype)
     padded[:, padding[0] : padding[0] + height, padding[1] : padding[1] + width] = batch_last(x)
     grouped = padded.reshape((groups, channels // groups) + padded_shape[1:])
-    shape = (groups,) + kernel + (channels // groups,) + out_hw + (batch,)
+    shape = (groups, channels // groups) + kernel + out_hw + (batch,)
     columns = np.empty(shape, dtype=x.dtype) if keep else scratch("conv columns", shape, x.dtype)
     for p, q, tap in window_taps(kernel, stride, dilation, out_hw):
-        columns[:, p, q] = grouped[tap]
-    return columns.reshape(groups, kernel[0] * kernel[1] * (channels // groups), out_hw[0] * out_hw[1] * batch)
+        columns[:, :, p, q] = grouped[tap]
+    return columns.reshape(groups, (channels // groups) * kernel[0] * kernel[1], out_hw[0] * out_hw[1] * batch)
 
 
 def weight_matrices(weight: np.ndarray, groups: int) -> np.ndarray:
-    """weight (O, C/groups, kh, kw) as (groups, O/groups, kh·kw·C/groups), rows ordered as the columns."""
-    out_channels = weight.shape[0]
-    return weight.transpose(0, 2, 3, 1).reshape(groups, out_channels // groups, -1)
+    """weight (O, C/groups, kh, kw) as (groups, O/groups, C/groups·kh·kw): its rows run over
+    (c, p, q), as the columns' do, so this is a view of the weight (no copy).
+
+    The columns' rows were ordered (p, q, c) until this round, which made this a reordering
+    copy of the weight in every forward and batch-1 backward, and the weight gradient a
+    5-D reordering copy: together 33–36 µs of the SeedCNN batch-1 step (conv2 and conv3)."""
+    out_channels, group_channels, kernel_h, kernel_w = weight.shape
+    return weight.reshape(groups, out_channels // groups, group_channels * kernel_h * kernel_w)
 
 
 def weight_gradient(columns: np.ndarray, grad_matrix: np.ndarray, weight_shape: tuple[int, ...],
@@ -139,14 +145,14 @@ def weight_gradient(columns: np.ndarray, grad_matrix: np.ndarray, weight_shape: 
     """dweight (O, C/groups, kh, kw) from dWm = G' Xᵀ per group; grad_matrix is (groups, O/groups, M).
 
     OpenBLAS is faster with the taller operand first, so the product is formed as X G'ᵀ
-    when the columns have at least as many rows as there are output channels.
+    (and transposed) when the columns have at least as many rows as there are output channels.
 
-    Tiny products over long sums: when dWm is tiny (kh·kw·C/g · O/g ≤ 512) and M long (≥ 16,384
+    Tiny products over long sums: when dWm is tiny (C/g·kh·kw · O/g ≤ 512) and M long (≥ 16,384
     windows), one GEMM runs far below speed, so the sum over M is split by output row: Ho
     GEMMs (batched) whose results are added. Measured on the seed's conv1 (9 × 16, M = 784·N):
     1.46 → 0.53 ms at batch 128 and 0.30 → 0.09 ms at batch 32 (slower at batch 1, hence M).
 
-    The result is copied to a contiguous array: the reordered product is a strided view,
+    The result is copied to a contiguous array: the transposed product is a strided view,
     and every element-wise pass of an optimizer over a strided gradient is several times
     slower (SGD's update of the seed's conv3 weight 42 → 11 µs, conv2 14 → 6 µs; the batch-1 step -2 to -3 %).
     """
@@ -157,14 +163,12 @@ def weight_gradient(columns: np.ndarray, grad_matrix: np.ndarray, weight_shape: 
         row_length = length // out_rows
         row_columns = columns.reshape(groups, columns.shape[1], out_rows, row_length).transpose(0, 2, 1, 3)
         row_grads = grad_matrix.reshape(groups, group_out, out_rows, row_length).transpose(0, 2, 3, 1)
-        product = (row_columns @ row_grads).sum(axis=1)  # (groups, kh·kw·C/g, O/g)
+        product = (row_columns @ row_grads).sum(axis=1).transpose(0, 2, 1)  # (groups, O/g, C/g·kh·kw)
     elif columns.shape[1] >= group_out:
-        product = columns @ grad_matrix.transpose(0, 2, 1)  # (groups, kh·kw·C/g, O/g)
+        product = (columns @ grad_matrix.transpose(0, 2, 1)).transpose(0, 2, 1)
     else:
-        product = (grad_matrix @ columns.transpose(0, 2, 1)).transpose(0, 2, 1)
-    out_channels, group_channels, kernel_h, kernel_w = weight_shape
-    product = product.reshape(groups, kernel_h, kernel_w, group_channels, group_out)
-    return np.ascontiguousarray(product.transpose(0, 4, 3, 1, 2).reshape(weight_shape))
+        product = grad_matrix @ columns.transpose(0, 2, 1)  # (already contiguous)
+    return np.ascontiguousarray(product).reshape(weight_shape)
 
 
 # Small ufunc buffers for strided adds: numpy (2.3 and later) runs a ufunc over operands
@@ -270,12 +274,12 @@ def col2im(weight: np.ndarray, grad_matrix: np.ndarray, groups: int, stride: Pai
 @functools.lru_cache(maxsize=64)
 def column_places(channels: int, groups: int, kernel: Pair, stride: Pair, dilation: Pair, padded_hw: Pair,
                   out_hw: Pair, batch: int) -> np.ndarray:
-    """For every entry of im2col's columns, flattened (group, p, q, c, i, j, n), its element's
+    """For every entry of im2col's columns, flattened (group, c, p, q, i, j, n), its element's
     place in the flat zero-padded C,H,W,N input: channel g·C/g + c, row i·sh + p·dh, column
     j·sw + q·dw, image n (read-only, cached)."""
     group_channels = channels // groups
-    group, p, q, channel, row, column, image = np.ix_(
-        range(groups), range(kernel[0]), range(kernel[1]), range(group_channels), range(out_hw[0]),
+    group, channel, p, q, row, column, image = np.ix_(
+        range(groups), range(group_channels), range(kernel[0]), range(kernel[1]), range(out_hw[0]),
         range(out_hw[1]), range(batch))
     rows = row * stride[0] + p * dilation[0]
     columns = column * stride[1] + q * dilation[1]

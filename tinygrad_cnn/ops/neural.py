@@ -102,9 +102,9 @@ class Conv2d(Function):
     """2-D cross-correlation as PyTorch's conv2d, with optional bias and relu fused in:
     x (N,C,H,W), weight (O,C/groups,kh,kw), bias (O,) per channel or (O,Ho,Wo) per position.
 
-    With X the im2col columns of the zero-padded input (rows p,q,c; columns i,j,n; one block
+    With X the im2col columns of the zero-padded input (rows c,p,q; columns i,j,n; one block
     per group: group g sees only its C/groups channels and makes its O/groups outputs) and
-    Wm = weight as (O, kh·kw·C/groups):  Z = Wm X + bias,  Y = max(Z, 0) with relu, else Z.
+    Wm = weight as (O, C/groups·kh·kw):  Z = Wm X + bias,  Y = max(Z, 0) with relu, else Z.
     Tap (p, q) of window (i, j) reads xp[n, c, i·sh + p·dh, j·sw + q·dw] (dilation d).
     VJP: G' = 0 where Y ≤ 0, else G, with relu (a NaN passes G on, as in PyTorch), else G;  dbias = Σ_n G' (and Σ_ij for a per-channel bias);
          dWm = G' Xᵀ;  dX = Wmᵀ G', added back to each window position (col2im), padding cut off.
