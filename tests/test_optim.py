@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinygrad_cnn import Tensor, kernels
@@ -87,6 +87,131 @@ def test_update_blocks_cover_the_arrays_once_and_skip_missing_buffers():
         assert next(iter(kernels.update_blocks(transposed, grad)))[0] is transposed
     finally:
         kernels.UPDATE_BLOCK_ELEMENTS = saved
+
+
+needs_numpys_blas = pytest.mark.skipif(
+    kernels.level1_blas() is None,
+    reason="this numpy was built without the OpenBLAS its wheels bundle (kernels.level1_blas): only numpy's passes run here")
+
+
+def blas_sized(rng: np.random.Generator, dtype, size: int) -> np.ndarray:
+    """``size`` numbers of every kind a buffer meets: ordinary, huge, tiny and subnormal, ±0."""
+    values = rng.standard_normal(size) * 10.0 ** rng.integers(-3, 4, size)
+    kinds = rng.integers(0, 8, size)
+    values[kinds == 0] = 0.0
+    values[kinds == 1] = -0.0
+    values[kinds == 2] = rng.standard_normal(np.count_nonzero(kinds == 2)) * float(np.finfo(dtype).tiny)  # subnormal or near
+    values[kinds == 3] = rng.standard_normal(np.count_nonzero(kinds == 3)) * (float(np.finfo(dtype).max) / 100)  # huge
+    return values.astype(dtype)
+
+
+@needs_numpys_blas
+@settings(max_examples=40, deadline=None)
+@given(extra=st.integers(0, 200), momentum=st.sampled_from([0.0, 0.3, 0.5, 0.9, 0.99, 1.0, 1.5, 2.0, 2.5]) | st.floats(0, 3),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 1000))
+def test_momentum_step_through_blas_gives_numpys_bits_for_finite_velocities(extra, momentum, dtype, seed):
+    """v = m·v + g as v += (m − 1)·v, v += g through OpenBLAS's axpy: for finite v, the same bits
+    as numpy's v *= m, v += g (m − 1 is exact for 0.5 ≤ m ≤ 2 and the fused multiply-add rounds
+    m·v once; other m take numpy's multiply), subnormals and huge values included."""
+    rng = np.random.default_rng(seed)
+    size = kernels.BLAS_PASS_ELEMENTS + extra  # (a ragged tail for the kernels' vector loops)
+    velocity, grad = blas_sized(rng, dtype, size), blas_sized(rng, dtype, size)
+    expected = velocity.copy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected *= momentum
+        expected += grad
+        assert kernels.blas_takes(velocity, grad)
+        kernels.momentum_step(velocity, momentum, grad)
+    np.testing.assert_array_equal(velocity, expected)
+
+
+@needs_numpys_blas
+def test_momentum_step_through_blas_turns_an_infinite_velocity_into_nan_as_its_docstring_says():
+    """(m − 1)·inf + inf is NaN: the one documented difference from numpy's passes (v = ±inf
+    means its parameter is already ∓inf: the run has diverged)."""
+    velocity, grad = np.ones(kernels.BLAS_PASS_ELEMENTS, np.float32), np.ones(kernels.BLAS_PASS_ELEMENTS, np.float32)
+    velocity[:2] = [np.inf, -np.inf]
+    with np.errstate(invalid="ignore"):
+        kernels.momentum_step(velocity, 0.9, grad)
+    assert np.isnan(velocity[:2]).all() and (velocity[2:] == np.float32(0.9) + 1).all()
+
+
+@needs_numpys_blas
+@settings(max_examples=30, deadline=None)
+@given(extra=st.integers(0, 200), factor=st.floats(-2, 2).filter(lambda factor: factor != 0),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 1000))
+def test_add_scaled_through_blas_is_numpys_update_rounded_once(extra, factor, dtype, seed):
+    """target += factor·source through axpy is one fused multiply-add an entry: it differs from
+    numpy's round(target + round(factor·source)) by at most the rounding of factor·source and
+    one rounding of the result."""
+    rng = np.random.default_rng(seed)
+    size = kernels.BLAS_PASS_ELEMENTS + extra
+    target, source = rng.standard_normal(size).astype(dtype), rng.standard_normal(size).astype(dtype)
+    expected = target + dtype(factor) * source
+    assert kernels.blas_takes(target, source)
+    kernels.add_scaled(target, factor, source)
+    bound = np.finfo(dtype).eps * (np.abs(dtype(factor) * source.astype(np.float64)) + np.abs(expected))
+    assert (np.abs(target.astype(np.float64) - expected) <= bound).all()
+    target, exact = rng.standard_normal(size).astype(dtype), dtype(2.0 ** int(rng.integers(-8, 8)))
+    expected = target + exact * source  # (a power of two: factor·source is exact, one rounding either way)
+    kernels.add_scaled(target, float(exact), source)
+    np.testing.assert_array_equal(target, expected)
+
+
+def test_the_blas_passes_are_only_for_big_contiguous_float_arrays_they_may_write(monkeypatch):
+    """Small, strided, read-only, integer, half-precision and overlapping arrays, and a factor of
+    0 (OpenBLAS would skip the pass: 0·inf must still give NaN), take numpy's passes."""
+    size = kernels.BLAS_PASS_ELEMENTS
+    big, other = np.ones(size, np.float32), np.ones(size, np.float32)
+    read_only = np.ones(size, np.float32)
+    read_only.flags.writeable = False
+    assert not kernels.blas_takes(big[:-1], other[:-1])  # small
+    assert not kernels.blas_takes(np.ones(2 * size, np.float32)[::2], other)  # strided
+    assert not kernels.blas_takes(big, np.ones(2 * size, np.float32)[::2])
+    assert not kernels.blas_takes(read_only, other)
+    assert not kernels.blas_takes(np.ones(size, np.int64), np.ones(size, np.int64))
+    assert not kernels.blas_takes(np.ones(size, np.float16), np.ones(size, np.float16))
+    assert not kernels.blas_takes(big, other.astype(np.float64))
+    assert not kernels.blas_takes(big, big)  # overlapping
+    target, source = np.ones(size, np.float32), np.ones(size, np.float32)
+    source[0] = np.inf
+    with np.errstate(invalid="ignore"):
+        kernels.add_scaled(target, 0.0, source)
+    assert np.isnan(target[0]) and (target[1:] == 1).all()
+    with pytest.raises(ValueError, match="read-only"):  # numpy's own refusal, not a write through BLAS
+        kernels.add_scaled(read_only, 1.0, other)
+    monkeypatch.setattr(kernels, "level1_blas", lambda: None)  # a numpy without its OpenBLAS
+    assert not kernels.blas_takes(big, other)
+    kernels.momentum_step(big, 0.9, other)
+    np.testing.assert_array_equal(big, np.float32(0.9) + 1)
+
+
+@needs_numpys_blas
+@pytest.mark.parametrize("options", [dict(momentum=0.9), dict(), dict(momentum=0.8, weight_decay=0.01, nesterov=True)],
+                         ids=["momentum", "plain", "nesterov-decay"])
+def test_sgd_through_blas_gives_numpys_velocities_and_parameters_to_a_rounding(options, monkeypatch):
+    """SGD on a parameter big enough for the BLAS passes, whole, against the same steps by
+    numpy's passes (by blocks): the momentum buffers agree to the bit, the parameters to one
+    rounding of each step."""
+    rng = np.random.default_rng(0)
+    shape = (kernels.BLAS_PASS_ELEMENTS // 100 + 3, 100)
+    start, grads = rng.standard_normal(shape).astype(np.float32), rng.standard_normal((4, *shape)).astype(np.float32)
+    results = []
+    for blas_elements in (kernels.BLAS_PASS_ELEMENTS, 10**12):
+        monkeypatch.setattr(kernels, "BLAS_PASS_ELEMENTS", blas_elements)
+        param = Tensor(start.copy(), requires_grad=True)
+        optimizer = SGD([param], lr=0.1, **options)
+        assert kernels.blas_takes(param.data, grads[0]) == (blas_elements < 10**12)
+        for grad in grads:
+            param.grad = grad.copy()
+            optimizer.step()
+        results.append((param.data, optimizer.state_dict()))
+    (through_blas, blas_state), (by_numpy, numpy_state) = results
+    np.testing.assert_allclose(through_blas, by_numpy, rtol=1e-6, atol=1e-6)
+    assert blas_state.keys() == numpy_state.keys()
+    if "nesterov" not in options:  # (with weight decay, g = grad + wd·p reads the parameters)
+        for key in blas_state:
+            np.testing.assert_array_equal(blas_state[key], numpy_state[key])
 
 
 def test_flush_subnormals_zeroes_only_the_entries_below_its_margin():

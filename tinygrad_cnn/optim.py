@@ -151,8 +151,8 @@ class SGD(Optimizer):
             first_step = self.momentum != 0 and self.velocities[index] is None
             if first_step:
                 self.velocities[index] = np.empty_like(param.data)
-            # (by cache-sized blocks: kernels.update_blocks)
-            for data, block_grad, velocity in kernels.update_blocks(param.data, grad, self.velocities[index]):
+            # (by cache-sized blocks, or whole through BLAS: kernels.update_blocks)
+            for data, block_grad, velocity in kernels.update_blocks(param.data, grad, self.velocities[index], blas=True):
                 self._update(data, block_grad, velocity, first_step)
                 if flush and velocity is not None:
                     kernels.flush_subnormals(velocity)
@@ -165,11 +165,10 @@ class SGD(Optimizer):
         if velocity is not None:
             if first_step:
                 velocity[...] = grad
-            else:
-                velocity *= self.momentum
-                velocity += grad
+            else:  # v = momentum · v + g (BLAS passes for big arrays: kernels.momentum_step)
+                kernels.momentum_step(velocity, self.momentum, grad)
             grad = grad + self.momentum * velocity if self.nesterov else velocity
-        data -= self.lr * grad
+        kernels.add_scaled(data, -self.lr, grad)  # p -= lr · g
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {str(index): velocity.copy() for index, velocity in enumerate(self.velocities) if velocity is not None}
