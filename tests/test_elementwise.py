@@ -25,6 +25,15 @@ def elu_reference(x, alpha):
     return np.where(x > 0, x, alpha * (np.exp(np.minimum(x, 0)) - 1))
 
 
+def gelu_reference(x):
+    """x · Φ(x) with math.erf, one element at a time (the definition, slowly)."""
+    return np.vectorize(lambda value: value * (1 + math.erf(value / math.sqrt(2))) / 2)(x)
+
+
+def gelu_tanh_reference(x):
+    return x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))) / 2
+
+
 # name: (Tensor call, numpy reference, input values: away from kinks and poles)
 unary_ops = {
     "exp": (lambda t: t.exp(), np.exp, lambda x: x),
@@ -38,6 +47,8 @@ unary_ops = {
     "abs()": (lambda t: abs(t), np.abs, away_from_zero),
     "leaky_relu": (lambda t: t.leaky_relu(), lambda x: np.where(x > 0, x, 0.01 * x), away_from_zero),
     "elu": (lambda t: t.elu(), lambda x: elu_reference(x, 1.0), away_from_zero),
+    "gelu": (lambda t: t.gelu(), gelu_reference, lambda x: x * 3),
+    "gelu tanh": (lambda t: t.gelu(approximate="tanh"), gelu_tanh_reference, lambda x: x * 3),
 }
 
 
@@ -880,6 +891,7 @@ float32_cases = {
     "clip": lambda x: x.clip(-0.5, 0.5), "clip to tensors": lambda x: x.clip(-x.abs() * 0.5, Tensor(np.float32(0.5))),
     "maximum": lambda x: x.maximum(0.1), "minimum": lambda x: x.minimum(x * 2),
     "where": lambda x: (x > 0).where(x, 1.5), "leaky_relu": lambda x: x.leaky_relu(0.1), "elu": lambda x: x.elu(0.5),
+    "gelu": lambda x: x.gelu(), "gelu tanh": lambda x: x.gelu("tanh"),
 }
 
 
@@ -894,7 +906,7 @@ def test_float32_stays_float32_forward_and_backward(name):
 
 def test_integer_tensors_give_float32_for_transcendental_functions():
     for call in (lambda t: t.exp(), lambda t: t.log(), lambda t: t.sqrt(), lambda t: t.tanh(), lambda t: t.sin(),
-                 lambda t: t.sigmoid(), lambda t: t.elu(), lambda t: t.leaky_relu()):
+                 lambda t: t.sigmoid(), lambda t: t.elu(), lambda t: t.leaky_relu(), lambda t: t.gelu()):
         assert call(Tensor([1, 2])).dtype == np.float32
     assert Tensor([-1, 2]).abs().dtype == np.int64
 
@@ -1148,3 +1160,20 @@ def test_maximum_and_minimum_with_an_int_beyond_an_integer_tensor_s_range():
     for result in (lambda: values.maximum(2**70), lambda: values.minimum(-(2**70)), lambda: small.maximum(300)):
         with pytest.raises(OverflowError, match="does not fit the tensor's dtype"):
             result()
+
+
+def test_gelu_at_its_extremes_and_its_approximate_argument():
+    """Far out GELU is x (x ≫ 0) or −0 (x ≪ 0), with gradients 1 and 0; float32 keeps
+    what float64 computes, rounded; approximate is 'none' or 'tanh' (ValueError otherwise)."""
+    for approximate in ("none", "tanh"):
+        x = Tensor(np.array([-40.0, -10.0, 10.0, 40.0]), requires_grad=True)
+        output = x.gelu(approximate)
+        output.backward(np.ones(4))
+        np.testing.assert_array_equal(output.data, [-0.0, -0.0, 10.0, 40.0])
+        assert np.signbit(output.data[:2]).all()
+        np.testing.assert_allclose(x.grad, [0.0, 0.0, 1.0, 1.0], atol=1e-20)
+    values = np.linspace(-5, 5, 101)
+    single = values.astype(np.float32)  # (computed in float64, then rounded to float32)
+    np.testing.assert_array_equal(Tensor(single).gelu().data, gelu_reference(single.astype(np.float64)).astype(np.float32))
+    with pytest.raises(ValueError, match="gelu: approximate must be 'none' or 'tanh', got 'erf'"):
+        Tensor([1.0]).gelu("erf")

@@ -11,6 +11,7 @@ from test_nn_layers import evaluation_mode, random_array, seeds  # noqa: F401  (
 
 from tinygrad_cnn import Tensor, train_mode
 from tinygrad_cnn.nn import (
+    GELU,
     AvgPool2d,
     BatchNorm2d,
     Conv2d,
@@ -179,6 +180,8 @@ LAYERS = [
     (LeakyReLU(0.2), lambda x: x.leaky_relu(0.2)),
     (Sigmoid(), lambda x: x.sigmoid()),
     (Tanh(), lambda x: x.tanh()),
+    (GELU(), lambda x: x.gelu()),
+    (GELU("tanh"), lambda x: x.gelu("tanh")),
     (Softmax(dim=1), lambda x: x.softmax(1)),
     (LogSoftmax(dim=-1), lambda x: x.log_softmax(-1)),
     (LogSoftmax(dim=1), lambda x: x.log_softmax(1)),
@@ -253,6 +256,7 @@ def test_dropout_layer_is_the_identity_outside_training_and_tensor_dropout_insid
     (lambda: AvgPool2d(9, padding=(1, 2))(np.zeros((1, 6, 6))), ValueError,
      r"AvgPool2d kernel 9x9 is larger than the input 6x6 padded by \(1, 2\)"),
     (lambda: LeakyReLU("0.1"), TypeError, "LeakyReLU: negative_slope must be a number"),
+    (lambda: GELU("exact"), ValueError, "GELU: approximate must be 'none' or 'tanh', got 'exact'"),
     (lambda: Softmax(dim=1.0), TypeError, "Softmax: dim must be an int"),
     (lambda: LogSoftmax(dim=None), TypeError, "LogSoftmax: dim must be an int"),
     (lambda: Flatten(True), TypeError, "Flatten: start_dim must be an int"),

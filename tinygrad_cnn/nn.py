@@ -855,6 +855,21 @@ class LeakyReLU:
         return f"LeakyReLU(negative_slope={self.negative_slope})"
 
 
+class GELU:
+    """``x.gelu(approximate)`` as a layer: "none" (PyTorch's default, x · Φ(x)) or "tanh"."""
+
+    def __init__(self, approximate: str = "none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:
+        return _layer_input("GELU", x).gelu(self.approximate)
+
+    def __repr__(self) -> str:
+        return f"GELU(approximate={self.approximate!r})"
+
+
 class Sigmoid(_ElementWiseLayer):
     """``x.sigmoid()`` as a layer."""
 

@@ -82,6 +82,7 @@ batch norm updates its running statistics, once per trace).
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ import numpy as np
 from tinygrad_cnn import __version__, nn
 from tinygrad_cnn import tensor as tensor_module
 from tinygrad_cnn.function import Function
+from tinygrad_cnn.ops.elementwise import GELU_TANH_CUBIC, GELU_TANH_SCALE
 from tinygrad_cnn.tensor import Tensor, no_grad, train_mode
 
 __all__ = ["export", "to_onnx", "OPSET", "CONVERTERS", "NOT_EXPORTABLE", "UnsupportedOpError"]
@@ -602,6 +604,23 @@ def convert_elu(graph: GraphBuilder, step: Step) -> str:
     return graph.node("Elu", step.inputs[:1], alpha=float(step.op.alpha))
 
 
+def convert_gelu(graph: GraphBuilder, step: Step) -> str:
+    """Opset 17 has no Gelu node (opset 20 has): x · (1 + Erf(x · 1/√2)) / 2, or the tanh
+    form x · (1 + Tanh(√(2/π) · (x + 0.044715 · x · x · x))) / 2, from their nodes."""
+    x, dtype = step.inputs[0], step.output.dtype
+
+    def constant(value: float) -> str:
+        return graph.initializer(np.asarray(value, dtype=dtype), "gelu_constant")
+
+    if step.op.approximate == "tanh":
+        cube = graph.node("Mul", [x, graph.node("Mul", [x, x])])
+        inner = graph.node("Add", [x, graph.node("Mul", [cube, constant(GELU_TANH_CUBIC)])])
+        shape = graph.node("Tanh", [graph.node("Mul", [inner, constant(GELU_TANH_SCALE)])])
+    else:
+        shape = graph.node("Erf", [graph.node("Mul", [x, constant(1 / math.sqrt(2))])])
+    return graph.node("Mul", [x, graph.node("Mul", [graph.node("Add", [shape, constant(1.0)]), constant(0.5)])])
+
+
 def convert_where(graph: GraphBuilder, step: Step) -> str:
     """Where(condition, a, b), a and b cast to the output's dtype. Between two bool masks (or
     int16 values, …) it selects uint8 (int32, …: ``RUNTIME_DTYPES``) and casts the result
@@ -787,6 +806,7 @@ CONVERTERS: dict[str, Converter] = {
     "Compare": convert_compare,
     "LeakyReLU": convert_leaky_relu,
     "ELU": convert_elu,
+    "GELU": convert_gelu,
     # reductions
     "Sum": _reduction("ReduceSum", axes_as_input=True),
     "Mean": _reduction("ReduceMean", axes_as_input=False),

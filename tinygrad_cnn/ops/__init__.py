@@ -4,7 +4,7 @@ Every op works on plain numpy arrays and knows nothing about Tensors or graphs (
 ``tinygrad_cnn.function`` for the protocol). Shapes in the docstrings use N = batch,
 C = channels, H/W = height and width, O = output channels, K = classes, G = grad_out.
 
-    elementwise.py   + - * / % // neg relu exp log sqrt pow sin cos tanh sigmoid abs clip maximum where …
+    elementwise.py   + - * / % // neg relu exp log sqrt pow sin cos tanh sigmoid gelu abs clip maximum where …
     reductions.py    sum mean max min argmax argmin
     movement.py      reshape pad transpose getitem embedding cat stack cast
     neural.py        matmul conv2d max_pool2d avg_pool2d softmax log_softmax cross_entropy dropout
