@@ -26,8 +26,8 @@ def elu_reference(x, alpha):
 
 
 def gelu_reference(x):
-    """x · Φ(x) with math.erf, one element at a time (the definition, slowly)."""
-    return np.vectorize(lambda value: value * (1 + math.erf(value / math.sqrt(2))) / 2)(x)
+    """x · Φ(x), Φ(x) = erfc(−x/√2)/2 with math.erfc, one element at a time (the definition, slowly)."""
+    return np.vectorize(lambda value: value * math.erfc(-value / math.sqrt(2)) / 2)(x)
 
 
 def gelu_tanh_reference(x):
@@ -1163,17 +1163,31 @@ def test_maximum_and_minimum_with_an_int_beyond_an_integer_tensor_s_range():
 
 
 def test_gelu_at_its_extremes_and_its_approximate_argument():
-    """Far out GELU is x (x ≫ 0) or −0 (x ≪ 0), with gradients 1 and 0; float32 keeps
-    what float64 computes, rounded; approximate is 'none' or 'tanh' (ValueError otherwise)."""
+    """Far out GELU is x (x ≫ 0) or −0 (x ≪ 0), with gradients 1 and 0, and in the negative tail it
+    keeps its relative accuracy (Φ from erfc: (1 + erf)/2 would cancel to 0 near x = −8); float32
+    is the float64 value rounded; approximate is 'none' or 'tanh' (ValueError otherwise)."""
     for approximate in ("none", "tanh"):
-        x = Tensor(np.array([-40.0, -10.0, 10.0, 40.0]), requires_grad=True)
+        x = Tensor(np.array([-60.0, -40.0, 10.0, 40.0]), requires_grad=True)
         output = x.gelu(approximate)
         output.backward(np.ones(4))
         np.testing.assert_array_equal(output.data, [-0.0, -0.0, 10.0, 40.0])
         assert np.signbit(output.data[:2]).all()
         np.testing.assert_allclose(x.grad, [0.0, 0.0, 1.0, 1.0], atol=1e-20)
-    values = np.linspace(-5, 5, 101)
+    tail = np.array([-10.0, -6.0, -5.0, -1.0])
+    normal_cdf = np.array([7.619853024160527e-24, 9.865876450376982e-10, 2.866515718791939e-07, 0.15865525393145707])
+    np.testing.assert_allclose(Tensor(tail).gelu().data, tail * normal_cdf, rtol=1e-13)
+    np.testing.assert_array_equal(Tensor(tail.astype(np.float32)).gelu().data, (tail * normal_cdf).astype(np.float32))
+    values = np.linspace(-14, 8, 221)
     single = values.astype(np.float32)  # (computed in float64, then rounded to float32)
     np.testing.assert_array_equal(Tensor(single).gelu().data, gelu_reference(single.astype(np.float64)).astype(np.float32))
     with pytest.raises(ValueError, match="gelu: approximate must be 'none' or 'tanh', got 'erf'"):
         Tensor([1.0]).gelu("erf")
+    with pytest.raises(TypeError, match="gelu: approximate must be a string"):
+        Tensor([1.0]).gelu(1)
+
+
+def test_gelu_tanh_gradient_where_x_cubed_overflows_is_its_limit_and_nan_only_at_infinity():
+    x = Tensor(np.array([6e19, -6e19, 3e38, np.inf], dtype=np.float32), requires_grad=True)
+    x.gelu("tanh").backward(np.ones(4, np.float32))
+    np.testing.assert_array_equal(x.grad[:3], [1.0, 0.0, 1.0])
+    assert np.isnan(x.grad[3])

@@ -1,6 +1,6 @@
 """Parameters of a model: discovery by walking attributes, state dicts, safe .npz files,
 and the small layers: Linear, Conv2d, BatchNorm2d, LayerNorm, Embedding; Sequential; and the layers without
-parameters, each a Tensor method as a callable (ReLU, LeakyReLU, Sigmoid, Tanh, Softmax,
+parameters, each a Tensor method as a callable (ReLU, LeakyReLU, GELU, Sigmoid, Tanh, Softmax,
 LogSoftmax, Flatten, MaxPool2d, AvgPool2d, Dropout), as PyTorch's nn.
 
 A model is any object whose attributes (and the lists, tuples and dicts among them) hold
@@ -859,7 +859,7 @@ class GELU:
     """``x.gelu(approximate)`` as a layer: "none" (PyTorch's default, x · Φ(x)) or "tanh"."""
 
     def __init__(self, approximate: str = "none"):
-        if approximate not in ("none", "tanh"):
+        if not isinstance(approximate, str) or approximate not in ("none", "tanh"):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
