@@ -110,30 +110,37 @@ def blas_sized(rng: np.random.Generator, dtype, size: int) -> np.ndarray:
 @given(extra=st.integers(0, 200), momentum=st.sampled_from([0.0, 0.3, 0.5, 0.9, 0.99, 1.0, 1.5, 2.0, 2.5]) | st.floats(0, 3),
        dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 1000))
 def test_momentum_step_through_blas_gives_numpys_bits_for_finite_velocities(extra, momentum, dtype, seed):
-    """v = m·v + g as v += (m − 1)·v, v += g through OpenBLAS's axpy: for finite v, the same bits
-    as numpy's v *= m, v += g (m − 1 is exact for 0.5 ≤ m ≤ 2 and the fused multiply-add rounds
-    m·v once; other m take numpy's multiply), subnormals and huge values included."""
+    """v = m·v + g through OpenBLAS's axpy, v *= m as v += (m − 1)·v where that is exact on this
+    CPU (``scales_exactly``) and by numpy elsewhere: for finite v, the same bits as numpy's
+    v *= m, v += g, subnormals and huge values included; and the same with v *= m by numpy."""
     rng = np.random.default_rng(seed)
     size = kernels.BLAS_PASS_ELEMENTS + extra  # (a ragged tail for the kernels' vector loops)
-    velocity, grad = blas_sized(rng, dtype, size), blas_sized(rng, dtype, size)
-    expected = velocity.copy()
+    start, grad = blas_sized(rng, dtype, size), blas_sized(rng, dtype, size)
+    expected = start.copy()
     with np.errstate(over="ignore", invalid="ignore"):
         expected *= momentum
         expected += grad
-        assert kernels.blas_takes(velocity, grad)
-        kernels.momentum_step(velocity, momentum, grad)
-    np.testing.assert_array_equal(velocity, expected)
+        for exact in (kernels.scales_exactly(np.dtype(dtype)), False):
+            velocity = start.copy()
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(kernels, "scales_exactly", lambda dtype, exact=exact: exact)
+                assert kernels.blas_takes(velocity, grad)
+                kernels.momentum_step(velocity, momentum, grad)
+            np.testing.assert_array_equal(velocity, expected)
 
 
 @needs_numpys_blas
 def test_momentum_step_through_blas_turns_an_infinite_velocity_into_nan_as_its_docstring_says():
-    """(m − 1)·inf + inf is NaN: the one documented difference from numpy's passes (v = ±inf
-    means its parameter is already ∓inf: the run has diverged)."""
-    velocity, grad = np.ones(kernels.BLAS_PASS_ELEMENTS, np.float32), np.ones(kernels.BLAS_PASS_ELEMENTS, np.float32)
-    velocity[:2] = [np.inf, -np.inf]
-    with np.errstate(invalid="ignore"):
-        kernels.momentum_step(velocity, 0.9, grad)
-    assert np.isnan(velocity[:2]).all() and (velocity[2:] == np.float32(0.9) + 1).all()
+    """(m − 1)·inf + inf is NaN for m < 1: the documented difference from numpy's passes (v = ±inf
+    means its parameter is already ∓inf: the run has diverged), where v *= m runs through BLAS;
+    m > 1 keeps the infinity, and so does numpy's v *= m on a CPU where BLAS's is not exact."""
+    for momentum, stays_infinite in ((0.9, not kernels.scales_exactly(np.dtype(np.float32))), (1.5, True)):
+        velocity, grad = np.ones(kernels.BLAS_PASS_ELEMENTS, np.float32), np.ones(kernels.BLAS_PASS_ELEMENTS, np.float32)
+        velocity[:2] = [np.inf, -np.inf]
+        with np.errstate(invalid="ignore"):
+            kernels.momentum_step(velocity, momentum, grad)
+        np.testing.assert_array_equal(velocity[:2], [np.inf, -np.inf] if stays_infinite else [np.nan, np.nan])
+        assert (velocity[2:] == np.float32(momentum) + 1).all()
 
 
 @needs_numpys_blas
@@ -173,11 +180,12 @@ def test_the_blas_passes_are_only_for_big_contiguous_float_arrays_they_may_write
     assert not kernels.blas_takes(np.ones(size, np.float16), np.ones(size, np.float16))
     assert not kernels.blas_takes(big, other.astype(np.float64))
     assert not kernels.blas_takes(big, big)  # overlapping
-    target, source = np.ones(size, np.float32), np.ones(size, np.float32)
-    source[0] = np.inf
-    with np.errstate(invalid="ignore"):
-        kernels.add_scaled(target, 0.0, source)
-    assert np.isnan(target[0]) and (target[1:] == 1).all()
+    for zero in (0.0, 1e-50):  # (1e-50 is 0 in float32)
+        target, source = np.ones(size, np.float32), np.ones(size, np.float32)
+        source[0] = np.inf
+        with np.errstate(invalid="ignore"):
+            kernels.add_scaled(target, zero, source)
+        assert np.isnan(target[0]) and (target[1:] == 1).all()
     with pytest.raises(ValueError, match="read-only"):  # numpy's own refusal, not a write through BLAS
         kernels.add_scaled(read_only, 1.0, other)
     monkeypatch.setattr(kernels, "level1_blas", lambda: None)  # a numpy without its OpenBLAS
@@ -196,15 +204,24 @@ def test_sgd_through_blas_gives_numpys_velocities_and_parameters_to_a_rounding(o
     rng = np.random.default_rng(0)
     shape = (kernels.BLAS_PASS_ELEMENTS // 100 + 3, 100)
     start, grads = rng.standard_normal(shape).astype(np.float32), rng.standard_normal((4, *shape)).astype(np.float32)
+    routines, calls = kernels.level1_blas(), []
+
+    def counted(routine):
+        return lambda *arguments: (calls.append(arguments[0]), routine(*arguments))[1]
+
+    monkeypatch.setattr(kernels, "level1_blas", lambda: {dtype: counted(routine) for dtype, routine in routines.items()})
     results = []
     for blas_elements in (kernels.BLAS_PASS_ELEMENTS, 10**12):
         monkeypatch.setattr(kernels, "BLAS_PASS_ELEMENTS", blas_elements)
         param = Tensor(start.copy(), requires_grad=True)
         optimizer = SGD([param], lr=0.1, **options)
-        assert kernels.blas_takes(param.data, grads[0]) == (blas_elements < 10**12)
+        calls.clear()
         for grad in grads:
             param.grad = grad.copy()
             optimizer.step()
+        # through BLAS: the parameter's update every step, and the momentum's after the first
+        assert len(calls) >= (len(grads) if blas_elements < 10**12 else 0) and len(calls) <= 3 * len(grads)
+        assert (len(calls) > 0) == (blas_elements < 10**12) and set(calls) <= {param.data.size}
         results.append((param.data, optimizer.state_dict()))
     (through_blas, blas_state), (by_numpy, numpy_state) = results
     np.testing.assert_allclose(through_blas, by_numpy, rtol=1e-6, atol=1e-6)

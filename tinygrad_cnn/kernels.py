@@ -598,10 +598,15 @@ def update_blocks(*arrays: Optional[np.ndarray], blas: bool = False) -> Iterator
 # by numpy or by BLAS's scal, both on one thread, instead of the first axpy: 174-209, as the
 # other core then fetches its half of v). In the train step, SGD's step 362-422 → 267-289 µs at
 # batch 1; the step 0.954-0.965 of before at batch 1, 0.940 at 32, 0.973 at 128, and SeedMLP's
-# 0.634-0.700 at batch 1 (medians of 8-30 pairs of rounds alternating in one process). Below BLAS_PASS_ELEMENTS the ctypes call costs more
-# than it saves (18,432 floats: 14 µs by numpy, 23 by BLAS). Where numpy has no such library
-# (another BLAS, or none), or for arrays it cannot take (another dtype, not contiguous,
-# read-only, overlapping), the same functions make the numpy passes.
+# 0.634-0.700 at batch 1 (medians of 8-30 pairs of rounds alternating in one process).
+# v += (m − 1)·v is numpy's v *= m to the bit only where OpenBLAS's axpy rounds every element
+# once (a fused multiply-add: its AVX-512 kernels, this Xeon's); its AVX2 kernels round the
+# ragged ends of each thread's part twice, and older CPUs' kernels every element, so
+# ``scales_exactly`` checks once per dtype, and elsewhere v *= m is numpy's pass (the update
+# then gains about half as much). Below BLAS_PASS_ELEMENTS the ctypes call costs more than it
+# saves (18,432 floats: 14 µs by numpy, 23 by BLAS). Where numpy has no such library (another
+# BLAS, or none), or for arrays it cannot take (another dtype, not contiguous, read-only,
+# overlapping), the same functions make the numpy passes.
 BLAS_PASS_ELEMENTS = 65536
 
 
@@ -638,19 +643,32 @@ def blas_takes(target: np.ndarray, source: np.ndarray) -> bool:
             and not np.may_share_memory(source, target))
 
 
+@functools.lru_cache(maxsize=None)
+def scales_exactly(dtype: np.dtype) -> bool:
+    """Whether x += (m − 1)·x through numpy's OpenBLAS gives numpy's x *= m to the bit, for
+    0.5 ≤ m ≤ 2: true where its axpy kernel rounds every element once. Checked once per dtype,
+    with the BLAS thread count of that moment, on BLAS_PASS_ELEMENTS + 37 numbers (a ragged end
+    to every thread's part) and m = 0.9."""
+    values = np.random.default_rng(0).standard_normal(BLAS_PASS_ELEMENTS + 37).astype(dtype)
+    expected = values * dtype.type(0.9)
+    axpy = level1_blas()[dtype]  # type: ignore[index]
+    axpy(values.size, float(dtype.type(0.9) - 1), values.ctypes.data, 1, values.ctypes.data, 1)
+    return bool(np.array_equal(values, expected))
+
+
 def momentum_step(velocity: np.ndarray, momentum: float, grad: np.ndarray) -> None:
-    """velocity = momentum · velocity + grad, in place: numpy's v *= m, v += g; through BLAS
-    (BLAS_PASS_ELEMENTS) as v += (m − 1)·v, v += g, the same bits for every finite v: m − 1 is
-    exact for 0.5 ≤ m ≤ 2 and OpenBLAS's fused multiply-add rounds (m − 1)·v + v = m·v once,
-    and v + g is rounded once either way (outside 0.5 ≤ m ≤ 2, v *= m stays numpy's). Two
-    differences, both in runs that have already diverged or stopped: an entry of v that is ±inf
-    (its parameter is already ∓inf) becomes NaN instead of staying ±inf, and −0 becomes +0."""
+    """velocity = momentum · velocity + grad, in place, with numpy's bits for every finite v:
+    numpy's v *= m, v += g; through BLAS (BLAS_PASS_ELEMENTS), v += g as an axpy (v + g rounded
+    once either way) and, where ``scales_exactly`` and 0.5 ≤ m ≤ 2 (m − 1 is exact), v *= m as
+    v += (m − 1)·v, a fused multiply-add rounding (m − 1)·v + v = m·v once. Two differences
+    there, both in runs that have already diverged or stopped: for m < 1 an entry of v that is
+    ±inf (its parameter is already ∓inf) becomes NaN instead of staying ±inf, and −0 becomes +0."""
     if not blas_takes(velocity, grad):
         velocity *= momentum
         velocity += grad
         return
     axpy = level1_blas()[velocity.dtype]  # type: ignore[index]
-    if 0.5 <= momentum <= 2:
+    if 0.5 <= momentum <= 2 and scales_exactly(velocity.dtype):
         if momentum != 1:
             axpy(velocity.size, float(velocity.dtype.type(momentum) - 1), velocity.ctypes.data, 1, velocity.ctypes.data, 1)
     else:
@@ -660,9 +678,10 @@ def momentum_step(velocity: np.ndarray, momentum: float, grad: np.ndarray) -> No
 
 def add_scaled(target: np.ndarray, factor: float, source: np.ndarray) -> None:
     """target += factor · source, in place; through BLAS (BLAS_PASS_ELEMENTS) one fused
-    multiply-add an entry, which may differ from numpy's two roundings in the last bit. A factor
-    of 0 takes numpy's passes: OpenBLAS skips the pass, so 0 · inf would not give NaN."""
-    if factor != 0 and blas_takes(target, source):
+    multiply-add an entry where the CPU has one, which may differ from numpy's two roundings in
+    the last bit. A factor that is 0 in the target's dtype takes numpy's passes: OpenBLAS skips
+    the pass, so 0 · inf would not give NaN."""
+    if blas_takes(target, source) and target.dtype.type(factor) != 0:
         level1_blas()[target.dtype](target.size, factor, source.ctypes.data, 1, target.ctypes.data, 1)  # type: ignore[index]
     else:
         target += factor * source
