@@ -135,9 +135,9 @@ def weight_matrices(weight: np.ndarray, groups: int) -> np.ndarray:
     """weight (O, C/groups, kh, kw) as (groups, O/groups, C/groups·kh·kw): its rows run over
     (c, p, q), as the columns' do, so this is a view of the weight (no copy).
 
-    The columns' rows were ordered (p, q, c) until this round, which made this a reordering
-    copy of the weight in every forward and batch-1 backward, and the weight gradient a
-    5-D reordering copy: together 33–36 µs of the SeedCNN batch-1 step (conv2 and conv3)."""
+    (With the columns' rows ordered (p, q, c), as they once were, this was a reordering copy
+    of the weight in every forward and batch-1 backward, and the weight gradient a 5-D
+    reordering copy: together 33–36 µs of the SeedCNN batch-1 step, conv2 and conv3.)"""
     out_channels, group_channels, kernel_h, kernel_w = weight.shape
     return weight.reshape(groups, out_channels // groups, group_channels * kernel_h * kernel_w)
 
