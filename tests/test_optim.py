@@ -253,7 +253,7 @@ def test_flush_subnormals_zeroes_only_the_entries_below_its_margin():
 def test_buffers_of_a_parameter_whose_gradient_stays_zero_never_turn_subnormal(make, dtype):
     """A dead unit's momentum decays geometrically into the subnormal floats and would stay
     there (slow arithmetic); the optimizers set such entries to 0 every SUBNORMAL_FLUSH_STEPS
-    steps. Over 2,000 steps no buffer holds a subnormal after any step, and the parameters
+    steps (SGD every kernels.flush_steps(momentum): 144 for 0.9). Over 2,000 steps no buffer holds a subnormal after any step, and the parameters
     are exactly those of the same run without flushing."""
     rng = np.random.default_rng(0)
     start = rng.standard_normal(5).astype(dtype)
@@ -325,6 +325,7 @@ def test_a_flush_step_flushes_every_block_of_every_buffer_and_those_of_parameter
     gets gradients only between flush steps could decay into the subnormals unflushed."""
     monkeypatch.setattr(kernels, "UPDATE_BLOCK_ELEMENTS", 4)
     monkeypatch.setattr(kernels, "SUBNORMAL_FLUSH_STEPS", 2)
+    monkeypatch.setattr(kernels, "flush_steps", lambda decay: 2)  # (SGD's; 144 for its momentum 0.9)
     limit = kernels.flush_limit(np.dtype(np.float32))  # (Adam's limit for v is lower, still above the subnormals)
     updated, skipped = Tensor(np.ones(10, np.float32), requires_grad=True), Tensor(np.ones(3, np.float32), requires_grad=True)
     optimizer = make([updated, skipped])
@@ -340,14 +341,15 @@ def test_a_flush_step_flushes_every_block_of_every_buffer_and_those_of_parameter
         assert np.all(others > limit), buffer
 
 
-@pytest.mark.parametrize("momentum", [0.21, 0.5, 0.9])
+@pytest.mark.parametrize("momentum", [0.21, 0.5, 0.6, 0.9, 0.95, 0.99])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("placed_after", ["flush step", "step before a flush step"])
 def test_momentum_just_above_the_flush_limit_cannot_reach_the_subnormals_before_the_next_flush(momentum, dtype,
                                                                                               placed_after, monkeypatch):
     """The flush's promise (kernels.py) for a buffer decaying by β ≥ 0.21 a step: an entry just
     above the limit at one flush is still normal at the next (0.2 was said, but 0.2¹⁰ < 2⁻²³:
-    such an entry turned subnormal for a step). The optimizers flush each buffer right after
+    such an entry turned subnormal for a step), SGD flushing every kernels.flush_steps(β)
+    steps (10 for 0.21, 144 for 0.9, 1,517 for 0.99). The optimizers flush each buffer right after
     its update on a flush step, so the worst case is an entry just above the limit when the
     flush of step `steps` leaves it: it then goes through `steps` updates, the last on the next
     flush step, right before that flush. A subnormal made there is flushed before the step
@@ -355,7 +357,7 @@ def test_momentum_just_above_the_flush_limit_cannot_reach_the_subnormals_before_
     it. (Also placed after the step before a flush step, the worst case of a flush before the
     update.)"""
     tiny, limit = np.finfo(dtype).tiny, np.finfo(dtype).tiny * kernels.FLUSH_MARGIN
-    steps = kernels.SUBNORMAL_FLUSH_STEPS
+    steps = kernels.flush_steps(momentum)
     seen = []
     flush = kernels.flush_subnormals
 
@@ -745,3 +747,41 @@ def test_a_float64_grad_assigned_to_a_float32_parameter_keeps_the_momentum_buffe
     optimizer.step()
     velocity = optimizer.velocities[0]
     assert velocity is not None and velocity.dtype == np.float32 and param.data.dtype == np.float32
+
+
+@settings(deadline=None, max_examples=200)
+@given(decay=st.floats(-1.5, 1.5))
+def test_flush_steps_is_the_longest_wait_that_keeps_a_decaying_entry_normal(decay):
+    """SGD flushes its momentum every kernels.flush_steps(momentum) steps: the most k with
+    |m|^k ≥ 2 / FLUSH_MARGIN (an entry just above the limit then stays above 2x the smallest
+    normal float until the next flush), at least SUBNORMAL_FLUSH_STEPS, which is also what a
+    factor that does not decay (0, or |m| ≥ 1) gets."""
+    steps, margin = kernels.flush_steps(decay), 2 / kernels.FLUSH_MARGIN
+    assert isinstance(steps, int) and steps >= kernels.SUBNORMAL_FLUSH_STEPS
+    if not 0 < abs(decay) < 1:
+        assert steps == kernels.SUBNORMAL_FLUSH_STEPS
+    elif steps > kernels.SUBNORMAL_FLUSH_STEPS:
+        assert abs(decay) ** steps >= margin > abs(decay) ** (steps + 1)
+    else:
+        assert abs(decay) ** (steps + 1) < margin
+    assert [kernels.flush_steps(m) for m in (0.21, 0.5, 0.9, 0.99)] == [10, 22, 144, 1517]
+
+
+def test_sgd_flushes_on_every_multiple_of_its_flush_steps_and_only_there(monkeypatch):
+    """SGD with momentum 0.9 flushes its buffers after steps 144, 288, ... (not every 10th
+    step, as Adam does): the flush costs about a quarter of an SGD step, and a buffer decaying
+    by 0.9 a step needs it only every kernels.flush_steps(0.9) steps."""
+    flushed_after = []
+    flush = kernels.flush_subnormals
+
+    def counted_flush(array, limit=None):
+        flushed_after.append(optimizer.steps_taken)
+        flush(array, limit)
+
+    monkeypatch.setattr(kernels, "flush_subnormals", counted_flush)
+    param = Tensor(np.ones(3, np.float32), requires_grad=True)
+    optimizer = SGD([param], lr=0.1, momentum=0.9)
+    for _ in range(300):
+        param.grad = np.ones(3, np.float32)
+        optimizer.step()
+    assert flushed_after == [144, 288]

@@ -66,7 +66,7 @@ class Optimizer:
                                  "step cannot update; give the model a writable copy (np.array(...)) first")
             first_index[id(param)] = index
         self.lr = check_number("learning rate", lr)
-        #: steps taken, for the buffer flush every kernels.SUBNORMAL_FLUSH_STEPS; not in
+        #: steps taken, for the buffer flush every kernels.SUBNORMAL_FLUSH_STEPS (SGD: flush_steps); not in
         #: ``state_dict`` (a resumed run sets it, as examples/mnist.py does, to flush on the same steps)
         self.steps_taken = 0
 
@@ -142,7 +142,8 @@ class SGD(Optimizer):
     def step(self) -> None:
         grads = self._gradients()  # (checked before anything changes)
         self.steps_taken += 1
-        flush = self.steps_taken % kernels.SUBNORMAL_FLUSH_STEPS == 0  # (each buffer after its update: kernels.py)
+        # (every kernels.flush_steps(momentum) steps, each buffer right after its update: kernels.py)
+        flush = self.steps_taken % kernels.flush_steps(self.momentum) == 0
         for index, (param, grad) in enumerate(zip(self.params, grads)):
             if grad is None:
                 if flush and self.velocities[index] is not None:
