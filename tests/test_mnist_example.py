@@ -485,10 +485,10 @@ def test_sigterm_saves_and_exits_143_and_resume_keeps_saving_to_the_same_file(tr
 
 def test_a_resumed_run_flushes_the_optimizer_buffers_on_the_steps_the_uninterrupted_run_does(trainer, monkeypatch,
                                                                                               data_dir, tmp_path, capsys):
-    """The optimizers set tiny buffer entries to 0 every SUBNORMAL_FLUSH_STEPS (SGD: flush_steps) of their own
-    steps, a count no checkpoint holds: a run resumed at step 3 counted from 0 again and
-    flushed on other steps than the uninterrupted run (in a long run, dead units' momentum
-    entries then differ in the checkpoints). Here every flush sets all the momentum to 0 (a
+    """The optimizers set tiny buffer entries to 0 every SUBNORMAL_FLUSH_STEPS (SGD: every
+    flush_steps(momentum)) of their own steps, a count no checkpoint holds: a run resumed at
+    step 3 counted from 0 again and flushed on other steps than the uninterrupted run (in a
+    long run, dead units' momentum entries then differ in the checkpoints). Here every flush sets all the momentum to 0 (a
     limit of 2^200 x the smallest float), so flushing on other steps changes the weights."""
     from tinygrad_cnn import kernels
 

@@ -253,8 +253,9 @@ def test_flush_subnormals_zeroes_only_the_entries_below_its_margin():
 def test_buffers_of_a_parameter_whose_gradient_stays_zero_never_turn_subnormal(make, dtype):
     """A dead unit's momentum decays geometrically into the subnormal floats and would stay
     there (slow arithmetic); the optimizers set such entries to 0 every SUBNORMAL_FLUSH_STEPS
-    steps (SGD every kernels.flush_steps(momentum): 144 for 0.9). Over 2,000 steps no buffer holds a subnormal after any step, and the parameters
-    are exactly those of the same run without flushing."""
+    steps (SGD every kernels.flush_steps(momentum): 144 for 0.9). Over 2,000 steps no buffer
+    holds a subnormal after any step, and the parameters are exactly those of the same run
+    without flushing."""
     rng = np.random.default_rng(0)
     start = rng.standard_normal(5).astype(dtype)
     first_grad = rng.standard_normal(5).astype(dtype)
@@ -349,8 +350,8 @@ def test_momentum_just_above_the_flush_limit_cannot_reach_the_subnormals_before_
     """The flush's promise (kernels.py) for a buffer decaying by β ≥ 0.21 a step: an entry just
     above the limit at one flush is still normal at the next (0.2 was said, but 0.2¹⁰ < 2⁻²³:
     such an entry turned subnormal for a step), SGD flushing every kernels.flush_steps(β)
-    steps (10 for 0.21, 144 for 0.9, 1,517 for 0.99). The optimizers flush each buffer right after
-    its update on a flush step, so the worst case is an entry just above the limit when the
+    steps (10 for 0.21, 144 for 0.9, 1,517 for 0.99). The optimizers flush each buffer right
+    after its update on a flush step, so the worst case is an entry just above the limit when the
     flush of step `steps` leaves it: it then goes through `steps` updates, the last on the next
     flush step, right before that flush. A subnormal made there is flushed before the step
     ends, so every value the velocity takes is checked: after each step and as the flush gets
@@ -769,8 +770,9 @@ def test_flush_steps_is_the_longest_wait_that_keeps_a_decaying_entry_normal(deca
 
 def test_sgd_flushes_on_every_multiple_of_its_flush_steps_and_only_there(monkeypatch):
     """SGD with momentum 0.9 flushes its buffers after steps 144, 288, ... (not every 10th
-    step, as Adam does): the flush costs about a quarter of an SGD step, and a buffer decaying
-    by 0.9 a step needs it only every kernels.flush_steps(0.9) steps."""
+    step, as Adam does): a flush step of SeedCNN's SGD at batch 1 takes about three times
+    another, and a buffer decaying by 0.9 a step needs it only every kernels.flush_steps(0.9)
+    steps."""
     flushed_after = []
     flush = kernels.flush_subnormals
 

@@ -725,10 +725,15 @@ def flush_steps(decay: float) -> int:
     entry just above ``flush_limit`` after one flush is still a normal float at the next (one
     bit to spare for the rounding of k products), and at least SUBNORMAL_FLUSH_STEPS (a factor
     below 0.21 empties an entry fast; a factor whose size is not below 1 does not decay)."""
-    decay = abs(decay)
+    decay, margin = abs(decay), 2 / FLUSH_MARGIN
     if not 0 < decay < 1:
         return SUBNORMAL_FLUSH_STEPS
-    return max(SUBNORMAL_FLUSH_STEPS, math.floor(math.log(FLUSH_MARGIN / 2) / -math.log(decay)))
+    steps = math.floor(math.log(margin) / math.log(decay))
+    if decay ** (steps + 1) >= margin:  # (the logarithms' rounding, where decay^k meets the margin)
+        steps += 1
+    elif decay**steps < margin:
+        steps -= 1
+    return max(SUBNORMAL_FLUSH_STEPS, steps)
 
 
 def flush_limit(dtype: np.dtype) -> float:
