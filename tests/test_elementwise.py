@@ -917,6 +917,13 @@ def test_integer_tensors_give_float32_for_transcendental_functions():
     (lambda x: x.clip(max={"top": 1.0}), TypeError, r"clip: max must be a number, a Tensor, an array or a list, got \{'top': 1.0\}"),
     (lambda x: x.clip(min=np.ones(2), max="1"), TypeError, r"clip: max must be a number, a Tensor, an array or a list, got '1'"),
     (lambda x: x.clip(max=np.ones(2)), ValueError, r"clip: shapes \(2, 3\) \(the tensor\) and \(2,\) \(max\) cannot be broadcast"),
+    # clamp, PyTorch's name for clip, names itself in the same errors
+    (lambda x: x.clamp(), ValueError, r"^clamp needs at least one of min= and max="),
+    (lambda x: x.clamp(min="0"), TypeError, r"^clamp: min must be a number"),
+    (lambda x: x.clamp(min=np.ones(2), max="1"), TypeError, r"^clamp: max must be a number"),
+    (lambda x: x.clamp(max=np.ones(2)), ValueError, r"^clamp: shapes \(2, 3\) \(the tensor\) and \(2,\) \(max\) cannot be broadcast"),
+    (lambda x: x.astype(np.uint8).clamp(min=300), OverflowError, r"^clamp: every element would become 300"),
+    (lambda x: x.astype(np.uint8).clip(min=300), OverflowError, r"^clip: every element would become 300"),
     (lambda x: x.leaky_relu(None), TypeError, r"leaky_relu: negative_slope must be a number, got None"),
     (lambda x: x.elu(alpha=True), TypeError, r"elu: alpha must be a number"),
     (lambda x: x.maximum(np.ones(4)), ValueError, r"shapes \(2, 3\) and \(4,\) cannot be broadcast together for 'maximum'"),

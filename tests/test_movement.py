@@ -72,6 +72,10 @@ def test_permute_with_the_identity_order_returns_the_tensor_itself():
     (lambda x: x.flatten(0, None), TypeError, r"flatten: end_dim must be an int, got None"),
     (lambda x: x.reshape(2.9, 12), TypeError, r"reshape: sizes must be ints, got 2.9 in \(2.9, 12\)"),
     (lambda x: x.reshape((6.0, 4)), TypeError, r"reshape: sizes must be ints, got 6.0"),
+    # view, PyTorch's name for reshape, names itself in the same errors
+    (lambda x: x.view(2.9, 12), TypeError, r"^view: sizes must be ints, got 2.9 in \(2.9, 12\)"),
+    (lambda x: x.view(5, 5), ValueError, r"^view: cannot reshape a tensor of shape \(2, 3, 4\) \(24 elements\) into \(5, 5\)"),
+    (lambda x: x.reshape(5, 5), ValueError, r"^cannot reshape a tensor of shape \(2, 3, 4\) \(24 elements\) into \(5, 5\)"),
 ])
 def test_movement_errors(call, error, message):
     with pytest.raises(error, match=message):
@@ -436,6 +440,8 @@ def test_split_by_sizes_and_its_errors():
         x.chunk(0)
     with pytest.raises(ValueError, match="split: a 0-d tensor has no axis to split"):
         Tensor(1.0).split(1)
+    with pytest.raises(ValueError, match="^chunk: a 0-d tensor has no axis to chunk"):
+        Tensor(1.0).chunk(2)
 
 
 # -- masked_fill ----------------------------------------------------------------------------

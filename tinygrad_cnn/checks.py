@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 FLOAT_TYPES = (np.float32, np.float64)
 
 
-def resolve_shape(shape: tuple[int, ...], original: tuple[int, ...]) -> tuple[int, ...]:
-    """Replace a single -1 in ``shape`` by the size that keeps the element count."""
+def resolve_shape(shape: tuple[int, ...], original: tuple[int, ...], method: str = "reshape") -> tuple[int, ...]:
+    """Replace a single -1 in ``shape`` by the size that keeps the element count (a ValueError
+    naming ``method`` where no size does)."""
     size = math.prod(original)  # (math.prod, not np.prod: 1 µs, not 3, on a short tuple)
     unknown = [axis for axis, length in enumerate(shape) if length == -1]
     known = math.prod([length for length in shape if length != -1])
@@ -32,7 +33,8 @@ def resolve_shape(shape: tuple[int, ...], original: tuple[int, ...]) -> tuple[in
         if not problem:
             shape = shape[: unknown[0]] + (size // known,) + shape[unknown[0] + 1 :]
     if problem or math.prod(shape) != size:
-        raise ValueError(f"cannot reshape a tensor of shape {original} ({size} elements) into {shape}")
+        message = f"cannot reshape a tensor of shape {original} ({size} elements) into {shape}"
+        raise ValueError(message if method == "reshape" else f"{method}: {message}")
     return shape
 
 
@@ -71,10 +73,11 @@ def check_assigned_grad(grad: object, data: np.ndarray) -> None:
                          "would change both (PyTorch refuses a tensor as its own grad); assign a copy")
 
 
-def integer_clip_bounds(dtype: np.dtype, low: Optional[int], high: Optional[int]) -> tuple[Optional[int], Optional[int]]:
+def integer_clip_bounds(dtype: np.dtype, low: Optional[int], high: Optional[int],
+                        method: str = "clip") -> tuple[Optional[int], Optional[int]]:
     """``clip``'s int bounds for an integer tensor, limited to its dtype's range: a bound beyond
-    it limits nothing there (uint8 to high=300). An OverflowError where every element would
-    become a value the dtype cannot hold (uint8 to low=300, or to high=-5)."""
+    it limits nothing there (uint8 to high=300). An OverflowError (naming ``method``) where every
+    element would become a value the dtype cannot hold (uint8 to low=300, or to high=-5)."""
     limits = np.iinfo(dtype)
     if high is not None and high < limits.min:
         every = high
@@ -83,7 +86,7 @@ def integer_clip_bounds(dtype: np.dtype, low: Optional[int], high: Optional[int]
     else:
         every = None
     if every is not None:
-        raise OverflowError(f"clip: every element would become {every}, which does not fit the tensor's dtype "
+        raise OverflowError(f"{method}: every element would become {every}, which does not fit the tensor's dtype "
                             f"{dtype} ({limits.min}..{limits.max}); convert the tensor first, e.g. .astype(np.int64)")
     def limited(bound: Optional[int]) -> Optional[int]:
         return None if bound is None else int(np.clip(bound, limits.min, limits.max))

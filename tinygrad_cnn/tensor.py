@@ -1033,8 +1033,8 @@ class Tensor:
         return self.__pow__(exponent)
 
     def clamp(self, min: Optional[ArrayLike] = None, max: Optional[ArrayLike] = None) -> "Tensor":
-        """``clip`` under PyTorch's other name for it."""
-        return self.clip(min, max)
+        """``clip`` under PyTorch's other name for it (its errors say ``clamp``)."""
+        return self._clip(min, max, "clamp")
 
     def clip(self, min: Optional[ArrayLike] = None, max: Optional[ArrayLike] = None) -> "Tensor":
         """Limit every element to [min, max] (a bound of None is absent), as torch.clamp: the
@@ -1048,22 +1048,26 @@ class Tensor:
         (uint8 clipped to max=300 is unchanged; PyTorch refuses it, or wraps a min of -5), or an
         OverflowError where that answer does not fit (uint8 clipped to min=300). A bool tensor
         with int bounds gives int64, as PyTorch (and as ``mask + 1``)."""
+        return self._clip(min, max, "clip")
+
+    def _clip(self, min: Optional[ArrayLike], max: Optional[ArrayLike], method: str) -> "Tensor":
+        """``clip``, its errors naming ``method`` (the name it was called by)."""
         if min is None and max is None:
-            raise ValueError("clip needs at least one of min= and max=")
+            raise ValueError(f"{method} needs at least one of min= and max=")
         if isinstance(min, (Tensor, np.ndarray, list, tuple)) or isinstance(max, (Tensor, np.ndarray, list, tuple)):
-            return self._clip_to_tensors(min, max)
+            return self._clip_to_tensors(min, max, method)
         for name, bound in (("min", min), ("max", max)):
             if bound is not None:
-                check_is_number("clip", name, bound, "a number, a Tensor, an array or a list")
+                check_is_number(method, name, bound, "a number, a Tensor, an array or a list")
         integral_bounds = all(isinstance(bound, (numbers.Integral, type(None))) for bound in (min, max))
         x = self if integral_bounds else _floating(self)  # an int tensor clipped to 0.5 becomes float32
         if x.dtype == np.bool_:  # a mask clipped to int bounds is int64, as mask + 1 (it gave True for min=2)
             x = x.astype(np.int64)
         if x.dtype.kind in "iu":
-            min, max = integer_clip_bounds(x.dtype, min, max)
+            min, max = integer_clip_bounds(x.dtype, min, max, method)
         return ops.Clip.apply(x, low=min, high=max)
 
-    def _clip_to_tensors(self, min: Optional[ArrayLike], max: Optional[ArrayLike]) -> "Tensor":
+    def _clip_to_tensors(self, min: Optional[ArrayLike], max: Optional[ArrayLike], method: str) -> "Tensor":
         """``clip`` with a Tensor, array or list among its bounds: each bound becomes an input of
         the op. An int beside it is taken in the integer dtype the op computes in (the tensor's,
         promoted with the array bounds'), and one beyond that dtype's range as the nearest end
@@ -1076,7 +1080,7 @@ class Tensor:
             if isinstance(bound, (Tensor, np.ndarray)):
                 arrays[name] = self._operand(bound)
             else:
-                check_is_number("clip", name, bound, "a number, a Tensor, an array or a list")
+                check_is_number(method, name, bound, "a number, a Tensor, an array or a list")
         x = self
         for name, bound in arrays.items():
             x, arrays[name] = _promoted(x, bound)
@@ -1093,7 +1097,7 @@ class Tensor:
             np.broadcast_shapes(x.shape, *[bound.shape for bound in bounds.values()])
         except ValueError:
             shapes = " and ".join(f"{bound.shape} ({name})" for name, bound in bounds.items())
-            raise ValueError(f"clip: shapes {x.shape} (the tensor) and {shapes} cannot be broadcast together") from None
+            raise ValueError(f"{method}: shapes {x.shape} (the tensor) and {shapes} cannot be broadcast together") from None
         return ops.Clip.apply(x, *bounds.values(), bound_inputs=tuple("low" if name == "min" else "high" for name in bounds))
 
     def maximum(self, other: ArrayLike) -> "Tensor":
@@ -1358,19 +1362,24 @@ class Tensor:
 
     def reshape(self, *shape: int | Sequence[int]) -> "Tensor":
         """Same elements in a new shape; one axis may be -1 (inferred)."""
+        return self._reshape(shape, "reshape")
+
+    def _reshape(self, shape: tuple, method: str) -> "Tensor":
+        """``reshape``, its errors naming ``method`` (the name it was called by)."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list, np.ndarray)):
             shape = tuple(shape[0])
         for size in shape:
             if type(size) is not int and not isinstance(size, np.integer):
-                raise TypeError(f"reshape: sizes must be ints, got {size!r} in {shape!r}")
-        resolved = resolve_shape(tuple(int(size) for size in shape), self.shape)
+                raise TypeError(f"{method}: sizes must be ints, got {size!r} in {shape!r}")
+        resolved = resolve_shape(tuple(int(size) for size in shape), self.shape, method)
         if resolved == self.shape:
             return self
         return ops.Reshape.apply(self, shape=resolved)
 
     def view(self, *shape: int | Sequence[int]) -> "Tensor":
-        """``reshape`` under PyTorch's name (which needs contiguous memory there; not here)."""
-        return self.reshape(*shape)
+        """``reshape`` under PyTorch's name (which needs contiguous memory there; not here; its
+        errors say ``view``)."""
+        return self._reshape(shape, "view")
 
     def masked_fill(self, mask: ArrayLike, value: float | bool | "Tensor") -> "Tensor":
         """``value`` where the bool ``mask`` (broadcast to this tensor's shape) is True, the
@@ -1430,8 +1439,10 @@ class Tensor:
         may be smaller, and there may be fewer pieces), as PyTorch's: ``split`` by that size."""
         if not is_int(chunks) or chunks < 1:
             raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
-        axis = dimension_argument("chunk", "dim", dim, max(self.ndim, 1), self.shape)
-        length = self.shape[axis] if self.ndim else 1
+        if self.ndim == 0:
+            raise ValueError("chunk: a 0-d tensor has no axis to chunk")
+        axis = dimension_argument("chunk", "dim", dim, self.ndim, self.shape)
+        length = self.shape[axis]
         if length == 0:  # (PyTorch's: as many empty pieces as asked for)
             return self.split([0] * int(chunks), dim)
         return self.split(-(-length // int(chunks)), dim)
