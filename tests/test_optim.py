@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinygrad_cnn import Tensor, kernels
-from tinygrad_cnn.optim import SGD, Adam, AdamW, ConstantLR, WarmupCosine
+from tinygrad_cnn.optim import SGD, Adam, AdamW, ConstantLR, StepLR, WarmupCosine
 
 
 def quadratic_step(optimizer, param, target):
@@ -787,3 +787,33 @@ def test_sgd_flushes_on_every_multiple_of_its_flush_steps_and_only_there(monkeyp
         param.grad = np.ones(3, np.float32)
         optimizer.step()
     assert flushed_after == [144, 288]
+
+
+def test_step_lr_multiplies_the_rate_by_gamma_every_step_size_steps():
+    schedule = StepLR(lr=0.1, step_size=3)
+    rates = [schedule(step) for step in range(10)]
+    assert rates[:3] == [0.1] * 3
+    assert all(math.isclose(rate, 0.01) for rate in rates[3:6])
+    assert all(math.isclose(rate, 0.001) for rate in rates[6:9]) and math.isclose(rates[9], 1e-4)
+    assert StepLR(0.5, step_size=np.int64(2), gamma=2)(5.0) == 2.0  # a growing rate, numpy and whole float steps
+    assert StepLR(0.5, step_size=1, gamma=0)(0) == 0.5 and StepLR(0.5, step_size=1, gamma=0)(1) == 0.0
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"lr": -0.1}, "lr must be a finite number >= 0, got -0.1"),
+    ({"lr": float("nan")}, "lr must be a finite number >= 0, got nan"),
+    ({"step_size": 0}, "step_size must be a whole number >= 1, got 0"),
+    ({"step_size": 2.5}, "step_size must be a whole number >= 1, got 2.5"),
+    ({"gamma": float("inf")}, "gamma must be a finite number >= 0, got inf"),
+    ({"gamma": -0.5}, "gamma must be a finite number >= 0, got -0.5"),
+    ({"gamma": "0.1"}, "gamma must be a finite number >= 0, got '0.1'"),
+])
+def test_step_lr_arguments_are_checked(arguments, message):
+    with pytest.raises(ValueError, match=f"^StepLR {message}"):
+        StepLR(**{"lr": 0.1, "step_size": 10, **arguments})
+
+
+@pytest.mark.parametrize("step", [-1, 2.5, True])
+def test_step_lr_refuses_a_negative_or_non_integer_step(step):
+    with pytest.raises(ValueError, match=f"^StepLR step must be a whole number >= 0, got {step!r}"):
+        StepLR(0.1, step_size=2)(step)

@@ -388,3 +388,18 @@ def test_a_causal_self_attention_block_matches_pytorchs_values_and_gradients():
         np.testing.assert_allclose(ours[name].grad, theirs[name].grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
     assert nn.Embedding(vocabulary, width)(tokens).shape == tuple(torch.nn.Embedding(vocabulary, width)(
         torch.tensor(tokens)).shape)
+
+
+@pytest.mark.parametrize("step_size, gamma", [(1, 0.5), (3, 0.1), (4, 1.5)])
+def test_step_lr_gives_the_rates_of_pytorchs_step_lr(step_size, gamma):
+    """Our step s against PyTorch's StepLR after s calls of scheduler.step()."""
+    from tinygrad_cnn.optim import StepLR
+
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.2)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
+    schedule, expected = StepLR(0.2, step_size=step_size, gamma=gamma), []
+    for _ in range(13):
+        expected.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    np.testing.assert_allclose([schedule(step) for step in range(13)], expected, rtol=1e-12)

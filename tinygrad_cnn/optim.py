@@ -396,6 +396,27 @@ class WarmupCosine:
         return self.min_lr + (self.max_lr - self.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+class StepLR:
+    """The rate multiplied by ``gamma`` every ``step_size`` steps, as PyTorch's ``StepLR``:
+
+        lr(s) = lr · gamma^⌊s / step_size⌋
+
+    ``s`` counts optimizer steps from 0, as for ``WarmupCosine`` (PyTorch's counts the calls of
+    its ``scheduler.step()``, usually one an epoch: give ``step_size`` in optimizer steps, e.g.
+    ``epochs_per_decay * steps_per_epoch``). ``lr`` and ``gamma`` must be finite and >= 0 (a
+    ``gamma`` above 1 makes the rate grow, as PyTorch allows), ``step_size`` a whole number
+    >= 1; each problem is a ValueError naming the argument and its value.
+    """
+
+    def __init__(self, lr: float, step_size: int, gamma: float = 0.1):
+        self.lr = check_number("StepLR lr", lr)
+        self.step_size = _check_step_count("StepLR step_size", step_size, least=1)
+        self.gamma = check_number("StepLR gamma", gamma)
+
+    def __call__(self, step: int) -> float:
+        return self.lr * self.gamma ** (_check_step_count("StepLR step", step) // self.step_size)
+
+
 def _check_step_count(name: str, value: Any, least: int = 0) -> int:
     """``value`` as an int if it is a whole number >= ``least`` (a Python or numpy int, or a
     float such as 50.0; not a bool), else ValueError naming it."""
