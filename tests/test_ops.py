@@ -464,6 +464,23 @@ def test_fused_conv2d_and_pad_max_pool2d_of_one_image_equal_the_batch_of_one():
     np.testing.assert_array_equal(layer(image).data, layer(image[None]).data[0])
 
 
+def test_one_int_in_a_tuple_counts_for_both_axes_as_in_pytorch():
+    """stride=(2,), padding=(1,), dilation=(2,) and kernel_size=(3,) are the ints repeated, as
+    PyTorch's conv2d and max_pool2d take them (they were a TypeError); an empty tuple is not."""
+    from tinygrad_cnn.nn import Conv2d as Conv2dLayer, MaxPool2d as MaxPoolLayer
+    rng = np.random.default_rng(7)
+    x, weight = Tensor(rng.standard_normal((2, 3, 9, 9))), Tensor(rng.standard_normal((4, 3, 3, 3)))
+    np.testing.assert_array_equal(x.conv2d(weight, stride=(2,), padding=[1], dilation=(2,)).data,
+                                  x.conv2d(weight, stride=2, padding=1, dilation=2).data)
+    np.testing.assert_array_equal(x.max_pool2d((3,), stride=[2]).data, x.max_pool2d(3, stride=2).data)
+    assert Conv2dLayer(3, 4, (3,), stride=(2,), padding=(1,), dtype=np.float64)(x).shape == (2, 4, 5, 5)
+    assert MaxPoolLayer((2,))(x).shape == (2, 3, 4, 4)
+    with pytest.raises(TypeError, match=r"stride must be an int or a pair of ints, got \(\)"):
+        x.conv2d(weight, stride=())
+    with pytest.raises(ValueError, match=r"padding must be non-negative, got \(-1,\)"):
+        x.conv2d(weight, padding=(-1,))
+
+
 def test_max_pool2d_3x3_stride_2_overlapping_windows_add_up():
     x = Tensor(np.arange(25.0).reshape(1, 1, 5, 5), requires_grad=True)
     x.max_pool2d(3, 2).sum().backward()

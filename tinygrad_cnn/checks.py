@@ -255,10 +255,14 @@ def is_int(item: object) -> bool:
 
 def int_pair(name: str, value: int | Sequence[int], minimum: int) -> tuple[int, int]:
     """``value`` (an int, or a pair of them, Python or numpy, not bools) as a pair of ints >=
-    ``minimum`` (0 or 1), else an error naming ``name``: a kernel size, stride, padding, ..."""
+    ``minimum`` (0 or 1), else an error naming ``name``: a kernel size, stride, padding, ...
+    One int in a tuple or list, ``stride=(2,)``, counts for both axes, as PyTorch's conv2d and
+    max_pool2d take it."""
     if type(value) is int and value >= minimum:  # the usual case first: every conv call checks three
         return value, value
     pair: tuple = (value, value) if is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(pair) == 1:
+        pair *= 2
     if len(pair) != 2 or not all(is_int(v) for v in pair):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if any(v < minimum for v in pair):
