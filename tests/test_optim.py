@@ -797,6 +797,7 @@ def test_step_lr_multiplies_the_rate_by_gamma_every_step_size_steps():
     assert all(math.isclose(rate, 0.001) for rate in rates[6:9]) and math.isclose(rates[9], 1e-4)
     assert StepLR(0.5, step_size=np.int64(2), gamma=2)(5.0) == 2.0  # a growing rate, numpy and whole float steps
     assert StepLR(0.5, step_size=1, gamma=0)(0) == 0.5 and StepLR(0.5, step_size=1, gamma=0)(1) == 0.0
+    assert StepLR(0.5, step_size=1, gamma=1.5)(5000) == math.inf  # (gamma ** 5000 overflows a float)
 
 
 @pytest.mark.parametrize("arguments, message", [

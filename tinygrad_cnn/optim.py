@@ -414,7 +414,11 @@ class StepLR:
         self.gamma = check_number("StepLR gamma", gamma)
 
     def __call__(self, step: int) -> float:
-        return self.lr * self.gamma ** (_check_step_count("StepLR step", step) // self.step_size)
+        decays = _check_step_count("StepLR step", step) // self.step_size
+        try:
+            return self.lr * self.gamma**decays
+        except OverflowError:  # (a gamma above 1, decayed thousands of times: inf, as PyTorch's rate becomes)
+            return math.inf if self.lr else 0.0
 
 
 def _check_step_count(name: str, value: Any, least: int = 0) -> int:
