@@ -467,7 +467,8 @@ def test_fused_conv2d_and_pad_max_pool2d_of_one_image_equal_the_batch_of_one():
 def test_one_int_in_a_tuple_counts_for_both_axes_as_in_pytorch():
     """stride=(2,), padding=(1,), dilation=(2,) and kernel_size=(3,) are the ints repeated, as
     PyTorch's conv2d and max_pool2d take them (they were a TypeError); an empty tuple is not."""
-    from tinygrad_cnn.nn import Conv2d as Conv2dLayer, MaxPool2d as MaxPoolLayer
+    from tinygrad_cnn.nn import Conv2d as Conv2dLayer
+    from tinygrad_cnn.nn import MaxPool2d as MaxPoolLayer
     rng = np.random.default_rng(7)
     x, weight = Tensor(rng.standard_normal((2, 3, 9, 9))), Tensor(rng.standard_normal((4, 3, 3, 3)))
     np.testing.assert_array_equal(x.conv2d(weight, stride=(2,), padding=[1], dilation=(2,)).data,
