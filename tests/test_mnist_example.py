@@ -485,8 +485,8 @@ def test_sigterm_saves_and_exits_143_and_resume_keeps_saving_to_the_same_file(tr
 
 def test_a_resumed_run_flushes_the_optimizer_buffers_on_the_steps_the_uninterrupted_run_does(trainer, monkeypatch,
                                                                                               data_dir, tmp_path, capsys):
-    """The optimizers set tiny buffer entries to 0 every SUBNORMAL_FLUSH_STEPS (SGD: every
-    flush_steps(momentum)) of their own steps, a count no checkpoint holds: a run resumed at
+    """The optimizers set tiny buffer entries to 0 every kernels.flush_steps(...) of their own
+    steps (144 for SGD's momentum 0.9), a count no checkpoint holds: a run resumed at
     step 3 counted from 0 again and flushed on other steps than the uninterrupted run (in a
     long run, dead units' momentum entries then differ in the checkpoints). Here every flush sets all the momentum to 0 (a
     limit of 2^200 x the smallest float), so flushing on other steps changes the weights."""
@@ -494,7 +494,7 @@ def test_a_resumed_run_flushes_the_optimizer_buffers_on_the_steps_the_uninterrup
 
     monkeypatch.setattr(kernels, "FLUSH_MARGIN", 2.0**200)
     monkeypatch.setattr(kernels, "SUBNORMAL_FLUSH_STEPS", 4)
-    monkeypatch.setattr(kernels, "flush_steps", lambda decay: 4)  # (SGD's: 144 for momentum 0.9)
+    monkeypatch.setattr(kernels, "flush_steps", lambda decay, headroom=None: 4)  # (144 for momentum 0.9)
     reference, checkpoint = tmp_path / "reference.npz", tmp_path / "run.npz"
     assert trainer.main(["--data-dir", data_dir, "--no-progress", *TINY, "--epochs", "2", "--save", str(reference)]) == 0
     signals_after_steps(trainer, monkeypatch, {3: [signal.SIGTERM]})

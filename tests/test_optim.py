@@ -298,16 +298,14 @@ def test_adams_flush_leaves_the_steps_alone_when_eps_is_too_small_to_hide_the_se
     grads = (rng.uniform(0.5, 1.5, size=(40, 4)) * scale).astype(dtype)
     grads[19] = 0  # the step after the second flush: v, if flushed, gets nothing back
     runs = []
-    for flush_steps in (kernels.SUBNORMAL_FLUSH_STEPS, 10**9):
-        saved, kernels.SUBNORMAL_FLUSH_STEPS = kernels.SUBNORMAL_FLUSH_STEPS, flush_steps
-        try:
+    for interval in (10, 10**9):  # (both moments flushed every 10 steps, whatever their intervals would be; never)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(kernels, "flush_steps", lambda decay, headroom=None, interval=interval: interval)
             param = Tensor(np.ones(4, dtype), requires_grad=True)
             optimizer = Adam([param], lr=0.01, eps=eps)
             for grad in grads:
                 param.grad = grad.copy()
                 optimizer.step()
-        finally:
-            kernels.SUBNORMAL_FLUSH_STEPS = saved
         runs.append(param.data.copy())
     flushed, unflushed = runs
     assert np.isfinite(unflushed).all() and not np.array_equal(unflushed, np.ones(4))  # (the steps are not 0)
@@ -326,7 +324,7 @@ def test_a_flush_step_flushes_every_block_of_every_buffer_and_those_of_parameter
     gets gradients only between flush steps could decay into the subnormals unflushed."""
     monkeypatch.setattr(kernels, "UPDATE_BLOCK_ELEMENTS", 4)
     monkeypatch.setattr(kernels, "SUBNORMAL_FLUSH_STEPS", 2)
-    monkeypatch.setattr(kernels, "flush_steps", lambda decay: 2)  # (SGD's; 144 for its momentum 0.9)
+    monkeypatch.setattr(kernels, "flush_steps", lambda decay, headroom=None: 2)  # (144 for a factor of 0.9)
     limit = kernels.flush_limit(np.dtype(np.float32))  # (Adam's limit for v is lower, still above the subnormals)
     updated, skipped = Tensor(np.ones(10, np.float32), requires_grad=True), Tensor(np.ones(3, np.float32), requires_grad=True)
     optimizer = make([updated, skipped])
@@ -381,6 +379,44 @@ def test_momentum_just_above_the_flush_limit_cannot_reach_the_subnormals_before_
     assert len(seen) > 3 * steps  # (the flush was watched)
     for value in seen:
         assert value[0] == 0 or abs(value[0]) >= tiny, seen
+
+
+@pytest.mark.parametrize("moment", ["m", "v"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("betas, eps", [((0.9, 0.999), 1e-8), ((0.5, 0.9), 1e-3)], ids=["defaults", "short"])
+def test_adams_moments_just_above_their_flush_limits_stay_normal_until_their_next_flush(moment, dtype, betas, eps,
+                                                                                         monkeypatch):
+    """Adam flushes each moment every kernels.flush_steps(β, limit / smallest normal float)
+    steps, its own factor and limit (Adam._flush_limits_now: with the defaults in float32, m
+    every 144 steps and v every 11,004). An entry just above its limit when a flush leaves it
+    decays by β a step with no gradient, and must still be a normal float when the next flush
+    gets it: every value the moment takes is checked, after each step and as each flush sees it
+    (a subnormal made by the last update before a flush is flushed before the step ends)."""
+    param = Tensor(np.ones(1, dtype), requires_grad=True)
+    optimizer = Adam([param], lr=0.01, betas=betas, eps=eps)
+    index = 0 if moment == "m" else 1
+    limit, tiny = optimizer._flush_limits(np.dtype(dtype))[index], np.finfo(dtype).tiny
+    steps = kernels.flush_steps(betas[index], limit / tiny)
+    buffers = optimizer.first_moments if moment == "m" else optimizer.second_moments
+    seen, flush = [], kernels.flush_subnormals
+
+    def watched_flush(array, limit=None):
+        if array is buffers[0] or np.shares_memory(array, buffers[0]):
+            seen.append(array.copy())  # (what the last update computed, before the flush)
+        flush(array, limit)
+
+    monkeypatch.setattr(kernels, "flush_subnormals", watched_flush)
+    for step in range(1, 2 * steps + 1):
+        param.grad = np.zeros(1, dtype)
+        optimizer.step()
+        if step == steps:  # right after a flush of this moment: just above its limit
+            buffers[0][...] = limit * (1 + 1e-5)
+        seen.append(buffers[0].copy())
+    assert limit > 0 and steps > kernels.SUBNORMAL_FLUSH_STEPS
+    assert any(0 < value[0] < limit * (1 + 1e-4) for value in seen)  # (the entry was placed and watched)
+    for value in seen:
+        assert value[0] == 0 or abs(value[0]) >= tiny, (moment, value)
+    assert buffers[0][0] == 0  # the next flush took it
 
 
 def test_sgd_zero_grad_sets_none_and_skips_parameters_without_gradient():
@@ -751,15 +787,18 @@ def test_a_float64_grad_assigned_to_a_float32_parameter_keeps_the_momentum_buffe
 
 
 @settings(deadline=None, max_examples=200)
-@given(decay=st.floats(-1.5, 1.5))
-def test_flush_steps_is_the_longest_wait_that_keeps_a_decaying_entry_normal(decay):
-    """SGD flushes its momentum every kernels.flush_steps(momentum) steps: the most k with
-    |m|^k ≥ 2 / FLUSH_MARGIN (an entry just above the limit then stays above 2x the smallest
-    normal float until the next flush), at least SUBNORMAL_FLUSH_STEPS, which is also what a
-    factor that does not decay (0, or |m| ≥ 1) gets."""
-    steps, margin = kernels.flush_steps(decay), 2 / kernels.FLUSH_MARGIN
+@given(decay=st.floats(-1.5, 1.5), headroom=st.one_of(st.just(kernels.FLUSH_MARGIN), st.floats(0, 2.0**60)))
+def test_flush_steps_is_the_longest_wait_that_keeps_a_decaying_entry_normal(decay, headroom):
+    """The optimizers flush a buffer decaying by m a step every kernels.flush_steps(m, headroom)
+    steps, its limit being headroom times the smallest normal float (FLUSH_MARGIN by default;
+    Adam's may be lower): the most k with |m|^k ≥ 2 / headroom (an entry just above the limit
+    then stays above 2x the smallest normal float until the next flush), at least
+    SUBNORMAL_FLUSH_STEPS, which is also what a factor that does not decay (0, or |m| ≥ 1) and
+    a headroom of at most 2 get."""
+    steps, margin = kernels.flush_steps(decay, headroom), 2 / headroom if headroom else math.inf
     assert isinstance(steps, int) and steps >= kernels.SUBNORMAL_FLUSH_STEPS
-    if not 0 < abs(decay) < 1:
+    assert headroom != kernels.FLUSH_MARGIN or steps == kernels.flush_steps(decay)  # (the default)
+    if not 0 < abs(decay) < 1 or headroom <= 2:
         assert steps == kernels.SUBNORMAL_FLUSH_STEPS
     elif steps > kernels.SUBNORMAL_FLUSH_STEPS:
         assert abs(decay) ** steps >= margin > abs(decay) ** (steps + 1)

@@ -66,8 +66,8 @@ class Optimizer:
                                  "step cannot update; give the model a writable copy (np.array(...)) first")
             first_index[id(param)] = index
         self.lr = check_number("learning rate", lr)
-        #: steps taken, for the buffer flush every kernels.SUBNORMAL_FLUSH_STEPS (SGD: flush_steps); not in
-        #: ``state_dict`` (a resumed run sets it, as examples/mnist.py does, to flush on the same steps)
+        #: steps taken, for the buffer flush every kernels.flush_steps(...) steps; not in ``state_dict``
+        #: (a resumed run sets it, as examples/mnist.py does, to flush on the same steps)
         self.steps_taken = 0
 
     def zero_grad(self) -> None:
@@ -231,10 +231,12 @@ class Adam(Optimizer):
         beta1, beta2 = self.betas
         grads = self._gradients()  # (checked before anything changes)
         self.steps_taken += 1
-        flush = self.steps_taken % kernels.SUBNORMAL_FLUSH_STEPS == 0  # (each buffer after its update: kernels.py)
+        limits: dict[np.dtype, tuple[float, float]] = {}  # per dtype, this step's (a limit of 0 flushes nothing)
         for index, (param, grad, m, v) in enumerate(zip(self.params, grads, self.first_moments,
                                                         self.second_moments)):
-            m_limit, v_limit = self._flush_limits(m.dtype) if flush else (0.0, 0.0)  # (a limit of 0 flushes nothing)
+            if m.dtype not in limits:
+                limits[m.dtype] = self._flush_limits_now(m.dtype)
+            m_limit, v_limit = limits[m.dtype]
             if grad is None:
                 kernels.flush_subnormals(m, m_limit)
                 kernels.flush_subnormals(v, v_limit)
@@ -254,6 +256,17 @@ class Adam(Optimizer):
                 kernels.flush_subnormals(block_m, m_limit)
                 kernels.flush_subnormals(block_v, v_limit)
             param.note_in_place_change()
+
+    def _flush_limits_now(self, dtype: np.dtype) -> tuple[float, float]:
+        """This step's flush limits for m and v: ``_flush_limits`` on a step when the moment is
+        due (every kernels.flush_steps(β, limit / smallest normal float) steps: with the
+        defaults, m every 144 steps and v every 11,004 in float32), else 0 (no flush). Each
+        buffer is flushed right after its update (kernels.py)."""
+        (beta1, beta2), (m_limit, v_limit) = self.betas, self._flush_limits(dtype)
+        tiny = float(np.finfo(dtype).tiny)
+        m_due = self.steps_taken % kernels.flush_steps(beta1, m_limit / tiny) == 0
+        v_due = self.steps_taken % kernels.flush_steps(beta2, v_limit / tiny) == 0
+        return (m_limit if m_due else 0.0), (v_limit if v_due else 0.0)
 
     def _flush_limits(self, dtype: np.dtype) -> tuple[float, float]:
         """The limits below which the flush sets entries of m and of v to 0: the optimizers'
