@@ -298,7 +298,7 @@ def resume_run(args: argparse.Namespace, log: Log) -> Run:
     run.position = {**fresh_position(), **{key: meta[key] for key in fresh_position()}}
     run.position["running"] = {**fresh_position()["running"], **run.position["running"]}
     # the optimizer's step count (not in its state) sets the steps its buffers' tiny entries are
-    # flushed on (kernels.SUBNORMAL_FLUSH_STEPS): one step per global step, as the run it continues
+    # flushed on (kernels.flush_steps): one step per global step, as the run it continues
     run.optimizer.steps_taken = run.position["global_step"]
     run.rng.bit_generator.state = meta["epoch_rng_state"]
     run.resumed_from = args.resume
