@@ -30,8 +30,9 @@ def test_initialisation_is_seeded_and_follows_the_seed_documents(model_class):
             assert np.all(value == 0), name
         elif value.ndim == 4:  # conv filters: standard normal / 9
             assert abs(value.std() * 9 - 1) < 0.2, name
-        else:  # dense: standard normal / fan_in
+        else:  # dense: standard normal / fan_in, column-major (PyTorch's (out, in) in memory: kernels.column_major)
             assert abs(value.std() * value.shape[0] - 1) < 0.1, name
+            assert value.flags.f_contiguous and not value.flags.c_contiguous, name
 
 
 def test_seed_mlp_layers():

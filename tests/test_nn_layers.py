@@ -331,6 +331,8 @@ def test_linear_shapes_parameters_and_initialisation():
     x = np.random.default_rng(0).normal(size=(3, 400)).astype(np.float32)
     np.testing.assert_allclose(layer(Tensor(x)).data, x @ layer.weight.data + layer.bias.data, rtol=1e-5)
     assert list(named_parameters(Linear(4, 2, bias=False))) == ["weight"]
+    # column-major, as PyTorch's (out, in) weight lies in memory: the faster layout (kernels.column_major)
+    assert layer.weight.data.flags.f_contiguous and not layer.weight.data.flags.c_contiguous
 
 
 def test_linear_gradients_reach_weight_and_bias():

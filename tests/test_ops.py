@@ -166,15 +166,44 @@ def test_matmul_of_a_vector_and_a_batch_of_matrices_vjp(batch, sizes, seed):
     np.testing.assert_allclose((Tensor(on_the_left) @ Tensor(vector)).data, on_the_left @ vector)
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
 @given(inner=st.integers(1, 40), columns=st.integers(1, 12), seed=seeds)
-def test_matmul_weight_gradient_of_one_row_is_exactly_the_outer_product(inner, columns, seed):
-    """A batch of one: dB = aᵀ G has one rounded product per entry, whichever routine computes it."""
+def test_matmul_weight_gradient_of_one_row_is_exactly_the_outer_product(order, inner, columns, seed):
+    """A batch of one: dB = aᵀ G has one rounded product per entry, whichever routine computes
+    it, in the weight's memory order (a column-major weight: kernels.column_major_gradient)."""
     a = np.maximum(random_array(seed, (1, inner)), 0).astype(np.float32)  # relu-like: zeros too
-    weight = Tensor(random_array(seed + 1, (inner, columns)).astype(np.float32), requires_grad=True)
+    weight = Tensor(random_array(seed + 1, (inner, columns)).astype(np.float32, order=order), requires_grad=True)
     grad_out = random_array(seed + 2, (1, columns)).astype(np.float32)
     (Tensor(a) @ weight).backward(grad_out)
-    assert weight.grad.dtype == np.float32 and weight.grad.flags.c_contiguous
+    assert weight.grad.dtype == np.float32
+    assert weight.grad.flags.c_contiguous if order == "C" else weight.grad.flags.f_contiguous
     np.testing.assert_array_equal(weight.grad, a.T * grad_out)
+
+
+@given(rows=st.integers(1, 6), inner=st.integers(2, 6), columns=st.integers(2, 5), relu=st.booleans(),
+       bias=st.booleans(), seed=seeds)
+def test_matmul_by_a_column_major_weight_equals_the_row_major_one(rows, inner, columns, relu, bias, seed):
+    """A column-major weight (the layout of nn.Linear's and the seed networks': PyTorch's (out,
+    in) in memory) runs the product as (Wᵀ Aᵀ)ᵀ and its gradient as (Gᵀ A)ᵀ (kernels.matrix_product,
+    kernels.column_major_gradient): the same values as for the row-major copy, the gradient
+    checked against finite differences, and the weight's gradient a column-major array of its
+    own (kept by backward without a copy, and matching the weight for the optimizers' passes)."""
+    a, weight = random_array(seed, (rows, inner)), random_array(seed + 1, (inner, columns))
+    bias_array = random_array(seed + 2, (columns,)) if bias else None
+    results = []
+    for order in ("C", "F"):
+        x, w = Tensor(a, requires_grad=True), Tensor(np.array(weight, order=order), requires_grad=True)
+        b = None if bias_array is None else Tensor(bias_array, requires_grad=True)
+        output = x.matmul(w, bias=b, relu=relu)
+        (output * Tensor(random_array(seed + 3, output.shape))).sum().backward()
+        results.append((output.data, x.grad, w.grad))
+    (row_output, row_x_grad, row_w_grad), (column_output, column_x_grad, column_w_grad) = results
+    np.testing.assert_allclose(column_output, row_output, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(column_x_grad, row_x_grad, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(column_w_grad, row_w_grad, rtol=1e-12, atol=1e-15)
+    assert kernels.column_major(column_w_grad) and column_w_grad.base is None
+    inputs = [a, np.asfortranarray(weight)] + ([bias_array] if bias else [])
+    assert gradcheck(lambda x, w, *b: x.matmul(w, bias=b[0] if b else None, relu=relu), inputs)
 
 
 @st.composite
@@ -316,16 +345,17 @@ def test_conv2d_backward_leaves_numpys_ufunc_buffer_size_as_it_found_it():
 
 
 @pytest.mark.parametrize("outer_product_row", [1, 10**9])
+@pytest.mark.parametrize("order", ["C", "F"])
 @given(rows=st.integers(1, 40), columns=st.integers(1, 40), dtype=st.sampled_from([np.float32, np.float64]), seed=seeds)
 def test_batch_of_one_weight_gradient_by_either_outer_product_path_is_every_product(outer_product_row, rows, columns,
-                                                                                    dtype, seed):
+                                                                                    dtype, seed, order):
     """At batch 1, matmul's weight gradient Aᵀ G is the outer product of a column and a row,
     made by np.dot or, for rows of OUTER_PRODUCT_ROW numbers or more, a broadcast multiply with
     small ufunc buffers (kernels.outer_product): forced each way (1: always the multiply; 10**9:
-    always np.dot), it holds exactly a[0, i] · g[0, j] in the weight's dtype and C order (strided
-    operands too), and the caller's ufunc buffer size is back afterwards."""
-    a = Tensor(random_array(seed, (1, 2 * rows)).astype(dtype)[:, ::2])  # (strided views: the result is C-ordered anyway)
-    weight = Tensor(random_array(seed + 1, (rows, columns)).astype(dtype), requires_grad=True)
+    always np.dot), it holds exactly a[0, i] · g[0, j] in the weight's dtype and memory order
+    (strided operands too), and the caller's ufunc buffer size is back afterwards."""
+    a = Tensor(random_array(seed, (1, 2 * rows)).astype(dtype)[:, ::2])  # (strided views: the result has the weight's order anyway)
+    weight = Tensor(random_array(seed + 1, (rows, columns)).astype(dtype, order=order), requires_grad=True)
     grad_out = random_array(seed + 2, (1, 3 * columns)).astype(dtype)[:, ::3]
     saved_row, saved_buffer = kernels.OUTER_PRODUCT_ROW, np.setbufsize(4096)
     kernels.OUTER_PRODUCT_ROW = outer_product_row
@@ -335,7 +365,8 @@ def test_batch_of_one_weight_gradient_by_either_outer_product_path_is_every_prod
     finally:
         kernels.OUTER_PRODUCT_ROW = saved_row
         np.setbufsize(saved_buffer)
-    assert weight.grad.dtype == dtype and weight.grad.flags.c_contiguous
+    assert weight.grad.dtype == dtype
+    assert weight.grad.flags.c_contiguous if order == "C" else weight.grad.flags.f_contiguous
     np.testing.assert_array_equal(weight.grad, a.data[0][:, None] * grad_out[0][None, :])
 
 

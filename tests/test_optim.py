@@ -49,7 +49,8 @@ def test_updates_by_cache_sized_blocks_equal_whole_updates_to_the_bit(make, shap
     """kernels.update_blocks runs an update a block of UPDATE_BLOCK_ELEMENTS at a time; with
     blocks of 1 to 40 elements (a ragged last one), three steps (the first creates the
     buffers) give the same parameters and buffers, bit for bit, as whole-array updates; a
-    transposed (not C-contiguous) parameter is updated whole."""
+    transposed (column-major) parameter with its transposed gradient is updated by the blocks
+    of its row-major transpose."""
     rng = np.random.default_rng(seed)
     start, grads = rng.standard_normal(shape).astype(dtype), rng.standard_normal((3, *shape)).astype(dtype)
     results = []
@@ -83,10 +84,54 @@ def test_update_blocks_cover_the_arrays_once_and_skip_missing_buffers():
             block_data += block_grad  # the blocks are views: the update lands in the arrays
         np.testing.assert_array_equal(data, grad)
         transposed = np.zeros((3, 3)).T
-        assert [len(whole) for whole in kernels.update_blocks(transposed, grad)] == [2]
+        assert [len(whole) for whole in kernels.update_blocks(transposed, grad)] == [2]  # two layouts: whole
         assert next(iter(kernels.update_blocks(transposed, grad)))[0] is transposed
+        # all column-major: the blocks of their transposes, which are row-major
+        velocity = np.zeros((3, 3)).T
+        blocks = list(kernels.update_blocks(transposed, grad.T, velocity))
+        assert [len(block_data) for block_data, _, _ in blocks] == [4, 4, 1]
+        for block_data, block_grad, block_velocity in blocks:
+            block_velocity += block_grad
+            block_data += 2 * block_velocity
+        np.testing.assert_array_equal(velocity, grad.T)
+        np.testing.assert_array_equal(transposed, 2 * grad.T)
     finally:
         kernels.UPDATE_BLOCK_ELEMENTS = saved
+
+
+@pytest.mark.parametrize("make", [
+    lambda params: SGD(params, lr=0.1, momentum=0.9),
+    lambda params: SGD(params, lr=0.1, momentum=0.8, weight_decay=0.01, nesterov=True),
+    lambda params: Adam(params, lr=0.01, weight_decay=0.01),
+], ids=["momentum", "nesterov-decay", "adam"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_column_major_parameter_is_updated_as_its_row_major_copy_to_the_bit(make, dtype):
+    """nn.Linear's and the seed networks' weights are column-major (kernels.column_major): the
+    optimizers update them through their row-major transposes (by blocks, or through BLAS at
+    this size, 300 x 301 ≥ BLAS_PASS_ELEMENTS), to the same bits as a row-major copy of the
+    same numbers, and keep their buffers in the parameter's order, checkpoints restored too."""
+    rng = np.random.default_rng(7)
+    start, grads = rng.standard_normal((300, 301)).astype(dtype), rng.standard_normal((3, 300, 301)).astype(dtype)
+    results = []
+    for order in ("C", "F"):
+        param = Tensor(np.array(start, order=order), requires_grad=True)
+        optimizer = make([param])
+        for grad in grads[:2]:
+            param.grad = np.array(grad, order=order)
+            optimizer.step()
+        restored = make([param])
+        restored.load_state_dict({key: np.ascontiguousarray(value) for key, value in optimizer.state_dict().items()})
+        param.grad = np.array(grads[2], order=order)
+        restored.step()
+        buffers = [value for key, value in restored.state_dict().items() if key != "steps"]
+        internal = getattr(restored, "velocities", None) or restored.first_moments + restored.second_moments
+        assert all(buffer.flags.f_contiguous == (order == "F") for buffer in internal)
+        results.append((param.data, buffers))
+    (row_param, row_buffers), (column_param, column_buffers) = results
+    assert column_param.flags.f_contiguous
+    np.testing.assert_array_equal(column_param, row_param)
+    for row_buffer, column_buffer in zip(row_buffers, column_buffers, strict=True):
+        np.testing.assert_array_equal(column_buffer, row_buffer)
 
 
 needs_numpys_blas = pytest.mark.skipif(

@@ -34,7 +34,8 @@ class Conv:
 
 
 class Dense:
-    """The parameters of one fully connected layer: ``weight`` (in, out) and ``bias`` (out,)."""
+    """The parameters of one fully connected layer: ``weight`` (in, out) and ``bias`` (out,).
+    The seed networks' weights are column-major arrays (``kernels.column_major``)."""
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray):
         self.weight = Tensor(weight, requires_grad=True)
@@ -51,7 +52,8 @@ class Dense:
 
 def _dense(rng: np.random.Generator, fan_in: int, fan_out: int, dtype) -> Dense:
     weight = (rng.standard_normal((fan_in, fan_out)) / fan_in).astype(dtype)
-    return Dense(weight, np.zeros(fan_out, dtype=dtype))
+    # (column-major, PyTorch's (out, in) weight in memory: faster, see kernels.column_major)
+    return Dense(np.asfortranarray(weight), np.zeros(fan_out, dtype=dtype))
 
 
 def _conv(rng: np.random.Generator, in_channels: int, out_channels: int, size: int, dtype) -> Conv:

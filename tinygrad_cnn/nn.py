@@ -514,11 +514,12 @@ def load(path: PathLike) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------
 
 
-def _uniform_parameter(shape: tuple[int, ...], fan_in: int, dtype) -> Tensor:
+def _uniform_parameter(shape: tuple[int, ...], fan_in: int, dtype, order: str = "C") -> Tensor:
     """U(−1/√fan_in, 1/√fan_in) from the package generator: PyTorch's default initialisation
-    of Linear and Conv2d (kaiming-uniform with a = √5 for weights, the same bound for biases)."""
+    of Linear and Conv2d (kaiming-uniform with a = √5 for weights, the same bound for biases),
+    in memory ``order`` ("C" or "F")."""
     bound = 1 / np.sqrt(fan_in)
-    return Tensor(generator().uniform(-bound, bound, size=shape).astype(dtype), requires_grad=True)
+    return Tensor(generator().uniform(-bound, bound, size=shape).astype(dtype, order=order), requires_grad=True)
 
 
 def _layer_input(layer: str, x: Any) -> Tensor:
@@ -555,7 +556,8 @@ class Linear:
     """y = x @ weight + bias: (…, in_features) → (…, out_features).
 
     ``weight`` has shape (in_features, out_features), as the seed networks' dense layers
-    (PyTorch stores (out, in) and computes x @ weightᵀ); ``bias`` (out_features,).
+    (PyTorch stores (out, in) and computes x @ weightᵀ), in column-major order, which is
+    PyTorch's (out, in) in memory (the faster layout here: ``kernels.column_major``); ``bias`` (out_features,).
     Initialisation as PyTorch: both U(−1/√in_features, 1/√in_features). The sizes are
     positive Python or numpy ints (not bools).
     """
@@ -565,7 +567,8 @@ class Linear:
         out_features = _positive_int("Linear", "out_features", out_features)
         dtype = _float_dtype("Linear", dtype)
         self.in_features, self.out_features = in_features, out_features
-        self.weight = _uniform_parameter((in_features, out_features), in_features, dtype)
+        # (column-major: PyTorch's (out, in) in memory, the faster layout here: kernels.column_major)
+        self.weight = _uniform_parameter((in_features, out_features), in_features, dtype, order="F")
         self.bias = _uniform_parameter((out_features,), in_features, dtype) if bias else None
 
     def __call__(self, x: Union[Tensor, np.ndarray]) -> Tensor:

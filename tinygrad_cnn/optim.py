@@ -343,7 +343,9 @@ def _buffer(name: str, value: Any, param: Tensor) -> np.ndarray:
         raise ValueError(f"{name} has shape {array.shape}, but its parameter has shape {param.shape}")
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} holds non-numeric data of dtype {array.dtype}")
-    return np.array(array, dtype=param.dtype)
+    buffer = np.empty_like(param.data)  # (in the parameter's memory order, as the update's passes need: kernels.update_blocks)
+    np.copyto(buffer, array, casting="unsafe")
+    return buffer
 
 
 # ---------------------------------------------------------------------------

@@ -47,7 +47,7 @@ class MatMul(Function):
 
     def forward(self, a: np.ndarray, b: np.ndarray, bias: Optional[np.ndarray] = None) -> np.ndarray:
         self.a, self.b, self.bias_shape = a, b, None if bias is None else bias.shape
-        output = a @ b
+        output = kernels.matrix_product(a, b)
         if bias is not None:
             check_bias_dtype(self.name, bias, output.dtype)
             output += bias
@@ -83,7 +83,9 @@ class MatMul(Function):
                 grad_a = unbroadcast(grad_out @ np.swapaxes(self.b, -1, -2), self.a.shape)
         if self.needs_input_grad[1]:
             a_transposed = np.swapaxes(self.a, -1, -2)
-            if self.a.shape[-2] == 1 and self.a.ndim == 2 and self.b.ndim == 2:
+            if self.a.ndim == 2 and kernels.column_major(self.b):  # (dB in B's order: kernels.column_major_gradient)
+                grad_b = kernels.column_major_gradient(self.a, grad_out)
+            elif self.a.shape[-2] == 1 and self.a.ndim == 2 and self.b.ndim == 2:
                 # one row (a batch of 1): Aᵀ G is an outer product, the same products whatever
                 # computes it (only a zero's sign may differ): kernels.outer_product, np.dot or a
                 # broadcast multiply by the row's length; both beat @ (numpy's own loop) by 3x or more
