@@ -83,9 +83,14 @@ def test_update_blocks_cover_the_arrays_once_and_skip_missing_buffers():
         for block_data, block_grad, _ in blocks:
             block_data += block_grad  # the blocks are views: the update lands in the arrays
         np.testing.assert_array_equal(data, grad)
-        transposed = np.zeros((3, 3)).T
-        assert [len(whole) for whole in kernels.update_blocks(transposed, grad)] == [2]  # two layouts: whole
-        assert next(iter(kernels.update_blocks(transposed, grad)))[0] is transposed
+        strided = np.zeros((3, 6))[:, ::2]  # not contiguous: whole
+        assert [len(whole) for whole in kernels.update_blocks(strided, grad)] == [2]
+        assert next(iter(kernels.update_blocks(strided, grad)))[0] is strided
+        transposed = np.zeros((3, 3)).T  # column-major, its gradient row-major: a copy of it in column-major order
+        for block_data, block_grad in kernels.update_blocks(transposed, grad):
+            block_data += block_grad
+        np.testing.assert_array_equal(transposed, grad)
+        transposed[...] = 0
         # all column-major: the blocks of their transposes, which are row-major
         velocity = np.zeros((3, 3)).T
         blocks = list(kernels.update_blocks(transposed, grad.T, velocity))
@@ -105,23 +110,26 @@ def test_update_blocks_cover_the_arrays_once_and_skip_missing_buffers():
     lambda params: Adam(params, lr=0.01, weight_decay=0.01),
 ], ids=["momentum", "nesterov-decay", "adam"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_column_major_parameter_is_updated_as_its_row_major_copy_to_the_bit(make, dtype):
+@pytest.mark.parametrize("grad_order", ["same", "other"])
+def test_a_column_major_parameter_is_updated_as_its_row_major_copy_to_the_bit(make, dtype, grad_order):
     """nn.Linear's and the seed networks' weights are column-major (kernels.column_major): the
     optimizers update them through their row-major transposes (by blocks, or through BLAS at
     this size, 300 x 301 ≥ BLAS_PASS_ELEMENTS), to the same bits as a row-major copy of the
-    same numbers, and keep their buffers in the parameter's order, checkpoints restored too."""
+    same numbers, and keep their buffers in the parameter's order, checkpoints restored too.
+    A gradient in the other order (assigned by hand) is taken in the parameter's order."""
     rng = np.random.default_rng(7)
     start, grads = rng.standard_normal((300, 301)).astype(dtype), rng.standard_normal((3, 300, 301)).astype(dtype)
     results = []
     for order in ("C", "F"):
+        other = {"C": "F", "F": "C"}[order] if grad_order == "other" else order
         param = Tensor(np.array(start, order=order), requires_grad=True)
         optimizer = make([param])
         for grad in grads[:2]:
-            param.grad = np.array(grad, order=order)
+            param.grad = np.array(grad, order=other)
             optimizer.step()
         restored = make([param])
         restored.load_state_dict({key: np.ascontiguousarray(value) for key, value in optimizer.state_dict().items()})
-        param.grad = np.array(grads[2], order=order)
+        param.grad = np.array(grads[2], order=other)
         restored.step()
         buffers = [value for key, value in restored.state_dict().items() if key != "steps"]
         internal = getattr(restored, "velocities", None) or restored.first_moments + restored.second_moments
